@@ -1,0 +1,52 @@
+# steno — the two commands a newcomer needs:
+#   make run    install dependencies, build, start the main job
+#   make test   install dependencies, build, run the whole test suite
+# Options: STENO_CUDA=1 CUDA_ARCH=90 (CUDA build for one architecture), SANITIZE=1 (ASan+UBSan).
+
+STENO_CUDA ?= 0
+CUDA_ARCH  ?= 90
+SANITIZE   ?= 0
+JOBS       ?= $(shell nproc)
+
+ifeq ($(STENO_CUDA),1)
+  BUILD ?= build-cuda$(CUDA_ARCH)
+else ifeq ($(SANITIZE),1)
+  BUILD ?= build-asan
+else
+  BUILD ?= build
+endif
+
+CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ifeq ($(SANITIZE),1)
+  CMAKE_FLAGS += -DSTENO_SANITIZE=ON
+endif
+
+.PHONY: all deps whisper build test run bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+whisper: deps
+	@mkdir -p $(BUILD)
+	@STENO_CUDA=$(STENO_CUDA) CUDA_ARCH=$(CUDA_ARCH) scripts/build-whisper > $(BUILD)/whisper-prefix
+
+build: whisper
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DSTENO_WHISPER_PREFIX=$$(cat $(BUILD)/whisper-prefix) > $(BUILD)/configure.log || (cat $(BUILD)/configure.log; exit 1)
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@cd $(BUILD) && GGML_NO_BACKTRACE=1 ctest --output-on-failure -j $(JOBS) --timeout 900
+
+run: build
+	@BUILD=$(BUILD) scripts/run-demo
+
+bench: build
+	@BUILD=$(BUILD) bench/transcribe_vs_whisper_cli.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,37 @@
+// Typed errors, returned as values across layers (never thrown across them).
+//
+// An Error carries a kind (what a caller branches on: retry, exit code, HTTP status), a stable
+// machine-readable code (what a script or API client matches on) and a message a user can act on.
+#pragma once
+
+#include <string>
+#include <utility>
+
+namespace steno {
+
+enum class ErrorKind {
+  kBadInput,     // the caller's input is wrong (file, flag, request); retrying cannot help
+  kNotFound,     // a named thing (file, model, job) does not exist
+  kUnavailable,  // a resource or the network is not reachable now; may succeed later
+  kIntegrity,    // data failed a checksum or format check
+  kOutOfMemory,  // an allocation was refused (host or device)
+  kCancelled,    // stopped on request
+  kTimeout,      // stopped because a deadline passed
+  kIo,           // the filesystem refused a read or write
+  kInternal,     // a bug or an unexpected library failure
+};
+
+// Short lowercase name of a kind ("bad_input", "not_found", ...), stable for logs and APIs.
+const char* ErrorKindName(ErrorKind kind);
+
+struct Error {
+  ErrorKind kind = ErrorKind::kInternal;
+  std::string code;     // stable identifier, e.g. "no_audio_stream"
+  std::string message;  // full sentence for a person
+
+  Error() = default;
+  Error(ErrorKind k, std::string c, std::string m)
+      : kind(k), code(std::move(c)), message(std::move(m)) {}
+};
+
+}  // namespace steno

@@ -1,0 +1,27 @@
+#include "core/paths.h"
+
+#include <cstdlib>
+
+namespace steno {
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : std::string();
+}
+
+}  // namespace
+
+std::string DataDir() {
+  if (auto d = Env("STENO_DATA_DIR"); !d.empty()) return d;
+  if (auto x = Env("XDG_DATA_HOME"); !x.empty()) return x + "/steno";
+  auto home = Env("HOME");
+  return (home.empty() ? std::string(".") : home) + "/.local/share/steno";
+}
+
+std::string ModelsDir() {
+  if (auto m = Env("STENO_MODELS"); !m.empty()) return m;
+  return DataDir() + "/models";
+}
+
+}  // namespace steno

@@ -1,0 +1,47 @@
+// The result of transcribing one audio buffer, independent of how it is rendered (formats.h)
+// or produced (whisper_stream.h). Times are in seconds from the start of the audio.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace steno::engine {
+
+struct Word {
+  std::string text;         // as decoded, usually with a leading space
+  double start = 0;
+  double end = 0;
+  float probability = 0;
+};
+
+// One segment, with the fields OpenAI's verbose_json reports.
+struct Segment {
+  int id = 0;
+  int seek = 0;             // offset of the 30 s window this segment was decoded in, in 10 ms frames
+  double start = 0;
+  double end = 0;
+  std::string text;         // as decoded, usually with a leading space
+  std::vector<int> tokens;  // text tokens only (no special or timestamp tokens)
+  float temperature = 0;    // temperature of the decode that produced it
+  float avg_logprob = 0;
+  float compression_ratio = 0;
+  float no_speech_prob = 0;
+  std::vector<Word> words;  // filled only when word timestamps were requested
+};
+
+struct Transcript {
+  std::string task = "transcribe";  // or "translate"
+  std::string language;             // ISO 639-1 code, detected or requested
+  double duration = 0;              // length of the input audio
+  std::vector<Segment> segments;
+  bool has_words = false;           // word timestamps were requested
+
+  // Concatenation of segment texts, as OpenAI's "text" field.
+  std::string Text() const {
+    std::string out;
+    for (const auto& s : segments) out += s.text;
+    return out;
+  }
+};
+
+}  // namespace steno::engine

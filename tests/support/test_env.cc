@@ -1,0 +1,32 @@
+#include "support/test_env.h"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace steno::test {
+namespace {
+
+std::string Required(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) throw std::runtime_error(std::string("test environment variable not set: ") + name);
+  return v;
+}
+
+}  // namespace
+
+std::string StenoBin() { return Required("STENO_BIN"); }
+std::string MakeTestModelBin() { return Required("MAKE_TEST_MODEL"); }
+std::string WhisperCliBin() { return Required("WHISPER_CLI"); }
+std::string TestData() { return Required("STENO_TEST_DATA"); }
+std::string TinyModel() { return TestData() + "/models/tiny-random.bin"; }
+std::string SourceDir() { return Required("STENO_SOURCE_DIR"); }
+
+std::string MakeTempDir(const std::string& prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + prefix + ".XXXXXX";
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
+  return tmpl;
+}
+
+}  // namespace steno::test
