@@ -1,0 +1,34 @@
+#include "engine/decode_params.h"
+
+#include <cmath>
+
+#include <whisper.h>
+
+namespace steno::engine {
+namespace {
+
+Error BadParam(const std::string& message) {
+  return Error(ErrorKind::kBadInput, "bad_param", message);
+}
+
+}  // namespace
+
+Status ValidateDecodeParams(const DecodeParams& p) {
+  if (p.language != "auto" && whisper_lang_id(p.language.c_str()) < 0) {
+    return Error(ErrorKind::kBadInput, "bad_language",
+                 "unknown language '" + p.language + "': use an ISO 639-1 code such as en, de, "
+                 "fr, or 'auto' to detect it");
+  }
+  if (!std::isfinite(p.temperature) || p.temperature < 0 || p.temperature > 1) {
+    return BadParam("temperature must be between 0 and 1");
+  }
+  if (!std::isfinite(p.temperature_inc) || p.temperature_inc < 0 || p.temperature_inc > 1) {
+    return BadParam("temperature increment must be between 0 and 1");
+  }
+  if (p.beam_size < 1 || p.beam_size > 16) return BadParam("beam size must be between 1 and 16");
+  if (p.best_of < 1 || p.best_of > 16) return BadParam("best-of must be between 1 and 16");
+  if (p.n_threads < 1 || p.n_threads > 256) return BadParam("threads must be between 1 and 256");
+  return {};
+}
+
+}  // namespace steno::engine

@@ -1,0 +1,48 @@
+#include "engine/whisper_log.h"
+
+#include <mutex>
+#include <string>
+
+#include <spdlog/spdlog.h>
+#include <whisper.h>
+
+namespace steno::engine {
+namespace {
+
+thread_local Footprint* t_capture = nullptr;
+thread_local std::string t_pending;          // a line arriving in pieces (GGML_LOG_LEVEL_CONT)
+thread_local ggml_log_level t_pending_level = GGML_LOG_LEVEL_INFO;
+
+void EmitLine(ggml_log_level level, const std::string& line) {
+  if (line.empty()) return;
+  if (t_capture) ParseFootprintLine(line, t_capture);
+  switch (level) {
+    case GGML_LOG_LEVEL_ERROR: spdlog::error("whisper: {}", line); break;
+    case GGML_LOG_LEVEL_WARN: spdlog::warn("whisper: {}", line); break;
+    default: spdlog::debug("whisper: {}", line); break;
+  }
+}
+
+void OnLog(ggml_log_level level, const char* text, void* /*user_data*/) {
+  if (level != GGML_LOG_LEVEL_CONT) t_pending_level = level;
+  t_pending += text ? text : "";
+  // Emit every complete line; keep a trailing fragment for the next call.
+  size_t start = 0;
+  for (size_t nl; (nl = t_pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+    EmitLine(t_pending_level, t_pending.substr(start, nl - start));
+  }
+  t_pending.erase(0, start);
+}
+
+}  // namespace
+
+void InstallWhisperLogRouting() {
+  static std::once_flag once;
+  std::call_once(once, [] { whisper_log_set(OnLog, nullptr); });
+}
+
+FootprintCapture::FootprintCapture(Footprint* fp) : previous_(t_capture) { t_capture = fp; }
+
+FootprintCapture::~FootprintCapture() { t_capture = previous_; }
+
+}  // namespace steno::engine
