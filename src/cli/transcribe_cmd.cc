@@ -133,12 +133,13 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   if (!stream) return Fail(kExitFailed, stream.error().message);
 
   int failures = 0;
+  int bad_inputs = 0;  // found only while decoding (e.g. truncated data): no output for them
   ProgressBar bar(isatty(STDERR_FILENO) == 1);
   for (const auto& file : o.files) {
     auto pcm = audio::Decode(file, limits);
     if (!pcm) {
       std::fprintf(stderr, "steno transcribe: %s\n", pcm.error().message.c_str());
-      ++failures;
+      ++(pcm.error().kind == ErrorKind::kBadInput ? bad_inputs : failures);
       continue;
     }
     engine::StreamCallbacks callbacks;
@@ -163,6 +164,7 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
       ++failures;
     }
   }
+  if (bad_inputs > 0) return kExitUsage;
   return failures == 0 ? kExitOk : kExitFailed;
 }
 
@@ -173,6 +175,8 @@ void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action) {
   opts->decode.n_threads =
       static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
   auto* cmd = app.add_subcommand("transcribe", "Transcribe audio or video files");
+  // A flag given twice takes its last value, as in most CLIs (wrappers append overrides).
+  cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("files", opts->files, "Input files (any audio or video FFmpeg reads)")
       ->required();
   cmd->add_option("-m,--model", opts->model, "Model name (e.g. base.en) or path to a ggml file")

@@ -36,6 +36,12 @@ std::vector<std::string> Transcribe(std::vector<std::string> extra) {
 
 bool DirIsEmpty(const std::string& dir) { return fs::is_empty(dir); }
 
+ProcessOptions ModelsEnv(const std::string& models_dir) {
+  ProcessOptions options;
+  options.env = {{"STENO_MODELS", models_dir}};
+  return options;
+}
+
 TEST(TranscribeCliTest, MatchesUpstreamWhisperCliSegmentForSegment) {
   const std::string out_dir = MakeTempDir("parity");
   auto upstream = RunProcess({WhisperCliBin(), "-m", TinyModel(), "-f", Media("speech.wav"), "-l",
@@ -86,7 +92,7 @@ TEST(TranscribeCliTest, EachBadInputHasItsOwnErrorExitsTwoAndWritesNothing) {
       {"not_media.txt", "not an audio"},
       {"video_only.mp4", "no audio"},
       {"empty.wav", "no audio samples"},
-      {"does_not_exist.wav", "not found"},
+      {"does_not_exist.wav", "does not exist"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
@@ -102,14 +108,14 @@ TEST(TranscribeCliTest, EachBadInputHasItsOwnErrorExitsTwoAndWritesNothing) {
 
 TEST(TranscribeCliTest, TruncatedAndTooLongInputsAreRejected) {
   const std::string out_dir = MakeTempDir("bad");
-  auto truncated = RunProcess(Transcribe({"--output-dir", out_dir, Media("truncated.flac")}));
+  auto truncated = RunProcess(Transcribe({"--output-dir", out_dir, Media("truncated.wav")}));
   EXPECT_EQ(truncated.exit_code, 2) << truncated.err;
   EXPECT_NE(truncated.err.find("truncated"), std::string::npos) << truncated.err;
 
   auto too_long =
       RunProcess(Transcribe({"--output-dir", out_dir, "--max-duration", "10", Media("long.wav")}));
   EXPECT_EQ(too_long.exit_code, 2) << too_long.err;
-  EXPECT_NE(too_long.err.find("longer than"), std::string::npos) << too_long.err;
+  EXPECT_NE(too_long.err.find("the limit is 10 s"), std::string::npos) << too_long.err;
   EXPECT_TRUE(DirIsEmpty(out_dir));
   fs::remove_all(out_dir);
 }
@@ -173,7 +179,7 @@ TEST(TranscribeCliTest, BadUsageExitsTwoWithAReason) {
 TEST(TranscribeCliTest, UnknownModelNameExitsTwoAndSuggestsPull) {
   const std::string models = MakeTempDir("models");
   auto r = RunProcess({StenoBin(), "transcribe", "--model", "tiny.en", Media("speech.wav")},
-                      {.env = {{"STENO_MODELS", models}}});
+                      ModelsEnv(models));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("steno models pull tiny.en"), std::string::npos) << r.err;
   fs::remove_all(models);
@@ -184,7 +190,7 @@ TEST(TranscribeCliTest, ModelNamesResolveInTheModelsDir) {
   fs::copy_file(TinyModel(), models + "/ggml-tiny-test.bin");
   auto r = RunProcess({StenoBin(), "transcribe", "--model", "tiny-test", "--language", "en",
                        "--beam-size", "1", Media("speech.wav")},
-                      {.env = {{"STENO_MODELS", models}}});
+                      ModelsEnv(models));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   fs::remove_all(models);
 }

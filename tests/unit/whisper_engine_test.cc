@@ -182,7 +182,9 @@ TEST_F(WhisperEngineTest, WordTimestampsLieInsideTheirSegments) {
       EXPECT_LE(w.start, w.end);
       joined += w.text;
     }
-    if (!s.words.empty()) EXPECT_EQ(joined, s.text) << "words must spell their segment";
+    if (!s.words.empty()) {
+      EXPECT_EQ(joined, s.text) << "words must spell their segment";
+    }
   }
 }
 
