@@ -36,9 +36,13 @@ struct ModelFileInfo {
   int32_t n_tensors = 0;
 };
 
-// Reads and validates the header and walks the tensor table (seeking past the data).
-// Errors: kNotFound "model_not_found"; kBadInput "not_a_model" (wrong magic or impossible
-// hyperparameters); kIntegrity "model_truncated" (the file ends before its tensors do).
+// Reads and validates the header and walks the tensor table (seeking past the data). Cheap: it
+// reads the header, mel filters and vocabulary (~1 MB) and one small header per tensor.
+// Errors: kNotFound "model_not_found"; kBadInput "not_a_model" (not a regular file, wrong magic
+// — a GGUF file is named as such —, impossible hyperparameters, an ftype whisper.cpp cannot
+// load, or a malformed tensor header); kIntegrity "model_truncated" (the file ends before its
+// tensors do, or holds fewer tensors than its hyperparameters require, as a file cut exactly
+// between two tensors does); kIo "model_unreadable" (the file exists but cannot be read).
 Result<ModelFileInfo> ReadModelFile(const std::string& path);
 
 }  // namespace steno::engine
