@@ -24,10 +24,18 @@ void FormatContextDeleter::operator()(AVFormatContext* p) const {
   avformat_close_input(&p);
   avio_closep(&pb);
 }
-void CodecContextDeleter::operator()(AVCodecContext* p) const { avcodec_free_context(&p); }
-void PacketDeleter::operator()(AVPacket* p) const { av_packet_free(&p); }
-void FrameDeleter::operator()(AVFrame* p) const { av_frame_free(&p); }
-void SwrContextDeleter::operator()(SwrContext* p) const { swr_free(&p); }
+void CodecContextDeleter::operator()(AVCodecContext* p) const {
+  avcodec_free_context(&p);
+}
+void PacketDeleter::operator()(AVPacket* p) const {
+  av_packet_free(&p);
+}
+void FrameDeleter::operator()(AVFrame* p) const {
+  av_frame_free(&p);
+}
+void SwrContextDeleter::operator()(SwrContext* p) const {
+  swr_free(&p);
+}
 
 std::string ErrorString(int averror) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {};

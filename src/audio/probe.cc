@@ -146,7 +146,9 @@ std::pair<double, double> WavDeclaredAndPresent(const std::string& path, uint64_
   return kUnknown;
 }
 
-double Seconds(int64_t ts, AVRational tb) { return double(ts) * av_q2d(tb); }
+double Seconds(int64_t ts, AVRational tb) {
+  return double(ts) * av_q2d(tb);
+}
 
 // Reads (without decoding) the packets of `stream` to measure its extent, for containers that
 // declare no duration. Stops once limits are exceeded, so a huge file costs no more than the limit;

@@ -50,7 +50,9 @@ std::string HumanBytes(int64_t bytes) {
   return buf;
 }
 
-int ExitFor(const Error& e) { return e.kind == ErrorKind::kBadInput ? kExitUsage : kExitFailed; }
+int ExitFor(const Error& e) {
+  return e.kind == ErrorKind::kBadInput ? kExitUsage : kExitFailed;
+}
 
 // ---- list ----------------------------------------------------------------------------------
 
@@ -97,8 +99,9 @@ void PrintInstalledTable(const json& models) {
                          std::to_string(m["n_text_layer"].get<int>());
     std::printf("%-22s %10s  %-7s %-5s %-6s %4d  %-7s %5d\n", m["name"].get<std::string>().c_str(),
                 size.c_str(), m["type"].get<std::string>().c_str(),
-                m["multilingual"].get<bool>() ? "multi" : "en", m["ftype"].get<std::string>().c_str(),
-                m["n_mels"].get<int>(), layers.c_str(), m["n_audio_state"].get<int>());
+                m["multilingual"].get<bool>() ? "multi" : "en",
+                m["ftype"].get<std::string>().c_str(), m["n_mels"].get<int>(), layers.c_str(),
+                m["n_audio_state"].get<int>());
   }
 }
 
@@ -150,7 +153,8 @@ int RunList(const std::string& dir, const ModelsOptions& o) {
 
 // ---- pull ----------------------------------------------------------------------------------
 
-// A download bar (bytes, percent, speed) redrawn in place on a terminal, at most ~10 times a second.
+// A download bar (bytes, percent, speed) redrawn in place on a terminal, at most ~10 times a
+// second.
 class DownloadBar {
  public:
   explicit DownloadBar(std::string label) : label_(std::move(label)), start_(Clock::now()) {}
@@ -166,7 +170,8 @@ class DownloadBar {
     char line[200];
     if (total > 0) {
       constexpr int kWidth = 28;
-      int filled = static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total));
+      int filled =
+          static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total));
       std::string bar(static_cast<size_t>(std::clamp(filled, 0, kWidth)), '#');
       bar.resize(kWidth, '.');
       std::snprintf(line, sizeof line, "%s [%s] %5.1f%%  %s / %s  %s/s", label_.c_str(),
@@ -219,9 +224,8 @@ int RunPull(const std::string& dir, const ModelsOptions& o) {
     std::printf("%s is already installed and its SHA-1 matches (%s): %s\n", o.name.c_str(),
                 HumanBytes(r->file_bytes).c_str(), r->path.c_str());
   } else {
-    std::string resumed = r->resumed_from > 0
-                              ? ", resumed from " + HumanBytes(r->resumed_from)
-                              : std::string();
+    std::string resumed =
+        r->resumed_from > 0 ? ", resumed from " + HumanBytes(r->resumed_from) : std::string();
     std::printf("Downloaded %s (%s%s), SHA-1 verified: %s\n", o.name.c_str(),
                 HumanBytes(r->file_bytes).c_str(), resumed.c_str(), r->path.c_str());
   }
@@ -246,7 +250,8 @@ void AddModels(CLI::App& app, const GlobalOptions& global, Action& action) {
 
   auto* pull = cmd->add_subcommand(
       "pull", "Download an official whisper.cpp model (resumable, SHA-1 verified)");
-  pull->add_option("name", opts->name, "Model name, e.g. tiny.en, base, large-v3-turbo")->required();
+  pull->add_option("name", opts->name, "Model name, e.g. tiny.en, base, large-v3-turbo")
+      ->required();
   pull->add_option("--base-url", opts->base_url,
                    std::string("Mirror serving ggml-NAME.bin (default $") + models::kBaseUrlEnv +
                        ", else " + std::string(models::kDefaultBaseUrl) + ")");

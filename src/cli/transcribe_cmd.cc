@@ -39,7 +39,9 @@ int Fail(int code, const std::string& message) {
   return code;
 }
 
-int UsageError(const Error& e) { return Fail(kExitUsage, e.message); }
+int UsageError(const Error& e) {
+  return Fail(kExitUsage, e.message);
+}
 
 // Writes `data` to `path` through a temporary file and a rename, so a reader never sees half.
 Status WriteFileAtomically(const fs::path& path, const std::string& data) {
@@ -208,7 +210,8 @@ void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action) {
   cmd->add_option("--max-duration", opts->max_duration_s,
                   "Reject inputs longer than this many seconds (0 = no limit)")
       ->capture_default_str();
-  cmd->callback([opts, &global, &action] { action = [opts, &global] { return Run(*opts, global); }; });
+  cmd->callback(
+      [opts, &global, &action] { action = [opts, &global] { return Run(*opts, global); }; });
 }
 
 }  // namespace steno::cli

@@ -13,20 +13,32 @@ namespace steno {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
-  Result(Error error) : v_(std::move(error)) {}     // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { Check(true); return std::get<0>(v_); }
-  const T& value() const& { Check(true); return std::get<0>(v_); }
-  T&& value() && { Check(true); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    Check(true);
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    Check(true);
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    Check(true);
+    return std::get<0>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
 
-  const Error& error() const { Check(false); return std::get<1>(v_); }
+  const Error& error() const {
+    Check(false);
+    return std::get<1>(v_);
+  }
 
  private:
   void Check(bool want_value) const {

@@ -16,8 +16,9 @@ Error BadParam(const std::string& message) {
 Status ValidateDecodeParams(const DecodeParams& p) {
   if (p.language != "auto" && whisper_lang_id(p.language.c_str()) < 0) {
     return Error(ErrorKind::kBadInput, "bad_language",
-                 "unknown language '" + p.language + "': use an ISO 639-1 code such as en, de, "
-                 "fr, or 'auto' to detect it");
+                 "unknown language '" + p.language +
+                     "': use an ISO 639-1 code such as en, de, "
+                     "fr, or 'auto' to detect it");
   }
   if (!std::isfinite(p.temperature) || p.temperature < 0 || p.temperature > 1) {
     return BadParam("temperature must be between 0 and 1");

@@ -10,12 +10,12 @@ namespace steno::engine {
 
 struct DecodeParams {
   std::string language = "auto";  // ISO 639-1 code, or "auto" to detect
-  bool translate = false;          // translate to English instead of transcribing
-  std::string initial_prompt;      // text that conditions the first window
-  float temperature = 0.0f;        // initial sampling temperature
-  float temperature_inc = 0.2f;    // fallback increment; 0 disables fallback (deterministic)
-  int beam_size = 5;               // > 1: beam search; 1: greedy
-  int best_of = 5;                 // candidates when sampling at temperature > 0
+  bool translate = false;         // translate to English instead of transcribing
+  std::string initial_prompt;     // text that conditions the first window
+  float temperature = 0.0f;       // initial sampling temperature
+  float temperature_inc = 0.2f;   // fallback increment; 0 disables fallback (deterministic)
+  int beam_size = 5;              // > 1: beam search; 1: greedy
+  int best_of = 5;                // candidates when sampling at temperature > 0
   int n_threads = 4;
   bool word_timestamps = false;
   float entropy_thold = 2.4f;

@@ -176,14 +176,20 @@ Result<Format> ParseFormat(std::string_view name) {
     if (!valid.empty()) valid += ", ";
     valid += info.name;
   }
-  return Error(ErrorKind::kBadInput, "bad_format",
-               "Unknown output format '" + std::string(name) + "'; valid formats are " + valid +
-                   ".");
+  return Error(
+      ErrorKind::kBadInput, "bad_format",
+      "Unknown output format '" + std::string(name) + "'; valid formats are " + valid + ".");
 }
 
-std::string_view FormatName(Format f) { return Info(f).name; }
-std::string_view FormatExtension(Format f) { return Info(f).extension; }
-std::string_view FormatContentType(Format f) { return Info(f).content_type; }
+std::string_view FormatName(Format f) {
+  return Info(f).name;
+}
+std::string_view FormatExtension(Format f) {
+  return Info(f).extension;
+}
+std::string_view FormatContentType(Format f) {
+  return Info(f).content_type;
+}
 
 std::int64_t SecondsToMillis(double seconds) {
   if (!std::isfinite(seconds) || seconds <= 0) return 0;
@@ -224,15 +230,15 @@ nlohmann::ordered_json ToVerboseJson(const Transcript& t) {
   for (const auto& s : t.segments) {
     const double start = RoundSeconds(s.start);
     nlohmann::ordered_json seg = {{"id", s.id},
-                          {"seek", s.seek},
-                          {"start", start},
-                          {"end", std::max(RoundSeconds(s.end), start)},
-                          {"text", s.text},
-                          {"tokens", s.tokens},
-                          {"temperature", FloatForJson(s.temperature)},
-                          {"avg_logprob", FloatForJson(s.avg_logprob)},
-                          {"compression_ratio", FloatForJson(s.compression_ratio)},
-                          {"no_speech_prob", FloatForJson(s.no_speech_prob)}};
+                                  {"seek", s.seek},
+                                  {"start", start},
+                                  {"end", std::max(RoundSeconds(s.end), start)},
+                                  {"text", s.text},
+                                  {"tokens", s.tokens},
+                                  {"temperature", FloatForJson(s.temperature)},
+                                  {"avg_logprob", FloatForJson(s.avg_logprob)},
+                                  {"compression_ratio", FloatForJson(s.compression_ratio)},
+                                  {"no_speech_prob", FloatForJson(s.no_speech_prob)}};
     if (t.has_words) {
       seg["words"] = SegmentWords(s);
       for (const auto& w : seg["words"]) {

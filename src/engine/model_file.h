@@ -29,10 +29,10 @@ struct ModelFileInfo {
   std::string path;
   int64_t file_bytes = 0;
   ModelHparams hparams;
-  std::string type;        // "tiny", "base", "small", "medium", "large" by n_audio_layer, else "custom"
+  std::string type;  // "tiny", "base", "small", "medium", "large" by n_audio_layer, else "custom"
   bool multilingual = false;  // n_vocab >= 51865
-  std::string ftype_name;  // "f32", "f16", "q5_0", ...
-  int64_t tensor_bytes = 0;  // sum of all tensor data: the weights' size once loaded
+  std::string ftype_name;     // "f32", "f16", "q5_0", ...
+  int64_t tensor_bytes = 0;   // sum of all tensor data: the weights' size once loaded
   int32_t n_tensors = 0;
 };
 

@@ -8,7 +8,7 @@
 namespace steno::engine {
 
 struct Word {
-  std::string text;         // as decoded, usually with a leading space
+  std::string text;  // as decoded, usually with a leading space
   double start = 0;
   double end = 0;
   float probability = 0;
@@ -17,7 +17,7 @@ struct Word {
 // One segment, with the fields OpenAI's verbose_json reports.
 struct Segment {
   int id = 0;
-  int seek = 0;             // offset of the 30 s window this segment was decoded in, in 10 ms frames
+  int seek = 0;  // offset of the 30 s window this segment was decoded in, in 10 ms frames
   double start = 0;
   double end = 0;
   std::string text;         // as decoded, usually with a leading space
@@ -34,7 +34,7 @@ struct Transcript {
   std::string language;             // ISO 639-1 code, detected or requested
   double duration = 0;              // length of the input audio
   std::vector<Segment> segments;
-  bool has_words = false;           // word timestamps were requested
+  bool has_words = false;  // word timestamps were requested
 
   // Concatenation of segment texts, as OpenAI's "text" field.
   std::string Text() const {

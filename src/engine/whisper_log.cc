@@ -10,7 +10,7 @@ namespace steno::engine {
 namespace {
 
 thread_local Footprint* t_capture = nullptr;
-thread_local std::string t_pending;          // a line arriving in pieces (GGML_LOG_LEVEL_CONT)
+thread_local std::string t_pending;  // a line arriving in pieces (GGML_LOG_LEVEL_CONT)
 thread_local ggml_log_level t_pending_level = GGML_LOG_LEVEL_INFO;
 
 void EmitLine(ggml_log_level level, const std::string& line) {
@@ -41,8 +41,12 @@ void InstallWhisperLogRouting() {
   std::call_once(once, [] { whisper_log_set(OnLog, nullptr); });
 }
 
-FootprintCapture::FootprintCapture(Footprint* fp) : previous_(t_capture) { t_capture = fp; }
+FootprintCapture::FootprintCapture(Footprint* fp) : previous_(t_capture) {
+  t_capture = fp;
+}
 
-FootprintCapture::~FootprintCapture() { t_capture = previous_; }
+FootprintCapture::~FootprintCapture() {
+  t_capture = previous_;
+}
 
 }  // namespace steno::engine

@@ -35,7 +35,8 @@ Result<std::unique_ptr<WhisperModel>> WhisperModel::Load(const std::string& path
   model->load_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - start)
                         .count();
-  if (model->footprint_.weights_bytes == 0) model->footprint_.weights_bytes = model->info_.tensor_bytes;
+  if (model->footprint_.weights_bytes == 0)
+    model->footprint_.weights_bytes = model->info_.tensor_bytes;
   return model;
 }
 
@@ -43,7 +44,9 @@ WhisperModel::~WhisperModel() {
   if (ctx_) whisper_free(ctx_);
 }
 
-bool WhisperModel::multilingual() const { return whisper_is_multilingual(ctx_) != 0; }
+bool WhisperModel::multilingual() const {
+  return whisper_is_multilingual(ctx_) != 0;
+}
 
 Result<std::unique_ptr<WhisperStream>> WhisperModel::NewStream() {
   Footprint fp;

@@ -19,8 +19,8 @@ namespace steno::engine {
 class WhisperStream;
 
 struct ModelOptions {
-  bool use_gpu = false;   // false: CPU only
-  int gpu_device = 0;     // CUDA ordinal when use_gpu
+  bool use_gpu = false;  // false: CPU only
+  int gpu_device = 0;    // CUDA ordinal when use_gpu
   bool flash_attn = true;
 };
 

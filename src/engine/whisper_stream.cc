@@ -19,7 +19,8 @@ float CompressionRatio(const std::string& text) {
   uLongf bound = compressBound(text.size());
   std::vector<Bytef> out(bound);
   if (compress2(out.data(), &bound, reinterpret_cast<const Bytef*>(text.data()), text.size(),
-                Z_DEFAULT_COMPRESSION) != Z_OK || bound == 0) {
+                Z_DEFAULT_COMPRESSION) != Z_OK ||
+      bound == 0) {
     return 0;
   }
   return static_cast<float>(text.size()) / static_cast<float>(bound);
@@ -118,7 +119,8 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
   }
 
   RunContext rc{model_, state_, &params, &callbacks};
-  const auto strategy = params.beam_size > 1 ? WHISPER_SAMPLING_BEAM_SEARCH : WHISPER_SAMPLING_GREEDY;
+  const auto strategy =
+      params.beam_size > 1 ? WHISPER_SAMPLING_BEAM_SEARCH : WHISPER_SAMPLING_GREEDY;
   whisper_full_params wp = whisper_full_default_params(strategy);
   wp.n_threads = params.n_threads;
   wp.translate = params.translate;
@@ -150,8 +152,8 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
   };
   wp.encoder_begin_callback_user_data = &rc;
 
-  int rcode = whisper_full_with_state(model_->ctx(), state_, wp, pcm.data(),
-                                      static_cast<int>(pcm.size()));
+  int rcode =
+      whisper_full_with_state(model_->ctx(), state_, wp, pcm.data(), static_cast<int>(pcm.size()));
   if (rc.aborted) return Error(ErrorKind::kCancelled, "aborted", "transcription was stopped");
   if (rcode != 0) {
     return Error(ErrorKind::kInternal, "decode_failed",

@@ -19,9 +19,9 @@ namespace steno::engine {
 class WhisperModel;
 
 struct StreamCallbacks {
-  std::function<void(int percent)> on_progress;       // 0..100, from the decoding thread
-  std::function<void(const Segment&)> on_segment;     // each segment as soon as it is decoded
-  std::function<bool()> should_abort;                 // polled often; true stops the run
+  std::function<void(int percent)> on_progress;    // 0..100, from the decoding thread
+  std::function<void(const Segment&)> on_segment;  // each segment as soon as it is decoded
+  std::function<bool()> should_abort;              // polled often; true stops the run
 };
 
 class WhisperStream {

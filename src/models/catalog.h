@@ -17,11 +17,11 @@ inline constexpr std::string_view kDefaultBaseUrl =
     "https://huggingface.co/ggerganov/whisper.cpp/resolve/main";
 
 struct CatalogEntry {
-  std::string_view name;        // "tiny.en"
-  std::string_view sha1;        // 40 lowercase hex digits of the whole file
-  int64_t approx_bytes = 0;     // as published (rounded); for display and a free-space hint
-  std::string_view base_url;    // the repository serving ggml-NAME.bin
-  bool multilingual = true;     // false for ".en" models
+  std::string_view name;      // "tiny.en"
+  std::string_view sha1;      // 40 lowercase hex digits of the whole file
+  int64_t approx_bytes = 0;   // as published (rounded); for display and a free-space hint
+  std::string_view base_url;  // the repository serving ggml-NAME.bin
+  bool multilingual = true;   // false for ".en" models
 };
 
 // Every known model, smallest family first, in the order upstream lists them.

@@ -29,7 +29,9 @@ namespace fs = std::filesystem;
 
 // ---- small helpers -------------------------------------------------------------------------
 
-std::string Errno(int e) { return std::strerror(e); }
+std::string Errno(int e) {
+  return std::strerror(e);
+}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -47,7 +49,8 @@ bool IsHex40(const std::string& s) {
 bool ValidName(const std::string& n) {
   if (n.empty() || n.size() > 100 || n[0] == '.' || n[0] == '-') return false;
   for (char c : n) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_')
+      return false;
   }
   return true;
 }
@@ -133,13 +136,13 @@ struct Transfer {
   int64_t range_start = -1;
   int64_t range_total = -1;
 
-  bool decided = false;        // first body chunk seen: status known, file mode chosen
+  bool decided = false;  // first body chunk seen: status known, file mode chosen
   long status = 0;
   int64_t total = -1;
-  bool restarted = false;      // the server ignored Range; the .part was truncated
-  bool wrong_range = false;    // 206 for a different offset than asked
+  bool restarted = false;    // the server ignored Range; the .part was truncated
+  bool wrong_range = false;  // 206 for a different offset than asked
   int write_errno = 0;
-  std::string error_body;      // start of a 4xx/5xx body, for the message
+  std::string error_body;  // start of a 4xx/5xx body, for the message
 };
 
 bool IStartsWith(const char* s, size_t n, std::string_view prefix) {
@@ -229,7 +232,8 @@ struct CurlFree {
 };
 
 // Runs one GET of `url` appending to t.fd from t.file_bytes. Returns curl's code; t says the rest.
-CURLcode RunTransfer(const std::string& url, const PullOptions& o, Transfer& t, std::string& errbuf) {
+CURLcode RunTransfer(const std::string& url, const PullOptions& o, Transfer& t,
+                     std::string& errbuf) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 
@@ -272,10 +276,8 @@ bool Transient(CURLcode rc) {
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
+    case CURLE_HTTP2_STREAM: return true;
+    default: return false;
   }
 }
 
@@ -283,18 +285,13 @@ std::string DescribeCurlError(CURLcode rc, const std::string& host, const std::s
   std::string detail = errbuf.empty() ? curl_easy_strerror(rc) : errbuf;
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      return "could not resolve " + host + " (" + detail + ")";
-    case CURLE_COULDNT_CONNECT:
-      return "could not reach " + host + ": " + detail;
-    case CURLE_OPERATION_TIMEDOUT:
-      return host + " stopped answering (" + detail + ")";
+    case CURLE_COULDNT_RESOLVE_PROXY: return "could not resolve " + host + " (" + detail + ")";
+    case CURLE_COULDNT_CONNECT: return "could not reach " + host + ": " + detail;
+    case CURLE_OPERATION_TIMEDOUT: return host + " stopped answering (" + detail + ")";
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CACERT_BADFILE:
-      return "the secure connection to " + host + " failed: " + detail;
-    default:
-      return "the download from " + host + " failed: " + detail;
+    case CURLE_SSL_CACERT_BADFILE: return "the secure connection to " + host + " failed: " + detail;
+    default: return "the download from " + host + " failed: " + detail;
   }
 }
 
@@ -319,7 +316,8 @@ Result<int> OpenLockedPart(const std::string& part, const std::string& name) {
       }
       return Error(ErrorKind::kIo, "write_failed", "Cannot lock " + part + ": " + Errno(e) + ".");
     }
-    struct stat by_fd {}, by_path {};
+    struct stat by_fd {
+    }, by_path{};
     if (fstat(fd, &by_fd) == 0 && stat(part.c_str(), &by_path) == 0 &&
         by_fd.st_ino == by_path.st_ino && by_fd.st_dev == by_path.st_dev) {
       return fd;
@@ -337,7 +335,8 @@ int64_t FileSize(int fd) {
 
 Status SyncDir(const std::string& dir) {
   int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Error(ErrorKind::kIo, "write_failed", "Cannot open " + dir + ": " + Errno(errno));
+  if (dfd < 0)
+    return Error(ErrorKind::kIo, "write_failed", "Cannot open " + dir + ": " + Errno(errno));
   int rc = fsync(dfd);
   int e = errno;
   close(dfd);
@@ -357,7 +356,8 @@ struct FdCloser {
 
 Result<std::string> Sha1OfFile(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error(ErrorKind::kIo, "read_failed", "Cannot read " + path + ": " + Errno(errno));
+  if (fd < 0)
+    return Error(ErrorKind::kIo, "read_failed", "Cannot read " + path + ": " + Errno(errno));
   FdCloser closer{fd};
   Sha1 sha;
   if (!HashPrefix(fd, FileSize(fd), sha)) {
@@ -375,14 +375,17 @@ Result<PullResult> PullModel(const PullOptions& o) {
   }
   if (!ValidName(o.name)) {
     return Error(ErrorKind::kBadInput, "bad_model_name",
-                 "'" + o.name + "' is not a model name (letters, digits, '.', '-', '_'). Known "
-                 "models: " + KnownModelNames() + ".");
+                 "'" + o.name +
+                     "' is not a model name (letters, digits, '.', '-', '_'). Known "
+                     "models: " +
+                     KnownModelNames() + ".");
   }
   if (!entry && expected.empty()) {
     return Error(ErrorKind::kBadInput, "unknown_model",
                  "Unknown model '" + o.name + "'. Known models: " + KnownModelNames() +
                      ". For another file, give its hash with --sha1 (and a --base-url serving "
-                     "ggml-" + o.name + ".bin).");
+                     "ggml-" +
+                     o.name + ".bin).");
   }
   if (expected.empty()) expected = std::string(entry->sha1);
 
@@ -419,7 +422,8 @@ Result<PullResult> PullModel(const PullOptions& o) {
     }
     return Error(ErrorKind::kIntegrity, "existing_file_mismatch",
                  result.path + " already exists but its SHA-1 is " + *have + ", not " + expected +
-                     " as expected for " + o.name + ". It was left untouched; run again with "
+                     " as expected for " + o.name +
+                     ". It was left untouched; run again with "
                      "--force to replace it.");
   }
 
@@ -451,7 +455,8 @@ Result<PullResult> PullModel(const PullOptions& o) {
     t.progress = &o.progress;
     t.file_bytes = FileSize(fd);
     if (lseek(fd, t.file_bytes, SEEK_SET) < 0 || !HashPrefix(fd, t.file_bytes, sha)) {
-      return Error(ErrorKind::kIo, "read_failed", "Cannot read " + part + ": " + Errno(errno) + ".");
+      return Error(ErrorKind::kIo, "read_failed",
+                   "Cannot read " + part + ": " + Errno(errno) + ".");
     }
     const int64_t resumed_from = t.file_bytes;
     if (resumed_from > 0) spdlog::info("resuming {} from byte {}", file, resumed_from);
@@ -460,14 +465,16 @@ Result<PullResult> PullModel(const PullOptions& o) {
     CURLcode rc = RunTransfer(result.url, o, t, errbuf);
 
     if (t.write_errno != 0) {
-      return Error(ErrorKind::kIo, "write_failed",
-                   "Cannot write " + part + ": " + Errno(t.write_errno) + "." + keep_or_remove_part());
+      return Error(
+          ErrorKind::kIo, "write_failed",
+          "Cannot write " + part + ": " + Errno(t.write_errno) + "." + keep_or_remove_part());
     }
     if (t.wrong_range && !from_scratch_retried) {
       spdlog::warn("{} answered a Range request with other bytes; restarting {}", host, file);
       from_scratch_retried = true;
       if (ftruncate(fd, 0) != 0) {
-        return Error(ErrorKind::kIo, "write_failed", "Cannot truncate " + part + ": " + Errno(errno));
+        return Error(ErrorKind::kIo, "write_failed",
+                     "Cannot truncate " + part + ": " + Errno(errno));
       }
       continue;
     }
@@ -502,17 +509,20 @@ Result<PullResult> PullModel(const PullOptions& o) {
     if (got != expected) {
       if (resumed_from > 0 && !t.restarted && !from_scratch_retried) {
         // The kept bytes may belong to another version of the file: try once from byte 0.
-        spdlog::warn("{}: checksum mismatch after resuming; downloading it again from the start", file);
+        spdlog::warn("{}: checksum mismatch after resuming; downloading it again from the start",
+                     file);
         from_scratch_retried = true;
         if (ftruncate(fd, 0) != 0) {
-          return Error(ErrorKind::kIo, "write_failed", "Cannot truncate " + part + ": " + Errno(errno));
+          return Error(ErrorKind::kIo, "write_failed",
+                       "Cannot truncate " + part + ": " + Errno(errno));
         }
         continue;
       }
       unlink(part.c_str());
       return Error(ErrorKind::kIntegrity, "checksum_mismatch",
                    "Checksum mismatch for " + o.name + ": the downloaded file's SHA-1 is " + got +
-                       ", expected " + expected + ". The download was deleted; try again, or "
+                       ", expected " + expected +
+                       ". The download was deleted; try again, or "
                        "check the --base-url mirror and --sha1.");
     }
 

@@ -36,16 +36,16 @@ struct PullOptions {
                               // present file whose hash differs
   PullProgress progress;      // optional
   int connect_timeout_s = 20;
-  int stall_timeout_s = 60;   // abort when no byte arrived for this long
+  int stall_timeout_s = 60;  // abort when no byte arrived for this long
 };
 
 struct PullResult {
-  std::string path;           // models_dir/ggml-NAME.bin
-  std::string url;            // what was (or would have been) fetched
-  std::string sha1;           // verified hash of the file
+  std::string path;  // models_dir/ggml-NAME.bin
+  std::string url;   // what was (or would have been) fetched
+  std::string sha1;  // verified hash of the file
   int64_t file_bytes = 0;
-  bool downloaded = false;    // false: the file was already present and verified
-  int64_t resumed_from = 0;   // bytes of an earlier .part that were kept (0: from scratch)
+  bool downloaded = false;   // false: the file was already present and verified
+  int64_t resumed_from = 0;  // bytes of an earlier .part that were kept (0: from scratch)
 };
 
 // Downloads and verifies one model. Errors (code — meaning):

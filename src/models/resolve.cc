@@ -12,7 +12,8 @@ namespace {
 namespace fs = std::filesystem;
 
 bool EndsWith(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool LooksLikePath(const std::string& v) {
@@ -76,15 +77,17 @@ std::vector<InstalledModel> ListInstalledModels(const std::string& models_dir) {
 Result<std::string> ResolveModel(const std::string& name_or_path, const std::string& models_dir) {
   const std::string& v = name_or_path;
   if (v.empty()) {
-    return Error(ErrorKind::kBadInput, "bad_model_name",
-                 "No model given: pass a model name (e.g. tiny.en) or the path of a ggml .bin file.");
+    return Error(
+        ErrorKind::kBadInput, "bad_model_name",
+        "No model given: pass a model name (e.g. tiny.en) or the path of a ggml .bin file.");
   }
   if (LooksLikePath(v)) {
     if (IsRegularFile(v)) return v;
     if (IsDirectory(v)) {
       return Error(ErrorKind::kBadInput, "bad_model_name",
-                   "'" + v + "' is a directory; --model needs a ggml model file (ggml-NAME.bin) "
-                   "or a model name.");
+                   "'" + v +
+                       "' is a directory; --model needs a ggml model file (ggml-NAME.bin) "
+                       "or a model name.");
     }
     // "ggml-base.bin" typed without a dir most likely means the file in the models dir.
     if (v.find('/') == std::string::npos) {
@@ -97,8 +100,9 @@ Result<std::string> ResolveModel(const std::string& name_or_path, const std::str
     return NotFound("Model file '" + v + "' does not exist (also looked in " + models_dir + ").",
                     name, models_dir);
   }
-  for (const fs::path& candidate : {fs::path(models_dir) / ModelFileName(v),
-                                    fs::path(models_dir) / (v + ".bin"), fs::path(models_dir) / v}) {
+  for (const fs::path& candidate :
+       {fs::path(models_dir) / ModelFileName(v), fs::path(models_dir) / (v + ".bin"),
+        fs::path(models_dir) / v}) {
     if (IsRegularFile(candidate)) return candidate.string();
   }
   return NotFound("Model '" + v + "' is not installed in " + models_dir + " (looked for " +

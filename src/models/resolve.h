@@ -14,8 +14,8 @@
 namespace steno::models {
 
 struct InstalledModel {
-  std::string name;   // "tiny.en" for ggml-tiny.en.bin; the file name minus "ggml-" and ".bin"
-  std::string path;   // models_dir/file
+  std::string name;  // "tiny.en" for ggml-tiny.en.bin; the file name minus "ggml-" and ".bin"
+  std::string path;  // models_dir/file
   int64_t file_bytes = 0;
 };
 

@@ -88,45 +88,48 @@ std::string ServedBytes() {
 class FileServer {
  public:
   explicit FileServer(std::string body) : body_(std::move(body)) {
-    server_.Get("/ok/ggml-tiny.en.bin", [this](const httplib::Request& req, httplib::Response& res) {
-      Record(req);
-      // A sized provider: httplib answers Range requests with 206 and asks for that slice only.
-      res.set_content_provider(body_.size(), "application/octet-stream",
-                               [this](size_t off, size_t len, httplib::DataSink& sink) {
-                                 len = std::min(len, body_.size() - off);
-                                 bytes_served_ += static_cast<int64_t>(len);
-                                 return sink.write(body_.data() + off, len);
-                               });
-    });
+    server_.Get("/ok/ggml-tiny.en.bin",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  Record(req);
+                  // A sized provider: httplib answers Range requests with 206 and asks for that
+                  // slice only.
+                  res.set_content_provider(body_.size(), "application/octet-stream",
+                                           [this](size_t off, size_t len, httplib::DataSink& sink) {
+                                             len = std::min(len, body_.size() - off);
+                                             bytes_served_ += static_cast<int64_t>(len);
+                                             return sink.write(body_.data() + off, len);
+                                           });
+                });
     server_.Get("/norange/ggml-tiny.en.bin", [this](const httplib::Request& req,
                                                     httplib::Response& res) {
       Record(req);
       res.status = 200;  // a chunked provider is never sliced: the whole file whatever was asked
-      res.set_chunked_content_provider("application/octet-stream",
-                                       [this](size_t off, httplib::DataSink& sink) {
-                                         if (off >= body_.size()) {
-                                           sink.done();
-                                           return true;
-                                         }
-                                         size_t len = std::min<size_t>(64 << 10, body_.size() - off);
-                                         bytes_served_ += static_cast<int64_t>(len);
-                                         return sink.write(body_.data() + off, len);
-                                       });
+      res.set_chunked_content_provider(
+          "application/octet-stream", [this](size_t off, httplib::DataSink& sink) {
+            if (off >= body_.size()) {
+              sink.done();
+              return true;
+            }
+            size_t len = std::min<size_t>(64 << 10, body_.size() - off);
+            bytes_served_ += static_cast<int64_t>(len);
+            return sink.write(body_.data() + off, len);
+          });
     });
-    server_.Get("/flaky/ggml-tiny.en.bin", [this](const httplib::Request& req,
-                                                  httplib::Response& res) {
-      bool first = Record(req) == 1;
-      res.set_content_provider(body_.size(), "application/octet-stream",
-                               [this, first](size_t off, size_t len, httplib::DataSink& sink) {
-                                 size_t half = body_.size() / 2;
-                                 if (first && off >= half) return false;  // drop the connection
-                                 len = std::min(len, (first ? half : body_.size()) - off);
-                                 len = std::min<size_t>(len, 64 << 10);
-                                 bytes_served_ += static_cast<int64_t>(len);
-                                 return sink.write(body_.data() + off, len);
-                               });
-    });
-    server_.set_error_handler([this](const httplib::Request& req, httplib::Response&) { Record(req); });
+    server_.Get(
+        "/flaky/ggml-tiny.en.bin", [this](const httplib::Request& req, httplib::Response& res) {
+          bool first = Record(req) == 1;
+          res.set_content_provider(body_.size(), "application/octet-stream",
+                                   [this, first](size_t off, size_t len, httplib::DataSink& sink) {
+                                     size_t half = body_.size() / 2;
+                                     if (first && off >= half) return false;  // drop the connection
+                                     len = std::min(len, (first ? half : body_.size()) - off);
+                                     len = std::min<size_t>(len, 64 << 10);
+                                     bytes_served_ += static_cast<int64_t>(len);
+                                     return sink.write(body_.data() + off, len);
+                                   });
+        });
+    server_.set_error_handler(
+        [this](const httplib::Request& req, httplib::Response&) { Record(req); });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     // The socket already listens (bind_to_any_port), so clients can connect at once; wait for
@@ -208,7 +211,9 @@ class ModelsPullTest : public ::testing::Test {
                             std::vector<std::pair<std::string, std::string>> env = {}) {
     args.insert(args.begin(), test::StenoBin());
     test::ProcessOptions o;
-    o.env = {{"STENO_MODELS", models_dir_}, {"STENO_MODEL_BASE_URL", ""}, {"no_proxy", "*"},
+    o.env = {{"STENO_MODELS", models_dir_},
+             {"STENO_MODEL_BASE_URL", ""},
+             {"no_proxy", "*"},
              {"NO_PROXY", "*"}};
     for (auto& kv : env) o.env.push_back(kv);
     o.timeout_s = 120;
@@ -216,7 +221,8 @@ class ModelsPullTest : public ::testing::Test {
   }
 
   test::ProcessResult Pull(const std::string& prefix, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"models", "pull", "tiny.en", "--base-url", server_->Url(prefix)};
+    std::vector<std::string> args = {"models", "pull", "tiny.en", "--base-url",
+                                     server_->Url(prefix)};
     args.insert(args.end(), extra.begin(), extra.end());
     return Steno(args);
   }
@@ -320,7 +326,8 @@ TEST_F(ModelsPullTest, WrongSha1FailsAndLeavesNothing) {
   std::string err = r.err;
   std::transform(err.begin(), err.end(), err.begin(), ::tolower);
   EXPECT_NE(err.find("checksum"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(sha1_), std::string::npos) << "message should show the actual hash: " << r.err;
+  EXPECT_NE(r.err.find(sha1_), std::string::npos)
+      << "message should show the actual hash: " << r.err;
   EXPECT_TRUE(DirEntries(models_dir_).empty());
 }
 
@@ -336,7 +343,8 @@ TEST_F(ModelsPullTest, UnknownModelIsUsageError) {
   auto r = Steno({"models", "pull", "no-such-model", "--base-url", server_->Url("/ok")});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("no-such-model"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("large-v3-turbo"), std::string::npos) << "should list known names: " << r.err;
+  EXPECT_NE(r.err.find("large-v3-turbo"), std::string::npos)
+      << "should list known names: " << r.err;
   EXPECT_EQ(server_->requests(), 0);
   EXPECT_TRUE(DirEntries(models_dir_).empty());
 }

@@ -43,7 +43,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOpti
   bool killed = false;
   while (open_fds > 0) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now()).count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0 && !killed) {
       kill(pid, SIGKILL);
       killed = true;
@@ -65,8 +66,10 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOpti
   }
   int status = 0;
   waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  if (WIFEXITED(status))
+    result.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    result.exit_code = 128 + WTERMSIG(status);
   return result;
 }
 

@@ -8,9 +8,9 @@
 namespace steno::test {
 
 struct ProcessResult {
-  int exit_code = -1;   // exit status, or 128 + signal number if it was killed
-  std::string out;      // everything written to stdout
-  std::string err;      // everything written to stderr
+  int exit_code = -1;  // exit status, or 128 + signal number if it was killed
+  std::string out;     // everything written to stdout
+  std::string err;     // everything written to stderr
 };
 
 struct ProcessOptions {

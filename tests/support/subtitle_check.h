@@ -92,8 +92,8 @@ inline std::vector<std::vector<Line>> Blocks(const std::vector<Line>& lines, std
       continue;
     }
     if (blank_run > 1 && !blocks.empty()) {
-      problems.push_back("line " + std::to_string(line.number) + ": " +
-                         std::to_string(blank_run) + " blank lines before this cue instead of 1");
+      problems.push_back("line " + std::to_string(line.number) + ": " + std::to_string(blank_run) +
+                         " blank lines before this cue instead of 1");
     }
     blank_run = 0;
     current.push_back(line);
@@ -231,8 +231,8 @@ inline bool CheckKeys(const Json& obj, const std::string& where,
   return true;
 }
 
-inline void CheckType(const Json& obj, const std::string& where, const char* key,
-                      const char* type, std::vector<std::string>& problems) {
+inline void CheckType(const Json& obj, const std::string& where, const char* key, const char* type,
+                      std::vector<std::string>& problems) {
   if (!obj.contains(key)) return;  // reported by CheckKeys
   const Json& v = obj[key];
   const std::string t = type;

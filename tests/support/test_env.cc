@@ -17,12 +17,24 @@ std::string Required(const char* name, const char* fallback) {
 
 }  // namespace
 
-std::string StenoBin() { return Required("STENO_BIN", STENO_TEST_DEFAULT_BIN); }
-std::string MakeTestModelBin() { return Required("MAKE_TEST_MODEL", STENO_TEST_DEFAULT_MAKE_TEST_MODEL); }
-std::string WhisperCliBin() { return Required("WHISPER_CLI", STENO_TEST_DEFAULT_WHISPER_CLI); }
-std::string TestData() { return Required("STENO_TEST_DATA", STENO_TEST_DEFAULT_DATA); }
-std::string TinyModel() { return TestData() + "/models/tiny-random.bin"; }
-std::string SourceDir() { return Required("STENO_SOURCE_DIR", STENO_TEST_DEFAULT_SOURCE_DIR); }
+std::string StenoBin() {
+  return Required("STENO_BIN", STENO_TEST_DEFAULT_BIN);
+}
+std::string MakeTestModelBin() {
+  return Required("MAKE_TEST_MODEL", STENO_TEST_DEFAULT_MAKE_TEST_MODEL);
+}
+std::string WhisperCliBin() {
+  return Required("WHISPER_CLI", STENO_TEST_DEFAULT_WHISPER_CLI);
+}
+std::string TestData() {
+  return Required("STENO_TEST_DATA", STENO_TEST_DEFAULT_DATA);
+}
+std::string TinyModel() {
+  return TestData() + "/models/tiny-random.bin";
+}
+std::string SourceDir() {
+  return Required("STENO_SOURCE_DIR", STENO_TEST_DEFAULT_SOURCE_DIR);
+}
 
 std::string MakeTempDir(const std::string& prefix) {
   const char* base = std::getenv("TMPDIR");

@@ -25,7 +25,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Media(const std::string& name) { return test::TestData() + "/media/" + name; }
+std::string Media(const std::string& name) {
+  return test::TestData() + "/media/" + name;
+}
 
 // A scratch directory removed when the test ends, however it ends.
 struct TempDir {
@@ -256,7 +258,9 @@ struct BadInput {
   double max_duration_s = 0;
 };
 
-void PrintTo(const BadInput& c, std::ostream* os) { *os << c.file; }
+void PrintTo(const BadInput& c, std::ostream* os) {
+  *os << c.file;
+}
 
 class AudioDecoderBadInput : public ::testing::TestWithParam<BadInput> {};
 

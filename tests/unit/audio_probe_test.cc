@@ -23,7 +23,9 @@ namespace fs = std::filesystem;
 // speech.wav's length: 141522 samples at 16 kHz (make_media.sh's three sentences).
 constexpr double kSpeechSeconds = 8.845;
 
-std::string Media(const std::string& name) { return test::TestData() + "/media/" + name; }
+std::string Media(const std::string& name) {
+  return test::TestData() + "/media/" + name;
+}
 
 // A scratch directory removed when the test ends, however it ends.
 struct TempDir {
@@ -74,7 +76,9 @@ struct Expected {
   double tolerance_s;
 };
 
-void PrintTo(const Expected& e, std::ostream* os) { *os << e.file; }
+void PrintTo(const Expected& e, std::ostream* os) {
+  *os << e.file;
+}
 
 class AudioProbeContainer : public ::testing::TestWithParam<Expected> {};
 
@@ -206,7 +210,9 @@ struct BadInput {
   const char* code;
 };
 
-void PrintTo(const BadInput& c, std::ostream* os) { *os << c.file; }
+void PrintTo(const BadInput& c, std::ostream* os) {
+  *os << c.file;
+}
 
 class AudioProbeBadInput : public ::testing::TestWithParam<BadInput> {};
 

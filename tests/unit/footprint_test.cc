@@ -24,8 +24,8 @@ TEST(FootprintTest, ParsesEverySizeLine) {
   EXPECT_EQ(fp.compute_encode_bytes, 17'240'000);
   EXPECT_EQ(fp.compute_cross_bytes, 3'880'000);
   EXPECT_EQ(fp.compute_decode_bytes, 95'910'000);
-  EXPECT_EQ(fp.StreamBytes(), 3'150'000 + 9'440'000 + 2'360'000 + 13'190'000 + 17'240'000 +
-                                  3'880'000 + 95'910'000);
+  EXPECT_EQ(fp.StreamBytes(),
+            3'150'000 + 9'440'000 + 2'360'000 + 13'190'000 + 17'240'000 + 3'880'000 + 95'910'000);
 }
 
 TEST(FootprintTest, IgnoresOtherLinesAndMalformedNumbers) {

@@ -293,9 +293,9 @@ TEST(Render, VerboseJsonWordsGolden) {
 
 TEST(Render, SkippedSegmentsKeepSrtNumberingConsecutive) {
   Transcript t;
-  t.segments = {MakeSegment(0, 0, 1, " a"), MakeSegment(1, 1, 2, ""),
+  t.segments = {MakeSegment(0, 0, 1, " a"),     MakeSegment(1, 1, 2, ""),
                 MakeSegment(2, 2, 3, " \n\t "), MakeSegment(3, 3, 4, " b"),
-                MakeSegment(4, 4, 5, "\r\n"), MakeSegment(5, 5, 6, " c")};
+                MakeSegment(4, 4, 5, "\r\n"),   MakeSegment(5, 5, 6, " c")};
   const std::string srt = Render(t, Format::kSrt);
   EXPECT_EQ(srt,
             "1\n00:00:00,000 --> 00:00:01,000\na\n\n"
@@ -434,25 +434,29 @@ TEST(Validators, AcceptWellFormedDocuments) {
   EXPECT_TRUE(ValidateSrt("").empty());
   EXPECT_TRUE(ValidateVtt(kGoodVtt).empty());
   EXPECT_TRUE(ValidateVtt("WEBVTT\n\n").empty());
-  EXPECT_TRUE(ValidateVtt("WEBVTT - title\n\nid-1\n00:00:00.000 --> 00:00:01.000 line:0\nx\n")
-                  .empty());
+  EXPECT_TRUE(
+      ValidateVtt("WEBVTT - title\n\nid-1\n00:00:00.000 --> 00:00:01.000 line:0\nx\n").empty());
 }
 
 TEST(Validators, RejectBrokenSrt) {
   const std::vector<std::pair<const char*, std::string>> cases = {
-      {"gap in numbering", "1\n00:00:00,000 --> 00:00:01,000\na\n\n3\n00:00:01,000 --> "
-                           "00:00:02,000\nb\n"},
+      {"gap in numbering",
+       "1\n00:00:00,000 --> 00:00:01,000\na\n\n3\n00:00:01,000 --> "
+       "00:00:02,000\nb\n"},
       {"starts at 0", "0\n00:00:00,000 --> 00:00:01,000\na\n"},
       {"dot instead of comma", "1\n00:00:00.000 --> 00:00:01.000\na\n"},
-      {"decreasing starts", "1\n00:00:05,000 --> 00:00:06,000\na\n\n2\n00:00:04,000 --> "
-                            "00:00:07,000\nb\n"},
+      {"decreasing starts",
+       "1\n00:00:05,000 --> 00:00:06,000\na\n\n2\n00:00:04,000 --> "
+       "00:00:07,000\nb\n"},
       {"end before start", "1\n00:00:05,000 --> 00:00:04,000\na\n"},
       {"no text", "1\n00:00:00,000 --> 00:00:01,000\n\n2\n00:00:01,000 --> 00:00:02,000\nb\n"},
-      {"no blank line between cues", "1\n00:00:00,000 --> 00:00:01,000\na\n2\n00:00:01,000 --> "
-                                     "00:00:02,000\nb\n"},
+      {"no blank line between cues",
+       "1\n00:00:00,000 --> 00:00:01,000\na\n2\n00:00:01,000 --> "
+       "00:00:02,000\nb\n"},
       {"blank line inside text", "1\n00:00:00,000 --> 00:00:01,000\na\n\nmore\n"},
-      {"two blank lines", "1\n00:00:00,000 --> 00:00:01,000\na\n\n\n2\n00:00:01,000 --> "
-                          "00:00:02,000\nb\n"},
+      {"two blank lines",
+       "1\n00:00:00,000 --> 00:00:01,000\na\n\n\n2\n00:00:01,000 --> "
+       "00:00:02,000\nb\n"},
       {"short hours", "1\n0:00:00,000 --> 00:00:01,000\na\n"},
       {"61 seconds", "1\n00:00:61,000 --> 00:01:02,000\na\n"},
       {"two-digit millis", "1\n00:00:00,00 --> 00:00:01,000\na\n"},
@@ -475,8 +479,9 @@ TEST(Validators, RejectBrokenVtt) {
       {"no blank after header", "WEBVTT\n00:00:00.000 --> 00:00:01.000\na\n"},
       {"WEBVTTX header", "WEBVTTX\n\n00:00:00.000 --> 00:00:01.000\na\n"},
       {"comma instead of dot", "WEBVTT\n\n00:00:00,000 --> 00:00:01,000\na\n"},
-      {"decreasing starts", "WEBVTT\n\n00:00:05.000 --> 00:00:06.000\na\n\n00:00:04.000 --> "
-                            "00:00:07.000\nb\n"},
+      {"decreasing starts",
+       "WEBVTT\n\n00:00:05.000 --> 00:00:06.000\na\n\n00:00:04.000 --> "
+       "00:00:07.000\nb\n"},
       {"end before start", "WEBVTT\n\n00:00:05.000 --> 00:00:04.000\na\n"},
       {"no hours", "WEBVTT\n\n00:00.000 --> 00:01.000\na\n"},
       {"arrow in text", "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\na --> b\n"},
@@ -530,8 +535,9 @@ TEST(Validators, RejectBrokenJsonShapes) {
 
 std::string RandomText(std::mt19937& rng) {
   static const std::vector<std::string> kPieces = {
-      " ",  "  ", "\n", "\n\n", "\r\n", "\t", "-->", "--", ">", "<", "&", "hello", "world", "1",
-      "2",  ".",  ",",  "\xff", "\xc3", "\xe2\x82\xac", "\xc3\xa9", "WEBVTT", "00:00:01,000"};
+      " ", "  ",   "\n",   "\n\n",         "\r\n",     "\t",     "-->",         "--",
+      ">", "<",    "&",    "hello",        "world",    "1",      "2",           ".",
+      ",", "\xff", "\xc3", "\xe2\x82\xac", "\xc3\xa9", "WEBVTT", "00:00:01,000"};
   std::uniform_int_distribution<int> count(0, 8);
   std::uniform_int_distribution<std::size_t> pick(0, kPieces.size() - 1);
   std::string text;

@@ -161,9 +161,9 @@ TEST(ModelsCatalogTest, EntriesAreWellFormed) {
     EXPECT_EQ(e.base_url.rfind("https://", 0), 0u) << e.name;
     EXPECT_EQ(e.multilingual, e.name.find(".en") == std::string_view::npos) << e.name;
   }
-  for (const char* n : {"tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium",
-                        "medium.en", "large-v1", "large-v2", "large-v3", "large-v3-turbo",
-                        "large-v3-turbo-q5_0"}) {
+  for (const char* n :
+       {"tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
+        "large-v1", "large-v2", "large-v3", "large-v3-turbo", "large-v3-turbo-q5_0"}) {
     EXPECT_NE(FindCatalogEntry(n), nullptr) << n;
   }
   EXPECT_EQ(FindCatalogEntry("tiny.en")->sha1, "c78c86eb1a8faa21b369bcd33207cc90d64ae9df");
@@ -217,7 +217,7 @@ TEST_F(ModelsDirTest, PullKeepsVerifiedFileWithoutDownloading) {
   PullOptions o;
   o.name = "tiny.en";
   o.models_dir = dir_;
-  o.base_url = "http://127.0.0.1:9";  // unreachable: must not be needed
+  o.base_url = "http://127.0.0.1:9";                             // unreachable: must not be needed
   o.expected_sha1 = "A9993E364706816ABA3E25717850C26C9CD0D89D";  // case does not matter
   auto r = PullModel(o);
   ASSERT_TRUE(r.ok()) << r.error().message;
