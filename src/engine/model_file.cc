@@ -104,17 +104,7 @@ class Reader {
 // Hyperparameters no Whisper model has; the bounds stop a corrupt header from driving
 // allocations or loops below.
 std::string ImpossibleHparams(const ModelHparams& h) {
-  const std::pair<const char*, int32_t> fields[] = {{"n_vocab", h.n_vocab},
-                                                    {"n_audio_ctx", h.n_audio_ctx},
-                                                    {"n_audio_state", h.n_audio_state},
-                                                    {"n_audio_head", h.n_audio_head},
-                                                    {"n_audio_layer", h.n_audio_layer},
-                                                    {"n_text_ctx", h.n_text_ctx},
-                                                    {"n_text_state", h.n_text_state},
-                                                    {"n_text_head", h.n_text_head},
-                                                    {"n_text_layer", h.n_text_layer},
-                                                    {"n_mels", h.n_mels}};
-  for (const auto& [name, value] : fields) {
+  for (const auto& [name, value] : NamedDims(h)) {
     if (value <= 0 || value > (1 << 20)) return std::string(name) + " = " + std::to_string(value);
   }
   if (h.n_audio_layer > 4096 || h.n_text_layer > 4096) return "too many layers";
@@ -125,6 +115,19 @@ std::string ImpossibleHparams(const ModelHparams& h) {
 }
 
 }  // namespace
+
+std::array<std::pair<const char*, int32_t>, 10> NamedDims(const ModelHparams& h) {
+  return {{{"n_vocab", h.n_vocab},
+           {"n_audio_ctx", h.n_audio_ctx},
+           {"n_audio_state", h.n_audio_state},
+           {"n_audio_head", h.n_audio_head},
+           {"n_audio_layer", h.n_audio_layer},
+           {"n_text_ctx", h.n_text_ctx},
+           {"n_text_state", h.n_text_state},
+           {"n_text_head", h.n_text_head},
+           {"n_text_layer", h.n_text_layer},
+           {"n_mels", h.n_mels}}};
+}
 
 Result<ModelFileInfo> ReadModelFile(const std::string& path) {
   struct stat st {};

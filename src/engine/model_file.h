@@ -3,8 +3,10 @@
 // estimator sizes a model from them before it was ever loaded.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "core/result.h"
 
@@ -24,6 +26,9 @@ struct ModelHparams {
   int32_t n_mels = 0;
   int32_t ftype = 0;  // 0 f32, 1 f16, others quantized (may carry a GGML_QNT_VERSION offset)
 };
+
+// The ten dimensions (all but ftype) with their file names, for validation and messages.
+std::array<std::pair<const char*, int32_t>, 10> NamedDims(const ModelHparams& h);
 
 struct ModelFileInfo {
   std::string path;

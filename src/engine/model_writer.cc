@@ -421,17 +421,7 @@ Result<ModelHparams> ModelPreset(std::string_view name) {
 }
 
 Status CheckWritableHparams(const ModelHparams& h) {
-  const std::pair<const char*, int32_t> fields[] = {{"n_vocab", h.n_vocab},
-                                                    {"n_audio_ctx", h.n_audio_ctx},
-                                                    {"n_audio_state", h.n_audio_state},
-                                                    {"n_audio_head", h.n_audio_head},
-                                                    {"n_audio_layer", h.n_audio_layer},
-                                                    {"n_text_ctx", h.n_text_ctx},
-                                                    {"n_text_state", h.n_text_state},
-                                                    {"n_text_head", h.n_text_head},
-                                                    {"n_text_layer", h.n_text_layer},
-                                                    {"n_mels", h.n_mels}};
-  for (const auto& [field, value] : fields) {
+  for (const auto& [field, value] : NamedDims(h)) {
     if (value <= 0)
       return DimsError(std::string(field) + " must be positive, got " + std::to_string(value));
   }

@@ -16,17 +16,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string Media(const std::string& name) {
-  return TestData() + "/media/" + name;
-}
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Greedy, no temperature fallback, two threads: deterministic and comparable with whisper-cli.
 std::vector<std::string> Transcribe(std::vector<std::string> extra) {
   std::vector<std::string> argv = {StenoBin(),          "transcribe", "--model",     TinyModel(),
@@ -52,13 +41,13 @@ void ExpectParity(const std::string& media, size_t min_segments) {
   SCOPED_TRACE(media);
   const std::string out_dir = MakeTempDir("parity");
   auto upstream =
-      RunProcess({WhisperCliBin(), "-m", TinyModel(), "-f", Media(media), "-l", "en", "-bs", "1",
-                  "-tpi", "0", "-t", "2", "-np", "-oj", "-of", out_dir + "/upstream"});
+      RunProcess({WhisperCliBin(), "-m", TinyModel(), "-f", MediaPath(media), "-l", "en", "-bs",
+                  "1", "-tpi", "0", "-t", "2", "-np", "-oj", "-of", out_dir + "/upstream"});
   ASSERT_EQ(upstream.exit_code, 0) << upstream.err;
-  json expected = json::parse(ReadFile(out_dir + "/upstream.json"));
+  json expected = json::parse(ReadFileText(out_dir + "/upstream.json"));
   const auto& want = expected.at("transcription");
 
-  auto ours = RunProcess(Transcribe({"--format", "json", Media(media)}));
+  auto ours = RunProcess(Transcribe({"--format", "json", MediaPath(media)}));
   ASSERT_EQ(ours.exit_code, 0) << ours.err;
   json got = json::parse(ours.out);
   const auto& have = got.at("segments");
@@ -86,7 +75,7 @@ TEST(TranscribeCliTest, EveryContainerDecodesAndTranscribes) {
        {"speech.wav", "speech_44k_stereo.wav", "speech.mp3", "speech.flac", "speech.ogg",
         "speech.opus", "speech.m4a", "speech.mp4", "speech.mkv", "speech.webm"}) {
     SCOPED_TRACE(name);
-    auto r = RunProcess(Transcribe({"--format", "verbose_json", Media(name)}));
+    auto r = RunProcess(Transcribe({"--format", "verbose_json", MediaPath(name)}));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     json j = json::parse(r.out);
     EXPECT_TRUE(ValidateVerboseJsonShape(j).empty());
@@ -109,7 +98,7 @@ TEST(TranscribeCliTest, EachBadInputHasItsOwnErrorExitsTwoAndWritesNothing) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
     const std::string out_dir = MakeTempDir("bad");
-    auto r = RunProcess(Transcribe({"--output-dir", out_dir, Media(c.file)}));
+    auto r = RunProcess(Transcribe({"--output-dir", out_dir, MediaPath(c.file)}));
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find(c.expected_in_message), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty());
@@ -120,12 +109,12 @@ TEST(TranscribeCliTest, EachBadInputHasItsOwnErrorExitsTwoAndWritesNothing) {
 
 TEST(TranscribeCliTest, TruncatedAndTooLongInputsAreRejected) {
   const std::string out_dir = MakeTempDir("bad");
-  auto truncated = RunProcess(Transcribe({"--output-dir", out_dir, Media("truncated.wav")}));
+  auto truncated = RunProcess(Transcribe({"--output-dir", out_dir, MediaPath("truncated.wav")}));
   EXPECT_EQ(truncated.exit_code, 2) << truncated.err;
   EXPECT_NE(truncated.err.find("truncated"), std::string::npos) << truncated.err;
 
-  auto too_long =
-      RunProcess(Transcribe({"--output-dir", out_dir, "--max-duration", "10", Media("long.wav")}));
+  auto too_long = RunProcess(
+      Transcribe({"--output-dir", out_dir, "--max-duration", "10", MediaPath("long.wav")}));
   EXPECT_EQ(too_long.exit_code, 2) << too_long.err;
   EXPECT_NE(too_long.err.find("the limit is 10 s"), std::string::npos) << too_long.err;
   EXPECT_TRUE(DirIsEmpty(out_dir));
@@ -134,8 +123,8 @@ TEST(TranscribeCliTest, TruncatedAndTooLongInputsAreRejected) {
 
 TEST(TranscribeCliTest, OneBadFileAmongGoodOnesStopsTheWholeRunBeforeAnyOutput) {
   const std::string out_dir = MakeTempDir("mixed");
-  auto r = RunProcess(Transcribe(
-      {"--output-dir", out_dir, Media("speech.wav"), Media("not_media.txt"), Media("speech.mp3")}));
+  auto r = RunProcess(Transcribe({"--output-dir", out_dir, MediaPath("speech.wav"),
+                                  MediaPath("not_media.txt"), MediaPath("speech.mp3")}));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("not_media.txt"), std::string::npos) << r.err;
   EXPECT_TRUE(DirIsEmpty(out_dir));
@@ -146,17 +135,17 @@ TEST(TranscribeCliTest, WritesOneValidOutputPerInputInEachFormat) {
   const std::string out_dir = MakeTempDir("formats");
   for (const char* format : {"txt", "srt", "vtt", "json", "verbose_json"}) {
     SCOPED_TRACE(format);
-    auto r = RunProcess(Transcribe(
-        {"--format", format, "--output-dir", out_dir, Media("speech.wav"), Media("speech.flac")}));
+    auto r = RunProcess(Transcribe({"--format", format, "--output-dir", out_dir,
+                                    MediaPath("speech.wav"), MediaPath("speech.flac")}));
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   for (const char* stem : {"speech"}) {
     const fs::path base = fs::path(out_dir) / stem;
-    EXPECT_TRUE(ValidateSrt(ReadFile(base.string() + ".srt")).empty());
-    EXPECT_TRUE(ValidateVtt(ReadFile(base.string() + ".vtt")).empty());
-    EXPECT_TRUE(ValidateJsonShape(json::parse(ReadFile(base.string() + ".json"))).empty());
-    EXPECT_TRUE(
-        ValidateVerboseJsonShape(json::parse(ReadFile(base.string() + ".verbose.json"))).empty());
+    EXPECT_TRUE(ValidateSrt(ReadFileText(base.string() + ".srt")).empty());
+    EXPECT_TRUE(ValidateVtt(ReadFileText(base.string() + ".vtt")).empty());
+    EXPECT_TRUE(ValidateJsonShape(json::parse(ReadFileText(base.string() + ".json"))).empty());
+    EXPECT_TRUE(ValidateVerboseJsonShape(json::parse(ReadFileText(base.string() + ".verbose.json")))
+                    .empty());
     EXPECT_TRUE(fs::exists(base.string() + ".txt"));
   }
   // No temporary files are left behind.
@@ -172,12 +161,12 @@ TEST(TranscribeCliTest, BadUsageExitsTwoWithAReason) {
     const char* expected;
   };
   const std::vector<Case> cases = {
-      {{"--format", "xml", Media("speech.wav")}, "xml"},
-      {{"--language", "klingon", Media("speech.wav")}, "klingon"},
-      {{"--device", "tpu:0", Media("speech.wav")}, "tpu:0"},
-      {{"--threads", "0", Media("speech.wav")}, "threads"},
-      {{"--output-dir", "/nonexistent/dir", Media("speech.wav")}, "/nonexistent/dir"},
-      {{Media("speech.wav"), Media("speech.mp3")}, "--output-dir"},
+      {{"--format", "xml", MediaPath("speech.wav")}, "xml"},
+      {{"--language", "klingon", MediaPath("speech.wav")}, "klingon"},
+      {{"--device", "tpu:0", MediaPath("speech.wav")}, "tpu:0"},
+      {{"--threads", "0", MediaPath("speech.wav")}, "threads"},
+      {{"--output-dir", "/nonexistent/dir", MediaPath("speech.wav")}, "/nonexistent/dir"},
+      {{MediaPath("speech.wav"), MediaPath("speech.mp3")}, "--output-dir"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.expected);
@@ -190,7 +179,7 @@ TEST(TranscribeCliTest, BadUsageExitsTwoWithAReason) {
 
 TEST(TranscribeCliTest, UnknownModelNameExitsTwoAndSuggestsPull) {
   const std::string models = MakeTempDir("models");
-  auto r = RunProcess({StenoBin(), "transcribe", "--model", "tiny.en", Media("speech.wav")},
+  auto r = RunProcess({StenoBin(), "transcribe", "--model", "tiny.en", MediaPath("speech.wav")},
                       ModelsEnv(models));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("steno models pull tiny.en"), std::string::npos) << r.err;
@@ -201,7 +190,7 @@ TEST(TranscribeCliTest, ModelNamesResolveInTheModelsDir) {
   const std::string models = MakeTempDir("models");
   fs::copy_file(TinyModel(), models + "/ggml-tiny-test.bin");
   auto r = RunProcess({StenoBin(), "transcribe", "--model", "tiny-test", "--language", "en",
-                       "--beam-size", "1", Media("speech.wav")},
+                       "--beam-size", "1", MediaPath("speech.wav")},
                       ModelsEnv(models));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   fs::remove_all(models);

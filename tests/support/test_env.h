@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace steno::test {
 
@@ -14,5 +15,18 @@ std::string SourceDir();
 
 // A fresh empty directory under the system temp dir, removed by the caller if wanted.
 std::string MakeTempDir(const std::string& prefix);
+
+// A fresh empty directory removed when the object goes out of scope, however the test ends.
+struct ScopedTempDir {
+  explicit ScopedTempDir(const std::string& prefix = "steno-test") : path(MakeTempDir(prefix)) {}
+  ~ScopedTempDir();
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  const std::string path;
+};
+
+std::string MediaPath(const std::string& name);  // TestData()/media/NAME
+std::vector<char> ReadFileBytes(const std::string& path);
+std::string ReadFileText(const std::string& path);
 
 }  // namespace steno::test

@@ -25,21 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Media(const std::string& name) {
-  return test::TestData() + "/media/" + name;
-}
-
-// A scratch directory removed when the test ends, however it ends.
-struct TempDir {
-  const std::string path = test::MakeTempDir("steno-audio");
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::vector<char> ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void WriteBytes(const std::string& path, const char* data, size_t size) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(data, static_cast<std::streamsize>(size));
@@ -53,7 +38,7 @@ uint32_t Le32(const char* p) {
 
 // The 16-bit samples of a PCM WAV, read by walking its RIFF chunks (independently of FFmpeg).
 std::vector<int16_t> WavSamples(const std::string& path) {
-  const std::vector<char> b = ReadBytes(path);
+  const std::vector<char> b = test::ReadFileBytes(path);
   EXPECT_GE(b.size(), 12u);
   EXPECT_EQ(std::string(b.data(), 4), "RIFF");
   size_t pos = 12;
@@ -124,7 +109,7 @@ double BestCorrelation(const std::vector<float>& a, const std::vector<float>& b)
 
 const std::vector<float>& Reference() {
   static const std::vector<float> ref = [] {
-    auto r = Decode(Media("speech.wav"));
+    auto r = Decode(test::MediaPath("speech.wav"));
     if (!r) throw std::runtime_error(r.error().message);
     return std::move(r).value();
   }();
@@ -132,9 +117,9 @@ const std::vector<float>& Reference() {
 }
 
 TEST(AudioDecoder, Pcm16kMonoWavIsExactlySampleOver32768) {
-  const std::vector<int16_t> raw = WavSamples(Media("speech.wav"));
+  const std::vector<int16_t> raw = WavSamples(test::MediaPath("speech.wav"));
   ASSERT_GT(raw.size(), 6u * kSampleRate);
-  auto pcm = Decode(Media("speech.wav"));
+  auto pcm = Decode(test::MediaPath("speech.wav"));
   ASSERT_TRUE(pcm.ok()) << pcm.error().message;
   ASSERT_EQ(pcm->size(), raw.size());
   size_t mismatches = 0, first = 0;
@@ -149,7 +134,7 @@ TEST(AudioDecoder, Pcm16kMonoWavIsExactlySampleOver32768) {
 TEST(AudioDecoder, FullScaleSamplesStayExact) {
   // The extremes of 16-bit PCM: -32768 must give exactly -1, 32767 just under 1 (no clamping or
   // rounding artefacts at the edges).
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   std::vector<int16_t> s(kSampleRate);
   for (size_t i = 0; i < s.size(); ++i) s[i] = i % 2 ? int16_t(32767) : int16_t(-32768);
@@ -162,7 +147,7 @@ TEST(AudioDecoder, FullScaleSamplesStayExact) {
 }
 
 TEST(AudioDecoder, SixtySecondBenchmarkInputIsSixtySeconds) {
-  auto pcm = Decode(Media("speech_60s.wav"));
+  auto pcm = Decode(test::MediaPath("speech_60s.wav"));
   ASSERT_TRUE(pcm.ok()) << pcm.error().message;
   EXPECT_EQ(pcm->size(), 60u * kSampleRate);
   EXPECT_GT(Rms(*pcm), 0.03);
@@ -172,7 +157,7 @@ class AudioDecoderContainer : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(AudioDecoderContainer, DecodesSpeechOfTheRightLength) {
   const std::vector<float>& ref = Reference();
-  auto pcm = Decode(Media(GetParam()));
+  auto pcm = Decode(test::MediaPath(GetParam()));
   ASSERT_TRUE(pcm.ok()) << pcm.error().code << ": " << pcm.error().message;
   const double seconds = double(pcm->size()) / kSampleRate;
   const double ref_seconds = double(ref.size()) / kSampleRate;
@@ -200,7 +185,7 @@ INSTANTIATE_TEST_SUITE_P(Media, AudioDecoderContainer,
                          });
 
 TEST(AudioDecoder, LosslessFlacDecodesToTheSameSamplesAsTheWav) {
-  auto flac = Decode(Media("speech.flac"));
+  auto flac = Decode(test::MediaPath("speech.flac"));
   ASSERT_TRUE(flac.ok()) << flac.error().message;
   EXPECT_TRUE(*flac == Reference());
 }
@@ -208,7 +193,7 @@ TEST(AudioDecoder, LosslessFlacDecodesToTheSameSamplesAsTheWav) {
 TEST(AudioDecoder, StereoIsTheMeanOfTheChannels) {
   // Left: a tone at half scale; right: silence. The mono mix is the tone at quarter scale; a sum
   // would give half scale and a left-only pick would give half scale too.
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   std::vector<int16_t> s;
   std::vector<float> left;
@@ -229,7 +214,7 @@ TEST(AudioDecoder, StereoIsTheMeanOfTheChannels) {
 
 TEST(AudioDecoder, ResamplesToSixteenKilohertz) {
   // A 440 Hz tone at 44.1 kHz stereo must come out as 440 Hz at 16 kHz: count zero crossings.
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   const int rate = 44100;
   std::vector<int16_t> s;
@@ -266,7 +251,7 @@ class AudioDecoderBadInput : public ::testing::TestWithParam<BadInput> {};
 
 TEST_P(AudioDecoderBadInput, GivesItsOwnErrorNamingTheFile) {
   const BadInput& c = GetParam();
-  auto pcm = Decode(Media(c.file), Limits{c.max_duration_s});
+  auto pcm = Decode(test::MediaPath(c.file), Limits{c.max_duration_s});
   ASSERT_FALSE(pcm.ok()) << c.file << " decoded to " << pcm->size() << " samples";
   EXPECT_EQ(pcm.error().kind, c.kind) << pcm.error().message;
   EXPECT_EQ(pcm.error().code, c.code) << pcm.error().message;
@@ -289,7 +274,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(AudioDecoder, UnknownCodecIsUnsupported) {
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   WriteWav(dir + "/odd.wav", 1, kSampleRate, std::vector<int16_t>(kSampleRate, 100), 0x7777);
   auto pcm = Decode(dir + "/odd.wav");
@@ -298,17 +283,17 @@ TEST(AudioDecoder, UnknownCodecIsUnsupported) {
 }
 
 TEST(AudioDecoder, LongFileWithinTheLimitDecodes) {
-  auto at_limit = Decode(Media("long.wav"), Limits{20});
+  auto at_limit = Decode(test::MediaPath("long.wav"), Limits{20});
   ASSERT_TRUE(at_limit.ok()) << at_limit.error().message;
   EXPECT_EQ(at_limit->size(), 20u * kSampleRate);
-  auto over = Decode(Media("long.wav"), Limits{19.9});
+  auto over = Decode(test::MediaPath("long.wav"), Limits{19.9});
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.error().code, "too_long");
 }
 
 TEST(AudioDecoder, ContainersWithoutADurationStillHonourTheLimit) {
   // The streamed WebM declares no duration, so the limit is enforced while reading/decoding.
-  auto pcm = Decode(Media("speech_streamed.webm"), Limits{3});
+  auto pcm = Decode(test::MediaPath("speech_streamed.webm"), Limits{3});
   ASSERT_FALSE(pcm.ok());
   EXPECT_EQ(pcm.error().code, "too_long");
 }
@@ -317,9 +302,9 @@ TEST(AudioDecoder, ContainersWithoutADurationStillHonourTheLimit) {
 class AudioDecoderCutInHalf : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(AudioDecoderCutInHalf, IsTruncated) {
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
-  const std::vector<char> whole = ReadBytes(Media(GetParam()));
+  const std::vector<char> whole = test::ReadFileBytes(test::MediaPath(GetParam()));
   const std::string cut = dir + "/" + GetParam();
   WriteBytes(cut, whole.data(), whole.size() / 2);
   auto pcm = Decode(cut);
@@ -351,9 +336,9 @@ void SetFlacTotalSamples(std::vector<char>& flac, uint64_t total) {
 TEST(AudioDecoder, TooLongIsDecidedFromTheHeaderBeforeDecoding) {
   // A FLAC file declaring one hour but holding 8.8 s: with a 10 s limit it must be refused as
   // too long, which only a check of the declared length (not of decoded audio) can conclude.
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
-  std::vector<char> flac = ReadBytes(Media("speech.flac"));
+  std::vector<char> flac = test::ReadFileBytes(test::MediaPath("speech.flac"));
   SetFlacTotalSamples(flac, 3600ull * kSampleRate);
   WriteBytes(dir + "/hour.flac", flac.data(), flac.size());
   auto limited = Decode(dir + "/hour.flac", Limits{10});
@@ -366,7 +351,7 @@ TEST(AudioDecoder, TooLongIsDecidedFromTheHeaderBeforeDecoding) {
 }
 
 TEST(AudioDecoder, DirectoriesAndEmptyFilesAreNotMedia) {
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   WriteBytes(dir + "/zero.mp3", "", 0);
   for (const std::string& path : {dir, dir + "/zero.mp3"}) {
@@ -379,8 +364,8 @@ TEST(AudioDecoder, DirectoriesAndEmptyFilesAreNotMedia) {
 TEST(AudioDecoder, FfmpegLogsGoToTheLoggerNotToStderr) {
   // A FLAC file cut mid-frame makes FFmpeg's decoder complain; those lines must reach spdlog (at
   // debug level) and never the terminal, where they would garble progress bars and CLI output.
-  const TempDir tmp;
-  const std::vector<char> flac = ReadBytes(Media("speech.flac"));
+  const test::ScopedTempDir tmp;
+  const std::vector<char> flac = test::ReadFileBytes(test::MediaPath("speech.flac"));
   WriteBytes(tmp.path + "/cut.flac", flac.data(), 100000);
   std::ostringstream captured;
   auto previous = spdlog::default_logger();
@@ -407,7 +392,7 @@ TEST(AudioDecoder, FourThreadsAtOnceGetIdenticalResults) {
       "speech.opus"};
   std::vector<std::vector<float>> expected;
   for (const auto& f : files) {
-    auto pcm = Decode(Media(f));
+    auto pcm = Decode(test::MediaPath(f));
     ASSERT_TRUE(pcm.ok()) << f << ": " << pcm.error().message;
     expected.push_back(std::move(pcm).value());
   }
@@ -421,7 +406,7 @@ TEST(AudioDecoder, FourThreadsAtOnceGetIdenticalResults) {
       for (int r = 0; r < kRounds; ++r) {
         for (size_t k = 0; k < files.size(); ++k) {
           const size_t i = (k + size_t(t)) % files.size();  // each thread in a different order
-          auto pcm = Decode(Media(files[i]));
+          auto pcm = Decode(test::MediaPath(files[i]));
           if (!pcm.ok() || *pcm != expected[i]) ++mismatches[t];
         }
       }
@@ -434,13 +419,13 @@ TEST(AudioDecoder, FourThreadsAtOnceGetIdenticalResults) {
 TEST(AudioDecoder, DamagedFilesGiveErrorsNotCrashes) {
   // Random bytes overwritten anywhere (headers included) and random cut points, in each
   // container: every outcome must be audio within [-1, 1] or a bad-input error.
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   std::mt19937 rng(1234);
   int decoded = 0, rejected = 0;
   for (const char* name : {"speech.wav", "speech.mp3", "speech.flac", "speech.ogg", "speech.opus",
                            "speech.m4a", "speech.mp4", "speech.mkv", "speech.webm"}) {
-    const std::vector<char> original = ReadBytes(Media(name));
+    const std::vector<char> original = test::ReadFileBytes(test::MediaPath(name));
     for (int variant = 0; variant < 6; ++variant) {
       std::vector<char> bytes = original;
       if (variant % 2 == 0) {

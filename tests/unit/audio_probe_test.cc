@@ -23,21 +23,6 @@ namespace fs = std::filesystem;
 // speech.wav's length: 141522 samples at 16 kHz (make_media.sh's three sentences).
 constexpr double kSpeechSeconds = 8.845;
 
-std::string Media(const std::string& name) {
-  return test::TestData() + "/media/" + name;
-}
-
-// A scratch directory removed when the test ends, however it ends.
-struct TempDir {
-  const std::string path = test::MakeTempDir("steno-probe");
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::vector<char> ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -84,7 +69,7 @@ class AudioProbeContainer : public ::testing::TestWithParam<Expected> {};
 
 TEST_P(AudioProbeContainer, DescribesTheAudioStream) {
   const Expected& e = GetParam();
-  auto info = Probe(Media(e.file));
+  auto info = Probe(test::MediaPath(e.file));
   ASSERT_TRUE(info.ok()) << info.error().code << ": " << info.error().message;
   EXPECT_EQ(info->container, e.container);
   EXPECT_EQ(info->codec, e.codec);
@@ -122,8 +107,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(AudioProbe, AgreesWithTheDecodedLength) {
   for (const char* name :
        {"speech.wav", "speech.flac", "speech.mp3", "speech.opus", "speech.m4a"}) {
-    auto info = Probe(Media(name));
-    auto pcm = Decode(Media(name));
+    auto info = Probe(test::MediaPath(name));
+    auto pcm = Decode(test::MediaPath(name));
     ASSERT_TRUE(info.ok() && pcm.ok()) << name;
     EXPECT_NEAR(info->duration_s, double(pcm->size()) / kSampleRate, 0.1) << name;
   }
@@ -140,9 +125,9 @@ void SetFlacTotalSamples(std::vector<char>& flac, uint64_t total) {
 TEST(AudioProbe, DurationComesFromMetadataNotFromDecoding) {
   // The file holds 8.8 s of audio but its header declares an hour: Probe must report the hour
   // (it read the header, not the audio), and refuse it against a limit without decoding it.
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
-  std::vector<char> flac = ReadBytes(Media("speech.flac"));
+  std::vector<char> flac = test::ReadFileBytes(test::MediaPath("speech.flac"));
   SetFlacTotalSamples(flac, 3600ull * kSampleRate);
   const std::string path = dir + "/hour.flac";
   WriteBytes(path, std::string(flac.begin(), flac.end()));
@@ -156,7 +141,7 @@ TEST(AudioProbe, DurationComesFromMetadataNotFromDecoding) {
 }
 
 TEST(AudioProbe, WavHeaderLongerThanTheFile) {
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   const std::string path = dir + "/cut.wav";
   WriteBytes(path, Wav(3600 * kSampleRate, kSampleRate));  // declares 1 h, holds 1 s
@@ -172,7 +157,7 @@ TEST(AudioProbe, WavHeaderLongerThanTheFile) {
 TEST(AudioProbe, WavFromAStreamingWriterHasItsRealLength) {
   // Writers that cannot seek back leave 0 or 0xFFFFFFFF as the data size: that declares nothing,
   // so such a file is neither truncated nor unbounded.
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   for (const bool all_ones : {false, true}) {
     const std::string path = dir + "/stream.wav";
@@ -189,15 +174,15 @@ TEST(AudioProbe, WavFromAStreamingWriterHasItsRealLength) {
 }
 
 TEST(AudioProbe, ScanWithoutDeclaredDurationStopsAtTheLimit) {
-  auto info = Probe(Media("speech_streamed.webm"), Limits{2});
+  auto info = Probe(test::MediaPath("speech_streamed.webm"), Limits{2});
   ASSERT_FALSE(info.ok());
   EXPECT_EQ(info.error().code, "too_long");
 }
 
 TEST(AudioProbe, LimitIsInclusive) {
-  EXPECT_TRUE(Probe(Media("long.wav"), Limits{20}).ok());
-  EXPECT_TRUE(Probe(Media("long.wav"), Limits{0}).ok());  // 0 = unlimited
-  auto over = Probe(Media("long.wav"), Limits{10});
+  EXPECT_TRUE(Probe(test::MediaPath("long.wav"), Limits{20}).ok());
+  EXPECT_TRUE(Probe(test::MediaPath("long.wav"), Limits{0}).ok());  // 0 = unlimited
+  auto over = Probe(test::MediaPath("long.wav"), Limits{10});
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.error().kind, ErrorKind::kBadInput);
   EXPECT_EQ(over.error().code, "too_long");
@@ -218,7 +203,7 @@ class AudioProbeBadInput : public ::testing::TestWithParam<BadInput> {};
 
 TEST_P(AudioProbeBadInput, GivesItsOwnErrorNamingTheFile) {
   const BadInput& c = GetParam();
-  auto info = Probe(Media(c.file));
+  auto info = Probe(test::MediaPath(c.file));
   ASSERT_FALSE(info.ok()) << c.file << " probed as " << info->container;
   EXPECT_EQ(info.error().kind, c.kind);
   EXPECT_EQ(info.error().code, c.code) << info.error().message;
@@ -240,13 +225,13 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(AudioProbe, NotMediaMessageIsPlain) {
-  auto info = Probe(Media("not_media.txt"));
+  auto info = Probe(test::MediaPath("not_media.txt"));
   ASSERT_FALSE(info.ok());
   EXPECT_EQ(info.error().message, "not_media.txt is not an audio or video file FFmpeg can read");
 }
 
 TEST(AudioProbe, UnknownAudioCodecIsUnsupported) {
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   WriteBytes(dir + "/odd.wav", Wav(kSampleRate, kSampleRate, 0x7777));
   auto info = Probe(dir + "/odd.wav");
@@ -258,9 +243,9 @@ TEST(AudioProbe, UnknownAudioCodecIsUnsupported) {
 TEST(AudioProbe, Mp4CutBeforeItsIndexIsReportedAsDamaged) {
   // speech.m4a keeps its index (moov) at the end: cut in half, nothing can be read, but the user
   // is told the file is a damaged m4a rather than "not media".
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
-  const std::vector<char> whole = ReadBytes(Media("speech.m4a"));
+  const std::vector<char> whole = test::ReadFileBytes(test::MediaPath("speech.m4a"));
   WriteBytes(dir + "/cut.m4a", std::string(whole.begin(), whole.begin() + whole.size() / 2));
   auto info = Probe(dir + "/cut.m4a");
   ASSERT_FALSE(info.ok());
@@ -271,7 +256,7 @@ TEST(AudioProbe, Mp4CutBeforeItsIndexIsReportedAsDamaged) {
 
 TEST(AudioProbe, PathsAreLocalFileNamesNotUrls) {
   // FFmpeg would read "a:b.wav" as protocol "a"; steno reads the file of that name.
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   WriteBytes(dir + "/take:1.wav", Wav(kSampleRate, kSampleRate));
   auto info = Probe(dir + "/take:1.wav");
@@ -281,10 +266,10 @@ TEST(AudioProbe, PathsAreLocalFileNamesNotUrls) {
 
 TEST(AudioProbe, PlaylistsCannotMakeItReadOtherFiles) {
   // An uploaded HLS playlist naming a local file must not be followed.
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   WriteBytes(dir + "/list.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:8.8,\n" +
-                                     Media("speech.mp3") + "\n#EXT-X-ENDLIST\n");
+                                     test::MediaPath("speech.mp3") + "\n#EXT-X-ENDLIST\n");
   auto info = Probe(dir + "/list.m3u8");
   ASSERT_FALSE(info.ok()) << "followed the playlist to " << info->codec;
   EXPECT_EQ(info.error().code, "not_media") << info.error().message;
@@ -292,7 +277,7 @@ TEST(AudioProbe, PlaylistsCannotMakeItReadOtherFiles) {
 
 TEST(AudioProbe, UnreadableFileIsAnIoError) {
   if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
-  const TempDir tmp;
+  const test::ScopedTempDir tmp;
   const std::string& dir = tmp.path;
   const std::string path = dir + "/locked.wav";
   WriteBytes(path, Wav(kSampleRate, kSampleRate));
