@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Wall time of `steno transcribe` against upstream `whisper-cli` on the same 60 s input, model and
 # threads. Prints both means and their ratio (target: steno / whisper-cli <= 1.03).
-#   bench/transcribe_vs_whisper_cli.sh [PRESET] [RUNS]   (PRESET of make_test_model, default tiny)
+#   bench/transcribe_vs_whisper_cli.sh [PRESET] [RUNS]   (PRESET of make_test_model, default base)
 set -euo pipefail
 BUILD="${BUILD:-build}"
-preset="${1:-tiny}"
+preset="${1:-base}"
 runs="${2:-5}"
 threads="${THREADS:-$(nproc)}"
 work="$BUILD/bench-data"
@@ -20,7 +20,15 @@ model="$work/ggml-$preset-random.bin"
 cli="$(cat "$BUILD/whisper-prefix")/bin/whisper-cli"
 
 common_steno="--model $model --language en --threads $threads --beam-size 1 --temperature-inc 0 --format txt"
-common_cli="-m $model -l en -t $threads -bs 1 -tpi 0 -np -nt"
+common_cli="-m $model -l en -t $threads -bs 1 -tpi 0 -np"
+# Both must do the same work: check that they produce the same segments before timing them.
+"$BUILD/steno" transcribe $common_steno --format json "$input" > "$work/steno.json"
+$cli $common_cli -oj -of "$work/whisper-cli" -f "$input" >/dev/null
+same="$(jq -n --slurpfile a "$work/steno.json" --slurpfile b "$work/whisper-cli.json" \
+  '[$a[0].segments[].text] == [$b[0].transcription[].text]')"
+echo "same segments from both: $same ($(jq '.segments|length' "$work/steno.json") segments)"
+[ "$same" = "true" ] || { echo "outputs differ: the timing would compare different work" >&2; exit 1; }
+
 echo "input: $input ($(soxi -D "$input") s), model: $preset (random weights), threads: $threads, runs: $runs"
 hyperfine --warmup 1 --runs "$runs" --export-json "$work/result.json" \
   -n steno "$BUILD/steno transcribe $common_steno $input" \
