@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   Action action;
   AddTranscribe(app, global, action);
   AddModels(app, global, action);
+  AddGpus(app, global, action);
 
   try {
     app.parse(argc, argv);

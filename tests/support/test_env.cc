@@ -46,6 +46,10 @@ std::string MakeTempDir(const std::string& prefix) {
   return tmpl;
 }
 
+std::string HelperBin(const std::string& name) {
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / name).string();
+}
+
 ScopedTempDir::~ScopedTempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path, ec);

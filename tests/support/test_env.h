@@ -12,6 +12,8 @@ std::string WhisperCliBin();  // upstream whisper-cli built from the same source
 std::string TestData();       // generated media and models (tests/support/make_test_data.sh)
 std::string TinyModel();      // TestData()/models/tiny-random.bin
 std::string SourceDir();
+// A helper program built from tests/helpers/NAME.cc, next to the running test binary.
+std::string HelperBin(const std::string& name);
 
 // A fresh empty directory under the system temp dir, removed by the caller if wanted.
 std::string MakeTempDir(const std::string& prefix);
