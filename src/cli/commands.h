@@ -26,5 +26,6 @@ using Action = std::function<int()>;
 void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action);
 void AddModels(CLI::App& app, const GlobalOptions& global, Action& action);
 void AddGpus(CLI::App& app, const GlobalOptions& global, Action& action);
+void AddRunner(CLI::App& app, const GlobalOptions& global, Action& action);
 
 }  // namespace steno::cli

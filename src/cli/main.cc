@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   AddTranscribe(app, global, action);
   AddModels(app, global, action);
   AddGpus(app, global, action);
+  AddRunner(app, global, action);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,62 @@
+// The supervisor <-> runner wire format: length-prefixed JSON frames over a socketpair.
+//
+// A frame is a 4-byte big-endian payload length followed by that many bytes of UTF-8 JSON (one
+// object with a "type" field). Audio never travels through the socket: a job names a file.
+//
+// Supervisor -> runner: load, transcribe, cancel, set_streams, exit.
+// Runner -> supervisor: ready, progress, segment, done, error, heartbeat.
+// (The fields of each are built and read in runner/messages.h.)
+//
+// A frame longer than kMaxFrameBytes, or one that is not a JSON object with a string "type", is a
+// protocol violation: the reader reports it and the connection must be closed. Never a crash.
+#pragma once
+
+#include <cstddef>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.h"
+
+namespace steno::runner {
+
+inline constexpr size_t kMaxFrameBytes = 16 * 1024 * 1024;
+
+// Serialises one message as a frame. Invalid UTF-8 in strings (random models produce it) is
+// replaced with U+FFFD rather than failing.
+std::string EncodeFrame(const nlohmann::json& message);
+
+// Writes whole frames to a file descriptor; safe to call from several threads at once.
+class FrameWriter {
+ public:
+  explicit FrameWriter(int fd) : fd_(fd) {}
+  // kUnavailable "peer_closed" once the other side is gone.
+  Status Write(const nlohmann::json& message);
+
+ private:
+  int fd_;
+  std::mutex mu_;
+};
+
+// Reads frames from a file descriptor. Not thread-safe: one reader thread owns it.
+class FrameReader {
+ public:
+  explicit FrameReader(int fd, size_t max_frame_bytes = kMaxFrameBytes)
+      : fd_(fd), max_frame_bytes_(max_frame_bytes) {}
+
+  // Blocks until a whole frame arrives or `timeout_ms` passes (-1: wait forever).
+  // Errors: kTimeout "timeout" (nothing complete yet; call again), kUnavailable "peer_closed"
+  // (clean EOF), kBadInput "frame_too_large" / "bad_frame" (protocol violation: close it),
+  // kIo "read_failed".
+  Result<nlohmann::json> Read(int timeout_ms = -1);
+
+ private:
+  Result<nlohmann::json> TakeFrame();  // from buffer_, if a whole one is there
+
+  int fd_;
+  size_t max_frame_bytes_;
+  std::string buffer_;
+};
+
+}  // namespace steno::runner

@@ -1,0 +1,313 @@
+#include "runner/runner_main.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "audio/decoder.h"
+#include "engine/formats.h"
+#include "engine/transcript_json.h"
+#include "engine/whisper_model.h"
+#include "engine/whisper_stream.h"
+#include "runner/messages.h"
+#include "runner/protocol.h"
+
+namespace steno::runner {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+struct Slot {
+  std::unique_ptr<engine::WhisperStream> stream;
+  bool busy = false;
+};
+
+struct Job {
+  std::string id;
+  std::atomic<bool> cancel{false};
+  Clock::time_point deadline = Clock::time_point::max();
+};
+
+class Runner {
+ public:
+  explicit Runner(int fd) : reader_(fd), writer_(fd) {}
+  int Main();
+
+ private:
+  bool Load(const json& m);
+  Status AddStreams(int n);
+  void SetStreams(const json& m);
+  void StartJob(const json& m);
+  void RunJob(Slot* slot, std::shared_ptr<Job> job, std::string audio_path,
+              engine::DecodeParams params);
+  void Send(const json& m) {
+    if (auto st = writer_.Write(m); !st) spdlog::debug("runner: {}", st.error().message);
+  }
+  void HeartbeatLoop();
+  int Shutdown(int code);
+
+  FrameReader reader_;
+  FrameWriter writer_;
+  std::unique_ptr<engine::WhisperModel> model_;
+  int heartbeat_ms_ = 1000;
+  int warmup_threads_ = 1;
+
+  std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::map<std::string, std::shared_ptr<Job>> jobs_;
+  int active_ = 0;
+  int64_t jobs_done_ = 0;
+  bool stopping_ = false;
+  std::thread heartbeat_;
+};
+
+bool Runner::Load(const json& m) {
+  const std::string path = m.value("model", "");
+  const std::string device = m.value("device", "cpu");
+  engine::ModelOptions options;
+  options.use_gpu = device.rfind("cuda", 0) == 0;
+  options.gpu_device = 0;  // the supervisor narrows CUDA_VISIBLE_DEVICES to this runner's card
+  options.flash_attn = m.value("flash_attn", true);
+  heartbeat_ms_ = std::max(50, m.value("heartbeat_ms", 1000));
+  warmup_threads_ = std::max(1, m.value("threads", 1));
+
+  auto model = engine::WhisperModel::Load(path, options);
+  if (!model) {
+    Send(ErrorMessage("", ErrorKindForProtocol(model.error().kind), model.error().message));
+    return false;
+  }
+  model_ = std::move(model).value();
+  if (auto st = AddStreams(std::max(1, m.value("streams", 1))); !st) {
+    Send(ErrorMessage("", ErrorKindForProtocol(st.error().kind), st.error().message));
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Send({{"type", "ready"},
+        {"weights_bytes", model_->footprint().weights_bytes},
+        {"stream_bytes", slots_.front()->stream->footprint().StreamBytes()},
+        {"streams", slots_.size()},
+        {"load_ms", model_->load_ms()},
+        {"rss_bytes", ResidentBytes()},
+        {"pid", getpid()}});
+  return true;
+}
+
+// Creates n streams and warms each up with one second of silence, so its compute buffers are
+// allocated now rather than under the first real job.
+Status Runner::AddStreams(int n) {
+  static const std::vector<float> kSilence(audio::kSampleRate, 0.0f);
+  engine::DecodeParams warm;
+  warm.language = "en";
+  warm.beam_size = 1;
+  warm.temperature_inc = 0;
+  warm.n_threads = warmup_threads_;
+  for (int i = 0; i < n; ++i) {
+    auto stream = model_->NewStream();
+    if (!stream) return stream.error();
+    if (auto r = (*stream)->Run(kSilence, warm); !r) return r.error();
+    auto slot = std::make_unique<Slot>();
+    slot->stream = std::move(stream).value();
+    std::lock_guard<std::mutex> lock(mu_);
+    slots_.push_back(std::move(slot));
+  }
+  return {};
+}
+
+void Runner::SetStreams(const json& m) {
+  const int want = m.value("streams", 0);
+  if (want < 1 || want > 64) {
+    Send(ErrorMessage("", kKindBadInput, "streams must be between 1 and 64"));
+    return;
+  }
+  int have;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Drop idle streams beyond the target; busy ones stay until a later request.
+    for (auto it = slots_.begin(); it != slots_.end() && static_cast<int>(slots_.size()) > want;) {
+      it = (*it)->busy ? std::next(it) : slots_.erase(it);
+    }
+    have = static_cast<int>(slots_.size());
+  }
+  if (have < want) {
+    if (auto st = AddStreams(want - have); !st) {
+      Send(ErrorMessage("", ErrorKindForProtocol(st.error().kind), st.error().message));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Send({{"type", "streams"}, {"streams", slots_.size()}, {"rss_bytes", ResidentBytes()}});
+}
+
+void Runner::StartJob(const json& m) {
+  const std::string id = m.value("job_id", "");
+  if (id.empty()) {
+    Send(ErrorMessage("", kKindBadInput, "transcribe needs a job_id"));
+    return;
+  }
+  auto params = engine::DecodeParamsFromJson(m.value("params", json::object()));
+  if (!params) {
+    Send(ErrorMessage(id, kKindBadInput, params.error().message));
+    return;
+  }
+  auto job = std::make_shared<Job>();
+  job->id = id;
+  if (double timeout_s = m.value("timeout_s", 0.0); timeout_s > 0) {
+    job->deadline = Clock::now() + std::chrono::microseconds(static_cast<int64_t>(timeout_s * 1e6));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (jobs_.count(id)) {
+    Send(ErrorMessage(id, kKindBadInput, "job " + id + " is already running here"));
+    return;
+  }
+  Slot* free_slot = nullptr;
+  for (auto& s : slots_) {
+    if (!s->busy) {
+      free_slot = s.get();
+      break;
+    }
+  }
+  if (!free_slot) {
+    Send(ErrorMessage(id, kKindInternal, "no free stream on this runner"));
+    return;
+  }
+  free_slot->busy = true;
+  jobs_[id] = job;
+  ++active_;
+  std::thread(&Runner::RunJob, this, free_slot, job, m.value("audio_path", ""), *params).detach();
+}
+
+void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, std::string audio_path,
+                    engine::DecodeParams params) {
+  const auto started = Clock::now();
+  json outcome;
+  auto pcm = audio::Decode(audio_path);
+  if (!pcm) {
+    outcome = ErrorMessage(job->id, ErrorKindForProtocol(pcm.error().kind), pcm.error().message);
+  } else {
+    int last_percent = -1;
+    engine::StreamCallbacks cb;
+    cb.on_progress = [&](int percent) {
+      if (percent == last_percent) return;
+      last_percent = percent;
+      Send({{"type", "progress"}, {"job_id", job->id}, {"percent", percent}});
+    };
+    cb.on_segment = [&](const engine::Segment& s) {
+      Send({{"type", "segment"},
+            {"job_id", job->id},
+            {"segment", {{"id", s.id}, {"start", s.start}, {"end", s.end}, {"text", s.text}}}});
+    };
+    cb.should_abort = [&] { return job->cancel.load() || Clock::now() >= job->deadline; };
+    auto t = slot->stream->Run(*pcm, params, cb);
+    if (t) {
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+      outcome = {{"type", "done"},
+                 {"job_id", job->id},
+                 {"processing_ms", ms},
+                 {"result", engine::ToVerboseJson(*t)}};
+    } else if (t.error().kind == ErrorKind::kCancelled && !job->cancel &&
+               Clock::now() >= job->deadline) {
+      outcome = ErrorMessage(job->id, kKindTimeout, "the job ran past its timeout");
+    } else {
+      outcome = ErrorMessage(job->id, ErrorKindForProtocol(t.error().kind), t.error().message);
+    }
+  }
+  Send(outcome);
+  std::lock_guard<std::mutex> lock(mu_);
+  slot->busy = false;
+  jobs_.erase(job->id);
+  ++jobs_done_;
+  --active_;
+  cv_.notify_all();
+}
+
+void Runner::HeartbeatLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(heartbeat_ms_));
+    if (stopping_) break;
+    int busy = 0;
+    for (const auto& s : slots_) busy += s->busy ? 1 : 0;
+    json beat = {{"type", "heartbeat"},
+                 {"busy", busy},
+                 {"streams", slots_.size()},
+                 {"jobs_done", jobs_done_}};
+    lock.unlock();  // a slow reader must not stall jobs that finish meanwhile
+    beat["rss_bytes"] = ResidentBytes();
+    Send(beat);
+    lock.lock();
+  }
+}
+
+int Runner::Shutdown(int code) {
+  std::unique_lock<std::mutex> lock(mu_);
+  stopping_ = true;
+  for (auto& [id, job] : jobs_) job->cancel = true;
+  cv_.notify_all();
+  cv_.wait(lock, [this] { return active_ == 0; });
+  lock.unlock();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  return code;
+}
+
+int Runner::Main() {
+  bool loaded = false;
+  for (;;) {
+    auto m = reader_.Read(-1);
+    if (!m) {
+      if (m.error().code == "peer_closed") return Shutdown(0);  // the supervisor is gone
+      spdlog::error("runner: closing the connection: {}", m.error().message);
+      return Shutdown(2);
+    }
+    const std::string type = (*m)["type"].get<std::string>();
+    if (type == "exit") return Shutdown(0);
+    if (type == "load") {
+      if (loaded) {
+        Send(ErrorMessage("", kKindBadInput, "this runner already has a model"));
+        continue;
+      }
+      if (!Load(*m)) return Shutdown(3);
+      loaded = true;
+      heartbeat_ = std::thread(&Runner::HeartbeatLoop, this);
+    } else if (!loaded) {
+      Send(ErrorMessage((*m).value("job_id", ""), kKindBadInput, "no model loaded yet"));
+    } else if (type == "transcribe") {
+      StartJob(*m);
+    } else if (type == "cancel") {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = jobs_.find((*m).value("job_id", "")); it != jobs_.end())
+        it->second->cancel = true;
+    } else if (type == "set_streams") {
+      SetStreams(*m);
+    } else {
+      Send(ErrorMessage("", kKindBadInput, "unknown message type '" + type + "'"));
+    }
+  }
+}
+
+}  // namespace
+
+int RunnerMain(int fd) {
+  Runner runner(fd);
+  return runner.Main();
+}
+
+}  // namespace steno::runner
