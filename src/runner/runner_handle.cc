@@ -13,6 +13,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "runner/messages.h"
+
 extern char** environ;
 
 namespace steno::runner {
@@ -99,6 +101,10 @@ RunnerHandle::~RunnerHandle() {
 }
 
 Status RunnerHandle::Send(const nlohmann::json& message) {
+  if (message.value("type", "") == "transcribe") {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_.insert(message.value("job_id", ""));
+  }
   return writer_->Write(message);
 }
 
@@ -134,6 +140,11 @@ void RunnerHandle::ReaderLoop(RunnerOptions options) {
     if (m) {
       got_first = true;
       last_heard = Clock::now();
+      const std::string type = (*m).value("type", "");
+      if (type == "done" || type == "error") {
+        std::lock_guard<std::mutex> lock(mu_);
+        in_flight_.erase((*m).value("job_id", ""));
+      }
       on_event_(RunnerEvent{RunnerEvent::Kind::kMessage, std::move(m).value(), -1, 0, ""});
       continue;
     }
@@ -171,10 +182,21 @@ void RunnerHandle::Reap() {
   ev.kind = RunnerEvent::Kind::kExited;
   if (r == pid_ && WIFEXITED(status)) ev.exit_code = WEXITSTATUS(status);
   if (r == pid_ && WIFSIGNALED(status)) ev.signal = WTERMSIG(status);
+  std::set<std::string> lost;
   {
     std::lock_guard<std::mutex> lock(mu_);
     reaped_ = true;
     ev.reason = kill_reason_;
+    lost.swap(in_flight_);
+  }
+  const std::string how = ev.signal ? "was killed by signal " + std::to_string(ev.signal)
+                                    : "exited with code " + std::to_string(ev.exit_code);
+  for (const auto& job_id : lost) {
+    on_event_(RunnerEvent{
+        RunnerEvent::Kind::kMessage,
+        ErrorMessage(job_id, kKindCrash,
+                     "the runner " + how + (ev.reason.empty() ? "" : " (" + ev.reason + ")")),
+        -1, 0, ""});
   }
   on_event_(ev);
   {

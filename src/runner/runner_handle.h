@@ -6,10 +6,11 @@
 // CUDA_VISIBLE_DEVICES narrowed to its one card), then sends the `load` frame.
 //
 // A reader thread delivers every frame the runner sends, then exactly one kExited event once the
-// process is gone and reaped (no zombie is left). A runner silent for longer than
-// heartbeat_timeout_ms, or one that breaks the protocol, is killed; its exit event says why.
-// Events arrive on the reader thread: the callback must be quick and thread-safe (the scheduler
-// posts them to its own queue).
+// process is gone and reaped (no zombie is left). Jobs sent with Send() that had no `done` or
+// `error` when the runner died get an `error` frame of kind "crash" first, so every job ends. A
+// runner silent for longer than heartbeat_timeout_ms, or one that breaks the protocol, is killed;
+// its exit event says why. Events arrive on the reader thread: the callback must be quick and
+// thread-safe (the scheduler posts them to its own queue).
 #pragma once
 
 #include <sys/types.h>
@@ -20,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -96,6 +98,7 @@ class RunnerHandle {
   std::atomic<bool> exited_{false};
   bool reaped_ = false;
   std::string kill_reason_;
+  std::set<std::string> in_flight_;  // job ids sent and not yet done or failed
 };
 
 }  // namespace steno::runner

@@ -250,6 +250,11 @@ TEST(RunnerTest, KilledRunnerMidJobIsReportedWithinOneSecondAndReaped) {
   EXPECT_FALSE(Alive(pid));
   EXPECT_EQ(kill(pid, 0), -1) << "no zombie left";
   EXPECT_TRUE(ev.All("done", "k1").empty());
+  // The job in flight ends with an error of kind crash, before the exit event.
+  auto lost = ev.All("error", "k1");
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0]["kind"], "crash");
+  EXPECT_NE(lost[0]["message"].get<std::string>().find("signal 9"), std::string::npos);
 }
 
 TEST(RunnerTest, ModelThatCannotLoadIsAnErrorAndTheRunnerExits) {
