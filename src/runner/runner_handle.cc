@@ -89,6 +89,7 @@ Result<std::unique_ptr<RunnerHandle>> RunnerHandle::Start(const RunnerOptions& o
                            {"streams", options.streams},
                            {"threads", options.threads},
                            {"flash_attn", options.flash_attn},
+                           {"warmup", options.warmup},
                            {"heartbeat_ms", options.heartbeat_ms}});
   h->reader_ = std::thread(&RunnerHandle::ReaderLoop, h.get(), options);
   return h;

@@ -41,6 +41,7 @@ struct RunnerOptions {
   int streams = 1;
   int threads = 1;  // threads for the warm-up pass
   bool flash_attn = true;
+  bool warmup = true;          // a silent pass per stream before `ready` (see runner_main.h)
   int heartbeat_ms = 1000;
   int heartbeat_timeout_ms = 10000;  // after the first frame; silence longer than this kills
   int load_timeout_ms = 600000;      // before the first frame (ready or error)

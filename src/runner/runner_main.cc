@@ -69,6 +69,7 @@ class Runner {
   std::unique_ptr<engine::WhisperModel> model_;
   int heartbeat_ms_ = 1000;
   int warmup_threads_ = 1;
+  bool warmup_ = true;
 
   std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
@@ -89,6 +90,7 @@ bool Runner::Load(const json& m) {
   options.flash_attn = m.value("flash_attn", true);
   heartbeat_ms_ = std::max(50, m.value("heartbeat_ms", 1000));
   warmup_threads_ = std::max(1, m.value("threads", 1));
+  warmup_ = m.value("warmup", true);
 
   auto model = engine::WhisperModel::Load(path, options);
   if (!model) {
@@ -123,7 +125,9 @@ Status Runner::AddStreams(int n) {
   for (int i = 0; i < n; ++i) {
     auto stream = model_->NewStream();
     if (!stream) return stream.error();
-    if (auto r = (*stream)->Run(kSilence, warm); !r) return r.error();
+    if (warmup_) {
+      if (auto r = (*stream)->Run(kSilence, warm); !r) return r.error();
+    }
     auto slot = std::make_unique<Slot>();
     slot->stream = std::move(stream).value();
     std::lock_guard<std::mutex> lock(mu_);
