@@ -1,0 +1,61 @@
+#include "gpu/owner_process.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace steno::gpu {
+namespace {
+
+struct StatFields {
+  char state = '?';
+  uint64_t start_ticks = 0;
+};
+
+// Reads /proc/PID/stat. The command name (field 2) is in parentheses and may itself contain
+// spaces and parentheses, so fields are counted from the last ')'.
+std::optional<StatFields> ReadStat(int pid) {
+  if (pid <= 0) return std::nullopt;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 1));
+  StatFields f;
+  rest >> f.state;  // field 3
+  std::string skip;
+  for (int field = 4; field < 22; ++field) rest >> skip;
+  rest >> f.start_ticks;  // field 22
+  if (!rest) return std::nullopt;
+  return f;
+}
+
+bool Dead(char state) {
+  return state == 'Z' || state == 'X' || state == 'x';
+}
+
+}  // namespace
+
+std::optional<ProcessIdentity> IdentifyProcess(int pid) {
+  auto stat = ReadStat(pid);
+  if (!stat || Dead(stat->state)) return std::nullopt;
+  return ProcessIdentity{pid, stat->start_ticks};
+}
+
+bool IsAlive(const ProcessIdentity& process) {
+  auto stat = ReadStat(process.pid);
+  return stat && !Dead(stat->state) && stat->start_ticks == process.start_ticks;
+}
+
+bool RunsSameExecutable(int pid) {
+  struct stat mine {};
+  struct stat theirs {};
+  if (stat("/proc/self/exe", &mine) != 0) return false;
+  if (stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &theirs) != 0) return false;
+  return mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+}
+
+}  // namespace steno::gpu
