@@ -83,14 +83,18 @@ Result<std::unique_ptr<RunnerHandle>> RunnerHandle::Start(const RunnerOptions& o
   h->writer_ = std::make_unique<FrameWriter>(sv[0]);
   h->on_event_ = std::move(on_event);
   // A failed send means the child already died; the reader reports how.
-  (void)h->writer_->Write({{"type", "load"},
-                           {"model", options.model_path},
-                           {"device", options.device},
-                           {"streams", options.streams},
-                           {"threads", options.threads},
-                           {"flash_attn", options.flash_attn},
-                           {"warmup", options.warmup},
-                           {"heartbeat_ms", options.heartbeat_ms}});
+  nlohmann::json load = {{"type", "load"},
+                         {"model", options.model_path},
+                         {"device", options.device},
+                         {"streams", options.streams},
+                         {"threads", options.threads},
+                         {"flash_attn", options.flash_attn},
+                         {"warmup", options.warmup},
+                         {"heartbeat_ms", options.heartbeat_ms}};
+  if (!options.sim_data_dir.empty()) {
+    load["simulated"] = {{"data_dir", options.sim_data_dir}, {"device", options.sim_device}};
+  }
+  (void)h->writer_->Write(load);
   h->reader_ = std::thread(&RunnerHandle::ReaderLoop, h.get(), options);
   return h;
 }

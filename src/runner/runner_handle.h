@@ -41,8 +41,13 @@ struct RunnerOptions {
   int streams = 1;
   int threads = 1;  // threads for the warm-up pass
   bool flash_attn = true;
-  bool warmup = true;          // a silent pass per stream before `ready` (see runner_main.h)
+  bool warmup = true;  // a silent pass per stream before `ready` (see runner_main.h)
   int heartbeat_ms = 1000;
+  // A simulated device (gpu/simulated_devices.h) that the runner charges what it holds: the
+  // weights (tensor bytes from the file header) before loading, each stream's reported size as
+  // it is created. The device refuses what does not fit, and the runner reports `oom`.
+  std::string sim_data_dir;          // empty: not simulated
+  int sim_device = -1;               // physical index of the simulated card
   int heartbeat_timeout_ms = 10000;  // after the first frame; silence longer than this kills
   int load_timeout_ms = 600000;      // before the first frame (ready or error)
   std::vector<std::pair<std::string, std::string>> env;  // added to the runner's environment

@@ -19,6 +19,7 @@
 #include "engine/transcript_json.h"
 #include "engine/whisper_model.h"
 #include "engine/whisper_stream.h"
+#include "gpu/simulated_devices.h"
 #include "runner/messages.h"
 #include "runner/protocol.h"
 
@@ -37,6 +38,7 @@ int64_t ResidentBytes() {
 
 struct Slot {
   std::unique_ptr<engine::WhisperStream> stream;
+  int64_t charged_bytes = 0;  // on the simulated device, if any
   bool busy = false;
 };
 
@@ -67,6 +69,8 @@ class Runner {
   FrameReader reader_;
   FrameWriter writer_;
   std::unique_ptr<engine::WhisperModel> model_;
+  std::unique_ptr<gpu::SimulatedDevices> sim_;  // set when the device is simulated
+  int sim_device_ = -1;
   int heartbeat_ms_ = 1000;
   int warmup_threads_ = 1;
   bool warmup_ = true;
@@ -92,6 +96,20 @@ bool Runner::Load(const json& m) {
   warmup_threads_ = std::max(1, m.value("threads", 1));
   warmup_ = m.value("warmup", true);
 
+  if (auto sim = m.find("simulated"); sim != m.end() && sim->is_object()) {
+    // A simulated card holds what a real one would: the weights, charged before they load.
+    auto opened = gpu::SimulatedDevices::Open(sim->value("data_dir", ""), "");
+    auto info = engine::ReadModelFile(path);
+    Status charged = !opened ? Status(opened.error())
+                     : !info ? Status(info.error())
+                             : (*opened)->Charge(sim->value("device", 0), info->tensor_bytes);
+    if (!charged) {
+      Send(ErrorMessage("", ErrorKindForProtocol(charged.error().kind), charged.error().message));
+      return false;
+    }
+    sim_ = std::move(opened).value();
+    sim_device_ = sim->value("device", 0);
+  }
   auto model = engine::WhisperModel::Load(path, options);
   if (!model) {
     Send(ErrorMessage("", ErrorKindForProtocol(model.error().kind), model.error().message));
@@ -130,6 +148,10 @@ Status Runner::AddStreams(int n) {
     }
     auto slot = std::make_unique<Slot>();
     slot->stream = std::move(stream).value();
+    if (sim_) {
+      slot->charged_bytes = slot->stream->footprint().StreamBytes();
+      if (auto st = sim_->Charge(sim_device_, slot->charged_bytes); !st) return st.error();
+    }
     std::lock_guard<std::mutex> lock(mu_);
     slots_.push_back(std::move(slot));
   }
@@ -147,7 +169,12 @@ void Runner::SetStreams(const json& m) {
     std::lock_guard<std::mutex> lock(mu_);
     // Drop idle streams beyond the target; busy ones stay until a later request.
     for (auto it = slots_.begin(); it != slots_.end() && static_cast<int>(slots_.size()) > want;) {
-      it = (*it)->busy ? std::next(it) : slots_.erase(it);
+      if ((*it)->busy) {
+        ++it;
+        continue;
+      }
+      if (sim_) (void)sim_->Release(sim_device_, (*it)->charged_bytes);
+      it = slots_.erase(it);
     }
     have = static_cast<int>(slots_.size());
   }
