@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include <ggml-backend.h>
 #include <spdlog/spdlog.h>
 
 #include "audio/decoder.h"
@@ -34,6 +35,19 @@ int64_t ResidentBytes() {
   int64_t size = 0, resident = 0;
   statm >> size >> resident;
   return resident * sysconf(_SC_PAGESIZE);
+}
+
+// Free memory on the first GPU ggml sees (the runner's one card, after CUDA_VISIBLE_DEVICES
+// narrowing); -1 without one. Before/after deltas are the footprint's truth on a real device.
+int64_t GpuFreeBytes() {
+  for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+    ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+    if (ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_GPU) continue;
+    size_t free = 0, total = 0;
+    ggml_backend_dev_memory(dev, &free, &total);
+    return static_cast<int64_t>(free);
+  }
+  return -1;
 }
 
 struct Slot {
@@ -110,24 +124,33 @@ bool Runner::Load(const json& m) {
     sim_ = std::move(opened).value();
     sim_device_ = sim->value("device", 0);
   }
+  const int64_t free_before_load = options.use_gpu ? GpuFreeBytes() : -1;
   auto model = engine::WhisperModel::Load(path, options);
   if (!model) {
     Send(ErrorMessage("", ErrorKindForProtocol(model.error().kind), model.error().message));
     return false;
   }
   model_ = std::move(model).value();
-  if (auto st = AddStreams(std::max(1, m.value("streams", 1))); !st) {
+  const int64_t free_after_load = free_before_load >= 0 ? GpuFreeBytes() : -1;
+  const int streams = std::max(1, m.value("streams", 1));
+  if (auto st = AddStreams(streams); !st) {
     Send(ErrorMessage("", ErrorKindForProtocol(st.error().kind), st.error().message));
     return false;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  Send({{"type", "ready"},
-        {"weights_bytes", model_->footprint().weights_bytes},
-        {"stream_bytes", slots_.front()->stream->footprint().StreamBytes()},
-        {"streams", slots_.size()},
-        {"load_ms", model_->load_ms()},
-        {"rss_bytes", ResidentBytes()},
-        {"pid", getpid()}});
+  json ready = {{"type", "ready"},
+                {"weights_bytes", model_->footprint().weights_bytes},
+                {"stream_bytes", slots_.front()->stream->footprint().StreamBytes()},
+                {"streams", slots_.size()},
+                {"load_ms", model_->load_ms()},
+                {"rss_bytes", ResidentBytes()},
+                {"pid", getpid()}};
+  if (free_after_load >= 0) {
+    // What the device itself lost: the truth the log-parsed figures above only estimate.
+    ready["device_weights_bytes"] = free_before_load - free_after_load;
+    ready["device_stream_bytes"] = (free_after_load - GpuFreeBytes()) / streams;
+  }
+  Send(ready);
   return true;
 }
 
