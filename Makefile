@@ -44,6 +44,7 @@ run: build
 
 bench: build
 	@BUILD=$(BUILD) bench/transcribe_vs_whisper_cli.sh
+	@for b in $(BUILD)/bench/*_bench; do echo "== $$b"; $$b || exit 1; done
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
