@@ -1,0 +1,98 @@
+#include "core/job.h"
+
+#include <nlohmann/json.hpp>
+
+namespace steno {
+
+const char* JobStateName(JobState state) {
+  switch (state) {
+    case JobState::kPending: return "pending";
+    case JobState::kLoading: return "loading";
+    case JobState::kProcessing: return "processing";
+    case JobState::kCompleted: return "completed";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+  }
+  return "pending";
+}
+
+std::optional<JobState> ParseJobState(std::string_view name) {
+  for (auto s : {JobState::kPending, JobState::kLoading, JobState::kProcessing,
+                 JobState::kCompleted, JobState::kFailed, JobState::kCancelled}) {
+    if (name == JobStateName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+bool IsFinal(JobState state) {
+  return state == JobState::kCompleted || state == JobState::kFailed ||
+         state == JobState::kCancelled;
+}
+
+bool IsActive(JobState state) {
+  return state == JobState::kLoading || state == JobState::kProcessing;
+}
+
+const char* PriorityName(Priority priority) {
+  switch (priority) {
+    case Priority::kHigh: return "high";
+    case Priority::kNormal: return "normal";
+    case Priority::kLow: return "low";
+  }
+  return "normal";
+}
+
+std::optional<Priority> ParsePriority(std::string_view name) {
+  for (auto p : {Priority::kHigh, Priority::kNormal, Priority::kLow}) {
+    if (name == PriorityName(p)) return p;
+  }
+  return std::nullopt;
+}
+
+std::string JobParamsToJson(const JobParams& p) {
+  nlohmann::json j = {
+      {"task", p.task},
+      {"language", p.language},
+      {"prompt", p.prompt},
+      {"temperature", p.temperature},
+      {"response_format", p.response_format},
+      {"word_timestamps", p.word_timestamps},
+      {"device", p.device},
+      {"filename", p.filename},
+  };
+  if (p.keep_alive_s) j["keep_alive_s"] = *p.keep_alive_s;
+  if (p.timeout_s) j["timeout_s"] = *p.timeout_s;
+  return j.dump();
+}
+
+Result<JobParams> JobParamsFromJson(std::string_view text) {
+  auto bad = [](const std::string& why) {
+    return Error(ErrorKind::kBadInput, "bad_job_params", "job parameters: " + why);
+  };
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  JobParams p;
+  try {
+    // Missing fields keep their defaults; unknown fields are ignored (forward compatibility).
+    auto get = [&j](const char* key, auto& field) {
+      if (auto it = j.find(key); it != j.end() && !it->is_null()) it->get_to(field);
+    };
+    get("task", p.task);
+    get("language", p.language);
+    get("prompt", p.prompt);
+    get("temperature", p.temperature);
+    get("response_format", p.response_format);
+    get("word_timestamps", p.word_timestamps);
+    get("device", p.device);
+    get("filename", p.filename);
+    if (auto it = j.find("keep_alive_s"); it != j.end() && !it->is_null())
+      p.keep_alive_s = it->get<int>();
+    if (auto it = j.find("timeout_s"); it != j.end() && !it->is_null())
+      p.timeout_s = it->get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    return bad(e.what());
+  }
+  return p;
+}
+
+}  // namespace steno

@@ -1,0 +1,29 @@
+// Opening the data dir the way a server must before it accepts work: create the directory, open
+// the blob store (DATA_DIR/blobs) and the job database (DATA_DIR/steno.db, which requeues jobs a
+// crash left running), then sweep what a crash left behind (partial uploads, uploads whose job
+// was never inserted, finished jobs past retention). Nothing is in flight yet, so the sweep uses
+// no grace period.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/result.h"
+#include "store/blob_store.h"
+#include "store/retention.h"
+#include "store/sqlite_job_store.h"
+
+namespace steno::store {
+
+struct DataDirStores {
+  std::unique_ptr<SqliteJobStore> jobs;
+  BlobStore blobs;
+  int recovered = 0;      // jobs requeued because a crash left them running
+  RetentionReport swept;  // what the startup sweep removed
+};
+
+// `retention.max_age_ms` applies to the sweep; its grace is ignored (0 at startup).
+Result<DataDirStores> OpenDataDir(const std::string& data_dir,
+                                  const RetentionPolicy& retention = {});
+
+}  // namespace steno::store

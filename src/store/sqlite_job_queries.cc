@@ -1,0 +1,263 @@
+// SqliteJobStore: reads (get, list with paging, counts, results), measured model footprints and
+// the deletions retention asks for.
+#include <charconv>
+
+#include "store/sqlite_db.h"
+#include "store/sqlite_job_row.h"
+#include "store/sqlite_job_store.h"
+
+namespace steno::store {
+namespace {
+
+Error BadPageToken() {
+  return Error(ErrorKind::kBadInput, "bad_page_token",
+               "the page token is not one this server handed out");
+}
+
+// Page tokens name the last row of the previous page (keyset paging: stable while jobs are added,
+// and as fast for page 1000 as for page 1). "n.<created_ms>.<id>" or
+// "q.<priority>.<created_ms>.<id>".
+struct PageKey {
+  int64_t priority = 0;
+  int64_t created_ms = 0;
+  std::string id;
+};
+
+bool ParseInt(std::string_view s, int64_t* out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::optional<PageKey> ParsePageToken(std::string_view token, ListOrder order) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (size_t i = 0; i <= token.size(); ++i) {
+    if (i == token.size() || token[i] == '.') {
+      parts.push_back(token.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  PageKey key;
+  if (order == ListOrder::kNewestFirst) {
+    if (parts.size() != 3 || parts[0] != "n" || !ParseInt(parts[1], &key.created_ms)) return {};
+    key.id = parts[2];
+  } else {
+    if (parts.size() != 4 || parts[0] != "q" || !ParseInt(parts[1], &key.priority) ||
+        !ParseInt(parts[2], &key.created_ms)) {
+      return {};
+    }
+    key.id = parts[3];
+  }
+  if (key.id.empty()) return {};
+  return key;
+}
+
+std::string PageToken(const Job& last, ListOrder order) {
+  if (order == ListOrder::kNewestFirst) {
+    return "n." + std::to_string(last.created_ms) + "." + last.id;
+  }
+  return "q." + std::to_string(static_cast<int>(last.priority)) + "." +
+         std::to_string(last.created_ms) + "." + last.id;
+}
+
+}  // namespace
+
+Result<Job> SqliteJobStore::Get(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto job = LoadJob(id);
+  if (!job.ok()) return job.error();
+  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  return std::move(job).value().value();
+}
+
+Result<JobPage> SqliteJobStore::List(const JobFilter& filter) {
+  if (filter.limit < 1 || filter.limit > 1000) {
+    return Error(ErrorKind::kBadInput, "bad_limit", "a page holds 1 to 1000 jobs");
+  }
+  std::optional<PageKey> after;
+  if (!filter.page_token.empty()) {
+    after = ParsePageToken(filter.page_token, filter.order);
+    if (!after) return BadPageToken();
+  }
+  // The SQL text depends only on which filters are present, so each shape is prepared once.
+  std::string sql = std::string("SELECT ") + sqlite::kJobColumns + " FROM jobs WHERE 1";
+  if (!filter.states.empty()) {
+    sql += " AND state IN (?";
+    for (size_t i = 1; i < filter.states.size(); ++i) sql += ", ?";
+    sql += ")";
+  }
+  if (!filter.model.empty()) sql += " AND model = ?";
+  if (!filter.lease_owner.empty()) sql += " AND lease_owner = ?";
+  bool newest = filter.order == ListOrder::kNewestFirst;
+  if (after) {
+    sql +=
+        newest ? " AND (created_ms, id) < (?, ?)" : " AND (priority, created_ms, id) > (?, ?, ?)";
+  }
+  sql += newest ? " ORDER BY created_ms DESC, id DESC" : " ORDER BY priority, created_ms, id";
+  sql += " LIMIT ?";
+
+  std::lock_guard lock(mu_);
+  auto stmt = db_->Prepare(sql);
+  if (!stmt.ok()) return stmt.error();
+  int i = 1;
+  for (auto s : filter.states) stmt->Bind(i++, JobStateName(s));
+  if (!filter.model.empty()) stmt->Bind(i++, filter.model);
+  if (!filter.lease_owner.empty()) stmt->Bind(i++, filter.lease_owner);
+  if (after) {
+    if (!newest) stmt->Bind(i++, after->priority);
+    stmt->Bind(i++, after->created_ms);
+    stmt->Bind(i++, after->id);
+  }
+  stmt->Bind(i++, int64_t{filter.limit} + 1);  // one more tells whether another page exists
+  JobPage page;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    if (static_cast<int>(page.jobs.size()) == filter.limit) {
+      page.next_page_token = PageToken(page.jobs.back(), filter.order);
+      break;
+    }
+    auto job = sqlite::ReadJob(*stmt);
+    if (!job.ok()) return job.error();
+    page.jobs.push_back(std::move(job).value());
+  }
+  return page;
+}
+
+Result<JobCounts> SqliteJobStore::Count() {
+  std::lock_guard lock(mu_);
+  auto stmt = db_->Prepare("SELECT state, count(*) FROM jobs GROUP BY state");
+  if (!stmt.ok()) return stmt.error();
+  JobCounts counts;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    if (auto s = ParseJobState(stmt->Text(0))) {
+      counts.by_state[static_cast<size_t>(*s)] = stmt->Int(1);
+    }
+  }
+  return counts;
+}
+
+Result<std::string> SqliteJobStore::GetResult(const std::string& id) {
+  std::lock_guard lock(mu_);
+  {
+    auto stmt = db_->Prepare("SELECT result FROM results WHERE job_id = ?");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, id);
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (*row) return stmt->Text(0);
+  }
+  auto job = LoadJob(id);
+  if (!job.ok()) return job.error();
+  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  return Error(ErrorKind::kNotFound, kErrResultNotFound,
+               "job " + id + " has no result (it is " + JobStateName((*job)->state) + ")");
+}
+
+Result<std::vector<AttemptRecord>> SqliteJobStore::Attempts(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto job = LoadJob(id);
+  if (!job.ok()) return job.error();
+  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  auto stmt = db_->Prepare(
+      "SELECT attempt, owner, started_ms, ended_ms, outcome, error_kind, error_code, "
+      "error_message FROM attempts WHERE job_id = ? ORDER BY attempt");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, id);
+  std::vector<AttemptRecord> out;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    AttemptRecord a;
+    a.attempt = static_cast<int>(stmt->Int(0));
+    a.owner = stmt->Text(1);
+    a.started_ms = stmt->Int(2);
+    a.ended_ms = stmt->Int(3);
+    a.outcome = stmt->Text(4);
+    a.error = sqlite::ReadError(*stmt, 5);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Status SqliteJobStore::PutFootprint(const ModelFootprint& fp) {
+  if (fp.model.empty() || fp.device_name.empty() || fp.weights_bytes < 0 || fp.stream_bytes < 0) {
+    return Error(ErrorKind::kBadInput, "bad_footprint",
+                 "a footprint needs a model, a device name and sizes of at least 0");
+  }
+  std::lock_guard lock(mu_);
+  auto stmt = db_->Prepare(
+      "INSERT INTO model_footprints (model, device_name, weights_bytes, stream_bytes, "
+      "measured_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, device_name) DO UPDATE SET "
+      "weights_bytes = excluded.weights_bytes, stream_bytes = excluded.stream_bytes, "
+      "measured_ms = excluded.measured_ms");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, fp.model).Bind(2, fp.device_name).Bind(3, fp.weights_bytes);
+  stmt->Bind(4, fp.stream_bytes).Bind(5, Now());
+  return stmt->Run();
+}
+
+Result<std::optional<ModelFootprint>> SqliteJobStore::GetFootprint(const std::string& model,
+                                                                   const std::string& device_name) {
+  std::lock_guard lock(mu_);
+  auto stmt = db_->Prepare(
+      "SELECT weights_bytes, stream_bytes, measured_ms FROM model_footprints "
+      "WHERE model = ? AND device_name = ?");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, model).Bind(2, device_name);
+  auto row = stmt->Step();
+  if (!row.ok()) return row.error();
+  if (!*row) return std::optional<ModelFootprint>();
+  return std::optional<ModelFootprint>(
+      ModelFootprint{model, device_name, stmt->Int(0), stmt->Int(1), stmt->Int(2)});
+}
+
+Result<std::vector<ModelFootprint>> SqliteJobStore::ListFootprints() {
+  std::lock_guard lock(mu_);
+  auto stmt = db_->Prepare(
+      "SELECT model, device_name, weights_bytes, stream_bytes, measured_ms FROM model_footprints "
+      "ORDER BY model, device_name");
+  if (!stmt.ok()) return stmt.error();
+  std::vector<ModelFootprint> out;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    out.push_back({stmt->Text(0), stmt->Text(1), stmt->Int(2), stmt->Int(3), stmt->Int(4)});
+  }
+  return out;
+}
+
+Result<int> SqliteJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
+  if (limit < 1) return Error(ErrorKind::kBadInput, "bad_limit", "limit must be at least 1");
+  std::lock_guard lock(mu_);
+  // Results and attempts go with their job (ON DELETE CASCADE).
+  auto stmt = db_->Prepare(
+      "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND "
+      "finished_ms < ? AND state IN ('completed', 'failed', 'cancelled') LIMIT ?)");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, cutoff_ms).Bind(2, int64_t{limit});
+  if (auto st = stmt->Run(); !st.ok()) return st.error();
+  return db_->Changes();
+}
+
+Result<std::vector<std::string>> SqliteJobStore::ReferencedBlobs() {
+  std::lock_guard lock(mu_);
+  auto stmt = db_->Prepare("SELECT DISTINCT blob_digest FROM jobs WHERE blob_digest IS NOT NULL");
+  if (!stmt.ok()) return stmt.error();
+  std::vector<std::string> out;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    out.push_back(stmt->Text(0));
+  }
+  return out;
+}
+
+}  // namespace steno::store

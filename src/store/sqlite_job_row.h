@@ -1,0 +1,26 @@
+// How a Job maps to a row of the SQLite jobs table (shared by the store's source files).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/job.h"
+#include "store/sqlite_db.h"
+
+namespace steno::store::sqlite {
+
+// The columns ReadJob expects, in order, as a SELECT list.
+extern const char kJobColumns[];
+
+// Reads a row selected with kJobColumns. kIntegrity kErrStoreCorrupt if a stored value is not
+// one this code could have written.
+Result<Job> ReadJob(const Statement& row);
+
+// Reads an optional error from three columns (kind, code, message) starting at `column`; a NULL
+// kind means none. A kind written by a newer steno reads as internal.
+std::optional<Error> ReadError(const Statement& row, int column);
+
+// Binds an optional error as three parameters (kind, code, message) starting at `index`.
+void BindError(Statement& stmt, int index, const std::optional<Error>& error);
+
+}  // namespace steno::store::sqlite

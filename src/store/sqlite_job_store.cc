@@ -1,0 +1,494 @@
+// SqliteJobStore: opening, crash recovery, submission and the lease transitions.
+// Reads, footprints and retention are in sqlite_job_queries.cc.
+#include "store/sqlite_job_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+#include "store/blob_store.h"
+#include "store/job_id.h"
+#include "store/sqlite_db.h"
+#include "store/sqlite_job_row.h"
+#include "store/sqlite_migrations.h"
+
+namespace steno::store {
+using sqlite::Db;
+using sqlite::Transaction;
+
+namespace {
+
+const std::string kSelectJobById =
+    std::string("SELECT ") + sqlite::kJobColumns + " FROM jobs WHERE id = ?";
+const std::string kSelectActive = std::string("SELECT ") + sqlite::kJobColumns +
+                                  " FROM jobs WHERE state IN ('loading', 'processing')";
+
+Error BadJob(const std::string& message) {
+  return Error(ErrorKind::kBadInput, kErrBadJob, message);
+}
+
+Status ValidateNewJob(const NewJob& job) {
+  if (job.model.empty()) return BadJob("a job needs a model");
+  if (job.model.size() > 1024) return BadJob("model name longer than 1024 bytes");
+  if (!job.blob_digest.empty() && !IsValidDigest(job.blob_digest)) {
+    return BadJob("blob digest is not a SHA-256 hex digest: " + job.blob_digest);
+  }
+  if (job.idempotency_key.size() > 255) return BadJob("idempotency key longer than 255 bytes");
+  return {};
+}
+
+}  // namespace
+
+std::string DefaultDbPath(const std::string& data_dir) {
+  return data_dir + "/steno.db";
+}
+
+SqliteJobStore::SqliteJobStore(std::unique_ptr<Db> db, SqliteOptions options, int lock_fd)
+    : db_(std::move(db)), options_(std::move(options)), lock_fd_(lock_fd) {}
+
+SqliteJobStore::~SqliteJobStore() {
+  db_.reset();  // close the database before giving up the lock
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+int64_t SqliteJobStore::Now() const {
+  if (options_.clock) return options_.clock();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteOptions& options) {
+  if (options.path.empty()) return BadJob("no job database path given");
+  int lock_fd = -1;
+  if (options.own_queue) {
+    // flock, not fcntl locks: it belongs to this open file, is released by the kernel when the
+    // process dies however it dies, and O_CLOEXEC keeps runner children from inheriting it.
+    std::string lock_path = options.path + ".lock";
+    lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) {
+      return Error(ErrorKind::kIo, kErrStoreIo,
+                   "cannot open " + lock_path + ": " + std::strerror(errno));
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      close(lock_fd);
+      return Error(ErrorKind::kUnavailable, kErrStoreLocked,
+                   "another steno process is using the job database " + options.path);
+    }
+  }
+  auto fail = [&](Error e) -> Result<std::unique_ptr<SqliteJobStore>> {
+    if (lock_fd >= 0) close(lock_fd);
+    e.message = options.path + ": " + e.message;
+    return e;
+  };
+  auto db = Db::Open(options.path, options.busy_timeout_ms);
+  if (!db.ok()) return fail(db.error());
+  // The first statement reads the file header: a file that is not a database fails here.
+  {
+    auto mode = (*db)->Prepare("PRAGMA journal_mode = WAL");
+    if (!mode.ok()) return fail(mode.error());
+    auto row = mode->Step();
+    if (!row.ok()) return fail(row.error());
+    if (*row && mode->Text(0) != "wal") {
+      spdlog::warn("job database {}: WAL mode unavailable (journal mode {})", options.path,
+                   mode->Text(0));
+    }
+  }
+  if (auto st = (*db)->Exec(options.durable ? "PRAGMA synchronous = FULL"
+                                            : "PRAGMA synchronous = NORMAL");
+      !st.ok()) {
+    return fail(st.error());
+  }
+  if (auto st = (*db)->Exec("PRAGMA foreign_keys = ON"); !st.ok()) return fail(st.error());
+  if (auto st = sqlite::Migrate(**db); !st.ok()) return fail(st.error());
+
+  std::unique_ptr<SqliteJobStore> store(
+      new SqliteJobStore(std::move(db).value(), options, lock_fd));
+  if (options.own_queue) {
+    if (auto st = store->RecoverAbandoned(); !st.ok()) return st.error();
+  }
+  return store;
+}
+
+Status SqliteJobStore::RecoverAbandoned() {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  std::vector<Job> abandoned;
+  {
+    auto stmt = db_->Prepare(kSelectActive);
+    if (!stmt.ok()) return stmt.error();
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto job = sqlite::ReadJob(*stmt);
+      if (!job.ok()) return job.error();
+      abandoned.push_back(std::move(job).value());
+    }
+  }
+  for (const auto& job : abandoned) {
+    Error reason(ErrorKind::kUnavailable, "run_lost",
+                 "steno stopped while attempt " + std::to_string(job.attempt) + " was " +
+                     JobStateName(job.state));
+    if (auto st = RequeueLocked(job, reason, 0, "lost"); !st.ok()) return st;
+  }
+  if (auto st = tx->Commit(); !st.ok()) return st;
+  for (const auto& job : abandoned) {
+    spdlog::info("job {} was {} when steno stopped; queued again as attempt {}", job.id,
+                 JobStateName(job.state), job.attempt + 1);
+  }
+  recovered_on_open_ = static_cast<int>(abandoned.size());
+  return {};
+}
+
+Result<Inserted> SqliteJobStore::Insert(const NewJob& job) {
+  if (auto st = ValidateNewJob(job); !st.ok()) return st.error();
+  std::string params = JobParamsToJson(job.params);
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  if (!job.idempotency_key.empty()) {
+    auto stmt = db_->Prepare(std::string("SELECT ") + sqlite::kJobColumns +
+                             " FROM jobs WHERE idempotency_key = ?");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, job.idempotency_key);
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (*row) {
+      auto existing = sqlite::ReadJob(*stmt);
+      if (!existing.ok()) return existing.error();
+      return Inserted{std::move(existing).value(), true};
+    }
+  }
+  Job out;
+  int64_t now = Now();
+  out.id = NewJobId(now);
+  out.priority = job.priority;
+  out.model = job.model;
+  out.params = job.params;
+  out.blob_digest = job.blob_digest;
+  out.created_ms = out.updated_ms = now;
+  out.idempotency_key = job.idempotency_key;
+  {
+    auto stmt = db_->Prepare(
+        "INSERT INTO jobs (id, state, priority, model, params, blob_digest, attempt, created_ms, "
+        "updated_ms, not_before_ms, idempotency_key) "
+        "VALUES (?, 'pending', ?, ?, ?, ?, 1, ?, ?, 0, ?)");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, out.id)
+        .Bind(2, static_cast<int64_t>(job.priority))
+        .Bind(3, job.model)
+        .Bind(4, params)
+        .BindTextOrNull(5, job.blob_digest)
+        .Bind(6, now)
+        .Bind(7, now)
+        .BindTextOrNull(8, job.idempotency_key);
+    if (auto st = stmt->Run(); !st.ok()) return st.error();
+  }
+  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  return Inserted{std::move(out), false};
+}
+
+Result<std::optional<Job>> SqliteJobStore::LoadJob(const std::string& id) {
+  auto stmt = db_->Prepare(kSelectJobById);
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, id);
+  auto row = stmt->Step();
+  if (!row.ok()) return row.error();
+  if (!*row) return std::optional<Job>();
+  auto job = sqlite::ReadJob(*stmt);
+  if (!job.ok()) return job.error();
+  return std::optional<Job>(std::move(job).value());
+}
+
+Result<Job> SqliteJobStore::LoadHeld(const std::string& id, const std::string& owner,
+                                     const char* action) {
+  auto job = LoadJob(id);
+  if (!job.ok()) return job.error();
+  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  const Job& j = **job;
+  if (IsFinal(j.state)) {
+    return Error(ErrorKind::kBadInput, kErrJobFinished,
+                 "cannot " + std::string(action) + " job " + id + ": it is already " +
+                     JobStateName(j.state));
+  }
+  // A lease that ran out but was not yet requeued still counts: nobody else has the job.
+  if (!IsActive(j.state) || j.lease_owner != owner) {
+    return Error(ErrorKind::kBadInput, kErrLeaseNotHeld,
+                 "cannot " + std::string(action) + " job " + id + ": " + owner +
+                     " does not hold it (state " + JobStateName(j.state) + ", holder '" +
+                     j.lease_owner + "')");
+  }
+  return std::move(job).value().value();
+}
+
+Status SqliteJobStore::EndAttempt(const Job& job, const char* outcome,
+                                  const std::optional<Error>& error) {
+  auto stmt = db_->Prepare(
+      "UPDATE attempts SET ended_ms = ?, outcome = ?, error_kind = ?, error_code = ?, "
+      "error_message = ? WHERE job_id = ? AND attempt = ? AND ended_ms IS NULL");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, Now()).Bind(2, outcome);
+  sqlite::BindError(*stmt, 3, error);
+  stmt->Bind(6, job.id).Bind(7, int64_t{job.attempt});
+  return stmt->Run();
+}
+
+Status SqliteJobStore::RequeueLocked(const Job& job, const std::optional<Error>& reason,
+                                     int64_t delay_ms, const char* outcome) {
+  int64_t now = Now();
+  auto stmt = db_->Prepare(
+      "UPDATE jobs SET state = 'pending', attempt = attempt + 1, lease_owner = NULL, "
+      "lease_expires_ms = NULL, not_before_ms = ?, updated_ms = ?, error_kind = ?, "
+      "error_code = ?, error_message = ? WHERE id = ?");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, delay_ms > 0 ? now + delay_ms : 0).Bind(2, now);
+  sqlite::BindError(*stmt, 3, reason);
+  stmt->Bind(6, job.id);
+  if (auto st = stmt->Run(); !st.ok()) return st;
+  return EndAttempt(job, outcome, reason);
+}
+
+Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
+  if (request.owner.empty()) return BadJob("a claim needs an owner");
+  if (request.lease_ms <= 0) return BadJob("a lease must last longer than 0 ms");
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  int64_t now = Now();
+  std::optional<Job> job;
+  if (request.job_id) {
+    auto found = LoadJob(*request.job_id);
+    if (!found.ok()) return found.error();
+    if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + *request.job_id);
+    if ((*found)->state != JobState::kPending || (*found)->not_before_ms > now) {
+      return std::optional<Job>();
+    }
+    job = std::move(found).value();
+  } else {
+    std::string sql = std::string("SELECT ") + sqlite::kJobColumns +
+                      " FROM jobs WHERE state = 'pending' AND not_before_ms <= ?";
+    if (!request.models.empty()) {
+      sql += " AND model IN (?";
+      for (size_t i = 1; i < request.models.size(); ++i) sql += ", ?";
+      sql += ")";
+    }
+    sql += " ORDER BY priority, created_ms, id LIMIT 1";
+    auto stmt = db_->Prepare(sql);
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, now);
+    for (size_t i = 0; i < request.models.size(); ++i) {
+      stmt->Bind(static_cast<int>(i) + 2, request.models[i]);
+    }
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<Job>();
+    auto found = sqlite::ReadJob(*stmt);
+    if (!found.ok()) return found.error();
+    job = std::move(found).value();
+  }
+  job->state = JobState::kLoading;
+  job->lease_owner = request.owner;
+  job->lease_expires_ms = now + request.lease_ms;
+  job->started_ms = job->updated_ms = now;
+  {
+    auto stmt = db_->Prepare(
+        "UPDATE jobs SET state = 'loading', lease_owner = ?, lease_expires_ms = ?, "
+        "started_ms = ?, updated_ms = ? WHERE id = ?");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, job->lease_owner).Bind(2, job->lease_expires_ms).Bind(3, now).Bind(4, now);
+    stmt->Bind(5, job->id);
+    if (auto st = stmt->Run(); !st.ok()) return st.error();
+  }
+  {
+    auto stmt = db_->Prepare(
+        "INSERT OR REPLACE INTO attempts (job_id, attempt, owner, started_ms) VALUES (?, ?, ?, ?)");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, job->id).Bind(2, int64_t{job->attempt}).Bind(3, request.owner).Bind(4, now);
+    if (auto st = stmt->Run(); !st.ok()) return st.error();
+  }
+  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  return job;
+}
+
+Result<std::vector<std::string>> SqliteJobStore::Heartbeat(const std::string& owner,
+                                                           int64_t lease_ms) {
+  if (owner.empty() || lease_ms <= 0) return BadJob("a heartbeat needs an owner and a lease");
+  std::lock_guard lock(mu_);
+  auto stmt = db_->Prepare(
+      "UPDATE jobs SET lease_expires_ms = ? WHERE lease_owner = ? AND "
+      "state IN ('loading', 'processing') RETURNING id");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, Now() + lease_ms).Bind(2, owner);
+  std::vector<std::string> held;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    held.push_back(stmt->Text(0));
+  }
+  return held;
+}
+
+Status SqliteJobStore::MarkProcessing(const std::string& id, const std::string& owner) {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  auto job = LoadHeld(id, owner, "start processing");
+  if (!job.ok()) return job.error();
+  if (job->state == JobState::kProcessing) return {};
+  auto stmt = db_->Prepare("UPDATE jobs SET state = 'processing', updated_ms = ? WHERE id = ?");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, Now()).Bind(2, id);
+  if (auto st = stmt->Run(); !st.ok()) return st;
+  return tx->Commit();
+}
+
+Status SqliteJobStore::Complete(const std::string& id, const std::string& owner,
+                                const std::string& result_json) {
+  if (!nlohmann::json::accept(result_json)) {
+    return Error(ErrorKind::kBadInput, "bad_result", "the result of job " + id + " is not JSON");
+  }
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  auto job = LoadHeld(id, owner, "complete");
+  if (!job.ok()) {
+    if (job.error().code == kErrJobFinished || job.error().code == kErrLeaseNotHeld) {
+      spdlog::warn("refused completion of job {} by {}: {}", id, owner, job.error().message);
+    }
+    return job.error();
+  }
+  int64_t now = Now();
+  {
+    auto stmt = db_->Prepare(
+        "UPDATE jobs SET state = 'completed', finished_ms = ?, updated_ms = ?, lease_owner = NULL, "
+        "lease_expires_ms = NULL, error_kind = NULL, error_code = NULL, error_message = NULL "
+        "WHERE id = ?");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, now).Bind(2, now).Bind(3, id);
+    if (auto st = stmt->Run(); !st.ok()) return st;
+  }
+  {
+    // The primary key on job_id is the last line of defence for "a result is written once".
+    auto stmt = db_->Prepare("INSERT INTO results (job_id, result, created_ms) VALUES (?, ?, ?)");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, id).Bind(2, result_json).Bind(3, now);
+    if (auto st = stmt->Run(); !st.ok()) return st;
+  }
+  if (auto st = EndAttempt(*job, "completed", std::nullopt); !st.ok()) return st;
+  return tx->Commit();
+}
+
+Status SqliteJobStore::Fail(const std::string& id, const std::string& owner, const Error& error) {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  auto job = LoadHeld(id, owner, "fail");
+  if (!job.ok()) return job.error();
+  int64_t now = Now();
+  auto stmt = db_->Prepare(
+      "UPDATE jobs SET state = 'failed', finished_ms = ?, updated_ms = ?, lease_owner = NULL, "
+      "lease_expires_ms = NULL, error_kind = ?, error_code = ?, error_message = ? WHERE id = ?");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, now).Bind(2, now);
+  sqlite::BindError(*stmt, 3, error);
+  stmt->Bind(6, id);
+  if (auto st = stmt->Run(); !st.ok()) return st;
+  if (auto st = EndAttempt(*job, "failed", error); !st.ok()) return st;
+  return tx->Commit();
+}
+
+Status SqliteJobStore::Requeue(const RequeueRequest& request) {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  auto job = LoadHeld(request.id, request.owner, "requeue");
+  if (!job.ok()) return job.error();
+  if (auto st = RequeueLocked(*job, request.reason, request.delay_ms, "requeued"); !st.ok()) {
+    return st;
+  }
+  return tx->Commit();
+}
+
+Result<std::vector<std::string>> SqliteJobStore::RequeueExpired() {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  int64_t now = Now();
+  std::vector<Job> expired;
+  {
+    auto stmt = db_->Prepare(kSelectActive + " AND lease_expires_ms < ?");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, now);
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto job = sqlite::ReadJob(*stmt);
+      if (!job.ok()) return job.error();
+      expired.push_back(std::move(job).value());
+    }
+  }
+  std::vector<std::string> ids;
+  for (const auto& job : expired) {
+    Error reason(ErrorKind::kTimeout, "lease_expired",
+                 "the lease of " + job.lease_owner + " on attempt " + std::to_string(job.attempt) +
+                     " expired");
+    if (auto st = RequeueLocked(job, reason, 0, "lease_expired"); !st.ok()) return st.error();
+    ids.push_back(job.id);
+  }
+  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  for (const auto& job : expired) {
+    spdlog::warn("lease of {} on job {} expired; queued again", job.lease_owner, job.id);
+  }
+  return ids;
+}
+
+Result<Job> SqliteJobStore::Cancel(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  auto found = LoadJob(id);
+  if (!found.ok()) return found.error();
+  if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  Job job = std::move(found).value().value();
+  if (job.state == JobState::kCancelled) return job;
+  if (IsFinal(job.state)) {
+    return Error(ErrorKind::kBadInput, kErrJobFinished,
+                 "cannot cancel job " + id + ": it is already " + JobStateName(job.state));
+  }
+  Error reason(ErrorKind::kCancelled, "cancelled", "cancelled by a user");
+  int64_t now = Now();
+  {
+    auto stmt = db_->Prepare(
+        "UPDATE jobs SET state = 'cancelled', finished_ms = ?, updated_ms = ?, "
+        "lease_owner = NULL, lease_expires_ms = NULL, error_kind = ?, error_code = ?, "
+        "error_message = ? WHERE id = ?");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, now).Bind(2, now);
+    sqlite::BindError(*stmt, 3, reason);
+    stmt->Bind(6, id);
+    if (auto st = stmt->Run(); !st.ok()) return st.error();
+  }
+  if (IsActive(job.state)) {
+    if (auto st = EndAttempt(job, "cancelled", reason); !st.ok()) return st.error();
+  }
+  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  job.state = JobState::kCancelled;
+  job.finished_ms = job.updated_ms = now;
+  job.lease_owner.clear();
+  job.lease_expires_ms = 0;
+  job.error = reason;
+  return job;
+}
+
+}  // namespace steno::store

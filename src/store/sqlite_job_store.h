@@ -1,0 +1,90 @@
+// The JobStore of a single node: one SQLite database in the data dir (DATA_DIR/steno.db).
+//
+// WAL mode (readers never wait for the writer), foreign keys on, a busy timeout, and by default
+// synchronous=FULL so that a commit survives power loss as well as a crash. The schema is
+// migrated on open (sqlite_migrations.h).
+//
+// Exactly one process owns the queue: with `own_queue` (the default) Open takes an exclusive
+// lock on DATA_DIR/steno.db.lock, and since no other process can then hold a lease, every job
+// found loading or processing was abandoned by a crash and goes back to pending with attempt + 1.
+// Tools that only read (steno ps) pass own_queue = false and change nothing on open.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/job_store.h"
+
+namespace steno::store {
+
+namespace sqlite {
+class Db;
+}
+
+// DATA_DIR/steno.db
+std::string DefaultDbPath(const std::string& data_dir);
+
+struct SqliteOptions {
+  std::string path;       // database file; its directory must exist
+  bool own_queue = true;  // lock the database for this process and recover abandoned jobs
+  bool durable = true;    // synchronous=FULL (power-loss safe) rather than NORMAL (crash safe)
+  int busy_timeout_ms = 5000;
+  std::function<int64_t()> clock;  // ms since the epoch; default: the system clock
+};
+
+class SqliteJobStore final : public JobStore {
+ public:
+  // Errors: kUnavailable kErrStoreLocked (another process owns the queue), kIntegrity
+  // kErrStoreCorrupt / kErrSchemaTooNew / kErrForeignSchema, kIo kErrStoreIo.
+  static Result<std::unique_ptr<SqliteJobStore>> Open(const SqliteOptions& options);
+  ~SqliteJobStore() override;
+
+  // Jobs moved back to pending when this store was opened (crash recovery).
+  int recovered_on_open() const { return recovered_on_open_; }
+
+  Result<Inserted> Insert(const NewJob& job) override;
+  Result<Job> Get(const std::string& id) override;
+  Result<JobPage> List(const JobFilter& filter) override;
+  Result<JobCounts> Count() override;
+  Result<std::string> GetResult(const std::string& id) override;
+  Result<std::vector<AttemptRecord>> Attempts(const std::string& id) override;
+
+  Result<std::optional<Job>> Claim(const ClaimRequest& request) override;
+  Result<std::vector<std::string>> Heartbeat(const std::string& owner, int64_t lease_ms) override;
+  Status MarkProcessing(const std::string& id, const std::string& owner) override;
+  Status Complete(const std::string& id, const std::string& owner,
+                  const std::string& result_json) override;
+  Status Fail(const std::string& id, const std::string& owner, const Error& error) override;
+  Status Requeue(const RequeueRequest& request) override;
+  Result<std::vector<std::string>> RequeueExpired() override;
+  Result<Job> Cancel(const std::string& id) override;
+
+  Status PutFootprint(const ModelFootprint& footprint) override;
+  Result<std::optional<ModelFootprint>> GetFootprint(const std::string& model,
+                                                     const std::string& device_name) override;
+  Result<std::vector<ModelFootprint>> ListFootprints() override;
+
+  Result<int> DeleteFinishedBefore(int64_t cutoff_ms, int limit) override;
+  Result<std::vector<std::string>> ReferencedBlobs() override;
+
+ private:
+  SqliteJobStore(std::unique_ptr<sqlite::Db> db, SqliteOptions options, int lock_fd);
+  int64_t Now() const;
+  // Helpers below expect mu_ held and, where they write, a transaction open.
+  Result<std::optional<Job>> LoadJob(const std::string& id);
+  Result<Job> LoadHeld(const std::string& id, const std::string& owner, const char* action);
+  Status EndAttempt(const Job& job, const char* outcome, const std::optional<Error>& error);
+  Status RequeueLocked(const Job& job, const std::optional<Error>& reason, int64_t delay_ms,
+                       const char* outcome);
+  Status RecoverAbandoned();
+
+  std::mutex mu_;
+  std::unique_ptr<sqlite::Db> db_;
+  SqliteOptions options_;
+  int lock_fd_ = -1;
+  int recovered_on_open_ = 0;
+};
+
+}  // namespace steno::store
