@@ -20,7 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-fs::path BenchDir() { return fs::read_symlink("/proc/self/exe").parent_path() / "bench-data"; }
+fs::path BenchDir() {
+  return fs::read_symlink("/proc/self/exe").parent_path() / "bench-data";
+}
 std::string StenoBin() {
   return (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "steno").string();
 }
@@ -65,8 +67,10 @@ void LoadCycle(benchmark::State& state, const std::string& preset, bool cold, bo
     const auto start = Clock::now();
     auto h = steno::runner::RunnerHandle::Start(o, [&r](const steno::runner::RunnerEvent& ev) {
       std::lock_guard<std::mutex> lock(r.mu);
-      if (ev.kind == steno::runner::RunnerEvent::Kind::kExited) r.exited = true;
-      else if (ev.message["type"] == "ready" || ev.message["type"] == "error") r.message = ev.message;
+      if (ev.kind == steno::runner::RunnerEvent::Kind::kExited)
+        r.exited = true;
+      else if (ev.message["type"] == "ready" || ev.message["type"] == "error")
+        r.message = ev.message;
       r.cv.notify_all();
     });
     if (!h) {
@@ -99,11 +103,19 @@ void LoadCycle(benchmark::State& state, const std::string& preset, bool cold, bo
 }  // namespace
 
 BENCHMARK_CAPTURE(LoadCycle, base_cold, std::string("base"), true, true)
-    ->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(LoadCycle, base_warm, std::string("base"), false, true)
-    ->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 // On 2 CPU cores a large-v3 warm-up pass takes tens of seconds, so these measure the load alone.
 BENCHMARK_CAPTURE(LoadCycle, large_v3_cold_nowarmup, std::string("large-v3"), true, false)
-    ->UseManualTime()->Iterations(2)->Unit(benchmark::kMillisecond);
+    ->UseManualTime()
+    ->Iterations(2)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(LoadCycle, large_v3_warm_nowarmup, std::string("large-v3"), false, false)
-    ->UseManualTime()->Iterations(2)->Unit(benchmark::kMillisecond);
+    ->UseManualTime()
+    ->Iterations(2)
+    ->Unit(benchmark::kMillisecond);
