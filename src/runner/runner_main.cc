@@ -284,12 +284,17 @@ void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, std::string audio_path
       outcome = ErrorMessage(job->id, ErrorKindForProtocol(t.error().kind), t.error().message);
     }
   }
+  {
+    // The stream is free before the supervisor hears the outcome, so a job it sends in reply
+    // always finds a slot.
+    std::lock_guard<std::mutex> lock(mu_);
+    slot->busy = false;
+    jobs_.erase(job->id);
+    ++jobs_done_;
+  }
   Send(outcome);
   std::lock_guard<std::mutex> lock(mu_);
-  slot->busy = false;
-  jobs_.erase(job->id);
-  ++jobs_done_;
-  --active_;
+  --active_;  // last: Shutdown() waits for this before the runner's state goes away
   cv_.notify_all();
 }
 
