@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
+#include "runner/runner_handle.h"
+
 namespace steno::runner {
 
 ReleaseReport VerifyRelease(const gpu::DevicesFn& devices, const ReleaseCheck& check) {
@@ -43,6 +47,31 @@ ReleaseReport VerifyRelease(const gpu::DevicesFn& devices, const ReleaseCheck& c
     if (report.released || Clock::now() >= deadline) return report;
     std::this_thread::sleep_for(check.poll);
   }
+}
+
+ReleaseReport UnloadRunner(RunnerHandle& runner, const gpu::DevicesFn& devices, ReleaseCheck check,
+                           std::chrono::milliseconds grace,
+                           const std::function<void(const ReleaseReport&)>& on_alert) {
+  check.pid = runner.pid();
+  check.used_before = -1;
+  if (auto samples = devices()) {
+    for (const auto& s : *samples) {
+      if (s.index == check.device_index) check.used_before = s.used_bytes;
+    }
+  }
+  check.unload_started = std::chrono::steady_clock::now();
+  runner.Stop(grace);
+  ReleaseReport report = VerifyRelease(devices, check);
+  if (check.used_before < 0) report.released_bytes = 0;  // unknown before: claim nothing
+  if (report.released) {
+    spdlog::info("runner {} unloaded: {} bytes released on cuda:{} in {} ms", check.pid,
+                 report.released_bytes, check.device_index, report.release_ms);
+  } else {
+    spdlog::warn("alert: memory of runner {} not released on cuda:{} after {} ms: {}", check.pid,
+                 check.device_index, report.release_ms, report.detail);
+    if (on_alert) on_alert(report);
+  }
+  return report;
 }
 
 }  // namespace steno::runner

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "gpu/device.h"
@@ -32,5 +33,14 @@ struct ReleaseCheck {
 // Polls `devices` until the release is verified or the timeout passes. Blocks; call it off the
 // scheduler thread. Not released in time is an alert for the caller to raise.
 ReleaseReport VerifyRelease(const gpu::DevicesFn& devices, const ReleaseCheck& check);
+
+class RunnerHandle;
+
+// Unload: Stop() the runner (exit request, SIGKILL after `grace`, reap), then VerifyRelease.
+// `check.pid`, `used_before` and `unload_started` are filled in here. A release that is not
+// verified is logged as an alert and handed to `on_alert` (the alerts system's hook).
+ReleaseReport UnloadRunner(RunnerHandle& runner, const gpu::DevicesFn& devices, ReleaseCheck check,
+                           std::chrono::milliseconds grace,
+                           const std::function<void(const ReleaseReport&)>& on_alert = {});
 
 }  // namespace steno::runner

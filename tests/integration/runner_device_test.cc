@@ -52,13 +52,11 @@ TEST(RunnerDeviceTest, RunnerChargesItsFootprintAndTheUnloadIsVerifiedOnTheDevic
 
   ReleaseCheck check;
   check.device_index = 0;
-  check.pid = pid;
-  check.used_before = used_before;
   check.baseline_used = baseline;
-  check.unload_started = Clock::now();
-  (*h)->Stop(5s);
-  auto report =
-      VerifyRelease(gpu::AsDevicesFn(std::shared_ptr<gpu::Devices>(std::move(*sim))), check);
+  bool alerted = false;
+  auto report = UnloadRunner(**h, gpu::AsDevicesFn(std::shared_ptr<gpu::Devices>(std::move(*sim))),
+                             check, 5s, [&](const ReleaseReport&) { alerted = true; });
+  EXPECT_FALSE(alerted);
   EXPECT_TRUE(report.released) << report.detail;
   EXPECT_EQ(report.released_bytes, held);
   EXPECT_LT(report.release_ms, 1000);
@@ -118,6 +116,30 @@ TEST(RunnerDeviceTest, MemoryThatDoesNotComeBackIsReportedNotHidden) {
       [&]() -> Result<std::vector<gpu::DeviceSample>> { return std::vector{stuck}; }, check);
   EXPECT_FALSE(report.released);
   EXPECT_NE(report.detail.find("above the pre-load baseline"), std::string::npos);
+}
+
+TEST(RunnerDeviceTest, UnloadWhoseMemoryStaysRaisesAnAlert) {
+  Events ev;
+  auto h = RunnerHandle::Start(TinyRunner(1), ev.Sink());
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(ev.WaitType("ready").has_value());
+  const int pid = (*h)->pid();
+  // A device that keeps listing the runner's pid, as a driver with a leaked context would.
+  auto stuck = [pid]() -> Result<std::vector<gpu::DeviceSample>> {
+    gpu::DeviceSample d;
+    d.total_bytes = 24ll << 30;
+    d.used_bytes = 1ll << 30;
+    d.processes = {{pid, 1ll << 30}};
+    return std::vector{d};
+  };
+  ReleaseCheck check;
+  check.timeout = 200ms;
+  std::optional<ReleaseReport> alert;
+  auto report = UnloadRunner(**h, stuck, check, 5s, [&](const ReleaseReport& r) { alert = r; });
+  EXPECT_TRUE((*h)->exited()) << "the process is gone even though the device disagrees";
+  EXPECT_FALSE(report.released);
+  ASSERT_TRUE(alert.has_value());
+  EXPECT_NE(alert->detail.find(std::to_string(pid)), std::string::npos) << alert->detail;
 }
 
 }  // namespace
