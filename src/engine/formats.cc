@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <limits>
 
+#include "core/strings.h"
+
 namespace steno::engine {
 namespace {
 
@@ -31,21 +33,6 @@ const FormatInfo& Info(Format f) {
     if (info.format == f) return info;
   }
   return kFormats[0];  // unreachable for a valid enum value
-}
-
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-std::string_view TrimLeft(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  return s;
 }
 
 std::string Lower(std::string_view s) {

@@ -3,14 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/strings.h"
+
 namespace steno::gpu {
 namespace {
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
 
 Error BadDevice(std::string_view text, const std::string& why) {
   return Error(ErrorKind::kBadInput, "bad_device",
@@ -51,7 +47,7 @@ std::string DeviceSelection::ToString() const {
 }
 
 Result<DeviceSelection> ParseDeviceSelection(std::string_view text) {
-  std::string s = Trim(text);
+  std::string s(Trim(text));
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   DeviceSelection sel;
   if (s == "auto") return sel;
@@ -70,7 +66,7 @@ Result<DeviceSelection> ParseDeviceSelection(std::string_view text) {
   while (start <= rest.size()) {
     size_t comma = rest.find(',', start);
     if (comma == std::string_view::npos) comma = rest.size();
-    std::string entry = Trim(rest.substr(start, comma - start));
+    std::string entry(Trim(rest.substr(start, comma - start)));
     start = comma + 1;
     if (entry.starts_with("cuda:")) entry = entry.substr(5);  // "cuda:0,cuda:1"
     if (!IsOrdinal(entry)) return BadDevice(text, "'" + entry + "' is not a device number");

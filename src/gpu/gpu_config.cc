@@ -5,14 +5,10 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "core/strings.h"
+
 namespace steno::gpu {
 namespace {
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
 
 // A plain decimal number ("0.9", "2", ".5"), nothing else: strtod alone would take "1e3",
 // "inf", "0x10" and leading junk.
@@ -46,7 +42,7 @@ Result<ReserveConfig> ParseReserve(const std::vector<std::string>& values) {
     while (start <= value.size()) {
       size_t comma = value.find(',', start);
       if (comma == std::string::npos) comma = value.size();
-      std::string item = Trim(std::string_view(value).substr(start, comma - start));
+      std::string item(Trim(std::string_view(value).substr(start, comma - start)));
       start = comma + 1;
       if (item.empty()) return BadReserve(value, "an entry is empty");
       const size_t eq = item.find('=');
@@ -73,7 +69,7 @@ Result<ReserveConfig> ParseReserve(const std::vector<std::string>& values) {
 
 Result<double> ParseSafetyFactor(std::string_view text) {
   double f = 0;
-  if (!ParseDecimal(Trim(text), f) || !(f > 0) || f > 1) {
+  if (!ParseDecimal(std::string(Trim(text)), f) || !(f > 0) || f > 1) {
     return Error(ErrorKind::kBadInput, "bad_safety_factor",
                  "invalid safety factor '" + std::string(text) +
                      "': use a number above 0 and at most 1 (default 0.9)");
@@ -82,7 +78,7 @@ Result<double> ParseSafetyFactor(std::string_view text) {
 }
 
 Result<std::chrono::milliseconds> ParseInterval(std::string_view text) {
-  std::string s = Trim(text);
+  std::string s(Trim(text));
   double scale_ms = 1000;  // bare numbers are seconds
   for (auto [suffix, ms] :
        {std::pair{"ms", 1.0}, {"s", 1000.0}, {"m", 60000.0}, {"h", 3600000.0}}) {

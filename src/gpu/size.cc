@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <string>
 
+#include "core/strings.h"
+
 namespace steno::gpu {
 namespace {
 
@@ -12,12 +14,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
 }
 
 Error BadSize(std::string_view text, const std::string& why) {

@@ -8,14 +8,10 @@
 
 #include "core/log.h"
 
+#include "core/strings.h"
+
 namespace steno::gpu {
 namespace {
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -114,7 +110,7 @@ VisibleMapping MapCudaVisibleDevices(const std::optional<std::string>& value,
   while (start <= value->size()) {
     size_t comma = value->find(',', start);
     if (comma == std::string::npos) comma = value->size();
-    std::string entry = Trim(std::string_view(*value).substr(start, comma - start));
+    std::string entry(Trim(std::string_view(*value).substr(start, comma - start)));
     start = comma + 1;
     int card = Resolve(entry, uuids, m.problem);
     if (card >= 0 && std::find(m.visible.begin(), m.visible.end(), card) != m.visible.end()) {
@@ -128,7 +124,7 @@ VisibleMapping MapCudaVisibleDevices(const std::optional<std::string>& value,
 }
 
 std::string NormalizePciBusId(std::string_view id) {
-  std::string s = Trim(id);
+  std::string s(Trim(id));
   // Split "[domain:]bus:device.function" into hex fields of bounded width.
   std::vector<std::string> fields;
   std::string field;
