@@ -54,6 +54,18 @@ Result<Job> ReadJob(const Statement& row) {
   return job;
 }
 
+Result<std::vector<Job>> ReadJobs(Statement& stmt) {
+  std::vector<Job> jobs;
+  for (;;) {
+    auto row = stmt.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return jobs;
+    auto job = ReadJob(stmt);
+    if (!job.ok()) return job.error();
+    jobs.push_back(std::move(job).value());
+  }
+}
+
 std::optional<Error> ReadError(const Statement& row, int column) {
   if (row.IsNull(column)) return std::nullopt;
   // A kind written by a newer steno reads as internal rather than failing the whole row.

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/job.h"
 #include "store/sqlite_db.h"
@@ -15,6 +16,9 @@ extern const char kJobColumns[];
 // Reads a row selected with kJobColumns. kIntegrity kErrStoreCorrupt if a stored value is not
 // one this code could have written.
 Result<Job> ReadJob(const Statement& row);
+
+// Steps `stmt` to its end, reading every row with ReadJob.
+Result<std::vector<Job>> ReadJobs(Statement& stmt);
 
 // Reads an optional error from three columns (kind, code, message) starting at `column`; a NULL
 // kind means none. A kind written by a newer steno reads as internal.

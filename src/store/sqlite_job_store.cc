@@ -125,14 +125,9 @@ Status SqliteJobStore::RecoverAbandoned() {
   {
     auto stmt = db_->Prepare(kSelectActive);
     if (!stmt.ok()) return stmt.error();
-    for (;;) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.error();
-      if (!*row) break;
-      auto job = sqlite::ReadJob(*stmt);
-      if (!job.ok()) return job.error();
-      abandoned.push_back(std::move(job).value());
-    }
+    auto jobs = sqlite::ReadJobs(*stmt);
+    if (!jobs.ok()) return jobs.error();
+    abandoned = std::move(jobs).value();
   }
   for (const auto& job : abandoned) {
     Error reason(ErrorKind::kUnavailable, "run_lost",
@@ -429,14 +424,9 @@ Result<std::vector<std::string>> SqliteJobStore::RequeueExpired() {
     auto stmt = db_->Prepare(kSelectActive + " AND lease_expires_ms < ?");
     if (!stmt.ok()) return stmt.error();
     stmt->Bind(1, now);
-    for (;;) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.error();
-      if (!*row) break;
-      auto job = sqlite::ReadJob(*stmt);
-      if (!job.ok()) return job.error();
-      expired.push_back(std::move(job).value());
-    }
+    auto jobs = sqlite::ReadJobs(*stmt);
+    if (!jobs.ok()) return jobs.error();
+    expired = std::move(jobs).value();
   }
   std::vector<std::string> ids;
   for (const auto& job : expired) {
