@@ -21,4 +21,14 @@ std::string RecycleReason(const RunnerUsage& usage, const RecyclePolicy& policy)
   return "";
 }
 
+Result<std::unique_ptr<RunnerHandle>> ReplaceRunner(
+    std::unique_ptr<RunnerHandle> old, const RunnerOptions& options, RunnerHandle::EventFn on_event,
+    const gpu::DevicesFn& devices, const ReleaseCheck& check, std::chrono::milliseconds grace,
+    ReleaseReport* released) {
+  ReleaseReport report = UnloadRunner(*old, devices, check, grace);
+  if (released) *released = report;
+  old.reset();
+  return RunnerHandle::Start(options, std::move(on_event));
+}
+
 }  // namespace steno::runner

@@ -4,7 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "core/result.h"
+#include "runner/release_check.h"
+#include "runner/runner_handle.h"
 
 namespace steno::runner {
 
@@ -23,5 +28,13 @@ struct RunnerUsage {
 
 // Empty when the runner should stay; otherwise the reason to replace it (for the log).
 std::string RecycleReason(const RunnerUsage& usage, const RecyclePolicy& policy);
+
+// Recycling itself: unloads `old` (stop, reap, verify release as UnloadRunner does), then starts
+// a fresh runner with `options`. The old runner must be idle. Its release report goes to
+// `released` when given.
+Result<std::unique_ptr<RunnerHandle>> ReplaceRunner(
+    std::unique_ptr<RunnerHandle> old, const RunnerOptions& options, RunnerHandle::EventFn on_event,
+    const gpu::DevicesFn& devices, const ReleaseCheck& check, std::chrono::milliseconds grace,
+    ReleaseReport* released = nullptr);
 
 }  // namespace steno::runner

@@ -4,6 +4,7 @@
 
 #include "engine/model_writer.h"
 #include "gpu/simulated_devices.h"
+#include "runner/recycle_policy.h"
 #include "runner/release_check.h"
 #include "support/runner_events.h"
 #include "support/test_env.h"
@@ -140,6 +141,48 @@ TEST(RunnerDeviceTest, UnloadWhoseMemoryStaysRaisesAnAlert) {
   EXPECT_FALSE(report.released);
   ASSERT_TRUE(alert.has_value());
   EXPECT_NE(alert->detail.find(std::to_string(pid)), std::string::npos) << alert->detail;
+}
+
+TEST(RunnerDeviceTest, RunnerDueForRecyclingIsReplacedByAFreshOne) {
+  test::ScopedTempDir data("steno-sim");
+  auto sim = gpu::SimulatedDevices::Open(data.path, "1x24GiB");
+  ASSERT_TRUE(sim.ok());
+  std::shared_ptr<gpu::Devices> devices(std::move(*sim));
+  auto o = TinyRunner(1);
+  o.sim_data_dir = data.path;
+  o.sim_device = 0;
+
+  Events first;
+  auto h = RunnerHandle::Start(o, first.Sink());
+  ASSERT_TRUE(h.ok());
+  auto ready = first.WaitType("ready");
+  ASSERT_TRUE(ready.has_value());
+  ASSERT_TRUE((*h)->Send(Transcribe("j1", "speech.wav")).ok());
+  ASSERT_EQ(first.WaitOutcome("j1")["type"], "done");
+  auto beat =
+      first.WaitFor([](const json& m) { return m["type"] == "heartbeat" && m["jobs_done"] == 1; });
+  ASSERT_TRUE(beat.has_value());
+
+  RunnerUsage usage{.busy = (*beat)["busy"] != 0,
+                    .jobs_done = (*beat)["jobs_done"].get<int64_t>(),
+                    .bytes_at_ready = (*ready)["rss_bytes"].get<int64_t>(),
+                    .bytes_now = (*beat)["rss_bytes"].get<int64_t>()};
+  const std::string reason =
+      RecycleReason(usage, RecyclePolicy{.max_jobs = 1, .max_growth_ratio = 0});
+  ASSERT_FALSE(reason.empty());
+
+  const pid_t old_pid = (*h)->pid();
+  Events second;
+  ReleaseReport released;
+  auto fresh = ReplaceRunner(std::move(*h), o, second.Sink(), gpu::AsDevicesFn(devices),
+                             ReleaseCheck{}, 5s, &released);
+  ASSERT_TRUE(fresh.ok()) << fresh.error().message;
+  EXPECT_TRUE(released.released) << released.detail;
+  EXPECT_FALSE(Alive(old_pid));
+  EXPECT_NE((*fresh)->pid(), old_pid);
+  ASSERT_TRUE(second.WaitType("ready").has_value());
+  ASSERT_TRUE((*fresh)->Send(Transcribe("j2", "speech.wav")).ok());
+  EXPECT_EQ(second.WaitOutcome("j2")["type"], "done");
 }
 
 }  // namespace
