@@ -1,0 +1,55 @@
+// How much memory a model will take before it was ever loaded: weights from the file's tensor
+// table, and per stream (whisper_state) the KV caches and compute buffers whisper.cpp allocates,
+// from the hyperparameters. Once a runner measured a model on a kind of device, that measurement
+// (store::ModelFootprint) replaces the estimate.
+//
+// The KV cache sizes are whisper.cpp 1.9.1's own formulas (exact). The compute buffers are the
+// ggml graph allocator's worst case, which has no closed form; the formula here is a linear model
+// of the tensors that dominate each graph, with constants calibrated against what whisper.cpp
+// reports for the generated presets (tests/unit/sched_estimator_test.cc checks the estimate is
+// never below the measured stream and at most 15% above it, tiny-test … large-v3 dimensions).
+// The estimate is of whisper.cpp's buffers only: a GPU runner's CUDA context (a few hundred MiB
+// per process) is not in it; the ledger sees it through the device's own counters. Erring high only
+// costs packing density; erring low costs an out-of-memory refusal, so the constants round up.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "engine/model_file.h"
+#include "store/job_store.h"
+
+namespace steno::sched {
+
+struct StreamSizes {
+  int64_t kv_self_bytes = 0;
+  int64_t kv_cross_bytes = 0;
+  int64_t kv_pad_bytes = 0;
+  int64_t compute_bytes = 0;  // conv + encode + cross + decode buffers
+
+  int64_t Total() const { return kv_self_bytes + kv_cross_bytes + kv_pad_bytes + compute_bytes; }
+};
+
+// Per-stream sizes for decoding with `beam_size` parallel decoders (1 = greedy). whisper.cpp
+// re-creates the self-attention cache (beam_size + 2)× larger when more than one decoder runs.
+StreamSizes EstimateStream(const engine::ModelHparams& hparams, int beam_size = 1);
+
+struct MemoryEstimate {
+  int64_t weights_bytes = 0;  // once per runner
+  int64_t stream_bytes = 0;   // per concurrent stream
+  bool measured = false;      // from a runner's measurement rather than the file
+
+  int64_t RunnerBytes(int streams) const { return weights_bytes + streams * stream_bytes; }
+};
+
+// From the model file alone: weights ≈ tensor bytes, streams from EstimateStream.
+MemoryEstimate EstimateModel(const engine::ModelFileInfo& info, int beam_size = 1);
+
+// The measured footprint when there is one (and it is plausible: both sizes positive), else the
+// estimate from the file. A beam search stream still grows the measured stream by the extra KV
+// cache, since runners measure right after creating a greedy state.
+MemoryEstimate ChooseEstimate(const engine::ModelFileInfo& info,
+                              const std::optional<store::ModelFootprint>& measured,
+                              int beam_size = 1);
+
+}  // namespace steno::sched

@@ -1,0 +1,94 @@
+// The pending jobs in the order the scheduler should try them, with aging, a bounded length and
+// running-job limits. Pure bookkeeping over injected times: no clock, no threads.
+//
+// Aging: a job's rank is its priority level (high 0, normal 1, low 2) minus the time it has
+// waited in units of `aging_step_ms`. Ranks of queued jobs all fall at the same rate, so the order
+// is fixed at push time: key = enqueued_ms + level × aging_step_ms, ties by arrival. A low job
+// is therefore never passed by a high job that arrived more than 2 × aging_step_ms after it, so
+// a flood of high work cannot starve it.
+//
+// The scheduler walks Candidates() and starts what it can place: a job waiting for memory never
+// blocks a later job whose model is loaded.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/job.h"
+#include "core/result.h"
+
+namespace steno::sched {
+
+struct QueueConfig {
+  size_t max_length = 10'000;       // pending jobs; a push beyond it is rejected
+  int max_running = 0;              // running jobs over all models (0: no limit)
+  int max_running_per_model = 0;    // running jobs of one model (0: no limit)
+  int64_t aging_step_ms = 60'000;   // waiting this long gains one priority level
+  int64_t default_job_ms = 30'000;  // for the retry-after hint before any job finished
+};
+
+struct QueuedJob {
+  std::string id;
+  std::string model;
+  Priority priority = Priority::kNormal;
+  int64_t enqueued_ms = 0;
+  int64_t not_before_ms = 0;  // retry backoff: not a candidate before this time
+};
+
+// Running jobs, as the scheduler counts them.
+struct RunningCounts {
+  int total = 0;
+  std::map<std::string, int> per_model;
+};
+
+// Seconds a rejected client should wait: the time to drain the queue at the current rate,
+// `queued` jobs of `mean_job_ms` each over `slots` parallel slots, clamped to [1, 300].
+int RetryAfterSeconds(size_t queued, int64_t mean_job_ms, int slots);
+
+class JobQueue {
+ public:
+  explicit JobQueue(QueueConfig config = {});
+
+  // Adds a job. A full queue gives kUnavailable "queue_full" whose message carries the hint;
+  // retry_after_s() gives it as a number. A duplicate id is kBadInput "duplicate_job".
+  Status Push(const QueuedJob& job);
+  // Removes a job (cancelled, or taken to start). False if it is not queued.
+  bool Remove(const std::string& id);
+  bool Contains(const std::string& id) const { return by_id_.count(id) > 0; }
+  size_t size() const { return by_id_.size(); }
+
+  // The hint for a rejection now, from the mean duration of finished jobs (RecordJobDuration).
+  int retry_after_s(int slots) const;
+  void RecordJobDuration(int64_t ms);
+
+  // Jobs that may start now, best first: not before their backoff, and within the global and
+  // per-model limits given what is `running`. At most `limit` jobs (0: all). Each per-model limit
+  // is applied as if every earlier candidate started, so taking them in order never exceeds it.
+  std::vector<QueuedJob> Candidates(int64_t now_ms, const RunningCounts& running,
+                                    size_t limit = 0) const;
+
+  // Every queued job in order, for snapshots.
+  std::vector<QueuedJob> Ordered() const;
+
+  // The aged rank at `now_ms` (smaller runs first): level − waited / aging_step.
+  double EffectiveRank(const QueuedJob& job, int64_t now_ms) const;
+
+ private:
+  struct Key {
+    int64_t order;  // enqueued_ms + level × aging_step_ms
+    uint64_t seq;   // arrival
+    bool operator<(const Key& o) const { return order != o.order ? order < o.order : seq < o.seq; }
+  };
+  QueueConfig config_;
+  uint64_t next_seq_ = 0;
+  std::map<Key, QueuedJob> order_;
+  std::unordered_map<std::string, Key> by_id_;
+  int64_t finished_jobs_ = 0;
+  int64_t finished_ms_ = 0;
+};
+
+}  // namespace steno::sched

@@ -1,0 +1,190 @@
+#include "sched/placement.h"
+
+#include <algorithm>
+
+namespace steno::sched {
+namespace {
+
+double Clamp01(double v) {
+  return std::clamp(v, 0.0, 1.0);
+}
+
+double PriorityValue(Priority p) {
+  switch (p) {
+    case Priority::kHigh: return 1.0;
+    case Priority::kNormal: return 0.5;
+    case Priority::kLow: return 0.0;
+  }
+  return 0.5;
+}
+
+bool Allowed(const DeviceView& d, const PlacementRequest& r) {
+  return r.device.empty() || r.device == d.name;
+}
+
+// Room for `bytes` more (a GPU) or `threads` more (the CPU).
+bool Fits(const DeviceView& d, int64_t bytes, int threads) {
+  return d.cpu ? d.cores.Fits(threads) : d.memory.Fits(bytes);
+}
+
+int64_t StreamBytes(const RunnerView& r, const PlacementRequest& req) {
+  return r.stream_bytes > 0 ? r.stream_bytes : req.stream_bytes;
+}
+
+const DeviceView* FindDevice(const std::vector<DeviceView>& devices, const std::string& name) {
+  for (const auto& d : devices) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+bool HoldsModel(const DeviceView& d, const std::vector<RunnerView>& runners,
+                const std::string& model) {
+  return std::any_of(runners.begin(), runners.end(),
+                     [&](const RunnerView& r) { return r.device == d.name && r.model == model; });
+}
+
+// Allowed devices, best score first (ties: the order given, i.e. by ordinal).
+std::vector<const DeviceView*> Ranked(const PlacementRequest& req,
+                                      const std::vector<DeviceView>& devices,
+                                      const std::vector<RunnerView>& runners,
+                                      const PlacementPolicy& policy) {
+  std::vector<std::pair<double, const DeviceView*>> scored;
+  for (const auto& d : devices) {
+    if (!Allowed(d, req)) continue;
+    scored.emplace_back(ScoreDevice(d, req, HoldsModel(d, runners, req.model), policy), &d);
+  }
+  std::stable_sort(scored.begin(), scored.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<const DeviceView*> out;
+  for (const auto& [score, d] : scored) out.push_back(d);
+  return out;
+}
+
+}  // namespace
+
+const char* PlacementActionName(PlacementAction action) {
+  switch (action) {
+    case PlacementAction::kUseStream: return "use_stream";
+    case PlacementAction::kAddStream: return "add_stream";
+    case PlacementAction::kNewRunner: return "new_runner";
+    case PlacementAction::kEvict: return "evict";
+    case PlacementAction::kWait: return "wait";
+  }
+  return "wait";
+}
+
+double ScoreDevice(const DeviceView& d, const PlacementRequest& request, bool holds_model,
+                   const PlacementPolicy& policy) {
+  const ScoreWeights& w = policy.weights;
+  double free_ratio = 0;
+  if (d.cpu) {
+    free_ratio =
+        d.cores.cores > 0 ? static_cast<double>(d.cores.available_threads) / d.cores.cores : 0;
+  } else if (d.memory.allocatable > 0) {
+    free_ratio =
+        static_cast<double>(d.memory.available) / static_cast<double>(d.memory.allocatable);
+  }
+  const double idle =
+      d.utilization_percent < 0 ? 0.5 : 1.0 - Clamp01(d.utilization_percent / 100.0);
+  double headroom = 0.5;
+  if (d.temperature_c >= 0 && policy.max_temperature_c > 0) {
+    headroom = Clamp01(static_cast<double>(policy.max_temperature_c - d.temperature_c) /
+                       policy.max_temperature_c);
+  }
+  return w.free_memory * Clamp01(free_ratio) + w.idle * idle + w.temperature * headroom +
+         w.priority * PriorityValue(request.priority) * idle + (holds_model ? w.holds_model : 0);
+}
+
+PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceView>& devices,
+                        const std::vector<RunnerView>& runners, const PlacementPolicy& policy,
+                        int64_t now_ms) {
+  PlacementDecision out;
+  if (!req.device.empty() && !FindDevice(devices, req.device)) {
+    out.reason = "device " + req.device + " is not available";
+    return out;
+  }
+
+  // 1. A free stream on a runner of the model: the least busy one.
+  const RunnerView* best = nullptr;
+  for (const auto& r : runners) {
+    if (r.model != req.model || r.busy_streams >= r.streams) continue;
+    const DeviceView* d = FindDevice(devices, r.device);
+    if (!d || !Allowed(*d, req)) continue;
+    if (!best || r.busy_streams < best->busy_streams) best = &r;
+  }
+  if (best) {
+    out.action = PlacementAction::kUseStream;
+    out.runner_id = best->id;
+    return out;
+  }
+
+  const std::vector<const DeviceView*> ranked = Ranked(req, devices, runners, policy);
+
+  // 2. One more stream on a runner of the model, on the best device where it fits.
+  for (const DeviceView* d : ranked) {
+    const RunnerView* pick = nullptr;
+    for (const auto& r : runners) {
+      if (r.model != req.model || r.device != d->name) continue;
+      if (r.streams >= policy.max_streams_per_runner) continue;
+      if (!Fits(*d, StreamBytes(r, req), r.threads_per_stream)) continue;
+      if (!pick || r.streams < pick->streams) pick = &r;
+    }
+    if (pick) {
+      out.action = PlacementAction::kAddStream;
+      out.runner_id = pick->id;
+      return out;
+    }
+  }
+
+  // 3. A new runner where weights + one stream fit.
+  const int64_t need = req.weights_bytes + req.stream_bytes;
+  for (const DeviceView* d : ranked) {
+    if (Fits(*d, need, req.threads_per_stream)) {
+      out.action = PlacementAction::kNewRunner;
+      out.device = d->name;
+      return out;
+    }
+  }
+
+  // 4. Evict idle runners, least recently used first, until the new runner fits.
+  for (const DeviceView* d : ranked) {
+    std::vector<const RunnerView*> idle;
+    for (const auto& r : runners) {
+      if (r.device != d->name || !r.idle()) continue;
+      if (now_ms - r.loaded_ms < policy.min_residency_ms) continue;
+      idle.push_back(&r);
+    }
+    std::stable_sort(idle.begin(), idle.end(), [](const RunnerView* a, const RunnerView* b) {
+      return a->last_used_ms != b->last_used_ms ? a->last_used_ms < b->last_used_ms : a->id < b->id;
+    });
+    int64_t freed_bytes = 0;
+    int freed_threads = 0;
+    std::vector<int64_t> victims;
+    for (const RunnerView* r : idle) {
+      freed_bytes += r->weights_bytes + r->streams * r->stream_bytes;
+      freed_threads += r->streams * std::max(1, r->threads_per_stream);
+      victims.push_back(r->id);
+      const bool fits =
+          d->cpu
+              ? d->cores.available_threads + freed_threads >= req.threads_per_stream
+              : d->memory.allocatable - (d->memory.allocated - freed_bytes) - d->memory.external >=
+                    need;
+      if (fits) {
+        out.action = PlacementAction::kEvict;
+        out.device = d->name;
+        out.evict = std::move(victims);
+        return out;
+      }
+    }
+  }
+
+  // 5. Wait for a stream to free or memory to appear.
+  out.reason = ranked.empty() ? "no device to run on"
+                              : "no device has room for " + req.model +
+                                    " (weights + one stream: " + std::to_string(need) +
+                                    " bytes), even after evicting idle runners";
+  return out;
+}
+
+}  // namespace steno::sched

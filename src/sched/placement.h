@@ -1,0 +1,91 @@
+// Where a job runs: a pure decision over the devices' ledgers and our runners, in the order
+//   1. a runner of the model with a free stream            → kUseStream
+//   2. one more stream on such a runner, if the stream fits → kAddStream
+//   3. a new runner on the best device where weights + one stream fit → kNewRunner
+//   4. evicting idle runners makes 3 possible               → kEvict (then a new runner)
+//   5. otherwise                                           → kWait
+// An explicit device in the request limits every step to that device (no scoring). Devices are
+// ranked by a score with configurable weights, plus a strong bonus for a device already holding
+// the model (a second runner there shares nothing, but keeps a model's work together and its
+// footprint measured). Eviction takes idle runners least recently used first; never a busy one,
+// never one loaded less than `min_residency_ms` ago (anti-thrash: no load/unload ping-pong).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/job.h"
+#include "sched/vram_ledger.h"
+
+namespace steno::sched {
+
+struct ScoreWeights {
+  double free_memory = 0.4;   // available / allocatable (CPU: free threads / cores)
+  double idle = 0.3;          // 1 − utilization
+  double temperature = 0.2;   // headroom below max_temperature_c
+  double priority = 0.1;      // × job priority (high 1, normal 0.5, low 0) × idleness: urgent
+                              // jobs lean harder towards idle devices
+  double holds_model = 10.0;  // bonus: the device already runs this model (dominates the rest)
+};
+
+struct PlacementPolicy {
+  ScoreWeights weights;
+  int max_streams_per_runner = 4;
+  int64_t min_residency_ms = 60'000;
+  int max_temperature_c = 90;  // headroom 0 at and above this; unknown temperature counts 0.5
+};
+
+struct DeviceView {
+  std::string name;  // "cuda:0" or "cpu"
+  bool cpu = false;
+  VramLedger memory;             // GPUs
+  CpuLedger cores;               // the CPU
+  int utilization_percent = -1;  // −1: unknown (counts as 50%)
+  int temperature_c = -1;        // −1: unknown
+};
+
+struct RunnerView {
+  int64_t id = 0;
+  std::string model;
+  std::string device;
+  int streams = 0;       // created (or being created)
+  int busy_streams = 0;  // running a job
+  int64_t weights_bytes = 0;
+  int64_t stream_bytes = 0;
+  int threads_per_stream = 1;  // CPU runners
+  int64_t loaded_ms = 0;       // when it was started
+  int64_t last_used_ms = 0;    // when its last job ended (or loaded_ms)
+
+  bool idle() const { return busy_streams == 0; }
+};
+
+struct PlacementRequest {
+  std::string model;
+  std::string device;  // "" = any; else only this device
+  Priority priority = Priority::kNormal;
+  int64_t weights_bytes = 0;  // the model's estimate (estimator.h)
+  int64_t stream_bytes = 0;
+  int threads_per_stream = 1;  // on the CPU
+};
+
+enum class PlacementAction { kUseStream, kAddStream, kNewRunner, kEvict, kWait };
+const char* PlacementActionName(PlacementAction action);
+
+struct PlacementDecision {
+  PlacementAction action = PlacementAction::kWait;
+  int64_t runner_id = -1;      // kUseStream, kAddStream
+  std::string device;          // kNewRunner, kEvict: where the new runner goes
+  std::vector<int64_t> evict;  // kEvict: runners to unload first, in order
+  std::string reason;          // kWait: why, for logs and `steno ps`
+};
+
+// The device's score for this request (higher is better), holds-model bonus included.
+double ScoreDevice(const DeviceView& device, const PlacementRequest& request, bool holds_model,
+                   const PlacementPolicy& policy);
+
+PlacementDecision Place(const PlacementRequest& request, const std::vector<DeviceView>& devices,
+                        const std::vector<RunnerView>& runners, const PlacementPolicy& policy,
+                        int64_t now_ms);
+
+}  // namespace steno::sched

@@ -1,0 +1,71 @@
+// The scheduler's memory books for one device: what it may plan with, what its own runners hold,
+// what everyone else holds, and what is left. Work is admitted only when its bytes Fit().
+//
+//   allocatable   = (total − reserved) × safety_factor          (gpu::AllocatableBytes)
+//   allocated     = Σ our runners (weights + streams × stream)   (estimates until measured)
+//   external      = used − ours as the driver lists per process  (unknown list → used − allocated)
+//   available     = max(0, allocatable − allocated − external)
+//   usage_percent = allocated / allocatable × 100
+//
+// The CPU is a device too, but its scarce resource is cores: CpuLedger counts streams × threads
+// per stream against the cores given to steno (oversubscribing only slows every job down).
+// Pure values built from a sample; the scheduler rebuilds them after every sample or change.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gpu/device.h"
+#include "gpu/gpu_config.h"
+
+namespace steno::sched {
+
+// What one of our runners holds (or is about to hold) on a device.
+struct RunnerCharge {
+  int pid = 0;  // 0 while the process is not started yet
+  int64_t weights_bytes = 0;
+  int64_t stream_bytes = 0;  // per stream
+  int streams = 0;
+
+  int64_t Bytes() const { return weights_bytes + streams * stream_bytes; }
+};
+
+struct VramLedger {
+  int device_index = 0;  // CUDA ordinal
+  int64_t total = 0;
+  int64_t reserved = 0;
+  int64_t allocatable = 0;
+  int64_t allocated = 0;
+  int64_t external = 0;
+  int64_t available = 0;
+  double usage_percent = 0;
+
+  // True when `bytes` more can be placed: bytes ≤ available.
+  bool Fits(int64_t bytes) const { return bytes >= 0 && bytes <= available; }
+};
+
+// `charges` are our runners on this device (the caller filters by device).
+VramLedger BuildLedger(const gpu::DeviceSample& sample, const std::vector<RunnerCharge>& charges,
+                       const gpu::ReserveConfig& reserve,
+                       double safety_factor = gpu::kDefaultSafetyFactor);
+
+// The same ledger after `bytes` more were charged (a stream or runner just admitted), so one
+// scheduling pass can admit several jobs before the next device sample.
+VramLedger Charge(VramLedger ledger, int64_t bytes);
+
+struct CpuCharge {
+  int streams = 0;
+  int threads_per_stream = 1;
+};
+
+struct CpuLedger {
+  int cores = 0;         // given to steno
+  int used_threads = 0;  // Σ streams × threads per stream of our CPU runners
+  int available_threads = 0;
+
+  bool Fits(int threads) const { return threads >= 0 && threads <= available_threads; }
+};
+
+CpuLedger BuildCpuLedger(int cores, const std::vector<CpuCharge>& charges);
+
+}  // namespace steno::sched
