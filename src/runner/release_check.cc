@@ -56,7 +56,14 @@ ReleaseReport UnloadRunner(RunnerHandle& runner, const gpu::DevicesFn& devices, 
   check.used_before = -1;
   if (auto samples = devices()) {
     for (const auto& s : *samples) {
-      if (s.index == check.device_index) check.used_before = s.used_bytes;
+      if (s.index != check.device_index) continue;
+      check.used_before = s.used_bytes;
+      if (check.baseline_used >= 0) continue;
+      int64_t held = 0;
+      for (const auto& p : s.processes) {
+        if (p.pid == check.pid && p.bytes > 0) held += p.bytes;
+      }
+      check.baseline_used = s.used_bytes - held;  // what the device returns to without it
     }
   }
   check.unload_started = std::chrono::steady_clock::now();

@@ -1,0 +1,68 @@
+// The real RunnerBackend: each runner is a `steno runner` child process (runner/runner_handle.h).
+//
+// Frames from the runner become BackendEvents for the scheduler; a job's JobParams (the user's
+// request) become the runner's decode parameters on top of `decode_defaults`. Stop() unloads
+// off the scheduler's thread (exit request, SIGKILL after the grace period, reap, and, when
+// `devices` is given, the release verified on the device). Start() must be called from a
+// long-lived thread (the scheduler's): a runner dies with the thread that started it.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "engine/decode_params.h"
+#include "gpu/device.h"
+#include "sched/runner_backend.h"
+
+namespace steno::runner {
+class RunnerHandle;
+}
+
+namespace steno::sched {
+
+struct ProcessBackendOptions {
+  std::string exe;                       // the steno binary; empty: this process's executable
+  engine::DecodeParams decode_defaults;  // beam size, threads, thresholds, ...
+  std::chrono::milliseconds grace{5000};
+  int heartbeat_ms = 1000;
+  gpu::DevicesFn devices;  // for verified release; empty: skip the check
+  // Environment that pins a runner to device "cuda:N" (gpu::RunnerCudaEnvironment of its sample).
+  std::function<std::vector<std::pair<std::string, std::string>>(const std::string& device)>
+      env_for_device;
+  std::string sim_data_dir;  // simulated GPUs: runners compute on the CPU and charge the card
+};
+
+// The runner's decode parameters for one job: the defaults, then the request's own choices.
+engine::DecodeParams DecodeParamsForJob(const engine::DecodeParams& defaults,
+                                        const nlohmann::json& job_params);
+
+class ProcessBackend : public RunnerBackend {
+ public:
+  ProcessBackend(ProcessBackendOptions options, BackendSink sink);
+  ~ProcessBackend() override;  // stops every runner and waits for them
+
+  Status Start(const RunnerStartSpec& spec) override;
+  Status SendJob(int64_t runner_id, const JobRunSpec& job) override;
+  void Cancel(int64_t runner_id, const std::string& job_id) override;
+  Status SetStreams(int64_t runner_id, int streams) override;
+  void Stop(int64_t runner_id) override;
+
+ private:
+  runner::RunnerHandle* Find(int64_t runner_id);
+  void ReapFinished();  // frees handles of runners that have exited (never on their own thread)
+
+  ProcessBackendOptions options_;
+  BackendSink sink_;
+  std::mutex mu_;
+  std::map<int64_t, std::unique_ptr<runner::RunnerHandle>> runners_;
+  std::map<int64_t, std::thread> stoppers_;   // unloads under way or finished, by runner id
+  std::set<int64_t> stopping_;                // unloads still using their handle
+  std::map<int64_t, std::string> device_of_;  // "cpu" or "cuda:N", as the scheduler placed it
+};
+
+}  // namespace steno::sched

@@ -1,0 +1,132 @@
+// The scheduler driving real `steno runner` processes on the CPU: two generated models, several
+// streams, jobs from the queue; every job completes, with the segments a sequential run gives.
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "audio/decoder.h"
+#include "engine/model_writer.h"
+#include "engine/transcript_json.h"
+#include "engine/whisper_model.h"
+#include "engine/whisper_stream.h"
+#include "sched/clock.h"
+#include "sched/estimator.h"
+#include "sched/process_backend.h"
+#include "sched/scheduler.h"
+#include "support/test_env.h"
+
+namespace steno::sched {
+namespace {
+
+using namespace std::chrono_literals;
+
+engine::DecodeParams Greedy() {
+  engine::DecodeParams p;
+  p.language = "en";
+  p.beam_size = 1;
+  p.temperature_inc = 0;
+  p.n_threads = 1;
+  return p;
+}
+
+using Segments = std::vector<std::tuple<std::string, double, double>>;
+
+Segments SegmentsOf(const engine::Transcript& t) {
+  Segments out;
+  for (const auto& s : t.segments) out.emplace_back(s.text, s.start, s.end);
+  return out;
+}
+
+// What one model gives for one file when run alone, in this process.
+Segments Sequential(const std::string& model, const std::string& media) {
+  auto m = engine::WhisperModel::Load(model, {});
+  EXPECT_TRUE(m.ok());
+  auto stream = (*m)->NewStream();
+  auto pcm = audio::Decode(test::MediaPath(media));
+  auto t = (*stream)->Run(*pcm, Greedy());
+  EXPECT_TRUE(t.ok());
+  return t.ok() ? SegmentsOf(*t) : Segments{};
+}
+
+TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
+  test::ScopedTempDir dir("steno-sched");
+  const std::string model_b = dir.path + "/ggml-b.bin";
+  auto hp = engine::ModelPreset("tiny-test");
+  ASSERT_TRUE(hp.ok());
+  ASSERT_TRUE(engine::WriteRandomModel(model_b, *hp, 2).ok());
+  const std::map<std::string, std::string> paths = {{"a", test::TinyModel()}, {"b", model_b}};
+
+  SchedulerConfig config;
+  config.allow_cpu = true;
+  config.cpu_cores = 4;  // four streams of one thread each
+  config.threads_per_stream = 1;
+  config.sample_interval_ms = 0;
+  config.placement.max_streams_per_runner = 2;
+
+  ProcessBackendOptions options;
+  options.exe = test::StenoBin();
+  options.decode_defaults = Greedy();
+  options.heartbeat_ms = 500;
+  auto sink = std::make_shared<BackendSink>();
+  ProcessBackend backend(options, [sink](BackendEvent e) { (*sink)(std::move(e)); });
+
+  RealClock clock;
+  Scheduler scheduler(
+      config, clock, backend,
+      [] { return Result<std::vector<gpu::DeviceSample>>(std::vector<gpu::DeviceSample>{}); },
+      [&](const std::string& name) -> Result<ModelSpec> {
+        auto it = paths.find(name);
+        if (it == paths.end()) return Error(ErrorKind::kNotFound, "model_not_found", name);
+        auto info = engine::ReadModelFile(it->second);
+        if (!info) return info.error();
+        return ModelSpec{it->second, EstimateModel(*info)};
+      });
+  *sink = scheduler.Sink();
+
+  const std::vector<std::string> media = {"speech.wav", "speech.flac"};
+  std::map<std::string, std::pair<std::string, std::string>> jobs;  // id -> (model, media)
+  for (int i = 0; i < 8; ++i) {
+    SubmitRequest r;
+    r.job.id = "job" + std::to_string(i);
+    r.job.model = i % 2 ? "b" : "a";
+    r.job.params.language = "en";
+    r.audio_path = test::MediaPath(media[i / 2 % 2]);
+    jobs[r.job.id] = {r.job.model, media[i / 2 % 2]};
+    ASSERT_TRUE(scheduler.Submit(std::move(r)).ok());
+  }
+
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  SchedulerSnapshot snap;
+  for (;;) {
+    snap = scheduler.Snapshot();
+    int final_jobs = 0;
+    for (const auto& [id, _] : jobs) {
+      const JobInfo* j = snap.FindJob(id);
+      if (j && IsFinal(j->job.state)) ++final_jobs;
+    }
+    if (final_jobs == static_cast<int>(jobs.size())) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "jobs did not finish";
+    std::this_thread::sleep_for(50ms);
+  }
+
+  std::map<std::pair<std::string, std::string>, Segments> reference;
+  for (const auto& [id, what] : jobs) {
+    SCOPED_TRACE(id);
+    const JobInfo* j = snap.FindJob(id);
+    ASSERT_NE(j, nullptr);
+    ASSERT_EQ(j->job.state, JobState::kCompleted)
+        << (j->job.error ? j->job.error->message : std::string());
+    EXPECT_EQ(j->job.attempt, 1);
+    auto t = engine::TranscriptFromVerboseJson(j->result);
+    ASSERT_TRUE(t.ok());
+    if (!reference.count(what)) reference[what] = Sequential(paths.at(what.first), what.second);
+    EXPECT_EQ(SegmentsOf(*t), reference[what]);
+  }
+  // One runner per model, sharing their streams, not one per job.
+  EXPECT_LE(snap.runners.size(), 2u);
+}
+
+}  // namespace
+}  // namespace steno::sched
