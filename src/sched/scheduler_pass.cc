@@ -1,5 +1,6 @@
 // SchedulerState: admission (the pass), runner start and snapshots.
 #include <algorithm>
+#include <tuple>
 
 #include "core/log.h"
 #include "sched/scheduler_state.h"
@@ -22,10 +23,18 @@ void SchedulerState::Pass() {
   }
   std::vector<DeviceView> devices = BuildDevices();
   std::vector<RunnerView> views = Views();
+  // Place() is pure: until the devices or runners change, a request identical to one that got
+  // no runner gets none either. Remembering those keeps a pass over thousands of waiting jobs
+  // of a few models cheap; any start or eviction forgets them.
+  using RequestKey = std::tuple<std::string, std::string, int, int64_t, int64_t>;
+  std::set<RequestKey> no_runner;
   // Every candidate is tried: one that must wait never blocks a later one that fits.
   for (const QueuedJob& c : queue_.Candidates(now, running)) {
     JobEntry& job = jobs_.at(c.id);
     const PlacementRequest req = RequestFor(job);
+    RequestKey key{req.model, req.device, static_cast<int>(req.priority), req.weights_bytes,
+                   req.stream_bytes};
+    if (no_runner.count(key)) continue;
     const PlacementDecision d = Place(req, devices, views, config_.placement, now);
     RunnerEntry* runner = nullptr;
     switch (d.action) {
@@ -46,14 +55,22 @@ void SchedulerState::Pass() {
         if (evicting.count(d.device)) break;
         for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted for " + c.model);
         evicting.insert(d.device);
-        break;
+        // A stopping runner must not be offered to later candidates of this pass (its jobs
+        // would be lost when it exits).
+        views = Views();
+        no_runner.clear();
+        continue;
       case PlacementAction::kWait: break;
     }
-    if (!runner) continue;
+    if (!runner) {
+      no_runner.insert(std::move(key));
+      continue;
+    }
     queue_.Remove(c.id);
     Assign(job, *runner);
     devices = BuildDevices();
     views = Views();
+    no_runner.clear();
   }
 }
 
