@@ -19,7 +19,7 @@ KeepAlive::KeepAlive(int64_t loaded_ms, int initial_s)
 
 void KeepAlive::JobStarted(std::optional<int> keep_alive_s, int default_s) {
   int requested = keep_alive_s.value_or(default_s);
-  if (requested < 0) requested = kKeepForever;
+  if (requested < 0 || pinned_) requested = kKeepForever;
   // A new busy period starts from this job's wish; overlapping jobs can only lengthen it.
   effective_s_ = active_jobs_ == 0 ? requested : LongerKeepAlive(effective_s_, requested);
   ++active_jobs_;

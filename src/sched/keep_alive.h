@@ -32,6 +32,13 @@ class KeepAlive {
   // A job ended (completed, failed or cancelled) at `now_ms`.
   void JobEnded(int64_t now_ms);
 
+  // Keeps the runner loaded for good, whatever its jobs ask (--preload: "resident, always").
+  void Pin() {
+    pinned_ = true;
+    effective_s_ = kKeepForever;
+  }
+  bool pinned() const { return pinned_; }
+
   bool busy() const { return active_jobs_ > 0; }
   int effective_s() const { return effective_s_; }
   // nullopt while busy or when kept forever; otherwise the moment to unload.
@@ -39,6 +46,7 @@ class KeepAlive {
 
  private:
   int active_jobs_ = 0;
+  bool pinned_ = false;
   int effective_s_;
   int64_t idle_since_ms_;
 };

@@ -78,6 +78,7 @@ void SchedulerState::Handle(Event event) {
                    RunnerEntry* runner = nullptr;
                    StartRunner(e.model, d.device, r.weights_bytes, r.stream_bytes, kKeepForever,
                                &runner);
+                   if (runner) runner->keep_alive.Pin();
                  },
              },
              event);

@@ -72,5 +72,20 @@ TEST(SchedKeepAliveTest, LongerKeepAliveAndExpiry) {
   EXPECT_EQ(ExpiryMs(100, -1), std::nullopt);
 }
 
+TEST(SchedKeepAliveTest, PinnedRunnerIgnoresItsJobsRequests) {
+  KeepAlive k(0, kKeepForever);
+  k.Pin();
+  k.JobStarted(0);  // a job asking to unload at once
+  k.JobEnded(1'000);
+  EXPECT_TRUE(k.pinned());
+  EXPECT_EQ(k.effective_s(), kKeepForever);
+  EXPECT_FALSE(k.ExpiresAt().has_value());
+
+  KeepAlive unpinned(0, kKeepForever);  // kept forever only until a job says otherwise
+  unpinned.JobStarted(0);
+  unpinned.JobEnded(1'000);
+  EXPECT_EQ(unpinned.ExpiresAt(), std::optional<int64_t>(1'000));
+}
+
 }  // namespace
 }  // namespace steno::sched

@@ -356,6 +356,11 @@ TEST(SchedSimulation, PreloadedModelsAreResidentBeforeTheFirstJob) {
   EXPECT_EQ(j->job.started_ms, t0);
   EXPECT_EQ(sim.backend.runners_started(), 2);
   EXPECT_EQ(sim.backend.oom_refusals(), 0);
+
+  // A job's default keep-alive does not unpin a preloaded model: still resident long after.
+  sim.AdvanceTo(t0 + 25'000 + 2LL * 3600 * 1000);
+  EXPECT_EQ(sim.scheduler->Snapshot().runners.size(), 2u);
+  EXPECT_EQ(sim.backend.live_runners(), 2);
 }
 
 }  // namespace
