@@ -8,13 +8,13 @@
 
 #include "audio/decoder.h"
 #include "engine/model_writer.h"
-#include "engine/transcript_json.h"
 #include "engine/whisper_model.h"
 #include "engine/whisper_stream.h"
 #include "sched/clock.h"
 #include "sched/estimator.h"
 #include "sched/process_backend.h"
 #include "sched/scheduler.h"
+#include "support/runner_events.h"
 #include "support/test_env.h"
 
 namespace steno::sched {
@@ -31,13 +31,8 @@ engine::DecodeParams Greedy() {
   return p;
 }
 
-using Segments = std::vector<std::tuple<std::string, double, double>>;
-
-Segments SegmentsOf(const engine::Transcript& t) {
-  Segments out;
-  for (const auto& s : t.segments) out.emplace_back(s.text, s.start, s.end);
-  return out;
-}
+using runner::SegmentsOf;
+using Segments = runner::SegmentTimes;
 
 // What one model gives for one file when run alone, in this process.
 Segments Sequential(const std::string& model, const std::string& media) {
@@ -119,10 +114,8 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
     ASSERT_EQ(j->job.state, JobState::kCompleted)
         << (j->job.error ? j->job.error->message : std::string());
     EXPECT_EQ(j->job.attempt, 1);
-    auto t = engine::TranscriptFromVerboseJson(j->result);
-    ASSERT_TRUE(t.ok());
     if (!reference.count(what)) reference[what] = Sequential(paths.at(what.first), what.second);
-    EXPECT_EQ(SegmentsOf(*t), reference[what]);
+    EXPECT_EQ(SegmentsOf(j->result), reference[what]);
   }
   // One runner per model, sharing their streams, not one per job.
   EXPECT_LE(snap.runners.size(), 2u);

@@ -130,15 +130,25 @@ inline json Transcribe(const std::string& id, const std::string& media, double t
   return m;
 }
 
-// (text, start, end) of every segment of a `done` message.
-inline std::vector<std::tuple<std::string, double, double>> Segments(const json& done) {
-  auto t = engine::TranscriptFromVerboseJson(done.at("result"));
-  EXPECT_TRUE(t.ok());
-  std::vector<std::tuple<std::string, double, double>> out;
-  if (t.ok()) {
-    for (const auto& s : t->segments) out.emplace_back(s.text, s.start, s.end);
-  }
+using SegmentTimes = std::vector<std::tuple<std::string, double, double>>;
+
+// (text, start, end) of every segment: what "the same output" means when runs are compared.
+inline SegmentTimes SegmentsOf(const engine::Transcript& t) {
+  SegmentTimes out;
+  for (const auto& s : t.segments) out.emplace_back(s.text, s.start, s.end);
   return out;
+}
+
+// The same for a transcript in verbose_json form (a `done` message's result, a job's result).
+inline SegmentTimes SegmentsOf(const json& verbose_json) {
+  auto t = engine::TranscriptFromVerboseJson(verbose_json);
+  EXPECT_TRUE(t.ok());
+  return t.ok() ? SegmentsOf(*t) : SegmentTimes{};
+}
+
+// ... of a `done` message.
+inline SegmentTimes Segments(const json& done) {
+  return SegmentsOf(done.at("result"));
 }
 
 }  // namespace steno::runner
