@@ -4,16 +4,24 @@
 //   store_bench                                  (both durability settings)
 //   store_bench --benchmark_filter=Durable       (synchronous=FULL only, the default in steno)
 //
+// BM_StoreGetUnderWrites/<readers>/<writer>: the latency of Get (what GET /v1/jobs/{id} costs in
+// the store) from <readers> threads while one thread runs durable insert -> claim -> complete
+// cycles (<writer> = 1) or nothing (0, the baseline). Each commit is fsynced, so a Get that has to
+// wait for the writer shows it in get_p99_us.
+//
 // "durable" is what steno runs with (every commit fsynced: survives power loss); "crash_safe"
 // is synchronous=NORMAL in WAL mode (survives a process crash, may lose the last commits on
 // power loss), shown for comparison.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/sqlite_job_store.h"
@@ -158,5 +166,106 @@ BENCHMARK(BM_StoreClaimDeepQueue)
     ->Iterations(kCycles)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+// Readers call Get on random ids of 1,000 stored jobs for kGetWindow while the writer (if any)
+// completes durable cycles; every Get is timed. Like HTTP clients, a reader pauses between calls
+// (0-1 ms at random), so Gets arrive at any moment of the writer's cycle rather than in a tight
+// loop that keeps the writer itself from ever getting a turn.
+constexpr auto kGetWindow = std::chrono::seconds(3);
+
+void BM_StoreGetUnderWrites(benchmark::State& state) {
+  const int readers = static_cast<int>(state.range(0));
+  const bool writing = state.range(1) != 0;
+  std::string dir = TempDir();
+  SqliteOptions options;
+  options.path = DefaultDbPath(dir);
+  options.durable = true;
+  auto store = SqliteJobStore::Open(options);
+  if (!store.ok()) {
+    state.SkipWithError(store.error().message.c_str());
+    return;
+  }
+  std::vector<std::string> ids;
+  for (int i = 0; i < 1000; ++i) {
+    NewJob job;
+    job.model = "base.en";
+    auto inserted = (*store)->Insert(job);
+    if (!inserted.ok()) {
+      state.SkipWithError(inserted.error().message.c_str());
+      return;
+    }
+    ids.push_back(inserted->job.id);
+  }
+  const std::string result = SampleResult();
+  std::vector<double> get_us;
+  int64_t writes = 0;
+  bool failed = false;
+  for (auto _ : state) {
+    std::atomic<bool> stop{false};
+    std::atomic<bool> error{false};
+    std::thread writer;
+    if (writing) {
+      writer = std::thread([&] {
+        while (!stop.load()) {
+          NewJob job;
+          job.model = "small";
+          auto inserted = (*store)->Insert(job);
+          auto claimed = (*store)->Claim({"bench", 60'000, std::nullopt, {"small"}});
+          if (!inserted.ok() || !claimed.ok() || !claimed->has_value() ||
+              !(*store)->Complete((*claimed)->id, "bench", result).ok()) {
+            error = true;
+            return;
+          }
+          writes += 3;
+        }
+      });
+    }
+    std::vector<std::vector<double>> per_reader(static_cast<size_t>(readers));
+    std::vector<std::thread> threads;
+    auto deadline = Clock::now() + kGetWindow;
+    for (int r = 0; r < readers; ++r) {
+      threads.emplace_back([&, r] {
+        std::mt19937 rng(static_cast<unsigned>(r));
+        std::uniform_int_distribution<size_t> pick(0, ids.size() - 1);
+        std::uniform_int_distribution<int> pause_us(0, 1000);
+        auto& out = per_reader[static_cast<size_t>(r)];
+        while (Clock::now() < deadline) {
+          auto t0 = Clock::now();
+          auto got = (*store)->Get(ids[pick(rng)]);
+          out.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+          if (!got.ok()) {
+            error = true;
+            return;
+          }
+          std::this_thread::sleep_for(std::chrono::microseconds(pause_us(rng)));
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    stop = true;
+    if (writer.joinable()) writer.join();
+    for (auto& v : per_reader) get_us.insert(get_us.end(), v.begin(), v.end());
+    failed = error.load();
+  }
+  if (failed) state.SkipWithError("a store call failed");
+  double seconds = std::chrono::duration<double>(kGetWindow).count();
+  state.counters["gets_per_s"] = static_cast<double>(get_us.size()) / seconds;
+  state.counters["writes_per_s"] = static_cast<double>(writes) / seconds;
+  state.counters["get_p50_us"] = Percentile(get_us, 0.50);
+  state.counters["get_p99_us"] = Percentile(get_us, 0.99);
+  state.counters["get_p999_us"] = Percentile(get_us, 0.999);
+  state.counters["get_max_us"] = get_us.empty() ? 0 : get_us.back();
+  store->reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_StoreGetUnderWrites)
+    ->ArgNames({"readers", "writer"})
+    ->Args({4, 0})
+    ->Args({1, 1})
+    ->Args({4, 1})
+    ->Args({16, 1})
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

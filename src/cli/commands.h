@@ -23,9 +23,14 @@ struct GlobalOptions {
 
 using Action = std::function<int()>;
 
+// The options every subcommand shares (--log-level, --models-dir), on the root app.
+void AddGlobalOptions(CLI::App& app, GlobalOptions& global);
+
 void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action);
 void AddModels(CLI::App& app, const GlobalOptions& global, Action& action);
 void AddGpus(CLI::App& app, const GlobalOptions& global, Action& action);
 void AddRunner(CLI::App& app, const GlobalOptions& global, Action& action);
+void AddServe(CLI::App& app, const GlobalOptions& global, Action& action);
+void AddPs(CLI::App& app, const GlobalOptions& global, Action& action);
 
 }  // namespace steno::cli

@@ -48,4 +48,21 @@ Result<gpu::GpuConfig> ToGpuConfig(const GpuFlags& flags, const std::string& dat
   return config;
 }
 
+Result<gpu::GpuConfig> ToRunnerGpuConfig(const GpuFlags& flags, const std::string& data_dir) {
+  auto config = ToGpuConfig(flags, data_dir);
+  if (!config) return config.error();
+#ifndef STENO_HAVE_CUDA
+  if (config->simulate_spec.empty()) {
+    using Mode = gpu::DeviceSelection::Mode;
+    if (config->device.mode == Mode::kAllCuda || config->device.mode == Mode::kCudaList) {
+      return Error(ErrorKind::kBadInput, "no_cuda",
+                   "this steno was built without CUDA; rebuild with make STENO_CUDA=1 or use "
+                   "--device cpu");
+    }
+    config->device.mode = Mode::kCpu;
+  }
+#endif
+  return config;
+}
+
 }  // namespace steno::cli

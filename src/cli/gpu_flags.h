@@ -32,4 +32,9 @@ void AddGpuFlags(CLI::App& cmd, GpuFlags& flags);
 // Parses and checks every value; the first bad one is returned (kBadInput).
 Result<gpu::GpuConfig> ToGpuConfig(const GpuFlags& flags, const std::string& data_dir);
 
+// ToGpuConfig for commands that start runners (`serve`, `transcribe`): a build without CUDA runs
+// on the CPU under `auto` and refuses an explicit GPU (kBadInput "no_cuda") rather than silently
+// using the CPU. Simulated GPUs need no CUDA.
+Result<gpu::GpuConfig> ToRunnerGpuConfig(const GpuFlags& flags, const std::string& data_dir);
+
 }  // namespace steno::cli

@@ -13,17 +13,15 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   GlobalOptions global;
-  app.add_option("--log-level", global.log_level, "trace|debug|info|warn|error|off")
-      ->envname("STENO_LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
-  app.add_option("--models-dir", global.models_dir,
-                 "Directory of ggml models (default $STENO_MODELS or ~/.local/share/steno/models)");
+  AddGlobalOptions(app, global);
 
   Action action;
   AddTranscribe(app, global, action);
   AddModels(app, global, action);
   AddGpus(app, global, action);
   AddRunner(app, global, action);
+  AddServe(app, global, action);
+  AddPs(app, global, action);
 
   try {
     app.parse(argc, argv);

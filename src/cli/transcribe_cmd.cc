@@ -1,23 +1,30 @@
-// `steno transcribe FILE...`: decode each file, run it through one loaded model, write one output
-// per input. Every input is probed before anything runs, so a bad file (or flag) exits 2 having
-// written nothing.
+// `steno transcribe FILE...`: every file becomes a job for the same scheduler and runner processes
+// `steno serve` uses; one output is written per input, in input order. Every input is probed before
+// anything runs, so a bad file (or flag) exits 2 having written nothing.
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "audio/decoder.h"
 #include "audio/probe.h"
 #include "cli/commands.h"
+#include "cli/gpu_flags.h"
 #include "cli/progress_bar.h"
+#include "cli/signal_watch.h"
 #include "core/paths.h"
 #include "engine/formats.h"
-#include "engine/whisper_model.h"
-#include "engine/whisper_stream.h"
+#include "engine/transcript_json.h"
 #include "models/resolve.h"
+#include "sched/scheduler.h"
+#include "server/runtime.h"
 
 namespace steno::cli {
 namespace {
@@ -29,10 +36,12 @@ struct TranscribeOptions {
   std::string model = "base.en";
   std::string format = "txt";
   std::string output_dir;
-  std::string device = "auto";
+  GpuFlags gpu;
   double max_duration_s = 0;
   engine::DecodeParams decode;
 };
+
+constexpr int kExitInterrupted = 130;  // 128 + SIGINT, what shells expect after Ctrl+C
 
 int Fail(int code, const std::string& message) {
   std::fprintf(stderr, "steno transcribe: %s\n", message.c_str());
@@ -65,47 +74,22 @@ Status WriteFileAtomically(const fs::path& path, const std::string& data) {
   return {};
 }
 
-Result<engine::ModelOptions> ParseDevice(const std::string& device) {
-  engine::ModelOptions options;
-#ifdef STENO_HAVE_CUDA
-  constexpr bool kHaveCuda = true;
-#else
-  constexpr bool kHaveCuda = false;
-#endif
-  if (device == "cpu") return options;
-  if (device == "auto") {
-    options.use_gpu = kHaveCuda;
-    return options;
-  }
-  if (device.rfind("cuda:", 0) == 0) {
-    const std::string n = device.substr(5);
-    if (n.empty() || n.size() > 3 || n.find_first_not_of("0123456789") != std::string::npos) {
-      return Error(ErrorKind::kBadInput, "bad_device", "bad device '" + device + "': use cuda:N");
-    }
-    if (!kHaveCuda) {
-      return Error(ErrorKind::kBadInput, "no_cuda",
-                   "this steno was built without CUDA; rebuild with make STENO_CUDA=1 or use "
-                   "--device cpu");
-    }
-    options.use_gpu = true;
-    options.gpu_device = std::stoi(n);
-    return options;
-  }
-  return Error(ErrorKind::kBadInput, "bad_device",
-               "bad device '" + device + "': use auto, cpu or cuda:N");
-}
-
 fs::path OutputPath(const TranscribeOptions& o, const std::string& input, engine::Format format) {
   return fs::path(o.output_dir) /
          (fs::path(input).stem().string() + "." + std::string(engine::FormatExtension(format)));
 }
 
+// What the scheduler's hooks report, gathered for the main thread.
+struct Outcomes {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, sched::JobUpdate> final;  // by job id
+};
+
 int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   // 1. Everything that can be wrong with the request is checked before any work starts.
   auto format = engine::ParseFormat(o.format);
   if (!format) return UsageError(format.error());
-  auto model_options = ParseDevice(o.device);
-  if (!model_options) return UsageError(model_options.error());
   if (auto st = engine::ValidateDecodeParams(o.decode); !st) return UsageError(st.error());
   if (o.max_duration_s < 0) return Fail(kExitUsage, "--max-duration must not be negative");
   if (!o.output_dir.empty()) {
@@ -124,31 +108,104 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   const std::string models_dir = global.models_dir.empty() ? ModelsDir() : global.models_dir;
   auto model_path = models::ResolveModel(o.model, models_dir);
   if (!model_path) return UsageError(model_path.error());
+  const std::string data_dir = DataDir();
+  auto gpu_config = ToRunnerGpuConfig(o.gpu, data_dir);
+  if (!gpu_config) return UsageError(gpu_config.error());
 
-  // 2. Load once; one stream serves the files in turn.
-  auto model = engine::WhisperModel::Load(*model_path, *model_options);
-  if (!model) {
-    return Fail(model.error().kind == ErrorKind::kBadInput ? kExitUsage : kExitFailed,
-                model.error().message);
+  // 2. The same scheduler and runner processes as the server: one runner loads the model and
+  // takes the files as concurrent jobs, as many at once as the device has room for.
+  server::RuntimeOptions ro;
+  ro.gpu = *gpu_config;
+  ro.models_dir = models_dir;
+  ro.data_dir = data_dir;
+  ro.decode_defaults = o.decode;
+  ro.warmup = false;  // one-shot: the first job is the warm-up
+  ro.allow_model_paths = true;
+  ro.scheduler.default_keep_alive_s = 0;  // unload as soon as the last file is done
+  ro.scheduler.default_timeout_s = 0;     // a CLI run takes as long as it takes
+  ro.scheduler.sample_interval_ms = 0;
+
+  auto outcomes = std::make_shared<Outcomes>();
+  ProgressBar bar(isatty(STDERR_FILENO) == 1);
+  std::map<std::string, std::string> label_of;  // job id -> input's file name
+  for (size_t i = 0; i < o.files.size(); ++i) {
+    label_of["file-" + std::to_string(i)] = fs::path(o.files[i]).filename().string();
   }
-  auto stream = (*model)->NewStream();
-  if (!stream) return Fail(kExitFailed, stream.error().message);
+  sched::SchedulerHooks hooks;
+  hooks.on_job = [outcomes, &bar, &label_of](const sched::JobUpdate& u) {
+    if (u.kind == sched::JobUpdate::Kind::kProgress) {
+      std::lock_guard<std::mutex> lock(outcomes->mu);  // the bar is shared with the main thread
+      bar.Update(label_of.at(u.job.id), u.percent);
+    } else if (u.kind == sched::JobUpdate::Kind::kState && IsFinal(u.job.state)) {
+      std::lock_guard<std::mutex> lock(outcomes->mu);
+      outcomes->final[u.job.id] = u;
+      outcomes->cv.notify_all();
+    }
+  };
+  SignalWatch& signals = SignalWatch::Install();
+  auto runtime = server::Runtime::Start(ro, hooks);
+  if (!runtime) return UsageError(runtime.error());
 
+  // Ctrl+C: every job is cancelled (runners abort their runs) and nothing unfinished is written;
+  // a second one exits at once (SignalWatch).
+  std::atomic<bool> finished{false};
+  std::atomic<bool> interrupted{false};
+  std::thread watcher([&] {
+    while (!finished) {
+      if (signals.Wait(std::chrono::milliseconds(100)) != SignalKind::kStop) continue;
+      interrupted = true;
+      std::fprintf(stderr,
+                   "\nsteno transcribe: interrupted; stopping (Ctrl+C again to quit now)\n");
+      for (const auto& [id, label] : label_of) (void)(*runtime)->scheduler().Cancel(id);
+      return;
+    }
+  });
+  // Joined before the runtime goes (it uses the scheduler), on every path out of here.
+  struct JoinOnExit {
+    std::thread& t;
+    std::atomic<bool>& finished;
+    void Join() {
+      finished = true;
+      if (t.joinable()) t.join();
+    }
+    ~JoinOnExit() { Join(); }
+  } join_watcher{watcher, finished};
+
+  for (size_t i = 0; i < o.files.size(); ++i) {
+    sched::SubmitRequest r;
+    r.job.id = "file-" + std::to_string(i);
+    r.job.model = *model_path;
+    r.job.params.task = o.decode.translate ? "translate" : "transcribe";
+    r.job.params.language = o.decode.language;
+    r.job.params.prompt = o.decode.initial_prompt;
+    r.job.params.temperature = o.decode.temperature;
+    r.job.params.word_timestamps = o.decode.word_timestamps;
+    r.audio_path = o.files[i];
+    if (auto st = (*runtime)->scheduler().Submit(std::move(r)); !st) {
+      return Fail(kExitFailed, st.error().message);
+    }
+  }
+
+  // 3. Outputs in input order, each as soon as it and every input before it are done.
   int failures = 0;
   int bad_inputs = 0;  // found only while decoding (e.g. truncated data): no output for them
-  ProgressBar bar(isatty(STDERR_FILENO) == 1);
-  for (const auto& file : o.files) {
-    auto pcm = audio::Decode(file, limits);
-    if (!pcm) {
-      std::fprintf(stderr, "steno transcribe: %s\n", pcm.error().message.c_str());
-      ++(pcm.error().kind == ErrorKind::kBadInput ? bad_inputs : failures);
+  for (size_t i = 0; i < o.files.size(); ++i) {
+    const std::string id = "file-" + std::to_string(i);
+    sched::JobUpdate u;
+    {
+      std::unique_lock<std::mutex> lock(outcomes->mu);
+      outcomes->cv.wait(lock, [&] { return outcomes->final.count(id) > 0; });
+      u = outcomes->final[id];
+    }
+    const std::string& file = o.files[i];
+    if (u.job.state == JobState::kCancelled) continue;  // interrupted: nothing written
+    if (u.job.state != JobState::kCompleted) {
+      const Error e = u.job.error.value_or(Error(ErrorKind::kInternal, "failed", "failed"));
+      std::fprintf(stderr, "steno transcribe: %s: %s\n", file.c_str(), e.message.c_str());
+      ++(e.kind == ErrorKind::kBadInput ? bad_inputs : failures);
       continue;
     }
-    engine::StreamCallbacks callbacks;
-    const std::string label = fs::path(file).filename().string();
-    callbacks.on_progress = [&](int percent) { bar.Update(label, percent); };
-    auto transcript = (*stream)->Run(*pcm, o.decode, callbacks);
-    bar.Done();
+    auto transcript = engine::TranscriptFromVerboseJson(u.payload);
     if (!transcript) {
       std::fprintf(stderr, "steno transcribe: %s: %s\n", file.c_str(),
                    transcript.error().message.c_str());
@@ -157,6 +214,10 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
     }
     const std::string rendered = engine::Render(*transcript, *format);
     if (o.output_dir.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(outcomes->mu);
+        bar.Done();
+      }
       std::fwrite(rendered.data(), 1, rendered.size(), stdout);
       std::fflush(stdout);
       continue;
@@ -166,6 +227,10 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
       ++failures;
     }
   }
+  join_watcher.Join();
+  runtime->reset();  // runners exit and their release is verified before steno does
+  bar.Done();
+  if (interrupted) return kExitInterrupted;
   if (bad_inputs > 0) return kExitUsage;
   return failures == 0 ? kExitOk : kExitFailed;
 }
@@ -192,9 +257,6 @@ void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action) {
       ->capture_default_str();
   cmd->add_flag("--translate", opts->decode.translate, "Translate to English");
   cmd->add_option("--prompt", opts->decode.initial_prompt, "Initial prompt (vocabulary, style)");
-  cmd->add_option("--device", opts->device, "auto|cpu|cuda:N")
-      ->envname("STENO_DEVICE")
-      ->capture_default_str();
   cmd->add_option("-t,--threads", opts->decode.n_threads, "CPU threads")->capture_default_str();
   cmd->add_option("--temperature", opts->decode.temperature, "Initial sampling temperature")
       ->capture_default_str();
@@ -207,6 +269,7 @@ void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action) {
       ->capture_default_str();
   cmd->add_flag("--word-timestamps", opts->decode.word_timestamps,
                 "Word-level timestamps (verbose_json)");
+  AddGpuFlags(*cmd, opts->gpu);
   cmd->add_option("--max-duration", opts->max_duration_s,
                   "Reject inputs longer than this many seconds (0 = no limit)")
       ->capture_default_str();

@@ -1,6 +1,7 @@
 // Small string helpers shared across the code base.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace steno {
@@ -9,5 +10,8 @@ namespace steno {
 std::string_view Trim(std::string_view s);
 // `s` without leading whitespace.
 std::string_view TrimLeft(std::string_view s);
+
+// A Prometheus label value escaped for the text exposition format (\\, \" and \n).
+std::string PrometheusLabelValue(std::string_view value);
 
 }  // namespace steno

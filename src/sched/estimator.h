@@ -9,7 +9,8 @@
 // reports for the generated presets (tests/unit/sched_estimator_test.cc checks the estimate is
 // never below the measured stream and at most 15% above it, tiny-test … large-v3 dimensions).
 // The estimate is of whisper.cpp's buffers only: a GPU runner's CUDA context (a few hundred MiB
-// per process) is not in it; the ledger sees it through the device's own counters. Erring high only
+// per process) is not in it, nor in a runner's measurement; the scheduler charges it separately
+// (SchedulerConfig::cuda_context_bytes). Erring high only
 // costs packing density; erring low costs an out-of-memory refusal, so the constants round up.
 #pragma once
 

@@ -30,6 +30,20 @@ void KeepAlive::JobEnded(int64_t now_ms) {
   if (active_jobs_ == 0) idle_since_ms_ = now_ms;
 }
 
+void KeepAlive::Renew(int64_t now_ms, int keep_alive_s) {
+  if (keep_alive_s < 0) {
+    Pin();
+    return;
+  }
+  if (pinned_) return;
+  if (busy()) {
+    effective_s_ = LongerKeepAlive(effective_s_, keep_alive_s);
+  } else {
+    effective_s_ = keep_alive_s;
+    idle_since_ms_ = now_ms;
+  }
+}
+
 std::optional<int64_t> KeepAlive::ExpiresAt() const {
   if (busy()) return std::nullopt;
   return ExpiryMs(idle_since_ms_, effective_s_);

@@ -32,6 +32,10 @@ class KeepAlive {
   // A job ended (completed, failed or cancelled) at `now_ms`.
   void JobEnded(int64_t now_ms);
 
+  // A load request for a model already loaded: an idle runner's period restarts at `now_ms`
+  // under `keep_alive_s` (−1 pins it); a busy one keeps the longer of the two for after its jobs.
+  void Renew(int64_t now_ms, int keep_alive_s);
+
   // Keeps the runner loaded for good, whatever its jobs ask (--preload: "resident, always").
   void Pin() {
     pinned_ = true;

@@ -138,9 +138,12 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
   }
 
   // 3. A new runner where weights + one stream fit.
-  const int64_t need = req.weights_bytes + req.stream_bytes;
+  const int64_t cpu_need = req.weights_bytes + req.stream_bytes;
+  auto need_on = [&](const DeviceView& d) {
+    return d.cpu ? cpu_need : cpu_need + req.gpu_overhead_bytes;
+  };
   for (const DeviceView* d : ranked) {
-    if (Fits(*d, need, req.threads_per_stream)) {
+    if (Fits(*d, need_on(*d), req.threads_per_stream)) {
       out.action = PlacementAction::kNewRunner;
       out.device = d->name;
       return out;
@@ -151,8 +154,9 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
   for (const DeviceView* d : ranked) {
     std::vector<const RunnerView*> idle;
     for (const auto& r : runners) {
-      if (r.device != d->name || !r.idle()) continue;
+      if (r.device != d->name || !r.idle() || r.wanted) continue;
       if (now_ms - r.loaded_ms < policy.min_residency_ms) continue;
+      if (now_ms - r.last_used_ms < policy.min_idle_ms) continue;
       idle.push_back(&r);
     }
     std::stable_sort(idle.begin(), idle.end(), [](const RunnerView* a, const RunnerView* b) {
@@ -169,7 +173,7 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
           d->cpu
               ? d->cores.available_threads + freed_threads >= req.threads_per_stream
               : d->memory.allocatable - (d->memory.allocated - freed_bytes) - d->memory.external >=
-                    need;
+                    need_on(*d);
       if (fits) {
         out.action = PlacementAction::kEvict;
         out.device = d->name;
@@ -182,7 +186,7 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
   // 5. Wait for a stream to free or memory to appear.
   out.reason = ranked.empty() ? "no device to run on"
                               : "no device has room for " + req.model +
-                                    " (weights + one stream: " + std::to_string(need) +
+                                    " (weights + one stream: " + std::to_string(cpu_need) +
                                     " bytes), even after evicting idle runners";
   return out;
 }

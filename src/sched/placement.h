@@ -8,7 +8,12 @@
 // ranked by a score with configurable weights, plus a strong bonus for a device already holding
 // the model (a second runner there shares nothing, but keeps a model's work together and its
 // footprint measured). Eviction takes idle runners least recently used first; never a busy one,
-// never one loaded less than `min_residency_ms` ago (anti-thrash: no load/unload ping-pong).
+// never one loaded less than `min_residency_ms` ago, never one idle for less than `min_idle_ms`,
+// never one whose model has jobs waiting (`wanted`: its model would only be loaded again).
+// Together these are the hysteresis against load/unload ping-pong: a model hands its card to
+// another only once its own demand has paused; a model starved by a continuous flood of another's
+// work gets its turn through the scheduler's starvation bound (SchedulerConfig::starvation_ms).
+// A GPU runner also needs `gpu_overhead_bytes` (its CUDA context) on top of weights and a stream.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +38,7 @@ struct PlacementPolicy {
   ScoreWeights weights;
   int max_streams_per_runner = 4;
   int64_t min_residency_ms = 60'000;
+  int64_t min_idle_ms = 10'000;
   int max_temperature_c = 90;  // headroom 0 at and above this; unknown temperature counts 0.5
 };
 
@@ -56,6 +62,7 @@ struct RunnerView {
   int threads_per_stream = 1;  // CPU runners
   int64_t loaded_ms = 0;       // when it was started
   int64_t last_used_ms = 0;    // when its last job ended (or loaded_ms)
+  bool wanted = false;         // never evicted: pinned, or its model has jobs waiting
 
   bool idle() const { return busy_streams == 0; }
 };
@@ -66,7 +73,8 @@ struct PlacementRequest {
   Priority priority = Priority::kNormal;
   int64_t weights_bytes = 0;  // the model's estimate (estimator.h)
   int64_t stream_bytes = 0;
-  int threads_per_stream = 1;  // on the CPU
+  int threads_per_stream = 1;      // on the CPU
+  int64_t gpu_overhead_bytes = 0;  // per new runner on a GPU (the CUDA context)
 };
 
 enum class PlacementAction { kUseStream, kAddStream, kNewRunner, kEvict, kWait };

@@ -28,6 +28,7 @@ BackendEvent Translate(int64_t runner_id, const runner::RunnerEvent& ev) {
     out.kind = BackendEvent::Kind::kReady;
     out.weights_bytes = m.value("device_weights_bytes", m.value("weights_bytes", int64_t{0}));
     out.stream_bytes = m.value("device_stream_bytes", m.value("stream_bytes", int64_t{0}));
+    out.pid = m.value("pid", 0);
   } else if (type == "progress") {
     out.kind = BackendEvent::Kind::kProgress;
     out.percent = m.value("percent", 0);
@@ -118,6 +119,7 @@ Status ProcessBackend::Start(const RunnerStartSpec& spec) {
   o.streams = spec.streams;
   o.threads = options_.decode_defaults.n_threads;
   o.heartbeat_ms = options_.heartbeat_ms;
+  o.warmup = options_.warmup;
   if (spec.device.rfind("cuda:", 0) == 0) {
     if (!options_.sim_data_dir.empty()) {
       o.sim_data_dir = options_.sim_data_dir;

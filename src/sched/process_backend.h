@@ -35,6 +35,10 @@ struct ProcessBackendOptions {
   std::function<std::vector<std::pair<std::string, std::string>>(const std::string& device)>
       env_for_device;
   std::string sim_data_dir;  // simulated GPUs: runners compute on the CPU and charge the card
+  // Runners run one silent encoder pass per stream before `ready` (steady first-job latency and
+  // a measured footprint that includes the compute buffers). A one-shot CLI run skips it: its
+  // first job is the warm-up.
+  bool warmup = true;
 };
 
 // The runner's decode parameters for one job: the defaults, then the request's own choices.

@@ -29,6 +29,8 @@ struct BackendEvent {
   std::string message;        // kError, kExited: why
   int64_t weights_bytes = 0;  // kReady: measured (0 = not measured)
   int64_t stream_bytes = 0;   // kReady: measured per stream
+  int pid = 0;                // kReady: the runner's process (0: none), so the device's
+                              // per-process list attributes its memory to us, not to a tenant
   int percent = 0;            // kProgress
   nlohmann::json payload;     // kSegment: the segment; kDone: the result
 };

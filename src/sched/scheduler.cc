@@ -1,5 +1,6 @@
 #include "sched/scheduler.h"
 
+#include <algorithm>
 #include <future>
 
 #include "sched/scheduler_state.h"
@@ -7,11 +8,11 @@
 namespace steno::sched {
 
 Scheduler::Scheduler(SchedulerConfig config, Clock& clock, RunnerBackend& backend,
-                     gpu::DevicesFn devices, ModelInfoFn models)
+                     gpu::DevicesFn devices, ModelInfoFn models, SchedulerHooks hooks)
     : config_(config), clock_(clock), devices_(devices) {
   alive_->self = this;
   state_ = std::make_unique<SchedulerState>(std::move(config), clock, backend, std::move(devices),
-                                            std::move(models), GuardedPost());
+                                            std::move(models), GuardedPost(), std::move(hooks));
   snapshot_ = state_->Snapshot();
   worker_ = std::thread([this] { Loop(); });
   ArmSampling();
@@ -41,13 +42,61 @@ BackendSink Scheduler::Sink() {
   return [post = GuardedPost()](BackendEvent e) { post(event::Runner{std::move(e)}); };
 }
 
+namespace {
+
+// A caller blocked on this event's reply must not wait forever once the worker is gone.
+void RejectStopping(Event& e) {
+  const Error stopping(ErrorKind::kUnavailable, "shutting_down", "the scheduler is stopping");
+  if (auto* s = std::get_if<event::Submit>(&e)) {
+    s->reply(stopping);
+  } else if (auto* c = std::get_if<event::Cancel>(&e)) {
+    c->reply(stopping);
+  } else if (auto* l = std::get_if<event::Load>(&e); l && l->reply) {
+    l->reply(stopping);
+  } else if (auto* u = std::get_if<event::Unload>(&e)) {
+    u->reply(stopping);
+  } else if (auto* a = std::get_if<event::StopAdmitting>(&e)) {
+    a->done();
+  } else if (auto* r = std::get_if<event::Reconfigure>(&e)) {
+    r->done();
+  }
+}
+
+// Makes the event's reply record its answer in `answers` instead of answering at once.
+void DeferReplies(Event& e, std::vector<std::function<void()>>& answers) {
+  auto defer = [&answers](std::function<void(Status)>& reply) {
+    if (!reply) return;
+    reply = [&answers, original = std::move(reply)](Status st) {
+      answers.push_back([original, st = std::move(st)] { original(st); });
+    };
+  };
+  if (auto* s = std::get_if<event::Submit>(&e)) {
+    defer(s->reply);
+  } else if (auto* c = std::get_if<event::Cancel>(&e)) {
+    defer(c->reply);
+  } else if (auto* l = std::get_if<event::Load>(&e)) {
+    defer(l->reply);
+  } else if (auto* u = std::get_if<event::Unload>(&e)) {
+    defer(u->reply);
+  } else if (auto* a = std::get_if<event::StopAdmitting>(&e); a && a->done) {
+    a->done = [&answers, original = std::move(a->done)] { answers.push_back(original); };
+  } else if (auto* r = std::get_if<event::Reconfigure>(&e); r && r->done) {
+    r->done = [&answers, original = std::move(r->done)] { answers.push_back(original); };
+  }
+}
+
+}  // namespace
+
 void Scheduler::Post(Event event) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stop_) return;
-    events_.push_back(std::move(event));
+    if (!stop_) {
+      events_.push_back(std::move(event));
+      cv_.notify_one();
+      return;
+    }
   }
-  cv_.notify_one();
+  RejectStopping(event);
 }
 
 Status Scheduler::Submit(SubmitRequest request) {
@@ -65,12 +114,72 @@ Status Scheduler::Cancel(const std::string& job_id) {
 }
 
 void Scheduler::Preload(const std::string& model) {
-  Post(event::Preload{model});
+  Post(event::Load{LoadRequest{model, "", kKeepForever}, {}});
+}
+
+Status Scheduler::Load(const LoadRequest& request) {
+  auto done = std::make_shared<std::promise<Status>>();
+  auto result = done->get_future();
+  Post(event::Load{request, [done](Status st) { done->set_value(std::move(st)); }});
+  return result.get();
+}
+
+Status Scheduler::Unload(const std::string& model) {
+  auto done = std::make_shared<std::promise<Status>>();
+  auto result = done->get_future();
+  Post(event::Unload{model, [done](Status st) { done->set_value(std::move(st)); }});
+  return result.get();
+}
+
+void Scheduler::StopAdmitting() {
+  auto done = std::make_shared<std::promise<void>>();
+  auto result = done->get_future();
+  Post(event::StopAdmitting{[done] { done->set_value(); }});
+  result.get();
+}
+
+void Scheduler::Reconfigure(const SchedulerConfig& config) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto result = done->get_future();
+  Post(event::Reconfigure{config, [done] { done->set_value(); }});
+  result.get();
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   return snapshot_;
+}
+
+std::optional<JobInfo> Scheduler::FindJob(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(jobs_mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<JobInfo> Scheduler::Jobs() const {
+  std::vector<JobInfo> out;
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    out.reserve(jobs_.size());
+    for (const auto& [id, j] : jobs_) out.push_back(j);
+  }
+  std::sort(out.begin(), out.end(), [](const JobInfo& a, const JobInfo& b) {
+    return a.job.created_ms != b.job.created_ms ? a.job.created_ms < b.job.created_ms
+                                                : a.job.id < b.job.id;
+  });
+  return out;
+}
+
+void Scheduler::PublishJobs() {
+  std::lock_guard<std::mutex> lock(jobs_mu_);
+  state_->TakeJobChanges([this](const std::string& id, const JobInfo* info) {
+    if (info) {
+      jobs_[id] = *info;
+    } else {
+      jobs_.erase(id);
+    }
+  });
 }
 
 void Scheduler::WaitIdle() {
@@ -98,24 +207,24 @@ void Scheduler::Loop() {
     events_.pop_front();
     busy_ = true;
     lock.unlock();
+    // Callers are answered once what the event did is published: a Submit that returned finds
+    // its job with FindJob, a StopAdmitting that returned sees admitting = false.
+    std::vector<std::function<void()>> answers;
+    DeferReplies(e, answers);
     state_->Handle(std::move(e));
+    PublishJobs();
     SchedulerSnapshot snap = state_->Snapshot();
     {
       std::lock_guard<std::mutex> snap_lock(snapshot_mu_);
       snapshot_ = std::move(snap);
     }
+    for (auto& answer : answers) answer();
     lock.lock();
     busy_ = false;
     if (events_.empty()) idle_cv_.notify_all();
   }
-  // Pending Submit/Cancel callers must not wait forever.
-  for (auto& e : events_) {
-    if (auto* s = std::get_if<event::Submit>(&e)) {
-      s->reply(Error(ErrorKind::kUnavailable, "shutting_down", "the scheduler is stopping"));
-    } else if (auto* c = std::get_if<event::Cancel>(&e)) {
-      c->reply(Error(ErrorKind::kUnavailable, "shutting_down", "the scheduler is stopping"));
-    }
-  }
+  // Callers blocked on a reply must not wait forever.
+  for (auto& e : events_) RejectStopping(e);
   events_.clear();
   idle_cv_.notify_all();
   lock.unlock();

@@ -6,12 +6,27 @@
 // simulations advance), the devices (gpu::DevicesFn), the model resolver (ModelInfoFn) and the
 // runner factory (RunnerBackend: real processes or simulated ones).
 //
-// Policies are the pure functions in this directory: placement.h (where a job runs, eviction),
-// keep_alive.h (when an idle runner unloads, with an exact timer), job_queue.h (order, aging,
-// limits), vram_ledger.h (what fits). A job waiting for memory never blocks a job whose model is
-// loaded: every pass tries every candidate. Transient failures (`oom`, with a raised estimate;
-// runner `crash`) are retried with exponential backoff up to max_retries; `bad_input` and
-// `timeout` fail at once. Cancel works in every state.
+// Policies are the pure functions in this directory: placement.h (where a job runs, eviction,
+// hysteresis), keep_alive.h (when an idle runner unloads, with an exact timer), job_queue.h
+// (order, aging, limits, the groups a pass walks), vram_ledger.h (what fits). A pass tries the
+// best job of each group (same model and requested device) and skips a group whose best job
+// cannot be placed, so a job waiting for memory never blocks a job whose model is loaded, and a
+// pass costs O(groups), not O(queued jobs).
+//
+// Anti-thrash: eviction spares runners that are young (min_residency_ms), recently used
+// (min_idle_ms) or wanted by queued jobs; a job whose model has no runner and that waited
+// starvation_ms drains a runner of another model to get its turn (scheduler_pass.cc).
+// Failures: transient kinds (`oom`, with a raised estimate; runner `crash`) are retried with
+// exponential backoff up to max_retries; `bad_input` and `timeout` fail at once. A job's timeout
+// goes to its runner (abort hook); timeout + timeout_grace_ms later the scheduler fails the job
+// itself and kills the runner. Cancel works in every state. Memory: estimates until a runner
+// measures the model (then remembered per device model name, reported through on_footprint),
+// plus cuda_context_bytes for each GPU runner.
+//
+// Readers: Snapshot() (runners, ledgers, counts) is replaced after every event; FindJob/Jobs read
+// a job map the worker updates after every event with only the jobs that event changed, so an
+// event costs the same with 10 or 10,000 jobs queued. Hooks (SchedulerHooks) report every job,
+// runner and footprint change as it happens, on the worker thread, for the store and streams.
 #pragma once
 
 #include <condition_variable>
@@ -19,8 +34,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "sched/clock.h"
 #include "sched/runner_backend.h"
@@ -34,7 +52,7 @@ class Scheduler {
  public:
   // `clock` and `backend` must outlive the scheduler. The backend's events go to Sink().
   Scheduler(SchedulerConfig config, Clock& clock, RunnerBackend& backend, gpu::DevicesFn devices,
-            ModelInfoFn models);
+            ModelInfoFn models, SchedulerHooks hooks = {});
   // Stops every runner (their exits are not awaited) and joins the worker.
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
@@ -44,17 +62,44 @@ class Scheduler {
   BackendSink Sink();
 
   // Queues a job (state pending). Errors: kBadInput "duplicate_job"; the model resolver's error;
-  // kUnavailable "queue_full" (the message carries the retry-after hint). Blocks until the worker
-  // has decided; never call it from the worker (a backend or clock callback).
+  // kUnavailable "queue_full" (the message carries the retry-after hint); kUnavailable
+  // "shutting_down" after StopAdmitting. Blocks until the worker has decided; never call it from
+  // the worker (a backend or clock callback, a hook).
   Status Submit(SubmitRequest request);
   // Cancels a job in any state: pending and loading ones end `cancelled` at once; a processing
   // one when its runner confirms. kNotFound "job_not_found", kBadInput "job_final".
   Status Cancel(const std::string& job_id);
-  // Loads a model where it fits, kept loaded for good (--preload).
+  // Loads a model where it fits, kept loaded for good (--preload). Does not wait; a model that
+  // does not fit is logged and skipped.
   void Preload(const std::string& model);
+  // Loads a model without a job. A model already loaded (on that device, if one is named) only
+  // has its keep-alive renewed. The runner, idle until jobs come, then follows keep-alive: its
+  // keep_alive_s (unset: the default; −1: pinned for good like --preload). Idle runners of other
+  // models are evicted (LRU, minimum residency respected) when that makes room; the load then
+  // starts once their memory is released. Blocks like Submit. Errors: the resolver's for an
+  // unknown model; kBadInput "bad_device" for a device not in use; kUnavailable "no_room" when it
+  // does not fit even after evicting idle runners; kUnavailable "shutting_down".
+  Status Load(const LoadRequest& request);
+  // Unloads every runner of `model`: idle ones now, busy ones as soon as their jobs end (no new
+  // jobs go to them; queued jobs of the model may load a fresh runner later). Pinned runners too.
+  // kNotFound "not_loaded" if none. Their RunnerUpdate kUnloaded says "unload requested".
+  Status Unload(const std::string& model);
+  // From now on Submit and Load fail with kUnavailable "shutting_down" and snapshots say
+  // admitting = false; queued and running jobs go on. Returns once the worker has applied it.
+  void StopAdmitting();
+  // Replaces the settings a config reload (SIGHUP) may change: queue limits (length, running
+  // jobs; not the aging step, which queued jobs were keyed with), placement weights and
+  // residency, reserves and safety factor, default keep-alive and timeout, retries, starvation
+  // bound. Runners keep the keep-alive they were given; everything else applies from the next
+  // decision on. Other fields of `config` are ignored. Returns once the worker has applied it.
+  void Reconfigure(const SchedulerConfig& config);
 
-  // The state as of the last handled event.
+  // Runners, devices and counts as of the last handled event.
   SchedulerSnapshot Snapshot() const;
+  // One job (live, or final and among the most recent finished_jobs_kept), as of the last event.
+  std::optional<JobInfo> FindJob(const std::string& id) const;
+  // Every job FindJob would find, oldest first (by created_ms, then id).
+  std::vector<JobInfo> Jobs() const;
 
   // Blocks until the queue is empty and the worker is between events: with a VirtualClock, the
   // point at which the next timer may fire deterministically.
@@ -80,6 +125,9 @@ class Scheduler {
 
   mutable std::mutex snapshot_mu_;
   SchedulerSnapshot snapshot_;
+  mutable std::mutex jobs_mu_;
+  std::unordered_map<std::string, JobInfo> jobs_;  // published: updated with each event's changes
+  void PublishJobs();
 
   // Timers and backends may call back after the scheduler is gone: they go through this.
   struct Alive {

@@ -1,6 +1,5 @@
-// SchedulerState: admission (the pass), runner start and snapshots.
+// SchedulerState: admission — the pass over the queue, starvation, assigning and sending jobs.
 #include <algorithm>
-#include <tuple>
 
 #include "core/log.h"
 #include "sched/scheduler_state.h"
@@ -8,33 +7,37 @@
 namespace steno::sched {
 
 void SchedulerState::Pass() {
-  if (queue_.size() == 0) return;
+  if (queue_.size() == 0 && pending_loads_.empty()) return;
   Resample();
   const int64_t now = clock_.NowMs();
-  RunningCounts running;
-  for (const auto& [id, job] : jobs_) {
-    if (!IsActive(job.info.job.state)) continue;
-    ++running.total;
-    ++running.per_model[job.info.job.model];
-  }
+  queue_.PromoteDue(now);
   std::set<std::string> evicting;  // devices with an unload in flight: wait for its memory
   for (const auto& [id, r] : runners_) {
     if (r.info.state == RunnerState::kStopping) evicting.insert(r.info.view.device);
   }
+  if (!pending_loads_.empty()) TryPendingLoads(evicting);
+  if (queue_.size() == 0) return;
+  if (config_.starvation_ms > 0) CheckStarvation(evicting);
+
   std::vector<DeviceView> devices = BuildDevices();
   std::vector<RunnerView> views = Views();
-  // Place() is pure: until the devices or runners change, a request identical to one that got
-  // no runner gets none either. Remembering those keeps a pass over thousands of waiting jobs
-  // of a few models cheap; any start or eviction forgets them.
-  using RequestKey = std::tuple<std::string, std::string, int, int64_t, int64_t>;
-  std::set<RequestKey> no_runner;
-  // Every candidate is tried: one that must wait never blocks a later one that fits.
-  for (const QueuedJob& c : queue_.Candidates(now, running)) {
-    JobEntry& job = jobs_.at(c.id);
+  // Groups (same model and requested device) whose best job could not be placed: no other job
+  // of theirs can be in this pass either, since starting or evicting only takes resources away.
+  std::unordered_set<std::string> skipped;
+  std::string group;
+  const QueueConfig& limits = config_.queue;
+  while (limits.max_running <= 0 || running_.total < limits.max_running) {
+    const QueuedJob* c = queue_.Best(skipped, &group);
+    if (!c) break;
+    if (limits.max_running_per_model > 0) {
+      auto m = running_.per_model.find(c->model);
+      if (m != running_.per_model.end() && m->second >= limits.max_running_per_model) {
+        skipped.insert(group);
+        continue;
+      }
+    }
+    JobEntry& job = jobs_.at(c->id);
     const PlacementRequest req = RequestFor(job);
-    RequestKey key{req.model, req.device, static_cast<int>(req.priority), req.weights_bytes,
-                   req.stream_bytes};
-    if (no_runner.count(key)) continue;
     const PlacementDecision d = Place(req, devices, views, config_.placement, now);
     RunnerEntry* runner = nullptr;
     switch (d.action) {
@@ -46,102 +49,237 @@ void SchedulerState::Pass() {
           --runner->info.view.streams;
           runner = nullptr;
         }
+        samples_stale_ = true;
         break;
-      case PlacementAction::kNewRunner:
-        StartRunner(job.info.job.model, d.device, req.weights_bytes, req.stream_bytes,
-                    job.info.job.params.keep_alive_s, &runner);
+      case PlacementAction::kNewRunner: {
+        const MemoryEstimate est = EstimateOn(req.model, d.device);
+        runner = StartRunner(req.model, d.device, est.weights_bytes, est.stream_bytes,
+                             job.info.job.params.keep_alive_s);
         break;
+      }
       case PlacementAction::kEvict:
         if (evicting.count(d.device)) break;
-        for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted for " + c.model);
+        spdlog::info("evicting {} idle runner(s) on {} for {}", d.evict.size(), d.device,
+                     req.model);
+        for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted");
         evicting.insert(d.device);
         // A stopping runner must not be offered to later candidates of this pass (its jobs
         // would be lost when it exits).
         views = Views();
-        no_runner.clear();
-        continue;
+        break;
       case PlacementAction::kWait: break;
     }
     if (!runner) {
-      no_runner.insert(std::move(key));
+      skipped.insert(group);
       continue;
     }
-    queue_.Remove(c.id);
+    queue_.Remove(job.info.job.id);  // `c` is invalid from here
     Assign(job, *runner);
     devices = BuildDevices();
     views = Views();
-    no_runner.clear();
   }
 }
 
-std::vector<DeviceView> SchedulerState::BuildDevices() const {
-  std::vector<DeviceView> out;
-  for (const auto& s : samples_) {
-    DeviceView d;
-    d.name = gpu::DeviceName(s);
-    std::vector<RunnerCharge> charges;
-    for (const auto& [id, r] : runners_) {
-      if (r.info.view.device != d.name) continue;
-      charges.push_back(RunnerCharge{0, r.info.view.weights_bytes, r.info.view.stream_bytes,
-                                     r.info.view.streams});
-    }
-    d.memory = BuildLedger(s, charges, config_.reserve, config_.safety_factor);
-    d.utilization_percent = s.gpu_utilization_percent;
-    d.temperature_c = s.temperature_c;
-    out.push_back(std::move(d));
-  }
-  if (config_.allow_cpu || samples_.empty()) {
-    DeviceView d;
-    d.name = "cpu";
-    d.cpu = true;
-    std::vector<CpuCharge> charges;
-    for (const auto& [id, r] : runners_) {
-      if (r.info.view.device == "cpu") {
-        charges.push_back(CpuCharge{r.info.view.streams, r.info.view.threads_per_stream});
+void SchedulerState::TryPendingLoads(std::set<std::string>& evicting) {
+  const int64_t now = clock_.NowMs();
+  std::vector<LoadRequest> still;
+  for (const LoadRequest& load : pending_loads_) {
+    const PlacementRequest req = RequestFor(load.model, load.device, Priority::kNormal);
+    const PlacementDecision d = Place(req, BuildDevices(), Views(), config_.placement, now);
+    switch (d.action) {
+      case PlacementAction::kUseStream:
+      case PlacementAction::kAddStream: break;  // loaded meanwhile: done
+      case PlacementAction::kNewRunner: {
+        const MemoryEstimate est = EstimateOn(load.model, d.device);
+        RunnerEntry* r = StartRunner(load.model, d.device, est.weights_bytes, est.stream_bytes,
+                                     load.keep_alive_s.value_or(config_.default_keep_alive_s));
+        if (r && load.keep_alive_s && *load.keep_alive_s < 0) r->keep_alive.Pin();
+        break;
+      }
+      case PlacementAction::kEvict:
+        if (!evicting.count(d.device)) {
+          for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted");
+          evicting.insert(d.device);
+        }
+        still.push_back(load);
+        break;
+      case PlacementAction::kWait: {
+        // Memory is on its way while a runner on an allowed device is stopping.
+        const bool coming = std::any_of(evicting.begin(), evicting.end(), [&](const auto& dev) {
+          return load.device.empty() || load.device == dev;
+        });
+        if (coming) {
+          still.push_back(load);
+        } else {
+          spdlog::warn("load of {}: no room ({})", load.model, d.reason);
+        }
+        break;
       }
     }
-    d.cores = BuildCpuLedger(config_.cpu_cores, charges);
-    out.push_back(std::move(d));
   }
-  return out;
+  pending_loads_ = std::move(still);
 }
 
-std::vector<RunnerView> SchedulerState::Views() const {
-  std::vector<RunnerView> out;
-  out.reserve(runners_.size());
+// Anti-thrash, the other half: hysteresis (placement.h) keeps a busy model's runners from being
+// evicted, so a continuous flood of model A would keep model B off a card forever. Once the best
+// job of a group whose model has no runner has waited starvation_ms, one runner of another
+// model on a device where it would then fit is drained (no new jobs; unloaded when its jobs
+// end), idle ones there evicted, and the freed memory goes to the starving job, which the pass
+// then meets first in queue order or, being old, near it. One drain per device at a time, and
+// never of a runner younger than the minimum residency, so cards change hands at most once per
+// residency period.
+void SchedulerState::CheckStarvation(const std::set<std::string>& evicting) {
+  const int64_t now = clock_.NowMs();
+  int64_t next_check = 0;
+  std::set<std::string> draining_on;  // devices where a drain is under way
   for (const auto& [id, r] : runners_) {
-    if (r.info.state != RunnerState::kStopping) out.push_back(r.info.view);
+    if (r.draining && r.info.state != RunnerState::kStopping)
+      draining_on.insert(r.info.view.device);
   }
-  return out;
+  std::vector<DeviceView> devices;  // built on first need
+  for (const QueuedJob* head : queue_.GroupHeads()) {
+    const bool has_runner = std::any_of(runners_.begin(), runners_.end(), [&](const auto& kv) {
+      const RunnerEntry& r = kv.second;
+      return r.info.view.model == head->model && !r.draining &&
+             r.info.state != RunnerState::kStopping &&
+             (head->device.empty() || head->device == r.info.view.device);
+    });
+    if (has_runner) continue;
+    const int64_t due = head->enqueued_ms + config_.starvation_ms;
+    if (due > now) {
+      next_check = next_check == 0 ? due : std::min(next_check, due);
+      continue;
+    }
+    if (devices.empty()) devices = BuildDevices();
+    const PlacementRequest req = RequestFor(head->model, head->device, head->priority);
+    const std::vector<RunnerView> views = Views();
+    // Already placeable (or evicting for it): the pass handles it.
+    const PlacementDecision d = Place(req, devices, views, config_.placement, now);
+    if (d.action != PlacementAction::kWait) continue;
+    // The device needing the fewest drains, ties by the order given.
+    const DeviceView* best = nullptr;
+    std::vector<RunnerEntry*> best_victims;
+    for (const DeviceView& dev : devices) {
+      if (!head->device.empty() && head->device != dev.name) continue;
+      if (evicting.count(dev.name) || draining_on.count(dev.name)) continue;
+      const int64_t need =
+          req.weights_bytes + req.stream_bytes + (dev.cpu ? 0 : req.gpu_overhead_bytes);
+      std::vector<RunnerEntry*> candidates;
+      for (auto& [id, r] : runners_) {
+        const RunnerView& v = r.info.view;
+        if (v.device != dev.name || r.draining || r.info.state == RunnerState::kStopping) continue;
+        if (r.keep_alive.pinned() || now - v.loaded_ms < config_.placement.min_residency_ms) {
+          continue;
+        }
+        candidates.push_back(&r);
+      }
+      // Idle first, then the least busy, then the least recently used.
+      std::sort(candidates.begin(), candidates.end(), [](RunnerEntry* a, RunnerEntry* b) {
+        const RunnerView& x = a->info.view;
+        const RunnerView& y = b->info.view;
+        if (x.busy_streams != y.busy_streams) return x.busy_streams < y.busy_streams;
+        return x.last_used_ms != y.last_used_ms ? x.last_used_ms < y.last_used_ms : x.id < y.id;
+      });
+      std::vector<RunnerEntry*> victims;
+      int64_t freed = 0;
+      int freed_threads = 0;
+      bool fits = false;
+      for (RunnerEntry* r : candidates) {
+        const RunnerView& v = r->info.view;
+        freed += v.weights_bytes + v.streams * v.stream_bytes;
+        freed_threads += v.streams * std::max(1, v.threads_per_stream);
+        victims.push_back(r);
+        fits = dev.cpu ? dev.cores.available_threads + freed_threads >= req.threads_per_stream
+                       : dev.memory.allocatable - (dev.memory.allocated - freed) -
+                                 dev.memory.external >=
+                             need;
+        if (fits) break;
+      }
+      if (!fits) continue;
+      if (!best || victims.size() < best_victims.size()) {
+        best = &dev;
+        best_victims = std::move(victims);
+      }
+    }
+    if (!best) continue;
+    spdlog::info("{} has waited {} s without a runner: draining {} runner(s) on {}", head->model,
+                 (now - head->enqueued_ms) / 1000, best_victims.size(), best->name);
+    for (RunnerEntry* r : best_victims) Drain(*r, "evicted");
+    draining_on.insert(best->name);
+    devices.clear();
+  }
+  // A head not starving yet: look again when it would be, even if nothing else happens.
+  if (next_check > 0 && (starvation_timer_ == 0 || next_check < starvation_timer_at_)) {
+    if (starvation_timer_) clock_.CancelTimer(starvation_timer_);
+    starvation_timer_at_ = next_check;
+    starvation_timer_ =
+        clock_.Schedule(next_check, [post = post_] { post(event::StarvationCheck{}); });
+  }
 }
 
-PlacementRequest SchedulerState::RequestFor(const JobEntry& job) const {
-  const Job& j = job.info.job;
+MemoryEstimate SchedulerState::EstimateOn(const std::string& model,
+                                          const std::string& device) const {
+  if (auto m = measured_.find({model, DeviceNameOf(device)}); m != measured_.end()) {
+    return m->second;
+  }
+  auto it = model_specs_.find(model);
+  return it == model_specs_.end() ? MemoryEstimate{} : it->second.estimate;
+}
+
+std::string SchedulerState::DeviceNameOf(const std::string& device) const {
+  if (device == "cpu") return "cpu";
+  for (const auto& s : samples_) {
+    if (gpu::DeviceName(s) == device) return s.name;
+  }
+  return device;
+}
+
+PlacementRequest SchedulerState::RequestFor(const std::string& model, const std::string& device,
+                                            Priority priority) const {
   PlacementRequest req;
-  req.model = j.model;
-  req.device = j.params.device == "auto" ? "" : j.params.device;
-  req.priority = j.priority;
+  req.model = model;
+  req.device = device == "auto" ? "" : device;
+  req.priority = priority;
   req.threads_per_stream = config_.threads_per_stream;
+  req.gpu_overhead_bytes = config_.cuda_context_bytes;
   MemoryEstimate est;
-  if (auto it = model_specs_.find(j.model); it != model_specs_.end()) est = it->second.estimate;
-  if (auto m = measured_.find({j.model, req.device}); m != measured_.end()) {
-    est.weights_bytes = std::max(est.weights_bytes, m->second.weights_bytes);
-    est.stream_bytes = std::max(est.stream_bytes, m->second.stream_bytes);
+  if (!req.device.empty()) {
+    est = EstimateOn(model, req.device);
+  } else {
+    // Any device: plan with the largest footprint among the kinds present (a measurement on one
+    // kind of card says nothing about another); the runner is then charged its own device's.
+    bool any = false;
+    auto take = [&](const std::string& dev) {
+      const MemoryEstimate e = EstimateOn(model, dev);
+      est.weights_bytes = any ? std::max(est.weights_bytes, e.weights_bytes) : e.weights_bytes;
+      est.stream_bytes = any ? std::max(est.stream_bytes, e.stream_bytes) : e.stream_bytes;
+      any = true;
+    };
+    for (const auto& s : samples_) take(gpu::DeviceName(s));
+    if (config_.allow_cpu || samples_.empty()) take("cpu");
   }
   req.weights_bytes = est.weights_bytes;
   req.stream_bytes = est.stream_bytes;
   return req;
 }
 
+PlacementRequest SchedulerState::RequestFor(const JobEntry& job) const {
+  const Job& j = job.info.job;
+  return RequestFor(j.model, j.params.device, j.priority);
+}
+
 void SchedulerState::Assign(JobEntry& job, RunnerEntry& runner) {
   const int64_t now = clock_.NowMs();
   Job& j = job.info.job;
-  j.state = JobState::kLoading;
   j.started_ms = j.updated_ms = now;
   job.info.runner_id = runner.info.view.id;
+  job.last_runner = runner.info.view.id;
+  job.last_device = runner.info.view.device;
+  job.info.progress_percent = 0;
   ++runner.info.view.busy_streams;
   runner.keep_alive.JobStarted(j.params.keep_alive_s, config_.default_keep_alive_s);
   ArmKeepAlive(runner);
+  SetState(job, JobState::kLoading);
   if (runner.info.state == RunnerState::kReady) {
     SendJob(job, runner);
   } else {
@@ -152,78 +290,26 @@ void SchedulerState::Assign(JobEntry& job, RunnerEntry& runner) {
 void SchedulerState::SendJob(JobEntry& job, RunnerEntry& runner) {
   Job& j = job.info.job;
   runner.sent.insert(j.id);
-  j.state = JobState::kProcessing;
-  j.updated_ms = clock_.NowMs();
+  const int64_t now = clock_.NowMs();
+  j.updated_ms = now;
   JobRunSpec spec;
   spec.job_id = j.id;
   spec.audio_path = job.audio_path;
   spec.params = nlohmann::json::parse(JobParamsToJson(j.params), nullptr, false);
   spec.timeout_s = j.params.timeout_s.value_or(config_.default_timeout_s);
+  SetState(job, JobState::kProcessing);
   if (auto st = backend_.SendJob(runner.info.view.id, spec); !st) {
     RunFailed(job, "crash", st.error().message);
-  }
-}
-
-void SchedulerState::StartRunner(const std::string& model, const std::string& device,
-                                 int64_t weights, int64_t stream, std::optional<int> keep_alive_s,
-                                 RunnerEntry** out) {
-  *out = nullptr;
-  const int64_t now = clock_.NowMs();
-  const int64_t id = next_runner_id_++;
-  RunnerEntry entry;
-  RunnerView& v = entry.info.view;
-  v.id = id;
-  v.model = model;
-  v.device = device;
-  v.streams = 1;
-  v.weights_bytes = weights;
-  v.stream_bytes = stream;
-  v.threads_per_stream = config_.threads_per_stream;
-  v.loaded_ms = v.last_used_ms = now;
-  entry.keep_alive = KeepAlive(now, keep_alive_s.value_or(config_.default_keep_alive_s));
-  RunnerStartSpec spec{id, model, model_specs_[model].path, device, 1, weights, stream};
-  if (auto st = backend_.Start(spec); !st) {
-    spdlog::warn("could not start a runner for {} on {}: {}", model, device, st.error().message);
     return;
   }
-  samples_stale_ = true;
-  RunnerEntry& stored = runners_.emplace(id, std::move(entry)).first->second;
-  ArmKeepAlive(stored);
-  *out = &stored;
-}
-
-void SchedulerState::Resample() {
-  if (!samples_stale_ || !devices_fn_) return;
-  if (auto s = devices_fn_(); s.ok()) samples_ = std::move(s.value());
-  samples_stale_ = false;
-}
-
-SchedulerSnapshot SchedulerState::Snapshot() const {
-  SchedulerSnapshot s;
-  s.now_ms = clock_.NowMs();
-  s.events_handled = events_handled_;
-  for (const auto& [id, r] : runners_) s.runners.push_back(r.info);
-  s.jobs.reserve(jobs_.size());
-  for (const auto& [id, j] : jobs_) s.jobs.push_back(j.info);
-  for (const auto& d : BuildDevices()) s.devices.push_back({d.name, d.cpu, d.memory, d.cores});
-  s.queued = queue_.size();
-  return s;
-}
-
-const JobInfo* SchedulerSnapshot::FindJob(const std::string& id) const {
-  for (const auto& j : jobs) {
-    if (j.job.id == id) return &j;
+  if (spec.timeout_s > 0 && config_.timeout_grace_ms >= 0) {
+    // The runner enforces the timeout; this is the backstop for a runner that cannot.
+    job.timeout_timer = clock_.Schedule(
+        now + int64_t{spec.timeout_s} * 1000 + config_.timeout_grace_ms,
+        [post = post_, id = j.id, runner_id = runner.info.view.id, attempt = j.attempt] {
+          post(event::JobTimeout{id, runner_id, attempt});
+        });
   }
-  return nullptr;
-}
-
-const char* RunnerStateName(RunnerState state) {
-  switch (state) {
-    case RunnerState::kLoading: return "loading";
-    case RunnerState::kReady: return "ready";
-    case RunnerState::kStopping: return "stopping";
-  }
-  return "loading";
 }
 
 }  // namespace steno::sched

@@ -31,16 +31,23 @@ ErrorKind KindFor(const std::string& kind) {
 }  // namespace
 
 SchedulerState::SchedulerState(SchedulerConfig config, Clock& clock, RunnerBackend& backend,
-                               gpu::DevicesFn devices, ModelInfoFn models, PostFn post)
+                               gpu::DevicesFn devices, ModelInfoFn models, PostFn post,
+                               SchedulerHooks hooks)
     : config_(std::move(config)),
       clock_(clock),
       backend_(backend),
       devices_fn_(std::move(devices)),
       models_(std::move(models)),
       post_(std::move(post)),
+      hooks_(std::move(hooks)),
       queue_(config_.queue) {
   if (config_.cpu_cores <= 0) {
     config_.cpu_cores = std::max(1u, std::thread::hardware_concurrency());
+  }
+  for (const auto& [key, m] : config_.known_footprints) {
+    if (m.weights_bytes > 0 && m.stream_bytes > 0) {
+      measured_[key] = MemoryEstimate{m.weights_bytes, m.stream_bytes, true};
+    }
   }
 }
 
@@ -52,42 +59,37 @@ void SchedulerState::Handle(Event event) {
                  [&](event::Runner& e) { OnRunner(e.event); },
                  [&](event::KeepAliveExpired& e) { OnExpired(e); },
                  [&](event::RetryDue&) {},
+                 [&](event::StarvationCheck&) { starvation_timer_ = 0; },
                  [&](event::DeviceSampleReady& e) {
                    if (e.samples.ok()) {
-                     samples_ = std::move(e.samples.value());
+                     SetSamples(std::move(e.samples.value()));
                      samples_stale_ = false;
                    }
                  },
-                 [&](event::Preload& e) {
-                   auto spec = models_(e.model);
-                   if (!spec.ok()) {
-                     spdlog::warn("preload of {} failed: {}", e.model, spec.error().message);
-                     return;
-                   }
-                   model_specs_[e.model] = *spec;
-                   JobEntry probe;
-                   probe.info.job.model = e.model;
-                   Resample();
-                   const PlacementDecision d = Place(RequestFor(probe), BuildDevices(), Views(),
-                                                     config_.placement, clock_.NowMs());
-                   if (d.action != PlacementAction::kNewRunner) {
-                     spdlog::warn("preload of {}: no room ({})", e.model, d.reason);
-                     return;
-                   }
-                   const PlacementRequest r = RequestFor(probe);
-                   RunnerEntry* runner = nullptr;
-                   StartRunner(e.model, d.device, r.weights_bytes, r.stream_bytes, kKeepForever,
-                               &runner);
-                   if (runner) runner->keep_alive.Pin();
+                 [&](event::Load& e) { OnLoad(e); },
+                 [&](event::Unload& e) { OnUnload(e); },
+                 [&](event::StopAdmitting& e) {
+                   admitting_ = false;
+                   e.done();
                  },
+                 [&](event::Reconfigure& e) {
+                   OnReconfigure(e.config);
+                   e.done();
+                 },
+                 [&](event::JobTimeout& e) { OnTimeout(e); },
              },
              event);
   Pass();
   Prune();
+  Resample();  // our runners changed: the published ledgers show the device as it is now
 }
 
 void SchedulerState::OnSubmit(event::Submit& e) {
   Job job = std::move(e.request.job);
+  if (!admitting_) {
+    e.reply(Error(ErrorKind::kUnavailable, "shutting_down", "the scheduler is not admitting"));
+    return;
+  }
   if (jobs_.count(job.id)) {
     e.reply(Error(ErrorKind::kBadInput, "duplicate_job", "job " + job.id + " already exists"));
     return;
@@ -101,7 +103,8 @@ void SchedulerState::OnSubmit(event::Submit& e) {
     model_specs_[job.model] = *spec;
   }
   const int64_t now = clock_.NowMs();
-  QueuedJob q{job.id, job.model, job.priority, now, job.not_before_ms};
+  QueuedJob q{job.id, job.model,         job.priority,
+              now,    job.not_before_ms, job.params.device == "auto" ? "" : job.params.device};
   if (auto st = queue_.Push(q); !st) {
     e.reply(st.error());
     return;
@@ -112,6 +115,8 @@ void SchedulerState::OnSubmit(event::Submit& e) {
   JobEntry entry;
   entry.info.job = std::move(job);
   entry.audio_path = std::move(e.request.audio_path);
+  entry.enqueued_ms = now;
+  changed_.insert(entry.info.job.id);
   jobs_.emplace(entry.info.job.id, std::move(entry));
   e.reply(Status());
 }
@@ -154,17 +159,27 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
   auto job_it = e.job_id.empty() ? jobs_.end() : jobs_.find(e.job_id);
   JobEntry* job = job_it == jobs_.end() ? nullptr : &job_it->second;
   if (job && job->info.runner_id != e.runner_id) job = nullptr;  // stale: not its run now
+  const int64_t now = clock_.NowMs();
 
   switch (e.kind) {
     case BackendEvent::Kind::kReady: {
       if (runner.info.state != RunnerState::kLoading) break;
       runner.info.state = RunnerState::kReady;
+      runner.info.pid = e.pid;
+      samples_stale_ = true;  // its memory is allocated now, and attributable by its pid
       RunnerView& v = runner.info.view;
       if (e.weights_bytes > 0 && e.stream_bytes > 0) {
-        v.weights_bytes = e.weights_bytes;
+        const bool gpu = v.device != "cpu";
+        v.weights_bytes = e.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
         v.stream_bytes = e.stream_bytes;
-        measured_[{v.model, v.device}] = MemoryEstimate{e.weights_bytes, e.stream_bytes, true};
+        measured_[{v.model, runner.device_name}] =
+            MemoryEstimate{e.weights_bytes, e.stream_bytes, true};
+        if (hooks_.on_footprint) {
+          hooks_.on_footprint(
+              FootprintUpdate{v.model, runner.device_name, e.weights_bytes, e.stream_bytes});
+        }
       }
+      ReportRunner(runner, RunnerUpdate::Kind::kLoaded, now - v.loaded_ms, "");
       auto waiting = std::move(runner.waiting);
       runner.waiting.clear();
       for (const auto& id : waiting) {
@@ -175,14 +190,19 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       break;
     }
     case BackendEvent::Kind::kProgress:
-      if (job) job->info.progress_percent = e.percent;
+      if (job) {
+        job->info.progress_percent = e.percent;
+        changed_.insert(job->info.job.id);
+        Report(*job, JobUpdate::Kind::kProgress, e.percent);
+      }
       break;
     case BackendEvent::Kind::kSegment:
-      break;  // streamed to clients by the API layer (not yet wired)
+      if (job) Report(*job, JobUpdate::Kind::kSegment, 0, &e.payload);
+      break;
     case BackendEvent::Kind::kDone:
       if (!job) break;
       job->info.result = e.payload;
-      queue_.RecordJobDuration(clock_.NowMs() - job->info.job.started_ms);
+      queue_.RecordJobDuration(now - job->info.job.started_ms);
       ++runner.info.jobs_done;
       Release(*job);
       Finish(*job, JobState::kCompleted, std::nullopt);
@@ -200,8 +220,11 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
         // The runner itself failed (its load): jobs waiting on it run elsewhere or fail.
         spdlog::warn("runner {} failed: {} ({})", e.runner_id, e.message, e.error_kind);
         if (e.error_kind == "oom") {
-          model_specs_[runner.info.view.model].estimate.weights_bytes =
-              static_cast<int64_t>(runner.info.view.weights_bytes * config_.oom_raise);
+          const bool gpu = runner.info.view.device != "cpu";
+          auto& est = model_specs_[runner.info.view.model].estimate;
+          est.weights_bytes = static_cast<int64_t>(
+              (runner.info.view.weights_bytes - (gpu ? config_.cuda_context_bytes : 0)) *
+              config_.oom_raise);
         }
         auto waiting = runner.waiting;
         for (const auto& id : waiting) {
@@ -209,6 +232,11 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
             RunFailed(j->second, e.error_kind, e.message);
         }
         runner.info.state = RunnerState::kStopping;
+        runner.load_failed = true;
+        if (runner.stop_reason.empty()) {
+          runner.stop_reason = "load failed";
+          runner.stop_ms = now;
+        }
       }
       break;
     case BackendEvent::Kind::kExited: {
@@ -221,6 +249,9 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
         }
       }
       if (runner.expiry_timer) clock_.CancelTimer(runner.expiry_timer);
+      const bool asked = !runner.stop_reason.empty();
+      ReportRunner(runner, RunnerUpdate::Kind::kUnloaded, asked ? now - runner.stop_ms : 0,
+                   asked ? runner.stop_reason : "crash");
       runners_.erase(rit);
       samples_stale_ = true;
       break;
@@ -234,6 +265,28 @@ void SchedulerState::OnExpired(const event::KeepAliveExpired& e) {
   it->second.expiry_timer = 0;
   if (it->second.keep_alive.busy() || it->second.info.state != RunnerState::kReady) return;
   StopRunner(it->second, "keep-alive expired");
+}
+
+void SchedulerState::OnTimeout(const event::JobTimeout& e) {
+  auto it = jobs_.find(e.job_id);
+  if (it == jobs_.end()) return;
+  JobEntry& job = it->second;
+  job.timeout_timer = 0;
+  if (job.info.job.state != JobState::kProcessing || job.info.runner_id != e.runner_id ||
+      job.info.job.attempt != e.attempt) {
+    return;  // it ended, or this is another run
+  }
+  // The runner did not enforce the timeout (hung in a call its abort hook cannot reach): the
+  // job fails now, and the runner, whose state is unknown, is killed. Other jobs on it are lost
+  // runs (crash) and are retried elsewhere.
+  const int timeout_s = job.info.job.params.timeout_s.value_or(config_.default_timeout_s);
+  spdlog::warn("job {} still running {} s past its timeout on runner {}: killing the runner",
+               e.job_id, config_.timeout_grace_ms / 1000, e.runner_id);
+  auto r = runners_.find(e.runner_id);
+  RunFailed(job, "timeout",
+            "no result within the timeout of " + std::to_string(timeout_s) +
+                " s (the runner did not stop it; killed)");
+  if (r != runners_.end()) StopRunner(r->second, "timeout");
 }
 
 void SchedulerState::RunFailed(JobEntry& job, const std::string& kind, const std::string& msg) {
@@ -262,16 +315,20 @@ void SchedulerState::RunFailed(JobEntry& job, const std::string& kind, const std
   const int64_t delay = config_.retry_base_ms << std::min(j.attempt - 1, 20);
   j.error = error;
   j.attempt += 1;
-  j.state = JobState::kPending;
   j.updated_ms = now;
   j.not_before_ms = now + delay;
   spdlog::info("job {} lost its run ({}): retry {} in {} ms", j.id, kind, j.attempt - 1, delay);
-  (void)queue_.Push(QueuedJob{j.id, j.model, j.priority, j.created_ms, j.not_before_ms});
+  (void)queue_.Push(QueuedJob{j.id, j.model, j.priority, job.enqueued_ms, j.not_before_ms,
+                              j.params.device == "auto" ? "" : j.params.device});
+  SetState(job, JobState::kPending);
   clock_.Schedule(j.not_before_ms, [post = post_] { post(event::RetryDue{}); });
 }
 
 void SchedulerState::Release(JobEntry& job) {
+  if (job.timeout_timer) clock_.CancelTimer(job.timeout_timer);
+  job.timeout_timer = 0;
   auto it = runners_.find(job.info.runner_id);
+  if (job.info.runner_id >= 0) job.ran = true;
   job.info.runner_id = -1;
   if (it == runners_.end()) return;
   RunnerEntry& runner = it->second;
@@ -284,55 +341,102 @@ void SchedulerState::Release(JobEntry& job) {
   runner.info.view.busy_streams = std::max(0, runner.info.view.busy_streams - 1);
   runner.keep_alive.JobEnded(clock_.NowMs());
   if (!runner.keep_alive.busy()) runner.info.view.last_used_ms = clock_.NowMs();
+  if (runner.draining && !runner.keep_alive.busy()) {
+    StopRunner(runner, runner.drain_reason);
+    return;
+  }
   ArmKeepAlive(runner);
 }
 
 void SchedulerState::Finish(JobEntry& job, JobState state, std::optional<Error> error) {
   Job& j = job.info.job;
-  j.state = state;
   if (error) j.error = std::move(error);
   j.finished_ms = j.updated_ms = clock_.NowMs();
   finished_order_.push_back(j.id);
+  SetState(job, state);
 }
 
-void SchedulerState::ArmKeepAlive(RunnerEntry& runner) {
-  if (runner.expiry_timer) clock_.CancelTimer(runner.expiry_timer);
-  runner.expiry_timer = 0;
-  ++runner.generation;
-  const auto at = runner.keep_alive.ExpiresAt();
-  runner.info.expires_at_ms = at;
-  runner.info.keep_alive_s = runner.keep_alive.effective_s();
-  if (!at || runner.info.state == RunnerState::kStopping) return;
-  if (*at <= clock_.NowMs() && runner.info.state == RunnerState::kReady) {
-    StopRunner(runner, "keep-alive 0");
-    return;
+void SchedulerState::SetState(JobEntry& job, JobState state) {
+  Job& j = job.info.job;
+  const bool was_active = IsActive(j.state);
+  const bool active = IsActive(state);
+  if (was_active != active) {
+    const int delta = active ? 1 : -1;
+    running_.total += delta;
+    int& per_model = running_.per_model[j.model];
+    per_model += delta;
+    if (per_model == 0) running_.per_model.erase(j.model);
   }
-  runner.expiry_timer =
-      clock_.Schedule(*at, [post = post_, id = runner.info.view.id, gen = runner.generation] {
-        post(event::KeepAliveExpired{id, gen});
-      });
+  j.state = state;
+  if (state == JobState::kPending) job.ran = false;
+  changed_.insert(j.id);
+  Report(job, JobUpdate::Kind::kState, 0,
+         state == JobState::kCompleted ? &job.info.result : nullptr);
 }
 
-void SchedulerState::StopRunner(RunnerEntry& runner, const std::string& why) {
-  if (runner.info.state == RunnerState::kStopping) return;
-  spdlog::info("unloading runner {} ({} on {}): {}", runner.info.view.id, runner.info.view.model,
-               runner.info.view.device, why);
-  runner.info.state = RunnerState::kStopping;
-  runner.info.expires_at_ms.reset();
-  if (runner.expiry_timer) clock_.CancelTimer(runner.expiry_timer);
-  runner.expiry_timer = 0;
-  backend_.Stop(runner.info.view.id);
+void SchedulerState::Report(const JobEntry& job, JobUpdate::Kind kind, int percent,
+                            const nlohmann::json* payload) {
+  if (!hooks_.on_job) return;
+  JobUpdate u;
+  u.kind = kind;
+  u.job = job.info.job;
+  const bool on_runner = IsActive(job.info.job.state) || (IsFinal(job.info.job.state) && job.ran);
+  if (on_runner && job.last_runner >= 0) {
+    u.runner_id = job.last_runner;
+    u.device = job.last_device;
+  }
+  u.percent = percent;
+  if (payload) u.payload = *payload;
+  hooks_.on_job(u);
 }
 
-void SchedulerState::StopAll() {
-  for (auto& [id, runner] : runners_) StopRunner(runner, "shutdown");
+void SchedulerState::ReportRunner(const RunnerEntry& runner, RunnerUpdate::Kind kind,
+                                  int64_t duration_ms, const std::string& reason) {
+  if (!hooks_.on_runner) return;
+  const RunnerView& v = runner.info.view;
+  RunnerUpdate u;
+  u.kind = kind;
+  u.runner_id = v.id;
+  u.model = v.model;
+  u.device = v.device;
+  u.bytes = v.weights_bytes + v.streams * v.stream_bytes;
+  u.duration_ms = duration_ms;
+  u.reason = reason;
+  hooks_.on_runner(u);
+}
+
+void SchedulerState::TakeJobChanges(
+    const std::function<void(const std::string& id, const JobInfo* info)>& fn) {
+  for (const auto& id : changed_) {
+    auto it = jobs_.find(id);
+    fn(id, it == jobs_.end() ? nullptr : &it->second.info);
+  }
+  changed_.clear();
 }
 
 void SchedulerState::Prune() {
   while (finished_order_.size() > config_.finished_jobs_kept) {
     jobs_.erase(finished_order_.front());
+    changed_.insert(finished_order_.front());
     finished_order_.pop_front();
   }
+}
+
+void SchedulerState::OnReconfigure(const SchedulerConfig& c) {
+  config_.queue.max_length = c.queue.max_length;
+  config_.queue.max_running = c.queue.max_running;
+  config_.queue.max_running_per_model = c.queue.max_running_per_model;
+  queue_.SetLimits(c.queue.max_length, c.queue.max_running, c.queue.max_running_per_model);
+  config_.placement = c.placement;
+  config_.reserve = c.reserve;
+  config_.safety_factor = c.safety_factor;
+  config_.default_keep_alive_s = c.default_keep_alive_s;
+  config_.default_timeout_s = c.default_timeout_s;
+  config_.max_retries = c.max_retries;
+  config_.retry_base_ms = c.retry_base_ms;
+  config_.starvation_ms = c.starvation_ms;
+  config_.timeout_grace_ms = c.timeout_grace_ms;
+  spdlog::info("scheduler settings reloaded");
 }
 
 }  // namespace steno::sched

@@ -1,6 +1,10 @@
 // The scheduler's state machine: jobs, runners, timers and ledgers, changed only by Handle().
 // Not thread-safe by design: exactly one thread (the Scheduler's worker) calls it. Timers it arms
 // on the clock post events back through `post`; they never touch the state themselves.
+//
+// Files: scheduler_state.cc (events, job outcomes, retries), scheduler_pass.cc (admission: the
+// pass over the queue, starvation), scheduler_runners.cc (runner lifecycle, load/unload,
+// ledgers, snapshots).
 #pragma once
 
 #include <deque>
@@ -9,6 +13,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "sched/clock.h"
@@ -21,49 +26,85 @@ class SchedulerState {
  public:
   using PostFn = std::function<void(Event)>;
   SchedulerState(SchedulerConfig config, Clock& clock, RunnerBackend& backend,
-                 gpu::DevicesFn devices, ModelInfoFn models, PostFn post);
+                 gpu::DevicesFn devices, ModelInfoFn models, PostFn post,
+                 SchedulerHooks hooks = {});
 
   void Handle(Event event);
   // Stops every runner (shutdown).
   void StopAll();
   SchedulerSnapshot Snapshot() const;
+  // Every job changed since the last call, once each: its info, or nullptr for a job dropped
+  // (finished_jobs_kept). The cost is the number of changes, not of jobs.
+  void TakeJobChanges(const std::function<void(const std::string& id, const JobInfo* info)>& fn);
 
  private:
   struct JobEntry {
     JobInfo info;
     std::string audio_path;
     bool cancel_requested = false;
+    int64_t enqueued_ms = 0;   // on the scheduler's clock: its place in the queue, kept on retry
+    int64_t last_runner = -1;  // the runner of its current or last run
+    std::string last_device;
+    bool ran = false;  // its current attempt reached a runner (reported with its final state)
+    Clock::TimerId timeout_timer = 0;  // the backstop while processing
   };
   struct RunnerEntry {
     RunnerInfo info;
     KeepAlive keep_alive{0};
+    std::string device_name;           // the device's model name (footprints are keyed by it)
     std::vector<std::string> waiting;  // assigned while loading: sent once ready
     std::set<std::string> sent;        // sent to the runner, no outcome yet
     Clock::TimerId expiry_timer = 0;
     uint64_t generation = 0;
+    // Draining: no new jobs; stopped with `drain_reason` once its jobs end.
+    bool draining = false;
+    std::string drain_reason;
+    std::string stop_reason;  // why Stop was asked ("" until then)
+    int64_t stop_ms = 0;
+    bool load_failed = false;
   };
 
   void OnSubmit(event::Submit& e);
   void OnCancel(event::Cancel& e);
   void OnRunner(const BackendEvent& e);
   void OnExpired(const event::KeepAliveExpired& e);
+  void OnLoad(event::Load& e);
+  void OnUnload(event::Unload& e);
+  void OnReconfigure(const SchedulerConfig& config);
+  void OnTimeout(const event::JobTimeout& e);
 
   // Starts every queued job that can be placed now; jobs that must wait do not stop the others.
   void Pass();
+  // Pending loads (Load after an eviction) first: true while one still waits for memory.
+  void TryPendingLoads(std::set<std::string>& evicting);
+  // A job of a model without a runner waited past starvation_ms: drain a runner in its way.
+  void CheckStarvation(const std::set<std::string>& evicting);
   std::vector<DeviceView> BuildDevices() const;
-  std::vector<RunnerView> Views() const;
+  std::vector<RunnerView> Views() const;  // runners that may take jobs (not stopping/draining)
+  PlacementRequest RequestFor(const std::string& model, const std::string& device,
+                              Priority priority) const;
   PlacementRequest RequestFor(const JobEntry& job) const;
+  MemoryEstimate EstimateOn(const std::string& model, const std::string& device) const;
+  std::string DeviceNameOf(const std::string& device) const;  // "cuda:0" → its model name
   void Assign(JobEntry& job, RunnerEntry& runner);
   void SendJob(JobEntry& job, RunnerEntry& runner);
-  void StartRunner(const std::string& model, const std::string& device, int64_t weights,
-                   int64_t stream, std::optional<int> keep_alive_s, RunnerEntry** out);
+  // `weights` and `stream` are the model's own; a GPU runner is charged cuda_context_bytes more.
+  RunnerEntry* StartRunner(const std::string& model, const std::string& device, int64_t weights,
+                           int64_t stream, std::optional<int> keep_alive_s);
   void StopRunner(RunnerEntry& runner, const std::string& why);
+  void Drain(RunnerEntry& runner, const std::string& why);
 
   // A run of `job` ended on `runner` (or before one): frees its stream and rearms keep-alive.
   void Release(JobEntry& job);
   void Finish(JobEntry& job, JobState state, std::optional<Error> error);
   // A failed run: retried with backoff when `kind` is transient and retries are left.
   void RunFailed(JobEntry& job, const std::string& kind, const std::string& message);
+  // Moves a job to `state`, keeping the running counts, and reports it (kState).
+  void SetState(JobEntry& job, JobState state);
+  void Report(const JobEntry& job, JobUpdate::Kind kind, int percent = 0,
+              const nlohmann::json* payload = nullptr);
+  void ReportRunner(const RunnerEntry& runner, RunnerUpdate::Kind kind, int64_t duration_ms,
+                    const std::string& reason);
   void ArmKeepAlive(RunnerEntry& runner);
   void Resample();
   void Prune();
@@ -74,17 +115,31 @@ class SchedulerState {
   gpu::DevicesFn devices_fn_;
   ModelInfoFn models_;
   PostFn post_;
+  SchedulerHooks hooks_;
 
   JobQueue queue_;
   std::unordered_map<std::string, JobEntry> jobs_;
+  std::unordered_set<std::string> changed_;  // jobs changed since TakeJobChanges
   std::deque<std::string> finished_order_;
+  RunningCounts running_;  // loading + processing, kept by SetState
   std::map<int64_t, RunnerEntry> runners_;
   int64_t next_runner_id_ = 1;
+  std::vector<LoadRequest> pending_loads_;        // waiting for an eviction to free memory
   std::map<std::string, ModelSpec> model_specs_;  // resolved, with oom raises applied
-  std::map<std::pair<std::string, std::string>, MemoryEstimate> measured_;  // (model, device)
+  // (model, device name) → measured, with oom raises applied.
+  std::map<std::pair<std::string, std::string>, MemoryEstimate> measured_;
   std::vector<gpu::DeviceSample> samples_;
+  // Per sample: what our runners were charged on its device when it was taken. Where the device
+  // cannot attribute memory to processes, external = used − ours must use the charges of that
+  // moment, not later ones (a runner started since is in our charges but not in `used` yet).
+  std::vector<int64_t> sample_charged_;
+  void SetSamples(std::vector<gpu::DeviceSample> samples);
+  int64_t ChargedOn(const std::string& device) const;
   bool samples_stale_ = true;
+  bool admitting_ = true;
   uint64_t events_handled_ = 0;
+  Clock::TimerId starvation_timer_ = 0;
+  int64_t starvation_timer_at_ = 0;
 };
 
 }  // namespace steno::sched

@@ -1,8 +1,10 @@
 // What the scheduler is configured with, what it is fed, and what it publishes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -44,7 +46,28 @@ struct SchedulerConfig {
   int cpu_cores = 0;                   // given to steno (0: hardware concurrency)
   int threads_per_stream = 1;          // CPU runners
   int64_t sample_interval_ms = 1000;   // device samples (0: only when our runners change)
-  size_t finished_jobs_kept = 10'000;  // final jobs kept in snapshots, oldest dropped first
+  size_t finished_jobs_kept = 10'000;  // final jobs kept for FindJob/Jobs, oldest dropped first
+  // (model, device name) → measured footprint, e.g. loaded from the store. The device name is the
+  // sample's model name ("NVIDIA H100 80GB HBM3"; "cpu" for the CPU), not "cuda:0": one
+  // measurement serves every card of that kind. Runners' new measurements are reported through
+  // SchedulerHooks::on_footprint.
+  std::map<std::pair<std::string, std::string>, MemoryEstimate> known_footprints;
+  // Every process that uses CUDA holds a context on its card (driver state, kernels of the
+  // loaded libraries, cuBLAS workspace): a few hundred MiB that neither the model's weights nor
+  // its streams account for, and that a runner's own measurement cannot see (the device is
+  // queried after the context exists). Charged once per GPU runner, on top of its weights; 0 on
+  // the CPU.
+  int64_t cuda_context_bytes = 300LL << 20;
+  // Anti-thrash. A job of a model with no runner that has waited this long (while other models'
+  // work keeps every card busy) makes the scheduler drain a runner of another model on a device
+  // where it would fit: no new jobs go to that runner, and once idle it is unloaded. 0: off.
+  int64_t starvation_ms = 60'000;
+  // (Hysteresis against load/unload ping-pong is placement's: PlacementPolicy::min_residency_ms,
+  // min_idle_ms, and runners wanted by queued jobs are not evicted.)
+  // The scheduler's backstop for a job's timeout (the runner enforces it first, through its
+  // abort hook): a job still without an outcome this long after its timeout is failed with kind
+  // "timeout" and its runner killed.
+  int64_t timeout_grace_ms = 30'000;
 };
 
 // The submitted work: the job (id, model, priority, params) and where its audio is.
@@ -62,6 +85,8 @@ struct RunnerInfo {
   std::optional<int64_t> expires_at_ms;  // unset: busy, or kept forever
   int keep_alive_s = 0;
   int64_t jobs_done = 0;
+  int pid = 0;            // once ready, where the backend has processes
+  bool draining = false;  // no new jobs; unloaded once its jobs end (Unload, starvation)
 };
 
 struct JobInfo {
@@ -78,16 +103,70 @@ struct DeviceLedger {
   CpuLedger cores;
 };
 
-// A copy of the scheduler's state after one event, for readers (`steno ps`, the API).
+// A copy of the scheduler's runners and devices after one event, for readers (`steno ps`, the
+// API). Jobs are not in it (thousands of them): Scheduler::FindJob / Jobs serve those.
 struct SchedulerSnapshot {
   int64_t now_ms = 0;
   uint64_t events_handled = 0;
   std::vector<RunnerInfo> runners;
-  std::vector<JobInfo> jobs;  // live jobs and the most recent final ones
   std::vector<DeviceLedger> devices;
+  std::array<size_t, 3> queued_by_priority{};  // index: static_cast<int>(Priority)
   size_t queued = 0;
+  size_t running = 0;  // loading + processing
+  bool admitting = true;
+};
 
-  const JobInfo* FindJob(const std::string& id) const;
+// One change to a job, reported on the worker thread right after it happened, in order.
+// kState is reported for: pending→loading (assigned to a runner), loading→processing (sent to a
+// ready runner), →completed, →failed, →cancelled, and →pending again on a retry (attempt already
+// increased, not_before_ms set, job.error = why the run was lost). Not for the initial Submit.
+struct JobUpdate {
+  enum class Kind { kState, kProgress, kSegment };
+  Kind kind = Kind::kState;
+  Job job;                 // the job as it is now (state, attempt, error, not_before_ms, times)
+  int64_t runner_id = -1;  // while loading/processing; on →completed/failed/cancelled after a
+                           // run, the runner it ran on
+  std::string device;      // the runner's device ("cpu", "cuda:0") where runner_id is set
+  int percent = 0;         // kProgress
+  nlohmann::json payload;  // kSegment: the segment; kState to completed: the runner's result
+};
+
+// A runner measured a model on a kind of device (store it; give it back as known_footprints).
+struct FootprintUpdate {
+  std::string model;
+  std::string device_name;  // the device's model name from its sample (e.g. "NVIDIA H100 80GB
+                            // HBM3"), "cpu" for the CPU
+  int64_t weights_bytes = 0;
+  int64_t stream_bytes = 0;
+};
+
+struct RunnerUpdate {
+  enum class Kind { kLoaded, kUnloaded };
+  Kind kind = Kind::kLoaded;
+  int64_t runner_id = 0;
+  std::string model, device;
+  int64_t bytes = 0;        // weights + streams × stream bytes as the ledger holds it
+  int64_t duration_ms = 0;  // kLoaded: Start→ready; kUnloaded: Stop→exited (0: not asked to
+                            // stop, or "shutdown", whose exits are not awaited)
+  std::string reason;       // kUnloaded: "keep-alive expired", "unload requested", "evicted" (for
+                            // another model, starvation drains included), "shutdown", "timeout"
+                            // (killed by the backstop), "crash", "load failed"
+};
+
+// Each may be empty; called on the worker thread; must not block or call back into the
+// Scheduler synchronously (Submit, Load, ...). FindJob/Jobs/Snapshot called from a hook see the
+// state before the event being handled.
+struct SchedulerHooks {
+  std::function<void(const JobUpdate&)> on_job;
+  std::function<void(const FootprintUpdate&)> on_footprint;
+  std::function<void(const RunnerUpdate&)> on_runner;
+};
+
+// Load a model without a job (the API's load, --preload).
+struct LoadRequest {
+  std::string model;
+  std::string device;               // "" = best device
+  std::optional<int> keep_alive_s;  // unset: default; -1 forever (pinned like --preload)
 };
 
 // The events the scheduler thread consumes.
@@ -111,12 +190,32 @@ struct RetryDue {};  // a backoff ended: run a pass
 struct DeviceSampleReady {
   Result<std::vector<gpu::DeviceSample>> samples;
 };
-struct Preload {
-  std::string model;
+struct Load {
+  LoadRequest request;
+  std::function<void(Status)> reply;  // may be empty (--preload does not wait)
 };
+struct Unload {
+  std::string model;
+  std::function<void(Status)> reply;
+};
+struct StopAdmitting {
+  std::function<void()> done;
+};
+struct Reconfigure {
+  SchedulerConfig config;
+  std::function<void()> done;
+};
+struct JobTimeout {  // a job's timeout + grace passed: fail it unless it ended or ran again
+  std::string job_id;
+  int64_t runner_id;
+  int attempt;
+};
+struct StarvationCheck {};  // a waiting job may have passed starvation_ms: run a pass
 }  // namespace event
 
 using Event = std::variant<event::Submit, event::Cancel, event::Runner, event::KeepAliveExpired,
-                           event::RetryDue, event::DeviceSampleReady, event::Preload>;
+                           event::RetryDue, event::DeviceSampleReady, event::Load, event::Unload,
+                           event::StopAdmitting, event::Reconfigure, event::JobTimeout,
+                           event::StarvationCheck>;
 
 }  // namespace steno::sched

@@ -57,6 +57,7 @@ Status SimulatedBackend::Start(const RunnerStartSpec& spec) {
   ++started_;
   SimRunner& r = runners_[spec.runner_id];
   r.card = spec.device;
+  r.model = spec.model;
   r.stream_bytes = spec.stream_bytes;
   const int64_t id = spec.runner_id;
   const int64_t bytes = spec.weights_bytes + spec.streams * spec.stream_bytes;
@@ -76,6 +77,11 @@ Status SimulatedBackend::Start(const RunnerStartSpec& spec) {
         BackendEvent e;
         e.kind = Kind::kReady;
         e.runner_id = id;
+        if (list_processes_) e.pid = static_cast<int>(10000 + id);
+        if (auto f = footprints_.find(it->second.model); f != footprints_.end()) {
+          e.weights_bytes = f->second.first;
+          e.stream_bytes = f->second.second;
+        }
         out.push_back(e);
       } else {
         BackendEvent e;
@@ -102,6 +108,10 @@ Status SimulatedBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
   max_concurrent_ = std::max(max_concurrent_, ++running_[job.job_id]);
   SimJobPlan plan = plan_(job, run_index);
   const std::string job_id = job.job_id;
+  if (plan.hang) {
+    it->second.jobs[job_id].timer = 0;  // no end: only Cancel, Stop or Crash remove it
+    return Status();
+  }
   if (job.timeout_s > 0 && plan.duration_ms > job.timeout_s * 1000LL && plan.fail_kind.empty() &&
       !plan.crash) {
     plan.duration_ms = job.timeout_s * 1000LL;
@@ -208,6 +218,17 @@ void SimulatedBackend::Stop(int64_t runner_id) {
   });
 }
 
+void SimulatedBackend::SetFootprint(const std::string& model, int64_t weights_bytes,
+                                    int64_t stream_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  footprints_[model] = {weights_bytes, stream_bytes};
+}
+
+void SimulatedBackend::ListProcesses(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  list_processes_ = on;
+}
+
 void SimulatedBackend::Crash(int64_t runner_id) {
   std::vector<BackendEvent> out;
   {
@@ -237,7 +258,15 @@ gpu::DevicesFn SimulatedBackend::Devices() {
       s.total_bytes = c.total;
       s.used_bytes = c.ours + c.external;
       s.free_bytes = c.total - s.used_bytes;
-      s.processes_known = false;  // no pids: external is used − our charges
+      s.processes_known = list_processes_;  // else no pids: external is used − our charges
+      if (list_processes_) {
+        for (const auto& [id, r] : runners_) {
+          if (r.card == card_order_[i] && r.held > 0) {
+            s.processes.push_back(gpu::ProcessMemory{static_cast<int>(10000 + id), r.held});
+          }
+        }
+        if (c.external > 0) s.processes.push_back(gpu::ProcessMemory{1, c.external});
+      }
       out.push_back(std::move(s));
     }
     return out;

@@ -28,6 +28,8 @@ struct SimJobPlan {
   int64_t duration_ms = 1000;
   std::string fail_kind;  // empty: done; else an `error` of this kind ("bad_input", "oom", ...)
   bool crash = false;     // the runner dies half-way through (its jobs fail with "crash")
+  bool hang = false;      // never ends and ignores its timeout (a runner stuck in a call its
+                          // abort hook cannot reach): only the scheduler's backstop ends it
 };
 using SimJobPlanFn = std::function<SimJobPlan(const JobRunSpec& job, int run_index)>;
 
@@ -45,6 +47,11 @@ class SimulatedBackend final : public RunnerBackend {
   Status SetStreams(int64_t runner_id, int streams) override;
   void Stop(int64_t runner_id) override;
 
+  // What a runner of `model` reports as measured when ready (default: nothing measured).
+  void SetFootprint(const std::string& model, int64_t weights_bytes, int64_t stream_bytes);
+  // Like NVML: devices list each runner's process (pid 10000 + runner id) with what it holds,
+  // and ready runners report their pid. Off: the list is unknown (processes_known = false).
+  void ListProcesses(bool on);
   // Kills a runner now, as a crash would.
   void Crash(int64_t runner_id);
   // Memory another tenant holds on a card.
@@ -66,6 +73,7 @@ class SimulatedBackend final : public RunnerBackend {
   };
   struct SimRunner {
     std::string card;
+    std::string model;
     int64_t held = 0;
     int64_t stream_bytes = 0;
     int streams = 0;
@@ -95,8 +103,10 @@ class SimulatedBackend final : public RunnerBackend {
   std::vector<std::string> card_order_;
   std::map<std::string, Card> cards_;
   std::map<int64_t, SimRunner> runners_;
-  std::map<std::string, int> runs_;     // job id → runs started
-  std::map<std::string, int> running_;  // job id → runs in flight now
+  std::map<std::string, std::pair<int64_t, int64_t>> footprints_;  // model → measured
+  std::map<std::string, int> runs_;                                // job id → runs started
+  std::map<std::string, int> running_;                             // job id → runs in flight now
+  bool list_processes_ = false;
   int oom_refusals_ = 0;
   int started_ = 0;
   int max_concurrent_ = 0;

@@ -81,12 +81,13 @@ bool Statement::IsNull(int column) const {
   return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
 }
 
-Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_ms) {
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_ms, OpenMode mode) {
   sqlite3* raw = nullptr;
   // NOMUTEX: the owner serializes access, so SQLite's own per-call mutex is wasted work.
-  int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int flags = SQLITE_OPEN_NOMUTEX |
+              (mode == OpenMode::kReadOnly ? SQLITE_OPEN_READONLY
+                                           : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string detail = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
     sqlite3_close(raw);
@@ -127,6 +128,10 @@ int Db::Changes() const {
   return sqlite3_changes(db_);
 }
 
+bool Db::InTransaction() const {
+  return sqlite3_get_autocommit(db_) == 0;
+}
+
 Error Db::LastError(int rc, std::string_view what) const {
   return ErrorFromCode(rc, what, sqlite3_errmsg(db_));
 }
@@ -145,6 +150,18 @@ Status Transaction::Commit() {
   auto st = db_->Exec("COMMIT");
   if (st.ok()) db_ = nullptr;
   return st;
+}
+
+Result<ReadTransaction> ReadTransaction::Begin(Db& db) {
+  auto st = db.Exec("BEGIN");
+  if (!st.ok()) return st.error();
+  return ReadTransaction(&db);
+}
+
+ReadTransaction::~ReadTransaction() {
+  // A read transaction has nothing to keep, and a connection left inside one would go on reading
+  // an old snapshot: whatever happens, it ends here.
+  if (db_ && db_->InTransaction()) (void)db_->Exec("ROLLBACK");
 }
 
 }  // namespace steno::store::sqlite

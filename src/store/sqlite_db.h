@@ -1,7 +1,8 @@
 // A thin C++ layer over one sqlite3 connection: prepared statements cached per SQL text, typed
 // binding, transactions as scope objects, and SQLite result codes turned into steno Errors
 // (corruption -> kIntegrity, busy -> kUnavailable, disk -> kIo). Not thread-safe: its owner
-// serializes calls (SqliteJobStore holds a mutex).
+// serializes calls (SqliteJobStore holds a mutex for its writer; ReadPool lends each read-only
+// connection to one thread at a time).
 #pragma once
 
 #include <cstdint>
@@ -55,11 +56,17 @@ class Statement {
   Db* db_;
 };
 
+enum class OpenMode {
+  kReadWrite,  // creates the file if missing
+  kReadOnly,   // the file must exist; every write fails (SQLITE_READONLY -> kIo)
+};
+
 class Db {
  public:
-  // Opens (creating if missing) the database file. Opening is lazy in SQLite: a file that is not
-  // a database is only noticed by the first statement, which then fails with kIntegrity.
-  static Result<std::unique_ptr<Db>> Open(const std::string& path, int busy_timeout_ms);
+  // Opens the database file. Opening is lazy in SQLite: a file that is not a database is only
+  // noticed by the first statement, which then fails with kIntegrity.
+  static Result<std::unique_ptr<Db>> Open(const std::string& path, int busy_timeout_ms,
+                                          OpenMode mode = OpenMode::kReadWrite);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
@@ -69,6 +76,8 @@ class Db {
   Result<Statement> Prepare(std::string_view sql);
   // Number of rows the last INSERT/UPDATE/DELETE changed.
   int Changes() const;
+  // True while a transaction is open (BEGIN without its COMMIT/ROLLBACK yet).
+  bool InTransaction() const;
   // An Error for `rc` carrying this connection's last message.
   Error LastError(int rc, std::string_view what) const;
 
@@ -93,6 +102,22 @@ class Transaction {
 
  private:
   explicit Transaction(Db* db) : db_(db) {}
+  Db* db_;
+};
+
+// BEGIN (deferred) for reads only: every statement inside reads the same snapshot, the one the
+// first of them finds (in WAL mode: the last transaction committed by then; later commits are
+// invisible to it). Ends the transaction when it goes out of scope; there is nothing to undo.
+class ReadTransaction {
+ public:
+  static Result<ReadTransaction> Begin(Db& db);
+  ReadTransaction(ReadTransaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+  ~ReadTransaction();
+
+ private:
+  explicit ReadTransaction(Db* db) : db_(db) {}
   Db* db_;
 };
 

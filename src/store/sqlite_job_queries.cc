@@ -1,10 +1,12 @@
 // SqliteJobStore: reads (get, list with paging, counts, results), measured model footprints and
-// the deletions retention asks for.
+// the deletions retention asks for. Reads run on a connection lent by the read pool, never on
+// the writer (unless the pool is empty), and never take mu_.
 #include <charconv>
 
 #include "store/sqlite_db.h"
 #include "store/sqlite_job_row.h"
 #include "store/sqlite_job_store.h"
+#include "store/sqlite_read_pool.h"
 
 namespace steno::store {
 namespace {
@@ -63,8 +65,8 @@ std::string PageToken(const Job& last, ListOrder order) {
 }  // namespace
 
 Result<Job> SqliteJobStore::Get(const std::string& id) {
-  std::lock_guard lock(mu_);
-  auto job = LoadJob(id);
+  auto conn = readers_->Acquire();
+  auto job = sqlite::LoadJob(conn.db(), id);
   if (!job.ok()) return job.error();
   if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
   return std::move(job).value().value();
@@ -96,8 +98,8 @@ Result<JobPage> SqliteJobStore::List(const JobFilter& filter) {
   sql += newest ? " ORDER BY created_ms DESC, id DESC" : " ORDER BY priority, created_ms, id";
   sql += " LIMIT ?";
 
-  std::lock_guard lock(mu_);
-  auto stmt = db_->Prepare(sql);
+  auto conn = readers_->Acquire();
+  auto stmt = conn.db().Prepare(sql);
   if (!stmt.ok()) return stmt.error();
   int i = 1;
   for (auto s : filter.states) stmt->Bind(i++, JobStateName(s));
@@ -126,8 +128,8 @@ Result<JobPage> SqliteJobStore::List(const JobFilter& filter) {
 }
 
 Result<JobCounts> SqliteJobStore::Count() {
-  std::lock_guard lock(mu_);
-  auto stmt = db_->Prepare("SELECT state, count(*) FROM jobs GROUP BY state");
+  auto conn = readers_->Acquire();
+  auto stmt = conn.db().Prepare("SELECT state, count(*) FROM jobs GROUP BY state");
   if (!stmt.ok()) return stmt.error();
   JobCounts counts;
   for (;;) {
@@ -142,16 +144,19 @@ Result<JobCounts> SqliteJobStore::Count() {
 }
 
 Result<std::string> SqliteJobStore::GetResult(const std::string& id) {
-  std::lock_guard lock(mu_);
+  auto conn = readers_->Acquire();
+  // One snapshot for both statements: the job's state below explains the result missing above.
+  auto snapshot = sqlite::ReadTransaction::Begin(conn.db());
+  if (!snapshot.ok()) return snapshot.error();
   {
-    auto stmt = db_->Prepare("SELECT result FROM results WHERE job_id = ?");
+    auto stmt = conn.db().Prepare("SELECT result FROM results WHERE job_id = ?");
     if (!stmt.ok()) return stmt.error();
     stmt->Bind(1, id);
     auto row = stmt->Step();
     if (!row.ok()) return row.error();
     if (*row) return stmt->Text(0);
   }
-  auto job = LoadJob(id);
+  auto job = sqlite::LoadJob(conn.db(), id);
   if (!job.ok()) return job.error();
   if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
   return Error(ErrorKind::kNotFound, kErrResultNotFound,
@@ -159,11 +164,14 @@ Result<std::string> SqliteJobStore::GetResult(const std::string& id) {
 }
 
 Result<std::vector<AttemptRecord>> SqliteJobStore::Attempts(const std::string& id) {
-  std::lock_guard lock(mu_);
-  auto job = LoadJob(id);
+  auto conn = readers_->Acquire();
+  // One snapshot for both statements: the job cannot be deleted between them.
+  auto snapshot = sqlite::ReadTransaction::Begin(conn.db());
+  if (!snapshot.ok()) return snapshot.error();
+  auto job = sqlite::LoadJob(conn.db(), id);
   if (!job.ok()) return job.error();
   if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
-  auto stmt = db_->Prepare(
+  auto stmt = conn.db().Prepare(
       "SELECT attempt, owner, started_ms, ended_ms, outcome, error_kind, error_code, "
       "error_message FROM attempts WHERE job_id = ? ORDER BY attempt");
   if (!stmt.ok()) return stmt.error();
@@ -191,21 +199,26 @@ Status SqliteJobStore::PutFootprint(const ModelFootprint& fp) {
                  "a footprint needs a model, a device name and sizes of at least 0");
   }
   std::lock_guard lock(mu_);
-  auto stmt = db_->Prepare(
-      "INSERT INTO model_footprints (model, device_name, weights_bytes, stream_bytes, "
-      "measured_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, device_name) DO UPDATE SET "
-      "weights_bytes = excluded.weights_bytes, stream_bytes = excluded.stream_bytes, "
-      "measured_ms = excluded.measured_ms");
-  if (!stmt.ok()) return stmt.error();
-  stmt->Bind(1, fp.model).Bind(2, fp.device_name).Bind(3, fp.weights_bytes);
-  stmt->Bind(4, fp.stream_bytes).Bind(5, Now());
-  return stmt->Run();
+  auto tx = sqlite::Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  {
+    auto stmt = db_->Prepare(
+        "INSERT INTO model_footprints (model, device_name, weights_bytes, stream_bytes, "
+        "measured_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, device_name) DO UPDATE SET "
+        "weights_bytes = excluded.weights_bytes, stream_bytes = excluded.stream_bytes, "
+        "measured_ms = excluded.measured_ms");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, fp.model).Bind(2, fp.device_name).Bind(3, fp.weights_bytes);
+    stmt->Bind(4, fp.stream_bytes).Bind(5, Now());
+    if (auto st = stmt->Run(); !st.ok()) return st;
+  }
+  return Commit(*tx);
 }
 
 Result<std::optional<ModelFootprint>> SqliteJobStore::GetFootprint(const std::string& model,
                                                                    const std::string& device_name) {
-  std::lock_guard lock(mu_);
-  auto stmt = db_->Prepare(
+  auto conn = readers_->Acquire();
+  auto stmt = conn.db().Prepare(
       "SELECT weights_bytes, stream_bytes, measured_ms FROM model_footprints "
       "WHERE model = ? AND device_name = ?");
   if (!stmt.ok()) return stmt.error();
@@ -218,8 +231,8 @@ Result<std::optional<ModelFootprint>> SqliteJobStore::GetFootprint(const std::st
 }
 
 Result<std::vector<ModelFootprint>> SqliteJobStore::ListFootprints() {
-  std::lock_guard lock(mu_);
-  auto stmt = db_->Prepare(
+  auto conn = readers_->Acquire();
+  auto stmt = conn.db().Prepare(
       "SELECT model, device_name, weights_bytes, stream_bytes, measured_ms FROM model_footprints "
       "ORDER BY model, device_name");
   if (!stmt.ok()) return stmt.error();
@@ -236,19 +249,27 @@ Result<std::vector<ModelFootprint>> SqliteJobStore::ListFootprints() {
 Result<int> SqliteJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
   if (limit < 1) return Error(ErrorKind::kBadInput, "bad_limit", "limit must be at least 1");
   std::lock_guard lock(mu_);
-  // Results and attempts go with their job (ON DELETE CASCADE).
-  auto stmt = db_->Prepare(
-      "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND "
-      "finished_ms < ? AND state IN ('completed', 'failed', 'cancelled') LIMIT ?)");
-  if (!stmt.ok()) return stmt.error();
-  stmt->Bind(1, cutoff_ms).Bind(2, int64_t{limit});
-  if (auto st = stmt->Run(); !st.ok()) return st.error();
-  return db_->Changes();
+  auto tx = sqlite::Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
+  int deleted = 0;
+  {
+    // Results and attempts go with their job (ON DELETE CASCADE).
+    auto stmt = db_->Prepare(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND "
+        "finished_ms < ? AND state IN ('completed', 'failed', 'cancelled') LIMIT ?)");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, cutoff_ms).Bind(2, int64_t{limit});
+    if (auto st = stmt->Run(); !st.ok()) return st.error();
+    deleted = db_->Changes();
+  }
+  if (auto st = Commit(*tx); !st.ok()) return st.error();
+  return deleted;
 }
 
 Result<std::vector<std::string>> SqliteJobStore::ReferencedBlobs() {
-  std::lock_guard lock(mu_);
-  auto stmt = db_->Prepare("SELECT DISTINCT blob_digest FROM jobs WHERE blob_digest IS NOT NULL");
+  auto conn = readers_->Acquire();
+  auto stmt =
+      conn.db().Prepare("SELECT DISTINCT blob_digest FROM jobs WHERE blob_digest IS NOT NULL");
   if (!stmt.ok()) return stmt.error();
   std::vector<std::string> out;
   for (;;) {

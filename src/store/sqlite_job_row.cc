@@ -66,6 +66,20 @@ Result<std::vector<Job>> ReadJobs(Statement& stmt) {
   }
 }
 
+Result<std::optional<Job>> LoadJob(Db& db, const std::string& id) {
+  static const std::string kSelectJobById =
+      std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?";
+  auto stmt = db.Prepare(kSelectJobById);
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, id);
+  auto row = stmt->Step();
+  if (!row.ok()) return row.error();
+  if (!*row) return std::optional<Job>();
+  auto job = ReadJob(*stmt);
+  if (!job.ok()) return job.error();
+  return std::optional<Job>(std::move(job).value());
+}
+
 std::optional<Error> ReadError(const Statement& row, int column) {
   if (row.IsNull(column)) return std::nullopt;
   // A kind written by a newer steno reads as internal rather than failing the whole row.

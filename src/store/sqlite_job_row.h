@@ -20,6 +20,9 @@ Result<Job> ReadJob(const Statement& row);
 // Steps `stmt` to its end, reading every row with ReadJob.
 Result<std::vector<Job>> ReadJobs(Statement& stmt);
 
+// The job with this id on connection `db`, or nullopt if there is none.
+Result<std::optional<Job>> LoadJob(Db& db, const std::string& id);
+
 // Reads an optional error from three columns (kind, code, message) starting at `column`; a NULL
 // kind means none. A kind written by a newer steno reads as internal.
 std::optional<Error> ReadError(const Statement& row, int column);

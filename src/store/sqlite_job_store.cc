@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "store/sqlite_db.h"
 #include "store/sqlite_job_row.h"
 #include "store/sqlite_migrations.h"
+#include "store/sqlite_read_pool.h"
 
 namespace steno::store {
 using sqlite::Db;
@@ -25,8 +27,6 @@ using sqlite::Transaction;
 
 namespace {
 
-const std::string kSelectJobById =
-    std::string("SELECT ") + sqlite::kJobColumns + " FROM jobs WHERE id = ?";
 const std::string kSelectActive = std::string("SELECT ") + sqlite::kJobColumns +
                                   " FROM jobs WHERE state IN ('loading', 'processing')";
 
@@ -54,8 +54,20 @@ SqliteJobStore::SqliteJobStore(std::unique_ptr<Db> db, SqliteOptions options, in
     : db_(std::move(db)), options_(std::move(options)), lock_fd_(lock_fd) {}
 
 SqliteJobStore::~SqliteJobStore() {
+  // Readers close first, so that the writer is the last connection: it checkpoints the WAL and
+  // removes it, which a read-only connection cannot do.
+  readers_.reset();
   db_.reset();  // close the database before giving up the lock
   if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+int SqliteJobStore::read_connections() const {
+  return readers_->size();
+}
+
+Status SqliteJobStore::Commit(Transaction& tx) {
+  if (options_.before_commit) options_.before_commit();
+  return tx.Commit();
 }
 
 int64_t SqliteJobStore::Now() const {
@@ -90,15 +102,17 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteOptions
   };
   auto db = Db::Open(options.path, options.busy_timeout_ms);
   if (!db.ok()) return fail(db.error());
+  bool wal = false;
   // The first statement reads the file header: a file that is not a database fails here.
   {
     auto mode = (*db)->Prepare("PRAGMA journal_mode = WAL");
     if (!mode.ok()) return fail(mode.error());
     auto row = mode->Step();
     if (!row.ok()) return fail(row.error());
-    if (*row && mode->Text(0) != "wal") {
-      spdlog::warn("job database {}: WAL mode unavailable (journal mode {})", options.path,
-                   mode->Text(0));
+    wal = *row && mode->Text(0) == "wal";
+    if (!wal) {
+      spdlog::warn("job database {}: no WAL (journal mode {}), so reads wait for writes",
+                   options.path, *row ? mode->Text(0) : "unknown");
     }
   }
   if (auto st = (*db)->Exec(options.durable ? "PRAGMA synchronous = FULL"
@@ -111,6 +125,17 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteOptions
 
   std::unique_ptr<SqliteJobStore> store(
       new SqliteJobStore(std::move(db).value(), options, lock_fd));
+  // Opened after the writer set WAL mode and migrated: readers find the schema in place. From
+  // here on the store owns lock_fd and closes it however Open ends.
+  auto readers =
+      sqlite::ReadPool::Open(options.path, wal ? std::max(0, options.read_connections) : 0,
+                             options.busy_timeout_ms, store->db_.get(), &store->mu_);
+  if (!readers.ok()) {
+    Error e = readers.error();
+    e.message = options.path + ": read connection: " + e.message;
+    return e;
+  }
+  store->readers_ = std::move(readers).value();
   if (options.own_queue) {
     if (auto st = store->RecoverAbandoned(); !st.ok()) return st.error();
   }
@@ -135,7 +160,7 @@ Status SqliteJobStore::RecoverAbandoned() {
                      JobStateName(job.state));
     if (auto st = RequeueLocked(job, reason, 0, "lost"); !st.ok()) return st;
   }
-  if (auto st = tx->Commit(); !st.ok()) return st;
+  if (auto st = Commit(*tx); !st.ok()) return st;
   for (const auto& job : abandoned) {
     spdlog::info("job {} was {} when steno stopped; queued again as attempt {}", job.id,
                  JobStateName(job.state), job.attempt + 1);
@@ -188,25 +213,13 @@ Result<Inserted> SqliteJobStore::Insert(const NewJob& job) {
         .BindTextOrNull(8, job.idempotency_key);
     if (auto st = stmt->Run(); !st.ok()) return st.error();
   }
-  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  if (auto st = Commit(*tx); !st.ok()) return st.error();
   return Inserted{std::move(out), false};
-}
-
-Result<std::optional<Job>> SqliteJobStore::LoadJob(const std::string& id) {
-  auto stmt = db_->Prepare(kSelectJobById);
-  if (!stmt.ok()) return stmt.error();
-  stmt->Bind(1, id);
-  auto row = stmt->Step();
-  if (!row.ok()) return row.error();
-  if (!*row) return std::optional<Job>();
-  auto job = sqlite::ReadJob(*stmt);
-  if (!job.ok()) return job.error();
-  return std::optional<Job>(std::move(job).value());
 }
 
 Result<Job> SqliteJobStore::LoadHeld(const std::string& id, const std::string& owner,
                                      const char* action) {
-  auto job = LoadJob(id);
+  auto job = sqlite::LoadJob(*db_, id);
   if (!job.ok()) return job.error();
   if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
   const Job& j = **job;
@@ -261,7 +274,7 @@ Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
   int64_t now = Now();
   std::optional<Job> job;
   if (request.job_id) {
-    auto found = LoadJob(*request.job_id);
+    auto found = sqlite::LoadJob(*db_, *request.job_id);
     if (!found.ok()) return found.error();
     if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + *request.job_id);
     if ((*found)->state != JobState::kPending || (*found)->not_before_ms > now) {
@@ -310,7 +323,7 @@ Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
     stmt->Bind(1, job->id).Bind(2, int64_t{job->attempt}).Bind(3, request.owner).Bind(4, now);
     if (auto st = stmt->Run(); !st.ok()) return st.error();
   }
-  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  if (auto st = Commit(*tx); !st.ok()) return st.error();
   return job;
 }
 
@@ -318,18 +331,23 @@ Result<std::vector<std::string>> SqliteJobStore::Heartbeat(const std::string& ow
                                                            int64_t lease_ms) {
   if (owner.empty() || lease_ms <= 0) return BadJob("a heartbeat needs an owner and a lease");
   std::lock_guard lock(mu_);
-  auto stmt = db_->Prepare(
-      "UPDATE jobs SET lease_expires_ms = ? WHERE lease_owner = ? AND "
-      "state IN ('loading', 'processing') RETURNING id");
-  if (!stmt.ok()) return stmt.error();
-  stmt->Bind(1, Now() + lease_ms).Bind(2, owner);
+  auto tx = Transaction::Begin(*db_);
+  if (!tx.ok()) return tx.error();
   std::vector<std::string> held;
-  for (;;) {
-    auto row = stmt->Step();
-    if (!row.ok()) return row.error();
-    if (!*row) break;
-    held.push_back(stmt->Text(0));
+  {
+    auto stmt = db_->Prepare(
+        "UPDATE jobs SET lease_expires_ms = ? WHERE lease_owner = ? AND "
+        "state IN ('loading', 'processing') RETURNING id");
+    if (!stmt.ok()) return stmt.error();
+    stmt->Bind(1, Now() + lease_ms).Bind(2, owner);
+    for (;;) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      held.push_back(stmt->Text(0));
+    }
   }
+  if (auto st = Commit(*tx); !st.ok()) return st.error();
   return held;
 }
 
@@ -344,7 +362,7 @@ Status SqliteJobStore::MarkProcessing(const std::string& id, const std::string& 
   if (!stmt.ok()) return stmt.error();
   stmt->Bind(1, Now()).Bind(2, id);
   if (auto st = stmt->Run(); !st.ok()) return st;
-  return tx->Commit();
+  return Commit(*tx);
 }
 
 Status SqliteJobStore::Complete(const std::string& id, const std::string& owner,
@@ -380,7 +398,7 @@ Status SqliteJobStore::Complete(const std::string& id, const std::string& owner,
     if (auto st = stmt->Run(); !st.ok()) return st;
   }
   if (auto st = EndAttempt(*job, "completed", std::nullopt); !st.ok()) return st;
-  return tx->Commit();
+  return Commit(*tx);
 }
 
 Status SqliteJobStore::Fail(const std::string& id, const std::string& owner, const Error& error) {
@@ -399,7 +417,7 @@ Status SqliteJobStore::Fail(const std::string& id, const std::string& owner, con
   stmt->Bind(6, id);
   if (auto st = stmt->Run(); !st.ok()) return st;
   if (auto st = EndAttempt(*job, "failed", error); !st.ok()) return st;
-  return tx->Commit();
+  return Commit(*tx);
 }
 
 Status SqliteJobStore::Requeue(const RequeueRequest& request) {
@@ -411,7 +429,7 @@ Status SqliteJobStore::Requeue(const RequeueRequest& request) {
   if (auto st = RequeueLocked(*job, request.reason, request.delay_ms, "requeued"); !st.ok()) {
     return st;
   }
-  return tx->Commit();
+  return Commit(*tx);
 }
 
 Result<std::vector<std::string>> SqliteJobStore::RequeueExpired() {
@@ -436,7 +454,7 @@ Result<std::vector<std::string>> SqliteJobStore::RequeueExpired() {
     if (auto st = RequeueLocked(job, reason, 0, "lease_expired"); !st.ok()) return st.error();
     ids.push_back(job.id);
   }
-  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  if (auto st = Commit(*tx); !st.ok()) return st.error();
   for (const auto& job : expired) {
     spdlog::warn("lease of {} on job {} expired; queued again", job.lease_owner, job.id);
   }
@@ -447,7 +465,7 @@ Result<Job> SqliteJobStore::Cancel(const std::string& id) {
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
-  auto found = LoadJob(id);
+  auto found = sqlite::LoadJob(*db_, id);
   if (!found.ok()) return found.error();
   if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
   Job job = std::move(found).value().value();
@@ -472,7 +490,7 @@ Result<Job> SqliteJobStore::Cancel(const std::string& id) {
   if (IsActive(job.state)) {
     if (auto st = EndAttempt(job, "cancelled", reason); !st.ok()) return st.error();
   }
-  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  if (auto st = Commit(*tx); !st.ok()) return st.error();
   job.state = JobState::kCancelled;
   job.finished_ms = job.updated_ms = now;
   job.lease_owner.clear();

@@ -1,8 +1,14 @@
 // The JobStore of a single node: one SQLite database in the data dir (DATA_DIR/steno.db).
 //
-// WAL mode (readers never wait for the writer), foreign keys on, a busy timeout, and by default
-// synchronous=FULL so that a commit survives power loss as well as a crash. The schema is
-// migrated on open (sqlite_migrations.h).
+// WAL mode, foreign keys on, a busy timeout, and by default synchronous=FULL so that a commit
+// survives power loss as well as a crash. The schema is migrated on open (sqlite_migrations.h).
+//
+// Connections: one writer, behind a mutex, runs every call that changes something (each in one
+// transaction, fsynced on commit); reads (Get, List, Count, GetResult, Attempts, GetFootprint,
+// ListFootprints, ReferencedBlobs) run on a pool of read-only connections (sqlite_read_pool.h),
+// so they never wait behind a write and its fsync. WAL gives each read the last committed state:
+// a read that starts after a write returned sees it. A read that needs two statements reads them
+// in one snapshot.
 //
 // Exactly one process owns the queue: with `own_queue` (the default) Open takes an exclusive
 // lock on DATA_DIR/steno.db.lock, and since no other process can then hold a lease, every job
@@ -21,7 +27,9 @@ namespace steno::store {
 
 namespace sqlite {
 class Db;
-}
+class ReadPool;
+class Transaction;
+}  // namespace sqlite
 
 // DATA_DIR/steno.db
 std::string DefaultDbPath(const std::string& data_dir);
@@ -32,6 +40,13 @@ struct SqliteOptions {
   bool durable = true;    // synchronous=FULL (power-loss safe) rather than NORMAL (crash safe)
   int busy_timeout_ms = 5000;
   std::function<int64_t()> clock;  // ms since the epoch; default: the system clock
+  // Read-only connections serving reads concurrently with the writer (each lent to one thread
+  // at a time; more threads than this wait for a free one). 0, or a database that cannot use
+  // WAL: reads share the writer connection and wait for it.
+  int read_connections = 4;
+  // Test seam: called inside every write transaction just before its COMMIT, with the writer
+  // connection held (what a slow fsync looks like to everyone else).
+  std::function<void()> before_commit;
 };
 
 class SqliteJobStore final : public JobStore {
@@ -43,6 +58,8 @@ class SqliteJobStore final : public JobStore {
 
   // Jobs moved back to pending when this store was opened (crash recovery).
   int recovered_on_open() const { return recovered_on_open_; }
+  // Read-only connections in use (SqliteOptions::read_connections, or 0 without WAL).
+  int read_connections() const;
 
   Result<Inserted> Insert(const NewJob& job) override;
   Result<Job> Get(const std::string& id) override;
@@ -73,15 +90,16 @@ class SqliteJobStore final : public JobStore {
   SqliteJobStore(std::unique_ptr<sqlite::Db> db, SqliteOptions options, int lock_fd);
   int64_t Now() const;
   // Helpers below expect mu_ held and, where they write, a transaction open.
-  Result<std::optional<Job>> LoadJob(const std::string& id);
+  Status Commit(sqlite::Transaction& tx);  // runs before_commit, then commits
   Result<Job> LoadHeld(const std::string& id, const std::string& owner, const char* action);
   Status EndAttempt(const Job& job, const char* outcome, const std::optional<Error>& error);
   Status RequeueLocked(const Job& job, const std::optional<Error>& reason, int64_t delay_ms,
                        const char* outcome);
   Status RecoverAbandoned();
 
-  std::mutex mu_;
+  std::mutex mu_;  // guards db_, the writer
   std::unique_ptr<sqlite::Db> db_;
+  std::unique_ptr<sqlite::ReadPool> readers_;  // after db_: closed first
   SqliteOptions options_;
   int lock_fd_ = -1;
   int recovered_on_open_ = 0;

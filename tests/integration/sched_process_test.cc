@@ -1,7 +1,9 @@
-// The scheduler driving real `steno runner` processes on the CPU: two generated models, several
-// streams, jobs from the queue; every job completes, with the segments a sequential run gives.
+// The scheduler driving real `steno runner` processes on the CPU (issue 5's acceptance): 20 jobs
+// over two generated models on 4 streams; every job completes once, with the segments a
+// sequential run gives, and the hooks report every job's way to completed.
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -58,7 +60,7 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
   config.cpu_cores = 4;  // four streams of one thread each
   config.threads_per_stream = 1;
   config.sample_interval_ms = 0;
-  config.placement.max_streams_per_runner = 2;
+  config.placement.max_streams_per_runner = 4;
 
   ProcessBackendOptions options;
   options.exe = test::StenoBin();
@@ -67,6 +69,13 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
   auto sink = std::make_shared<BackendSink>();
   ProcessBackend backend(options, [sink](BackendEvent e) { (*sink)(std::move(e)); });
 
+  std::mutex mu;
+  std::map<std::string, std::vector<JobState>> reported;
+  SchedulerHooks hooks;
+  hooks.on_job = [&](const JobUpdate& u) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (u.kind == JobUpdate::Kind::kState) reported[u.job.id].push_back(u.job.state);
+  };
   RealClock clock;
   Scheduler scheduler(
       config, clock, backend,
@@ -77,12 +86,13 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
         auto info = engine::ReadModelFile(it->second);
         if (!info) return info.error();
         return ModelSpec{it->second, EstimateModel(*info)};
-      });
+      },
+      hooks);
   *sink = scheduler.Sink();
 
   const std::vector<std::string> media = {"speech.wav", "speech.flac"};
   std::map<std::string, std::pair<std::string, std::string>> jobs;  // id -> (model, media)
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < 20; ++i) {
     SubmitRequest r;
     r.job.id = "job" + std::to_string(i);
     r.job.model = i % 2 ? "b" : "a";
@@ -92,13 +102,11 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
     ASSERT_TRUE(scheduler.Submit(std::move(r)).ok());
   }
 
-  const auto deadline = std::chrono::steady_clock::now() + 120s;
-  SchedulerSnapshot snap;
+  const auto deadline = std::chrono::steady_clock::now() + 300s;
   for (;;) {
-    snap = scheduler.Snapshot();
     int final_jobs = 0;
     for (const auto& [id, _] : jobs) {
-      const JobInfo* j = snap.FindJob(id);
+      const std::optional<JobInfo> j = scheduler.FindJob(id);
       if (j && IsFinal(j->job.state)) ++final_jobs;
     }
     if (final_jobs == static_cast<int>(jobs.size())) break;
@@ -109,16 +117,26 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
   std::map<std::pair<std::string, std::string>, Segments> reference;
   for (const auto& [id, what] : jobs) {
     SCOPED_TRACE(id);
-    const JobInfo* j = snap.FindJob(id);
-    ASSERT_NE(j, nullptr);
+    const std::optional<JobInfo> j = scheduler.FindJob(id);
+    ASSERT_TRUE(j.has_value());
     ASSERT_EQ(j->job.state, JobState::kCompleted)
         << (j->job.error ? j->job.error->message : std::string());
     EXPECT_EQ(j->job.attempt, 1);
     if (!reference.count(what)) reference[what] = Sequential(paths.at(what.first), what.second);
     EXPECT_EQ(SegmentsOf(j->result), reference[what]);
   }
-  // One runner per model, sharing their streams, not one per job.
+  // One runner per model, sharing their streams, not one per job; never more than 4 streams.
+  const SchedulerSnapshot snap = scheduler.Snapshot();
   EXPECT_LE(snap.runners.size(), 2u);
+  int streams = 0;
+  for (const auto& r : snap.runners) streams += r.view.streams;
+  EXPECT_LE(streams, 4);
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [id, what] : jobs) {
+    EXPECT_EQ(reported[id], (std::vector<JobState>{JobState::kLoading, JobState::kProcessing,
+                                                   JobState::kCompleted}))
+        << id;
+  }
 }
 
 }  // namespace

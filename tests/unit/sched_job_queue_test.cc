@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <unordered_set>
+
 namespace steno::sched {
 namespace {
 
@@ -13,7 +16,12 @@ std::vector<std::string> Ids(const std::vector<QueuedJob>& jobs) {
 }
 
 QueuedJob J(std::string id, Priority p, int64_t at, std::string model = "base") {
-  return {.id = std::move(id), .model = std::move(model), .priority = p, .enqueued_ms = at};
+  QueuedJob j;
+  j.id = std::move(id);
+  j.model = std::move(model);
+  j.priority = p;
+  j.enqueued_ms = at;
+  return j;
 }
 
 TEST(SchedJobQueueTest, HigherPriorityFirstThenArrivalOrder) {
@@ -125,6 +133,61 @@ TEST(SchedJobQueueTest, BackoffHidesAJobUntilItsTimeAndCancelRemovesIt) {
   EXPECT_TRUE(q.Remove("retry"));
   EXPECT_FALSE(q.Remove("retry"));
   EXPECT_EQ(Ids(q.Candidates(5'000, {})), (std::vector<std::string>{"other"}));
+}
+
+TEST(SchedJobQueueTest, BestWalksGroupsInQueueOrderAndSkipsWholeGroups) {
+  JobQueue q(QueueConfig{.aging_step_ms = 1'000});
+  ASSERT_TRUE(q.Push(J("a0", Priority::kNormal, 0, "A")).ok());
+  ASSERT_TRUE(q.Push(J("b0", Priority::kNormal, 1, "B")).ok());
+  ASSERT_TRUE(q.Push(J("a1", Priority::kHigh, 2, "A")).ok());  // rank 2 − 1000: first
+  QueuedJob on1 = J("a2", Priority::kNormal, 3, "A");
+  on1.device = "cuda:1";  // same model, its own group
+  ASSERT_TRUE(q.Push(on1).ok());
+  std::unordered_set<std::string> skipped;
+  std::string group;
+  const QueuedJob* best = q.Best(skipped, &group);
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(best->id, "a1");
+  // A (any device) cannot be placed: none of its jobs is offered again, B's and cuda:1's are.
+  skipped.insert(group);
+  best = q.Best(skipped, &group);
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(best->id, "b0");
+  skipped.insert(group);
+  best = q.Best(skipped, &group);
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(best->id, "a2");
+  skipped.insert(group);
+  EXPECT_EQ(q.Best(skipped, &group), nullptr);
+  // Taking a group's best makes its next one the group's head.
+  ASSERT_TRUE(q.Remove("a1"));
+  best = q.Best({}, &group);
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(best->id, "a0");
+  EXPECT_EQ(q.GroupHeads().size(), 3u);
+  EXPECT_EQ(q.size_by_priority(), (std::array<size_t, 3>{0, 3, 0}));
+}
+
+TEST(SchedJobQueueTest, JobsInBackoffJoinTheirGroupOnceDue) {
+  JobQueue q;
+  QueuedJob retry = J("retry", Priority::kHigh, 0);
+  retry.not_before_ms = 5'000;
+  ASSERT_TRUE(q.Push(retry).ok());
+  ASSERT_TRUE(q.Push(J("other", Priority::kLow, 0)).ok());
+  q.PromoteDue(4'999);
+  EXPECT_EQ(q.Best({}, nullptr)->id, "other");
+  EXPECT_EQ(q.NextDue(), 5'000);
+  q.PromoteDue(5'000);
+  EXPECT_EQ(q.Best({}, nullptr)->id, "retry") << "its old place in the order";
+  EXPECT_FALSE(q.NextDue().has_value());
+  // Removing a job still in backoff works too.
+  QueuedJob later = J("later", Priority::kNormal, 0);
+  later.not_before_ms = 9'000;
+  ASSERT_TRUE(q.Push(later).ok());
+  EXPECT_TRUE(q.Remove("later"));
+  q.PromoteDue(10'000);
+  EXPECT_EQ(q.size(), 2u);
+  EXPECT_EQ(q.GroupHeads().size(), 1u);
 }
 
 }  // namespace

@@ -87,5 +87,21 @@ TEST(SchedKeepAliveTest, PinnedRunnerIgnoresItsJobsRequests) {
   EXPECT_EQ(unpinned.ExpiresAt(), std::optional<int64_t>(1'000));
 }
 
+TEST(SchedKeepAliveTest, RenewRestartsAnIdlePeriodAndMinusOnePins) {
+  KeepAlive k(0, 30);
+  EXPECT_EQ(k.ExpiresAt(), 30'000);
+  k.Renew(20'000, 30);
+  EXPECT_EQ(k.ExpiresAt(), 50'000);
+  k.JobStarted(5);
+  k.Renew(25'000, 60);  // busy: the longer wish holds for after its jobs
+  k.JobEnded(40'000);
+  EXPECT_EQ(k.ExpiresAt(), 100'000);
+  k.Renew(41'000, -1);
+  EXPECT_TRUE(k.pinned());
+  EXPECT_FALSE(k.ExpiresAt().has_value());
+  k.Renew(42'000, 10);  // a pinned runner stays pinned
+  EXPECT_FALSE(k.ExpiresAt().has_value());
+}
+
 }  // namespace
 }  // namespace steno::sched

@@ -178,5 +178,31 @@ TEST(SchedPlacementTest, CpuStreamsTimesThreadsStayWithinItsCores) {
   EXPECT_EQ(d.action, PlacementAction::kWait);
 }
 
+TEST(SchedPlacementTest, HysteresisSparesRecentlyUsedAndWantedRunners) {
+  std::vector<DeviceView> devs{Gpu("cuda:0", 10 * kG, 10 * kG)};
+  PlacementPolicy p;
+  p.min_residency_ms = 0;
+  p.min_idle_ms = 10'000;
+  std::vector<RunnerView> rs{Runner(1, "a", "cuda:0", 1, 0, 4 * kG, 0, kNow - 9'999)};
+  auto d = Place(Req("new", 3 * kG), devs, rs, p, kNow);
+  EXPECT_EQ(d.action, PlacementAction::kWait) << "idle for less than min_idle_ms";
+  d = Place(Req("new", 3 * kG), devs, rs, p, kNow + 1);
+  ASSERT_EQ(d.action, PlacementAction::kEvict);
+  rs[0].wanted = true;  // its model has jobs waiting: evicting it would only reload it
+  d = Place(Req("new", 3 * kG), devs, rs, p, kNow + 1);
+  EXPECT_EQ(d.action, PlacementAction::kWait);
+}
+
+TEST(SchedPlacementTest, ANewGpuRunnerNeedsRoomForItsCudaContext) {
+  // 2.5 GiB free: weights 2 + stream 0.25 fit, plus a 0.5 GiB context they do not.
+  std::vector<DeviceView> devs{Gpu("cuda:0", 10 * kG, 7 * kG + kG / 2)};
+  PlacementRequest r = Req("m");
+  auto d = Place(r, devs, {}, {}, kNow);
+  EXPECT_EQ(d.action, PlacementAction::kNewRunner);
+  r.gpu_overhead_bytes = kG / 2;
+  d = Place(r, devs, {}, {}, kNow);
+  EXPECT_EQ(d.action, PlacementAction::kWait);
+}
+
 }  // namespace
 }  // namespace steno::sched

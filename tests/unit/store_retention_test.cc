@@ -6,6 +6,7 @@
 #include <chrono>
 #include <fstream>
 
+#include "core/wall_clock.h"
 #include "store/data_dir.h"
 #include "store/retention.h"
 #include "store/sqlite_job_store.h"
@@ -15,12 +16,6 @@ namespace steno::store {
 namespace {
 
 constexpr int64_t kDay = int64_t{24} * 3600 * 1000;
-
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 class StoreRetentionTest : public ::testing::Test {
  protected:
@@ -50,7 +45,7 @@ class StoreRetentionTest : public ::testing::Test {
   }
 
   test::ScopedTempDir dir_{"steno-retention"};
-  int64_t now_ = WallMs() - 10 * kDay;
+  int64_t now_ = UnixMillis() - 10 * kDay;
   std::unique_ptr<SqliteJobStore> store_;
   std::optional<BlobStore> blobs_;
 };
@@ -62,11 +57,11 @@ TEST_F(StoreRetentionTest, ExpiredJobsAndTheirUploadsAreRemoved) {
   now_ += 9 * kDay;  // one day ago
   Job recent_done = JobFor("recent finished", true);
   Job shared_recent = JobFor("shared content", true);  // same upload, newer job
-  now_ = WallMs();
+  now_ = UnixMillis();
 
   RetentionPolicy policy;  // 7 days
   policy.grace_ms = 0;
-  auto report = RunRetention(*store_, *blobs_, policy, WallMs() + 1);
+  auto report = RunRetention(*store_, *blobs_, policy, UnixMillis() + 1);
   ASSERT_TRUE(report.ok()) << report.error().message;
   EXPECT_EQ(report->jobs_deleted, 2);   // old_done and shared_old
   EXPECT_EQ(report->blobs_removed, 1);  // only "old finished": the shared one is still referenced
@@ -95,27 +90,27 @@ TEST_F(StoreRetentionTest, GraceSparesAnUploadWhoseJobIsNotInsertedYet) {
   std::ofstream(blobs_->dir() + "/tmp/inflight.part") << "still arriving";
   RetentionPolicy policy;
   policy.grace_ms = 60'000;
-  auto report = RunRetention(*store_, *blobs_, policy, WallMs());
+  auto report = RunRetention(*store_, *blobs_, policy, UnixMillis());
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->blobs_removed, 0);
   EXPECT_EQ(report->temp_files_removed, 0);
   EXPECT_TRUE(blobs_->Contains(blob->digest));
   // At startup (grace 0) both are crash leftovers.
   policy.grace_ms = 0;
-  report = RunRetention(*store_, *blobs_, policy, WallMs() + 1);
+  report = RunRetention(*store_, *blobs_, policy, UnixMillis() + 1);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->blobs_removed, 1);
   EXPECT_EQ(report->temp_files_removed, 1);
 }
 
 TEST_F(StoreRetentionTest, RetentionPeriodIsConfigurable) {
-  now_ = WallMs() - 2 * kDay;
+  now_ = UnixMillis() - 2 * kDay;
   Job job = JobFor("two days old", true);
   RetentionPolicy keep_week;
-  EXPECT_EQ(RunRetention(*store_, *blobs_, keep_week, WallMs())->jobs_deleted, 0);
+  EXPECT_EQ(RunRetention(*store_, *blobs_, keep_week, UnixMillis())->jobs_deleted, 0);
   RetentionPolicy keep_hour;
   keep_hour.max_age_ms = 3600 * 1000;
-  EXPECT_EQ(RunRetention(*store_, *blobs_, keep_hour, WallMs())->jobs_deleted, 1);
+  EXPECT_EQ(RunRetention(*store_, *blobs_, keep_hour, UnixMillis())->jobs_deleted, 1);
   EXPECT_FALSE(store_->Get(job.id).ok());
 }
 

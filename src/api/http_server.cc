@@ -1,0 +1,389 @@
+#include "api/http_server.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "api/routes.h"
+
+namespace steno::api {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// cpp-httplib's task queue, elastic: `min` threads at start, one more whenever a connection
+// arrives and no thread is idle, up to `max`. Threads are not retired (an idle one costs a stack
+// of untouched pages), so a burst is served at once the next time too.
+class ElasticPool final : public httplib::TaskQueue {
+ public:
+  ElasticPool(size_t min, size_t max) : max_(std::max<size_t>(1, max)) {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < std::min(min, max_); ++i) SpawnLocked();
+  }
+  ~ElasticPool() override = default;
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(fn));
+      if (idle_ + starting_ < jobs_.size()) {
+        if (threads_.size() < max_) {
+          SpawnLocked();
+        } else if (Clock::now() - last_warning_ > std::chrono::seconds(60)) {
+          last_warning_ = Clock::now();
+          spdlog::warn(
+              "all {} HTTP worker threads are busy: new connections wait (raise "
+              "--max-connections)",
+              max_);
+        }
+      }
+    }
+    cv_.notify_one();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void SpawnLocked() {
+    ++starting_;
+    threads_.emplace_back([this] { Work(); });
+  }
+
+  void Work() {
+    std::unique_lock lock(mu_);
+    --starting_;
+    for (;;) {
+      ++idle_;
+      cv_.wait(lock, [&] { return shutdown_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) return;  // shutting down and nothing left
+      auto fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0, starting_ = 0;
+  bool shutdown_ = false;
+  Clock::time_point last_warning_{};
+};
+
+// The library listens with a backlog of 5 (compiled in); a burst of hundreds of clients would
+// see SYNs dropped and retried a second later. listen() again on the bound socket raises it.
+class ApiHttpServer : public httplib::Server {
+ public:
+  void RaiseBacklog(int backlog) {
+    const int fd = static_cast<int>(svr_sock_);
+    if (fd >= 0 && ::listen(fd, backlog) != 0) {
+      spdlog::warn("cannot raise the listen backlog to {}", backlog);
+    }
+  }
+};
+
+bool HasBody(const httplib::Request& req) {
+  if (req.has_header("Transfer-Encoding")) return true;
+  if (!req.has_header("Content-Length")) return false;
+  return req.get_header_value("Content-Length") != "0";
+}
+
+uint64_t ContentLength(const httplib::Request& req) {
+  const std::string v = req.get_header_value("Content-Length");
+  uint64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return 0;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+    if (n > (uint64_t{1} << 62)) break;
+  }
+  return n;
+}
+
+std::string MessageForStatus(int status) {
+  switch (status) {
+    case 400: return "malformed HTTP request";
+    case 404: return "no such route";
+    case 413: return "request body too large";
+    case 414: return "request URI too long";
+    default: return "request failed";
+  }
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpOptions options;
+  server::JobService& service;
+  PathPolicy paths;
+  std::atomic<bool> stopping{false};
+  Context ctx;
+  ApiRouter router;
+  ApiHttpServer svr;
+  std::thread thread;
+  int port = 0;
+  std::once_flag stop_once;
+
+  Impl(HttpOptions o, server::JobService& s, PathPolicy p)
+      : options(std::move(o)),
+        service(s),
+        paths(std::move(p)),
+        ctx{service, options, paths, stopping} {}
+
+  void AddCors(const httplib::Request& req, httplib::Response& res) const {
+    if (options.cors_origin.empty()) return;
+    const std::string origin = req.get_header_value("Origin");
+    if (options.cors_origin == "*") {
+      res.set_header("Access-Control-Allow-Origin", "*");
+    } else if (origin == options.cors_origin) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+    } else {
+      return;
+    }
+    res.set_header("Access-Control-Expose-Headers", "Location, Retry-After, X-Steno-Job-Id");
+  }
+
+  void Dispatch(const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader* reader) {
+    const auto start = Clock::now();
+    std::string label = "unmatched";
+    Handle(req, res, reader, label);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    service.metrics().OnHttpRequest(label, req.method, res.status < 0 ? 200 : res.status, seconds);
+    spdlog::debug("{} {} -> {} ({:.1f} ms)", req.method, label, res.status, seconds * 1000);
+  }
+
+  // Checks made before any body is read (also answering `Expect: 100-continue`, so a client
+  // that waits for it never sends a body that would be refused). nullopt: go on.
+  std::optional<ApiError> Guard(const httplib::Request& req, const ApiRouter::Match& match,
+                                httplib::Response& res) const {
+    if (static_cast<int>(req.headers.size()) > options.max_headers) {
+      return MakeApiError(431, "headers_too_large", "the request has too many header fields");
+    }
+    // Multipart framing adds a little to the file; the upload's own limit is exact.
+    const uint64_t body_limit = static_cast<uint64_t>(options.max_upload_bytes) + (1 << 20);
+    if (HasBody(req) && ContentLength(req) > body_limit) {
+      return MakeApiError(413, "payload_too_large",
+                          "the request body is larger than this server accepts (" +
+                              std::to_string(options.max_upload_bytes) + " bytes)");
+    }
+    if (req.method == "OPTIONS") return std::nullopt;
+    if (!match.route) {
+      if (!match.allow.empty()) {
+        res.set_header("Allow", match.allow);
+        return MakeApiError(405, "method_not_allowed",
+                            req.method + " is not allowed here; use " + match.allow);
+      }
+      return MakeApiError(404, "route_not_found", "no such route: " + req.path);
+    }
+    if (match.route->is_public) return std::nullopt;
+    switch (options.keys.Check(req.get_header_value("Authorization"))) {
+      case ApiKeys::Verdict::kOk: return std::nullopt;
+      case ApiKeys::Verdict::kMissing:
+        res.set_header("WWW-Authenticate", "Bearer");
+        return MakeApiError(401, "missing_api_key",
+                            "this server requires an API key: Authorization: Bearer KEY");
+      case ApiKeys::Verdict::kInvalid:
+        res.set_header("WWW-Authenticate", "Bearer");
+        return MakeApiError(401, "invalid_api_key", "the API key is not valid");
+    }
+    return std::nullopt;
+  }
+
+  void Handle(const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader* reader, std::string& label) {
+    AddCors(req, res);
+    auto match = router.Find(req.method, req.path);
+    Call call{req, res, reader, {}};
+    const bool has_body = HasBody(req);
+    auto reject = [&](const ApiError& e) {
+      // Read what the client is sending anyway (bounded), so it reads this answer.
+      const bool drained = has_body && DrainBody(call);
+      SendError(res, e);
+      if (has_body && !drained) CloseAfter(res);
+    };
+    if (has_body && !reader) {
+      // GET and friends: the library never reads their body; it must not be taken for the
+      // next request on this connection.
+      SendErrorAndClose(
+          res, MakeApiError(400, "unexpected_body", req.method + " requests take no body"));
+      return;
+    }
+    if (auto e = Guard(req, match, res)) return reject(*e);
+    if (req.method == "OPTIONS") {
+      res.status = 204;
+      res.set_header("Allow", match.allow + ", OPTIONS");
+      if (!options.cors_origin.empty()) {
+        res.set_header("Access-Control-Allow-Methods", match.allow + ", OPTIONS");
+        res.set_header("Access-Control-Allow-Headers",
+                       "Authorization, Content-Type, Idempotency-Key");
+        res.set_header("Access-Control-Max-Age", "600");
+      }
+      return;
+    }
+    label = match.route->pattern;
+    call.params = std::move(match.params);
+    try {
+      match.route->handler(call);
+    } catch (const std::exception& e) {
+      spdlog::error("{} {} failed: {}", req.method, label, e.what());
+      res = httplib::Response();
+      AddCors(req, res);
+      return SendErrorAndClose(res, MakeApiError(500, "internal_error", "internal error"));
+    }
+    if (has_body && !call.consumed && !DrainBody(call)) CloseAfter(res);
+  }
+
+  int Expect100(const httplib::Request& req, httplib::Response& res) {
+    auto match = router.Find(req.method, req.path);
+    if (auto e = Guard(req, match, res)) {
+      AddCors(req, res);
+      // The client may send the body anyway: it must not be read as the next request.
+      SendErrorAndClose(res, *e);
+      service.metrics().OnHttpRequest("unmatched", req.method, e->status, 0);
+      return e->status;
+    }
+    return 100;
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() {
+  Stop();
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
+                                                      server::JobService& service) {
+  auto paths = PathPolicy::Create(options.allow_paths);
+  if (!paths.ok()) return paths.error();
+  if (options.max_connections < 1 || options.max_connections > 100'000) {
+    return Error(ErrorKind::kBadInput, "bad_max_connections",
+                 "--max-connections must be from 1 to 100000");
+  }
+  if (options.max_upload_bytes < 1) {
+    return Error(ErrorKind::kBadInput, "bad_max_upload", "--max-upload-bytes must be positive");
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), service, std::move(paths.value()));
+  Impl* p = impl.get();
+  const auto& o = p->options;
+
+  AddOpenAiRoutes(p->router, p->ctx);
+  AddJobRoutes(p->router, p->ctx);
+  AddModelRoutes(p->router, p->ctx);
+  AddMonitorRoutes(p->router, p->ctx);
+
+  auto& svr = p->svr;
+  const size_t min_threads = static_cast<size_t>(std::max(1, o.min_threads));
+  const size_t max_threads = static_cast<size_t>(o.max_connections);
+  svr.new_task_queue = [min_threads, max_threads] {
+    return new ElasticPool(min_threads, max_threads);
+  };
+  svr.set_read_timeout(o.read_timeout_s, 0);
+  svr.set_write_timeout(o.write_timeout_s, 0);
+  svr.set_keep_alive_timeout(o.keep_alive_timeout_s);
+  svr.set_keep_alive_max_count(static_cast<size_t>(std::max(1, o.keep_alive_max_count)));
+  svr.set_payload_max_length(static_cast<size_t>(o.max_upload_bytes) + (1 << 20));
+  svr.set_tcp_nodelay(true);
+  // The library's default adds SO_REUSEPORT, which would let a second server bind the same port
+  // and silently take half the connections. Only SO_REUSEADDR (restart over TIME_WAIT).
+  svr.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+
+  auto plain = [p](const httplib::Request& req, httplib::Response& res) {
+    p->Dispatch(req, res, nullptr);
+  };
+  auto with_body = [p](const httplib::Request& req, httplib::Response& res,
+                       const httplib::ContentReader& reader) { p->Dispatch(req, res, &reader); };
+  svr.Get(".*", plain);
+  svr.Options(".*", plain);
+  svr.Delete(".*", plain);
+  svr.Post(".*", with_body);
+  svr.Put(".*", with_body);
+  svr.Patch(".*", with_body);
+  svr.Delete(".*", with_body);
+  // Errors the library answers itself (malformed request line, URI too long, unknown method):
+  // give them the same JSON shape. Bodies set by routes are left alone.
+  svr.set_error_handler(httplib::Server::HandlerWithResponse(
+      [p](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty() || res.content_provider_) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        p->AddCors(req, res);
+        SendError(
+            res, MakeApiError(res.status, CodeForStatus(res.status), MessageForStatus(res.status)));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  svr.set_expect_100_continue_handler(
+      [p](const httplib::Request& req, httplib::Response& res) { return p->Expect100(req, res); });
+  svr.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+        spdlog::error("{} {}: unexpected exception", req.method, req.path);
+        SendError(res, MakeApiError(500, "internal_error", "internal error"));
+      });
+
+  if (o.port == 0) {
+    p->port = svr.bind_to_any_port(o.host);
+    if (p->port <= 0) p->port = 0;
+  } else if (o.port > 0 && o.port < 65536 && svr.bind_to_port(o.host, o.port)) {
+    p->port = o.port;
+  }
+  if (p->port == 0) {
+    return Error(ErrorKind::kUnavailable, "bind_failed",
+                 "cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                     " (address in use, or not an address of this machine)");
+  }
+  svr.RaiseBacklog(o.listen_backlog);
+  p->thread = std::thread([p] {
+    if (!p->svr.listen_after_bind() && !p->stopping) spdlog::error("the HTTP listener failed");
+  });
+  // Stop() must find the listener running, or svr.stop() would be a no-op and the thread would
+  // listen forever.
+  for (int i = 0; i < 5000 && !svr.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+int HttpServer::port() const {
+  return impl_->port;
+}
+
+std::string HttpServer::url() const {
+  const auto& host = impl_->options.host;
+  const bool v6 = host.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(impl_->port);
+}
+
+void HttpServer::Stop() {
+  if (!impl_) return;
+  std::call_once(impl_->stop_once, [this] {
+    impl_->stopping = true;
+    impl_->svr.stop();
+    if (impl_->thread.joinable()) impl_->thread.join();
+  });
+}
+
+}  // namespace steno::api

@@ -1,0 +1,80 @@
+// `steno serve`'s HTTP front: the OpenAI-compatible transcription endpoints, the async jobs API
+// with live events, model lifecycle and monitoring, over cpp-httplib (Debian's build).
+//
+// Built to hold hundreds of waiting clients at once. cpp-httplib serves each connection on one
+// thread for as long as it is open, and a synchronous transcription or an SSE stream keeps its
+// connection for minutes, so the worker pool is elastic: it starts small and grows on demand up
+// to `max_connections` threads (idle ones cost only their stacks), and the listen backlog is
+// raised from the library's 5 to `listen_backlog`. Past max_connections, new connections wait
+// for a free thread; keep-alive connections give theirs back after `keep_alive_timeout_s`.
+//
+// Limits: request bodies (`max_upload_bytes`, 413 before reading when Content-Length says so),
+// JSON bodies (`max_json_bytes`), multipart fields (api/upload.h), headers (count; the library
+// caps each line at 8 KiB and the URI at 8 KiB), read/write timeouts against slow clients.
+//
+// Stop() ends it: the listener closes, SSE streams and synchronous waits end (503
+// shutting_down for the waits), and Stop returns once every worker thread has finished.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/auth.h"
+#include "core/result.h"
+#include "gpu/gpu_config.h"
+#include "server/job_service.h"
+#include "store/blob_store.h"  // job_service.h uses it without including it
+
+namespace steno::api {
+
+struct HttpOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port (see HttpServer::port)
+  int max_connections = 512;
+  int min_threads = 8;
+  int listen_backlog = 1024;
+  int64_t max_upload_bytes = int64_t{1} << 30;
+  int64_t max_json_bytes = 1 << 20;
+  int max_headers = 100;
+  int read_timeout_s = 60;
+  int write_timeout_s = 60;
+  int keep_alive_timeout_s = 5;
+  int keep_alive_max_count = 1000;
+  int64_t sync_timeout_ms = 3'600'000;   // a synchronous transcription waits at most this (504)
+  int64_t sse_keepalive_ms = 15'000;     // a comment line on an idle SSE stream
+  std::string cors_origin;               // "": no CORS headers; "*" or one origin
+  std::vector<std::string> allow_paths;  // roots for server-side paths (POST /v1/jobs {"path"})
+  ApiKeys keys;                          // empty: no authentication
+  std::string default_model;             // for requests naming none (or "whisper-1")
+  // What the service was started with, for GET /v1/models, /v1/gpus and /metrics.
+  std::string models_dir;  // empty: steno::ModelsDir()
+  // The scheduler's queue bound (--max-queue): an upload that would be refused queue_full is
+  // refused before it is stored (0: no such check).
+  size_t max_queue = 0;
+  gpu::ReserveConfig reserve;
+  double safety_factor = gpu::kDefaultSafetyFactor;
+};
+
+class HttpServer {
+ public:
+  // Binds (a bad host, a port in use: kUnavailable "bind_failed"; bad --allow-path: kBadInput)
+  // and starts serving on its own thread. `service` must outlive the server.
+  static Result<std::unique_ptr<HttpServer>> Start(HttpOptions options,
+                                                   server::JobService& service);
+  ~HttpServer();  // Stop()
+
+  int port() const;
+  std::string url() const;  // "http://127.0.0.1:8080"
+  // Idempotent; safe from any thread except the server's own workers.
+  void Stop();
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace steno::api

@@ -1,0 +1,238 @@
+#include "api/job_request.h"
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+
+#include <whisper.h>
+
+#include "core/strings.h"
+
+namespace steno::api {
+namespace {
+
+ApiError Bad(std::string code, std::string message, std::string param) {
+  return MakeApiError(400, std::move(code), std::move(message), std::move(param));
+}
+
+const std::string* Last(const RequestFields& f, const std::string& name) {
+  auto it = f.find(name);
+  if (it == f.end() || it->second.empty()) return nullptr;
+  return &it->second.back();
+}
+
+std::optional<int64_t> ParseInt(std::string_view s) {
+  s = Trim(s);
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+std::optional<double> ParseDouble(std::string_view s) {
+  s = Trim(s);
+  if (s.empty()) return std::nullopt;
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+std::optional<bool> ParseBool(std::string_view s) {
+  s = Trim(s);
+  if (s == "true" || s == "1") return true;
+  if (s == "false" || s == "0") return false;
+  return std::nullopt;
+}
+
+bool ValidDevice(const std::string& d) {
+  if (d == "cpu") return true;
+  if (d.rfind("cuda:", 0) != 0 || d.size() == 5 || d.size() > 8) return false;
+  for (size_t i = 5; i < d.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(d[i]))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<int> ParseKeepAlive(const std::string& text) {
+  std::string_view s = Trim(text);
+  if (s.empty()) return std::nullopt;
+  int64_t unit = 1;
+  switch (s.back()) {
+    case 's':
+      unit = 1;
+      s.remove_suffix(1);
+      break;
+    case 'm':
+      unit = 60;
+      s.remove_suffix(1);
+      break;
+    case 'h':
+      unit = 3600;
+      s.remove_suffix(1);
+      break;
+    default: break;
+  }
+  auto v = ParseInt(s);
+  if (!v) return std::nullopt;
+  if (*v < 0) return *v == -1 && unit == 1 ? std::optional<int>(-1) : std::nullopt;
+  if (*v > 366LL * 86400 / unit) return std::nullopt;
+  return static_cast<int>(*v * unit);
+}
+
+std::optional<ApiError> FieldsFromJson(const nlohmann::json& body, RequestFields& out) {
+  if (!body.is_object()) {
+    return Bad("bad_json", "the request body must be a JSON object", "");
+  }
+  auto text = [](const nlohmann::json& v) -> std::optional<std::string> {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+    if (v.is_number_integer()) return v.dump();
+    if (v.is_number()) return v.dump();
+    return std::nullopt;
+  };
+  for (const auto& [key, value] : body.items()) {
+    if (value.is_null()) continue;
+    auto& values = out[key];
+    if (value.is_array()) {
+      for (const auto& item : value) {
+        auto t = text(item);
+        if (!t) return Bad("bad_field", "'" + key + "' must hold plain values", key);
+        values.push_back(*t);
+      }
+      continue;
+    }
+    auto t = text(value);
+    if (!t) return Bad("bad_field", "'" + key + "' must be a string, number or boolean", key);
+    values.push_back(*t);
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> ParseJobRequest(const RequestFields& f, const JobRequestRules& rules,
+                                        server::SubmitJob& out) {
+  // model
+  const std::string* model = Last(f, "model");
+  std::string name = model ? std::string(Trim(*model)) : "";
+  if (name.empty() || name == "whisper-1") {
+    if (!rules.default_model.empty()) {
+      name = rules.default_model;
+    } else if (name.empty()) {
+      return Bad("missing_model", "'model' is required", "model");
+    }
+  }
+  out.model = name;
+
+  // task
+  if (!rules.task.empty()) {
+    out.params.task = rules.task;
+  } else if (const auto* task = Last(f, "task")) {
+    if (*task != "transcribe" && *task != "translate") {
+      return Bad("bad_task", "'task' must be transcribe or translate", "task");
+    }
+    out.params.task = *task;
+  }
+
+  if (const auto* lang = Last(f, "language")) {
+    std::string l(Trim(*lang));
+    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (l.empty()) l = "auto";
+    if (l != "auto" && (l.size() > 16 || whisper_lang_id(l.c_str()) < 0)) {
+      return Bad("bad_language", "'language' must be an ISO 639-1 code such as en, or auto",
+                 "language");
+    }
+    out.params.language = l;
+  }
+  if (const auto* prompt = Last(f, "prompt")) out.params.prompt = *prompt;
+
+  if (const auto* t = Last(f, "temperature")) {
+    auto v = ParseDouble(*t);
+    if (!v || *v < 0 || *v > 1) {
+      return Bad("bad_temperature", "'temperature' must be a number from 0 to 1", "temperature");
+    }
+    out.params.temperature = static_cast<float>(*v);
+  }
+
+  if (const auto* rf = Last(f, "response_format")) {
+    static const char* kFormats[] = {"json", "text", "srt", "vtt", "verbose_json"};
+    bool ok = false;
+    for (const char* k : kFormats) ok = ok || *rf == k;
+    if (!ok) {
+      return Bad("bad_response_format",
+                 "'response_format' must be one of json, text, srt, vtt, verbose_json",
+                 "response_format");
+    }
+    out.params.response_format = *rf;
+  }
+
+  for (const char* key : {"timestamp_granularities[]", "timestamp_granularities"}) {
+    auto it = f.find(key);
+    if (it == f.end()) continue;
+    for (const auto& value : it->second) {
+      size_t i = 0;
+      while (i <= value.size()) {  // comma-separated also accepted
+        size_t j = value.find(',', i);
+        if (j == std::string::npos) j = value.size();
+        std::string g(Trim(std::string_view(value).substr(i, j - i)));
+        if (g == "word") {
+          out.params.word_timestamps = true;
+        } else if (g != "segment") {
+          return Bad("bad_timestamp_granularity",
+                     "'timestamp_granularities[]' values must be segment or word", key);
+        }
+        i = j + 1;
+      }
+    }
+  }
+  if (const auto* w = Last(f, "word_timestamps")) {
+    auto v = ParseBool(*w);
+    if (!v)
+      return Bad("bad_word_timestamps", "'word_timestamps' must be true or false",
+                 "word_timestamps");
+    out.params.word_timestamps = out.params.word_timestamps || *v;
+  }
+
+  if (const auto* p = Last(f, "priority")) {
+    auto v = ParsePriority(*p);
+    if (!v) return Bad("bad_priority", "'priority' must be high, normal or low", "priority");
+    out.priority = *v;
+  }
+  if (const auto* k = Last(f, "keep_alive")) {
+    auto v = ParseKeepAlive(*k);
+    if (!v) {
+      return Bad("bad_keep_alive",
+                 "'keep_alive' must be seconds (or 30s, 5m, 1h), 0 to unload at once or -1 to keep",
+                 "keep_alive");
+    }
+    out.params.keep_alive_s = *v;
+  }
+  if (const auto* d = Last(f, "device")) {
+    std::string dev(Trim(*d));
+    if (dev == "auto") dev.clear();
+    if (!dev.empty() && !ValidDevice(dev)) {
+      return Bad("bad_device", "'device' must be auto, cpu or cuda:N", "device");
+    }
+    out.params.device = dev;
+  }
+  if (const auto* t = Last(f, "timeout")) {
+    auto v = ParseInt(*t);
+    if (!v || *v <= 0 || *v > 7 * 86400) {
+      return Bad("bad_timeout", "'timeout' must be a number of seconds, 1 to 604800", "timeout");
+    }
+    out.params.timeout_s = static_cast<int>(*v);
+  }
+  if (const auto* s = Last(f, "stream")) {
+    auto v = ParseBool(*s);
+    if (!v || *v) {
+      return Bad("streaming_not_supported",
+                 "streamed transcription responses are not supported; use POST /v1/jobs and "
+                 "GET /v1/jobs/{id}/events",
+                 "stream");
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace steno::api

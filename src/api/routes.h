@@ -1,0 +1,91 @@
+// What the route files share (internal to src/api): the per-request Call, the server-wide
+// Context, and helpers for bodies and responses. Each routes_*.cc registers one area's routes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "api/api_errors.h"
+#include "api/http_server.h"
+#include "api/job_request.h"
+#include "api/path_policy.h"
+#include "api/router.h"
+#include "api/upload.h"
+#include "core/wall_clock.h"
+#include "server/job_service.h"
+
+namespace steno::api {
+
+using ojson = nlohmann::ordered_json;
+
+struct Call {
+  const httplib::Request& req;
+  httplib::Response& res;
+  const httplib::ContentReader* reader;  // null for methods without a body (GET, HEAD)
+  std::vector<std::string> params;       // the route's {name} segments
+  bool consumed = false;      // the body was read (else the connection closes after the response)
+  bool body_touched = false;  // the reader was called (it must not be called twice)
+};
+
+using Handler = std::function<void(Call&)>;
+using ApiRouter = Router<Handler>;
+
+struct Context {
+  server::JobService& service;
+  const HttpOptions& options;
+  const PathPolicy& paths;
+  // Set by Stop(): long waits (synchronous transcriptions, SSE) end promptly.
+  std::atomic<bool>& stopping;
+};
+
+void AddOpenAiRoutes(ApiRouter& router, Context& ctx);
+void AddJobRoutes(ApiRouter& router, Context& ctx);
+void AddModelRoutes(ApiRouter& router, Context& ctx);
+void AddMonitorRoutes(ApiRouter& router, Context& ctx);
+
+// --- responses ---
+void SendJson(httplib::Response& res, int status, const ojson& body);
+void SendError(httplib::Response& res, const ApiError& error);
+// The error and, because the body may be left unread, "Connection: close" (the client must not
+// send its next request after bytes the server never consumed).
+void SendErrorAndClose(httplib::Response& res, const ApiError& error);
+// Makes the connection close once `res` (already filled) is sent.
+void CloseAfter(httplib::Response& res);
+
+// --- request bodies ---
+// Reads and drops a body the route refused without reading (up to a limit), so the client gets
+// the response rather than a reset connection. True when the whole body was read.
+bool DrainBody(Call& call);
+// Reads a small body (JSON) whole, up to `limit` bytes: 413 payload_too_large beyond it.
+std::optional<ApiError> ReadBody(Call& call, int64_t limit, std::string& out);
+// Parses the body as a JSON object: 400 bad_json. An empty body gives an empty object.
+std::optional<ApiError> ReadJsonObject(Call& call, int64_t limit, nlohmann::json& out);
+// Streams a multipart/form-data body into `upload` (415 if the body is not multipart).
+std::optional<ApiError> ReadMultipart(Call& call, MultipartUpload& upload);
+bool IsMultipart(const httplib::Request& req);
+bool IsJson(const httplib::Request& req);
+
+// The fields of a multipart upload as RequestFields (job_request.h).
+std::map<std::string, std::vector<std::string>> FieldsOf(const MultipartUpload& upload);
+
+// Reads a multipart upload (the audio in "file") and submits it as a job. On failure the error
+// response is already set and nullopt is returned.
+std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
+                                               const JobRequestRules& rules);
+// The `param` to blame for a submission error ("model" for model_not_found, "file" for audio
+// that cannot be decoded, ...).
+std::string ParamForError(const Error& error);
+// Limits for uploads from the server's options.
+UploadLimits UploadLimitsOf(const HttpOptions& options);
+
+// A job as the API shows it.
+ojson JobJson(const Job& job);
+
+}  // namespace steno::api

@@ -1,0 +1,293 @@
+// The async jobs API: POST /v1/jobs (multipart upload, or JSON naming a server-side file under an
+// allowed root), GET /v1/jobs (filters, paging), GET /v1/jobs/{id}, GET /v1/jobs/{id}/result,
+// GET /v1/jobs/{id}/events (Server-Sent Events) and DELETE /v1/jobs/{id} (cancel).
+//
+// Results of jobs that are not completed answer 409 (not 404: the job exists, it is in the wrong
+// state): job_not_completed while it is pending/loading/processing, job_failed (with the job's
+// own error message) and job_cancelled.
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "api/routes.h"
+
+namespace steno::api {
+namespace {
+
+bool ValidIdempotencyKey(const std::string& key) {
+  if (key.size() > 255) return false;
+  for (unsigned char c : key) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+std::string Basename(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  return pos == std::string::npos ? path : path.substr(pos + 1);
+}
+
+void ReplaceAll(std::string& s, const std::string& from, const std::string& to) {
+  if (from.empty()) return;
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+  }
+}
+
+void SendCreated(Call& call, const store::Inserted& inserted) {
+  call.res.set_header("Location", "/v1/jobs/" + inserted.job.id);
+  call.res.set_header("X-Steno-Job-Id", inserted.job.id);
+  SendJson(call.res, inserted.existing ? 200 : 202, JobJson(inserted.job));
+}
+
+// POST /v1/jobs with {"path": "/srv/audio/x.wav", "model": ..., ...}.
+void SubmitPath(Context& ctx, Call& call) {
+  nlohmann::json body;
+  if (auto e = ReadJsonObject(call, ctx.options.max_json_bytes, body)) {
+    return SendError(call.res, *e);
+  }
+  RequestFields fields;
+  if (auto e = FieldsFromJson(body, fields)) return SendError(call.res, *e);
+  server::SubmitJob job;
+  if (auto e = ParseJobRequest(fields, {"", ctx.options.default_model}, job)) {
+    return SendError(call.res, *e);
+  }
+  auto path_it = fields.find("path");
+  if (path_it == fields.end() || path_it->second.empty() || path_it->second.back().empty()) {
+    return SendError(call.res,
+                     MakeApiError(400, "missing_path",
+                                  "name the audio with \"path\" (a file on the server) or send it "
+                                  "as multipart/form-data in 'file'",
+                                  "path"));
+  }
+  const std::string path = path_it->second.back();
+  auto file = ctx.paths.Open(path);
+  if (!file.ok()) return SendError(call.res, FromError(file.error(), "path"));
+  job.server_path = file->proc_path();
+  job.params.filename = Basename(file->real_path());
+  if (auto key = call.req.get_header_value("Idempotency-Key"); !key.empty()) {
+    if (!ValidIdempotencyKey(key)) {
+      return SendError(call.res,
+                       MakeApiError(400, "bad_idempotency_key",
+                                    "Idempotency-Key must be at most 255 printable bytes"));
+    }
+    job.idempotency_key = key;
+  }
+  auto inserted = ctx.service.Submit(job);  // `file` stays open until the copy is made
+  if (!inserted.ok()) {
+    Error e = inserted.error();
+    ReplaceAll(e.message, file->proc_path(), path);  // the client's name, not our descriptor
+    return SendError(call.res, FromError(e, ParamForError(e).empty() ? "path" : ParamForError(e)));
+  }
+  SendCreated(call, *inserted);
+}
+
+void CreateJob(Context& ctx, Call& call) {
+  if (IsMultipart(call.req)) {
+    auto inserted = SubmitMultipart(ctx, call, {"", ctx.options.default_model});
+    if (inserted) SendCreated(call, *inserted);
+    return;
+  }
+  if (IsJson(call.req)) return SubmitPath(ctx, call);
+  SendError(call.res, MakeApiError(415, "unsupported_content_type",
+                                   "send multipart/form-data (with the audio in 'file') or "
+                                   "application/json (with a server \"path\")"));
+}
+
+void ListJobs(Context& ctx, Call& call) {
+  store::JobFilter filter;
+  const auto& q = call.req;
+  if (q.has_param("state")) {
+    std::string states = q.get_param_value("state");
+    size_t i = 0;
+    while (i <= states.size()) {
+      size_t j = states.find(',', i);
+      if (j == std::string::npos) j = states.size();
+      auto s = ParseJobState(states.substr(i, j - i));
+      if (!s) {
+        return SendError(call.res, MakeApiError(400, "bad_state",
+                                                "state must be pending, loading, processing, "
+                                                "completed, failed or cancelled",
+                                                "state"));
+      }
+      filter.states.push_back(*s);
+      i = j + 1;
+    }
+  }
+  if (q.has_param("model")) filter.model = q.get_param_value("model");
+  if (q.has_param("limit")) {
+    const std::string l = q.get_param_value("limit");
+    int n = 0;
+    bool ok = !l.empty() && l.size() <= 4;
+    for (char c : l) {
+      ok = ok && c >= '0' && c <= '9';
+      if (ok) n = n * 10 + (c - '0');
+    }
+    if (!ok || n < 1 || n > 1000) {
+      return SendError(call.res,
+                       MakeApiError(400, "bad_limit", "limit must be from 1 to 1000", "limit"));
+    }
+    filter.limit = n;
+  }
+  if (q.has_param("page_token")) filter.page_token = q.get_param_value("page_token");
+  auto page = ctx.service.List(filter);
+  if (!page.ok()) {
+    ApiError e = FromError(page.error());
+    if (e.status == 400) e.param = "page_token";
+    return SendError(call.res, e);
+  }
+  ojson data = ojson::array();
+  for (const auto& job : page->jobs) data.push_back(JobJson(job));
+  SendJson(call.res, 200,
+           {{"object", "list"},
+            {"data", std::move(data)},
+            {"has_more", !page->next_page_token.empty()},
+            {"next_page_token",
+             page->next_page_token.empty() ? ojson(nullptr) : ojson(page->next_page_token)}});
+}
+
+void GetJob(Context& ctx, Call& call) {
+  auto job = ctx.service.Get(call.params[0]);
+  if (!job.ok()) return SendError(call.res, FromError(job.error()));
+  SendJson(call.res, 200, JobJson(*job));
+}
+
+void GetResult(Context& ctx, Call& call) {
+  const std::string& id = call.params[0];
+  auto job = ctx.service.Get(id);
+  if (!job.ok()) return SendError(call.res, FromError(job.error()));
+  switch (job->state) {
+    case JobState::kCompleted: break;
+    case JobState::kFailed:
+      return SendError(call.res,
+                       MakeApiError(409, "job_failed",
+                                    "job " + id + " failed: " +
+                                        (job->error ? job->error->message : "no reason recorded")));
+    case JobState::kCancelled:
+      return SendError(call.res,
+                       MakeApiError(409, "job_cancelled", "job " + id + " was cancelled"));
+    default:
+      return SendError(call.res, MakeApiError(409, "job_not_completed",
+                                              "job " + id + " is " + JobStateName(job->state) +
+                                                  "; its result is not ready"));
+  }
+  std::string format = job->params.response_format;
+  for (const char* key : {"format", "response_format"}) {
+    if (call.req.has_param(key)) format = call.req.get_param_value(key);
+  }
+  if (format == "txt") format = "text";
+  if (format != "json" && format != "text" && format != "srt" && format != "vtt" &&
+      format != "verbose_json") {
+    return SendError(call.res,
+                     MakeApiError(400, "bad_format",
+                                  "format must be json, text, srt, vtt or verbose_json", "format"));
+  }
+  auto text = ctx.service.ResultText(id, format);
+  if (!text.ok()) return SendError(call.res, FromError(text.error()));
+  call.res.status = 200;
+  call.res.set_content(*text, format == "json" || format == "verbose_json"
+                                  ? "application/json"
+                                  : "text/plain; charset=utf-8");
+}
+
+void CancelJob(Context& ctx, Call& call) {
+  auto job = ctx.service.Cancel(call.params[0]);
+  if (!job.ok()) return SendError(call.res, FromError(job.error()));
+  SendJson(call.res, 200, JobJson(*job));
+}
+
+// ---- Server-Sent Events -----------------------------------------------------------------------
+
+struct SseStream {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> frames;
+  bool done = false;  // the final state's event is queued
+  uint64_t seq = 0;
+  server::JobService::Subscription subscription;
+};
+
+std::string Frame(const char* event, uint64_t id, const ojson& data) {
+  return std::string("event: ") + event + "\nid: " + std::to_string(id) +
+         "\ndata: " + data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
+}
+
+std::string FrameOf(const server::JobEvent& e, uint64_t seq) {
+  switch (e.kind) {
+    case server::JobEvent::Kind::kState: return Frame("state", seq, JobJson(e.job));
+    case server::JobEvent::Kind::kProgress:
+      return Frame(
+          "progress", seq,
+          {{"job_id", e.job.id}, {"state", JobStateName(e.job.state)}, {"percent", e.percent}});
+    case server::JobEvent::Kind::kSegment:
+      return Frame("segment", seq, {{"job_id", e.job.id}, {"segment", ojson(e.segment)}});
+  }
+  return {};
+}
+
+void JobEvents(Context& ctx, Call& call) {
+  auto stream = std::make_shared<SseStream>();
+  std::weak_ptr<SseStream> weak = stream;
+  auto sub = ctx.service.Subscribe(call.params[0], [weak](const server::JobEvent& e) {
+    auto s = weak.lock();
+    if (!s) return false;
+    const bool final = e.kind == server::JobEvent::Kind::kState && IsFinal(e.job.state);
+    {
+      std::lock_guard lock(s->mu);
+      if (s->done) return false;
+      s->frames.push_back(FrameOf(e, ++s->seq));
+      s->done = final;
+    }
+    s->cv.notify_one();
+    return !final;
+  });
+  if (!sub.ok()) return SendError(call.res, FromError(sub.error()));
+  stream->subscription = std::move(sub.value());
+
+  call.res.status = 200;
+  call.res.set_header("Cache-Control", "no-cache");
+  call.res.set_header("X-Accel-Buffering", "no");  // proxies: do not buffer the stream
+  const std::atomic<bool>* stopping = &ctx.stopping;
+  const auto keepalive = std::chrono::milliseconds(ctx.options.sse_keepalive_ms);
+  call.res.set_chunked_content_provider(
+      "text/event-stream",
+      [stream, stopping, keepalive](size_t, httplib::DataSink& sink) {
+        std::deque<std::string> out;
+        bool done = false;
+        {
+          std::unique_lock lock(stream->mu);
+          const auto deadline = std::chrono::steady_clock::now() + keepalive;
+          // Short slices: a server that stops is noticed within a quarter second.
+          while (stream->frames.empty() && !stream->done && !*stopping &&
+                 std::chrono::steady_clock::now() < deadline) {
+            stream->cv.wait_for(lock, std::chrono::milliseconds(250));
+          }
+          out.swap(stream->frames);
+          done = stream->done;
+        }
+        if (out.empty() && !done && !*stopping) {
+          // Idle: a comment keeps proxies from timing out and finds a client that left.
+          static const char kPing[] = ": keep-alive\n\n";
+          return sink.write(kPing, sizeof kPing - 1);
+        }
+        for (const auto& f : out) {
+          if (!sink.write(f.data(), f.size())) return false;
+        }
+        if (done || *stopping) sink.done();
+        return true;
+      },
+      [stream](bool) { stream->subscription.reset(); });
+}
+
+}  // namespace
+
+void AddJobRoutes(ApiRouter& router, Context& ctx) {
+  router.Add("POST", "/v1/jobs", [&ctx](Call& c) { CreateJob(ctx, c); });
+  router.Add("GET", "/v1/jobs", [&ctx](Call& c) { ListJobs(ctx, c); });
+  router.Add("GET", "/v1/jobs/{id}", [&ctx](Call& c) { GetJob(ctx, c); });
+  router.Add("DELETE", "/v1/jobs/{id}", [&ctx](Call& c) { CancelJob(ctx, c); });
+  router.Add("GET", "/v1/jobs/{id}/result", [&ctx](Call& c) { GetResult(ctx, c); });
+  router.Add("GET", "/v1/jobs/{id}/events", [&ctx](Call& c) { JobEvents(ctx, c); });
+}
+
+}  // namespace steno::api

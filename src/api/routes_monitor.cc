@@ -1,0 +1,92 @@
+// Monitoring: GET /api/memory_status (the scheduler's ledger per device, with the original
+// memory-manager design's field names), GET /v1/gpus (device samples, the schema of
+// `steno gpus --json`), GET /metrics (Prometheus), GET /healthz and GET /readyz. The health
+// probes need no API key (orchestrators call them without one).
+#include <unistd.h>
+
+#include "api/routes.h"
+#include "gpu/owner_process.h"
+#include "gpu/sample_json.h"
+
+namespace steno::api {
+namespace {
+
+bool IsOurs(int pid) {
+  return pid == getpid() || gpu::RunsSameExecutable(pid);
+}
+
+void MemoryStatus(Context& ctx, Call& call) {
+  const auto snap = ctx.service.Snapshot();
+  ojson gpus = ojson::array();
+  ojson cpu = nullptr;
+  for (const auto& d : snap.devices) {
+    if (d.cpu) {
+      cpu = {{"device", d.name},
+             {"cores", d.cores.cores},
+             {"used_threads", d.cores.used_threads},
+             {"available_threads", d.cores.available_threads}};
+      continue;
+    }
+    const auto& m = d.memory;
+    gpus.push_back({{"device", d.name},
+                    {"index", m.device_index},
+                    {"total", m.total},
+                    {"reserved", m.reserved},
+                    {"allocatable", m.allocatable},
+                    {"allocated", m.allocated},
+                    {"external", m.external},
+                    {"available", m.available},
+                    {"usage_percent", m.usage_percent}});
+  }
+  SendJson(call.res, 200,
+           {{"devices", std::move(gpus)}, {"cpu", std::move(cpu)}, {"timestamp_ms", UnixMillis()}});
+}
+
+void Gpus(Context& ctx, Call& call) {
+  auto devices = ctx.service.Devices();
+  if (!devices.ok()) return SendError(call.res, FromError(devices.error()));
+  const auto& o = ctx.options;
+  ojson data = ojson::array();
+  for (const auto& s : *devices) {
+    data.push_back(gpu::SampleJson(s, IsOurs, o.reserve, o.safety_factor));
+  }
+  SendJson(call.res, 200, {{"object", "list"}, {"data", std::move(data)}});
+}
+
+void Metrics(Context& ctx, Call& call) {
+  const auto snap = ctx.service.Snapshot();
+  auto devices = ctx.service.Devices();
+  auto counts = ctx.service.Counts();
+  const auto& o = ctx.options;
+  std::string text = ctx.service.metrics().RenderPrometheus(
+      snap, devices.ok() ? *devices : std::vector<gpu::DeviceSample>{},
+      counts.ok() ? *counts : store::JobCounts{}, o.reserve, o.safety_factor);
+  call.res.status = 200;
+  call.res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void Health(Context&, Call& call) {
+  SendJson(call.res, 200, {{"status", "ok"}});
+}
+
+void Ready(Context& ctx, Call& call) {
+  if (ctx.stopping || !ctx.service.admitting()) {
+    return SendError(call.res,
+                     MakeApiError(503, "shutting_down", "the server is not accepting jobs"));
+  }
+  SendJson(call.res, 200, {{"status", "ready"}});
+}
+
+}  // namespace
+
+void AddMonitorRoutes(ApiRouter& router, Context& ctx) {
+  router.Add("GET", "/api/memory_status", [&ctx](Call& c) { MemoryStatus(ctx, c); });
+  router.Add("GET", "/v1/gpus", [&ctx](Call& c) { Gpus(ctx, c); });
+  router.Add("GET", "/metrics", [&ctx](Call& c) { Metrics(ctx, c); });
+  router.Add(
+      "GET", "/healthz", [&ctx](Call& c) { Health(ctx, c); }, /*is_public=*/true);
+  router.Add(
+      "GET", "/readyz", [&ctx](Call& c) { Ready(ctx, c); }, /*is_public=*/true);
+}
+
+}  // namespace steno::api

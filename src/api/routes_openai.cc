@@ -1,0 +1,198 @@
+// OpenAI-compatible synchronous transcription: POST /v1/audio/transcriptions and
+// /v1/audio/translations. The upload becomes a job like any other (durable, scheduled, visible
+// in GET /v1/jobs); the request then waits for it and answers in the requested format, the way
+// OpenAI's API does, so its clients work unchanged.
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "api/routes.h"
+#include "core/paths.h"
+#include "models/resolve.h"
+
+namespace steno::api {
+namespace {
+
+// Display only: the last path component, printable, bounded.
+std::string CleanFilename(const std::string& name) {
+  std::string base =
+      name.substr(name.find_last_of("/\\") == std::string::npos ? 0 : name.find_last_of("/\\") + 1);
+  std::string out;
+  for (unsigned char c : base) {
+    if (c >= 0x20 && c != 0x7f) out += static_cast<char>(c);
+    if (out.size() >= 255) break;
+  }
+  return out;
+}
+
+const char* ContentTypeFor(const std::string& format) {
+  if (format == "json" || format == "verbose_json") return "application/json";
+  return "text/plain; charset=utf-8";  // text, srt, vtt: what OpenAI's API sends
+}
+
+// Waits for the job to end, in slices so that a server stopping does not wait for the job.
+// nullopt: the error response is set.
+std::optional<Job> WaitFinal(Context& ctx, Call& call, const std::string& id) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx.options.sync_timeout_ms);
+  for (;;) {
+    if (ctx.stopping) {
+      SendError(call.res, MakeApiError(503, "shutting_down",
+                                       "the server is shutting down; job " + id +
+                                           " stays queued for its next start"));
+      return std::nullopt;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) {
+      SendError(call.res, MakeApiError(504, "timeout",
+                                       "the job did not finish in time; it continues as job " + id +
+                                           " (GET /v1/jobs/" + id + ")"));
+      return std::nullopt;
+    }
+    auto job = ctx.service.Wait(id, std::min<int64_t>(left, 500));
+    if (!job.ok()) {
+      SendError(call.res, FromError(job.error()));
+      return std::nullopt;
+    }
+    if (IsFinal(job->state)) return *job;
+  }
+}
+
+void Transcribe(Context& ctx, Call& call, const std::string& task) {
+  auto inserted = SubmitMultipart(ctx, call, {task, ctx.options.default_model});
+  if (!inserted) return;
+  const std::string id = inserted->job.id;
+  call.res.set_header("X-Steno-Job-Id", id);
+  auto job = WaitFinal(ctx, call, id);
+  if (!job) return;
+  if (job->state == JobState::kCancelled) {
+    return SendError(call.res, MakeApiError(409, "job_cancelled", "job " + id + " was cancelled"));
+  }
+  if (job->state == JobState::kFailed) {
+    Error e = job->error.value_or(Error(ErrorKind::kInternal, "job_failed", "the job failed"));
+    ApiError api = FromError(e, ParamForError(e));
+    if (e.kind == ErrorKind::kBadInput && api.status == 400 && e.code.empty())
+      api.code = "bad_input";
+    return SendError(call.res, api);
+  }
+  const std::string& format = job->params.response_format;
+  auto text = ctx.service.ResultText(id, format);
+  if (!text.ok()) return SendError(call.res, FromError(text.error()));
+  call.res.status = 200;
+  call.res.set_content(*text, ContentTypeFor(format));
+}
+
+}  // namespace
+
+UploadLimits UploadLimitsOf(const HttpOptions& options) {
+  UploadLimits l;
+  l.max_file_bytes = options.max_upload_bytes;
+  return l;
+}
+
+std::string ParamForError(const Error& e) {
+  if (e.code == "model_not_found" || e.code == "bad_model_name") return "model";
+  if (e.code == "bad_language") return "language";
+  if (e.code == "bad_device" || e.code == "unknown_device" || e.code == "bad_device_selection") {
+    return "device";
+  }
+  if (e.kind == ErrorKind::kBadInput &&
+      (e.code == "not_media" || e.code == "no_audio_stream" || e.code == "corrupt_audio" ||
+       e.code == "unsupported_codec" || e.code == "empty_audio" || e.code == "truncated" ||
+       e.code == "too_long")) {
+    return "file";
+  }
+  return "";
+}
+
+std::optional<ApiError> RefuseEarly(Context& ctx) {
+  if (ctx.options.max_queue == 0) return std::nullopt;
+  const auto snap = ctx.service.Snapshot();
+  // The service bounds pending + running jobs; a scheduler queue already at the bound alone
+  // means a refusal for sure. Refusing now spares storing (and fsyncing) the upload.
+  if (snap.queued < ctx.options.max_queue) return std::nullopt;
+  ApiError e = MakeApiError(503, "queue_full", "the queue is full; retry later");
+  e.retry_after_s = std::max(1, ctx.service.RetryAfterSeconds());
+  return e;
+}
+
+std::optional<ApiError> CheckModel(Context& ctx, const std::string& model) {
+  // Only a definite "no such model" is answered here, before the upload is stored; every other
+  // case (paths, names the service resolves its own way) is left to the service.
+  if (model.find('/') != std::string::npos ||
+      (model.size() > 4 && model.compare(model.size() - 4, 4, ".bin") == 0)) {
+    return std::nullopt;  // path-like: the service decides (servers refuse model paths)
+  }
+  const std::string dir = ctx.options.models_dir.empty() ? ModelsDir() : ctx.options.models_dir;
+  auto path = models::ResolveModel(model, dir);
+  if (path.ok() || path.error().code != "model_not_found") return std::nullopt;
+  std::string installed;
+  for (const auto& m : models::ListInstalledModels(dir)) {
+    installed += (installed.empty() ? "" : ", ") + m.name;
+  }
+  return MakeApiError(404, "model_not_found",
+                      "model '" + model + "' is not installed on this server (installed: " +
+                          (installed.empty() ? "none" : installed) + "; GET /v1/models)",
+                      "model");
+}
+
+std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
+                                               const JobRequestRules& rules) {
+  if (auto e = RefuseEarly(ctx)) {
+    DrainBody(call);
+    SendError(call.res, *e);
+    return std::nullopt;
+  }
+  MultipartUpload upload(&ctx.service.blobs(), UploadLimitsOf(ctx.options), "file");
+  if (auto e = ReadMultipart(call, upload)) {
+    SendError(call.res, *e);
+    return std::nullopt;
+  }
+  if (!upload.has_file()) {
+    SendError(call.res, MakeApiError(400, "missing_file",
+                                     "the audio file is missing (form field 'file')", "file"));
+    return std::nullopt;
+  }
+  server::SubmitJob job;
+  if (auto e = ParseJobRequest(FieldsOf(upload), rules, job)) {
+    SendError(call.res, *e);
+    return std::nullopt;
+  }
+  job.params.filename = CleanFilename(upload.filename());
+  if (auto key = call.req.get_header_value("Idempotency-Key"); !key.empty()) {
+    if (key.size() > 255) {
+      SendError(call.res, MakeApiError(400, "bad_idempotency_key",
+                                       "Idempotency-Key must be at most 255 bytes"));
+      return std::nullopt;
+    }
+    job.idempotency_key = key;
+  }
+  if (auto e = CheckModel(ctx, job.model)) {
+    SendError(call.res, *e);
+    return std::nullopt;
+  }
+  // Only now, with every field valid, does the upload become a blob.
+  auto blob = upload.CommitFile();
+  if (!blob.ok()) {
+    SendError(call.res, FromError(blob.error()));
+    return std::nullopt;
+  }
+  job.blob_digest = blob->digest;
+  auto inserted = ctx.service.Submit(job);
+  if (!inserted.ok()) {
+    SendError(call.res, FromError(inserted.error(), ParamForError(inserted.error())));
+    return std::nullopt;
+  }
+  return std::move(inserted.value());
+}
+
+void AddOpenAiRoutes(ApiRouter& router, Context& ctx) {
+  router.Add("POST", "/v1/audio/transcriptions",
+             [&ctx](Call& call) { Transcribe(ctx, call, "transcribe"); });
+  router.Add("POST", "/v1/audio/translations",
+             [&ctx](Call& call) { Transcribe(ctx, call, "translate"); });
+}
+
+}  // namespace steno::api

@@ -1,0 +1,341 @@
+// `steno serve`: the job service (store, scheduler, runners) behind the HTTP API.
+//
+// On start it prints one parseable line to stdout, `steno: listening on http://HOST:PORT`
+// (with `--port 0` the port the system picked), so scripts and tests can find it.
+//
+// Signals (promises 2 and 3):
+//   first SIGINT/SIGTERM  stop admitting (/readyz fails, new jobs get 503), let running jobs
+//                         finish for up to --shutdown-grace, then stop every runner (their jobs
+//                         return to pending in the store), verify the release per device, log
+//                         a summary and exit 0;
+//   second one            exit 130 at once (runners die with steno: PR_SET_PDEATHSIG);
+//   SIGHUP                re-read --config (limits, keep-alive, reserves); a bad file is
+//                         rejected with a message and the running config stays.
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "api/http_server.h"
+#include "api/job_request.h"
+#include "cli/commands.h"
+#include "cli/config_file.h"
+#include "cli/gpu_flags.h"
+#include "cli/signal_watch.h"
+#include "core/paths.h"
+#include "gpu/size.h"
+#include "server/job_service.h"
+
+namespace steno::cli {
+namespace {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string data_dir;
+  std::string models_dir;
+  GpuFlags gpu;
+  std::vector<std::string> preload;
+  std::string keep_alive = "600";
+  int max_queue = 10'000;
+  int max_running = 0;
+  bool allow_cpu = false;
+  int threads = 0;  // per stream; 0: min(4, cores)
+  int cpu_cores = 0;
+  int beam_size = 5;
+  float temperature_inc = 0.2f;
+  double max_duration_s = 0;
+  bool no_warmup = false;
+  std::vector<std::string> api_keys;
+  std::string api_key_file;
+  std::vector<std::string> allow_paths;
+  std::string cors_origin;
+  int max_connections = 512;
+  std::string max_upload = "1GiB";
+  std::string default_model;
+  std::string sync_timeout = "1h";
+  std::string shutdown_grace = "30s";
+  std::string config;
+};
+
+int Fail(const Error& e) {
+  std::fprintf(stderr, "steno serve: %s\n", e.message.c_str());
+  return e.kind == ErrorKind::kBadInput || e.kind == ErrorKind::kNotFound ? kExitUsage
+                                                                          : kExitFailed;
+}
+
+Error Usage(const std::string& message) {
+  return Error(ErrorKind::kBadInput, "bad_flag", message);
+}
+
+// httplib writes to sockets without MSG_NOSIGNAL: a client that hangs up must give EPIPE, not
+// kill the server. A handler rather than SIG_IGN so runners (exec'd children) keep the default.
+void NoteSigpipe(int) {}
+
+Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const GlobalOptions& g) {
+  server::ServiceOptions s;
+  s.data_dir = o.data_dir.empty() ? DataDir() : o.data_dir;
+  auto& rt = s.runtime;
+  rt.models_dir = !o.models_dir.empty()   ? o.models_dir
+                  : !g.models_dir.empty() ? g.models_dir
+                                          : ModelsDir();
+  rt.data_dir = s.data_dir;
+  auto gpu = ToRunnerGpuConfig(o.gpu, s.data_dir);
+  if (!gpu.ok()) return gpu.error();
+  rt.gpu = *gpu;
+  for (const auto& list : o.preload) {
+    size_t i = 0;
+    while (i <= list.size()) {
+      size_t j = list.find(',', i);
+      if (j == std::string::npos) j = list.size();
+      if (j > i) rt.preload.push_back(list.substr(i, j - i));
+      i = j + 1;
+    }
+  }
+  auto keep = api::ParseKeepAlive(o.keep_alive);
+  if (!keep) return Usage("--keep-alive must be seconds (or 30s, 5m, 1h), 0, or -1 (forever)");
+  rt.scheduler.default_keep_alive_s = *keep;
+  if (o.max_queue < 1) return Usage("--max-queue must be at least 1");
+  if (o.max_running < 0) return Usage("--max-running must be 0 (no limit) or more");
+  rt.scheduler.queue.max_length = static_cast<size_t>(o.max_queue);
+  rt.scheduler.queue.max_running = o.max_running;
+  rt.scheduler.allow_cpu = o.allow_cpu;
+  if (o.threads < 0 || o.threads > 256) return Usage("--threads must be from 1 to 256");
+  const int threads =
+      o.threads > 0
+          ? o.threads
+          : static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
+  rt.decode_defaults.n_threads = threads;
+  rt.scheduler.threads_per_stream = threads;
+  if (o.cpu_cores < 0) return Usage("--cpu-cores must be 0 (all) or more");
+  rt.scheduler.cpu_cores = o.cpu_cores;
+  if (o.beam_size < 1 || o.beam_size > 16) return Usage("--beam-size must be from 1 to 16");
+  rt.decode_defaults.beam_size = o.beam_size;
+  if (o.temperature_inc < 0 || o.temperature_inc > 1) {
+    return Usage("--temperature-inc must be from 0 to 1");
+  }
+  rt.decode_defaults.temperature_inc = o.temperature_inc;
+  rt.warmup = !o.no_warmup;
+  if (o.max_duration_s < 0) return Usage("--max-duration must be 0 (no limit) or more");
+  s.limits.max_duration_s = o.max_duration_s;
+  return s;
+}
+
+Result<api::HttpOptions> HttpOptionsFor(const ServeOptions& o, const server::ServiceOptions& s) {
+  api::HttpOptions h;
+  h.host = o.host;
+  if (o.port < 0 || o.port > 65535) return Usage("--port must be from 0 to 65535");
+  h.port = o.port;
+  if (o.max_connections < 1 || o.max_connections > 100'000) {
+    return Usage("--max-connections must be from 1 to 100000");
+  }
+  h.max_connections = o.max_connections;
+  auto upload = gpu::ParseSize(o.max_upload);
+  if (!upload.ok()) return Usage("--max-upload-bytes: " + upload.error().message);
+  if (*upload < 1) return Usage("--max-upload-bytes must be positive");
+  h.max_upload_bytes = *upload;
+  auto sync = api::ParseKeepAlive(o.sync_timeout);
+  if (!sync || *sync <= 0) return Usage("--sync-timeout must be a positive duration (30s, 5m, 1h)");
+  h.sync_timeout_ms = int64_t{*sync} * 1000;
+  h.cors_origin = o.cors_origin;
+  h.allow_paths = o.allow_paths;
+  auto keys = api::ApiKeys::Load(o.api_keys, o.api_key_file);
+  if (!keys.ok()) return keys.error();
+  h.keys = std::move(keys.value());
+  h.default_model = o.default_model;
+  h.models_dir = s.runtime.models_dir;
+  h.max_queue = s.runtime.scheduler.queue.max_length;
+  h.reserve = s.runtime.gpu.reserve;
+  h.safety_factor = s.runtime.gpu.safety_factor;
+  return h;
+}
+
+void RegisterServeOptions(CLI::App& cmd, ServeOptions& o);
+
+// The options again from this process's command line with the config file's settings placed
+// before the user's flags (config_file.h: flags > env > file > defaults).
+Result<ServeOptions> ParseWithConfig(const std::string& path) {
+  CLI::App app;
+  GlobalOptions global;
+  AddGlobalOptions(app, global);
+  auto* cmd = app.add_subcommand("serve");
+  ServeOptions o;
+  RegisterServeOptions(*cmd, o);
+  auto file_args = ConfigFileArgs(*cmd, path);
+  if (!file_args.ok()) return file_args.error();
+  std::vector<std::string> args = ProcessArgs();
+  auto at = std::find(args.begin(), args.end(), "serve");
+  if (at == args.end()) return Usage("cannot find the serve command in this process's arguments");
+  args.insert(at + 1, file_args->begin(), file_args->end());
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return Error(ErrorKind::kBadInput, "bad_config", path + ": " + e.what());
+  }
+  return o;
+}
+
+// SIGHUP: the settings a reload may change, from the config file as it is now.
+void Reload(const ServeOptions& running, const GlobalOptions& global, server::JobService& service) {
+  if (running.config.empty()) {
+    spdlog::warn("SIGHUP: no --config file was given; nothing to reload");
+    return;
+  }
+  auto fresh = ParseWithConfig(running.config);
+  if (!fresh.ok()) {
+    spdlog::error("config reload rejected, keeping the running config: {}", fresh.error().message);
+    return;
+  }
+  auto options = ServiceOptionsFor(*fresh, global);
+  if (!options.ok()) {
+    spdlog::error("config reload rejected, keeping the running config: {}",
+                  options.error().message);
+    return;
+  }
+  sched::SchedulerConfig scheduler = options->runtime.scheduler;
+  scheduler.reserve = options->runtime.gpu.reserve;
+  scheduler.safety_factor = options->runtime.gpu.safety_factor;
+  service.Reconfigure(scheduler, options->limits);
+  spdlog::info("config reloaded from {}", running.config);
+}
+
+int Run(const ServeOptions& flags, const GlobalOptions& global) {
+  ServeOptions o = flags;
+  if (!o.config.empty()) {
+    auto with_config = ParseWithConfig(o.config);
+    if (!with_config.ok()) return Fail(with_config.error());
+    o = *with_config;
+  }
+  auto grace = api::ParseKeepAlive(o.shutdown_grace);
+  if (!grace || *grace < 0)
+    return Fail(Usage("--shutdown-grace must be a duration (30s, 2m) or 0"));
+  auto service_options = ServiceOptionsFor(o, global);
+  if (!service_options.ok()) return Fail(service_options.error());
+  auto http_options = HttpOptionsFor(o, *service_options);
+  if (!http_options.ok()) return Fail(http_options.error());
+
+  struct sigaction sa = {};
+  sa.sa_handler = NoteSigpipe;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, nullptr);
+  SignalWatch& signals = SignalWatch::Install();
+
+  auto service = server::JobService::Open(std::move(service_options.value()));
+  if (!service.ok()) return Fail(service.error());
+  auto http = api::HttpServer::Start(std::move(http_options.value()), **service);
+  if (!http.ok()) return Fail(http.error());
+
+  spdlog::info("steno {} serving on {} (data {}, models {})", STENO_VERSION, (*http)->url(),
+               o.data_dir.empty() ? DataDir() : o.data_dir,
+               o.models_dir.empty() ? (global.models_dir.empty() ? ModelsDir() : global.models_dir)
+                                    : o.models_dir);
+  std::printf("steno: listening on %s\n", (*http)->url().c_str());
+  std::fflush(stdout);
+
+  for (;;) {
+    const SignalKind s = signals.Wait(std::chrono::hours(1));
+    if (s == SignalKind::kStop) break;
+    if (s == SignalKind::kReload) Reload(o, global, **service);
+  }
+  // The listener stays up while running jobs drain: clients can still read their jobs and
+  // results; new work gets 503 shutting_down and /readyz fails.
+  const size_t running = (*service)->Snapshot().running;
+  spdlog::info(
+      "stopping: no new jobs; waiting up to {} s for {} running (a second signal quits now)",
+      *grace, running);
+  const auto report = (*service)->Shutdown(std::chrono::seconds(*grace));
+  (*http)->Stop();
+  http->reset();
+  service->reset();
+  spdlog::info("{}", report.Summary());
+  std::printf("steno: %s\n", report.Summary().c_str());
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
+  CLI::App* cmd = &app_cmd;
+  ServeOptions* o = &opts;
+  cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cmd->add_option("--config", o->config,
+                  "TOML config file with a [serve] table of these flags' settings (flags and "
+                  "STENO_* variables win over it); SIGHUP re-reads it")
+      ->envname("STENO_CONFIG");
+  cmd->add_option("--shutdown-grace", o->shutdown_grace,
+                  "On SIGTERM/SIGINT, let running jobs finish this long before stopping them")
+      ->envname("STENO_SHUTDOWN_GRACE")
+      ->capture_default_str();
+  cmd->add_option("--host", o->host, "Address to listen on")
+      ->envname("STENO_HOST")
+      ->capture_default_str();
+  cmd->add_option("--port", o->port, "Port to listen on (0: any free port, printed at start)")
+      ->envname("STENO_PORT")
+      ->capture_default_str();
+  cmd->add_option("--data-dir", o->data_dir,
+                  "Jobs database and uploads (default $STENO_DATA_DIR or ~/.local/share/steno)");
+  cmd->add_option("--models-dir", o->models_dir,
+                  "Directory of ggml models (default $STENO_MODELS or DATA_DIR/models)");
+  AddGpuFlags(*cmd, o->gpu);
+  cmd->add_option("--preload", o->preload, "Models to load at start and keep loaded (a,b)")
+      ->envname("STENO_PRELOAD")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--keep-alive", o->keep_alive,
+                  "Keep an idle model loaded this long (600, 10m; 0 unload at once; -1 forever)")
+      ->envname("STENO_KEEP_ALIVE")
+      ->capture_default_str();
+  cmd->add_option("--max-queue", o->max_queue, "Jobs waiting at most; beyond, 503 queue_full")
+      ->envname("STENO_MAX_QUEUE")
+      ->capture_default_str();
+  cmd->add_option("--max-running", o->max_running, "Jobs running at once (0: no limit)")
+      ->envname("STENO_MAX_RUNNING")
+      ->capture_default_str();
+  cmd->add_flag("--allow-cpu", o->allow_cpu, "Also run jobs on the CPU when GPUs exist");
+  cmd->add_option("-t,--threads", o->threads, "CPU threads per stream (default min(4, cores))");
+  cmd->add_option("--cpu-cores", o->cpu_cores, "Cores CPU runners may use (0: all)");
+  cmd->add_option("--beam-size", o->beam_size, "Beam size (1 = greedy)")->capture_default_str();
+  cmd->add_option("--temperature-inc", o->temperature_inc,
+                  "Fallback temperature increment (0 = no fallback, deterministic)")
+      ->capture_default_str();
+  cmd->add_option("--max-duration", o->max_duration_s,
+                  "Refuse audio longer than this many seconds (0: no limit)")
+      ->capture_default_str();
+  cmd->add_flag("--no-warmup", o->no_warmup, "Skip the runners' warm-up pass (faster loads)");
+  cmd->add_option("--api-key", o->api_keys, "Require this key (Authorization: Bearer KEY)")
+      ->envname("STENO_API_KEY")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--api-key-file", o->api_key_file, "File of accepted keys, one per line")
+      ->envname("STENO_API_KEY_FILE");
+  cmd->add_option("--allow-path", o->allow_paths,
+                  "Directory whose files POST /v1/jobs may name by path (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--cors-origin", o->cors_origin, "Allow browser requests from this origin (*)");
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Connections served at once (each holds a thread while open)")
+      ->capture_default_str();
+  cmd->add_option("--max-upload-bytes", o->max_upload, "Largest upload (413 beyond)")
+      ->capture_default_str();
+  cmd->add_option("--default-model", o->default_model,
+                  "Model for requests that name none (or OpenAI's whisper-1)")
+      ->envname("STENO_DEFAULT_MODEL");
+  cmd->add_option("--sync-timeout", o->sync_timeout,
+                  "Longest a synchronous /v1/audio request waits (504 beyond; the job goes on)")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+void AddServe(CLI::App& app, const GlobalOptions& global, Action& action) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "Run the transcription server (HTTP API)");
+  RegisterServeOptions(*cmd, *o);
+  cmd->callback([o, &global, &action] { action = [o, &global] { return Run(*o, global); }; });
+}
+
+}  // namespace steno::cli

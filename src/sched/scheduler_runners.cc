@@ -1,0 +1,321 @@
+// SchedulerState: runner lifecycle (start, keep-alive, drain, stop), explicit load and unload,
+// device ledgers and snapshots.
+#include <algorithm>
+
+#include "core/log.h"
+#include "sched/scheduler_state.h"
+
+namespace steno::sched {
+
+void SchedulerState::OnLoad(event::Load& e) {
+  auto reply = [&](Status st) {
+    if (e.reply) e.reply(std::move(st));
+  };
+  const LoadRequest& load = e.request;
+  if (!admitting_) {
+    reply(Error(ErrorKind::kUnavailable, "shutting_down", "the scheduler is not admitting"));
+    return;
+  }
+  if (!model_specs_.count(load.model)) {
+    auto spec = models_(load.model);
+    if (!spec.ok()) {
+      spdlog::warn("load of {} failed: {}", load.model, spec.error().message);
+      reply(spec.error());
+      return;
+    }
+    model_specs_[load.model] = *spec;
+  }
+  Resample();
+  const std::vector<DeviceView> devices = BuildDevices();
+  const std::string device = load.device == "auto" ? "" : load.device;
+  if (!device.empty() && std::none_of(devices.begin(), devices.end(),
+                                      [&](const DeviceView& d) { return d.name == device; })) {
+    reply(Error(ErrorKind::kBadInput, "bad_device", "device " + device + " is not in use"));
+    return;
+  }
+  const int64_t now = clock_.NowMs();
+  // Loaded already: renew its keep-alive.
+  bool renewed = false;
+  for (auto& [id, r] : runners_) {
+    if (r.info.view.model != load.model || r.draining || r.info.state == RunnerState::kStopping ||
+        (!device.empty() && r.info.view.device != device)) {
+      continue;
+    }
+    r.keep_alive.Renew(now, load.keep_alive_s.value_or(config_.default_keep_alive_s));
+    ArmKeepAlive(r);
+    renewed = true;
+  }
+  if (renewed) {
+    reply(Status());
+    return;
+  }
+  for (const auto& p : pending_loads_) {
+    if (p.model == load.model && p.device == device) {
+      reply(Status());  // already waiting for memory
+      return;
+    }
+  }
+  const PlacementRequest req = RequestFor(load.model, device, Priority::kNormal);
+  const PlacementDecision d = Place(req, devices, Views(), config_.placement, now);
+  std::set<std::string> evicting;
+  for (const auto& [id, r] : runners_) {
+    if (r.info.state == RunnerState::kStopping) evicting.insert(r.info.view.device);
+  }
+  switch (d.action) {
+    case PlacementAction::kUseStream:
+    case PlacementAction::kAddStream: reply(Status()); return;
+    case PlacementAction::kNewRunner: {
+      const MemoryEstimate est = EstimateOn(load.model, d.device);
+      RunnerEntry* r = StartRunner(load.model, d.device, est.weights_bytes, est.stream_bytes,
+                                   load.keep_alive_s.value_or(config_.default_keep_alive_s));
+      if (!r) {
+        reply(Error(ErrorKind::kUnavailable, "runner_start_failed",
+                    "could not start a runner for " + load.model + " on " + d.device));
+        return;
+      }
+      if (load.keep_alive_s && *load.keep_alive_s < 0) r->keep_alive.Pin();
+      ArmKeepAlive(*r);
+      reply(Status());
+      return;
+    }
+    case PlacementAction::kEvict:
+      if (!evicting.count(d.device)) {
+        spdlog::info("evicting {} idle runner(s) on {} to load {}", d.evict.size(), d.device,
+                     load.model);
+        for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted");
+      }
+      pending_loads_.push_back(LoadRequest{load.model, device, load.keep_alive_s});
+      reply(Status());
+      return;
+    case PlacementAction::kWait: {
+      const bool coming = std::any_of(evicting.begin(), evicting.end(), [&](const auto& dev) {
+        return device.empty() || device == dev;
+      });
+      if (coming) {
+        pending_loads_.push_back(LoadRequest{load.model, device, load.keep_alive_s});
+        reply(Status());
+        return;
+      }
+      spdlog::warn("load of {}: no room ({})", load.model, d.reason);
+      reply(Error(ErrorKind::kUnavailable, "no_room", d.reason));
+      return;
+    }
+  }
+}
+
+void SchedulerState::OnUnload(event::Unload& e) {
+  bool found = false;
+  const size_t before = pending_loads_.size();
+  std::erase_if(pending_loads_, [&](const LoadRequest& l) { return l.model == e.model; });
+  found = pending_loads_.size() != before;
+  for (auto& [id, r] : runners_) {
+    if (r.info.view.model != e.model || r.info.state == RunnerState::kStopping) continue;
+    found = true;
+    if (r.keep_alive.busy()) {
+      Drain(r, "unload requested");
+    } else {
+      StopRunner(r, "unload requested");
+    }
+  }
+  if (!found) {
+    e.reply(Error(ErrorKind::kNotFound, "not_loaded", "model " + e.model + " is not loaded"));
+    return;
+  }
+  e.reply(Status());
+}
+
+SchedulerState::RunnerEntry* SchedulerState::StartRunner(const std::string& model,
+                                                         const std::string& device, int64_t weights,
+                                                         int64_t stream,
+                                                         std::optional<int> keep_alive_s) {
+  const int64_t now = clock_.NowMs();
+  const int64_t id = next_runner_id_++;
+  RunnerEntry entry;
+  RunnerView& v = entry.info.view;
+  v.id = id;
+  v.model = model;
+  v.device = device;
+  v.streams = 1;
+  v.weights_bytes = weights + (device == "cpu" ? 0 : config_.cuda_context_bytes);
+  v.stream_bytes = stream;
+  v.threads_per_stream = config_.threads_per_stream;
+  v.loaded_ms = v.last_used_ms = now;
+  entry.device_name = DeviceNameOf(device);
+  entry.keep_alive = KeepAlive(now, keep_alive_s.value_or(config_.default_keep_alive_s));
+  // The backend is given what the ledger charges (context included): a simulated card charges
+  // it, so an estimate that forgot the context would show up as a refusal.
+  RunnerStartSpec spec{id, model, model_specs_[model].path, device, 1, v.weights_bytes, stream};
+  if (auto st = backend_.Start(spec); !st) {
+    spdlog::warn("could not start a runner for {} on {}: {}", model, device, st.error().message);
+    return nullptr;
+  }
+  samples_stale_ = true;
+  RunnerEntry& stored = runners_.emplace(id, std::move(entry)).first->second;
+  ArmKeepAlive(stored);
+  return &stored;
+}
+
+void SchedulerState::ArmKeepAlive(RunnerEntry& runner) {
+  if (runner.expiry_timer) clock_.CancelTimer(runner.expiry_timer);
+  runner.expiry_timer = 0;
+  ++runner.generation;
+  const auto at = runner.keep_alive.ExpiresAt();
+  runner.info.expires_at_ms = at;
+  runner.info.keep_alive_s = runner.keep_alive.effective_s();
+  if (!at || runner.info.state == RunnerState::kStopping) return;
+  if (*at <= clock_.NowMs() && runner.info.state == RunnerState::kReady) {
+    StopRunner(runner, "keep-alive expired");
+    return;
+  }
+  runner.expiry_timer =
+      clock_.Schedule(*at, [post = post_, id = runner.info.view.id, gen = runner.generation] {
+        post(event::KeepAliveExpired{id, gen});
+      });
+}
+
+void SchedulerState::Drain(RunnerEntry& runner, const std::string& why) {
+  if (runner.info.state == RunnerState::kStopping) return;
+  if (!runner.keep_alive.busy()) {
+    StopRunner(runner, why);
+    return;
+  }
+  runner.draining = runner.info.draining = true;
+  runner.drain_reason = why;
+  runner.info.expires_at_ms.reset();
+  if (runner.expiry_timer) clock_.CancelTimer(runner.expiry_timer);
+  runner.expiry_timer = 0;
+}
+
+void SchedulerState::StopRunner(RunnerEntry& runner, const std::string& why) {
+  if (runner.info.state == RunnerState::kStopping) return;
+  spdlog::info("unloading runner {} ({} on {}): {}", runner.info.view.id, runner.info.view.model,
+               runner.info.view.device, why);
+  runner.info.state = RunnerState::kStopping;
+  runner.info.expires_at_ms.reset();
+  if (runner.stop_reason.empty()) {
+    runner.stop_reason = why;
+    runner.stop_ms = clock_.NowMs();
+  }
+  if (runner.expiry_timer) clock_.CancelTimer(runner.expiry_timer);
+  runner.expiry_timer = 0;
+  backend_.Stop(runner.info.view.id);
+}
+
+void SchedulerState::StopAll() {
+  // Their exits are not awaited (the worker is stopping): reported as unloaded now.
+  for (auto& [id, runner] : runners_) {
+    if (runner.info.state == RunnerState::kStopping) continue;
+    StopRunner(runner, "shutdown");
+    ReportRunner(runner, RunnerUpdate::Kind::kUnloaded, 0, "shutdown");
+  }
+}
+
+void SchedulerState::Resample() {
+  if (!samples_stale_ || !devices_fn_) return;
+  if (auto s = devices_fn_(); s.ok()) SetSamples(std::move(s.value()));
+  samples_stale_ = false;
+}
+
+void SchedulerState::SetSamples(std::vector<gpu::DeviceSample> samples) {
+  samples_ = std::move(samples);
+  sample_charged_.clear();
+  for (const auto& s : samples_) sample_charged_.push_back(ChargedOn(gpu::DeviceName(s)));
+}
+
+int64_t SchedulerState::ChargedOn(const std::string& device) const {
+  int64_t sum = 0;
+  for (const auto& [id, r] : runners_) {
+    const RunnerView& v = r.info.view;
+    if (v.device == device) sum += v.weights_bytes + v.streams * v.stream_bytes;
+  }
+  return sum;
+}
+
+std::vector<DeviceView> SchedulerState::BuildDevices() const {
+  std::vector<DeviceView> out;
+  out.reserve(samples_.size() + 1);
+  std::vector<RunnerCharge> charges;
+  for (size_t i = 0; i < samples_.size(); ++i) {
+    const gpu::DeviceSample& s = samples_[i];
+    DeviceView d;
+    d.name = gpu::DeviceName(s);
+    charges.clear();
+    int64_t charged = 0;
+    for (const auto& [id, r] : runners_) {
+      if (r.info.view.device != d.name) continue;
+      charged += r.info.view.weights_bytes + r.info.view.streams * r.info.view.stream_bytes;
+      // With its pid, the device's process list attributes the runner's memory to us; without
+      // it (still loading) that memory is counted twice, as ours and as a tenant's: cautious.
+      charges.push_back(RunnerCharge{r.info.pid, r.info.view.weights_bytes,
+                                     r.info.view.stream_bytes, r.info.view.streams});
+    }
+    if (!s.processes_known && i < sample_charged_.size() && charged != sample_charged_[i]) {
+      // Project the sample to now: the device will hold what we charged since it was taken.
+      gpu::DeviceSample now = s;
+      now.used_bytes += charged - sample_charged_[i];
+      d.memory = BuildLedger(now, charges, config_.reserve, config_.safety_factor);
+    } else {
+      d.memory = BuildLedger(s, charges, config_.reserve, config_.safety_factor);
+    }
+    d.utilization_percent = s.gpu_utilization_percent;
+    d.temperature_c = s.temperature_c;
+    out.push_back(std::move(d));
+  }
+  if (config_.allow_cpu || samples_.empty()) {
+    DeviceView d;
+    d.name = "cpu";
+    d.cpu = true;
+    std::vector<CpuCharge> cpu;
+    for (const auto& [id, r] : runners_) {
+      if (r.info.view.device == "cpu") {
+        cpu.push_back(CpuCharge{r.info.view.streams, r.info.view.threads_per_stream});
+      }
+    }
+    d.cores = BuildCpuLedger(config_.cpu_cores, cpu);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::vector<RunnerView> SchedulerState::Views() const {
+  // Runners not to evict: pinned ones (--preload, keep-alive −1), and those of models with jobs
+  // waiting (about to be used).
+  std::vector<const QueuedJob*> heads = queue_.GroupHeads();
+  std::vector<RunnerView> out;
+  out.reserve(runners_.size());
+  for (const auto& [id, r] : runners_) {
+    if (r.info.state == RunnerState::kStopping || r.draining) continue;
+    out.push_back(r.info.view);
+    RunnerView& v = out.back();
+    v.wanted =
+        r.keep_alive.pinned() || std::any_of(heads.begin(), heads.end(), [&](const QueuedJob* h) {
+          return h->model == v.model && (h->device.empty() || h->device == v.device);
+        });
+  }
+  return out;
+}
+
+SchedulerSnapshot SchedulerState::Snapshot() const {
+  SchedulerSnapshot s;
+  s.now_ms = clock_.NowMs();
+  s.events_handled = events_handled_;
+  s.runners.reserve(runners_.size());
+  for (const auto& [id, r] : runners_) s.runners.push_back(r.info);
+  for (const auto& d : BuildDevices()) s.devices.push_back({d.name, d.cpu, d.memory, d.cores});
+  s.queued_by_priority = queue_.size_by_priority();
+  s.queued = queue_.size();
+  s.running = static_cast<size_t>(std::max(0, running_.total));
+  s.admitting = admitting_;
+  return s;
+}
+
+const char* RunnerStateName(RunnerState state) {
+  switch (state) {
+    case RunnerState::kLoading: return "loading";
+    case RunnerState::kReady: return "ready";
+    case RunnerState::kStopping: return "stopping";
+  }
+  return "loading";
+}
+
+}  // namespace steno::sched

@@ -1,0 +1,712 @@
+#include "server/job_service.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <variant>
+
+#include <whisper.h>
+
+#include "core/log.h"
+#include "core/paths.h"
+#include "engine/formats.h"
+#include "engine/transcript_json.h"
+#include "sched/job_queue.h"
+#include "store/data_dir.h"
+
+namespace steno::server {
+namespace {
+
+std::string DefaultNode() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = 0;
+  return std::string(host[0] ? host : "steno") + ":" + std::to_string(getpid());
+}
+
+Error BadParam(const std::string& message) {
+  return Error(ErrorKind::kBadInput, "bad_param", message);
+}
+
+// What a client may ask for, checked before anything is stored.
+Status ValidateParams(const JobParams& p) {
+  if (p.task != "transcribe" && p.task != "translate") {
+    return BadParam("task must be transcribe or translate, not \"" + p.task + "\"");
+  }
+  if (p.language != "auto" && (p.language.empty() || whisper_lang_id(p.language.c_str()) < 0)) {
+    return BadParam("unknown language \"" + p.language +
+                    "\" (an ISO 639-1 code such as en, or auto)");
+  }
+  if (!(p.temperature >= 0.0f && p.temperature <= 1.0f)) {
+    return BadParam("temperature must be between 0 and 1");
+  }
+  if (auto f = engine::ParseFormat(p.response_format); !f.ok()) return f.error();
+  if (p.keep_alive_s && *p.keep_alive_s < -1) {
+    return BadParam("keep_alive must be -1 (keep loaded), 0 or a number of seconds");
+  }
+  if (p.timeout_s && *p.timeout_s <= 0)
+    return BadParam("timeout must be a positive number of seconds");
+  if (!p.device.empty() && p.device != "auto" && p.device != "cpu") {
+    const std::string prefix = "cuda:";
+    const std::string rest =
+        p.device.rfind(prefix, 0) == 0 ? p.device.substr(prefix.size()) : std::string();
+    if (rest.empty() || rest.size() > 3 ||
+        !std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return Error(ErrorKind::kBadInput, "bad_device",
+                   "device must be auto, cpu or cuda:N, not \"" + p.device + "\"");
+    }
+  }
+  if (p.prompt.size() > 16 * 1024) return BadParam("prompt is longer than 16 KiB");
+  return {};
+}
+
+// One item for the writer thread: a scheduler change to apply to the store, or a footprint.
+using WriteItem = std::variant<sched::JobUpdate, sched::FootprintUpdate>;
+
+struct Subscriber {
+  std::function<bool(const JobEvent&)> fn;
+  // Held while `fn` runs: once the handle is dropped (done set under it), fn is never called
+  // again, so it may refer to things that die with the handle's owner.
+  std::mutex mu;
+  bool done = false;
+  // The last state it was shown: a state read at Subscribe time is not repeated when its
+  // (already written) event arrives.
+  JobState last_state = JobState::kPending;
+  int last_attempt = 0;
+
+  bool Deliver(const JobEvent& ev) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (done) return false;
+    if (ev.kind == JobEvent::Kind::kState) {
+      if (ev.job.state == last_state && ev.job.attempt == last_attempt) return true;
+      last_state = ev.job.state;
+      last_attempt = ev.job.attempt;
+    }
+    if (!fn(ev)) done = true;
+    return !done;
+  }
+};
+
+}  // namespace
+
+struct JobService::Impl {
+  ServiceOptions options;
+  std::unique_ptr<store::SqliteJobStore> jobs;
+  std::optional<store::BlobStore> blobs;
+  ServiceMetrics metrics;
+  std::unique_ptr<Runtime> runtime;
+  // Guards `runtime` against the writer while the destructor tears it down; `discard` is set
+  // then too: the runs a shutdown cuts short go back to pending, they are not failures.
+  std::mutex runtime_mu;
+  bool discard = false;
+  size_t queue_bound = 0;  // pending + running jobs the service accepts
+
+  std::atomic<bool> admitting{true};
+  // Serialises the queue-capacity check with the insert, so the bound is exact.
+  std::mutex submit_mu;
+  std::atomic<int64_t> in_scheduler{0};  // submitted to the scheduler, not final yet
+  std::atomic<int64_t> mean_job_ms{0};
+
+  // Writer thread: applies scheduler changes to the store in order, then tells subscribers.
+  std::mutex mu;
+  std::condition_variable cv;        // work for the writer, or stop
+  std::condition_variable final_cv;  // some job became final (Wait)
+  std::deque<WriteItem> writes;
+  bool stop = false;
+  std::thread writer;
+  std::thread heartbeat;
+  std::condition_variable heartbeat_cv;
+
+  // Live jobs' segments so far (a late subscriber gets them first), and subscribers.
+  std::mutex live_mu;
+  std::map<std::string, std::vector<nlohmann::json>> segments;
+  std::multimap<std::string, std::shared_ptr<Subscriber>> subscribers;
+
+  void Enqueue(WriteItem item) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      writes.push_back(std::move(item));
+    }
+    cv.notify_one();
+  }
+
+  void WriterLoop() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      cv.wait(lock, [&] { return stop || !writes.empty(); });
+      if (writes.empty()) break;  // stop, and everything written
+      WriteItem item = std::move(writes.front());
+      writes.pop_front();
+      lock.unlock();
+      if (auto* u = std::get_if<sched::JobUpdate>(&item)) {
+        bool discard_now;
+        {
+          std::lock_guard<std::mutex> l(runtime_mu);
+          discard_now = discard;
+        }
+        if (!discard_now) Apply(*u);
+      } else {
+        const auto& f = std::get<sched::FootprintUpdate>(item);
+        if (auto st =
+                jobs->PutFootprint({f.model, f.device_name, f.weights_bytes, f.stream_bytes, 0});
+            !st) {
+          spdlog::warn("could not store footprint of {}: {}", f.model, st.error().message);
+        }
+      }
+      lock.lock();
+    }
+  }
+
+  // One scheduler change, made durable, then shown to subscribers.
+  void Apply(const sched::JobUpdate& u) {
+    const Job& j = u.job;
+    const std::string& owner = options.node;
+    Status st;
+    if (u.kind == sched::JobUpdate::Kind::kState) {
+      switch (j.state) {
+        case JobState::kLoading: {
+          store::ClaimRequest claim;
+          claim.owner = owner;
+          claim.lease_ms = options.lease_ms;
+          claim.job_id = j.id;
+          auto claimed = jobs->Claim(claim);
+          if (!claimed.ok()) {
+            st = claimed.error();
+          } else if (!*claimed) {
+            // Not pending in the store any more (a user cancelled it a moment ago).
+            spdlog::info("job {} is no longer pending in the store; cancelling its run", j.id);
+            std::lock_guard<std::mutex> l(runtime_mu);
+            if (runtime && !discard) {
+              runtime->scheduler().Post(sched::event::Cancel{j.id, [](Status) {}});
+            }
+          }
+          break;
+        }
+        case JobState::kProcessing: st = jobs->MarkProcessing(j.id, owner); break;
+        case JobState::kCompleted:
+          st = jobs->Complete(j.id, owner, u.payload.dump());
+          if (j.finished_ms > j.started_ms && j.started_ms > 0) {
+            const int64_t d = j.finished_ms - j.started_ms;
+            const int64_t m = mean_job_ms.load();
+            mean_job_ms = m == 0 ? d : (m * 7 + d) / 8;
+          }
+          break;
+        case JobState::kFailed:
+          st = jobs->Fail(j.id, owner,
+                          j.error.value_or(Error(ErrorKind::kInternal, "failed", "failed")));
+          break;
+        case JobState::kCancelled: {
+          auto c = jobs->Cancel(j.id);
+          if (!c.ok()) st = c.error();
+          break;
+        }
+        case JobState::kPending: {
+          store::RequeueRequest r;
+          r.id = j.id;
+          r.owner = owner;
+          r.reason = j.error;
+          // The scheduler times the backoff itself; a store delay could make its claim of the
+          // retry (a few ms early by the other clock) find the job not yet claimable.
+          r.delay_ms = 0;
+          st = jobs->Requeue(r);
+          break;
+        }
+      }
+      if (IsFinal(j.state)) --in_scheduler;
+    }
+    if (!st) {
+      // A user's cancel that won the race with the runner's outcome is expected; log the rest.
+      if (st.error().code == store::kErrJobFinished) {
+        spdlog::debug("job {}: {}", j.id, st.error().message);
+      } else {
+        spdlog::warn("job {}: store update to {} failed: {}", j.id, JobStateName(j.state),
+                     st.error().message);
+      }
+    }
+    Notify(u);
+    if (u.kind == sched::JobUpdate::Kind::kState && IsFinal(j.state)) {
+      std::lock_guard<std::mutex> lock(mu);
+      final_cv.notify_all();
+    }
+  }
+
+  void Notify(const sched::JobUpdate& u) {
+    JobEvent ev;
+    ev.job = u.job;
+    switch (u.kind) {
+      case sched::JobUpdate::Kind::kState: ev.kind = JobEvent::Kind::kState; break;
+      case sched::JobUpdate::Kind::kProgress:
+        ev.kind = JobEvent::Kind::kProgress;
+        ev.percent = u.percent;
+        break;
+      case sched::JobUpdate::Kind::kSegment:
+        ev.kind = JobEvent::Kind::kSegment;
+        ev.segment = u.payload;
+        break;
+    }
+    // The state subscribers see is the store's (a user's cancel may have won over the outcome).
+    if (ev.kind == JobEvent::Kind::kState && IsFinal(u.job.state)) {
+      if (auto stored = jobs->Get(u.job.id); stored.ok()) ev.job = *stored;
+    }
+    std::lock_guard<std::mutex> lock(live_mu);
+    const std::string& id = u.job.id;
+    if (ev.kind == JobEvent::Kind::kSegment) segments[id].push_back(u.payload);
+    // A retried run starts its segments again.
+    if (ev.kind == JobEvent::Kind::kState && ev.job.state == JobState::kPending) segments.erase(id);
+    auto [b, e] = subscribers.equal_range(id);
+    for (auto it = b; it != e; ++it) it->second->Deliver(ev);
+    if (ev.kind == JobEvent::Kind::kState && IsFinal(ev.job.state)) {
+      subscribers.erase(id);
+      segments.erase(id);
+    }
+  }
+
+  void HeartbeatLoop() {
+    std::unique_lock<std::mutex> lock(mu);
+    const auto period = std::chrono::milliseconds(std::max<int64_t>(options.lease_ms / 3, 100));
+    while (!stop) {
+      heartbeat_cv.wait_for(lock, period, [&] { return stop; });
+      if (stop) break;
+      lock.unlock();
+      if (auto held = jobs->Heartbeat(options.node, options.lease_ms); !held.ok()) {
+        spdlog::warn("lease heartbeat failed: {}", held.error().message);
+      }
+      lock.lock();
+    }
+  }
+
+  sched::SchedulerHooks Hooks() {
+    sched::SchedulerHooks hooks;
+    hooks.on_job = [this](const sched::JobUpdate& u) {
+      metrics.OnJob(u);
+      Enqueue(u);
+    };
+    hooks.on_footprint = [this](const sched::FootprintUpdate& f) { Enqueue(f); };
+    hooks.on_runner = [this](const sched::RunnerUpdate& r) { metrics.OnRunner(r); };
+    return hooks;
+  }
+
+  // Calls `fn(Runtime&)` unless the runtime is gone (after Shutdown): then `gone`.
+  template <class F, class R>
+  R WithRuntime(F fn, R gone) {
+    std::lock_guard<std::mutex> lock(runtime_mu);
+    if (!runtime) return gone;
+    return fn(*runtime);
+  }
+
+  static Error ShuttingDown() {
+    return Error(ErrorKind::kUnavailable, "shutting_down", "the server is shutting down");
+  }
+
+  Status Schedule(const Job& job) {
+    sched::SubmitRequest r;
+    r.job = job;
+    r.audio_path = blobs->PathOf(job.blob_digest);
+    ++in_scheduler;
+    auto st = WithRuntime([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
+                          Status(ShuttingDown()));
+    if (!st) --in_scheduler;
+    return st;
+  }
+
+  // Copies a server-side file into the blob store (so retention and restarts treat it like an
+  // upload, and a later change to the file does not change the job).
+  Result<store::BlobInfo> CopyIntoBlobs(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return Error(ErrorKind::kBadInput, "file_not_found", "cannot open " + path);
+    }
+    auto w = blobs->Begin();
+    if (!w.ok()) return w.error();
+    std::vector<char> buf(1 << 20);
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      if (in.gcount() > 0) {
+        if (auto st = w->Append(std::string_view(buf.data(), in.gcount())); !st) return st.error();
+      }
+    }
+    if (in.bad()) return Error(ErrorKind::kIo, "read_failed", "cannot read " + path);
+    return w->Commit();
+  }
+
+  // Removes an upload no job refers to (a refused submission leaves nothing behind).
+  void DropUnreferenced(const std::string& digest) {
+    auto refs = jobs->ReferencedBlobs();
+    if (!refs.ok()) return;
+    if (std::find(refs->begin(), refs->end(), digest) != refs->end()) return;
+    (void)blobs->Remove(digest);
+  }
+};
+
+JobService::JobService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
+  auto impl = std::make_unique<Impl>();
+  if (options.data_dir.empty()) options.data_dir = DataDir();
+  if (options.node.empty()) options.node = DefaultNode();
+  if (options.runtime.data_dir.empty()) options.runtime.data_dir = options.data_dir;
+  auto stores = store::OpenDataDir(options.data_dir);
+  if (!stores.ok()) return stores.error();
+  impl->jobs = std::move(stores->jobs);
+  impl->blobs.emplace(std::move(stores->blobs));
+  if (stores->recovered > 0) {
+    spdlog::info("requeued {} jobs a previous run left unfinished", stores->recovered);
+  }
+  // Jobs this node held are ours to run again: their runners died with the last process.
+  if (auto footprints = impl->jobs->ListFootprints(); footprints.ok()) {
+    for (const auto& f : *footprints) {
+      options.runtime.scheduler.known_footprints[{f.model, f.device_name}] =
+          sched::MemoryEstimate{f.weights_bytes, f.stream_bytes, true};
+    }
+  }
+  // The service bounds the queue itself (see Submit); the scheduler must not refuse what the
+  // store already holds, such as the pending jobs of a restart.
+  impl->queue_bound = options.runtime.scheduler.queue.max_length;
+  options.runtime.scheduler.queue.max_length = std::numeric_limits<size_t>::max() / 2;
+  impl->options = options;
+
+  Impl* raw = impl.get();
+  impl->writer = std::thread([raw] { raw->WriterLoop(); });
+  auto runtime = Runtime::Start(options.runtime, impl->Hooks());
+  if (!runtime.ok()) {
+    {
+      std::lock_guard<std::mutex> lock(impl->mu);
+      impl->stop = true;
+    }
+    impl->cv.notify_all();
+    impl->writer.join();
+    return runtime.error();
+  }
+  impl->runtime = std::move(runtime).value();
+  impl->heartbeat = std::thread([raw] { raw->HeartbeatLoop(); });
+
+  // Every pending job goes to the scheduler again, in queue order.
+  store::JobFilter filter;
+  filter.states = {JobState::kPending};
+  filter.order = store::ListOrder::kQueueOrder;
+  filter.limit = 1000;
+  int resubmitted = 0;
+  while (true) {
+    auto page = impl->jobs->List(filter);
+    if (!page.ok()) return page.error();
+    for (const Job& j : page->jobs) {
+      if (auto st = impl->Schedule(j); !st) {
+        spdlog::warn("job {} could not be queued again: {}", j.id, st.error().message);
+        if (st.error().kind != ErrorKind::kUnavailable) {
+          // Its model is gone, or its params no longer valid: it can never run.
+          (void)impl->jobs->Claim({options.node, options.lease_ms, j.id, {}});
+          (void)impl->jobs->Fail(j.id, options.node, st.error());
+        }
+      } else {
+        ++resubmitted;
+      }
+    }
+    if (page->next_page_token.empty()) break;
+    filter.page_token = page->next_page_token;
+  }
+  if (resubmitted > 0) spdlog::info("{} pending jobs queued from the store", resubmitted);
+  return std::unique_ptr<JobService>(new JobService(std::move(impl)));
+}
+
+JobService::~JobService() {
+  Shutdown(std::chrono::milliseconds(0));
+}
+
+JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace) {
+  Impl& s = *impl_;
+  ShutdownReport report;
+  {
+    std::lock_guard<std::mutex> lock(s.runtime_mu);
+    if (!s.runtime) return report;  // done before
+  }
+  StopAdmitting();
+  const size_t running_at_start = s.runtime->scheduler().Snapshot().running;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  size_t running = running_at_start;
+  while (running > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    running = s.runtime->scheduler().Snapshot().running;
+  }
+  report.finished_in_grace =
+      static_cast<int>(running_at_start - std::min(running, running_at_start));
+  {
+    // Runners stop; what they report while dying is not written (see `discard`).
+    std::lock_guard<std::mutex> lock(s.runtime_mu);
+    s.discard = true;
+    report.runners = s.runtime->Stop();
+    s.runtime.reset();
+  }
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.stop = true;
+  }
+  s.cv.notify_all();
+  s.heartbeat_cv.notify_all();
+  if (s.writer.joinable()) s.writer.join();
+  if (s.heartbeat.joinable()) s.heartbeat.join();
+  // Whatever is still loading/processing under our lease goes back to the queue for the next
+  // start: its run was cut short, not lost.
+  store::JobFilter filter;
+  filter.states = {JobState::kLoading, JobState::kProcessing};
+  filter.lease_owner = s.options.node;
+  filter.limit = 1000;
+  while (true) {
+    auto page = s.jobs->List(filter);
+    if (!page.ok()) break;
+    for (const Job& j : page->jobs) {
+      store::RequeueRequest r;
+      r.id = j.id;
+      r.owner = s.options.node;
+      r.reason = Error(ErrorKind::kUnavailable, "shutdown", "the server stopped during the run");
+      if (s.jobs->Requeue(r)) ++report.returned;
+    }
+    if (page->next_page_token.empty()) break;
+    filter.page_token = page->next_page_token;
+  }
+  if (auto counts = s.jobs->Count(); counts.ok()) report.pending = (*counts)[JobState::kPending];
+  return report;
+}
+
+std::string JobService::ShutdownReport::Summary() const {
+  std::string out = runners.Summary() + "; " + std::to_string(returned) +
+                    (returned == 1 ? " job" : " jobs") + " returned to the queue";
+  if (pending > returned) out += " (" + std::to_string(pending) + " pending in all)";
+  out += runners.clean ? "; shut down cleanly" : "; some runner memory was not released";
+  return out;
+}
+
+store::BlobStore& JobService::blobs() {
+  return *impl_->blobs;
+}
+
+Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
+  Impl& s = *impl_;
+  if (!s.admitting) return Impl::ShuttingDown();
+  std::string digest = request.blob_digest;
+  const bool fresh_copy = digest.empty();
+  auto refuse = [&](Error e) -> Result<store::Inserted> {
+    if (!digest.empty()) s.DropUnreferenced(digest);
+    return e;
+  };
+  audio::Limits limits;
+  {
+    std::lock_guard<std::mutex> lock(s.submit_mu);  // a reload may change them
+    limits = s.options.limits;
+  }
+  if (auto st = ValidateParams(request.params); !st) return refuse(st.error());
+  auto spec = s.WithRuntime([&](Runtime& rt) { return rt.ResolveModel(request.model); },
+                            Result<sched::ModelSpec>(Impl::ShuttingDown()));
+  if (!spec.ok()) return refuse(spec.error());
+  if (fresh_copy) {
+    if (request.server_path.empty()) {
+      return Error(ErrorKind::kBadInput, "no_audio", "the job names no audio");
+    }
+    // Probe before copying: a non-media file is refused without touching the blob store.
+    if (auto info = audio::Probe(request.server_path, limits); !info.ok()) {
+      return info.error();
+    }
+    auto blob = s.CopyIntoBlobs(request.server_path);
+    if (!blob.ok()) return blob.error();
+    digest = blob->digest;
+  } else {
+    if (!store::IsValidDigest(digest) || !s.blobs->Contains(digest)) {
+      return Error(ErrorKind::kBadInput, "no_audio", "no upload " + digest);
+    }
+    if (auto info = audio::Probe(s.blobs->PathOf(digest), limits); !info.ok()) {
+      return refuse(info.error());
+    }
+  }
+
+  std::lock_guard<std::mutex> lock(s.submit_mu);
+  if (static_cast<size_t>(std::max<int64_t>(0, s.in_scheduler.load())) >= s.queue_bound) {
+    return refuse(
+        Error(ErrorKind::kUnavailable, "queue_full",
+              "the queue is full; retry after " + std::to_string(RetryAfterSeconds()) + " s"));
+  }
+  store::NewJob job;
+  job.model = request.model;
+  job.priority = request.priority;
+  job.params = request.params;
+  job.blob_digest = digest;
+  job.idempotency_key = request.idempotency_key;
+  auto inserted = s.jobs->Insert(job);
+  if (!inserted.ok()) return refuse(inserted.error());
+  if (inserted->existing) return inserted;
+  if (auto st = s.Schedule(inserted->job); !st) {
+    // Durable already: it runs after the next start. Tell the client it is accepted.
+    spdlog::warn("job {} stored but not queued now: {}", inserted->job.id, st.error().message);
+  }
+  return inserted;
+}
+
+Result<Job> JobService::Get(const std::string& id) {
+  return impl_->jobs->Get(id);
+}
+
+Result<store::JobPage> JobService::List(const store::JobFilter& filter) {
+  return impl_->jobs->List(filter);
+}
+
+Result<std::string> JobService::ResultText(const std::string& id, const std::string& format) {
+  auto f = engine::ParseFormat(format);
+  if (!f.ok()) return f.error();
+  auto job = impl_->jobs->Get(id);
+  if (!job.ok()) return job.error();
+  auto text = impl_->jobs->GetResult(id);
+  if (!text.ok()) return text.error();
+  auto json = nlohmann::json::parse(*text, nullptr, false);
+  if (json.is_discarded()) {
+    return Error(ErrorKind::kIntegrity, "bad_result",
+                 "the stored result of " + id + " is not JSON");
+  }
+  auto transcript = engine::TranscriptFromVerboseJson(json);
+  if (!transcript.ok()) return transcript.error();
+  if (!job->params.word_timestamps) {
+    for (auto& seg : transcript->segments) seg.words.clear();
+  }
+  return engine::Render(*transcript, *f);
+}
+
+Result<Job> JobService::Cancel(const std::string& id) {
+  auto cancelled = impl_->jobs->Cancel(id);
+  if (!cancelled.ok()) return cancelled.error();
+  // The scheduler may not know it (already ended there); that is fine.
+  (void)impl_->WithRuntime([&](Runtime& rt) { return rt.scheduler().Cancel(id); }, Status());
+  return cancelled;
+}
+
+Result<Job> JobService::Wait(const std::string& id, int64_t timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    auto job = impl_->jobs->Get(id);
+    if (!job.ok() || IsFinal(job->state)) return job;
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    if (std::chrono::steady_clock::now() >= deadline) return job;
+    // Re-read at least every 200 ms: a final state written by another path (a user's cancel)
+    // does not wake this wait.
+    impl_->final_cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
+                                                            std::chrono::milliseconds(200)));
+  }
+}
+
+Result<JobService::Subscription> JobService::Subscribe(const std::string& id,
+                                                       std::function<bool(const JobEvent&)> fn) {
+  Impl& s = *impl_;
+  auto sub = std::make_shared<Subscriber>();
+  sub->fn = std::move(fn);
+  // Holding live_mu while reading the job: no event can slip between this first look and the
+  // registration (Notify takes live_mu too).
+  std::lock_guard<std::mutex> lock(s.live_mu);
+  auto job = s.jobs->Get(id);
+  if (!job.ok()) return job.error();
+  JobEvent first;
+  first.job = *job;
+  sub->last_attempt = -1;  // the first state is always shown
+  bool more = sub->Deliver(first);
+  if (auto it = s.segments.find(id); more && it != s.segments.end()) {
+    for (const auto& seg : it->second) {
+      JobEvent ev;
+      ev.kind = JobEvent::Kind::kSegment;
+      ev.job = *job;
+      ev.segment = seg;
+      if (!(more = sub->Deliver(ev))) break;
+    }
+  }
+  if (!more || IsFinal(job->state)) return Subscription(sub);
+  s.subscribers.emplace(id, sub);
+  // Dropping the handle marks the subscriber done; Notify skips it and the entry goes with the
+  // job's final event.
+  // The handle may outlive the service: dropping it touches only the subscriber.
+  return Subscription(sub.get(), [keep = sub](void*) {
+    std::lock_guard<std::mutex> lock(keep->mu);
+    keep->done = true;
+  });
+}
+
+Status JobService::Load(const std::string& model, const std::string& device,
+                        std::optional<int> keep_alive_s) {
+  if (!impl_->admitting) return Impl::ShuttingDown();
+  return impl_->WithRuntime(
+      [&](Runtime& rt) -> Status {
+        if (auto spec = rt.ResolveModel(model); !spec.ok()) return spec.error();
+        sched::LoadRequest r;
+        r.model = model;
+        r.device = device == "auto" ? "" : device;
+        r.keep_alive_s = keep_alive_s;
+        return rt.scheduler().Load(r);
+      },
+      Status(Impl::ShuttingDown()));
+}
+
+Status JobService::Unload(const std::string& model) {
+  return impl_->WithRuntime([&](Runtime& rt) { return rt.scheduler().Unload(model); },
+                            Status(Impl::ShuttingDown()));
+}
+
+sched::SchedulerSnapshot JobService::Snapshot() const {
+  return impl_->WithRuntime([](Runtime& rt) { return rt.scheduler().Snapshot(); },
+                            sched::SchedulerSnapshot{});
+}
+
+Result<std::vector<gpu::DeviceSample>> JobService::Devices() const {
+  using Samples = Result<std::vector<gpu::DeviceSample>>;
+  return impl_->WithRuntime(
+      [](Runtime& rt) -> Samples {
+        gpu::Devices* d = rt.devices();
+        if (!d) return std::vector<gpu::DeviceSample>{};
+        return d->Sample();
+      },
+      Samples(std::vector<gpu::DeviceSample>{}));
+}
+
+Result<store::JobCounts> JobService::Counts() {
+  return impl_->jobs->Count();
+}
+
+ServiceMetrics& JobService::metrics() {
+  return impl_->metrics;
+}
+
+void JobService::Reconfigure(const sched::SchedulerConfig& scheduler, const audio::Limits& limits) {
+  Impl& s = *impl_;
+  sched::SchedulerConfig c = scheduler;
+  {
+    std::lock_guard<std::mutex> lock(s.submit_mu);
+    s.queue_bound = c.queue.max_length;
+    s.options.limits = limits;
+  }
+  c.queue.max_length = std::numeric_limits<size_t>::max() / 2;  // the service bounds the queue
+  s.WithRuntime(
+      [&](Runtime& rt) {
+        rt.scheduler().Reconfigure(c);
+        return 0;
+      },
+      0);
+}
+
+void JobService::StopAdmitting() {
+  impl_->admitting = false;
+  std::lock_guard<std::mutex> lock(impl_->runtime_mu);
+  if (impl_->runtime) impl_->runtime->scheduler().StopAdmitting();
+}
+
+bool JobService::admitting() const {
+  return impl_->admitting;
+}
+
+int JobService::RetryAfterSeconds() const {
+  const auto& q = impl_->options.runtime.scheduler.queue;
+  const int64_t mean = impl_->mean_job_ms.load();
+  return sched::RetryAfterSeconds(static_cast<size_t>(std::max<int64_t>(0, impl_->in_scheduler)),
+                                  mean > 0 ? mean : q.default_job_ms, std::max(1, q.max_running));
+}
+
+}  // namespace steno::server

@@ -1,0 +1,140 @@
+// JobService: what `steno serve` is behind its HTTP routes. It joins the durable store (jobs,
+// uploads, results, measured footprints) to the scheduler (which runs them on runners).
+//
+// Promise 3, no job is lost: Submit returns only after the upload is fsynced in the blob store
+// and the job row is committed; only then does the scheduler see it. The scheduler's changes to
+// a job (claimed → loading, processing, completed with its result, failed, retried, cancelled)
+// are written to the store in order by one writer thread, under this node's lease, which is
+// renewed by heartbeats. On start, jobs a crash left loading/processing are requeued by the store
+// and every pending job is handed to the scheduler again, so each ends exactly once.
+//
+// Readers (GET /v1/jobs...) read the store; live progress and segments come from subscriptions.
+// Every method is safe from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "audio/probe.h"
+#include "core/job.h"
+#include "core/result.h"
+#include "server/runtime.h"
+#include "server/service_metrics.h"
+#include "store/blob_store.h"
+#include "store/job_store.h"
+
+namespace steno::server {
+
+struct ServiceOptions {
+  RuntimeOptions runtime;
+  std::string data_dir;  // jobs database and blobs; empty: steno::DataDir()
+  std::string node;      // lease owner; empty: "<hostname>:<pid>"
+  int64_t lease_ms = 60'000;
+  audio::Limits limits;  // longest audio accepted (0: unlimited)
+};
+
+// Where a job's audio comes from: an upload already streamed into the blob store (committed), or
+// a file on the server the caller has already confined to an allowed root.
+struct SubmitJob {
+  std::string model;
+  Priority priority = Priority::kNormal;
+  JobParams params;
+  std::string blob_digest;  // committed upload; or
+  std::string server_path;  // a server-side file (copied into the blob store)
+  std::string idempotency_key;
+};
+
+// One thing that happened to a job, as SSE streams it.
+struct JobEvent {
+  enum class Kind { kState, kProgress, kSegment };
+  Kind kind = Kind::kState;
+  Job job;                 // the job as of this event
+  int percent = 0;         // kProgress
+  nlohmann::json segment;  // kSegment
+};
+
+class JobService {
+ public:
+  // Opens the data dir (requeueing what a crash left running), starts the runtime and resubmits
+  // pending jobs. Errors: the data dir's, or the runtime's (bad device selection ...).
+  static Result<std::unique_ptr<JobService>> Open(ServiceOptions options);
+  // Shutdown(0) if it was not called, and closes the store.
+  ~JobService();
+
+  store::BlobStore& blobs();
+
+  // Probes the audio (kBadInput with the probe's code: not_media, no_audio_stream, too_long,
+  // ...), checks the model resolves (kNotFound "model_not_found") and the params (kBadInput),
+  // stores the job durably and queues it. kUnavailable "queue_full" (message has the
+  // retry-after seconds, see RetryAfterSeconds) or "shutting_down". Returns the stored job (with
+  // `existing` when the idempotency key matched).
+  Result<store::Inserted> Submit(const SubmitJob& job);
+
+  Result<Job> Get(const std::string& id);
+  Result<store::JobPage> List(const store::JobFilter& filter);
+  // The completed job's result in `format` (json | text | srt | vtt | verbose_json; with words
+  // when the job asked for word timestamps). kNotFound for an unknown job or one not completed.
+  Result<std::string> ResultText(const std::string& id, const std::string& format);
+  // Cancels a job that is not final: the store records it cancelled at once; a running job's
+  // runner is told to abort. kNotFound "job_not_found"; kBadInput "job_finished" for a job that
+  // already completed or failed (cancelling a cancelled job returns it unchanged).
+  Result<Job> Cancel(const std::string& id);
+
+  // Blocks until the job is final or `timeout_ms` passes; returns the job as it then is.
+  Result<Job> Wait(const std::string& id, int64_t timeout_ms);
+
+  // Calls `fn` for every later event of the job, in order: first (before Subscribe returns, on
+  // the caller's thread) with the job's current state and the segments it already produced, then
+  // on the service's writer thread. `fn` must not block (hand the event to your own queue) and
+  // returns false to stop. The subscription ends after the final state's event or when the
+  // returned handle is reset. kNotFound for an unknown job.
+  using Subscription = std::shared_ptr<void>;
+  Result<Subscription> Subscribe(const std::string& id, std::function<bool(const JobEvent&)> fn);
+
+  // Model lifecycle (POST /v1/models/{name}/load|unload).
+  Status Load(const std::string& model, const std::string& device, std::optional<int> keep_alive_s);
+  Status Unload(const std::string& model);
+
+  // Monitoring.
+  sched::SchedulerSnapshot Snapshot() const;
+  Result<std::vector<gpu::DeviceSample>> Devices() const;
+  Result<store::JobCounts> Counts();
+  ServiceMetrics& metrics();  // fed from the scheduler's hooks
+
+  // Graceful stop: stops admitting, lets running jobs finish for up to `grace`, then stops every
+  // runner; runs cut short go back to pending in the store (attempt unchanged: the run was not
+  // lost through any fault of the job). The service is unusable afterwards except for reads.
+  struct ShutdownReport {
+    int finished_in_grace = 0;  // jobs that were running at the start and finished
+    int returned = 0;           // running jobs cut short and returned to the queue
+    int64_t pending = 0;        // jobs waiting in the store for the next start (returned ones too)
+    StopReport runners;
+    // "released 9.8 GiB on cuda:0 in 420 ms; 3 jobs returned to the queue; shut down cleanly"
+    std::string Summary() const;
+  };
+  ShutdownReport Shutdown(std::chrono::milliseconds grace);
+
+  // A config reload (SIGHUP): the scheduler settings Scheduler::Reconfigure takes (the queue
+  // bound is the service's) and the audio limits. Jobs already accepted are not affected.
+  void Reconfigure(const sched::SchedulerConfig& scheduler, const audio::Limits& limits);
+
+  // After this, Submit fails with kUnavailable "shutting_down" (/readyz fails).
+  void StopAdmitting();
+  bool admitting() const;
+  // Seconds a client refused with queue_full should wait (the Retry-After header).
+  int RetryAfterSeconds() const;
+
+ private:
+  struct Impl;
+  explicit JobService(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace steno::server

@@ -1,0 +1,221 @@
+#include "server/runtime.h"
+#include "core/wall_clock.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "core/log.h"
+#include "core/paths.h"
+#include "engine/model_file.h"
+#include "gpu/device_selection.h"
+#include "gpu/open_devices.h"
+#include "gpu/size.h"
+#include "gpu/visible_devices.h"
+#include "models/resolve.h"
+#include "sched/estimator.h"
+
+namespace steno::server {
+namespace {
+
+bool LooksLikePath(const std::string& name) {
+  return name.find('/') != std::string::npos || name.ends_with(".bin") || name.starts_with(".");
+}
+
+// Whether `pid` is a live child of this process (a runner that has not exited).
+bool IsOurChild(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(line.substr(close + 1));
+  char state = 0;
+  int ppid = 0;
+  rest >> state >> ppid;
+  return ppid == getpid();
+}
+
+}  // namespace
+
+struct Runtime::Impl {
+  RuntimeOptions options;
+  std::unique_ptr<gpu::Devices> devices;
+  // The last samples the selection allowed, for pinning runners to their card.
+  mutable std::mutex samples_mu;
+  std::vector<gpu::DeviceSample> samples;
+
+  // Declared in destruction order's reverse: the scheduler goes first (stops runners), then the
+  // backend (waits for them), then the clock.
+  std::unique_ptr<sched::RealClock> clock;
+  std::shared_ptr<sched::BackendSink> sink = std::make_shared<sched::BackendSink>();
+  std::unique_ptr<sched::ProcessBackend> backend;
+  std::unique_ptr<sched::Scheduler> scheduler;
+
+  Result<std::vector<gpu::DeviceSample>> Sample() {
+    if (!devices) return std::vector<gpu::DeviceSample>{};
+    auto all = devices->Sample();
+    if (!all.ok()) return all.error();
+    auto chosen = gpu::ApplyDeviceSelection(options.gpu.device, *all);
+    if (!chosen.ok()) return chosen.error();
+    std::lock_guard<std::mutex> lock(samples_mu);
+    samples = *chosen;
+    return chosen;
+  }
+
+  Result<sched::ModelSpec> Resolve(const std::string& name) const {
+    if (!options.allow_model_paths && LooksLikePath(name)) {
+      return Error(ErrorKind::kBadInput, "bad_model_name",
+                   "model \"" + name + "\" must be a model name, not a path");
+    }
+    auto path = models::ResolveModel(name, options.models_dir);
+    if (!path.ok()) return path.error();
+    auto info = engine::ReadModelFile(*path);
+    if (!info.ok()) return info.error();
+    return sched::ModelSpec{*path, sched::EstimateModel(*info, options.decode_defaults.beam_size)};
+  }
+};
+
+Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Runtime::~Runtime() {
+  if (impl_->scheduler) Stop();
+}
+
+StopReport Runtime::Stop() {
+  StopReport report;
+  if (!impl_->scheduler) return report;
+  const auto start = std::chrono::steady_clock::now();
+  const sched::SchedulerSnapshot snap = impl_->scheduler->Snapshot();
+  std::map<std::string, DeviceRelease> by_device;
+  for (const auto& r : snap.runners) {
+    DeviceRelease& d = by_device[r.view.device];
+    d.device = r.view.device;
+    ++d.runners;
+    d.ledger_bytes += r.view.weights_bytes + r.view.streams * r.view.stream_bytes;
+  }
+  auto before = impl_->Sample();
+  // Scheduler first (it asks every runner to stop), then the backend, which waits for each to
+  // exit and verifies its release on the device.
+  impl_->scheduler.reset();
+  impl_->backend.reset();
+  impl_->clock.reset();
+  auto after = impl_->Sample();
+  for (auto& [name, d] : by_device) {
+    d.released_bytes = d.ledger_bytes;
+    if (!before.ok() || !after.ok()) continue;
+    for (const auto& b : *before) {
+      if (gpu::DeviceName(b) != name) continue;
+      for (const auto& a : *after) {
+        if (gpu::DeviceName(a) != name) continue;
+        d.released_bytes = std::max<int64_t>(0, b.used_bytes - a.used_bytes);
+        for (const auto& p : a.processes) {
+          if (IsOurChild(p.pid) && p.bytes > 0) d.leftover_bytes += p.bytes;
+        }
+      }
+    }
+    if (d.leftover_bytes > 0) report.clean = false;
+  }
+  for (auto& [name, d] : by_device) report.devices.push_back(d);
+  report.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+  return report;
+}
+
+std::string StopReport::Summary() const {
+  if (devices.empty()) return "no runners were loaded";
+  std::string out = "released ";
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += gpu::FormatSize(devices[i].released_bytes) + " on " + devices[i].device;
+    if (devices[i].leftover_bytes > 0) {
+      out += " (" + gpu::FormatSize(devices[i].leftover_bytes) + " still held)";
+    }
+  }
+  return out + " in " + std::to_string(duration_ms) + " ms";
+}
+
+Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
+                                                sched::SchedulerHooks hooks) {
+  auto impl = std::make_unique<Impl>();
+  if (options.models_dir.empty()) options.models_dir = ModelsDir();
+  if (options.data_dir.empty()) options.data_dir = DataDir();
+  if (options.gpu.data_dir.empty()) options.gpu.data_dir = options.data_dir;
+  impl->options = options;
+
+  const bool cpu_only = options.gpu.device.mode == gpu::DeviceSelection::Mode::kCpu;
+  if (!cpu_only) {
+    gpu::OpenOptions open;
+    open.simulate_spec = options.gpu.simulate_spec;
+    open.data_dir = options.gpu.data_dir;
+    auto devices = gpu::OpenDevices(open);
+    if (!devices.ok()) return devices.error();
+    impl->devices = std::move(devices).value();
+  }
+  // A selection naming cards that do not exist fails here, before anything starts.
+  if (auto first = impl->Sample(); !first.ok()) return first.error();
+
+  sched::SchedulerConfig config = options.scheduler;
+  config.reserve = options.gpu.reserve;
+  config.safety_factor = options.gpu.safety_factor;
+  config.sample_interval_ms = options.gpu.sample_interval.count();
+  config.threads_per_stream = options.decode_defaults.n_threads;
+
+  Impl* raw = impl.get();
+  sched::ProcessBackendOptions backend;
+  backend.exe = options.runner_exe;
+  backend.decode_defaults = options.decode_defaults;
+  backend.warmup = options.warmup;
+  if (impl->devices) {
+    backend.devices = [raw] { return raw->Sample(); };
+    if (!options.gpu.simulate_spec.empty()) {
+      backend.sim_data_dir = options.gpu.data_dir;
+    } else {
+      backend.env_for_device = [raw](const std::string& device) {
+        std::lock_guard<std::mutex> lock(raw->samples_mu);
+        for (const auto& s : raw->samples) {
+          if (gpu::DeviceName(s) == device) return gpu::RunnerCudaEnvironment(s);
+        }
+        return std::vector<std::pair<std::string, std::string>>{};
+      };
+    }
+  }
+  impl->clock = std::make_unique<sched::RealClock>(UnixMillis());
+  impl->backend = std::make_unique<sched::ProcessBackend>(
+      backend, [sink = impl->sink](sched::BackendEvent e) { (*sink)(std::move(e)); });
+  gpu::DevicesFn devices_fn = [raw] { return raw->Sample(); };
+  impl->scheduler = std::make_unique<sched::Scheduler>(
+      config, *impl->clock, *impl->backend, devices_fn,
+      [raw](const std::string& name) { return raw->Resolve(name); }, std::move(hooks));
+  *impl->sink = impl->scheduler->Sink();
+
+  for (const auto& model : options.preload) {
+    if (auto spec = impl->Resolve(model); !spec.ok()) return spec.error();
+    impl->scheduler->Preload(model);
+  }
+  return std::unique_ptr<Runtime>(new Runtime(std::move(impl)));
+}
+
+sched::Scheduler& Runtime::scheduler() {
+  return *impl_->scheduler;
+}
+
+gpu::Devices* Runtime::devices() {
+  return impl_->devices.get();
+}
+
+Result<sched::ModelSpec> Runtime::ResolveModel(const std::string& name) const {
+  return impl_->Resolve(name);
+}
+
+const RuntimeOptions& Runtime::options() const {
+  return impl_->options;
+}
+
+}  // namespace steno::server

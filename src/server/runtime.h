@@ -1,0 +1,77 @@
+// The pieces every front end of steno assembles the same way: devices (NVML, simulated or none),
+// the runner backend (real `steno runner` processes), the model resolver with its memory
+// estimates, and the scheduler on the real clock. `steno serve` (through JobService) and
+// `steno transcribe` both run jobs through a Runtime: one code path.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "engine/decode_params.h"
+#include "gpu/device.h"
+#include "gpu/gpu_config.h"
+#include "sched/clock.h"
+#include "sched/process_backend.h"
+#include "sched/scheduler.h"
+
+namespace steno::server {
+
+struct RuntimeOptions {
+  gpu::GpuConfig gpu;      // --device, --simulate-gpus, --reserve, --safety-factor, ...
+  std::string models_dir;  // empty: steno::ModelsDir()
+  std::string data_dir;    // simulated GPUs keep their state here; empty: steno::DataDir()
+  sched::SchedulerConfig scheduler;      // gpu-derived fields (reserve, safety factor, sampling,
+                                         // allow_cpu) are filled from `gpu` by Runtime::Start
+  engine::DecodeParams decode_defaults;  // threads per stream, beam size, ...
+  bool warmup = true;                    // runners run one encoder pass before `ready`
+  std::string runner_exe;                // empty: this executable
+  std::vector<std::string> preload;      // models loaded at start and kept loaded
+  // Whether a model may be named by a path (the CLI: yes; a server's clients: only names of
+  // models in models_dir, so a request cannot make a runner open an arbitrary file).
+  bool allow_model_paths = false;
+};
+
+// What stopping every runner returned, per device ("cpu", "cuda:0", ...).
+struct DeviceRelease {
+  std::string device;
+  int runners = 0;
+  int64_t ledger_bytes = 0;    // what the ledger held for those runners
+  int64_t released_bytes = 0;  // device used memory before − after (GPUs); ledger bytes (CPU)
+  int64_t leftover_bytes = 0;  // memory still charged to steno's runners after they exited
+};
+struct StopReport {
+  std::vector<DeviceRelease> devices;
+  int64_t duration_ms = 0;
+  bool clean = true;  // every runner exited and no device shows memory left to steno
+  // "released 9.8 GiB on cuda:0, 0 B on cpu in 420 ms" (or "no runners were loaded").
+  std::string Summary() const;
+};
+
+class Runtime {
+ public:
+  // Opens the devices and starts the scheduler. kBadInput for a bad device selection (e.g.
+  // cuda:3 on a 2-GPU machine, or cuda with no GPU); an unknown --preload model is kNotFound.
+  static Result<std::unique_ptr<Runtime>> Start(RuntimeOptions options,
+                                                sched::SchedulerHooks hooks);
+  // Stops the scheduler and every runner (Stop(), if it was not called).
+  ~Runtime();
+
+  // Stops the scheduler and every runner; returns once every runner process has exited, with
+  // what each device got back. The runtime is unusable afterwards (except devices()).
+  StopReport Stop();
+
+  sched::Scheduler& scheduler();
+  gpu::Devices* devices();  // null: no GPU backend (CPU only)
+  // Resolves a model name the way jobs do (catalog name, file name in the models dir, or path).
+  Result<sched::ModelSpec> ResolveModel(const std::string& name) const;
+  const RuntimeOptions& options() const;
+
+ private:
+  struct Impl;
+  explicit Runtime(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace steno::server

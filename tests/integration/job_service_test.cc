@@ -1,0 +1,225 @@
+// JobService against real runner processes, a real SQLite store and blob store: jobs are durable
+// before Submit returns, results come back in every format, a refused submission leaves nothing
+// behind, and a service stopped mid-run hands its jobs to the next start, which completes each
+// exactly once.
+#include "server/job_service.h"
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "store/data_dir.h"
+#include "support/test_env.h"
+
+namespace steno::server {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+struct ServiceDirs {
+  test::ScopedTempDir root{"steno-service"};
+  std::string data = root.path + "/data";
+  std::string models = root.path + "/models";
+  ServiceDirs() {
+    fs::create_directories(models);
+    fs::copy_file(test::TinyModel(), models + "/ggml-tiny.bin");
+  }
+};
+
+ServiceOptions OptionsFor(const ServiceDirs& dirs) {
+  ServiceOptions o;
+  o.data_dir = dirs.data;
+  o.node = "test-node";
+  o.runtime.models_dir = dirs.models;
+  o.runtime.runner_exe = test::StenoBin();
+  o.runtime.gpu.device.mode = gpu::DeviceSelection::Mode::kCpu;
+  o.runtime.decode_defaults.n_threads = 1;
+  o.runtime.decode_defaults.beam_size = 1;
+  o.runtime.decode_defaults.temperature_inc = 0;
+  o.runtime.scheduler.cpu_cores = 2;
+  return o;
+}
+
+SubmitJob SpeechJob(const std::string& media = "speech.wav") {
+  SubmitJob j;
+  j.model = "tiny";
+  j.params.language = "en";
+  j.server_path = test::MediaPath(media);
+  return j;
+}
+
+size_t BlobCount(const std::string& data_dir) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(data_dir + "/blobs")) n += e.is_regular_file();
+  return n;
+}
+
+TEST(JobServiceTest, SubmittedJobCompletesWithResultInEveryFormat) {
+  ServiceDirs dirs;
+  auto service = JobService::Open(OptionsFor(dirs));
+  ASSERT_TRUE(service.ok()) << service.error().message;
+  auto inserted = (*service)->Submit(SpeechJob());
+  ASSERT_TRUE(inserted.ok()) << inserted.error().message;
+  const std::string id = inserted->job.id;
+
+  std::vector<JobEvent> events;
+  std::mutex mu;
+  auto sub = (*service)->Subscribe(id, [&](const JobEvent& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    events.push_back(e);
+    return true;
+  });
+  ASSERT_TRUE(sub.ok());
+
+  auto job = (*service)->Wait(id, 120'000);
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->state, JobState::kCompleted) << (job->error ? job->error->message : "");
+  for (const char* format : {"json", "text", "srt", "vtt", "verbose_json"}) {
+    auto text = (*service)->ResultText(id, format);
+    ASSERT_TRUE(text.ok()) << format << ": " << text.error().message;
+    EXPECT_FALSE(text->empty()) << format;
+  }
+  auto verbose_text = (*service)->ResultText(id, "verbose_json");
+  ASSERT_TRUE(verbose_text.ok());
+  auto verbose = nlohmann::json::parse(*verbose_text);
+  ASSERT_TRUE(verbose["segments"].is_array());
+  EXPECT_FALSE(verbose["segments"].empty());
+
+  // The subscriber saw the states in order, ending completed, and every segment.
+  std::this_thread::sleep_for(100ms);
+  std::lock_guard<std::mutex> lock(mu);
+  std::vector<JobState> states;
+  size_t segments = 0;
+  for (const auto& e : events) {
+    if (e.kind == JobEvent::Kind::kState) states.push_back(e.job.state);
+    if (e.kind == JobEvent::Kind::kSegment) ++segments;
+  }
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.back(), JobState::kCompleted);
+  EXPECT_TRUE(std::is_sorted(states.begin(), states.end())) << "states went backwards";
+  EXPECT_EQ(segments, verbose["segments"].size());
+
+  // The measured footprint of the model on the CPU is in the store for the next start.
+  (*service).reset();
+  auto stores = store::OpenDataDir(dirs.data);
+  ASSERT_TRUE(stores.ok());
+  auto fp = stores->jobs->GetFootprint("tiny", "cpu");
+  ASSERT_TRUE(fp.ok());
+  ASSERT_TRUE(fp->has_value());
+  EXPECT_GT((*fp)->weights_bytes, 0);
+  EXPECT_GT((*fp)->stream_bytes, 0);
+}
+
+TEST(JobServiceTest, RefusedSubmissionsLeaveNoJobOrBlob) {
+  ServiceDirs dirs;
+  auto service = JobService::Open(OptionsFor(dirs));
+  ASSERT_TRUE(service.ok()) << service.error().message;
+  const std::string not_media = dirs.root.path + "/notes.txt";
+  { std::ofstream(not_media) << "this is not audio"; }
+  auto upload = (*service)->blobs().Put("this is not audio either");
+  ASSERT_TRUE(upload.ok());
+
+  struct Case {
+    std::string name;
+    SubmitJob job;
+    std::string code;
+  };
+  std::vector<Case> cases;
+  auto add = [&](std::string name, std::function<void(SubmitJob&)> edit, std::string code) {
+    SubmitJob j = SpeechJob();
+    edit(j);
+    cases.push_back({std::move(name), j, std::move(code)});
+  };
+  add(
+      "unknown model", [](SubmitJob& j) { j.model = "nope"; }, "model_not_found");
+  add(
+      "model as a path", [](SubmitJob& j) { j.model = "/etc/passwd"; }, "bad_model_name");
+  add(
+      "bad language", [](SubmitJob& j) { j.params.language = "xx"; }, "bad_param");
+  add(
+      "bad task", [](SubmitJob& j) { j.params.task = "summarise"; }, "bad_param");
+  add(
+      "bad format", [](SubmitJob& j) { j.params.response_format = "pdf"; }, "bad_format");
+  add(
+      "hot temperature", [](SubmitJob& j) { j.params.temperature = 3; }, "bad_param");
+  add(
+      "bad device", [](SubmitJob& j) { j.params.device = "tpu:0"; }, "bad_device");
+  add(
+      "bad keep-alive", [](SubmitJob& j) { j.params.keep_alive_s = -5; }, "bad_param");
+  add(
+      "text file", [&](SubmitJob& j) { j.server_path = not_media; }, "not_media");
+  add(
+      "missing file", [&](SubmitJob& j) { j.server_path = dirs.root.path + "/x.wav"; },
+      "file_not_found");
+  add(
+      "non-audio upload",
+      [&](SubmitJob& j) {
+        j.server_path.clear();
+        j.blob_digest = upload->digest;
+      },
+      "not_media");
+  for (const auto& c : cases) {
+    auto r = (*service)->Submit(c.job);
+    ASSERT_FALSE(r.ok()) << c.name;
+    EXPECT_EQ(r.error().code, c.code) << c.name << ": " << r.error().message;
+  }
+  auto page = (*service)->List({});
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->jobs.empty());
+  EXPECT_EQ(BlobCount(dirs.data), 0u) << "a refused upload was kept";
+}
+
+TEST(JobServiceTest, StopMidRunRequeuesAndNextStartCompletesEachJobOnce) {
+  ServiceDirs dirs;
+  std::vector<std::string> ids;
+  {
+    auto service = JobService::Open(OptionsFor(dirs));
+    ASSERT_TRUE(service.ok()) << service.error().message;
+    for (int i = 0; i < 3; ++i) {
+      auto inserted = (*service)->Submit(SpeechJob("speech_60s.wav"));
+      ASSERT_TRUE(inserted.ok()) << inserted.error().message;
+      ids.push_back(inserted->job.id);
+    }
+    // Stop while the first job is being processed.
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while ((*service)->Get(ids[0])->state != JobState::kProcessing) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  {
+    auto stores = store::OpenDataDir(dirs.data);
+    ASSERT_TRUE(stores.ok());
+    for (const auto& id : ids) {
+      auto job = stores->jobs->Get(id);
+      ASSERT_TRUE(job.ok());
+      EXPECT_EQ(job->state, JobState::kPending) << id;
+    }
+  }
+  auto service = JobService::Open(OptionsFor(dirs));
+  ASSERT_TRUE(service.ok()) << service.error().message;
+  for (const auto& id : ids) {
+    auto job = (*service)->Wait(id, 180'000);
+    ASSERT_TRUE(job.ok());
+    EXPECT_EQ(job->state, JobState::kCompleted) << id;
+    auto attempts = (*service)->List({});
+    ASSERT_TRUE(attempts.ok());
+  }
+  // Exactly one completed attempt per job.
+  (*service).reset();
+  auto stores = store::OpenDataDir(dirs.data);
+  ASSERT_TRUE(stores.ok());
+  for (const auto& id : ids) {
+    auto attempts = stores->jobs->Attempts(id);
+    ASSERT_TRUE(attempts.ok());
+    int completed = 0;
+    for (const auto& a : *attempts) completed += a.outcome == "completed";
+    EXPECT_EQ(completed, 1) << id;
+  }
+}
+
+}  // namespace
+}  // namespace steno::server

@@ -1,0 +1,163 @@
+// Graceful shutdown and restart of `steno serve` (issue 8), with real processes: SIGTERM during
+// processing exits 0 within the grace period + 5 s leaving no child process, and the next start
+// completes the job exactly once; two signals exit 130 at once; on simulated GPUs nothing stays
+// allocated; SIGHUP re-reads the config file and keeps the old one when the new one is bad.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "api_test_server.h"
+#include "store/data_dir.h"
+#include "support/child_process.h"
+#include "support/process.h"
+
+namespace steno {
+namespace {
+
+using namespace std::chrono_literals;
+using test::ApiTestServer;
+using test::Field;
+using test::FilePart;
+using test::JsonOf;
+
+std::string SubmitJob(ApiTestServer& s, const std::string& media) {
+  auto c = s.Client();
+  auto r =
+      c.Post("/v1/jobs", httplib::MultipartFormDataItems{FilePart(media), Field("model", "tiny"),
+                                                         Field("language", "en")});
+  auto j = JsonOf(r);
+  EXPECT_TRUE(r && r->status == 202) << (r ? r->body : "no response");
+  return j.is_null() ? "" : j.value("id", "");
+}
+
+std::string StateOf(ApiTestServer& s, const std::string& id) {
+  auto c = s.Client();
+  auto j = JsonOf(c.Get("/v1/jobs/" + id));
+  return j.is_null() ? "" : j.value("state", "");
+}
+
+TEST(ShutdownServeTest, SigtermDuringProcessingThenRestartCompletesTheJobOnce) {
+  test::ScopedTempDir keep("steno-restart");  // outlives both servers (theirs go with them)
+  const std::string data = keep.path + "/data";
+  std::string id;
+  {
+    ApiTestServer s({"--shutdown-grace", "0s", "--data-dir", data});
+    id = SubmitJob(s, "speech_60s.wav");
+    ASSERT_FALSE(id.empty());
+    ASSERT_TRUE(test::WaitUntil([&] { return StateOf(s, id) == "processing"; }, 60s));
+    const auto runners = test::ChildrenOf(s.pid());
+    ASSERT_FALSE(runners.empty());
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(s.Stop(), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+    EXPECT_TRUE(test::AllExited(runners, 1s)) << "a runner outlived steno serve";
+    EXPECT_NE(s.Stdout().find("1 job returned to the queue"), std::string::npos) << s.Stdout();
+  }
+  {
+    auto stores = store::OpenDataDir(data);
+    ASSERT_TRUE(stores.ok());
+    EXPECT_EQ(stores->jobs->Get(id)->state, JobState::kPending);
+  }
+  {
+    ApiTestServer s({"--data-dir", data});
+    auto c = s.Client();
+    auto job = test::WaitForJob(c, id);
+    EXPECT_EQ(job.value("state", ""), "completed") << job.dump();
+    EXPECT_EQ(s.Stop(), 0);
+  }
+  auto stores = store::OpenDataDir(data);
+  ASSERT_TRUE(stores.ok());
+  auto attempts = stores->jobs->Attempts(id);
+  ASSERT_TRUE(attempts.ok());
+  int completed = 0;
+  for (const auto& a : *attempts) completed += a.outcome == "completed";
+  EXPECT_EQ(completed, 1);
+}
+
+TEST(ShutdownServeTest, RunningJobFinishesWithinTheGracePeriod) {
+  test::ScopedTempDir keep("steno-grace");
+  const std::string data = keep.path + "/data";
+  ApiTestServer s({"--shutdown-grace", "60s", "--data-dir", data});
+  const std::string id = SubmitJob(s, "speech.wav");
+  ASSERT_TRUE(test::WaitUntil([&] { return StateOf(s, id) == "processing"; }, 60s));
+  EXPECT_EQ(s.Stop(70), 0);
+  EXPECT_NE(s.Stdout().find("0 jobs returned to the queue"), std::string::npos) << s.Stdout();
+  auto stores = store::OpenDataDir(data);
+  ASSERT_TRUE(stores.ok());
+  EXPECT_EQ(stores->jobs->Get(id)->state, JobState::kCompleted);
+}
+
+TEST(ShutdownServeTest, TwoSignalsExit130AtOnce) {
+  ApiTestServer s({"--shutdown-grace", "60s"});
+  const std::string id = SubmitJob(s, "speech_60s.wav");
+  ASSERT_TRUE(test::WaitUntil([&] { return StateOf(s, id) == "processing"; }, 60s));
+  const auto runners = test::ChildrenOf(s.pid());
+  ASSERT_FALSE(runners.empty());
+  const auto start = std::chrono::steady_clock::now();
+  s.Signal(SIGTERM);
+  std::this_thread::sleep_for(100ms);  // the first one starts the drain
+  s.Signal(SIGTERM);
+  EXPECT_EQ(s.Stop(2), 130);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_TRUE(test::AllExited(runners, 1s)) << "a runner outlived steno serve";
+}
+
+TEST(ShutdownServeTest, SimulatedGpuLedgerIsEmptyAfterShutdown) {
+  ApiTestServer s({"--device", "auto", "--simulate-gpus", "1x8GiB", "--shutdown-grace", "0s"});
+  const std::string id = SubmitJob(s, "speech_60s.wav");
+  ASSERT_TRUE(test::WaitUntil([&] { return StateOf(s, id) == "processing"; }, 60s));
+  auto c = s.Client();
+  auto memory = JsonOf(c.Get("/api/memory_status"));
+  ASSERT_FALSE(memory.is_null());
+  EXPECT_NE(memory.dump().find("cuda:0"), std::string::npos) << memory.dump();
+  EXPECT_EQ(s.Stop(), 0);
+  EXPECT_NE(s.Stdout().find("on cuda:0"), std::string::npos) << s.Stdout();
+  EXPECT_NE(s.Stdout().find("shut down cleanly"), std::string::npos) << s.Stdout();
+  auto gpus = test::RunProcess(
+      {test::StenoBin(), "gpus", "--json", "--simulate-gpus", "1x8GiB", "--data-dir", s.data});
+  ASSERT_EQ(gpus.exit_code, 0) << gpus.err;
+  auto j = nlohmann::json::parse(gpus.out);
+  const auto& devices = j.is_array() ? j : j["devices"];
+  ASSERT_EQ(devices.size(), 1u) << gpus.out;
+  EXPECT_EQ(devices[0].value("used_bytes", int64_t{-1}), 0) << gpus.out;
+}
+
+TEST(ShutdownServeTest, SighupReloadsTheConfigAndKeepsItWhenTheFileIsBad) {
+  test::ScopedTempDir dir("steno-config");
+  const std::string config = dir.path + "/steno.toml";
+  { std::ofstream(config) << "[serve]\nkeep-alive = \"600\"\n"; }
+  ApiTestServer s({"--config", config});
+  auto c = s.Client();
+  auto runners = [&] {
+    auto j = JsonOf(c.Get("/v1/runners"));
+    return j.is_null() ? size_t{0} : (j.is_array() ? j : j["data"]).size();
+  };
+  // keep-alive 600: the runner stays after its job.
+  auto first = SubmitJob(s, "speech.wav");
+  EXPECT_EQ(test::WaitForJob(c, first).value("state", ""), "completed");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(runners(), 1u);
+
+  // A bad file is refused; the server goes on with the old settings.
+  { std::ofstream(config) << "[serve]\nkeep-alive = \"soon\"\nbogus-setting = 1\n"; }
+  s.Signal(SIGHUP);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_NE(test::ReadFileText(s.log).find("config reload rejected"), std::string::npos);
+  EXPECT_EQ(JsonOf(c.Get("/healthz")).is_null(), false);
+
+  // keep-alive 0: after the reload, a runner unloads as soon as its last job ends.
+  { std::ofstream(config) << "[serve]\nkeep-alive = \"0\"\n"; }
+  s.Signal(SIGHUP);
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return test::ReadFileText(s.log).find("config reloaded") != std::string::npos; }, 5s));
+  ASSERT_EQ(c.Post("/v1/models/tiny/unload", "{}", "application/json")->status / 100, 2);
+  ASSERT_TRUE(test::WaitUntil([&] { return runners() == 0; }, 10s));
+  auto second = SubmitJob(s, "speech.wav");
+  EXPECT_EQ(test::WaitForJob(c, second).value("state", ""), "completed");
+  EXPECT_TRUE(test::WaitUntil([&] { return runners() == 0; }, 5s))
+      << "the reloaded keep-alive 0 did not unload the runner";
+}
+
+}  // namespace
+}  // namespace steno

@@ -1,0 +1,130 @@
+// The API's error contract: OpenAI's shape, and every service error mapped to the status its
+// policy names (a client's mistake is never a 5xx). Also the route table's 404 vs 405.
+#include "api/api_errors.h"
+
+#include <functional>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "api/router.h"
+
+namespace steno::api {
+namespace {
+
+TEST(ApiErrorsTest, BodyHasOpenAiShape) {
+  auto body = nlohmann::json::parse(
+      ErrorBody(MakeApiError(404, "model_not_found", "no model 'x'", "model")));
+  ASSERT_TRUE(body.contains("error"));
+  const auto& e = body["error"];
+  EXPECT_EQ(e["type"], "invalid_request_error");
+  EXPECT_EQ(e["code"], "model_not_found");
+  EXPECT_EQ(e["message"], "no model 'x'");
+  EXPECT_EQ(e["param"], "model");
+  auto no_param = nlohmann::json::parse(ErrorBody(MakeApiError(400, "bad_json", "x")));
+  EXPECT_TRUE(no_param["error"]["param"].is_null());
+}
+
+TEST(ApiErrorsTest, InvalidUtf8InAMessageStillGivesValidJson) {
+  auto text = ErrorBody(MakeApiError(400, "bad", std::string("bad \xff byte")));
+  EXPECT_TRUE(nlohmann::json::accept(text));
+}
+
+TEST(ApiErrorsTest, TypesFollowOpenAi) {
+  EXPECT_STREQ(ErrorTypeFor(400), "invalid_request_error");
+  EXPECT_STREQ(ErrorTypeFor(404), "invalid_request_error");
+  EXPECT_STREQ(ErrorTypeFor(401), "authentication_error");
+  EXPECT_STREQ(ErrorTypeFor(403), "permission_error");
+  EXPECT_STREQ(ErrorTypeFor(503), "server_error");
+}
+
+struct Case {
+  ErrorKind kind;
+  const char* code;
+  int status;
+};
+
+TEST(ApiErrorsTest, ServiceErrorsMapToTheDocumentedStatuses) {
+  const Case cases[] = {
+      {ErrorKind::kBadInput, "not_media", 415},
+      {ErrorKind::kBadInput, "no_audio_stream", 415},
+      {ErrorKind::kBadInput, "corrupt_audio", 415},
+      {ErrorKind::kBadInput, "unsupported_codec", 415},
+      {ErrorKind::kBadInput, "empty_audio", 415},
+      {ErrorKind::kBadInput, "truncated", 415},
+      {ErrorKind::kBadInput, "too_long", 413},
+      {ErrorKind::kBadInput, "job_finished", 409},
+      {ErrorKind::kBadInput, "bad_language", 400},
+      {ErrorKind::kBadInput, "bad_job_params", 400},
+      {ErrorKind::kBadInput, "path_not_allowed", 403},
+      {ErrorKind::kBadInput, "file_not_found", 404},
+      {ErrorKind::kNotFound, "model_not_found", 404},
+      {ErrorKind::kNotFound, "job_not_found", 404},
+      {ErrorKind::kUnavailable, "queue_full", 503},
+      {ErrorKind::kUnavailable, "shutting_down", 503},
+      {ErrorKind::kOutOfMemory, "", 503},
+      {ErrorKind::kTimeout, "timeout", 504},
+      {ErrorKind::kIo, "store_io", 500},
+      {ErrorKind::kInternal, "bug", 500},
+  };
+  for (const auto& c : cases) {
+    ApiError e = FromError(Error(c.kind, c.code, "m"));
+    EXPECT_EQ(e.status, c.status) << c.code;
+    if (*c.code) {
+      EXPECT_EQ(e.code, c.code);
+    }
+    EXPECT_FALSE(e.code.empty()) << c.code;
+    EXPECT_EQ(e.type, ErrorTypeFor(c.status));
+  }
+}
+
+TEST(ApiErrorsTest, QueueFullCarriesItsRetryAfter) {
+  auto e = FromError(
+      Error(ErrorKind::kUnavailable, "queue_full", "the queue is full; retry after 12 s"));
+  EXPECT_EQ(e.retry_after_s, 12);
+  auto no_hint = FromError(Error(ErrorKind::kUnavailable, "queue_full", "the queue is full"));
+  EXPECT_EQ(no_hint.retry_after_s, 1);
+  auto down = FromError(Error(ErrorKind::kUnavailable, "shutting_down", "bye"));
+  EXPECT_GT(down.retry_after_s, 0);
+  EXPECT_EQ(FromError(Error(ErrorKind::kBadInput, "x", "y")).retry_after_s, 0);
+}
+
+TEST(ApiErrorsTest, LibraryStatusesGetCodes) {
+  EXPECT_EQ(CodeForStatus(413), "payload_too_large");
+  EXPECT_EQ(CodeForStatus(414), "uri_too_long");
+  EXPECT_EQ(CodeForStatus(400), "bad_request");
+  EXPECT_EQ(CodeForStatus(500), "internal_error");
+}
+
+TEST(ApiRouterTest, FindsRoutesAndTellsUnknownPathFromWrongMethod) {
+  Router<std::function<int()>> r;
+  r.Add("GET", "/v1/jobs", [] { return 1; });
+  r.Add("POST", "/v1/jobs", [] { return 2; });
+  r.Add("GET", "/v1/jobs/{id}", [] { return 3; });
+  r.Add("DELETE", "/v1/jobs/{id}", [] { return 4; });
+  r.Add("GET", "/v1/jobs/{id}/result", [] { return 5; });
+
+  auto get = r.Find("GET", "/v1/jobs/abc");
+  ASSERT_NE(get.route, nullptr);
+  EXPECT_EQ(get.route->handler(), 3);
+  EXPECT_EQ(get.params, std::vector<std::string>{"abc"});
+  EXPECT_EQ(get.route->pattern, "/v1/jobs/{id}");
+
+  auto head = r.Find("HEAD", "/v1/jobs");
+  ASSERT_NE(head.route, nullptr);
+  EXPECT_EQ(head.route->handler(), 1);
+
+  auto put = r.Find("PUT", "/v1/jobs/abc");
+  EXPECT_EQ(put.route, nullptr);
+  EXPECT_EQ(put.allow, "GET, DELETE");  // → 405 with Allow
+
+  auto none = r.Find("GET", "/v1/nothing");
+  EXPECT_EQ(none.route, nullptr);
+  EXPECT_TRUE(none.allow.empty());  // → 404
+
+  EXPECT_EQ(r.Find("GET", "/v1/jobs/a/result").route->handler(), 5);
+  EXPECT_EQ(r.Find("GET", "/v1/jobs/a/b/c").route, nullptr);
+}
+
+}  // namespace
+}  // namespace steno::api

@@ -1,0 +1,150 @@
+// ParseJobRequest: the request fields every transcription route shares, with a 400 naming the
+// field for each bad value.
+#include "api/job_request.h"
+
+#include <gtest/gtest.h>
+
+namespace steno::api {
+namespace {
+
+std::optional<ApiError> Parse(const RequestFields& f, server::SubmitJob& out,
+                              JobRequestRules rules = {"transcribe", ""}) {
+  return ParseJobRequest(f, rules, out);
+}
+
+TEST(ApiJobRequestTest, FullOpenAiRequestFillsTheJob) {
+  server::SubmitJob job;
+  auto e = Parse({{"model", {"tiny"}},
+                  {"language", {"EN"}},
+                  {"prompt", {"Steno, GPUs."}},
+                  {"temperature", {"0.2"}},
+                  {"response_format", {"verbose_json"}},
+                  {"timestamp_granularities[]", {"segment", "word"}},
+                  {"priority", {"high"}},
+                  {"keep_alive", {"5m"}},
+                  {"device", {"cuda:1"}},
+                  {"timeout", {"90"}},
+                  {"stream", {"false"}},
+                  {"some_future_option", {"x"}}},
+                 job);
+  ASSERT_FALSE(e) << e->message;
+  EXPECT_EQ(job.model, "tiny");
+  EXPECT_EQ(job.params.task, "transcribe");
+  EXPECT_EQ(job.params.language, "en");
+  EXPECT_EQ(job.params.prompt, "Steno, GPUs.");
+  EXPECT_FLOAT_EQ(job.params.temperature, 0.2f);
+  EXPECT_EQ(job.params.response_format, "verbose_json");
+  EXPECT_TRUE(job.params.word_timestamps);
+  EXPECT_EQ(job.priority, Priority::kHigh);
+  EXPECT_EQ(job.params.keep_alive_s, 300);
+  EXPECT_EQ(job.params.device, "cuda:1");
+  EXPECT_EQ(job.params.timeout_s, 90);
+}
+
+TEST(ApiJobRequestTest, DefaultsAndTheDefaultModel) {
+  server::SubmitJob job;
+  ASSERT_FALSE(Parse({{"model", {"tiny"}}}, job));
+  EXPECT_EQ(job.params.response_format, "json");
+  EXPECT_FALSE(job.params.word_timestamps);
+  EXPECT_EQ(job.params.device, "");
+  EXPECT_FALSE(job.params.keep_alive_s.has_value());
+
+  server::SubmitJob missing;
+  auto e = Parse({}, missing);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code, "missing_model");
+  EXPECT_EQ(e->param, "model");
+
+  server::SubmitJob aliased;
+  ASSERT_FALSE(Parse({{"model", {"whisper-1"}}}, aliased, {"transcribe", "base.en"}));
+  EXPECT_EQ(aliased.model, "base.en");
+  server::SubmitJob defaulted;
+  ASSERT_FALSE(Parse({}, defaulted, {"translate", "base"}));
+  EXPECT_EQ(defaulted.model, "base");
+  EXPECT_EQ(defaulted.params.task, "translate");
+}
+
+TEST(ApiJobRequestTest, EachBadValueIsA400NamingItsField) {
+  const std::pair<RequestFields, std::pair<const char*, const char*>> cases[] = {
+      {{{"temperature", {"hot"}}}, {"bad_temperature", "temperature"}},
+      {{{"temperature", {"1.5"}}}, {"bad_temperature", "temperature"}},
+      {{{"temperature", {"nan"}}}, {"bad_temperature", "temperature"}},
+      {{{"response_format", {"xml"}}}, {"bad_response_format", "response_format"}},
+      {{{"timestamp_granularities[]", {"char"}}},
+       {"bad_timestamp_granularity", "timestamp_granularities[]"}},
+      {{{"priority", {"urgent"}}}, {"bad_priority", "priority"}},
+      {{{"keep_alive", {"forever"}}}, {"bad_keep_alive", "keep_alive"}},
+      {{{"keep_alive", {"-5"}}}, {"bad_keep_alive", "keep_alive"}},
+      {{{"device", {"gpu7"}}}, {"bad_device", "device"}},
+      {{{"device", {"cuda:x"}}}, {"bad_device", "device"}},
+      {{{"timeout", {"0"}}}, {"bad_timeout", "timeout"}},
+      {{{"stream", {"true"}}}, {"streaming_not_supported", "stream"}},
+      {{{"word_timestamps", {"maybe"}}}, {"bad_word_timestamps", "word_timestamps"}},
+      {{{"language", {std::string(40, 'x')}}}, {"bad_language", "language"}},
+      {{{"language", {"klingon"}}}, {"bad_language", "language"}},
+      {{{"device", {"cuda"}}}, {"bad_device", "device"}},
+  };
+  for (const auto& [fields, expected] : cases) {
+    RequestFields f = fields;
+    f["model"] = {"tiny"};
+    server::SubmitJob job;
+    auto e = Parse(f, job);
+    ASSERT_TRUE(e) << expected.first;
+    EXPECT_EQ(e->status, 400);
+    EXPECT_EQ(e->code, expected.first);
+    EXPECT_EQ(e->param, expected.second);
+  }
+  server::SubmitJob job;
+  auto task = Parse({{"model", {"tiny"}}, {"task", {"summarize"}}}, job, {"", ""});
+  ASSERT_TRUE(task);
+  EXPECT_EQ(task->code, "bad_task");
+}
+
+TEST(ApiJobRequestTest, GranularitiesAcceptEveryClientSpelling) {
+  for (const RequestFields& f : {RequestFields{{"timestamp_granularities", {"word"}}},
+                                 RequestFields{{"timestamp_granularities[]", {"segment,word"}}},
+                                 RequestFields{{"word_timestamps", {"true"}}}}) {
+    RequestFields g = f;
+    g["model"] = {"tiny"};
+    server::SubmitJob job;
+    ASSERT_FALSE(Parse(g, job));
+    EXPECT_TRUE(job.params.word_timestamps);
+  }
+}
+
+TEST(ApiJobRequestTest, KeepAliveForms) {
+  EXPECT_EQ(ParseKeepAlive("30"), 30);
+  EXPECT_EQ(ParseKeepAlive("30s"), 30);
+  EXPECT_EQ(ParseKeepAlive("5m"), 300);
+  EXPECT_EQ(ParseKeepAlive("2h"), 7200);
+  EXPECT_EQ(ParseKeepAlive("0"), 0);
+  EXPECT_EQ(ParseKeepAlive("-1"), -1);
+  EXPECT_FALSE(ParseKeepAlive("-1m"));
+  EXPECT_FALSE(ParseKeepAlive(""));
+  EXPECT_FALSE(ParseKeepAlive("5 minutes"));
+  EXPECT_FALSE(ParseKeepAlive("99999999h"));
+}
+
+TEST(ApiJobRequestTest, JsonBodiesBecomeFields) {
+  RequestFields f;
+  auto body = nlohmann::json::parse(
+      R"({"model":"tiny","temperature":0.5,"word_timestamps":true,"keep_alive":60,
+          "timestamp_granularities":["segment","word"],"prompt":null})");
+  ASSERT_FALSE(FieldsFromJson(body, f));
+  server::SubmitJob job;
+  ASSERT_FALSE(Parse(f, job));
+  EXPECT_FLOAT_EQ(job.params.temperature, 0.5f);
+  EXPECT_TRUE(job.params.word_timestamps);
+  EXPECT_EQ(job.params.keep_alive_s, 60);
+  EXPECT_EQ(f.count("prompt"), 0u) << "null is absent";
+
+  RequestFields nested;
+  auto e = FieldsFromJson(nlohmann::json::parse(R"({"model":{"name":"tiny"}})"), nested);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "model");
+  RequestFields array_body;
+  EXPECT_TRUE(FieldsFromJson(nlohmann::json::parse("[1,2]"), array_body));
+}
+
+}  // namespace
+}  // namespace steno::api
