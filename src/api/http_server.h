@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,10 @@ struct HttpOptions {
   size_t max_queue = 0;
   gpu::ReserveConfig reserve;
   double safety_factor = gpu::kDefaultSafetyFactor;
+  // Alerts firing now, for GET /v1/alerts ({"alerts": [...]}) and /metrics (Prometheus lines);
+  // empty: no alert monitor (an empty list, no lines).
+  std::function<std::string()> alerts_json;
+  std::function<std::string()> alerts_metrics;
 };
 
 class HttpServer {

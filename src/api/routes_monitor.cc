@@ -61,8 +61,16 @@ void Metrics(Context& ctx, Call& call) {
   std::string text = ctx.service.metrics().RenderPrometheus(
       snap, devices.ok() ? *devices : std::vector<gpu::DeviceSample>{},
       counts.ok() ? *counts : store::JobCounts{}, o.reserve, o.safety_factor);
+  if (o.alerts_metrics) text += o.alerts_metrics();
   call.res.status = 200;
   call.res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void Alerts(Context& ctx, Call& call) {
+  const auto& o = ctx.options;
+  call.res.status = 200;
+  call.res.set_content(o.alerts_json ? o.alerts_json() : std::string("{\"alerts\":[]}"),
+                       "application/json");
 }
 
 void Health(Context&, Call& call) {
@@ -83,6 +91,7 @@ void AddMonitorRoutes(ApiRouter& router, Context& ctx) {
   router.Add("GET", "/api/memory_status", [&ctx](Call& c) { MemoryStatus(ctx, c); });
   router.Add("GET", "/v1/gpus", [&ctx](Call& c) { Gpus(ctx, c); });
   router.Add("GET", "/metrics", [&ctx](Call& c) { Metrics(ctx, c); });
+  router.Add("GET", "/v1/alerts", [&ctx](Call& c) { Alerts(ctx, c); });
   router.Add(
       "GET", "/healthz", [&ctx](Call& c) { Health(ctx, c); }, /*is_public=*/true);
   router.Add(

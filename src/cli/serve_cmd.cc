@@ -27,6 +27,7 @@
 #include "cli/commands.h"
 #include "cli/config_file.h"
 #include "cli/gpu_flags.h"
+#include "cli/serve_alerts.h"
 #include "cli/signal_watch.h"
 #include "core/paths.h"
 #include "gpu/size.h"
@@ -62,6 +63,7 @@ struct ServeOptions {
   std::string sync_timeout = "1h";
   std::string shutdown_grace = "30s";
   std::string config;
+  AlertFlags alerts;
 };
 
 int Fail(const Error& e) {
@@ -183,7 +185,8 @@ Result<ServeOptions> ParseWithConfig(const std::string& path) {
 }
 
 // SIGHUP: the settings a reload may change, from the config file as it is now.
-void Reload(const ServeOptions& running, const GlobalOptions& global, server::JobService& service) {
+void Reload(const ServeOptions& running, const GlobalOptions& global, server::JobService& service,
+            ServeAlerts& alerts) {
   if (running.config.empty()) {
     spdlog::warn("SIGHUP: no --config file was given; nothing to reload");
     return;
@@ -197,6 +200,15 @@ void Reload(const ServeOptions& running, const GlobalOptions& global, server::Jo
   if (!options.ok()) {
     spdlog::error("config reload rejected, keeping the running config: {}",
                   options.error().message);
+    return;
+  }
+  auto rules = LoadAlertRules(fresh->alerts.rules_file);
+  if (!rules.ok()) {
+    spdlog::error("config reload rejected, keeping the running config: {}", rules.error().message);
+    return;
+  }
+  if (auto st = alerts.monitor().SetRules(std::move(rules).value()); !st) {
+    spdlog::error("config reload rejected, keeping the running config: {}", st.error().message);
     return;
   }
   sched::SchedulerConfig scheduler = options->runtime.scheduler;
@@ -229,6 +241,11 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
 
   auto service = server::JobService::Open(std::move(service_options.value()));
   if (!service.ok()) return Fail(service.error());
+  auto alerts = ServeAlerts::Start(o.alerts, **service);
+  if (!alerts.ok()) return Fail(alerts.error());
+  ServeAlerts* alerts_ptr = alerts->get();
+  http_options->alerts_json = [alerts_ptr] { return alerts_ptr->ActiveJson(); };
+  http_options->alerts_metrics = [alerts_ptr] { return alerts_ptr->Metrics(); };
   auto http = api::HttpServer::Start(std::move(http_options.value()), **service);
   if (!http.ok()) return Fail(http.error());
 
@@ -242,7 +259,7 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
   for (;;) {
     const SignalKind s = signals.Wait(std::chrono::hours(1));
     if (s == SignalKind::kStop) break;
-    if (s == SignalKind::kReload) Reload(o, global, **service);
+    if (s == SignalKind::kReload) Reload(o, global, **service, **alerts);
   }
   // The listener stays up while running jobs drain: clients can still read their jobs and
   // results; new work gets 503 shutting_down and /readyz fails.
@@ -253,6 +270,7 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
   const auto report = (*service)->Shutdown(std::chrono::seconds(*grace));
   (*http)->Stop();
   http->reset();
+  alerts->reset();
   service->reset();
   spdlog::info("{}", report.Summary());
   std::printf("steno: %s\n", report.Summary().c_str());
@@ -268,6 +286,15 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
                   "TOML config file with a [serve] table of these flags' settings (flags and "
                   "STENO_* variables win over it); SIGHUP re-reads it")
       ->envname("STENO_CONFIG");
+  cmd->add_option("--alert-rules", o->alerts.rules_file,
+                  "JSON array of alert rules (default: memory > 90 % for 5 min, queue > 10 for "
+                  "10 min, error rate > 10 % over 5 min, ...); SIGHUP re-reads it")
+      ->envname("STENO_ALERT_RULES");
+  cmd->add_option("--alert-webhook", o->alerts.webhook_url,
+                  "POST each alert here when it fires and when it resolves (with retries)")
+      ->envname("STENO_ALERT_WEBHOOK");
+  cmd->add_option("--alert-interval", o->alerts.interval, "How often alert rules are evaluated")
+      ->capture_default_str();
   cmd->add_option("--shutdown-grace", o->shutdown_grace,
                   "On SIGTERM/SIGINT, let running jobs finish this long before stopping them")
       ->envname("STENO_SHUTDOWN_GRACE")
