@@ -11,6 +11,7 @@ namespace {
 
 struct StatFields {
   char state = '?';
+  int ppid = 0;
   uint64_t start_ticks = 0;
 };
 
@@ -25,9 +26,9 @@ std::optional<StatFields> ReadStat(int pid) {
   if (close == std::string::npos) return std::nullopt;
   std::istringstream rest(line.substr(close + 1));
   StatFields f;
-  rest >> f.state;  // field 3
+  rest >> f.state >> f.ppid;  // fields 3 and 4
   std::string skip;
-  for (int field = 4; field < 22; ++field) rest >> skip;
+  for (int field = 5; field < 22; ++field) rest >> skip;
   rest >> f.start_ticks;  // field 22
   if (!rest) return std::nullopt;
   return f;
@@ -48,6 +49,12 @@ std::optional<ProcessIdentity> IdentifyProcess(int pid) {
 bool IsAlive(const ProcessIdentity& process) {
   auto stat = ReadStat(process.pid);
   return stat && !Dead(stat->state) && stat->start_ticks == process.start_ticks;
+}
+
+std::optional<int> ParentPid(int pid) {
+  auto stat = ReadStat(pid);
+  if (!stat || Dead(stat->state)) return std::nullopt;
+  return stat->ppid;
 }
 
 bool RunsSameExecutable(int pid) {

@@ -24,6 +24,9 @@ std::optional<ProcessIdentity> IdentifyProcess(int pid);
 // returned when it exited, before anyone reaped it.
 bool IsAlive(const ProcessIdentity& process);
 
+// The parent of a running process, or nullopt if there is none (or it is a zombie).
+std::optional<int> ParentPid(int pid);
+
 // Whether `pid` runs the same executable file as the calling process (same device and inode
 // of /proc/PID/exe). This is how a separate `steno gpus` tells steno's runners apart from
 // other tenants; a process it may not inspect is not ours.

@@ -16,10 +16,6 @@ bool EndsWith(const std::string& s, std::string_view suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-bool LooksLikePath(const std::string& v) {
-  return v.find('/') != std::string::npos || EndsWith(v, ".bin");
-}
-
 // Follows links: a link to a model file counts as the model (users symlink big files).
 bool IsRegularFile(const fs::path& p) {
   std::error_code ec;
@@ -54,6 +50,10 @@ Error NotFound(const std::string& what, const std::string& name, const std::stri
 
 }  // namespace
 
+bool IsPathLike(const std::string& v) {
+  return v.find('/') != std::string::npos || EndsWith(v, ".bin");
+}
+
 std::vector<InstalledModel> ListInstalledModels(const std::string& models_dir) {
   std::vector<InstalledModel> out;
   std::error_code ec;
@@ -81,7 +81,7 @@ Result<std::string> ResolveModel(const std::string& name_or_path, const std::str
         ErrorKind::kBadInput, "bad_model_name",
         "No model given: pass a model name (e.g. tiny.en) or the path of a ggml .bin file.");
   }
-  if (LooksLikePath(v)) {
+  if (IsPathLike(v)) {
     if (IsRegularFile(v)) return v;
     if (IsDirectory(v)) {
       return Error(ErrorKind::kBadInput, "bad_model_name",

@@ -24,6 +24,9 @@ struct InstalledModel {
 // unreadable dir holds no models (an empty list, not an error).
 std::vector<InstalledModel> ListInstalledModels(const std::string& models_dir);
 
+// Whether a --model value names a path (it contains '/' or ends in ".bin") rather than a model.
+bool IsPathLike(const std::string& name_or_path);
+
 // Resolves a --model value to the path of an existing regular file:
 //   - path-like ("dir/x.bin", "./m", "x.bin"): that file as given; a bare "x.bin" that does
 //     not exist in the working dir is also looked for in models_dir;

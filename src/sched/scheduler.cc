@@ -85,6 +85,18 @@ void DeferReplies(Event& e, std::vector<std::function<void()>>& answers) {
   }
 }
 
+using Reply = std::function<void(Status)>;
+
+// Posts the event `make(reply)` builds and blocks until the worker answers through `reply` (or
+// Post rejects it because the scheduler is stopping).
+template <class Make>
+Status PostAndWait(Scheduler& scheduler, Make make) {
+  auto done = std::make_shared<std::promise<Status>>();
+  auto result = done->get_future();
+  scheduler.Post(make([done](Status st) { done->set_value(std::move(st)); }));
+  return result.get();
+}
+
 }  // namespace
 
 void Scheduler::Post(Event event) {
@@ -100,17 +112,13 @@ void Scheduler::Post(Event event) {
 }
 
 Status Scheduler::Submit(SubmitRequest request) {
-  auto done = std::make_shared<std::promise<Status>>();
-  auto result = done->get_future();
-  Post(event::Submit{std::move(request), [done](Status st) { done->set_value(std::move(st)); }});
-  return result.get();
+  return PostAndWait(*this, [&](Reply reply) {
+    return event::Submit{std::move(request), std::move(reply)};
+  });
 }
 
 Status Scheduler::Cancel(const std::string& job_id) {
-  auto done = std::make_shared<std::promise<Status>>();
-  auto result = done->get_future();
-  Post(event::Cancel{job_id, [done](Status st) { done->set_value(std::move(st)); }});
-  return result.get();
+  return PostAndWait(*this, [&](Reply reply) { return event::Cancel{job_id, std::move(reply)}; });
 }
 
 void Scheduler::Preload(const std::string& model) {
@@ -118,31 +126,24 @@ void Scheduler::Preload(const std::string& model) {
 }
 
 Status Scheduler::Load(const LoadRequest& request) {
-  auto done = std::make_shared<std::promise<Status>>();
-  auto result = done->get_future();
-  Post(event::Load{request, [done](Status st) { done->set_value(std::move(st)); }});
-  return result.get();
+  return PostAndWait(*this, [&](Reply reply) { return event::Load{request, std::move(reply)}; });
 }
 
 Status Scheduler::Unload(const std::string& model) {
-  auto done = std::make_shared<std::promise<Status>>();
-  auto result = done->get_future();
-  Post(event::Unload{model, [done](Status st) { done->set_value(std::move(st)); }});
-  return result.get();
+  return PostAndWait(*this, [&](Reply reply) { return event::Unload{model, std::move(reply)}; });
 }
 
+// These two have no outcome to report: PostAndWait only waits for the worker.
 void Scheduler::StopAdmitting() {
-  auto done = std::make_shared<std::promise<void>>();
-  auto result = done->get_future();
-  Post(event::StopAdmitting{[done] { done->set_value(); }});
-  result.get();
+  (void)PostAndWait(*this, [](Reply reply) {
+    return event::StopAdmitting{[reply = std::move(reply)] { reply(Status()); }};
+  });
 }
 
 void Scheduler::Reconfigure(const SchedulerConfig& config) {
-  auto done = std::make_shared<std::promise<void>>();
-  auto result = done->get_future();
-  Post(event::Reconfigure{config, [done] { done->set_value(); }});
-  result.get();
+  (void)PostAndWait(*this, [&](Reply reply) {
+    return event::Reconfigure{config, [reply = std::move(reply)] { reply(Status()); }};
+  });
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {

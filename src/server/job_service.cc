@@ -360,7 +360,7 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
   if (stores->recovered > 0) {
     spdlog::info("requeued {} jobs a previous run left unfinished", stores->recovered);
   }
-  // Jobs this node held are ours to run again: their runners died with the last process.
+  // What runners measured before: the estimates of the next loads.
   if (auto footprints = impl->jobs->ListFootprints(); footprints.ok()) {
     for (const auto& f : *footprints) {
       options.runtime.scheduler.known_footprints[{f.model, f.device_name}] =

@@ -1,19 +1,18 @@
 #include "server/runtime.h"
-#include "core/wall_clock.h"
 
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 
 #include "core/log.h"
 #include "core/paths.h"
+#include "core/wall_clock.h"
 #include "engine/model_file.h"
 #include "gpu/device_selection.h"
 #include "gpu/open_devices.h"
+#include "gpu/owner_process.h"
 #include "gpu/size.h"
 #include "gpu/visible_devices.h"
 #include "models/resolve.h"
@@ -22,23 +21,9 @@
 namespace steno::server {
 namespace {
 
-bool LooksLikePath(const std::string& name) {
-  return name.find('/') != std::string::npos || name.ends_with(".bin") || name.starts_with(".");
-}
-
 // Whether `pid` is a live child of this process (a runner that has not exited).
 bool IsOurChild(int pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream rest(line.substr(close + 1));
-  char state = 0;
-  int ppid = 0;
-  rest >> state >> ppid;
-  return ppid == getpid();
+  return gpu::ParentPid(pid) == getpid();
 }
 
 }  // namespace
@@ -69,7 +54,8 @@ struct Runtime::Impl {
   }
 
   Result<sched::ModelSpec> Resolve(const std::string& name) const {
-    if (!options.allow_model_paths && LooksLikePath(name)) {
+    // A hidden name (".x", "..") is refused too: it is no model name either.
+    if (!options.allow_model_paths && (models::IsPathLike(name) || name.starts_with("."))) {
       return Error(ErrorKind::kBadInput, "bad_model_name",
                    "model \"" + name + "\" must be a model name, not a path");
     }

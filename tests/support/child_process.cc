@@ -7,30 +7,12 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include "gpu/owner_process.h"
 
 extern char** environ;
 
 namespace steno::test {
-namespace {
-
-// (ppid, state) from /proc/PID/stat; nullopt if the process is gone.
-std::optional<std::pair<pid_t, char>> StatOf(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream rest(line.substr(close + 1));
-  char state = 0;
-  pid_t ppid = 0;
-  rest >> state >> ppid;
-  return std::make_pair(ppid, state);
-}
-
-}  // namespace
-
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& out_path,
                            const std::string& err_path,
                            const std::vector<std::pair<std::string, std::string>>& env) {
@@ -91,15 +73,13 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = std::stoi(name);
-    auto st = StatOf(pid);
-    if (st && st->first == parent && st->second != 'Z') out.push_back(pid);
+    if (gpu::ParentPid(pid) == parent) out.push_back(pid);
   }
   return out;
 }
 
 bool ProcessAlive(pid_t pid) {
-  auto st = StatOf(pid);
-  return st && st->second != 'Z';
+  return gpu::IdentifyProcess(pid).has_value();
 }
 
 bool AllExited(const std::vector<pid_t>& pids, std::chrono::milliseconds within) {
