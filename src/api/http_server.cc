@@ -136,6 +136,7 @@ struct HttpServer::Impl {
   server::JobService& service;
   PathPolicy paths;
   std::atomic<bool> stopping{false};
+  MemoryHistory history;
   Context ctx;
   ApiRouter router;
   ApiHttpServer svr;
@@ -147,7 +148,7 @@ struct HttpServer::Impl {
       : options(std::move(o)),
         service(s),
         paths(std::move(p)),
-        ctx{service, options, paths, stopping} {}
+        ctx{service, options, paths, stopping, history} {}
 
   void AddCors(const httplib::Request& req, httplib::Response& res) const {
     if (options.cors_origin.empty()) return;
@@ -292,6 +293,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
   AddJobRoutes(p->router, p->ctx);
   AddModelRoutes(p->router, p->ctx);
   AddMonitorRoutes(p->router, p->ctx);
+  AddEventRoutes(p->router, p->ctx);
+  AddDashboardRoutes(p->router, p->ctx);
+  p->history.Start([p] { return p->service.Snapshot().devices; }, [] { return UnixMillis(); });
 
   auto& svr = p->svr;
   const size_t min_threads = static_cast<size_t>(std::max(1, o.min_threads));
@@ -381,6 +385,7 @@ void HttpServer::Stop() {
   if (!impl_) return;
   std::call_once(impl_->stop_once, [this] {
     impl_->stopping = true;
+    impl_->history.Stop();
     impl_->svr.stop();
     if (impl_->thread.joinable()) impl_->thread.join();
   });

@@ -46,6 +46,7 @@ struct HttpOptions {
   int64_t sync_timeout_ms = 3'600'000;   // a synchronous transcription waits at most this (504)
   int64_t sse_keepalive_ms = 15'000;     // a comment line on an idle SSE stream
   std::string cors_origin;               // "": no CORS headers; "*" or one origin
+  std::string dashboard_dir;             // "": the dashboard's embedded files; else read from here
   std::vector<std::string> allow_paths;  // roots for server-side paths (POST /v1/jobs {"path"})
   ApiKeys keys;                          // empty: no authentication
   std::string default_model;             // for requests naming none (or "whisper-1")

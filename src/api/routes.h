@@ -15,6 +15,7 @@
 #include "api/api_errors.h"
 #include "api/http_server.h"
 #include "api/job_request.h"
+#include "api/memory_history.h"
 #include "api/path_policy.h"
 #include "api/router.h"
 #include "api/upload.h"
@@ -43,12 +44,15 @@ struct Context {
   const PathPolicy& paths;
   // Set by Stop(): long waits (synchronous transcriptions, SSE) end promptly.
   std::atomic<bool>& stopping;
+  MemoryHistory& history;  // GPU memory of the last 15 minutes (the dashboard's chart)
 };
 
 void AddOpenAiRoutes(ApiRouter& router, Context& ctx);
 void AddJobRoutes(ApiRouter& router, Context& ctx);
 void AddModelRoutes(ApiRouter& router, Context& ctx);
 void AddMonitorRoutes(ApiRouter& router, Context& ctx);
+void AddEventRoutes(ApiRouter& router, Context& ctx);
+void AddDashboardRoutes(ApiRouter& router, Context& ctx);
 
 // --- responses ---
 void SendJson(httplib::Response& res, int status, const ojson& body);
@@ -87,5 +91,14 @@ UploadLimits UploadLimitsOf(const HttpOptions& options);
 
 // A job as the API shows it.
 ojson JobJson(const Job& job);
+// A runner as GET /v1/runners shows it; `now` is the wall clock (Unix ms) the snapshot's times
+// are converted to.
+ojson RunnerJson(const sched::RunnerInfo& runner, const sched::SchedulerSnapshot& snap,
+                 int64_t now);
+// A GPU's ledger with the original design's field names (GET /api/memory_status): device,
+// index, total, reserved, allocatable, allocated, external, available, usage_percent.
+ojson LedgerJson(const sched::DeviceLedger& device);
+// What GET /v1/events sends as `snapshot` (see routes_events.cc).
+ojson DashboardSnapshot(Context& ctx);
 
 }  // namespace steno::api

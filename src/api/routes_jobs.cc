@@ -5,11 +5,8 @@
 // Results of jobs that are not completed answer 409 (not 404: the job exists, it is in the wrong
 // state): job_not_completed while it is pending/loading/processing, job_failed (with the job's
 // own error message) and job_cancelled.
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-
 #include "api/routes.h"
+#include "api/sse.h"
 
 namespace steno::api {
 namespace {
@@ -196,87 +193,14 @@ void CancelJob(Context& ctx, Call& call) {
   SendJson(call.res, 200, JobJson(*job));
 }
 
-// ---- Server-Sent Events -----------------------------------------------------------------------
-
-struct SseStream {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::string> frames;
-  bool done = false;  // the final state's event is queued
-  uint64_t seq = 0;
-  server::JobService::Subscription subscription;
-};
-
-std::string Frame(const char* event, uint64_t id, const ojson& data) {
-  return std::string("event: ") + event + "\nid: " + std::to_string(id) +
-         "\ndata: " + data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
-}
-
-std::string FrameOf(const server::JobEvent& e, uint64_t seq) {
-  switch (e.kind) {
-    case server::JobEvent::Kind::kState: return Frame("state", seq, JobJson(e.job));
-    case server::JobEvent::Kind::kProgress:
-      return Frame(
-          "progress", seq,
-          {{"job_id", e.job.id}, {"state", JobStateName(e.job.state)}, {"percent", e.percent}});
-    case server::JobEvent::Kind::kSegment:
-      return Frame("segment", seq, {{"job_id", e.job.id}, {"segment", ojson(e.segment)}});
-  }
-  return {};
-}
-
 void JobEvents(Context& ctx, Call& call) {
   auto stream = std::make_shared<SseStream>();
-  std::weak_ptr<SseStream> weak = stream;
-  auto sub = ctx.service.Subscribe(call.params[0], [weak](const server::JobEvent& e) {
-    auto s = weak.lock();
-    if (!s) return false;
-    const bool final = e.kind == server::JobEvent::Kind::kState && IsFinal(e.job.state);
-    {
-      std::lock_guard lock(s->mu);
-      if (s->done) return false;
-      s->frames.push_back(FrameOf(e, ++s->seq));
-      s->done = final;
-    }
-    s->cv.notify_one();
-    return !final;
-  });
-  if (!sub.ok()) return SendError(call.res, FromError(sub.error()));
-  stream->subscription = std::move(sub.value());
-
-  call.res.status = 200;
-  call.res.set_header("Cache-Control", "no-cache");
-  call.res.set_header("X-Accel-Buffering", "no");  // proxies: do not buffer the stream
-  const std::atomic<bool>* stopping = &ctx.stopping;
-  const auto keepalive = std::chrono::milliseconds(ctx.options.sse_keepalive_ms);
-  call.res.set_chunked_content_provider(
-      "text/event-stream",
-      [stream, stopping, keepalive](size_t, httplib::DataSink& sink) {
-        std::deque<std::string> out;
-        bool done = false;
-        {
-          std::unique_lock lock(stream->mu);
-          const auto deadline = std::chrono::steady_clock::now() + keepalive;
-          // Short slices: a server that stops is noticed within a quarter second.
-          while (stream->frames.empty() && !stream->done && !*stopping &&
-                 std::chrono::steady_clock::now() < deadline) {
-            stream->cv.wait_for(lock, std::chrono::milliseconds(250));
-          }
-          out.swap(stream->frames);
-          done = stream->done;
-        }
-        if (out.empty() && !done && !*stopping) {
-          // Idle: a comment keeps proxies from timing out and finds a client that left.
-          static const char kPing[] = ": keep-alive\n\n";
-          return sink.write(kPing, sizeof kPing - 1);
-        }
-        for (const auto& f : out) {
-          if (!sink.write(f.data(), f.size())) return false;
-        }
-        if (done || *stopping) sink.done();
-        return true;
-      },
-      [stream](bool) { stream->subscription.reset(); });
+  if (auto st = SubscribeJob(ctx.service, call.params[0], stream); !st) {
+    return SendError(call.res, FromError(st.error()));
+  }
+  SseOptions options;
+  options.keepalive = std::chrono::milliseconds(ctx.options.sse_keepalive_ms);
+  ServeSse(call, std::move(stream), ctx.stopping, std::move(options));
 }
 
 }  // namespace

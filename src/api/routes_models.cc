@@ -61,6 +61,8 @@ void GetModel(Context& ctx, Call& call) {
                          "model '" + name + "' is not installed on this server", "model"));
 }
 
+}  // namespace
+
 ojson RunnerJson(const sched::RunnerInfo& r, const sched::SchedulerSnapshot& snap, int64_t now) {
   // Scheduler times are on its own clock: convert through the snapshot's "now".
   auto wall = [&](int64_t t) { return now - (snap.now_ms - t); };
@@ -92,6 +94,8 @@ ojson RunnerJson(const sched::RunnerInfo& r, const sched::SchedulerSnapshot& sna
   }
   return j;
 }
+
+namespace {
 
 void ListRunners(Context& ctx, Call& call) {
   const auto snap = ctx.service.Snapshot();

@@ -27,16 +27,7 @@ void MemoryStatus(Context& ctx, Call& call) {
              {"available_threads", d.cores.available_threads}};
       continue;
     }
-    const auto& m = d.memory;
-    gpus.push_back({{"device", d.name},
-                    {"index", m.device_index},
-                    {"total", m.total},
-                    {"reserved", m.reserved},
-                    {"allocatable", m.allocatable},
-                    {"allocated", m.allocated},
-                    {"external", m.external},
-                    {"available", m.available},
-                    {"usage_percent", m.usage_percent}});
+    gpus.push_back(LedgerJson(d));
   }
   SendJson(call.res, 200,
            {{"devices", std::move(gpus)}, {"cpu", std::move(cpu)}, {"timestamp_ms", UnixMillis()}});
@@ -86,6 +77,14 @@ void Ready(Context& ctx, Call& call) {
 }
 
 }  // namespace
+
+ojson LedgerJson(const sched::DeviceLedger& d) {
+  const auto& m = d.memory;
+  return {
+      {"device", d.name},       {"index", m.device_index},      {"total", m.total},
+      {"reserved", m.reserved}, {"allocatable", m.allocatable}, {"allocated", m.allocated},
+      {"external", m.external}, {"available", m.available},     {"usage_percent", m.usage_percent}};
+}
 
 void AddMonitorRoutes(ApiRouter& router, Context& ctx) {
   router.Add("GET", "/api/memory_status", [&ctx](Call& c) { MemoryStatus(ctx, c); });

@@ -62,11 +62,22 @@ Result<std::unique_ptr<ServeAlerts>> ServeAlerts::Start(const AlertFlags& flags,
       alerts::AlertMonitor::Create(*a->clock_, std::move(options), observe, a->webhook_.get());
   if (!monitor.ok()) return monitor.error();
   a->monitor_ = std::move(monitor).value();
+  // Runner crashes and unverified releases become events of the next evaluation.
+  alerts::AlertMonitor* m = a->monitor_.get();
+  service.SetIncidentListener([m](const server::JobService::RunnerIncident& i) {
+    if (i.kind == server::JobService::RunnerIncident::Kind::kCrash) {
+      m->ReportRunnerCrash({i.model, i.device});
+    } else {
+      m->ReportUnreleased({i.device, i.leftover_bytes, i.model});
+    }
+  });
+  a->service_ = &service;
   a->monitor_->Start();
   return a;
 }
 
 ServeAlerts::~ServeAlerts() {
+  if (service_) service_->SetIncidentListener({});
   if (monitor_) monitor_->Stop();
   if (webhook_) webhook_->Stop(std::chrono::seconds(2));
 }

@@ -1,6 +1,7 @@
 // The alert monitor `steno serve` runs (alerts/alert_monitor.h): rules from --alert-rules (a JSON
 // array, see alerts/alert_rules.h; the defaults when absent), observations taken from the job
-// service (device memory use, queue length, finished and failed jobs), transitions logged, sent
+// service (device memory use, queue length, finished and failed jobs; runner crashes and unloads
+// whose release was not verified, as events), transitions logged, sent
 // to --alert-webhook when set, and shown by GET /v1/alerts and /metrics.
 #pragma once
 
@@ -38,6 +39,7 @@ class ServeAlerts {
 
  private:
   ServeAlerts() = default;
+  server::JobService* service_ = nullptr;  // its incident listener is ours while we live
   // Its own clock: a slow observation never delays the scheduler's timers.
   std::unique_ptr<sched::RealClock> clock_;
   std::unique_ptr<alerts::WebhookNotifier> webhook_;

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -57,6 +58,7 @@ struct ServeOptions {
   std::string api_key_file;
   std::vector<std::string> allow_paths;
   std::string cors_origin;
+  std::string dashboard_dir;
   int max_connections = 512;
   std::string max_upload = "1GiB";
   std::string default_model;
@@ -146,6 +148,10 @@ Result<api::HttpOptions> HttpOptionsFor(const ServeOptions& o, const server::Ser
   if (!sync || *sync <= 0) return Usage("--sync-timeout must be a positive duration (30s, 5m, 1h)");
   h.sync_timeout_ms = int64_t{*sync} * 1000;
   h.cors_origin = o.cors_origin;
+  if (!o.dashboard_dir.empty() && !std::filesystem::is_directory(o.dashboard_dir)) {
+    return Usage("--dashboard-dir: " + o.dashboard_dir + " is not a directory");
+  }
+  h.dashboard_dir = o.dashboard_dir;
   h.allow_paths = o.allow_paths;
   auto keys = api::ApiKeys::Load(o.api_keys, o.api_key_file);
   if (!keys.ok()) return keys.error();
@@ -343,6 +349,9 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
                   "Directory whose files POST /v1/jobs may name by path (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--cors-origin", o->cors_origin, "Allow browser requests from this origin (*)");
+  cmd->add_option("--dashboard-dir", o->dashboard_dir,
+                  "Serve the dashboard's files from this directory instead of the built-in ones "
+                  "(for working on web/dashboard)");
   cmd->add_option("--max-connections", o->max_connections,
                   "Connections served at once (each holds a thread while open)")
       ->capture_default_str();

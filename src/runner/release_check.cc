@@ -31,6 +31,7 @@ ReleaseReport VerifyRelease(const gpu::DevicesFn& devices, const ReleaseCheck& c
                       [&](const gpu::ProcessMemory& p) { return p.pid == check.pid; });
       report.released_bytes = check.used_before - dev->used_bytes;
       const int64_t above_baseline = dev->used_bytes - check.baseline_used;
+      report.leftover_bytes = std::max<int64_t>(0, above_baseline);
       if (!pid_listed && above_baseline <= check.tolerance_bytes) {
         report.released = true;
         report.detail.clear();

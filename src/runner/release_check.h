@@ -16,6 +16,7 @@ struct ReleaseReport {
   bool released = false;       // pid gone from the device and used memory back near the baseline
   int64_t released_bytes = 0;  // used memory before the unload minus used memory now
   int64_t release_ms = 0;      // from `unload_started` until verified (or until giving up)
+  int64_t leftover_bytes = 0;  // not released: the device's used bytes above the baseline
   std::string detail;          // why not, when released is false
 };
 

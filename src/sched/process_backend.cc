@@ -94,6 +94,7 @@ void ProcessBackend::ReapFinished() {
       const bool in_use = stopping_.count(it->first) > 0;
       if (it->second->exited() && !in_use) {
         device_of_.erase(it->first);
+        model_of_.erase(it->first);
         it = runners_.erase(it);
       } else {
         ++it;
@@ -138,6 +139,7 @@ Status ProcessBackend::Start(const RunnerStartSpec& spec) {
   std::lock_guard<std::mutex> lock(mu_);
   runners_[id] = std::move(h).value();
   device_of_[id] = spec.device;
+  model_of_[id] = spec.model;
   return {};
 }
 
@@ -171,12 +173,17 @@ void ProcessBackend::Stop(int64_t runner_id) {
   if (stopping_.count(runner_id) || stoppers_.count(runner_id)) return;  // already unloading
   stopping_.insert(runner_id);
   const std::string device = device_of_[runner_id];
-  stoppers_[runner_id] = std::thread([this, h, runner_id, device] {
+  const std::string model = model_of_[runner_id];
+  stoppers_[runner_id] = std::thread([this, h, runner_id, device, model] {
     if (options_.devices && device.rfind("cuda:", 0) == 0) {
       runner::ReleaseCheck check;
       check.device_index = std::stoi(device.substr(5));
       check.baseline_used = -1;  // other runners share the card: only this one's bytes must go
-      runner::UnloadRunner(*h, options_.devices, check, options_.grace);
+      runner::UnloadRunner(*h, options_.devices, check, options_.grace,
+                           [this, &device, &model](const runner::ReleaseReport& report) {
+                             if (options_.on_unreleased)
+                               options_.on_unreleased(model, device, report);
+                           });
     } else {
       h->Stop(options_.grace);
     }

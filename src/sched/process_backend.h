@@ -17,6 +17,7 @@
 
 #include "engine/decode_params.h"
 #include "gpu/device.h"
+#include "runner/release_check.h"
 #include "sched/runner_backend.h"
 
 namespace steno::runner {
@@ -39,6 +40,11 @@ struct ProcessBackendOptions {
   // a measured footprint that includes the compute buffers). A one-shot CLI run skips it: its
   // first job is the warm-up.
   bool warmup = true;
+  // An unload whose release could not be verified (runner::UnloadRunner's alert), with the
+  // runner's model and device. Called on the unloading thread.
+  std::function<void(const std::string& model, const std::string& device,
+                     const runner::ReleaseReport& report)>
+      on_unreleased;
 };
 
 // The runner's decode parameters for one job: the defaults, then the request's own choices.
@@ -67,6 +73,7 @@ class ProcessBackend : public RunnerBackend {
   std::map<int64_t, std::thread> stoppers_;   // unloads under way or finished, by runner id
   std::set<int64_t> stopping_;                // unloads still using their handle
   std::map<int64_t, std::string> device_of_;  // "cpu" or "cuda:N", as the scheduler placed it
+  std::map<int64_t, std::string> model_of_;
 };
 
 }  // namespace steno::sched

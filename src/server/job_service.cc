@@ -130,6 +130,33 @@ struct JobService::Impl {
   std::map<std::string, std::vector<nlohmann::json>> segments;
   std::multimap<std::string, std::shared_ptr<Subscriber>> subscribers;
 
+  // JobService::Live: per job, newest last; the oldest entries go past kLiveKept.
+  static constexpr size_t kLiveKept = 2000;
+  mutable std::mutex info_mu;
+  std::map<std::string, LiveInfo> live_info;
+  std::deque<std::string> live_order;
+
+  std::mutex incident_mu;
+  std::function<void(const RunnerIncident&)> incident_listener;
+
+  template <class F>
+  void UpdateLive(const std::string& id, F update) {
+    std::lock_guard<std::mutex> lock(info_mu);
+    auto [it, added] = live_info.try_emplace(id);
+    update(it->second);
+    if (!added) return;
+    live_order.push_back(id);
+    if (live_order.size() > kLiveKept) {
+      live_info.erase(live_order.front());
+      live_order.pop_front();
+    }
+  }
+
+  void Incident(const RunnerIncident& incident) {
+    std::lock_guard<std::mutex> lock(incident_mu);
+    if (incident_listener) incident_listener(incident);
+  }
+
   void Enqueue(WriteItem item) {
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -256,6 +283,11 @@ struct JobService::Impl {
     if (ev.kind == JobEvent::Kind::kState && IsFinal(u.job.state)) {
       if (auto stored = jobs->Get(u.job.id); stored.ok()) ev.job = *stored;
     }
+    if (ev.kind == JobEvent::Kind::kProgress) {
+      UpdateLive(u.job.id, [&](LiveInfo& i) { i.percent = u.percent; });
+    } else if (ev.kind == JobEvent::Kind::kState && ev.job.state == JobState::kCompleted) {
+      UpdateLive(u.job.id, [](LiveInfo& i) { i.percent = 100; });
+    }
     std::lock_guard<std::mutex> lock(live_mu);
     const std::string& id = u.job.id;
     if (ev.kind == JobEvent::Kind::kSegment) segments[id].push_back(u.payload);
@@ -290,7 +322,12 @@ struct JobService::Impl {
       Enqueue(u);
     };
     hooks.on_footprint = [this](const sched::FootprintUpdate& f) { Enqueue(f); };
-    hooks.on_runner = [this](const sched::RunnerUpdate& r) { metrics.OnRunner(r); };
+    hooks.on_runner = [this](const sched::RunnerUpdate& r) {
+      metrics.OnRunner(r);
+      if (r.kind == sched::RunnerUpdate::Kind::kUnloaded && r.reason == "crash") {
+        Incident({RunnerIncident::Kind::kCrash, r.model, r.device, 0, "runner crashed"});
+      }
+    };
     return hooks;
   }
 
@@ -375,6 +412,11 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
 
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
+  options.runtime.on_unreleased = [raw](const std::string& model, const std::string& device,
+                                        const runner::ReleaseReport& report) {
+    raw->Incident(
+        {RunnerIncident::Kind::kUnreleased, model, device, report.leftover_bytes, report.detail});
+  };
   auto runtime = Runtime::Start(options.runtime, impl->Hooks());
   if (!runtime.ok()) {
     {
@@ -502,6 +544,7 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
     limits = s.options.limits;
   }
   if (auto st = ValidateParams(request.params); !st) return refuse(st.error());
+  double audio_seconds = 0;
   auto spec = s.WithRuntime([&](Runtime& rt) { return rt.ResolveModel(request.model); },
                             Result<sched::ModelSpec>(Impl::ShuttingDown()));
   if (!spec.ok()) return refuse(spec.error());
@@ -510,9 +553,9 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
       return Error(ErrorKind::kBadInput, "no_audio", "the job names no audio");
     }
     // Probe before copying: a non-media file is refused without touching the blob store.
-    if (auto info = audio::Probe(request.server_path, limits); !info.ok()) {
-      return info.error();
-    }
+    auto info = audio::Probe(request.server_path, limits);
+    if (!info.ok()) return info.error();
+    audio_seconds = info->duration_s;
     auto blob = s.CopyIntoBlobs(request.server_path);
     if (!blob.ok()) return blob.error();
     digest = blob->digest;
@@ -520,9 +563,9 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
     if (!store::IsValidDigest(digest) || !s.blobs->Contains(digest)) {
       return Error(ErrorKind::kBadInput, "no_audio", "no upload " + digest);
     }
-    if (auto info = audio::Probe(s.blobs->PathOf(digest), limits); !info.ok()) {
-      return refuse(info.error());
-    }
+    auto info = audio::Probe(s.blobs->PathOf(digest), limits);
+    if (!info.ok()) return refuse(info.error());
+    audio_seconds = info->duration_s;
   }
 
   std::lock_guard<std::mutex> lock(s.submit_mu);
@@ -540,6 +583,9 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
   auto inserted = s.jobs->Insert(job);
   if (!inserted.ok()) return refuse(inserted.error());
   if (inserted->existing) return inserted;
+  if (audio_seconds > 0) {
+    s.UpdateLive(inserted->job.id, [&](LiveInfo& i) { i.audio_seconds = audio_seconds; });
+  }
   if (auto st = s.Schedule(inserted->job); !st) {
     // Durable already: it runs after the next start. Tell the client it is accepted.
     spdlog::warn("job {} stored but not queued now: {}", inserted->job.id, st.error().message);
@@ -669,6 +715,21 @@ Result<std::vector<gpu::DeviceSample>> JobService::Devices() const {
 
 Result<store::JobCounts> JobService::Counts() {
   return impl_->jobs->Count();
+}
+
+std::map<std::string, JobService::LiveInfo> JobService::Live(
+    const std::vector<std::string>& ids) const {
+  std::map<std::string, LiveInfo> out;
+  std::lock_guard<std::mutex> lock(impl_->info_mu);
+  for (const auto& id : ids) {
+    if (auto it = impl_->live_info.find(id); it != impl_->live_info.end()) out[id] = it->second;
+  }
+  return out;
+}
+
+void JobService::SetIncidentListener(std::function<void(const RunnerIncident&)> listener) {
+  std::lock_guard<std::mutex> lock(impl_->incident_mu);
+  impl_->incident_listener = std::move(listener);
 }
 
 ServiceMetrics& JobService::metrics() {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,6 +104,28 @@ class JobService {
   Status Unload(const std::string& model);
 
   // Monitoring.
+  // What the store does not keep about a job, for the dashboard: the length of its audio (probed
+  // when it was submitted to this process) and its latest progress. Kept for the last 2,000 jobs
+  // submitted or run here; a job not among them has neither.
+  struct LiveInfo {
+    std::optional<double> audio_seconds;
+    std::optional<int> percent;
+  };
+  std::map<std::string, LiveInfo> Live(const std::vector<std::string>& ids) const;
+
+  // Runner trouble the alerts watch: a runner that crashed, an unload whose release was not
+  // verified on the device.
+  struct RunnerIncident {
+    enum class Kind { kCrash, kUnreleased };
+    Kind kind = Kind::kCrash;
+    std::string model, device;
+    int64_t leftover_bytes = 0;  // kUnreleased
+    std::string detail;
+  };
+  // Replaces the listener (empty: none). It is called on the scheduler's or an unloading thread
+  // and must be quick.
+  void SetIncidentListener(std::function<void(const RunnerIncident&)> listener);
+
   sched::SchedulerSnapshot Snapshot() const;
   Result<std::vector<gpu::DeviceSample>> Devices() const;
   Result<store::JobCounts> Counts();

@@ -4,6 +4,7 @@
 // `steno transcribe` both run jobs through a Runtime: one code path.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ struct RuntimeOptions {
   // Whether a model may be named by a path (the CLI: yes; a server's clients: only names of
   // models in models_dir, so a request cannot make a runner open an arbitrary file).
   bool allow_model_paths = false;
+  // An unload whose memory release was not verified (sched::ProcessBackendOptions).
+  std::function<void(const std::string& model, const std::string& device,
+                     const runner::ReleaseReport& report)>
+      on_unreleased;
 };
 
 // What stopping every runner returned, per device ("cpu", "cuda:0", ...).

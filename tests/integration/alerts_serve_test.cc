@@ -1,6 +1,8 @@
 // Alerts in a running `steno serve`: rules from --alert-rules are evaluated, firing alerts are
 // listed by GET /v1/alerts and exported by /metrics, and a bad rules file stops the start with a
 // clear message.
+#include <signal.h>
+
 #include <fstream>
 
 #include "api_test_server.h"
@@ -18,7 +20,10 @@ TEST(AlertsServeTest, FiringAlertIsListedAndExported) {
   test::ScopedTempDir dir("steno-alerts");
   const std::string rules = dir.path + "/rules.json";
   // Another tenant holds 6 of the simulated card's 8 GiB: over the 50 % of this rule at once.
-  { std::ofstream(rules) << R"([{"name": "always", "kind": "memory_usage_percent", "threshold": 50, "for_ms": 0}])"; }
+  {
+    std::ofstream(rules)
+        << R"([{"name": "always", "kind": "memory_usage_percent", "threshold": 50, "for_ms": 0}])";
+  }
   const std::string data = dir.path + "/data";
   auto tenant = test::RunProcess({test::StenoBin(), "gpus", "simulate-external", "cuda:0", "6GiB",
                                   "--simulate-gpus", "1x8GiB", "--data-dir", data});
@@ -48,6 +53,38 @@ TEST(AlertsServeTest, NoRuleFiresOnAnIdleServerWithTheDefaults) {
   auto alerts = JsonOf(c.Get("/v1/alerts"));
   ASSERT_FALSE(alerts.is_null());
   EXPECT_TRUE(alerts["alerts"].empty()) << alerts.dump();
+}
+
+// A runner that dies under the server (here: SIGKILL) is a crash the monitor hears of: with a
+// loop of one crash, the alert fires and names the model.
+TEST(AlertsServeTest, RunnerCrashRaisesTheCrashLoopAlert) {
+  test::ScopedTempDir dir("steno-alerts");
+  const std::string rules = dir.path + "/rules.json";
+  {
+    std::ofstream(rules) << R"([{"name": "crashing", "kind": "runner_crash_loop", "threshold": 1,
+                                  "window_ms": 600000, "for_ms": 0}])";
+  }
+  ApiTestServer s({"--alert-rules", rules, "--alert-interval", "50ms"});
+  auto c = s.Client();
+  auto loaded = c.Post("/v1/models/tiny/load", "{}", "application/json");
+  ASSERT_TRUE(loaded);
+  ASSERT_EQ(loaded->status, 200) << loaded->body;
+  auto runners = test::ChildrenOf(s.pid());
+  ASSERT_EQ(runners.size(), 1u);
+  std::this_thread::sleep_for(200ms);
+  auto before = JsonOf(c.Get("/v1/alerts"));
+  EXPECT_TRUE(before["alerts"].empty()) << before.dump();
+  ASSERT_EQ(kill(runners[0], SIGKILL), 0);
+  nlohmann::json alerts;
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        alerts = JsonOf(c.Get("/v1/alerts"));
+        return !alerts.is_null() && !alerts["alerts"].empty();
+      },
+      10s))
+      << alerts.dump();
+  EXPECT_EQ(alerts["alerts"][0]["name"], "crashing") << alerts.dump();
+  EXPECT_EQ(alerts["alerts"][0]["labels"].value("model", ""), "tiny") << alerts.dump();
 }
 
 TEST(AlertsServeTest, BadRulesFileIsAStartupError) {

@@ -1,0 +1,211 @@
+// GET /v1/events: the dashboard's one live stream (Server-Sent Events). `hello` first (the last
+// 15 minutes of GPU memory, from MemoryHistory), then a `snapshot` right away and every second
+// (GPUs with their ledger, runners, queue, recent jobs with progress and real-time factor, job
+// counts, active alerts). With ?job=ID the same stream also carries that job's state, progress
+// and segment events, as GET /v1/jobs/{id}/events does, so a page that submitted a job follows
+// it without a second stream. web/dashboard/ is its client; the field names are its contract.
+#include <map>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "api/memory_history.h"
+#include "api/routes.h"
+#include "api/sse.h"
+
+namespace steno::api {
+namespace {
+
+constexpr int kJobsShown = 50;
+
+ojson GpusJson(Context& ctx, const sched::SchedulerSnapshot& snap) {
+  std::map<int, const gpu::DeviceSample*> by_index;
+  auto samples = ctx.service.Devices();
+  if (samples.ok()) {
+    for (const auto& s : *samples) by_index[s.index] = &s;
+  }
+  ojson gpus = ojson::array();
+  for (const auto& d : snap.devices) {
+    if (d.cpu) continue;
+    const auto& m = d.memory;
+    auto it = by_index.find(m.device_index);
+    const bool present = it != by_index.end();
+    ojson g = LedgerJson(d);
+    g["name"] = present ? it->second->name : d.name;
+    g["simulated"] = present && it->second->simulated;
+    g["steno"] = m.allocated;
+    g["other"] = m.external;
+    g["present"] = present;
+    gpus.push_back(std::move(g));
+  }
+  return gpus;
+}
+
+ojson CpuJson(const sched::SchedulerSnapshot& snap) {
+  for (const auto& d : snap.devices) {
+    if (!d.cpu) continue;
+    return {{"device", d.name},
+            {"cores", d.cores.cores},
+            {"used_threads", d.cores.used_threads},
+            {"available_threads", d.cores.available_threads}};
+  }
+  return nullptr;
+}
+
+// Jobs not final first (in queue order: priority, then oldest), then the newest finished ones.
+std::vector<Job> RecentJobs(Context& ctx) {
+  std::vector<Job> out;
+  std::set<std::string> seen;
+  store::JobFilter active;
+  active.states = {JobState::kPending, JobState::kLoading, JobState::kProcessing};
+  active.order = store::ListOrder::kQueueOrder;
+  active.limit = kJobsShown;
+  if (auto page = ctx.service.List(active); page.ok()) {
+    for (auto& j : page->jobs) {
+      seen.insert(j.id);
+      out.push_back(std::move(j));
+    }
+  }
+  store::JobFilter recent;
+  recent.limit = kJobsShown;
+  if (auto page = ctx.service.List(recent); page.ok()) {
+    for (auto& j : page->jobs) {
+      if (out.size() >= static_cast<size_t>(kJobsShown)) break;
+      if (seen.insert(j.id).second) out.push_back(std::move(j));
+    }
+  }
+  return out;
+}
+
+ojson JobsJson(Context& ctx, int64_t now) {
+  const auto jobs = RecentJobs(ctx);
+  std::vector<std::string> ids;
+  for (const auto& j : jobs) ids.push_back(j.id);
+  const auto live = ctx.service.Live(ids);
+  ojson out = ojson::array();
+  for (const auto& j : jobs) {
+    ojson o = JobJson(j);
+    const auto it = live.find(j.id);
+    const server::JobService::LiveInfo info =
+        it != live.end() ? it->second : server::JobService::LiveInfo{};
+    ojson progress = nullptr;
+    if (j.state == JobState::kCompleted) {
+      progress = 100;
+    } else if (j.state == JobState::kProcessing) {
+      progress = info.percent.value_or(0);
+    } else if (j.state == JobState::kPending || j.state == JobState::kLoading) {
+      progress = 0;
+    }
+    o["progress"] = progress;
+    o["audio_seconds"] = info.audio_seconds ? ojson(*info.audio_seconds) : ojson(nullptr);
+    const bool ran = j.started_ms > 0 && (j.state == JobState::kProcessing || IsFinal(j.state));
+    const int64_t end = IsFinal(j.state) && j.finished_ms > 0 ? j.finished_ms : now;
+    const double processing_s = ran ? static_cast<double>(end - j.started_ms) / 1000.0 : -1;
+    o["processing_s"] = processing_s >= 0 ? ojson(processing_s) : ojson(nullptr);
+    o["rtf"] = processing_s >= 0 && j.state == JobState::kCompleted && info.audio_seconds &&
+                       *info.audio_seconds > 0
+                   ? ojson(processing_s / *info.audio_seconds)
+                   : ojson(nullptr);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+ojson CountsJson(Context& ctx) {
+  ojson counts = ojson::object();
+  auto c = ctx.service.Counts();
+  for (JobState s : {JobState::kPending, JobState::kLoading, JobState::kProcessing,
+                     JobState::kCompleted, JobState::kFailed, JobState::kCancelled}) {
+    counts[JobStateName(s)] = c.ok() ? (*c)[s] : 0;
+  }
+  return counts;
+}
+
+ojson AlertsJson(Context& ctx) {
+  if (!ctx.options.alerts_json) return ojson::array();
+  auto parsed = ojson::parse(ctx.options.alerts_json(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.contains("alerts")) return ojson::array();
+  return parsed["alerts"];
+}
+
+// The history, with the snapshot's point for a GPU it has none of yet (a page opened in the
+// first seconds of a start): every GPU's chart starts with at least one point.
+ojson HistoryWithNow(ojson history, const ojson& snapshot) {
+  auto& devices = history["devices"];
+  for (const auto& g : snapshot["gpus"]) {
+    const std::string name = g["device"];
+    if (devices.contains(name)) continue;
+    devices[name] = ojson::array({{{"t", snapshot["time_ms"]},
+                                   {"total", g["total"]},
+                                   {"reserved", g["reserved"]},
+                                   {"steno", g["steno"]},
+                                   {"other", g["other"]},
+                                   {"available", g["available"]}}});
+  }
+  return history;
+}
+
+}  // namespace
+
+ojson DashboardSnapshot(Context& ctx) {
+  const int64_t now = UnixMillis();
+  const auto snap = ctx.service.Snapshot();
+  ojson runners = ojson::array();
+  for (const auto& r : snap.runners) runners.push_back(RunnerJson(r, snap, now));
+  ojson by_priority = ojson::object();
+  for (int p = 0; p < 3; ++p) {
+    by_priority[PriorityName(static_cast<Priority>(p))] = snap.queued_by_priority[p];
+  }
+  return {
+      {"time_ms", now},
+      {"gpus", GpusJson(ctx, snap)},
+      {"cpu", CpuJson(snap)},
+      {"runners", std::move(runners)},
+      {"queue", {{"queued", snap.queued}, {"running", snap.running}, {"by_priority", by_priority}}},
+      {"jobs", JobsJson(ctx, now)},
+      {"counts", CountsJson(ctx)},
+      {"alerts", AlertsJson(ctx)}};
+}
+
+namespace {
+
+void Events(Context& ctx, Call& call) {
+  auto stream = std::make_shared<SseStream>();
+  if (call.req.has_param("job")) {
+    const std::string id = call.req.get_param_value("job");
+    if (auto st = SubscribeJob(ctx.service, id, stream); !st) {
+      ApiError e = FromError(st.error());
+      e.param = "job";
+      return SendError(call.res, e);
+    }
+  }
+  SseOptions options;
+  options.keepalive = std::chrono::milliseconds(ctx.options.sse_keepalive_ms);
+  options.end_with_job = false;
+  options.tick = std::chrono::milliseconds(1'000);
+  // The first tick sends hello (before any job frame the subscription queued is written, the
+  // hello goes out with them) and the first snapshot; later ticks send snapshots.
+  auto said_hello = std::make_shared<bool>(false);
+  Context* c = &ctx;
+  options.tick_frame = [c, said_hello](uint64_t id) {
+    ojson snapshot = DashboardSnapshot(*c);
+    std::string out;
+    if (!*said_hello) {
+      *said_hello = true;
+      out = SseFrame("hello", id,
+                     {{"time_ms", snapshot["time_ms"]},
+                      {"snapshot_interval_ms", 1000},
+                      {"history", HistoryWithNow(c->history.Json(), snapshot)}});
+    }
+    return out + SseFrame("snapshot", id, snapshot);
+  };
+  ServeSse(call, std::move(stream), ctx.stopping, std::move(options));
+}
+
+}  // namespace
+
+void AddEventRoutes(ApiRouter& router, Context& ctx) {
+  router.Add("GET", "/v1/events", [&ctx](Call& c) { Events(ctx, c); });
+}
+
+}  // namespace steno::api

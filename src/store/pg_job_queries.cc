@@ -1,0 +1,256 @@
+// PgJobStore: reads (get, list with paging, counts, results, attempts), measured model
+// footprints, the deletions retention asks for, and the nodes table. Each read is one statement,
+// so it sees one snapshot of the database.
+#include <nlohmann/json.hpp>
+
+#include "store/job_page_token.h"
+#include "store/pg_connection.h"
+#include "store/pg_job_row.h"
+#include "store/pg_job_store.h"
+
+namespace steno::store {
+using pg::P;
+using pg::Param;
+
+namespace {
+
+const std::string kJobColumnsText = pg::kJobColumns;
+
+std::string Placeholder(const std::vector<Param>& params) {
+  return "$" + std::to_string(params.size());
+}
+
+}  // namespace
+
+Result<Job> PgJobStore::Get(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto job = pg::LoadJob(*conn_, id, /*for_update=*/false);
+  if (!job.ok()) return job.error();
+  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  return std::move(job).value().value();
+}
+
+Result<JobPage> PgJobStore::List(const JobFilter& filter) {
+  if (filter.limit < 1 || filter.limit > 1000) {
+    return Error(ErrorKind::kBadInput, "bad_limit", "a page holds 1 to 1000 jobs");
+  }
+  std::optional<PageKey> after;
+  if (!filter.page_token.empty()) {
+    after = ParsePageToken(filter.page_token, filter.order);
+    if (!after) return BadPageToken();
+  }
+  // Only the shape of the SQL depends on the filter; every value is a parameter.
+  std::vector<Param> params;
+  std::string sql = "SELECT " + kJobColumnsText + " FROM jobs WHERE TRUE";
+  if (!filter.states.empty()) {
+    sql += " AND state IN (";
+    for (size_t i = 0; i < filter.states.size(); ++i) {
+      params.push_back(P(JobStateName(filter.states[i])));
+      sql += (i ? ", " : "") + Placeholder(params);
+    }
+    sql += ")";
+  }
+  if (!filter.model.empty()) {
+    params.push_back(P(filter.model));
+    sql += " AND model = " + Placeholder(params);
+  }
+  if (!filter.lease_owner.empty()) {
+    params.push_back(P(filter.lease_owner));
+    sql += " AND lease_owner = " + Placeholder(params);
+  }
+  bool newest = filter.order == ListOrder::kNewestFirst;
+  if (after) {
+    if (newest) {
+      params.push_back(P(after->created_ms));
+      std::string created = Placeholder(params);
+      params.push_back(P(after->id));
+      sql += " AND (created_ms, id) < (" + created + "::bigint, " + Placeholder(params) + ")";
+    } else {
+      params.push_back(P(after->priority));
+      std::string priority = Placeholder(params);
+      params.push_back(P(after->created_ms));
+      std::string created = Placeholder(params);
+      params.push_back(P(after->id));
+      sql += " AND (priority, created_ms, id) > (" + priority + "::smallint, " + created +
+             "::bigint, " + Placeholder(params) + ")";
+    }
+  }
+  sql += newest ? " ORDER BY created_ms DESC, id DESC" : " ORDER BY priority, created_ms, id";
+  params.push_back(P(int64_t{filter.limit} + 1));  // one more tells whether another page exists
+  sql += " LIMIT " + Placeholder(params);
+
+  std::lock_guard lock(mu_);
+  auto rows = conn_->Query(sql, params);
+  if (!rows.ok()) return rows.error();
+  JobPage page;
+  for (int r = 0; r < rows->size(); ++r) {
+    if (static_cast<int>(page.jobs.size()) == filter.limit) {
+      page.next_page_token = PageToken(page.jobs.back(), filter.order);
+      break;
+    }
+    auto job = pg::ReadJob(*rows, r);
+    if (!job.ok()) return job.error();
+    page.jobs.push_back(std::move(job).value());
+  }
+  return page;
+}
+
+Result<JobCounts> PgJobStore::Count() {
+  std::lock_guard lock(mu_);
+  auto rows = conn_->Query("SELECT state, count(*) FROM jobs GROUP BY state");
+  if (!rows.ok()) return rows.error();
+  JobCounts counts;
+  for (int r = 0; r < rows->size(); ++r) {
+    if (auto s = ParseJobState(rows->Text(r, 0))) {
+      counts.by_state[static_cast<size_t>(*s)] = rows->Int(r, 1);
+    }
+  }
+  return counts;
+}
+
+Result<std::string> PgJobStore::GetResult(const std::string& id) {
+  std::lock_guard lock(mu_);
+  // One statement: the job's state explains a missing result, from the same snapshot.
+  auto rows = conn_->Query(
+      "SELECT j.state, r.result, r.job_id IS NOT NULL FROM jobs j "
+      "LEFT JOIN results r ON r.job_id = j.id WHERE j.id = $1",
+      {P(id)});
+  if (!rows.ok()) return rows.error();
+  if (rows->empty()) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  if (rows->Text(0, 2) == "t") return rows->Text(0, 1);
+  return Error(ErrorKind::kNotFound, kErrResultNotFound,
+               "job " + id + " has no result (it is " + rows->Text(0, 0) + ")");
+}
+
+Result<std::vector<AttemptRecord>> PgJobStore::Attempts(const std::string& id) {
+  std::lock_guard lock(mu_);
+  // One statement: a job without attempts still gives one row (its attempt columns NULL).
+  auto rows = conn_->Query(
+      "SELECT a.attempt, a.owner, a.started_ms, a.ended_ms, a.outcome, a.error_kind, "
+      "a.error_code, a.error_message FROM jobs j LEFT JOIN attempts a ON a.job_id = j.id "
+      "WHERE j.id = $1 ORDER BY a.attempt",
+      {P(id)});
+  if (!rows.ok()) return rows.error();
+  if (rows->empty()) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  std::vector<AttemptRecord> out;
+  for (int r = 0; r < rows->size(); ++r) {
+    if (rows->IsNull(r, 0)) continue;
+    AttemptRecord a;
+    a.attempt = static_cast<int>(rows->Int(r, 0));
+    a.owner = rows->Text(r, 1);
+    a.started_ms = rows->Int(r, 2);
+    a.ended_ms = rows->Int(r, 3);
+    a.outcome = rows->Text(r, 4);
+    a.error = pg::ReadError(*rows, r, 5);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Status PgJobStore::PutFootprint(const ModelFootprint& fp) {
+  if (fp.model.empty() || fp.device_name.empty() || fp.weights_bytes < 0 || fp.stream_bytes < 0) {
+    return Error(ErrorKind::kBadInput, "bad_footprint",
+                 "a footprint needs a model, a device name and sizes of at least 0");
+  }
+  std::lock_guard lock(mu_);
+  auto st = conn_->Query(
+      "INSERT INTO model_footprints (model, device_name, weights_bytes, stream_bytes, "
+      "measured_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (model, device_name) DO UPDATE SET "
+      "weights_bytes = excluded.weights_bytes, stream_bytes = excluded.stream_bytes, "
+      "measured_ms = excluded.measured_ms",
+      {P(fp.model), P(fp.device_name), P(fp.weights_bytes), P(fp.stream_bytes), P(Now())});
+  if (!st.ok()) return st.error();
+  return {};
+}
+
+Result<std::optional<ModelFootprint>> PgJobStore::GetFootprint(const std::string& model,
+                                                               const std::string& device_name) {
+  std::lock_guard lock(mu_);
+  auto rows = conn_->Query(
+      "SELECT weights_bytes, stream_bytes, measured_ms FROM model_footprints "
+      "WHERE model = $1 AND device_name = $2",
+      {P(model), P(device_name)});
+  if (!rows.ok()) return rows.error();
+  if (rows->empty()) return std::optional<ModelFootprint>();
+  return std::optional<ModelFootprint>(
+      ModelFootprint{model, device_name, rows->Int(0, 0), rows->Int(0, 1), rows->Int(0, 2)});
+}
+
+Result<std::vector<ModelFootprint>> PgJobStore::ListFootprints() {
+  std::lock_guard lock(mu_);
+  auto rows = conn_->Query(
+      "SELECT model, device_name, weights_bytes, stream_bytes, measured_ms FROM model_footprints "
+      "ORDER BY model, device_name");
+  if (!rows.ok()) return rows.error();
+  std::vector<ModelFootprint> out;
+  for (int r = 0; r < rows->size(); ++r) {
+    out.push_back(
+        {rows->Text(r, 0), rows->Text(r, 1), rows->Int(r, 2), rows->Int(r, 3), rows->Int(r, 4)});
+  }
+  return out;
+}
+
+Result<int> PgJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
+  if (limit < 1) return Error(ErrorKind::kBadInput, "bad_limit", "limit must be at least 1");
+  std::lock_guard lock(mu_);
+  // Results and attempts go with their job (ON DELETE CASCADE). SKIP LOCKED: two nodes sweeping
+  // at once delete different jobs rather than waiting for each other.
+  auto rows = conn_->Query(
+      "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND "
+      "finished_ms < $1 AND state IN ('completed', 'failed', 'cancelled') ORDER BY finished_ms "
+      "LIMIT $2 FOR UPDATE SKIP LOCKED)",
+      {P(cutoff_ms), P(int64_t{limit})});
+  if (!rows.ok()) return rows.error();
+  return static_cast<int>(rows->Affected());
+}
+
+Result<std::vector<std::string>> PgJobStore::ReferencedBlobs() {
+  std::lock_guard lock(mu_);
+  auto rows = conn_->Query("SELECT DISTINCT blob_digest FROM jobs WHERE blob_digest IS NOT NULL");
+  if (!rows.ok()) return rows.error();
+  std::vector<std::string> out;
+  for (int r = 0; r < rows->size(); ++r) out.push_back(rows->Text(r, 0));
+  return out;
+}
+
+Status PgJobStore::PublishNode(const NodeInfo& info) {
+  auto bad = [](const std::string& message) {
+    return Error(ErrorKind::kBadInput, "bad_node", message);
+  };
+  if (info.id.empty() || info.id.size() > 255) return bad("a node id has 1 to 255 bytes");
+  for (const auto* doc : {&info.devices_json, &info.runners_json, &info.ledger_json}) {
+    if (!nlohmann::json::accept(*doc)) return bad("node " + info.id + " published invalid JSON");
+  }
+  std::lock_guard lock(mu_);
+  auto st = conn_->Query(
+      "INSERT INTO nodes (id, url, heartbeat_ms, devices, runners, ledger) "
+      "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET url = excluded.url, "
+      "heartbeat_ms = excluded.heartbeat_ms, devices = excluded.devices, "
+      "runners = excluded.runners, ledger = excluded.ledger",
+      {P(info.id), P(info.url), P(Now()), P(info.devices_json), P(info.runners_json),
+       P(info.ledger_json)});
+  if (!st.ok()) return st.error();
+  return {};
+}
+
+Result<std::vector<NodeInfo>> PgJobStore::ListNodes() {
+  std::lock_guard lock(mu_);
+  auto rows =
+      conn_->Query("SELECT id, url, heartbeat_ms, devices, runners, ledger FROM nodes ORDER BY id");
+  if (!rows.ok()) return rows.error();
+  std::vector<NodeInfo> out;
+  for (int r = 0; r < rows->size(); ++r) {
+    out.push_back({rows->Text(r, 0), rows->Text(r, 1), rows->Int(r, 2), rows->Text(r, 3),
+                   rows->Text(r, 4), rows->Text(r, 5)});
+  }
+  return out;
+}
+
+Status PgJobStore::RemoveNode(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto st = conn_->Query("DELETE FROM nodes WHERE id = $1", {P(id)});
+  if (!st.ok()) return st.error();
+  return {};
+}
+
+}  // namespace steno::store

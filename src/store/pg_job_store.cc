@@ -1,0 +1,377 @@
+// PgJobStore: opening, submission and the lease transitions. Reads, footprints, retention and
+// nodes are in pg_job_queries.cc.
+#include "store/pg_job_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+#include "store/blob_store.h"
+#include "store/job_id.h"
+#include "store/pg_connection.h"
+#include "store/pg_job_row.h"
+#include "store/pg_migrations.h"
+
+namespace steno::store {
+using pg::P;
+using pg::Param;
+using pg::Transaction;
+
+namespace {
+
+const std::string kJobColumnsText = pg::kJobColumns;
+
+Error BadJob(const std::string& message) {
+  return Error(ErrorKind::kBadInput, kErrBadJob, message);
+}
+
+Status ValidateNewJob(const NewJob& job) {
+  if (job.model.empty()) return BadJob("a job needs a model");
+  if (job.model.size() > 1024) return BadJob("model name longer than 1024 bytes");
+  if (!job.blob_digest.empty() && !IsValidDigest(job.blob_digest)) {
+    return BadJob("blob digest is not a SHA-256 hex digest: " + job.blob_digest);
+  }
+  if (job.idempotency_key.size() > 255) return BadJob("idempotency key longer than 255 bytes");
+  return {};
+}
+
+int64_t SystemMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+PgJobStore::PgJobStore(std::unique_ptr<pg::Connection> conn, PgOptions options,
+                       int64_t clock_offset_ms)
+    : conn_(std::move(conn)), options_(std::move(options)), clock_offset_ms_(clock_offset_ms) {}
+
+PgJobStore::~PgJobStore() = default;
+
+int64_t PgJobStore::Now() const {
+  if (options_.clock) return options_.clock();
+  return SystemMs() + clock_offset_ms_;
+}
+
+Result<std::unique_ptr<PgJobStore>> PgJobStore::Open(const PgOptions& options) {
+  if (options.url.empty()) return BadJob("no PostgreSQL URL given");
+  auto conn = pg::Connection::Open(options.url, options.connect_timeout_s);
+  if (!conn.ok()) return conn.error();
+  if (auto st = pg::Migrate(**conn); !st.ok()) return st.error();
+  int64_t before = SystemMs();
+  auto server = (*conn)->Query("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint");
+  if (!server.ok()) return server.error();
+  int64_t after = SystemMs();
+  int64_t offset = server->Int(0, 0) - (before + after) / 2;
+  if (std::abs(offset) > 1000) {
+    spdlog::warn("this host's clock is {} ms off the PostgreSQL server's; leases use the server's",
+                 -offset);
+  }
+  return std::unique_ptr<PgJobStore>(new PgJobStore(std::move(conn).value(), options, offset));
+}
+
+Result<Inserted> PgJobStore::Insert(const NewJob& job) {
+  if (auto st = ValidateNewJob(job); !st.ok()) return st.error();
+  Job out;
+  std::lock_guard lock(mu_);
+  int64_t now = Now();
+  out.id = NewJobId(now);
+  out.priority = job.priority;
+  out.model = job.model;
+  out.params = job.params;
+  out.blob_digest = job.blob_digest;
+  out.created_ms = out.updated_ms = now;
+  out.idempotency_key = job.idempotency_key;
+  // One statement: two nodes inserting the same key at once get one job between them.
+  auto inserted = conn_->Query(
+      "INSERT INTO jobs (id, state, priority, model, params, blob_digest, attempt, created_ms, "
+      "updated_ms, not_before_ms, idempotency_key) "
+      "VALUES ($1, 'pending', $2, $3, $4, $5, 1, $6, $6, 0, $7) "
+      "ON CONFLICT (idempotency_key) DO NOTHING",
+      {P(out.id), P(static_cast<int64_t>(job.priority)), P(job.model),
+       P(JobParamsToJson(job.params)), pg::TextOrNull(job.blob_digest), P(now),
+       pg::TextOrNull(job.idempotency_key)});
+  if (!inserted.ok()) return inserted.error();
+  if (inserted->Affected() == 1) return Inserted{std::move(out), false};
+  if (job.idempotency_key.empty()) {
+    return Error(ErrorKind::kInternal, "store_error", "job " + out.id + " was not inserted");
+  }
+  auto existing =
+      conn_->Query("SELECT " + kJobColumnsText + " FROM jobs WHERE idempotency_key = $1",
+                   {P(job.idempotency_key)});
+  if (!existing.ok()) return existing.error();
+  if (existing->empty()) {
+    // The job holding the key was deleted between the two statements (retention): rare.
+    return Error(ErrorKind::kUnavailable, kErrStoreBusy,
+                 "the job with idempotency key " + job.idempotency_key +
+                     " was removed while this request ran; retry");
+  }
+  auto found = pg::ReadJob(*existing, 0);
+  if (!found.ok()) return found.error();
+  return Inserted{std::move(found).value(), true};
+}
+
+Result<Job> PgJobStore::LoadHeld(const std::string& id, const std::string& owner,
+                                 const char* action) {
+  auto job = pg::LoadJob(*conn_, id, /*for_update=*/true);
+  if (!job.ok()) return job.error();
+  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  const Job& j = **job;
+  if (IsFinal(j.state)) {
+    return Error(ErrorKind::kBadInput, kErrJobFinished,
+                 "cannot " + std::string(action) + " job " + id + ": it is already " +
+                     JobStateName(j.state));
+  }
+  // A lease that ran out but was not yet requeued still counts: nobody else has the job.
+  if (!IsActive(j.state) || j.lease_owner != owner) {
+    return Error(ErrorKind::kBadInput, kErrLeaseNotHeld,
+                 "cannot " + std::string(action) + " job " + id + ": " + owner +
+                     " does not hold it (state " + JobStateName(j.state) + ", holder '" +
+                     j.lease_owner + "')");
+  }
+  return std::move(job).value().value();
+}
+
+Status PgJobStore::EndAttempt(const Job& job, const char* outcome,
+                              const std::optional<Error>& error) {
+  std::vector<Param> params = {P(Now()), P(outcome)};
+  pg::AddError(params, error);
+  params.push_back(P(job.id));
+  params.push_back(P(int64_t{job.attempt}));
+  auto st = conn_->Query(
+      "UPDATE attempts SET ended_ms = $1, outcome = $2, error_kind = $3, error_code = $4, "
+      "error_message = $5 WHERE job_id = $6 AND attempt = $7 AND ended_ms IS NULL",
+      params);
+  if (!st.ok()) return st.error();
+  return {};
+}
+
+Status PgJobStore::RequeueLocked(const Job& job, const std::optional<Error>& reason,
+                                 int64_t delay_ms, const char* outcome) {
+  int64_t now = Now();
+  std::vector<Param> params = {P(delay_ms > 0 ? now + delay_ms : 0), P(now)};
+  pg::AddError(params, reason);
+  params.push_back(P(job.id));
+  auto st = conn_->Query(
+      "UPDATE jobs SET state = 'pending', attempt = attempt + 1, lease_owner = NULL, "
+      "lease_expires_ms = NULL, not_before_ms = $1, updated_ms = $2, error_kind = $3, "
+      "error_code = $4, error_message = $5 WHERE id = $6",
+      params);
+  if (!st.ok()) return st.error();
+  return EndAttempt(job, outcome, reason);
+}
+
+Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, int64_t now) {
+  static const std::string kSet =
+      "UPDATE jobs SET state = 'loading', lease_owner = $2, lease_expires_ms = $3, "
+      "started_ms = $1, updated_ms = $1 WHERE ";
+  std::vector<Param> params = {P(now), P(request.owner), P(now + request.lease_ms)};
+  std::string sql;
+  if (request.job_id) {
+    // Waits for a transaction holding this row, then sees its outcome (READ COMMITTED).
+    auto found = pg::LoadJob(*conn_, *request.job_id, /*for_update=*/true);
+    if (!found.ok()) return found.error();
+    if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + *request.job_id);
+    if ((*found)->state != JobState::kPending || (*found)->not_before_ms > now) {
+      return std::optional<Job>();
+    }
+    params.push_back(P(*request.job_id));
+    sql = kSet + "id = $4";
+  } else {
+    // SKIP LOCKED: a row another claimer is taking right now is passed over, not waited for.
+    sql = kSet + "id = (SELECT id FROM jobs WHERE state = 'pending' AND not_before_ms <= $1";
+    if (!request.models.empty()) {
+      sql += " AND model IN (";
+      for (size_t i = 0; i < request.models.size(); ++i) {
+        params.push_back(P(request.models[i]));
+        sql += (i ? ", $" : "$") + std::to_string(params.size());
+      }
+      sql += ")";
+    }
+    sql += " ORDER BY priority, created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED)";
+  }
+  sql += " RETURNING " + kJobColumnsText;
+  auto updated = conn_->Query(sql, params);
+  if (!updated.ok()) return updated.error();
+  if (updated->empty()) return std::optional<Job>();
+  auto job = pg::ReadJob(*updated, 0);
+  if (!job.ok()) return job.error();
+  auto attempt = conn_->Query(
+      "INSERT INTO attempts (job_id, attempt, owner, started_ms) VALUES ($1, $2, $3, $4) "
+      "ON CONFLICT (job_id, attempt) DO UPDATE SET owner = excluded.owner, "
+      "started_ms = excluded.started_ms, ended_ms = NULL, outcome = NULL, error_kind = NULL, "
+      "error_code = NULL, error_message = NULL",
+      {P(job->id), P(int64_t{job->attempt}), P(request.owner), P(now)});
+  if (!attempt.ok()) return attempt.error();
+  return std::optional<Job>(std::move(job).value());
+}
+
+Result<std::optional<Job>> PgJobStore::Claim(const ClaimRequest& request) {
+  if (request.owner.empty()) return BadJob("a claim needs an owner");
+  if (request.lease_ms <= 0) return BadJob("a lease must last longer than 0 ms");
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*conn_);
+  if (!tx.ok()) return tx.error();
+  auto job = ClaimLocked(request, Now());
+  if (!job.ok() || !*job) return job;
+  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  return job;
+}
+
+Result<std::vector<std::string>> PgJobStore::Heartbeat(const std::string& owner, int64_t lease_ms) {
+  if (owner.empty() || lease_ms <= 0) return BadJob("a heartbeat needs an owner and a lease");
+  std::lock_guard lock(mu_);
+  auto rows = conn_->Query(
+      "UPDATE jobs SET lease_expires_ms = $1 WHERE lease_owner = $2 AND "
+      "state IN ('loading', 'processing') RETURNING id",
+      {P(Now() + lease_ms), P(owner)});
+  if (!rows.ok()) return rows.error();
+  std::vector<std::string> held;
+  for (int r = 0; r < rows->size(); ++r) held.push_back(rows->Text(r, 0));
+  std::sort(held.begin(), held.end());
+  return held;
+}
+
+Status PgJobStore::MarkProcessing(const std::string& id, const std::string& owner) {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*conn_);
+  if (!tx.ok()) return tx.error();
+  auto job = LoadHeld(id, owner, "start processing");
+  if (!job.ok()) return job.error();
+  if (job->state == JobState::kProcessing) return {};
+  auto st = conn_->Query("UPDATE jobs SET state = 'processing', updated_ms = $1 WHERE id = $2",
+                         {P(Now()), P(id)});
+  if (!st.ok()) return st.error();
+  return tx->Commit();
+}
+
+Status PgJobStore::Complete(const std::string& id, const std::string& owner,
+                            const std::string& result_json) {
+  if (!nlohmann::json::accept(result_json)) {
+    return Error(ErrorKind::kBadInput, "bad_result", "the result of job " + id + " is not JSON");
+  }
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*conn_);
+  if (!tx.ok()) return tx.error();
+  auto job = LoadHeld(id, owner, "complete");
+  if (!job.ok()) {
+    if (job.error().code == kErrJobFinished || job.error().code == kErrLeaseNotHeld) {
+      spdlog::warn("refused completion of job {} by {}: {}", id, owner, job.error().message);
+    }
+    return job.error();
+  }
+  int64_t now = Now();
+  auto done = conn_->Query(
+      "UPDATE jobs SET state = 'completed', finished_ms = $1, updated_ms = $1, "
+      "lease_owner = NULL, lease_expires_ms = NULL, error_kind = NULL, error_code = NULL, "
+      "error_message = NULL WHERE id = $2",
+      {P(now), P(id)});
+  if (!done.ok()) return done.error();
+  // The primary key on job_id is the last line of defence for "a result is written once".
+  auto result = conn_->Query("INSERT INTO results (job_id, result, created_ms) VALUES ($1, $2, $3)",
+                             {P(id), P(result_json), P(now)});
+  if (!result.ok()) return result.error();
+  if (auto st = EndAttempt(*job, "completed", std::nullopt); !st.ok()) return st;
+  return tx->Commit();
+}
+
+Status PgJobStore::Fail(const std::string& id, const std::string& owner, const Error& error) {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*conn_);
+  if (!tx.ok()) return tx.error();
+  auto job = LoadHeld(id, owner, "fail");
+  if (!job.ok()) return job.error();
+  std::vector<Param> params = {P(Now())};
+  pg::AddError(params, error);
+  params.push_back(P(id));
+  auto st = conn_->Query(
+      "UPDATE jobs SET state = 'failed', finished_ms = $1, updated_ms = $1, lease_owner = NULL, "
+      "lease_expires_ms = NULL, error_kind = $2, error_code = $3, error_message = $4 "
+      "WHERE id = $5",
+      params);
+  if (!st.ok()) return st.error();
+  if (auto end = EndAttempt(*job, "failed", error); !end.ok()) return end;
+  return tx->Commit();
+}
+
+Status PgJobStore::Requeue(const RequeueRequest& request) {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*conn_);
+  if (!tx.ok()) return tx.error();
+  auto job = LoadHeld(request.id, request.owner, "requeue");
+  if (!job.ok()) return job.error();
+  if (auto st = RequeueLocked(*job, request.reason, request.delay_ms, "requeued"); !st.ok()) {
+    return st;
+  }
+  return tx->Commit();
+}
+
+Result<std::vector<std::string>> PgJobStore::RequeueExpired() {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*conn_);
+  if (!tx.ok()) return tx.error();
+  // SKIP LOCKED: a job some node is completing (or renewing) right now is left to that node;
+  // if its lease is really gone the next sweep takes it.
+  auto rows = conn_->Query("SELECT " + kJobColumnsText +
+                               " FROM jobs WHERE state IN ('loading', 'processing') AND "
+                               "lease_expires_ms < $1 ORDER BY id FOR UPDATE SKIP LOCKED",
+                           {P(Now())});
+  if (!rows.ok()) return rows.error();
+  auto expired = pg::ReadJobs(*rows);
+  if (!expired.ok()) return expired.error();
+  std::vector<std::string> ids;
+  for (const auto& job : *expired) {
+    Error reason(ErrorKind::kTimeout, "lease_expired",
+                 "the lease of " + job.lease_owner + " on attempt " + std::to_string(job.attempt) +
+                     " expired");
+    if (auto st = RequeueLocked(job, reason, 0, "lease_expired"); !st.ok()) return st.error();
+    ids.push_back(job.id);
+  }
+  if (auto st = tx->Commit(); !st.ok()) return st.error();
+  for (const auto& job : *expired) {
+    spdlog::warn("lease of {} on job {} expired; queued again", job.lease_owner, job.id);
+  }
+  return ids;
+}
+
+Result<Job> PgJobStore::Cancel(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto tx = Transaction::Begin(*conn_);
+  if (!tx.ok()) return tx.error();
+  auto found = pg::LoadJob(*conn_, id, /*for_update=*/true);
+  if (!found.ok()) return found.error();
+  if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  Job job = std::move(found).value().value();
+  if (job.state == JobState::kCancelled) return job;
+  if (IsFinal(job.state)) {
+    return Error(ErrorKind::kBadInput, kErrJobFinished,
+                 "cannot cancel job " + id + ": it is already " + JobStateName(job.state));
+  }
+  Error reason(ErrorKind::kCancelled, "cancelled", "cancelled by a user");
+  int64_t now = Now();
+  std::vector<Param> params = {P(now)};
+  pg::AddError(params, reason);
+  params.push_back(P(id));
+  auto st = conn_->Query(
+      "UPDATE jobs SET state = 'cancelled', finished_ms = $1, updated_ms = $1, "
+      "lease_owner = NULL, lease_expires_ms = NULL, error_kind = $2, error_code = $3, "
+      "error_message = $4 WHERE id = $5",
+      params);
+  if (!st.ok()) return st.error();
+  if (IsActive(job.state)) {
+    if (auto end = EndAttempt(job, "cancelled", reason); !end.ok()) return end.error();
+  }
+  if (auto commit = tx->Commit(); !commit.ok()) return commit.error();
+  job.state = JobState::kCancelled;
+  job.finished_ms = job.updated_ms = now;
+  job.lease_owner.clear();
+  job.lease_expires_ms = 0;
+  job.error = reason;
+  return job;
+}
+
+}  // namespace steno::store
