@@ -1,7 +1,7 @@
 // Page tokens of JobStore::List: they name the last row of the previous page (keyset paging:
 // stable while jobs are added, and as fast for page 1000 as for page 1).
 // "n.<created_ms>.<id>" (newest first) or "q.<priority>.<created_ms>.<id>" (queue order).
-// The PostgreSQL store uses these; the SQLite store writes the same format.
+// Both stores (SQLite and PostgreSQL) read and write these.
 #pragma once
 
 #include <cstdint>

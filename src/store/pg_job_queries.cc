@@ -3,7 +3,7 @@
 // so it sees one snapshot of the database.
 #include <nlohmann/json.hpp>
 
-#include "store/job_page_token.h"
+#include "store/job_rules.h"
 #include "store/pg_connection.h"
 #include "store/pg_job_row.h"
 #include "store/pg_job_store.h"
@@ -14,7 +14,7 @@ using pg::Param;
 
 namespace {
 
-const std::string kJobColumnsText = pg::kJobColumns;
+const std::string kJobColumnsText = kJobColumns;
 
 std::string Placeholder(const std::vector<Param>& params) {
   return "$" + std::to_string(params.size());
@@ -26,19 +26,13 @@ Result<Job> PgJobStore::Get(const std::string& id) {
   std::lock_guard lock(mu_);
   auto job = pg::LoadJob(*conn_, id, /*for_update=*/false);
   if (!job.ok()) return job.error();
-  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
-  return std::move(job).value().value();
+  return FoundJob(std::move(job).value(), id);
 }
 
 Result<JobPage> PgJobStore::List(const JobFilter& filter) {
-  if (filter.limit < 1 || filter.limit > 1000) {
-    return Error(ErrorKind::kBadInput, "bad_limit", "a page holds 1 to 1000 jobs");
-  }
-  std::optional<PageKey> after;
-  if (!filter.page_token.empty()) {
-    after = ParsePageToken(filter.page_token, filter.order);
-    if (!after) return BadPageToken();
-  }
+  auto start = ListStart(filter);
+  if (!start.ok()) return start.error();
+  const std::optional<PageKey>& after = *start;
   // Only the shape of the SQL depends on the filter; every value is a parameter.
   std::vector<Param> params;
   std::string sql = "SELECT " + kJobColumnsText + " FROM jobs WHERE TRUE";
@@ -84,10 +78,7 @@ Result<JobPage> PgJobStore::List(const JobFilter& filter) {
   if (!rows.ok()) return rows.error();
   JobPage page;
   for (int r = 0; r < rows->size(); ++r) {
-    if (static_cast<int>(page.jobs.size()) == filter.limit) {
-      page.next_page_token = PageToken(page.jobs.back(), filter.order);
-      break;
-    }
+    if (PageIsFull(page, filter)) break;
     auto job = pg::ReadJob(*rows, r);
     if (!job.ok()) return job.error();
     page.jobs.push_back(std::move(job).value());
@@ -116,10 +107,9 @@ Result<std::string> PgJobStore::GetResult(const std::string& id) {
       "LEFT JOIN results r ON r.job_id = j.id WHERE j.id = $1",
       {P(id)});
   if (!rows.ok()) return rows.error();
-  if (rows->empty()) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  if (rows->empty()) return JobNotFound(id);
   if (rows->Text(0, 2) == "t") return rows->Text(0, 1);
-  return Error(ErrorKind::kNotFound, kErrResultNotFound,
-               "job " + id + " has no result (it is " + rows->Text(0, 0) + ")");
+  return NoResult(id, rows->Text(0, 0));
 }
 
 Result<std::vector<AttemptRecord>> PgJobStore::Attempts(const std::string& id) {
@@ -131,7 +121,7 @@ Result<std::vector<AttemptRecord>> PgJobStore::Attempts(const std::string& id) {
       "WHERE j.id = $1 ORDER BY a.attempt",
       {P(id)});
   if (!rows.ok()) return rows.error();
-  if (rows->empty()) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  if (rows->empty()) return JobNotFound(id);
   std::vector<AttemptRecord> out;
   for (int r = 0; r < rows->size(); ++r) {
     if (rows->IsNull(r, 0)) continue;
@@ -148,10 +138,7 @@ Result<std::vector<AttemptRecord>> PgJobStore::Attempts(const std::string& id) {
 }
 
 Status PgJobStore::PutFootprint(const ModelFootprint& fp) {
-  if (fp.model.empty() || fp.device_name.empty() || fp.weights_bytes < 0 || fp.stream_bytes < 0) {
-    return Error(ErrorKind::kBadInput, "bad_footprint",
-                 "a footprint needs a model, a device name and sizes of at least 0");
-  }
+  if (auto st = ValidateFootprint(fp); !st.ok()) return st;
   std::lock_guard lock(mu_);
   auto st = conn_->Query(
       "INSERT INTO model_footprints (model, device_name, weights_bytes, stream_bytes, "
@@ -191,7 +178,7 @@ Result<std::vector<ModelFootprint>> PgJobStore::ListFootprints() {
 }
 
 Result<int> PgJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
-  if (limit < 1) return Error(ErrorKind::kBadInput, "bad_limit", "limit must be at least 1");
+  if (auto st = ValidateRetentionLimit(limit); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   // Results and attempts go with their job (ON DELETE CASCADE). SKIP LOCKED: two nodes sweeping
   // at once delete different jobs rather than waiting for each other.

@@ -5,56 +5,25 @@
 namespace steno::store::pg {
 namespace {
 
-std::optional<ErrorKind> ParseErrorKind(const std::string& name) {
-  for (auto k : {ErrorKind::kBadInput, ErrorKind::kNotFound, ErrorKind::kUnavailable,
-                 ErrorKind::kIntegrity, ErrorKind::kOutOfMemory, ErrorKind::kCancelled,
-                 ErrorKind::kTimeout, ErrorKind::kIo, ErrorKind::kInternal}) {
-    if (name == ErrorKindName(k)) return k;
-  }
-  return std::nullopt;
-}
+constexpr const char kWhere[] = "the PostgreSQL job store";
 
-Error Corrupt(const std::string& id, const std::string& what) {
-  return Error(ErrorKind::kIntegrity, kErrStoreCorrupt,
-               "job " + id + " in the PostgreSQL job store has " + what);
-}
+// Row `row` of a query result.
+class ResultRow final : public RowColumns {
+ public:
+  ResultRow(const Rows& rows, int row) : rows_(rows), row_(row) {}
+  std::string Text(int column) const override { return rows_.Text(row_, column); }
+  int64_t Int(int column) const override { return rows_.Int(row_, column); }
+  bool IsNull(int column) const override { return rows_.IsNull(row_, column); }
+
+ private:
+  const Rows& rows_;
+  int row_;
+};
 
 }  // namespace
 
-const char kJobColumns[] =
-    "id, state, priority, model, params, blob_digest, attempt, error_kind, error_code, "
-    "error_message, created_ms, updated_ms, started_ms, finished_ms, not_before_ms, "
-    "lease_owner, lease_expires_ms, idempotency_key";
-
 Result<Job> ReadJob(const Rows& rows, int row, int first) {
-  auto text = [&](int c) { return rows.Text(row, first + c); };
-  auto num = [&](int c) { return rows.Int(row, first + c); };
-  Job job;
-  job.id = text(0);
-  auto state = ParseJobState(text(1));
-  if (!state) return Corrupt(job.id, "an unknown state '" + text(1) + "'");
-  job.state = *state;
-  int64_t priority = num(2);
-  if (priority < 0 || priority > 2) return Corrupt(job.id, "an unknown priority");
-  job.priority = static_cast<Priority>(priority);
-  job.model = text(3);
-  auto params = JobParamsFromJson(text(4));
-  if (!params.ok()) {
-    return Corrupt(job.id, "unreadable parameters (" + params.error().message + ")");
-  }
-  job.params = std::move(params).value();
-  job.blob_digest = text(5);
-  job.attempt = static_cast<int>(num(6));
-  job.error = ReadError(rows, row, first + 7);
-  job.created_ms = num(10);
-  job.updated_ms = num(11);
-  job.started_ms = num(12);
-  job.finished_ms = num(13);
-  job.not_before_ms = num(14);
-  job.lease_owner = text(15);
-  job.lease_expires_ms = num(16);
-  job.idempotency_key = text(17);
-  return job;
+  return ReadJobColumns(ResultRow(rows, row), first, kWhere);
 }
 
 Result<std::vector<Job>> ReadJobs(const Rows& rows) {
@@ -81,9 +50,7 @@ Result<std::optional<Job>> LoadJob(Connection& conn, const std::string& id, bool
 }
 
 std::optional<Error> ReadError(const Rows& rows, int row, int column) {
-  if (rows.IsNull(row, column)) return std::nullopt;
-  auto kind = ParseErrorKind(rows.Text(row, column)).value_or(ErrorKind::kInternal);
-  return Error(kind, rows.Text(row, column + 1), rows.Text(row, column + 2));
+  return ReadErrorColumns(ResultRow(rows, row), column);
 }
 
 void AddError(std::vector<Param>& params, const std::optional<Error>& error) {

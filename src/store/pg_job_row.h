@@ -1,4 +1,5 @@
-// How a Job maps to a row of the PostgreSQL jobs table (shared by the store's source files).
+// How a Job maps to a row of the PostgreSQL jobs table (shared by the store's source files). The
+// column list and the checks on read are the same for every store (job_columns.h).
 #pragma once
 
 #include <optional>
@@ -6,15 +7,13 @@
 #include <vector>
 
 #include "core/job.h"
+#include "store/job_columns.h"
 #include "store/pg_connection.h"
 
 namespace steno::store::pg {
 
-// The columns ReadJob expects, in order, as a SELECT list.
-extern const char kJobColumns[];
-
-// Reads row `row` of a result selected with kJobColumns (starting at column `first`).
-// kIntegrity kErrStoreCorrupt if a stored value is not one this code could have written.
+// Reads row `row` of a result selected with kJobColumns (job_columns.h; starting at column
+// `first`). kIntegrity kErrStoreCorrupt if a stored value is not one this code could have written.
 Result<Job> ReadJob(const Rows& rows, int row, int first = 0);
 
 // Every row of `rows`, read with ReadJob.

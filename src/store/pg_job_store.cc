@@ -3,14 +3,11 @@
 #include "store/pg_job_store.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 
-#include <nlohmann/json.hpp>
-
 #include "core/log.h"
-#include "store/blob_store.h"
-#include "store/job_id.h"
+#include "core/wall_clock.h"
+#include "store/job_rules.h"
 #include "store/pg_connection.h"
 #include "store/pg_job_row.h"
 #include "store/pg_migrations.h"
@@ -22,27 +19,7 @@ using pg::Transaction;
 
 namespace {
 
-const std::string kJobColumnsText = pg::kJobColumns;
-
-Error BadJob(const std::string& message) {
-  return Error(ErrorKind::kBadInput, kErrBadJob, message);
-}
-
-Status ValidateNewJob(const NewJob& job) {
-  if (job.model.empty()) return BadJob("a job needs a model");
-  if (job.model.size() > 1024) return BadJob("model name longer than 1024 bytes");
-  if (!job.blob_digest.empty() && !IsValidDigest(job.blob_digest)) {
-    return BadJob("blob digest is not a SHA-256 hex digest: " + job.blob_digest);
-  }
-  if (job.idempotency_key.size() > 255) return BadJob("idempotency key longer than 255 bytes");
-  return {};
-}
-
-int64_t SystemMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+const std::string kJobColumnsText = kJobColumns;
 
 }  // namespace
 
@@ -54,7 +31,7 @@ PgJobStore::~PgJobStore() = default;
 
 int64_t PgJobStore::Now() const {
   if (options_.clock) return options_.clock();
-  return SystemMs() + clock_offset_ms_;
+  return UnixMillis() + clock_offset_ms_;
 }
 
 Result<std::unique_ptr<PgJobStore>> PgJobStore::Open(const PgOptions& options) {
@@ -62,10 +39,10 @@ Result<std::unique_ptr<PgJobStore>> PgJobStore::Open(const PgOptions& options) {
   auto conn = pg::Connection::Open(options.url, options.connect_timeout_s);
   if (!conn.ok()) return conn.error();
   if (auto st = pg::Migrate(**conn); !st.ok()) return st.error();
-  int64_t before = SystemMs();
+  int64_t before = UnixMillis();
   auto server = (*conn)->Query("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint");
   if (!server.ok()) return server.error();
-  int64_t after = SystemMs();
+  int64_t after = UnixMillis();
   int64_t offset = server->Int(0, 0) - (before + after) / 2;
   if (std::abs(offset) > 1000) {
     spdlog::warn("this host's clock is {} ms off the PostgreSQL server's; leases use the server's",
@@ -76,16 +53,9 @@ Result<std::unique_ptr<PgJobStore>> PgJobStore::Open(const PgOptions& options) {
 
 Result<Inserted> PgJobStore::Insert(const NewJob& job) {
   if (auto st = ValidateNewJob(job); !st.ok()) return st.error();
-  Job out;
   std::lock_guard lock(mu_);
   int64_t now = Now();
-  out.id = NewJobId(now);
-  out.priority = job.priority;
-  out.model = job.model;
-  out.params = job.params;
-  out.blob_digest = job.blob_digest;
-  out.created_ms = out.updated_ms = now;
-  out.idempotency_key = job.idempotency_key;
+  Job out = NewPendingJob(job, now);
   // One statement: two nodes inserting the same key at once get one job between them.
   auto inserted = conn_->Query(
       "INSERT INTO jobs (id, state, priority, model, params, blob_digest, attempt, created_ms, "
@@ -119,21 +89,7 @@ Result<Job> PgJobStore::LoadHeld(const std::string& id, const std::string& owner
                                  const char* action) {
   auto job = pg::LoadJob(*conn_, id, /*for_update=*/true);
   if (!job.ok()) return job.error();
-  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
-  const Job& j = **job;
-  if (IsFinal(j.state)) {
-    return Error(ErrorKind::kBadInput, kErrJobFinished,
-                 "cannot " + std::string(action) + " job " + id + ": it is already " +
-                     JobStateName(j.state));
-  }
-  // A lease that ran out but was not yet requeued still counts: nobody else has the job.
-  if (!IsActive(j.state) || j.lease_owner != owner) {
-    return Error(ErrorKind::kBadInput, kErrLeaseNotHeld,
-                 "cannot " + std::string(action) + " job " + id + ": " + owner +
-                     " does not hold it (state " + JobStateName(j.state) + ", holder '" +
-                     j.lease_owner + "')");
-  }
-  return std::move(job).value().value();
+  return HeldJob(std::move(job).value(), id, owner, action);
 }
 
 Status PgJobStore::EndAttempt(const Job& job, const char* outcome,
@@ -175,7 +131,7 @@ Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, 
     // Waits for a transaction holding this row, then sees its outcome (READ COMMITTED).
     auto found = pg::LoadJob(*conn_, *request.job_id, /*for_update=*/true);
     if (!found.ok()) return found.error();
-    if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + *request.job_id);
+    if (!*found) return JobNotFound(*request.job_id);
     if ((*found)->state != JobState::kPending || (*found)->not_before_ms > now) {
       return std::optional<Job>();
     }
@@ -211,8 +167,7 @@ Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, 
 }
 
 Result<std::optional<Job>> PgJobStore::Claim(const ClaimRequest& request) {
-  if (request.owner.empty()) return BadJob("a claim needs an owner");
-  if (request.lease_ms <= 0) return BadJob("a lease must last longer than 0 ms");
+  if (auto st = ValidateClaim(request); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*conn_);
   if (!tx.ok()) return tx.error();
@@ -223,7 +178,7 @@ Result<std::optional<Job>> PgJobStore::Claim(const ClaimRequest& request) {
 }
 
 Result<std::vector<std::string>> PgJobStore::Heartbeat(const std::string& owner, int64_t lease_ms) {
-  if (owner.empty() || lease_ms <= 0) return BadJob("a heartbeat needs an owner and a lease");
+  if (auto st = ValidateHeartbeat(owner, lease_ms); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   auto rows = conn_->Query(
       "UPDATE jobs SET lease_expires_ms = $1 WHERE lease_owner = $2 AND "
@@ -251,17 +206,13 @@ Status PgJobStore::MarkProcessing(const std::string& id, const std::string& owne
 
 Status PgJobStore::Complete(const std::string& id, const std::string& owner,
                             const std::string& result_json) {
-  if (!nlohmann::json::accept(result_json)) {
-    return Error(ErrorKind::kBadInput, "bad_result", "the result of job " + id + " is not JSON");
-  }
+  if (auto st = ValidateResult(id, result_json); !st.ok()) return st;
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*conn_);
   if (!tx.ok()) return tx.error();
   auto job = LoadHeld(id, owner, "complete");
   if (!job.ok()) {
-    if (job.error().code == kErrJobFinished || job.error().code == kErrLeaseNotHeld) {
-      spdlog::warn("refused completion of job {} by {}: {}", id, owner, job.error().message);
-    }
+    NoteRefusedCompletion(id, owner, job.error());
     return job.error();
   }
   int64_t now = Now();
@@ -325,16 +276,13 @@ Result<std::vector<std::string>> PgJobStore::RequeueExpired() {
   if (!expired.ok()) return expired.error();
   std::vector<std::string> ids;
   for (const auto& job : *expired) {
-    Error reason(ErrorKind::kTimeout, "lease_expired",
-                 "the lease of " + job.lease_owner + " on attempt " + std::to_string(job.attempt) +
-                     " expired");
-    if (auto st = RequeueLocked(job, reason, 0, "lease_expired"); !st.ok()) return st.error();
+    if (auto st = RequeueLocked(job, LeaseExpired(job), 0, "lease_expired"); !st.ok()) {
+      return st.error();
+    }
     ids.push_back(job.id);
   }
   if (auto st = tx->Commit(); !st.ok()) return st.error();
-  for (const auto& job : *expired) {
-    spdlog::warn("lease of {} on job {} expired; queued again", job.lease_owner, job.id);
-  }
+  NoteRequeuedExpired(*expired);
   return ids;
 }
 
@@ -344,14 +292,11 @@ Result<Job> PgJobStore::Cancel(const std::string& id) {
   if (!tx.ok()) return tx.error();
   auto found = pg::LoadJob(*conn_, id, /*for_update=*/true);
   if (!found.ok()) return found.error();
-  if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
-  Job job = std::move(found).value().value();
-  if (job.state == JobState::kCancelled) return job;
-  if (IsFinal(job.state)) {
-    return Error(ErrorKind::kBadInput, kErrJobFinished,
-                 "cannot cancel job " + id + ": it is already " + JobStateName(job.state));
-  }
-  Error reason(ErrorKind::kCancelled, "cancelled", "cancelled by a user");
+  auto loaded = CancellableJob(std::move(found).value(), id);
+  if (!loaded.ok()) return loaded.error();
+  Job job = std::move(loaded).value();
+  if (job.state == JobState::kCancelled) return job;  // cancelling again changes nothing
+  Error reason = CancelledByUser();
   int64_t now = Now();
   std::vector<Param> params = {P(now)};
   pg::AddError(params, reason);
@@ -366,11 +311,7 @@ Result<Job> PgJobStore::Cancel(const std::string& id) {
     if (auto end = EndAttempt(job, "cancelled", reason); !end.ok()) return end.error();
   }
   if (auto commit = tx->Commit(); !commit.ok()) return commit.error();
-  job.state = JobState::kCancelled;
-  job.finished_ms = job.updated_ms = now;
-  job.lease_owner.clear();
-  job.lease_expires_ms = 0;
-  job.error = reason;
+  MarkCancelled(job, reason, now);
   return job;
 }
 

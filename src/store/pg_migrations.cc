@@ -1,6 +1,6 @@
 #include "store/pg_migrations.h"
 
-#include <chrono>
+#include <optional>
 #include <string>
 
 #include "core/log.h"
@@ -87,11 +87,42 @@ CREATE TABLE nodes (
 // Any 64-bit constant shared by every steno: serializes schema changes across nodes.
 constexpr int64_t kMigrationLock = 0x737465'6e6f'6d67;  // "stenomg"
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// Each migration runs in a transaction opened by Version, which holds the advisory lock until
+// it ends: another node migrating waits there, then sees our rows.
+class PgTarget final : public MigrationTarget {
+ public:
+  explicit PgTarget(Connection& conn) : conn_(conn) {}
+  Result<int> Version() override {
+    tx_.reset();  // a migration found applied: end its transaction (and lock) first
+    auto tx = Transaction::Begin(conn_);
+    if (!tx.ok()) return tx.error();
+    tx_.emplace(std::move(tx).value());
+    if (auto st = conn_.Query("SELECT pg_advisory_xact_lock($1)", {P(kMigrationLock)}); !st.ok()) {
+      return st.error();
+    }
+    return SchemaVersion(conn_);
+  }
+  Status Apply(const Migration& m, int64_t applied_ms) override {
+    if (auto st = conn_.Exec(m.sql); !st.ok()) return st;
+    auto record = conn_.Query(
+        "INSERT INTO schema_migrations (version, description, applied_ms) VALUES ($1, $2, $3)",
+        {P(int64_t{m.version}), P(m.description), P(applied_ms)});
+    if (!record.ok()) return record.error();
+    auto st = tx_->Commit();
+    tx_.reset();
+    return st;
+  }
+  void Applied(const Migration& m, int /*at_start*/, int before) override {
+    // A new database is not news; upgrading an existing one is worth a line in the log.
+    spdlog::log(before > 0 ? spdlog::level::info : spdlog::level::debug,
+                "PostgreSQL job store {}: schema version {} applied ({})", conn_.redacted_url(),
+                m.version, m.description);
+  }
+
+ private:
+  Connection& conn_;
+  std::optional<Transaction> tx_;
+};
 
 }  // namespace
 
@@ -104,7 +135,7 @@ const std::vector<Migration>& Migrations() {
 }
 
 int LatestSchemaVersion() {
-  return Migrations().back().version;
+  return LatestVersion(Migrations());
 }
 
 Result<int> SchemaVersion(Connection& conn) {
@@ -129,35 +160,8 @@ Result<int> SchemaVersion(Connection& conn) {
 }
 
 Status Migrate(Connection& conn, int target) {
-  for (const auto& m : Migrations()) {
-    if (m.version > target) break;
-    auto tx = Transaction::Begin(conn);
-    if (!tx.ok()) return tx.error();
-    // Held until this transaction ends: another node migrating waits here, then sees our rows.
-    if (auto st = conn.Query("SELECT pg_advisory_xact_lock($1)", {P(kMigrationLock)}); !st.ok()) {
-      return st.error();
-    }
-    auto current = SchemaVersion(conn);
-    if (!current.ok()) return current.error();
-    if (*current > LatestSchemaVersion() || *current > target) {
-      return Error(ErrorKind::kIntegrity, kErrSchemaTooNew,
-                   "the PostgreSQL job store " + conn.redacted_url() + " has schema version " +
-                       std::to_string(*current) + " but this steno knows versions up to " +
-                       std::to_string(target) + "; it was written by a newer steno");
-    }
-    if (m.version <= *current) continue;  // applied (by us earlier, or by another node)
-    if (auto st = conn.Exec(m.sql); !st.ok()) return st;
-    auto record = conn.Query(
-        "INSERT INTO schema_migrations (version, description, applied_ms) VALUES ($1, $2, $3)",
-        {P(int64_t{m.version}), P(m.description), P(NowMs())});
-    if (!record.ok()) return record.error();
-    if (auto st = tx->Commit(); !st.ok()) return st;
-    // A new database is not news; upgrading an existing one is worth a line in the log.
-    spdlog::log(*current > 0 ? spdlog::level::info : spdlog::level::debug,
-                "PostgreSQL job store {}: schema version {} applied ({})", conn.redacted_url(),
-                m.version, m.description);
-  }
-  return {};
+  PgTarget db(conn);
+  return RunMigrations(db, Migrations(), target, "the PostgreSQL job store " + conn.redacted_url());
 }
 
 }  // namespace steno::store::pg

@@ -1,7 +1,6 @@
-// The PostgreSQL schema of the shared job store as an ordered list of migrations. Version N is
-// entry N-1; a later version is one more entry at the end, never an edit of an earlier one
-// (databases in the field already ran those). The schema_migrations table records every version
-// applied and when.
+// The PostgreSQL schema of the shared job store as an ordered list of migrations
+// (migration_runner.h: version N is entry N-1, never edited once released). The
+// schema_migrations table records every version applied and when.
 //
 // Several nodes may open the same database at once: Migrate takes a transaction-level advisory
 // lock, so exactly one of them applies each migration (in its own transaction, with its
@@ -11,15 +10,10 @@
 #include <vector>
 
 #include "core/result.h"
+#include "store/migration_runner.h"
 #include "store/pg_connection.h"
 
 namespace steno::store::pg {
-
-struct Migration {
-  int version;
-  const char* description;
-  const char* sql;  // one or more statements, run in one transaction with the version row
-};
 
 const std::vector<Migration>& Migrations();
 int LatestSchemaVersion();

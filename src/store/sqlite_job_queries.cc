@@ -1,88 +1,27 @@
 // SqliteJobStore: reads (get, list with paging, counts, results), measured model footprints and
 // the deletions retention asks for. Reads run on a connection lent by the read pool, never on
 // the writer (unless the pool is empty), and never take mu_.
-#include <charconv>
-
+#include "store/job_rules.h"
 #include "store/sqlite_db.h"
 #include "store/sqlite_job_row.h"
 #include "store/sqlite_job_store.h"
 #include "store/sqlite_read_pool.h"
 
 namespace steno::store {
-namespace {
-
-Error BadPageToken() {
-  return Error(ErrorKind::kBadInput, "bad_page_token",
-               "the page token is not one this server handed out");
-}
-
-// Page tokens name the last row of the previous page (keyset paging: stable while jobs are added,
-// and as fast for page 1000 as for page 1). "n.<created_ms>.<id>" or
-// "q.<priority>.<created_ms>.<id>".
-struct PageKey {
-  int64_t priority = 0;
-  int64_t created_ms = 0;
-  std::string id;
-};
-
-bool ParseInt(std::string_view s, int64_t* out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-std::optional<PageKey> ParsePageToken(std::string_view token, ListOrder order) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (size_t i = 0; i <= token.size(); ++i) {
-    if (i == token.size() || token[i] == '.') {
-      parts.push_back(token.substr(start, i - start));
-      start = i + 1;
-    }
-  }
-  PageKey key;
-  if (order == ListOrder::kNewestFirst) {
-    if (parts.size() != 3 || parts[0] != "n" || !ParseInt(parts[1], &key.created_ms)) return {};
-    key.id = parts[2];
-  } else {
-    if (parts.size() != 4 || parts[0] != "q" || !ParseInt(parts[1], &key.priority) ||
-        !ParseInt(parts[2], &key.created_ms)) {
-      return {};
-    }
-    key.id = parts[3];
-  }
-  if (key.id.empty()) return {};
-  return key;
-}
-
-std::string PageToken(const Job& last, ListOrder order) {
-  if (order == ListOrder::kNewestFirst) {
-    return "n." + std::to_string(last.created_ms) + "." + last.id;
-  }
-  return "q." + std::to_string(static_cast<int>(last.priority)) + "." +
-         std::to_string(last.created_ms) + "." + last.id;
-}
-
-}  // namespace
 
 Result<Job> SqliteJobStore::Get(const std::string& id) {
   auto conn = readers_->Acquire();
   auto job = sqlite::LoadJob(conn.db(), id);
   if (!job.ok()) return job.error();
-  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
-  return std::move(job).value().value();
+  return FoundJob(std::move(job).value(), id);
 }
 
 Result<JobPage> SqliteJobStore::List(const JobFilter& filter) {
-  if (filter.limit < 1 || filter.limit > 1000) {
-    return Error(ErrorKind::kBadInput, "bad_limit", "a page holds 1 to 1000 jobs");
-  }
-  std::optional<PageKey> after;
-  if (!filter.page_token.empty()) {
-    after = ParsePageToken(filter.page_token, filter.order);
-    if (!after) return BadPageToken();
-  }
+  auto start = ListStart(filter);
+  if (!start.ok()) return start.error();
+  const std::optional<PageKey>& after = *start;
   // The SQL text depends only on which filters are present, so each shape is prepared once.
-  std::string sql = std::string("SELECT ") + sqlite::kJobColumns + " FROM jobs WHERE 1";
+  std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE 1";
   if (!filter.states.empty()) {
     sql += " AND state IN (?";
     for (size_t i = 1; i < filter.states.size(); ++i) sql += ", ?";
@@ -116,10 +55,7 @@ Result<JobPage> SqliteJobStore::List(const JobFilter& filter) {
     auto row = stmt->Step();
     if (!row.ok()) return row.error();
     if (!*row) break;
-    if (static_cast<int>(page.jobs.size()) == filter.limit) {
-      page.next_page_token = PageToken(page.jobs.back(), filter.order);
-      break;
-    }
+    if (PageIsFull(page, filter)) break;
     auto job = sqlite::ReadJob(*stmt);
     if (!job.ok()) return job.error();
     page.jobs.push_back(std::move(job).value());
@@ -158,9 +94,8 @@ Result<std::string> SqliteJobStore::GetResult(const std::string& id) {
   }
   auto job = sqlite::LoadJob(conn.db(), id);
   if (!job.ok()) return job.error();
-  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
-  return Error(ErrorKind::kNotFound, kErrResultNotFound,
-               "job " + id + " has no result (it is " + JobStateName((*job)->state) + ")");
+  if (!*job) return JobNotFound(id);
+  return NoResult(id, JobStateName((*job)->state));
 }
 
 Result<std::vector<AttemptRecord>> SqliteJobStore::Attempts(const std::string& id) {
@@ -170,7 +105,7 @@ Result<std::vector<AttemptRecord>> SqliteJobStore::Attempts(const std::string& i
   if (!snapshot.ok()) return snapshot.error();
   auto job = sqlite::LoadJob(conn.db(), id);
   if (!job.ok()) return job.error();
-  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
+  if (!*job) return JobNotFound(id);
   auto stmt = conn.db().Prepare(
       "SELECT attempt, owner, started_ms, ended_ms, outcome, error_kind, error_code, "
       "error_message FROM attempts WHERE job_id = ? ORDER BY attempt");
@@ -194,10 +129,7 @@ Result<std::vector<AttemptRecord>> SqliteJobStore::Attempts(const std::string& i
 }
 
 Status SqliteJobStore::PutFootprint(const ModelFootprint& fp) {
-  if (fp.model.empty() || fp.device_name.empty() || fp.weights_bytes < 0 || fp.stream_bytes < 0) {
-    return Error(ErrorKind::kBadInput, "bad_footprint",
-                 "a footprint needs a model, a device name and sizes of at least 0");
-  }
+  if (auto st = ValidateFootprint(fp); !st.ok()) return st;
   std::lock_guard lock(mu_);
   auto tx = sqlite::Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
@@ -247,7 +179,7 @@ Result<std::vector<ModelFootprint>> SqliteJobStore::ListFootprints() {
 }
 
 Result<int> SqliteJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
-  if (limit < 1) return Error(ErrorKind::kBadInput, "bad_limit", "limit must be at least 1");
+  if (auto st = ValidateRetentionLimit(limit); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   auto tx = sqlite::Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();

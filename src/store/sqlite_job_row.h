@@ -1,4 +1,5 @@
-// How a Job maps to a row of the SQLite jobs table (shared by the store's source files).
+// How a Job maps to a row of the SQLite jobs table (shared by the store's source files). The
+// column list and the checks on read are the same for every store (job_columns.h).
 #pragma once
 
 #include <optional>
@@ -6,15 +7,13 @@
 #include <vector>
 
 #include "core/job.h"
+#include "store/job_columns.h"
 #include "store/sqlite_db.h"
 
 namespace steno::store::sqlite {
 
-// The columns ReadJob expects, in order, as a SELECT list.
-extern const char kJobColumns[];
-
-// Reads a row selected with kJobColumns. kIntegrity kErrStoreCorrupt if a stored value is not
-// one this code could have written.
+// Reads a row selected with kJobColumns (job_columns.h). kIntegrity kErrStoreCorrupt if a stored
+// value is not one this code could have written.
 Result<Job> ReadJob(const Statement& row);
 
 // Steps `stmt` to its end, reading every row with ReadJob.

@@ -8,14 +8,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
-#include <nlohmann/json.hpp>
-
 #include "core/log.h"
-#include "store/blob_store.h"
-#include "store/job_id.h"
+#include "core/wall_clock.h"
+#include "store/job_rules.h"
 #include "store/sqlite_db.h"
 #include "store/sqlite_job_row.h"
 #include "store/sqlite_migrations.h"
@@ -27,22 +24,8 @@ using sqlite::Transaction;
 
 namespace {
 
-const std::string kSelectActive = std::string("SELECT ") + sqlite::kJobColumns +
-                                  " FROM jobs WHERE state IN ('loading', 'processing')";
-
-Error BadJob(const std::string& message) {
-  return Error(ErrorKind::kBadInput, kErrBadJob, message);
-}
-
-Status ValidateNewJob(const NewJob& job) {
-  if (job.model.empty()) return BadJob("a job needs a model");
-  if (job.model.size() > 1024) return BadJob("model name longer than 1024 bytes");
-  if (!job.blob_digest.empty() && !IsValidDigest(job.blob_digest)) {
-    return BadJob("blob digest is not a SHA-256 hex digest: " + job.blob_digest);
-  }
-  if (job.idempotency_key.size() > 255) return BadJob("idempotency key longer than 255 bytes");
-  return {};
-}
+const std::string kSelectActive =
+    std::string("SELECT ") + kJobColumns + " FROM jobs WHERE state IN ('loading', 'processing')";
 
 }  // namespace
 
@@ -72,9 +55,7 @@ Status SqliteJobStore::Commit(Transaction& tx) {
 
 int64_t SqliteJobStore::Now() const {
   if (options_.clock) return options_.clock();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return UnixMillis();
 }
 
 Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteOptions& options) {
@@ -176,8 +157,8 @@ Result<Inserted> SqliteJobStore::Insert(const NewJob& job) {
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
   if (!job.idempotency_key.empty()) {
-    auto stmt = db_->Prepare(std::string("SELECT ") + sqlite::kJobColumns +
-                             " FROM jobs WHERE idempotency_key = ?");
+    auto stmt =
+        db_->Prepare(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE idempotency_key = ?");
     if (!stmt.ok()) return stmt.error();
     stmt->Bind(1, job.idempotency_key);
     auto row = stmt->Step();
@@ -188,15 +169,8 @@ Result<Inserted> SqliteJobStore::Insert(const NewJob& job) {
       return Inserted{std::move(existing).value(), true};
     }
   }
-  Job out;
   int64_t now = Now();
-  out.id = NewJobId(now);
-  out.priority = job.priority;
-  out.model = job.model;
-  out.params = job.params;
-  out.blob_digest = job.blob_digest;
-  out.created_ms = out.updated_ms = now;
-  out.idempotency_key = job.idempotency_key;
+  Job out = NewPendingJob(job, now);
   {
     auto stmt = db_->Prepare(
         "INSERT INTO jobs (id, state, priority, model, params, blob_digest, attempt, created_ms, "
@@ -221,21 +195,7 @@ Result<Job> SqliteJobStore::LoadHeld(const std::string& id, const std::string& o
                                      const char* action) {
   auto job = sqlite::LoadJob(*db_, id);
   if (!job.ok()) return job.error();
-  if (!*job) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
-  const Job& j = **job;
-  if (IsFinal(j.state)) {
-    return Error(ErrorKind::kBadInput, kErrJobFinished,
-                 "cannot " + std::string(action) + " job " + id + ": it is already " +
-                     JobStateName(j.state));
-  }
-  // A lease that ran out but was not yet requeued still counts: nobody else has the job.
-  if (!IsActive(j.state) || j.lease_owner != owner) {
-    return Error(ErrorKind::kBadInput, kErrLeaseNotHeld,
-                 "cannot " + std::string(action) + " job " + id + ": " + owner +
-                     " does not hold it (state " + JobStateName(j.state) + ", holder '" +
-                     j.lease_owner + "')");
-  }
-  return std::move(job).value().value();
+  return HeldJob(std::move(job).value(), id, owner, action);
 }
 
 Status SqliteJobStore::EndAttempt(const Job& job, const char* outcome,
@@ -266,8 +226,7 @@ Status SqliteJobStore::RequeueLocked(const Job& job, const std::optional<Error>&
 }
 
 Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
-  if (request.owner.empty()) return BadJob("a claim needs an owner");
-  if (request.lease_ms <= 0) return BadJob("a lease must last longer than 0 ms");
+  if (auto st = ValidateClaim(request); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
@@ -276,13 +235,13 @@ Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
   if (request.job_id) {
     auto found = sqlite::LoadJob(*db_, *request.job_id);
     if (!found.ok()) return found.error();
-    if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + *request.job_id);
+    if (!*found) return JobNotFound(*request.job_id);
     if ((*found)->state != JobState::kPending || (*found)->not_before_ms > now) {
       return std::optional<Job>();
     }
     job = std::move(found).value();
   } else {
-    std::string sql = std::string("SELECT ") + sqlite::kJobColumns +
+    std::string sql = std::string("SELECT ") + kJobColumns +
                       " FROM jobs WHERE state = 'pending' AND not_before_ms <= ?";
     if (!request.models.empty()) {
       sql += " AND model IN (?";
@@ -329,7 +288,7 @@ Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
 
 Result<std::vector<std::string>> SqliteJobStore::Heartbeat(const std::string& owner,
                                                            int64_t lease_ms) {
-  if (owner.empty() || lease_ms <= 0) return BadJob("a heartbeat needs an owner and a lease");
+  if (auto st = ValidateHeartbeat(owner, lease_ms); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
@@ -367,17 +326,13 @@ Status SqliteJobStore::MarkProcessing(const std::string& id, const std::string& 
 
 Status SqliteJobStore::Complete(const std::string& id, const std::string& owner,
                                 const std::string& result_json) {
-  if (!nlohmann::json::accept(result_json)) {
-    return Error(ErrorKind::kBadInput, "bad_result", "the result of job " + id + " is not JSON");
-  }
+  if (auto st = ValidateResult(id, result_json); !st.ok()) return st;
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
   auto job = LoadHeld(id, owner, "complete");
   if (!job.ok()) {
-    if (job.error().code == kErrJobFinished || job.error().code == kErrLeaseNotHeld) {
-      spdlog::warn("refused completion of job {} by {}: {}", id, owner, job.error().message);
-    }
+    NoteRefusedCompletion(id, owner, job.error());
     return job.error();
   }
   int64_t now = Now();
@@ -448,16 +403,13 @@ Result<std::vector<std::string>> SqliteJobStore::RequeueExpired() {
   }
   std::vector<std::string> ids;
   for (const auto& job : expired) {
-    Error reason(ErrorKind::kTimeout, "lease_expired",
-                 "the lease of " + job.lease_owner + " on attempt " + std::to_string(job.attempt) +
-                     " expired");
-    if (auto st = RequeueLocked(job, reason, 0, "lease_expired"); !st.ok()) return st.error();
+    if (auto st = RequeueLocked(job, LeaseExpired(job), 0, "lease_expired"); !st.ok()) {
+      return st.error();
+    }
     ids.push_back(job.id);
   }
   if (auto st = Commit(*tx); !st.ok()) return st.error();
-  for (const auto& job : expired) {
-    spdlog::warn("lease of {} on job {} expired; queued again", job.lease_owner, job.id);
-  }
+  NoteRequeuedExpired(expired);
   return ids;
 }
 
@@ -467,14 +419,11 @@ Result<Job> SqliteJobStore::Cancel(const std::string& id) {
   if (!tx.ok()) return tx.error();
   auto found = sqlite::LoadJob(*db_, id);
   if (!found.ok()) return found.error();
-  if (!*found) return Error(ErrorKind::kNotFound, kErrJobNotFound, "no job " + id);
-  Job job = std::move(found).value().value();
-  if (job.state == JobState::kCancelled) return job;
-  if (IsFinal(job.state)) {
-    return Error(ErrorKind::kBadInput, kErrJobFinished,
-                 "cannot cancel job " + id + ": it is already " + JobStateName(job.state));
-  }
-  Error reason(ErrorKind::kCancelled, "cancelled", "cancelled by a user");
+  auto loaded = CancellableJob(std::move(found).value(), id);
+  if (!loaded.ok()) return loaded.error();
+  Job job = std::move(loaded).value();
+  if (job.state == JobState::kCancelled) return job;  // cancelling again changes nothing
+  Error reason = CancelledByUser();
   int64_t now = Now();
   {
     auto stmt = db_->Prepare(
@@ -491,11 +440,7 @@ Result<Job> SqliteJobStore::Cancel(const std::string& id) {
     if (auto st = EndAttempt(job, "cancelled", reason); !st.ok()) return st.error();
   }
   if (auto st = Commit(*tx); !st.ok()) return st.error();
-  job.state = JobState::kCancelled;
-  job.finished_ms = job.updated_ms = now;
-  job.lease_owner.clear();
-  job.lease_expires_ms = 0;
-  job.error = reason;
+  MarkCancelled(job, reason, now);
   return job;
 }
 

@@ -1,6 +1,5 @@
 #include "store/sqlite_migrations.h"
 
-#include <chrono>
 #include <string>
 
 #include "core/log.h"
@@ -74,11 +73,33 @@ CREATE TABLE model_footprints (
 );
 )sql";
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// Reads the version outside any transaction, so that a reader opening beside the process that
+// owns the queue (steno ps) takes no write lock when the schema is already current.
+class SqliteTarget final : public MigrationTarget {
+ public:
+  explicit SqliteTarget(Db& db) : db_(db) {}
+  Result<int> Version() override { return SchemaVersion(db_); }
+  Status Apply(const Migration& m, int64_t applied_ms) override {
+    auto tx = Transaction::Begin(db_);
+    if (!tx.ok()) return tx.error();
+    if (auto st = db_.Exec(m.sql); !st.ok()) return st;
+    auto record = db_.Prepare(
+        "INSERT INTO schema_version (version, description, applied_ms) VALUES (?, ?, ?)");
+    if (!record.ok()) return record.error();
+    record->Bind(1, int64_t{m.version}).Bind(2, m.description).Bind(3, applied_ms);
+    if (auto st = record->Run(); !st.ok()) return st;
+    return tx->Commit();
+  }
+  void Applied(const Migration& m, int at_start, int /*before*/) override {
+    // A new database is not news; upgrading an existing one is worth a line in the log.
+    if (at_start > 0) {
+      spdlog::info("job database migrated to schema version {} ({})", m.version, m.description);
+    }
+  }
+
+ private:
+  Db& db_;
+};
 
 }  // namespace
 
@@ -91,7 +112,7 @@ const std::vector<Migration>& Migrations() {
 }
 
 int LatestSchemaVersion() {
-  return Migrations().back().version;
+  return LatestVersion(Migrations());
 }
 
 Result<int> SchemaVersion(Db& db) {
@@ -118,31 +139,8 @@ Result<int> SchemaVersion(Db& db) {
 }
 
 Status Migrate(Db& db, int target) {
-  auto current = SchemaVersion(db);
-  if (!current.ok()) return current.error();
-  if (*current > LatestSchemaVersion() || *current > target) {
-    return Error(ErrorKind::kIntegrity, kErrSchemaTooNew,
-                 "the job database has schema version " + std::to_string(*current) +
-                     " but this steno knows versions up to " + std::to_string(target) +
-                     "; it was written by a newer steno");
-  }
-  for (const auto& m : Migrations()) {
-    if (m.version <= *current || m.version > target) continue;
-    auto tx = Transaction::Begin(db);
-    if (!tx.ok()) return tx.error();
-    if (auto st = db.Exec(m.sql); !st.ok()) return st;
-    auto record = db.Prepare(
-        "INSERT INTO schema_version (version, description, applied_ms) VALUES (?, ?, ?)");
-    if (!record.ok()) return record.error();
-    record->Bind(1, int64_t{m.version}).Bind(2, m.description).Bind(3, NowMs());
-    if (auto st = record->Run(); !st.ok()) return st;
-    if (auto st = tx->Commit(); !st.ok()) return st;
-    // A new database is not news; upgrading an existing one is worth a line in the log.
-    if (*current > 0) {
-      spdlog::info("job database migrated to schema version {} ({})", m.version, m.description);
-    }
-  }
-  return {};
+  SqliteTarget target_db(db);
+  return RunMigrations(target_db, Migrations(), target, "the job database");
 }
 
 }  // namespace steno::store::sqlite

@@ -1,20 +1,14 @@
-// The SQLite schema as an ordered list of migrations. Version N is entry N-1; a later version is
-// one more entry at the end, never an edit of an earlier one (databases in the field already ran
-// those). The schema_version table records every version applied and when.
+// The SQLite schema as an ordered list of migrations (migration_runner.h: version N is entry N-1,
+// never edited once released). The schema_version table records every version applied and when.
 #pragma once
 
 #include <vector>
 
 #include "core/result.h"
+#include "store/migration_runner.h"
 #include "store/sqlite_db.h"
 
 namespace steno::store::sqlite {
-
-struct Migration {
-  int version;
-  const char* description;
-  const char* sql;  // one or more statements, run in one transaction with the version row
-};
 
 const std::vector<Migration>& Migrations();
 int LatestSchemaVersion();

@@ -46,6 +46,34 @@ inline std::string BackendName(const ::testing::TestParamInfo<StoreBackend>& inf
 
 inline const std::string kDigest(64, 'a');
 
+// Submits a job (blob kDigest, language "de"); an empty Job, with a test failure, if refused.
+inline Job SubmitJob(JobStore& store, const std::string& model = "base",
+                     Priority priority = Priority::kNormal, const std::string& key = "") {
+  NewJob job;
+  job.model = model;
+  job.priority = priority;
+  job.blob_digest = kDigest;
+  job.idempotency_key = key;
+  job.params.language = "de";
+  auto inserted = store.Insert(job);
+  EXPECT_TRUE(inserted.ok()) << inserted.error().message;
+  return inserted.ok() ? inserted->job : Job{};
+}
+
+// Claims the next job for `owner` with a 1 s lease; an empty Job, with a test failure, if none.
+inline Job ClaimNextJob(JobStore& store, const std::string& owner = "w1",
+                        std::vector<std::string> models = {}) {
+  ClaimRequest request;
+  request.owner = owner;
+  request.lease_ms = 1000;
+  request.models = std::move(models);
+  auto claimed = store.Claim(request);
+  EXPECT_TRUE(claimed.ok()) << claimed.error().message;
+  if (!claimed.ok()) return Job{};
+  EXPECT_TRUE(claimed->has_value()) << "nothing to claim";
+  return claimed->value_or(Job{});
+}
+
 class StoreCases : public ::testing::TestWithParam<StoreBackend> {
  protected:
   void SetUp() override {
@@ -61,28 +89,13 @@ class StoreCases : public ::testing::TestWithParam<StoreBackend> {
 
   Job Submit(const std::string& model = "base", Priority priority = Priority::kNormal,
              const std::string& key = "") {
-    NewJob job;
-    job.model = model;
-    job.priority = priority;
-    job.blob_digest = kDigest;
-    job.idempotency_key = key;
-    job.params.language = "de";
-    auto inserted = store_->Insert(job);
-    EXPECT_TRUE(inserted.ok()) << inserted.error().message;
+    Job job = SubmitJob(*store_, model, priority, key);
     now_ += 1;  // distinct creation times make the expected order unambiguous
-    return inserted.ok() ? inserted->job : Job{};
+    return job;
   }
 
   Job ClaimNext(const std::string& owner = "w1", std::vector<std::string> models = {}) {
-    ClaimRequest request;
-    request.owner = owner;
-    request.lease_ms = 1000;
-    request.models = std::move(models);
-    auto claimed = store_->Claim(request);
-    EXPECT_TRUE(claimed.ok()) << claimed.error().message;
-    if (!claimed.ok()) return Job{};
-    EXPECT_TRUE(claimed->has_value()) << "nothing to claim";
-    return claimed->value_or(Job{});
+    return ClaimNextJob(*store_, owner, std::move(models));
   }
 
   std::unique_ptr<StoreHarness> harness_;

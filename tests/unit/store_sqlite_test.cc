@@ -13,8 +13,6 @@
 namespace steno::store {
 namespace {
 
-const std::string kDigest(64, 'a');
-
 class SqliteHarness : public cases::StoreHarness {
  public:
   std::unique_ptr<JobStore> Open(std::function<int64_t()> clock) override {
@@ -50,29 +48,10 @@ class StoreSqliteTest : public ::testing::Test {
     return store.ok() ? std::move(store).value() : nullptr;
   }
 
-  Job Submit(const std::string& model = "base", Priority priority = Priority::kNormal,
-             const std::string& key = "") {
-    NewJob job;
-    job.model = model;
-    job.priority = priority;
-    job.blob_digest = kDigest;
-    job.idempotency_key = key;
-    job.params.language = "de";
-    auto inserted = store_->Insert(job);
-    EXPECT_TRUE(inserted.ok()) << inserted.error().message;
+  Job Submit() {
+    Job job = cases::SubmitJob(*store_);
     now_ += 1;  // distinct creation times make the expected order unambiguous
-    return inserted->job;
-  }
-
-  Job ClaimNext(const std::string& owner = "w1", std::vector<std::string> models = {}) {
-    ClaimRequest request;
-    request.owner = owner;
-    request.lease_ms = 1000;
-    request.models = std::move(models);
-    auto claimed = store_->Claim(request);
-    EXPECT_TRUE(claimed.ok()) << claimed.error().message;
-    EXPECT_TRUE(claimed->has_value()) << "nothing to claim";
-    return claimed->value_or(Job{});
+    return job;
   }
 
   test::ScopedTempDir dir_{"steno-store"};
@@ -117,7 +96,7 @@ TEST_F(StoreSqliteTest, OneProcessOwnsTheQueueButReadersMayOpen) {
   EXPECT_EQ(second.error().kind, ErrorKind::kUnavailable);
 
   Job job = Submit();
-  ClaimNext("w1");
+  cases::ClaimNextJob(*store_, "w1");
   auto reader = OpenStore(/*own_queue=*/false);
   ASSERT_TRUE(reader);
   EXPECT_EQ(reader->recovered_on_open(), 0);
