@@ -33,6 +33,8 @@
 #include "core/paths.h"
 #include "gpu/size.h"
 #include "server/job_service.h"
+#include "store/open_job_store.h"
+#include "store/pg_connection.h"
 
 namespace steno::cli {
 namespace {
@@ -41,6 +43,8 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string data_dir;
+  std::string store;  // postgres://...; empty: SQLite in the data dir
+  std::string node;   // lease owner on a shared store; empty: <hostname>:<pid>
   std::string models_dir;
   GpuFlags gpu;
   std::vector<std::string> preload;
@@ -85,6 +89,13 @@ void NoteSigpipe(int) {}
 Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const GlobalOptions& g) {
   server::ServiceOptions s;
   s.data_dir = o.data_dir.empty() ? DataDir() : o.data_dir;
+  if (!o.store.empty() && !store::IsPostgresSpec(o.store)) {
+    // Never echo the spec: it may hold a password.
+    return Usage("--store must be postgres://user:password@host:port/dbname (or postgresql://...)");
+  }
+  s.store = o.store;
+  if (o.node.size() > 255) return Usage("--node must be at most 255 bytes");
+  s.node = o.node;
   auto& rt = s.runtime;
   rt.models_dir = !o.models_dir.empty()   ? o.models_dir
                   : !g.models_dir.empty() ? g.models_dir
@@ -255,8 +266,9 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
   auto http = api::HttpServer::Start(std::move(http_options.value()), **service);
   if (!http.ok()) return Fail(http.error());
 
-  spdlog::info("steno {} serving on {} (data {}, models {})", STENO_VERSION, (*http)->url(),
+  spdlog::info("steno {} serving on {} (data {}{}, models {})", STENO_VERSION, (*http)->url(),
                o.data_dir.empty() ? DataDir() : o.data_dir,
+               o.store.empty() ? "" : ", jobs " + store::pg::RedactUrl(o.store),
                o.models_dir.empty() ? (global.models_dir.empty() ? ModelsDir() : global.models_dir)
                                     : o.models_dir);
   std::printf("steno: listening on %s\n", (*http)->url().c_str());
@@ -313,6 +325,13 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir,
                   "Jobs database and uploads (default $STENO_DATA_DIR or ~/.local/share/steno)");
+  cmd->add_option("--store", o->store,
+                  "Shared job store for several nodes: postgres://user:password@host:port/db "
+                  "(default: SQLite in the data dir)")
+      ->envname("STENO_STORE");
+  cmd->add_option("--node", o->node,
+                  "This node's name in a shared store (default <hostname>:<pid>)")
+      ->envname("STENO_NODE");
   cmd->add_option("--models-dir", o->models_dir,
                   "Directory of ggml models (default $STENO_MODELS or DATA_DIR/models)");
   AddGpuFlags(*cmd, o->gpu);

@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "audio/decoder.h"
@@ -27,6 +29,8 @@
 #include "server/runtime.h"
 
 namespace steno::cli {
+
+using namespace std::chrono_literals;
 namespace {
 
 namespace fs = std::filesystem;
@@ -120,6 +124,9 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   ro.data_dir = data_dir;
   ro.decode_defaults = o.decode;
   ro.warmup = false;  // one-shot: the first job is the warm-up
+  // Runners are stopped when every file is done (idle: they exit at once) or on Ctrl+C, when a
+  // runner still in a decode window is not worth waiting for: killed after a second.
+  ro.runner_grace = std::chrono::milliseconds(1000);
   ro.allow_model_paths = true;
   ro.scheduler.default_keep_alive_s = 0;  // unload as soon as the last file is done
   ro.scheduler.default_timeout_s = 0;     // a CLI run takes as long as it takes
@@ -157,6 +164,8 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
       std::fprintf(stderr,
                    "\nsteno transcribe: interrupted; stopping (Ctrl+C again to quit now)\n");
       for (const auto& [id, label] : label_of) (void)(*runtime)->scheduler().Cancel(id);
+      std::lock_guard<std::mutex> lock(outcomes->mu);
+      outcomes->cv.notify_all();
       return;
     }
   });
@@ -193,8 +202,16 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
     const std::string id = "file-" + std::to_string(i);
     sched::JobUpdate u;
     {
+      // After Ctrl+C a runner in the middle of a decode window answers its cancel when the
+      // window ends: not waited for beyond a second (the runtime's stop kills it).
       std::unique_lock<std::mutex> lock(outcomes->mu);
-      outcomes->cv.wait(lock, [&] { return outcomes->final.count(id) > 0; });
+      std::optional<std::chrono::steady_clock::time_point> give_up;
+      while (outcomes->final.count(id) == 0) {
+        if (interrupted && !give_up) give_up = std::chrono::steady_clock::now() + 1s;
+        if (give_up && std::chrono::steady_clock::now() >= *give_up) break;
+        outcomes->cv.wait_for(lock, 100ms);
+      }
+      if (outcomes->final.count(id) == 0) continue;  // interrupted: nothing written
       u = outcomes->final[id];
     }
     const std::string& file = o.files[i];

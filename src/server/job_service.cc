@@ -7,10 +7,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <variant>
 
@@ -22,6 +24,9 @@
 #include "engine/transcript_json.h"
 #include "sched/job_queue.h"
 #include "store/data_dir.h"
+#include "store/open_job_store.h"
+#include "store/pg_blob_store.h"
+#include "store/pg_connection.h"
 
 namespace steno::server {
 namespace {
@@ -99,8 +104,17 @@ struct Subscriber {
 
 struct JobService::Impl {
   ServiceOptions options;
-  std::unique_ptr<store::SqliteJobStore> jobs;
-  std::optional<store::BlobStore> blobs;
+  std::unique_ptr<store::JobStore> jobs;
+  std::optional<store::BlobStore> blobs;  // this node's files (runners read them)
+  // With a shared store (--store postgres://...): the uploads every node can fetch; null on the
+  // single-node SQLite store.
+  std::unique_ptr<store::PgBlobStore> shared_blobs;
+  // Jobs this node holds a lease on, and runs this node gave up because the store says they are
+  // not ours (another node claimed the job, or our lease was lost): their scheduler outcome is
+  // not written to the store.
+  std::mutex held_mu;
+  std::set<std::string> held;
+  std::set<std::string> dropped;
   ServiceMetrics metrics;
   std::unique_ptr<Runtime> runtime;
   // Guards `runtime` against the writer while the destructor tears it down; `discard` is set
@@ -192,10 +206,40 @@ struct JobService::Impl {
     }
   }
 
+  // Stops this node's run of a job the store no longer gives it. With `drop`, the run's outcome
+  // is not written (the job is someone else's now); without, it is (a user's cancel: a no-op).
+  void CancelRun(const std::string& id, bool drop) {
+    if (drop) {
+      std::lock_guard<std::mutex> l(held_mu);
+      held.erase(id);
+      dropped.insert(id);
+    }
+    std::lock_guard<std::mutex> l(runtime_mu);
+    if (runtime && !discard) runtime->scheduler().Post(sched::event::Cancel{id, [](Status) {}});
+  }
+
+  // True for every update of a run CancelRun dropped, up to its end there (final or requeued).
+  bool TakeDropped(const sched::JobUpdate& u) {
+    std::lock_guard<std::mutex> l(held_mu);
+    auto it = dropped.find(u.job.id);
+    if (it == dropped.end()) return false;
+    if (u.kind == sched::JobUpdate::Kind::kState &&
+        (IsFinal(u.job.state) || u.job.state == JobState::kPending)) {
+      dropped.erase(it);
+    }
+    return true;
+  }
+
   // One scheduler change, made durable, then shown to subscribers.
   void Apply(const sched::JobUpdate& u) {
     const Job& j = u.job;
     const std::string& owner = options.node;
+    if (TakeDropped(u)) {
+      if (IsFinal(j.state)) --in_scheduler;
+      std::lock_guard<std::mutex> lock(mu);
+      final_cv.notify_all();
+      return;
+    }
     Status st;
     if (u.kind == sched::JobUpdate::Kind::kState) {
       switch (j.state) {
@@ -207,13 +251,18 @@ struct JobService::Impl {
           auto claimed = jobs->Claim(claim);
           if (!claimed.ok()) {
             st = claimed.error();
-          } else if (!*claimed) {
-            // Not pending in the store any more (a user cancelled it a moment ago).
-            spdlog::info("job {} is no longer pending in the store; cancelling its run", j.id);
-            std::lock_guard<std::mutex> l(runtime_mu);
-            if (runtime && !discard) {
-              runtime->scheduler().Post(sched::event::Cancel{j.id, [](Status) {}});
-            }
+          } else if (*claimed) {
+            std::lock_guard<std::mutex> l(held_mu);
+            held.insert(j.id);
+          } else {
+            // Not pending in the store any more: a user cancelled it a moment ago, or (on a
+            // shared store) another node claimed it first.
+            auto now = jobs->Get(j.id);
+            const bool cancelled = now.ok() && now->state == JobState::kCancelled;
+            spdlog::info("job {} is no longer pending in the store ({}); cancelling its run here",
+                         j.id, now.ok() ? JobStateName(now->state) : "gone");
+            CancelRun(j.id, /*drop=*/!cancelled);
+            if (!cancelled) return;
           }
           break;
         }
@@ -246,6 +295,10 @@ struct JobService::Impl {
           st = jobs->Requeue(r);
           break;
         }
+      }
+      if (IsFinal(j.state) || j.state == JobState::kPending) {
+        std::lock_guard<std::mutex> l(held_mu);
+        held.erase(j.id);
       }
       if (IsFinal(j.state)) --in_scheduler;
     }
@@ -301,6 +354,26 @@ struct JobService::Impl {
     }
   }
 
+  // Jobs we held whose lease a heartbeat did not renew: cancelled by a user (perhaps on another
+  // node), finished meanwhile, or requeued after our lease ran out (someone else may run them).
+  void StopLost(const std::set<std::string>& ids) {
+    for (const auto& id : ids) {
+      auto job = jobs->Get(id);
+      if (job.ok() && IsFinal(job->state) && job->state != JobState::kCancelled) {
+        std::lock_guard<std::mutex> l(held_mu);
+        held.erase(id);  // finished here a moment ago
+        continue;
+      }
+      if (job.ok() && job->lease_owner == options.node) continue;  // claimed again by us
+      const bool cancelled = job.ok() && job->state == JobState::kCancelled;
+      // A user's cancel is routine; a lease lost to another node is worth a warning.
+      spdlog::log(cancelled ? spdlog::level::info : spdlog::level::warn,
+                  "job {}: this node no longer holds its lease ({}); stopping its run", id,
+                  job.ok() ? JobStateName(job->state) : job.error().message);
+      CancelRun(id, /*drop=*/!cancelled);
+    }
+  }
+
   void HeartbeatLoop() {
     std::unique_lock<std::mutex> lock(mu);
     const auto period = std::chrono::milliseconds(std::max<int64_t>(options.lease_ms / 3, 100));
@@ -308,8 +381,16 @@ struct JobService::Impl {
       heartbeat_cv.wait_for(lock, period, [&] { return stop; });
       if (stop) break;
       lock.unlock();
-      if (auto held = jobs->Heartbeat(options.node, options.lease_ms); !held.ok()) {
-        spdlog::warn("lease heartbeat failed: {}", held.error().message);
+      std::set<std::string> before;
+      {
+        std::lock_guard<std::mutex> l(held_mu);
+        before = held;
+      }
+      if (auto renewed = jobs->Heartbeat(options.node, options.lease_ms); !renewed.ok()) {
+        spdlog::warn("lease heartbeat failed: {}", renewed.error().message);
+      } else {
+        for (const auto& id : renewed.value()) before.erase(id);
+        StopLost(before);
       }
       lock.lock();
     }
@@ -346,7 +427,14 @@ struct JobService::Impl {
   Status Schedule(const Job& job) {
     sched::SubmitRequest r;
     r.job = job;
-    r.audio_path = blobs->PathOf(job.blob_digest);
+    if (shared_blobs) {
+      // Uploaded on another node, perhaps: runners read a local file.
+      auto path = shared_blobs->Materialise(*blobs, job.blob_digest);
+      if (!path.ok()) return path.error();
+      r.audio_path = *path;
+    } else {
+      r.audio_path = blobs->PathOf(job.blob_digest);
+    }
     ++in_scheduler;
     auto st = WithRuntime([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
                           Status(ShuttingDown()));
@@ -374,6 +462,49 @@ struct JobService::Impl {
     return w->Commit();
   }
 
+  // The shared store: jobs and uploads in PostgreSQL, this node's copies of uploads in its data
+  // dir. Unlike the SQLite store, nothing found running is requeued at once (other nodes run
+  // it); only jobs whose lease ran out go back to pending.
+  Status OpenShared(const ServiceOptions& o) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.data_dir, ec);
+    if (ec) {
+      return Error(ErrorKind::kIo, store::kErrStoreIo,
+                   "cannot create data dir " + o.data_dir + ": " + ec.message());
+    }
+    auto local = store::BlobStore::Open(o.data_dir + "/blobs");
+    if (!local.ok()) return local.error();
+    blobs.emplace(std::move(local).value());
+    auto opened = store::OpenJobStore(o.store);
+    if (!opened.ok()) return opened.error();
+    jobs = std::move(opened).value();
+    auto shared = store::OpenSharedBlobStore(o.store);
+    if (!shared.ok()) return shared.error();
+    shared_blobs = std::move(shared).value();
+    // Other nodes may be between pushing an upload and inserting its job: keep the grace.
+    store::RetentionPolicy policy;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    if (auto swept = store::RunRetention(*jobs, *blobs, policy, now); !swept.ok()) {
+      spdlog::warn("retention sweep failed: {}", swept.error().message);
+    }
+    (void)blobs->RemoveTempFiles(now + 1);  // nothing is in flight on this node yet
+    if (auto swept = shared_blobs->RemoveUnreferenced(policy.grace_ms); !swept.ok()) {
+      spdlog::warn("retention sweep of shared uploads failed: {}", swept.error().message);
+    } else if (swept->removed > 0) {
+      spdlog::info("retention: removed {} shared uploads ({} bytes)", swept->removed,
+                   swept->bytes_freed);
+    }
+    if (auto requeued = jobs->RequeueExpired(); !requeued.ok()) {
+      spdlog::warn("could not requeue expired leases: {}", requeued.error().message);
+    } else if (!requeued->empty()) {
+      spdlog::info("requeued {} jobs whose node stopped renewing its lease", requeued->size());
+    }
+    spdlog::info("shared job store {} (this node: {})", store::pg::RedactUrl(o.store), o.node);
+    return {};
+  }
+
   // Removes an upload no job refers to (a refused submission leaves nothing behind).
   void DropUnreferenced(const std::string& digest) {
     auto refs = jobs->ReferencedBlobs();
@@ -390,12 +521,16 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
   if (options.data_dir.empty()) options.data_dir = DataDir();
   if (options.node.empty()) options.node = DefaultNode();
   if (options.runtime.data_dir.empty()) options.runtime.data_dir = options.data_dir;
-  auto stores = store::OpenDataDir(options.data_dir);
-  if (!stores.ok()) return stores.error();
-  impl->jobs = std::move(stores->jobs);
-  impl->blobs.emplace(std::move(stores->blobs));
-  if (stores->recovered > 0) {
-    spdlog::info("requeued {} jobs a previous run left unfinished", stores->recovered);
+  if (!options.store.empty()) {
+    if (auto st = impl->OpenShared(options); !st) return st.error();
+  } else {
+    auto stores = store::OpenDataDir(options.data_dir);
+    if (!stores.ok()) return stores.error();
+    impl->jobs = std::move(stores->jobs);
+    impl->blobs.emplace(std::move(stores->blobs));
+    if (stores->recovered > 0) {
+      spdlog::info("requeued {} jobs a previous run left unfinished", stores->recovered);
+    }
   }
   // What runners measured before: the estimates of the next loads.
   if (auto footprints = impl->jobs->ListFootprints(); footprints.ok()) {
@@ -442,7 +577,8 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
     for (const Job& j : page->jobs) {
       if (auto st = impl->Schedule(j); !st) {
         spdlog::warn("job {} could not be queued again: {}", j.id, st.error().message);
-        if (st.error().kind != ErrorKind::kUnavailable) {
+        // On a shared store another node may well run it (it has the model, say).
+        if (st.error().kind != ErrorKind::kUnavailable && !impl->shared_blobs) {
           // Its model is gone, or its params no longer valid: it can never run.
           (void)impl->jobs->Claim({options.node, options.lease_ms, j.id, {}});
           (void)impl->jobs->Fail(j.id, options.node, st.error());
@@ -566,6 +702,11 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
     auto info = audio::Probe(s.blobs->PathOf(digest), limits);
     if (!info.ok()) return refuse(info.error());
     audio_seconds = info->duration_s;
+  }
+  if (s.shared_blobs) {
+    // Durable in the shared store before the job names it: any node can run it.
+    auto pushed = s.shared_blobs->Push(*s.blobs, digest);
+    if (!pushed.ok()) return refuse(pushed.error());
   }
 
   std::lock_guard<std::mutex> lock(s.submit_mu);

@@ -8,6 +8,14 @@
 // renewed by heartbeats. On start, jobs a crash left loading/processing are requeued by the store
 // and every pending job is handed to the scheduler again, so each ends exactly once.
 //
+// Shared store (ServiceOptions::store = postgres://...): several nodes share one PostgreSQL
+// queue. Jobs and results live there, and so does every upload (store/pg_blob_store.h): an upload
+// still streams into this node's blob files, is pushed to PostgreSQL before its job is inserted,
+// and is fetched into the local files of whichever node runs the job. A node claims a job under
+// its `node` name; a claim another node won first, or a lease this node lost (a heartbeat that
+// did not renew it), stops the local run without writing its outcome. Starting never requeues
+// other nodes' running jobs; only leases that ran out go back to pending.
+//
 // Readers (GET /v1/jobs...) read the store; live progress and segments come from subscriptions.
 // Every method is safe from any thread.
 #pragma once
@@ -36,7 +44,10 @@ namespace steno::server {
 struct ServiceOptions {
   RuntimeOptions runtime;
   std::string data_dir;  // jobs database and blobs; empty: steno::DataDir()
-  std::string node;      // lease owner; empty: "<hostname>:<pid>"
+  // Shared job store (postgres://user:password@host:port/db); empty: the SQLite store in
+  // data_dir. With one, data_dir holds this node's copies of uploads only.
+  std::string store;
+  std::string node;  // lease owner; empty: "<hostname>:<pid>"
   int64_t lease_ms = 60'000;
   audio::Limits limits;  // longest audio accepted (0: unlimited)
 };

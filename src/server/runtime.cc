@@ -158,6 +158,7 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   backend.exe = options.runner_exe;
   backend.decode_defaults = options.decode_defaults;
   backend.warmup = options.warmup;
+  backend.grace = options.runner_grace;
   backend.on_unreleased = options.on_unreleased;
   if (impl->devices) {
     backend.devices = [raw] { return raw->Sample(); };

@@ -4,6 +4,7 @@
 // `steno transcribe` both run jobs through a Runtime: one code path.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,8 +28,10 @@ struct RuntimeOptions {
                                          // allow_cpu) are filled from `gpu` by Runtime::Start
   engine::DecodeParams decode_defaults;  // threads per stream, beam size, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
-  std::string runner_exe;                // empty: this executable
-  std::vector<std::string> preload;      // models loaded at start and kept loaded
+  // How long an unloading runner may take to exit before it is killed (SIGKILL).
+  std::chrono::milliseconds runner_grace{5000};
+  std::string runner_exe;            // empty: this executable
+  std::vector<std::string> preload;  // models loaded at start and kept loaded
   // Whether a model may be named by a path (the CLI: yes; a server's clients: only names of
   // models in models_dir, so a request cannot make a runner open an arbitrary file).
   bool allow_model_paths = false;

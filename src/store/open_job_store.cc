@@ -16,7 +16,9 @@ bool IsPostgresSpec(const std::string& spec) {
   return scheme == "postgres" || scheme == "postgresql";
 }
 
-Result<std::unique_ptr<JobStore>> OpenJobStore(const std::string& spec) {
+namespace {
+
+Result<PgOptions> PgOptionsOf(const std::string& spec) {
   if (!IsPostgresSpec(spec)) {
     return Error(ErrorKind::kBadInput, "bad_store",
                  "a job store is given as postgres://user:password@host:port/dbname "
@@ -26,9 +28,23 @@ Result<std::unique_ptr<JobStore>> OpenJobStore(const std::string& spec) {
   // libpq only knows the lowercase schemes.
   auto scheme_end = spec.find("://");
   options.url = (scheme_end == 8 ? "postgres" : "postgresql") + spec.substr(scheme_end);
-  auto store = PgJobStore::Open(options);
+  return options;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<JobStore>> OpenJobStore(const std::string& spec) {
+  auto options = PgOptionsOf(spec);
+  if (!options.ok()) return options.error();
+  auto store = PgJobStore::Open(*options);
   if (!store.ok()) return store.error();
   return std::unique_ptr<JobStore>(std::move(store).value());
+}
+
+Result<std::unique_ptr<PgBlobStore>> OpenSharedBlobStore(const std::string& spec) {
+  auto options = PgOptionsOf(spec);
+  if (!options.ok()) return options.error();
+  return PgBlobStore::Open(*options);
 }
 
 }  // namespace steno::store

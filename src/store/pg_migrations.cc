@@ -84,6 +84,24 @@ CREATE TABLE nodes (
 );
 )sql";
 
+// v3: uploads (pg_blob_store.h), so any node can run any job: one row per content-addressed
+// blob, its bytes in chunk rows. Audio does not compress: chunks are stored uncompressed.
+constexpr const char kV3[] = R"sql(
+CREATE TABLE blobs (
+  digest     TEXT COLLATE "C" PRIMARY KEY CHECK (digest ~ '^[0-9a-f]{64}$'),
+  size       BIGINT NOT NULL CHECK (size >= 0),
+  chunks     INTEGER NOT NULL CHECK (chunks >= 0),
+  created_ms BIGINT NOT NULL
+);
+CREATE TABLE blob_chunks (
+  digest TEXT COLLATE "C" NOT NULL REFERENCES blobs (digest) ON DELETE CASCADE,
+  seq    INTEGER NOT NULL CHECK (seq >= 0),
+  data   BYTEA NOT NULL,
+  PRIMARY KEY (digest, seq)
+);
+ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+)sql";
+
 // Any 64-bit constant shared by every steno: serializes schema changes across nodes.
 constexpr int64_t kMigrationLock = 0x737465'6e6f'6d67;  // "stenomg"
 
@@ -130,6 +148,7 @@ const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kAll = {
       {1, "jobs, results, attempts, model footprints", kV1},
       {2, "nodes", kV2},
+      {3, "upload blobs", kV3},
   };
   return kAll;
 }
@@ -143,7 +162,8 @@ Result<int> SchemaVersion(Connection& conn) {
       "SELECT to_regclass('schema_migrations') IS NOT NULL, "
       "(to_regclass('jobs') IS NOT NULL OR to_regclass('results') IS NOT NULL OR "
       "to_regclass('attempts') IS NOT NULL OR to_regclass('model_footprints') IS NOT NULL OR "
-      "to_regclass('nodes') IS NOT NULL)");
+      "to_regclass('nodes') IS NOT NULL OR to_regclass('blobs') IS NOT NULL OR "
+      "to_regclass('blob_chunks') IS NOT NULL)");
   if (!tables.ok()) return tables.error();
   if (tables->Text(0, 0) != "t") {
     if (tables->Text(0, 1) == "t") {

@@ -1,0 +1,192 @@
+// Several `steno serve` nodes sharing one private PostgreSQL (--store postgres://...): a job
+// submitted to one node is read, with its result, from another; a node runs a job whose upload
+// it never received, fetching it from PostgreSQL; a bad or unreachable store stops the start
+// with a message that never shows the password.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "api_test_server.h"
+#include "store/blob_store.h"
+#include "store/pg_blob_store.h"
+#include "store/pg_job_store.h"
+#include "support/pg_server.h"
+#include "support/process.h"
+
+namespace steno::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string FreshDatabase() {
+  PgServer& server = SharedPgServer();
+  if (!server.ok()) {
+    ADD_FAILURE() << server.error();
+    return "";
+  }
+  std::string url = server.CreateDatabase();
+  if (url.empty()) ADD_FAILURE() << server.error();
+  return url;
+}
+
+std::unique_ptr<store::PgJobStore> OpenJobs(const std::string& url) {
+  store::PgOptions options;
+  options.url = url;
+  auto jobs = store::PgJobStore::Open(options);
+  EXPECT_TRUE(jobs.ok()) << jobs.error().message;
+  return jobs.ok() ? std::move(jobs).value() : nullptr;
+}
+
+std::vector<std::string> NodeFlags(const std::string& url, const std::string& node) {
+  return {"--store", url, "--node", node};
+}
+
+std::string PostJob(httplib::Client& c) {
+  auto r = c.Post("/v1/jobs",
+                  httplib::MultipartFormDataItems{FilePart("speech.wav"), Field("model", "tiny"),
+                                                  Field("language", "en")});
+  EXPECT_TRUE(r);
+  if (!r) return "";
+  EXPECT_EQ(r->status, 202) << r->body;
+  return JsonOf(r).value("id", "");
+}
+
+TEST(ClusterServeTest, JobSubmittedToOneNodeIsReadWithItsResultFromAnother) {
+  const std::string url = FreshDatabase();
+  ASSERT_FALSE(url.empty());
+  ApiTestServer a(NodeFlags(url, "node-a"));
+  ApiTestServer b(NodeFlags(url, "node-b"));
+  ASSERT_GT(a.port, 0);
+  ASSERT_GT(b.port, 0);
+  auto ca = a.Client();
+  auto cb = b.Client();
+
+  const std::string id = PostJob(ca);
+  ASSERT_FALSE(id.empty());
+  // Readable on the other node at once, whatever its state.
+  auto seen = cb.Get("/v1/jobs/" + id);
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->status, 200) << seen->body;
+  EXPECT_EQ(JsonOf(seen)["id"], id);
+
+  auto done = WaitForJob(cb, id);
+  ASSERT_EQ(done["state"], "completed") << done.dump();
+  auto from_b = cb.Get("/v1/jobs/" + id + "/result?format=verbose_json");
+  auto from_a = ca.Get("/v1/jobs/" + id + "/result?format=verbose_json");
+  ASSERT_TRUE(from_a && from_b);
+  ASSERT_EQ(from_b->status, 200) << from_b->body;
+  EXPECT_EQ(from_b->body, from_a->body);
+  EXPECT_TRUE(JsonOf(from_b)["segments"].is_array());
+  auto listed = JsonOf(cb.Get("/v1/jobs?state=completed"));
+  ASSERT_EQ(listed["data"].size(), 1u) << listed.dump();
+  EXPECT_EQ(listed["data"][0]["id"], id);
+  auto missing = cb.Get("/v1/jobs/job_doesnotexist/result");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+
+  // A ran it (it was submitted there, and B never claimed it), and its upload is in PostgreSQL.
+  auto jobs = OpenJobs(url);
+  ASSERT_TRUE(jobs);
+  auto attempts = jobs->Attempts(id);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].owner, "node-a");
+  EXPECT_EQ((*attempts)[0].outcome, "completed");
+  const std::string digest = jobs->Get(id)->blob_digest;
+  store::PgOptions options;
+  options.url = url;
+  auto blobs = store::PgBlobStore::Open(options);
+  ASSERT_TRUE(blobs.ok());
+  EXPECT_TRUE((*blobs)->Contains(digest).value());
+  EXPECT_TRUE(fs::exists(a.data + "/blobs/" + digest));
+  EXPECT_FALSE(fs::exists(b.data + "/blobs/" + digest)) << "B fetched an upload it did not run";
+
+  // A cancel on one node is seen on the other.
+  const std::string second = PostJob(cb);
+  auto cancelled = ca.Delete("/v1/jobs/" + second);
+  ASSERT_TRUE(cancelled);
+  EXPECT_TRUE(cancelled->status == 200 || cancelled->status == 409) << cancelled->body;
+  auto final_state = WaitForJob(cb, second);
+  EXPECT_TRUE(final_state["state"] == "cancelled" || final_state["state"] == "completed")
+      << final_state.dump();
+  EXPECT_EQ(JsonOf(ca.Get("/v1/jobs/" + second))["state"], final_state["state"]);
+}
+
+TEST(ClusterServeTest, NodeRunsAJobWhoseUploadItNeverReceived) {
+  const std::string url = FreshDatabase();
+  ASSERT_FALSE(url.empty());
+  // Another node (this test) stores the upload and the job, then goes away.
+  ScopedTempDir elsewhere("steno-cluster");
+  auto local = store::BlobStore::Open(elsewhere.path + "/blobs");
+  ASSERT_TRUE(local.ok());
+  auto bytes = ReadFileBytes(MediaPath("speech.wav"));
+  auto put = local->Put(std::string_view(bytes.data(), bytes.size()));
+  ASSERT_TRUE(put.ok());
+  store::PgOptions options;
+  options.url = url;
+  auto shared = store::PgBlobStore::Open(options);
+  ASSERT_TRUE(shared.ok()) << shared.error().message;
+  ASSERT_TRUE((*shared)->Push(*local, put->digest).ok());
+  auto jobs = OpenJobs(url);
+  ASSERT_TRUE(jobs);
+  store::NewJob job;
+  job.model = "tiny";
+  job.params.language = "en";
+  job.blob_digest = put->digest;
+  auto inserted = jobs->Insert(job);
+  ASSERT_TRUE(inserted.ok()) << inserted.error().message;
+  const std::string id = inserted->job.id;
+  // Two more jobs some other nodes hold: one whose node is alive (a long lease), and one whose
+  // node died (its lease ran out).
+  auto busy = jobs->Insert(job);
+  auto orphan = jobs->Insert(job);
+  ASSERT_TRUE(busy.ok() && orphan.ok());
+  ASSERT_TRUE(jobs->Claim({"node-x", 3'600'000, busy->job.id, {}}).value());
+  ASSERT_TRUE(jobs->Claim({"node-y", 1, orphan->job.id, {}}).value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  ApiTestServer b(NodeFlags(url, "node-b"));
+  auto cb = b.Client();
+  auto done = WaitForJob(cb, id);
+  ASSERT_EQ(done["state"], "completed") << done.dump();
+  // The dead node's job is requeued and run here; the live node's job is left alone.
+  auto rerun = WaitForJob(cb, orphan->job.id);
+  EXPECT_EQ(rerun["state"], "completed") << rerun.dump();
+  auto orphan_runs = jobs->Attempts(orphan->job.id).value();
+  ASSERT_EQ(orphan_runs.size(), 2u);
+  EXPECT_EQ(orphan_runs[0].owner, "node-y");
+  EXPECT_EQ(orphan_runs[0].outcome, "lease_expired");
+  EXPECT_EQ(orphan_runs[1].owner, "node-b");
+  auto held = jobs->Get(busy->job.id).value();
+  EXPECT_EQ(held.state, JobState::kLoading);
+  EXPECT_EQ(held.lease_owner, "node-x");
+  EXPECT_EQ(jobs->Attempts(busy->job.id)->size(), 1u);
+  const std::string copy = b.data + "/blobs/" + put->digest;
+  ASSERT_TRUE(fs::exists(copy));
+  auto got = ReadFileBytes(copy);
+  EXPECT_TRUE(got == bytes) << "the fetched upload differs from the original";
+  EXPECT_EQ(jobs->Attempts(id)->at(0).owner, "node-b");
+}
+
+TEST(ClusterServeTest, BadOrUnreachableStoreStopsTheStartWithoutShowingThePassword) {
+  ScopedTempDir dir("steno-cluster-bad");
+  auto bad = RunProcess({StenoBin(), "serve", "--port", "0", "--data-dir", dir.path, "--store",
+                         "mysql://user:Sekrit-99@localhost/db"},
+                        {{}, "", 30});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--store"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("Sekrit-99"), std::string::npos) << bad.err;
+
+  // Nothing listens on port 1.
+  auto unreachable =
+      RunProcess({StenoBin(), "serve", "--port", "0", "--data-dir", dir.path, "--store",
+                  "postgres://user:Sekrit-99@127.0.0.1:1/db?connect_timeout=2"},
+                 {{}, "", 60});
+  EXPECT_NE(unreachable.exit_code, 0);
+  EXPECT_NE(unreachable.err.find("127.0.0.1"), std::string::npos) << unreachable.err;
+  EXPECT_EQ(unreachable.err.find("Sekrit-99"), std::string::npos) << unreachable.err;
+  EXPECT_EQ(unreachable.out.find("listening"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace steno::test
