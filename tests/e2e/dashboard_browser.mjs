@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 
 import { Checks, assert, parseSrt, parseVtt } from './lib/check.mjs';
 import { installDeps } from './lib/deps.mjs';
-import { alive, descendants, removeOnExit, sleep, startSteno } from './lib/server.mjs';
+import { alive, descendants, removeOnExit, sleep, startSteno, stopStenoChecked } from './lib/server.mjs';
 
 const { values: opt } = parseArgs({ options: {
   'tenant-bin': { type: 'string', default: '' },
@@ -107,12 +107,7 @@ try {
   }
   if (tenant && tenant.exitCode === null) tenant.kill('SIGKILL');
   if (server) {
-    await checks.step('steno serve stops on SIGTERM, leaving no process', async () => {
-      const s = await server.stop();
-      assert(!s.forced, 'steno serve did not exit within 20 s of SIGTERM (killed)');
-      assert(s.leftover.length === 0, `processes left after the server exited: ${s.leftover.join(', ')}`);
-    });
-    if (checks.failures.length > 0) console.log(server.output());
+    await stopStenoChecked(checks, server);
   }
   code = checks.finish();
 }

@@ -14,7 +14,7 @@ import path from 'node:path';
 
 import { Checks, assert, assertType } from './lib/check.mjs';
 import { timed } from './lib/http.mjs';
-import { removeOnExit, startSteno } from './lib/server.mjs';
+import { removeOnExit, startSteno, stopStenoChecked } from './lib/server.mjs';
 
 const bin = process.env.STENO_BIN || 'build/steno';
 const data = process.env.STENO_TEST_DATA || 'build/test-data';
@@ -35,12 +35,7 @@ try {
   if (server) await run(server.url);
 } finally {
   if (server) {
-    await checks.step('steno serve stops on SIGTERM, leaving no process', async () => {
-      const s = await server.stop();
-      assert(!s.forced, 'steno serve did not exit within 20 s of SIGTERM (killed)');
-      assert(s.leftover.length === 0, `processes left after the server exited: ${s.leftover.join(', ')}`);
-    });
-    if (checks.failures.length > 0) console.log(server.output());
+    await stopStenoChecked(checks, server);
   }
   code = checks.finish();
 }

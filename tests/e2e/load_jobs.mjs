@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 
 import { Checks, assert } from './lib/check.mjs';
 import { errorShapeProblem, multipart, summarize, timed } from './lib/http.mjs';
-import { cpuSeconds, descendants, machineBusySeconds, removeOnExit, sleep, startSteno } from './lib/server.mjs';
+import { cpuSeconds, descendants, machineBusySeconds, removeOnExit, sleep, startSteno, stopStenoChecked } from './lib/server.mjs';
 import { cutWav } from './lib/wav.mjs';
 
 const { values: opt } = parseArgs({
@@ -84,12 +84,7 @@ try {
   if (url) await load(url, server?.pid);
 } finally {
   if (server) {
-    await checks.step('steno serve stops on SIGTERM, leaving no process', async () => {
-      const s = await server.stop();
-      assert(!s.forced, 'steno serve did not exit within 20 s of SIGTERM (killed)');
-      assert(s.leftover.length === 0, `processes left after the server exited: ${s.leftover.join(', ')}`);
-    });
-    if (checks.failures.length > 0) console.log(server.output());
+    await stopStenoChecked(checks, server);
   }
   code = checks.finish();
   // 77: ctest's SKIP_RETURN_CODE for this test. Only when every other check passed.

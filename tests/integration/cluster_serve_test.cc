@@ -18,17 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string FreshDatabase() {
-  PgServer& server = SharedPgServer();
-  if (!server.ok()) {
-    ADD_FAILURE() << server.error();
-    return "";
-  }
-  std::string url = server.CreateDatabase();
-  if (url.empty()) ADD_FAILURE() << server.error();
-  return url;
-}
-
 std::unique_ptr<store::PgJobStore> OpenJobs(const std::string& url) {
   store::PgOptions options;
   options.url = url;
@@ -52,7 +41,7 @@ std::string PostJob(httplib::Client& c) {
 }
 
 TEST(ClusterServeTest, JobSubmittedToOneNodeIsReadWithItsResultFromAnother) {
-  const std::string url = FreshDatabase();
+  const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
   ApiTestServer a(NodeFlags(url, "node-a"));
   ApiTestServer b(NodeFlags(url, "node-b"));
@@ -113,7 +102,7 @@ TEST(ClusterServeTest, JobSubmittedToOneNodeIsReadWithItsResultFromAnother) {
 }
 
 TEST(ClusterServeTest, NodeRunsAJobWhoseUploadItNeverReceived) {
-  const std::string url = FreshDatabase();
+  const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
   // Another node (this test) stores the upload and the job, then goes away.
   ScopedTempDir elsewhere("steno-cluster");

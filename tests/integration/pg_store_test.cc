@@ -25,22 +25,11 @@ namespace steno::store {
 namespace {
 
 using cases::StoreCases;
+using test::FreshPgDatabase;
 using test::PgServer;
 using test::SharedPgServer;
 
 const std::string kDigest(64, 'd');
-
-// The PostgreSQL server must be there: missing binaries fail the test (never skip it).
-std::string FreshDatabase() {
-  PgServer& server = SharedPgServer();
-  if (!server.ok()) {
-    ADD_FAILURE() << server.error();
-    return "";
-  }
-  std::string url = server.CreateDatabase();
-  if (url.empty()) ADD_FAILURE() << server.error();
-  return url;
-}
 
 Result<std::unique_ptr<PgJobStore>> OpenPg(const std::string& url,
                                            std::function<int64_t()> clock = nullptr) {
@@ -54,7 +43,7 @@ Result<std::unique_ptr<PgJobStore>> OpenPg(const std::string& url,
 class PgHarness : public cases::StoreHarness {
  public:
   std::unique_ptr<JobStore> Open(std::function<int64_t()> clock) override {
-    if (url_.empty()) url_ = FreshDatabase();
+    if (url_.empty()) url_ = FreshPgDatabase();
     if (url_.empty()) return nullptr;
     auto store = OpenPg(url_, std::move(clock));
     EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.error().message);
@@ -73,7 +62,7 @@ INSTANTIATE_TEST_SUITE_P(Postgres, StoreCases,
 class PgStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    url_ = FreshDatabase();
+    url_ = FreshPgDatabase();
     ASSERT_FALSE(url_.empty());
   }
 

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <mutex>
 
+#include <gtest/gtest.h>
+
 #include "store/pg_connection.h"
 #include "support/process.h"
 #include "support/test_env.h"
@@ -199,6 +201,17 @@ std::string PgServer::CreateDatabase() {
 PgServer& SharedPgServer() {
   static PgServer server;
   return server;
+}
+
+std::string FreshPgDatabase() {
+  PgServer& server = SharedPgServer();
+  if (!server.ok()) {
+    ADD_FAILURE() << server.error();
+    return "";
+  }
+  std::string url = server.CreateDatabase();
+  if (url.empty()) ADD_FAILURE() << server.error();
+  return url;
 }
 
 }  // namespace steno::test

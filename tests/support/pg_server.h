@@ -63,4 +63,8 @@ class PgServer {
 // One server per test process, started on first use and stopped at exit.
 PgServer& SharedPgServer();
 
+// A new empty database on the shared server, as a postgres:// URL. The server must be there:
+// missing binaries fail the calling test (never skip it); "" then.
+std::string FreshPgDatabase();
+
 }  // namespace steno::test

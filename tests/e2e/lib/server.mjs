@@ -11,6 +11,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
+import { assert } from './check.mjs';
+
 const liveGroups = new Set();
 const tempDirs = new Set();
 
@@ -240,4 +242,15 @@ export function machineBusySeconds() {
   const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, , , irq, softirq, steal] = cpu;
   return (user + nice + system + irq + softirq + (steal || 0)) / 100;
+}
+
+// The step an e2e test ends with: SIGTERM stops `server` within 20 s and leaves no process
+// behind; its output is printed when any check failed.
+export async function stopStenoChecked(checks, server) {
+  await checks.step('steno serve stops on SIGTERM, leaving no process', async () => {
+    const s = await server.stop();
+    assert(!s.forced, 'steno serve did not exit within 20 s of SIGTERM (killed)');
+    assert(s.leftover.length === 0, `processes left after the server exited: ${s.leftover.join(', ')}`);
+  });
+  if (checks.failures.length > 0) console.log(server.output());
 }
