@@ -1,8 +1,8 @@
 // The async jobs API under load, measured by a client light enough not to be the bottleneck: one
 // thread per simulated client, each with its own keep-alive connection, timing each request with
 // the steady clock right around it. (A single-threaded Node.js client on a 2-core machine spends
-// more CPU parsing 800 responses a second than the server spends answering them, and its event
-// loop's delays land in every figure it takes; tests/e2e/load_jobs.mjs remains the behaviour
+// more CPU parsing hundreds of responses a second than the server spends answering them, and its
+// event loop's delays land in every figure it takes; tests/e2e/load_jobs.mjs remains the behaviour
 // test, this is the figure.)
 //
 // Each client loops as load_jobs.mjs does: submit a clip (POST /v1/jobs), poll it
