@@ -45,6 +45,7 @@ struct ServeOptions {
   std::string data_dir;
   std::string store;  // postgres://...; empty: SQLite in the data dir
   std::string node;   // lease owner on a shared store; empty: <hostname>:<pid>
+  std::string lease = "60s";
   std::string models_dir;
   GpuFlags gpu;
   std::vector<std::string> preload;
@@ -96,6 +97,9 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
   s.store = o.store;
   if (o.node.size() > 255) return Usage("--node must be at most 255 bytes");
   s.node = o.node;
+  auto lease = api::ParseKeepAlive(o.lease);
+  if (!lease || *lease < 1) return Usage("--lease must be a positive duration (30s, 1m)");
+  s.lease_ms = int64_t{*lease} * 1000;
   auto& rt = s.runtime;
   rt.models_dir = !o.models_dir.empty()   ? o.models_dir
                   : !g.models_dir.empty() ? g.models_dir
@@ -332,6 +336,10 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
   cmd->add_option("--node", o->node,
                   "This node's name in a shared store (default <hostname>:<pid>)")
       ->envname("STENO_NODE");
+  cmd->add_option("--lease", o->lease,
+                  "How long a running job stays this node's without a heartbeat (renewed every "
+                  "third of it); on a shared store, other nodes take over jobs whose lease ran out")
+      ->capture_default_str();
   cmd->add_option("--models-dir", o->models_dir,
                   "Directory of ggml models (default $STENO_MODELS or DATA_DIR/models)");
   AddGpuFlags(*cmd, o->gpu);

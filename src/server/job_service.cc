@@ -392,6 +392,7 @@ struct JobService::Impl {
         for (const auto& id : renewed.value()) before.erase(id);
         StopLost(before);
       }
+      if (shared_blobs) TakeOverExpired();
       lock.lock();
     }
   }
@@ -422,6 +423,25 @@ struct JobService::Impl {
 
   static Error ShuttingDown() {
     return Error(ErrorKind::kUnavailable, "shutting_down", "the server is shutting down");
+  }
+
+  // On a shared store: jobs whose node stopped renewing their lease (it died) go back to pending,
+  // and this node, which found them, runs them (any node may claim them first; the loser's run
+  // stops, see StopLost).
+  void TakeOverExpired() {
+    auto requeued = jobs->RequeueExpired();
+    if (!requeued.ok()) {
+      spdlog::warn("requeueing expired leases failed: {}", requeued.error().message);
+      return;
+    }
+    for (const auto& id : *requeued) {
+      auto job = jobs->Get(id);
+      if (!job.ok() || job->state != JobState::kPending) continue;
+      spdlog::info("job {}: its node stopped renewing the lease; running it here", id);
+      if (auto st = Schedule(*job); !st) {
+        spdlog::warn("job {} not queued here: {}", id, st.error().message);
+      }
+    }
   }
 
   Status Schedule(const Job& job) {

@@ -1,7 +1,10 @@
 // Several `steno serve` nodes sharing one private PostgreSQL (--store postgres://...): a job
 // submitted to one node is read, with its result, from another; a node runs a job whose upload
-// it never received, fetching it from PostgreSQL; a bad or unreachable store stops the start
-// with a message that never shows the password.
+// it never received, fetching it from PostgreSQL; the job of a node killed with SIGKILL finishes,
+// once, on another after its lease ran out; a bad or unreachable store stops the start with a
+// message that never shows the password.
+#include <signal.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,6 +13,7 @@
 #include "store/blob_store.h"
 #include "store/pg_blob_store.h"
 #include "store/pg_job_store.h"
+#include "support/child_process.h"
 #include "support/pg_server.h"
 #include "support/process.h"
 
@@ -175,6 +179,62 @@ TEST(ClusterServeTest, BadOrUnreachableStoreStopsTheStartWithoutShowingThePasswo
   EXPECT_NE(unreachable.err.find("127.0.0.1"), std::string::npos) << unreachable.err;
   EXPECT_EQ(unreachable.err.find("Sekrit-99"), std::string::npos) << unreachable.err;
   EXPECT_EQ(unreachable.out.find("listening"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace steno::test
+
+namespace steno::test {
+namespace {
+
+// kill -9 of the node running a job: its lease runs out, the other node requeues the job and
+// runs it; the job completes exactly once (one completed attempt, after the lost one).
+TEST(ClusterServeTest, AKilledNodesJobFinishesOnAnotherExactlyOnce) {
+  const std::string url = FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
+  // Two minutes of speech: still running on A when A is killed.
+  ScopedTempDir dir("steno-cluster");
+  const std::string audio = dir.path + "/long.wav";
+  auto made = RunProcess({"ffmpeg", "-nostdin", "-loglevel", "error", "-stream_loop", "1", "-i",
+                          MediaPath("speech_60s.wav"), "-c", "copy", audio});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto flags = [&](const std::string& node) {
+    auto f = NodeFlags(url, node);
+    f.insert(f.end(), {"--lease", "3s"});
+    return f;
+  };
+  ApiTestServer a(flags("node-a"));
+  ApiTestServer b(flags("node-b"));
+  auto ca = a.Client();
+  auto cb = b.Client();
+  auto bytes = ReadFileBytes(audio);
+  auto posted = ca.Post(
+      "/v1/jobs", httplib::MultipartFormDataItems{
+                      {"file", std::string(bytes.begin(), bytes.end()), "long.wav", "audio/wav"},
+                      Field("model", "tiny")});
+  ASSERT_TRUE(posted);
+  ASSERT_EQ(posted->status, 202) << posted->body;
+  const std::string id = JsonOf(posted)["id"];
+  ASSERT_TRUE(WaitUntil([&] { return JsonOf(cb.Get("/v1/jobs/" + id))["state"] == "processing"; },
+                        std::chrono::seconds(60)));
+  a.Signal(SIGKILL);
+  a.Stop();  // reaps it
+
+  auto done = WaitForJob(cb, id);
+  ASSERT_EQ(done["state"], "completed") << done.dump();
+  EXPECT_EQ(done["attempt"], 2) << done.dump();
+  auto result = cb.Get("/v1/jobs/" + id + "/result?format=json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  auto jobs = OpenJobs(url);
+  ASSERT_TRUE(jobs);
+  auto attempts = jobs->Attempts(id);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].owner, "node-a");
+  EXPECT_NE((*attempts)[0].outcome, "completed");
+  EXPECT_EQ((*attempts)[1].owner, "node-b");
+  EXPECT_EQ((*attempts)[1].outcome, "completed");
 }
 
 }  // namespace
