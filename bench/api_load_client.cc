@@ -16,6 +16,8 @@
 // Prints the latency figures and a JSON summary. Exit: 0 all good, 1 a lost job or an
 // unexpected status (any 5xx but 503 queue_full, connection errors), 3 only the p99 target
 // missed, 2 bad usage.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -193,22 +195,12 @@ void RunClient(int n, const Options& o, const std::string& clip, Clock::time_poi
   shared.rejected_full += rejected;
 }
 
-double CpuSeconds(const std::string& stat_path) {
-  std::ifstream in(stat_path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<std::string> f;
-  size_t pos = close + 2;
-  while (pos < text.size()) {
-    size_t sp = text.find(' ', pos);
-    if (sp == std::string::npos) sp = text.size();
-    f.push_back(text.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  // Fields 14 and 15 (utime, stime) are f[11], f[12] after the comm field.
-  if (f.size() < 13) return 0;
-  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+// CPU time (user + system) this process has used, in seconds.
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
 int Usage(const char* message) {
@@ -259,7 +251,7 @@ int main(int argc, char** argv) {
               o.clients, o.seconds, o.url.c_str(), o.poll_ms, o.list_every);
   std::fflush(stdout);
   Shared shared;
-  const double cpu0 = CpuSeconds("/proc/self/stat");
+  const double cpu0 = CpuSeconds();
   const auto start = Clock::now();
   const auto end = start + std::chrono::seconds(o.seconds);
   std::vector<std::thread> threads;
@@ -268,7 +260,7 @@ int main(int argc, char** argv) {
   }
   for (auto& t : threads) t.join();
   const double load_s = Ms(Clock::now() - start) / 1000;
-  const double client_cores = (CpuSeconds("/proc/self/stat") - cpu0) / load_s;
+  const double client_cores = (CpuSeconds() - cpu0) / load_s;
 
   // Drain: every accepted job must become final.
   auto c = Connect(o.url);

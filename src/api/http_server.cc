@@ -137,6 +137,7 @@ struct HttpServer::Impl {
   PathPolicy paths;
   std::atomic<bool> stopping{false};
   MemoryHistory history;
+  SnapshotCache snapshots;
   Context ctx;
   ApiRouter router;
   ApiHttpServer svr;
@@ -145,10 +146,8 @@ struct HttpServer::Impl {
   std::once_flag stop_once;
 
   Impl(HttpOptions o, server::JobService& s, PathPolicy p)
-      : options(std::move(o)),
-        service(s),
-        paths(std::move(p)),
-        ctx{service, options, paths, stopping, history} {}
+      : options(std::move(o)), service(s), paths(std::move(p)), ctx{service,  options, paths,
+                                                                    stopping, history, snapshots} {}
 
   void AddCors(const httplib::Request& req, httplib::Response& res) const {
     if (options.cors_origin.empty()) return;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,13 +39,23 @@ struct Call {
 using Handler = std::function<void(Call&)>;
 using ApiRouter = Router<Handler>;
 
+// The dashboard's snapshot (DashboardSnapshot), computed at most every kMaxAgeMs however many
+// pages follow the event stream: every stream sends the latest one.
+struct SnapshotCache {
+  static constexpr int64_t kMaxAgeMs = 500;
+  std::mutex mu;
+  int64_t at_ms = 0;  // steady clock; 0: none yet
+  nlohmann::ordered_json value;
+};
+
 struct Context {
   server::JobService& service;
   const HttpOptions& options;
   const PathPolicy& paths;
   // Set by Stop(): long waits (synchronous transcriptions, SSE) end promptly.
   std::atomic<bool>& stopping;
-  MemoryHistory& history;  // GPU memory of the last 15 minutes (the dashboard's chart)
+  MemoryHistory& history;    // GPU memory of the last 15 minutes (the dashboard's chart)
+  SnapshotCache& snapshots;  // the dashboard's latest snapshot
 };
 
 void AddOpenAiRoutes(ApiRouter& router, Context& ctx);
@@ -98,7 +109,8 @@ ojson RunnerJson(const sched::RunnerInfo& runner, const sched::SchedulerSnapshot
 // A GPU's ledger with the original design's field names (GET /api/memory_status): device,
 // index, total, reserved, allocatable, allocated, external, available, usage_percent.
 ojson LedgerJson(const sched::DeviceLedger& device);
-// What GET /v1/events sends as `snapshot` (see routes_events.cc).
+// What GET /v1/events sends as `snapshot` (see routes_events.cc); from ctx.snapshots when it
+// is fresh.
 ojson DashboardSnapshot(Context& ctx);
 
 }  // namespace steno::api

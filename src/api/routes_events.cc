@@ -7,8 +7,6 @@
 #include <map>
 #include <set>
 
-#include <spdlog/spdlog.h>
-
 #include "api/memory_history.h"
 #include "api/routes.h"
 #include "api/sse.h"
@@ -145,9 +143,7 @@ ojson HistoryWithNow(ojson history, const ojson& snapshot) {
   return history;
 }
 
-}  // namespace
-
-ojson DashboardSnapshot(Context& ctx) {
+ojson ComputeSnapshot(Context& ctx) {
   const int64_t now = UnixMillis();
   const auto snap = ctx.service.Snapshot();
   ojson runners = ojson::array();
@@ -165,6 +161,22 @@ ojson DashboardSnapshot(Context& ctx) {
       {"jobs", JobsJson(ctx, now)},
       {"counts", CountsJson(ctx)},
       {"alerts", AlertsJson(ctx)}};
+}
+
+}  // namespace
+
+ojson DashboardSnapshot(Context& ctx) {
+  auto& cache = ctx.snapshots;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  // Held while computing: streams ticking together wait for one computation.
+  std::lock_guard<std::mutex> lock(cache.mu);
+  if (cache.at_ms == 0 || now - cache.at_ms >= SnapshotCache::kMaxAgeMs) {
+    cache.value = ComputeSnapshot(ctx);
+    cache.at_ms = now;
+  }
+  return cache.value;
 }
 
 namespace {

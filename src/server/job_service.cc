@@ -7,7 +7,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -20,6 +19,7 @@
 
 #include "core/log.h"
 #include "core/paths.h"
+#include "core/wall_clock.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
 #include "sched/job_queue.h"
@@ -486,13 +486,7 @@ struct JobService::Impl {
   // dir. Unlike the SQLite store, nothing found running is requeued at once (other nodes run
   // it); only jobs whose lease ran out go back to pending.
   Status OpenShared(const ServiceOptions& o) {
-    std::error_code ec;
-    std::filesystem::create_directories(o.data_dir, ec);
-    if (ec) {
-      return Error(ErrorKind::kIo, store::kErrStoreIo,
-                   "cannot create data dir " + o.data_dir + ": " + ec.message());
-    }
-    auto local = store::BlobStore::Open(o.data_dir + "/blobs");
+    auto local = store::OpenDataDirBlobs(o.data_dir);
     if (!local.ok()) return local.error();
     blobs.emplace(std::move(local).value());
     auto opened = store::OpenJobStore(o.store);
@@ -503,9 +497,7 @@ struct JobService::Impl {
     shared_blobs = std::move(shared).value();
     // Other nodes may be between pushing an upload and inserting its job: keep the grace.
     store::RetentionPolicy policy;
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const int64_t now = UnixMillis();
     if (auto swept = store::RunRetention(*jobs, *blobs, policy, now); !swept.ok()) {
       spdlog::warn("retention sweep failed: {}", swept.error().message);
     }

@@ -2,19 +2,24 @@
 
 #include <sys/stat.h>
 
-#include <chrono>
 #include <filesystem>
+
+#include "core/wall_clock.h"
 
 namespace steno::store {
 
-Result<DataDirStores> OpenDataDir(const std::string& data_dir, const RetentionPolicy& retention) {
+Result<BlobStore> OpenDataDirBlobs(const std::string& data_dir) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
     return Error(ErrorKind::kIo, kErrStoreIo,
                  "cannot create data dir " + data_dir + ": " + ec.message());
   }
-  auto blobs = BlobStore::Open(data_dir + "/blobs");
+  return BlobStore::Open(data_dir + "/blobs");
+}
+
+Result<DataDirStores> OpenDataDir(const std::string& data_dir, const RetentionPolicy& retention) {
+  auto blobs = OpenDataDirBlobs(data_dir);
   if (!blobs.ok()) return blobs.error();
   SqliteOptions options;
   options.path = DefaultDbPath(data_dir);
@@ -22,9 +27,7 @@ Result<DataDirStores> OpenDataDir(const std::string& data_dir, const RetentionPo
   if (!jobs.ok()) return jobs.error();
   RetentionPolicy startup = retention;
   startup.grace_ms = 0;
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
+  const int64_t now = UnixMillis();
   // +1: a leftover written in this very millisecond is still a leftover.
   auto swept = RunRetention(**jobs, *blobs, startup, now + 1);
   if (!swept.ok()) return swept.error();

@@ -22,6 +22,10 @@ struct DataDirStores {
   RetentionReport swept;  // what the startup sweep removed
 };
 
+// Creates `data_dir` if needed and opens its blob store (DATA_DIR/blobs): the part of opening a
+// data dir that a node on a shared job store needs too (its local copies of uploads).
+Result<BlobStore> OpenDataDirBlobs(const std::string& data_dir);
+
 // `retention.max_age_ms` applies to the sweep; its grace is ignored (0 at startup).
 Result<DataDirStores> OpenDataDir(const std::string& data_dir,
                                   const RetentionPolicy& retention = {});
