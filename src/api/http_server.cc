@@ -1,11 +1,13 @@
 #include "api/http_server.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -119,6 +121,21 @@ uint64_t ContentLength(const httplib::Request& req) {
   return n;
 }
 
+std::string UrlOf(const std::string& host, int port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+// The URL other nodes and browsers reach this server at: the listening address, or this
+// machine's host name when it listens on every address (0.0.0.0 or ::).
+std::string AdvertisedUrl(const std::string& host, int port) {
+  if (host == "0.0.0.0" || host == "::" || host.empty()) {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) == 0 && name[0] != '\0') return UrlOf(name, port);
+  }
+  return UrlOf(host, port);
+}
+
 std::string MessageForStatus(int status) {
   switch (status) {
     case 400: return "malformed HTTP request";
@@ -138,6 +155,7 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   MemoryHistory history;
   SnapshotCache snapshots;
+  std::string url;  // what the node publishes (AdvertisedUrl)
   Context ctx;
   ApiRouter router;
   ApiHttpServer svr;
@@ -147,7 +165,8 @@ struct HttpServer::Impl {
 
   Impl(HttpOptions o, server::JobService& s, PathPolicy p)
       : options(std::move(o)), service(s), paths(std::move(p)), ctx{service,  options, paths,
-                                                                    stopping, history, snapshots} {}
+                                                                    stopping, history, snapshots,
+                                                                    url} {}
 
   void AddCors(const httplib::Request& req, httplib::Response& res) const {
     if (options.cors_origin.empty()) return;
@@ -294,6 +313,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
   AddMonitorRoutes(p->router, p->ctx);
   AddEventRoutes(p->router, p->ctx);
   AddDashboardRoutes(p->router, p->ctx);
+  AddClusterRoutes(p->router, p->ctx);
   p->history.Start([p] { return p->service.Snapshot().devices; }, [] { return UnixMillis(); });
 
   auto& svr = p->svr;
@@ -359,6 +379,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
                      " (address in use, or not an address of this machine)");
   }
   svr.RaiseBacklog(o.listen_backlog);
+  // Set before the first request (the listener thread starts below) and never changed.
+  p->url = AdvertisedUrl(o.host, p->port);
   p->thread = std::thread([p] {
     if (!p->svr.listen_after_bind() && !p->stopping) spdlog::error("the HTTP listener failed");
   });
@@ -367,6 +389,15 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
   for (int i = 0; i < 5000 && !svr.is_running(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  // The node describes itself to a shared store from now on (every publish period, on the
+  // service's thread). The describer holds copies (of what DeviceJson reads), never this server:
+  // it may outlive it.
+  auto device_options = std::make_shared<HttpOptions>();
+  device_options->reserve = o.reserve;
+  device_options->safety_factor = o.safety_factor;
+  service.SetNodeDescriber([&service, device_options, url = p->url] {
+    return DescribeNode(service, *device_options, url);
+  });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
@@ -375,9 +406,7 @@ int HttpServer::port() const {
 }
 
 std::string HttpServer::url() const {
-  const auto& host = impl_->options.host;
-  const bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(impl_->port);
+  return UrlOf(impl_->options.host, impl_->port);
 }
 
 void HttpServer::Stop() {

@@ -21,6 +21,7 @@
 #include "api/router.h"
 #include "api/upload.h"
 #include "core/wall_clock.h"
+#include "gpu/device.h"
 #include "server/job_service.h"
 
 namespace steno::api {
@@ -56,6 +57,8 @@ struct Context {
   std::atomic<bool>& stopping;
   MemoryHistory& history;    // GPU memory of the last 15 minutes (the dashboard's chart)
   SnapshotCache& snapshots;  // the dashboard's latest snapshot
+  // This node's API URL as other nodes and browsers reach it (set before the first request).
+  const std::string& url;
 };
 
 void AddOpenAiRoutes(ApiRouter& router, Context& ctx);
@@ -64,6 +67,7 @@ void AddModelRoutes(ApiRouter& router, Context& ctx);
 void AddMonitorRoutes(ApiRouter& router, Context& ctx);
 void AddEventRoutes(ApiRouter& router, Context& ctx);
 void AddDashboardRoutes(ApiRouter& router, Context& ctx);
+void AddClusterRoutes(ApiRouter& router, Context& ctx);
 
 // --- responses ---
 void SendJson(httplib::Response& res, int status, const ojson& body);
@@ -109,6 +113,19 @@ ojson RunnerJson(const sched::RunnerInfo& runner, const sched::SchedulerSnapshot
 // A GPU's ledger with the original design's field names (GET /api/memory_status): device,
 // index, total, reserved, allocatable, allocated, external, available, usage_percent.
 ojson LedgerJson(const sched::DeviceLedger& device);
+// The CPU's ledger (device, cores, used_threads, available_threads); null without a CPU device.
+ojson CpuJson(const sched::SchedulerSnapshot& snap);
+// A device sample as GET /v1/gpus shows it (gpu::SampleJson with the server's reserve).
+ojson DeviceJson(const gpu::DeviceSample& sample, const HttpOptions& options);
+// This node as it publishes itself to a shared store (JobService::SetNodeDescriber) and as
+// GET /v1/cluster shows it on the single-node store: `url`, devices as GET /v1/gpus, runners as
+// GET /v1/runners, ledger {"devices": [LedgerJson...], "cpu", "running", "queued", "admitting"}.
+// Reads only the service's in-memory state (no store access): safe from any thread, quick.
+store::NodeInfo DescribeNode(server::JobService& service, const HttpOptions& options,
+                             const std::string& url);
+// Every node as GET /v1/cluster's "nodes" lists them (see routes_cluster.cc). Errors: the
+// store's (reading the shared nodes table).
+Result<ojson> ClusterNodesJson(Context& ctx);
 // What GET /v1/events sends as `snapshot` (see routes_events.cc); from ctx.snapshots when it
 // is fresh.
 ojson DashboardSnapshot(Context& ctx);

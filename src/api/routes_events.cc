@@ -1,9 +1,11 @@
 // GET /v1/events: the dashboard's one live stream (Server-Sent Events). `hello` first (the last
 // 15 minutes of GPU memory, from MemoryHistory), then a `snapshot` right away and every second
 // (GPUs with their ledger, runners, queue, recent jobs with progress and real-time factor, job
-// counts, active alerts). With ?job=ID the same stream also carries that job's state, progress
-// and segment events, as GET /v1/jobs/{id}/events does, so a page that submitted a job follows
-// it without a second stream. web/dashboard/ is its client; the field names are its contract.
+// counts, active alerts; on a node sharing its store, "nodes" as GET /v1/cluster lists them, with
+// "nodes_error" when they could not be read). With ?job=ID the same stream also carries that
+// job's state, progress and segment events, as GET /v1/jobs/{id}/events does, so a page that
+// submitted a job follows it without a second stream. web/dashboard/ is its client; the field
+// names are its contract.
 #include <map>
 #include <set>
 
@@ -37,17 +39,6 @@ ojson GpusJson(Context& ctx, const sched::SchedulerSnapshot& snap) {
     gpus.push_back(std::move(g));
   }
   return gpus;
-}
-
-ojson CpuJson(const sched::SchedulerSnapshot& snap) {
-  for (const auto& d : snap.devices) {
-    if (!d.cpu) continue;
-    return {{"device", d.name},
-            {"cores", d.cores.cores},
-            {"used_threads", d.cores.used_threads},
-            {"available_threads", d.cores.available_threads}};
-  }
-  return nullptr;
 }
 
 // Jobs not final first (in queue order: priority, then oldest), then the newest finished ones.
@@ -152,7 +143,7 @@ ojson ComputeSnapshot(Context& ctx) {
   for (int p = 0; p < 3; ++p) {
     by_priority[PriorityName(static_cast<Priority>(p))] = snap.queued_by_priority[p];
   }
-  return {
+  ojson out = {
       {"time_ms", now},
       {"gpus", GpusJson(ctx, snap)},
       {"cpu", CpuJson(snap)},
@@ -161,6 +152,15 @@ ojson ComputeSnapshot(Context& ctx) {
       {"jobs", JobsJson(ctx, now)},
       {"counts", CountsJson(ctx)},
       {"alerts", AlertsJson(ctx)}};
+  // Only a node sharing its store shows the cluster (one read of the nodes table per snapshot).
+  if (ctx.service.shared()) {
+    auto nodes = ClusterNodesJson(ctx);
+    out["nodes"] = nodes.ok() ? std::move(*nodes) : ojson::array();
+    if (!nodes.ok()) {
+      out["nodes_error"] = {{"code", nodes.error().code}, {"message", nodes.error().message}};
+    }
+  }
+  return out;
 }
 
 }  // namespace

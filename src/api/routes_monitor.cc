@@ -18,29 +18,18 @@ bool IsOurs(int pid) {
 void MemoryStatus(Context& ctx, Call& call) {
   const auto snap = ctx.service.Snapshot();
   ojson gpus = ojson::array();
-  ojson cpu = nullptr;
   for (const auto& d : snap.devices) {
-    if (d.cpu) {
-      cpu = {{"device", d.name},
-             {"cores", d.cores.cores},
-             {"used_threads", d.cores.used_threads},
-             {"available_threads", d.cores.available_threads}};
-      continue;
-    }
-    gpus.push_back(LedgerJson(d));
+    if (!d.cpu) gpus.push_back(LedgerJson(d));
   }
   SendJson(call.res, 200,
-           {{"devices", std::move(gpus)}, {"cpu", std::move(cpu)}, {"timestamp_ms", UnixMillis()}});
+           {{"devices", std::move(gpus)}, {"cpu", CpuJson(snap)}, {"timestamp_ms", UnixMillis()}});
 }
 
 void Gpus(Context& ctx, Call& call) {
   auto devices = ctx.service.Devices();
   if (!devices.ok()) return SendError(call.res, FromError(devices.error()));
-  const auto& o = ctx.options;
   ojson data = ojson::array();
-  for (const auto& s : *devices) {
-    data.push_back(gpu::SampleJson(s, IsOurs, o.reserve, o.safety_factor));
-  }
+  for (const auto& s : *devices) data.push_back(DeviceJson(s, ctx.options));
   SendJson(call.res, 200, {{"object", "list"}, {"data", std::move(data)}});
 }
 
@@ -78,12 +67,27 @@ void Ready(Context& ctx, Call& call) {
 
 }  // namespace
 
+ojson DeviceJson(const gpu::DeviceSample& sample, const HttpOptions& options) {
+  return gpu::SampleJson(sample, IsOurs, options.reserve, options.safety_factor);
+}
+
 ojson LedgerJson(const sched::DeviceLedger& d) {
   const auto& m = d.memory;
   return {
       {"device", d.name},       {"index", m.device_index},      {"total", m.total},
       {"reserved", m.reserved}, {"allocatable", m.allocatable}, {"allocated", m.allocated},
       {"external", m.external}, {"available", m.available},     {"usage_percent", m.usage_percent}};
+}
+
+ojson CpuJson(const sched::SchedulerSnapshot& snap) {
+  for (const auto& d : snap.devices) {
+    if (!d.cpu) continue;
+    return {{"device", d.name},
+            {"cores", d.cores.cores},
+            {"used_threads", d.cores.used_threads},
+            {"available_threads", d.cores.available_threads}};
+  }
+  return nullptr;
 }
 
 void AddMonitorRoutes(ApiRouter& router, Context& ctx) {

@@ -59,6 +59,8 @@ void RejectStopping(Event& e) {
     a->done();
   } else if (auto* r = std::get_if<event::Reconfigure>(&e)) {
     r->done();
+  } else if (auto* p = std::get_if<event::Placeable>(&e)) {
+    p->reply({});
   }
 }
 
@@ -131,6 +133,15 @@ Status Scheduler::Load(const LoadRequest& request) {
 
 Status Scheduler::Unload(const std::string& model) {
   return PostAndWait(*this, [&](Reply reply) { return event::Unload{model, std::move(reply)}; });
+}
+
+std::vector<std::string> Scheduler::Placeable(const std::vector<std::string>& models) {
+  auto done = std::make_shared<std::promise<std::vector<std::string>>>();
+  auto result = done->get_future();
+  Post(event::Placeable{models, [done](std::vector<std::string> placeable) {
+                          done->set_value(std::move(placeable));
+                        }});
+  return result.get();
 }
 
 // These two have no outcome to report: PostAndWait only waits for the worker.

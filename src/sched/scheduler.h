@@ -94,6 +94,14 @@ class Scheduler {
   // decision on. Other fields of `config` are ignored. Returns once the worker has applied it.
   void Reconfigure(const SchedulerConfig& config);
 
+  // Of `models`, those a job (any device, normal priority) could start on right now: a runner of
+  // the model with a free stream, or room for a stream or a new runner (evicting idle runners if
+  // that is what placement would do), within the running-job limits. Empty while any job is
+  // queued here (a node with work it cannot place yet takes no more) and after StopAdmitting.
+  // A shared store's claim loop asks this before claiming a job (a node never hoards). Blocks
+  // like Submit; a model the resolver does not know is left out.
+  std::vector<std::string> Placeable(const std::vector<std::string>& models);
+
   // Runners, devices and counts as of the last handled event.
   SchedulerSnapshot Snapshot() const;
   // One job (live, or final and among the most recent finished_jobs_kept), as of the last event.

@@ -80,6 +80,33 @@ void SchedulerState::Pass() {
   }
 }
 
+std::vector<std::string> SchedulerState::PlaceableModels(const std::vector<std::string>& models) {
+  std::vector<std::string> out;
+  const QueueConfig& limits = config_.queue;
+  if (!admitting_ || queue_.size() > 0 || !pending_loads_.empty()) return out;
+  if (limits.max_running > 0 && running_.total >= limits.max_running) return out;
+  Resample();
+  const int64_t now = clock_.NowMs();
+  const std::vector<DeviceView> devices = BuildDevices();
+  const std::vector<RunnerView> views = Views();
+  for (const std::string& model : models) {
+    if (limits.max_running_per_model > 0) {
+      auto m = running_.per_model.find(model);
+      if (m != running_.per_model.end() && m->second >= limits.max_running_per_model) continue;
+    }
+    if (!model_specs_.count(model)) {
+      auto spec = models_(model);
+      if (!spec.ok()) continue;
+      model_specs_[model] = *spec;
+    }
+    const PlacementRequest req = RequestFor(model, "", Priority::kNormal);
+    if (Place(req, devices, views, config_.placement, now).action != PlacementAction::kWait) {
+      out.push_back(model);
+    }
+  }
+  return out;
+}
+
 void SchedulerState::TryPendingLoads(std::set<std::string>& evicting) {
   const int64_t now = clock_.NowMs();
   std::vector<LoadRequest> still;

@@ -77,6 +77,7 @@ void SchedulerState::Handle(Event event) {
                    e.done();
                  },
                  [&](event::JobTimeout& e) { OnTimeout(e); },
+                 [&](event::Placeable& e) { e.reply(PlaceableModels(e.models)); },
              },
              event);
   Pass();

@@ -73,6 +73,8 @@ class SchedulerState {
   void OnReconfigure(const SchedulerConfig& config);
   void OnTimeout(const event::JobTimeout& e);
 
+  // Scheduler::Placeable.
+  std::vector<std::string> PlaceableModels(const std::vector<std::string>& models);
   // Starts every queued job that can be placed now; jobs that must wait do not stop the others.
   void Pass();
   // Pending loads (Load after an eviction) first: true while one still waits for memory.

@@ -211,11 +211,15 @@ struct JobTimeout {  // a job's timeout + grace passed: fail it unless it ended 
   int attempt;
 };
 struct StarvationCheck {};  // a waiting job may have passed starvation_ms: run a pass
+struct Placeable {          // which of `models` a job could start on now (Scheduler::Placeable)
+  std::vector<std::string> models;
+  std::function<void(std::vector<std::string>)> reply;
+};
 }  // namespace event
 
 using Event = std::variant<event::Submit, event::Cancel, event::Runner, event::KeepAliveExpired,
                            event::RetryDue, event::DeviceSampleReady, event::Load, event::Unload,
                            event::StopAdmitting, event::Reconfigure, event::JobTimeout,
-                           event::StarvationCheck>;
+                           event::StarvationCheck, event::Placeable>;
 
 }  // namespace steno::sched

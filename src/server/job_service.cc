@@ -23,6 +23,7 @@
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
 #include "sched/job_queue.h"
+#include "server/cluster_link.h"
 #include "store/data_dir.h"
 #include "store/open_job_store.h"
 #include "store/pg_blob_store.h"
@@ -30,6 +31,9 @@
 
 namespace steno::server {
 namespace {
+
+// Shared store: how often the claim loop looks at the queue when no notification woke it.
+constexpr int64_t kClaimPollMs = 500;
 
 std::string DefaultNode() {
   char host[256] = {};
@@ -109,12 +113,22 @@ struct JobService::Impl {
   // With a shared store (--store postgres://...): the uploads every node can fetch; null on the
   // single-node SQLite store.
   std::unique_ptr<store::PgBlobStore> shared_blobs;
+  store::PgJobStore* pg = nullptr;  // `jobs` on a shared store (nodes table)
+  std::mutex describe_mu;
+  NodeDescriber describe;
   // Jobs this node holds a lease on, and runs this node gave up because the store says they are
   // not ours (another node claimed the job, or our lease was lost): their scheduler outcome is
   // not written to the store.
   std::mutex held_mu;
   std::set<std::string> held;
   std::set<std::string> dropped;
+  // Claimed by the claim loop and handed to the scheduler: its pending → loading is not claimed
+  // again.
+  std::set<std::string> preclaimed;
+  // Shared store: notifications, the claim loop, the nodes table (null on the SQLite store).
+  std::unique_ptr<ClusterLink> link;
+  // Jobs streamed here that run on another node: when their last event from it came (steady ms).
+  std::map<std::string, int64_t> remote_seen;
   ServiceMetrics metrics;
   std::unique_ptr<Runtime> runtime;
   // Guards `runtime` against the writer while the destructor tears it down; `discard` is set
@@ -244,6 +258,10 @@ struct JobService::Impl {
     if (u.kind == sched::JobUpdate::Kind::kState) {
       switch (j.state) {
         case JobState::kLoading: {
+          {
+            std::lock_guard<std::mutex> l(held_mu);
+            if (preclaimed.erase(j.id) > 0) break;  // the claim loop claimed it
+          }
           store::ClaimRequest claim;
           claim.owner = owner;
           claim.lease_ms = options.lease_ms;
@@ -297,8 +315,13 @@ struct JobService::Impl {
         }
       }
       if (IsFinal(j.state) || j.state == JobState::kPending) {
-        std::lock_guard<std::mutex> l(held_mu);
-        held.erase(j.id);
+        {
+          std::lock_guard<std::mutex> l(held_mu);
+          held.erase(j.id);
+          preclaimed.erase(j.id);
+        }
+        if (link) link->WakeClaims();  // room for another job here
+        if (link && j.state == JobState::kPending) link->AnnounceJobs();
       }
       if (IsFinal(j.state)) --in_scheduler;
     }
@@ -336,14 +359,102 @@ struct JobService::Impl {
     if (ev.kind == JobEvent::Kind::kState && IsFinal(u.job.state)) {
       if (auto stored = jobs->Get(u.job.id); stored.ok()) ev.job = *stored;
     }
+    if (link) link->SendEvent(EventJson(ev));
+    Deliver(ev);
+  }
+
+  static nlohmann::json EventJson(const JobEvent& ev) {
+    nlohmann::json out = {{"id", ev.job.id}};
+    switch (ev.kind) {
+      case JobEvent::Kind::kState: out["kind"] = "state"; break;
+      case JobEvent::Kind::kProgress:
+        out["kind"] = "progress";
+        out["percent"] = ev.percent;
+        break;
+      case JobEvent::Kind::kSegment:
+        out["kind"] = "segment";
+        out["segment"] = ev.segment;
+        break;
+    }
+    return out;
+  }
+
+  // Another node's event for one of its jobs: streamed to this node's subscribers of the job (the
+  // job itself is read from the store); a cancel of a job this node runs stops the run at once.
+  void OnRemoteEvent(const nlohmann::json& event) {
+    const std::string id = event.value("id", "");
+    const std::string kind = event.value("kind", "");
+    if (id.empty()) return;
+    bool subscribed;
+    {
+      std::lock_guard<std::mutex> lock(live_mu);
+      subscribed = subscribers.count(id) > 0;
+      if (subscribed) remote_seen[id] = SteadyMs();
+    }
+    bool ours;
+    {
+      std::lock_guard<std::mutex> l(held_mu);
+      ours = held.count(id) > 0;
+    }
+    if (!subscribed && !(ours && kind == "state")) return;
+    auto job = jobs->Get(id);
+    if (!job.ok()) return;
+    if (ours && job->state == JobState::kCancelled) CancelRun(id, /*drop=*/false);
+    if (!subscribed) return;
+    JobEvent ev;
+    ev.job = *job;
+    if (kind == "progress") {
+      ev.kind = JobEvent::Kind::kProgress;
+      ev.percent = event.value("percent", 0);
+    } else if (kind == "segment" && event.contains("segment")) {
+      ev.kind = JobEvent::Kind::kSegment;
+      ev.segment = event["segment"];
+    }
+    Deliver(ev);
+  }
+
+  // Streams of jobs running elsewhere that heard nothing for 2 s: their state is read again (a
+  // notification lost while the listening connection was down must not leave them hanging).
+  void ResyncRemote() {
+    std::vector<std::string> ids;
+    const int64_t now = SteadyMs();
+    {
+      std::lock_guard<std::mutex> lock(live_mu);
+      for (auto it = subscribers.begin(); it != subscribers.end();
+           it = subscribers.upper_bound(it->first)) {
+        auto seen = remote_seen.find(it->first);
+        if (seen == remote_seen.end() || now - seen->second >= 2000) ids.push_back(it->first);
+      }
+    }
+    for (const auto& id : ids) {
+      {
+        std::lock_guard<std::mutex> l(held_mu);
+        if (held.count(id)) continue;  // running here: its events are ours
+      }
+      auto job = jobs->Get(id);
+      if (!job.ok()) continue;
+      JobEvent ev;
+      ev.job = *job;
+      Deliver(ev);
+    }
+  }
+
+  static int64_t SteadyMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Hands `ev` to the job's subscribers; a final state ends them.
+  void Deliver(const JobEvent& ev) {
     if (ev.kind == JobEvent::Kind::kProgress) {
-      UpdateLive(u.job.id, [&](LiveInfo& i) { i.percent = u.percent; });
+      UpdateLive(ev.job.id, [&](LiveInfo& i) { i.percent = ev.percent; });
     } else if (ev.kind == JobEvent::Kind::kState && ev.job.state == JobState::kCompleted) {
-      UpdateLive(u.job.id, [](LiveInfo& i) { i.percent = 100; });
+      UpdateLive(ev.job.id, [](LiveInfo& i) { i.percent = 100; });
     }
     std::lock_guard<std::mutex> lock(live_mu);
-    const std::string& id = u.job.id;
-    if (ev.kind == JobEvent::Kind::kSegment) segments[id].push_back(u.payload);
+    const std::string& id = ev.job.id;
+    if (ev.kind == JobEvent::Kind::kSegment) segments[id].push_back(ev.segment);
     // A retried run starts its segments again.
     if (ev.kind == JobEvent::Kind::kState && ev.job.state == JobState::kPending) segments.erase(id);
     auto [b, e] = subscribers.equal_range(id);
@@ -351,6 +462,7 @@ struct JobService::Impl {
     if (ev.kind == JobEvent::Kind::kState && IsFinal(ev.job.state)) {
       subscribers.erase(id);
       segments.erase(id);
+      remote_seen.erase(id);
     }
   }
 
@@ -392,7 +504,7 @@ struct JobService::Impl {
         for (const auto& id : renewed.value()) before.erase(id);
         StopLost(before);
       }
-      if (shared_blobs) TakeOverExpired();
+      if (link) RequeueExpired();
       lock.lock();
     }
   }
@@ -426,22 +538,91 @@ struct JobService::Impl {
   }
 
   // On a shared store: jobs whose node stopped renewing their lease (it died) go back to pending,
-  // and this node, which found them, runs them (any node may claim them first; the loser's run
-  // stops, see StopLost).
-  void TakeOverExpired() {
+  // and every node is told (the first with room claims them).
+  void RequeueExpired() {
     auto requeued = jobs->RequeueExpired();
     if (!requeued.ok()) {
       spdlog::warn("requeueing expired leases failed: {}", requeued.error().message);
       return;
     }
-    for (const auto& id : *requeued) {
-      auto job = jobs->Get(id);
-      if (!job.ok() || job->state != JobState::kPending) continue;
-      spdlog::info("job {}: its node stopped renewing the lease; running it here", id);
-      if (auto st = Schedule(*job); !st) {
-        spdlog::warn("job {} not queued here: {}", id, st.error().message);
+    if (requeued->empty()) return;
+    spdlog::info("requeued {} jobs whose node stopped renewing its lease", requeued->size());
+    link->AnnounceJobs();
+  }
+
+  // The claim loop (shared store): while the scheduler can start a job of a model that has
+  // pending jobs, claim the first of them in queue order (FOR UPDATE SKIP LOCKED: nodes never get
+  // the same job) and hand it to the scheduler already claimed. A node therefore holds only jobs
+  // it runs now; the rest stay pending for whichever node has room.
+  void ClaimPlaceable() {
+    while (admitting) {
+      store::JobFilter filter;
+      filter.states = {JobState::kPending};
+      filter.order = store::ListOrder::kQueueOrder;
+      filter.limit = 200;
+      auto pending = jobs->List(filter);
+      if (!pending.ok()) {
+        spdlog::warn("claim: cannot read the queue: {}", pending.error().message);
+        return;
       }
+      std::vector<std::string> models;
+      for (const Job& j : pending->jobs) {
+        if (std::find(models.begin(), models.end(), j.model) == models.end()) {
+          models.push_back(j.model);
+        }
+      }
+      if (models.empty()) return;
+      auto placeable = WithRuntime([&](Runtime& rt) { return rt.scheduler().Placeable(models); },
+                                   std::vector<std::string>{});
+      if (placeable.empty()) return;
+      store::ClaimRequest claim;
+      claim.owner = options.node;
+      claim.lease_ms = options.lease_ms;
+      claim.models = placeable;
+      auto claimed = jobs->Claim(claim);
+      if (!claimed.ok()) {
+        spdlog::warn("claim failed: {}", claimed.error().message);
+        return;
+      }
+      if (!*claimed) return;  // taken by other nodes, or not due yet
+      RunClaimed(**claimed);
     }
+  }
+
+  void RunClaimed(const Job& job) {
+    {
+      std::lock_guard<std::mutex> l(held_mu);
+      held.insert(job.id);
+      preclaimed.insert(job.id);
+    }
+    Status st = HasDevice(job.params.device)
+                    ? Schedule(job)
+                    : Status(Error(ErrorKind::kUnavailable, "no_device",
+                                   "this node has no " + job.params.device));
+    if (st) return;
+    {
+      std::lock_guard<std::mutex> l(held_mu);
+      held.erase(job.id);
+      preclaimed.erase(job.id);
+    }
+    // Another node may run it (it has the device; its fetch of the upload works): hand it back.
+    spdlog::warn("job {} handed back to the queue: {}", job.id, st.error().message);
+    store::RequeueRequest r;
+    r.id = job.id;
+    r.owner = options.node;
+    r.reason = st.error();
+    r.delay_ms = st.error().code == "shutting_down" ? 0 : 5'000;
+    if (auto back = jobs->Requeue(r); !back) {
+      spdlog::warn("job {}: could not hand it back: {}", job.id, back.error().message);
+    }
+  }
+
+  bool HasDevice(const std::string& device) {
+    if (device.empty() || device == "auto") return true;
+    auto snapshot = WithRuntime([](Runtime& rt) { return rt.scheduler().Snapshot(); },
+                                sched::SchedulerSnapshot{});
+    return std::any_of(snapshot.devices.begin(), snapshot.devices.end(),
+                       [&](const sched::DeviceLedger& d) { return d.name == device; });
   }
 
   Status Schedule(const Job& job) {
@@ -460,6 +641,16 @@ struct JobService::Impl {
                           Status(ShuttingDown()));
     if (!st) --in_scheduler;
     return st;
+  }
+
+  // Jobs the queue bound counts: this node's, not final yet; on a shared store, every pending
+  // job of the cluster (what each node runs is bounded by its room, not by this bound).
+  size_t QueueLength() {
+    if (link) {
+      auto counts = jobs->Count();
+      return counts.ok() ? static_cast<size_t>((*counts)[JobState::kPending]) : 0;
+    }
+    return static_cast<size_t>(std::max<int64_t>(0, in_scheduler.load()));
   }
 
   // Copies a server-side file into the blob store (so retention and restarts treat it like an
@@ -492,6 +683,7 @@ struct JobService::Impl {
     auto opened = store::OpenJobStore(o.store);
     if (!opened.ok()) return opened.error();
     jobs = std::move(opened).value();
+    pg = dynamic_cast<store::PgJobStore*>(jobs.get());
     auto shared = store::OpenSharedBlobStore(o.store);
     if (!shared.ok()) return shared.error();
     shared_blobs = std::move(shared).value();
@@ -558,6 +750,21 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
   impl->options = options;
 
   Impl* raw = impl.get();
+  if (impl->pg) {
+    // Before the runtime: claims find no room until it exists.
+    ClusterHooks hooks;
+    hooks.claim = [raw] { raw->ClaimPlaceable(); };
+    hooks.on_event = [raw](const nlohmann::json& event) { raw->OnRemoteEvent(event); };
+    hooks.tick = [raw] { raw->ResyncRemote(); };
+    hooks.describe = [raw] {
+      std::lock_guard<std::mutex> lock(raw->describe_mu);
+      return raw->describe ? raw->describe() : store::NodeInfo{};
+    };
+    auto link = ClusterLink::Start(options.store, options.node, options.publish_ms, kClaimPollMs,
+                                   *impl->pg, std::move(hooks));
+    if (!link.ok()) return link.error();
+    impl->link = std::move(link).value();
+  }
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   options.runtime.on_unreleased = [raw](const std::string& model, const std::string& device,
                                         const runner::ReleaseReport& report) {
@@ -572,11 +779,17 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
     }
     impl->cv.notify_all();
     impl->writer.join();
+    if (impl->link) impl->link->Stop();
     return runtime.error();
   }
   impl->runtime = std::move(runtime).value();
   impl->heartbeat = std::thread([raw] { raw->HeartbeatLoop(); });
 
+  if (impl->link) {
+    // Shared store: the claim loop takes pending jobs as this node has room for them.
+    impl->link->WakeClaims();
+    return std::unique_ptr<JobService>(new JobService(std::move(impl)));
+  }
   // Every pending job goes to the scheduler again, in queue order.
   store::JobFilter filter;
   filter.states = {JobState::kPending};
@@ -589,8 +802,7 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
     for (const Job& j : page->jobs) {
       if (auto st = impl->Schedule(j); !st) {
         spdlog::warn("job {} could not be queued again: {}", j.id, st.error().message);
-        // On a shared store another node may well run it (it has the model, say).
-        if (st.error().kind != ErrorKind::kUnavailable && !impl->shared_blobs) {
+        if (st.error().kind != ErrorKind::kUnavailable) {
           // Its model is gone, or its params no longer valid: it can never run.
           (void)impl->jobs->Claim({options.node, options.lease_ms, j.id, {}});
           (void)impl->jobs->Fail(j.id, options.node, st.error());
@@ -661,6 +873,11 @@ JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace)
     if (page->next_page_token.empty()) break;
     filter.page_token = page->next_page_token;
   }
+  if (s.link) {
+    // Handed back: the other nodes take them now, not after a lease runs out.
+    if (report.returned > 0) s.link->AnnounceJobs();
+    s.link->Stop();  // and this node leaves the nodes table
+  }
   if (auto counts = s.jobs->Count(); counts.ok()) report.pending = (*counts)[JobState::kPending];
   return report;
 }
@@ -722,7 +939,7 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
   }
 
   std::lock_guard<std::mutex> lock(s.submit_mu);
-  if (static_cast<size_t>(std::max<int64_t>(0, s.in_scheduler.load())) >= s.queue_bound) {
+  if (s.QueueLength() >= s.queue_bound) {
     return refuse(
         Error(ErrorKind::kUnavailable, "queue_full",
               "the queue is full; retry after " + std::to_string(RetryAfterSeconds()) + " s"));
@@ -738,6 +955,10 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
   if (inserted->existing) return inserted;
   if (audio_seconds > 0) {
     s.UpdateLive(inserted->job.id, [&](LiveInfo& i) { i.audio_seconds = audio_seconds; });
+  }
+  if (s.link) {
+    s.link->AnnounceJobs();  // whichever node has room claims it
+    return inserted;
   }
   if (auto st = s.Schedule(inserted->job); !st) {
     // Durable already: it runs after the next start. Tell the client it is accepted.
@@ -777,8 +998,15 @@ Result<std::string> JobService::ResultText(const std::string& id, const std::str
 Result<Job> JobService::Cancel(const std::string& id) {
   auto cancelled = impl_->jobs->Cancel(id);
   if (!cancelled.ok()) return cancelled.error();
-  // The scheduler may not know it (already ended there); that is fine.
+  // The scheduler may not know it (already ended there, or it runs on another node); fine.
   (void)impl_->WithRuntime([&](Runtime& rt) { return rt.scheduler().Cancel(id); }, Status());
+  if (impl_->link) {
+    // The node running it stops at once, and streams of it on any node end.
+    JobEvent ev;
+    ev.job = *cancelled;
+    impl_->link->SendEvent(Impl::EventJson(ev));
+    impl_->Deliver(ev);
+  }
   return cancelled;
 }
 
@@ -904,6 +1132,41 @@ void JobService::Reconfigure(const sched::SchedulerConfig& scheduler, const audi
         return 0;
       },
       0);
+}
+
+bool JobService::shared() const {
+  return impl_->pg != nullptr;
+}
+
+const std::string& JobService::node() const {
+  return impl_->options.node;
+}
+
+void JobService::SetNodeDescriber(NodeDescriber describe) {
+  std::lock_guard<std::mutex> lock(impl_->describe_mu);
+  impl_->describe = std::move(describe);
+}
+
+Result<std::vector<JobService::ClusterNode>> JobService::Nodes() {
+  Impl& s = *impl_;
+  if (!s.pg) {
+    return Error(ErrorKind::kBadInput, "not_shared",
+                 "this server does not share its store with other nodes (see serve --store)");
+  }
+  auto nodes = s.pg->ListNodes();
+  if (!nodes.ok()) return nodes.error();
+  const int64_t now = s.pg->Now();
+  const int64_t live_within = std::max(3 * s.options.publish_ms, s.options.lease_ms);
+  std::vector<ClusterNode> out;
+  for (auto& n : *nodes) {
+    ClusterNode c;
+    c.age_ms = std::max<int64_t>(0, now - n.heartbeat_ms);
+    c.self = n.id == s.options.node;
+    c.live = c.age_ms <= live_within;
+    c.info = std::move(n);
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 void JobService::StopAdmitting() {

@@ -9,12 +9,17 @@
 // and every pending job is handed to the scheduler again, so each ends exactly once.
 //
 // Shared store (ServiceOptions::store = postgres://...): several nodes share one PostgreSQL
-// queue. Jobs and results live there, and so does every upload (store/pg_blob_store.h): an upload
-// still streams into this node's blob files, is pushed to PostgreSQL before its job is inserted,
-// and is fetched into the local files of whichever node runs the job. A node claims a job under
-// its `node` name; a claim another node won first, or a lease this node lost (a heartbeat that
-// did not renew it), stops the local run without writing its outcome. Starting never requeues
-// other nodes' running jobs; only leases that ran out go back to pending.
+// queue, and PostgreSQL is their only coordinator (server/cluster_link.h). Jobs and results live
+// there, and so does every upload (store/pg_blob_store.h): an upload still streams into this
+// node's blob files, is pushed to PostgreSQL before its job is inserted, and is fetched into the
+// local files of whichever node runs the job. Submit only inserts the job and notifies the
+// nodes; each node's claim loop claims pending jobs (in queue order, FOR UPDATE SKIP LOCKED) only
+// while its scheduler can start them now (Scheduler::Placeable), so a node holds just the jobs it
+// runs and never hoards. Every heartbeat requeues leases that ran out (a node that died); a claim
+// lost to another node, or a lease this node lost, stops the local run without writing its
+// outcome. Shutdown hands unfinished jobs back to the queue at once and leaves the nodes table.
+// Job events (state, progress, segments) travel between nodes by NOTIFY, so Subscribe works on
+// any node for any job. The queue bound (max_length) then counts the cluster's pending jobs.
 //
 // Readers (GET /v1/jobs...) read the store; live progress and segments come from subscriptions.
 // Every method is safe from any thread.
@@ -38,6 +43,7 @@
 #include "server/service_metrics.h"
 #include "store/blob_store.h"
 #include "store/job_store.h"
+#include "store/pg_job_store.h"
 
 namespace steno::server {
 
@@ -49,6 +55,8 @@ struct ServiceOptions {
   std::string store;
   std::string node;  // lease owner; empty: "<hostname>:<pid>"
   int64_t lease_ms = 60'000;
+  // Shared store: how often this node publishes itself to the nodes table (JobService::Nodes).
+  int64_t publish_ms = 2'000;
   audio::Limits limits;  // longest audio accepted (0: unlimited)
 };
 
@@ -158,6 +166,27 @@ class JobService {
   // A config reload (SIGHUP): the scheduler settings Scheduler::Reconfigure takes (the queue
   // bound is the service's) and the audio limits. Jobs already accepted are not affected.
   void Reconfigure(const sched::SchedulerConfig& scheduler, const audio::Limits& limits);
+
+  // --- Cluster (a shared store) ---
+  bool shared() const;              // the store is PostgreSQL, shared with other nodes
+  const std::string& node() const;  // this node's name (ServiceOptions::node)
+  // What this node publishes about itself every publish_ms: its API URL and its devices, runners
+  // and ledger as JSON documents (NodeInfo's fields; id and heartbeat are filled in here). Set by
+  // the HTTP layer once it listens; until then the node publishes its name only.
+  using NodeDescriber = std::function<store::NodeInfo()>;
+  void SetNodeDescriber(NodeDescriber describe);
+  // A node as the cluster sees it: what it last published and how long ago (store clock).
+  struct ClusterNode {
+    store::NodeInfo info;
+    int64_t age_ms = 0;
+    bool self = false;
+    // It published within 3 publish periods (and at least the lease): a node that stopped
+    // publishing (killed) is kept listed, not live, until it returns or an operator removes it.
+    bool live = false;
+  };
+  // Every node sharing the queue, by id, this one included (a node that left gracefully removed
+  // itself). kBadInput "not_shared" on the single-node store.
+  Result<std::vector<ClusterNode>> Nodes();
 
   // After this, Submit fails with kUnavailable "shutting_down" (/readyz fails).
   void StopAdmitting();

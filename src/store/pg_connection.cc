@@ -2,6 +2,9 @@
 
 #include <libpq-fe.h>
 
+#include <poll.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 
@@ -206,6 +209,33 @@ Status Connection::Exec(std::string_view sql) {
   }
   PQclear(result);
   return {};
+}
+
+Result<std::vector<Connection::Notification>> Connection::WaitForNotifications(int timeout_ms) {
+  std::vector<Notification> out;
+  auto collect = [&] {
+    while (PGnotify* n = PQnotifies(conn_)) {
+      out.push_back({n->relname ? n->relname : "", n->extra ? n->extra : ""});
+      PQfreemem(n);
+    }
+  };
+  auto broken = [&] {
+    return Unavailable("the PostgreSQL job store " + redacted_ +
+                       " stopped sending notifications: " + Scrub(Trim(PQerrorMessage(conn_))));
+  };
+  if (PQstatus(conn_) != CONNECTION_OK) return broken();
+  collect();
+  if (!out.empty()) return out;
+  const int sock = PQsocket(conn_);
+  if (sock < 0) return broken();
+  pollfd p{sock, POLLIN, 0};
+  const int ready = poll(&p, 1, timeout_ms);
+  if (ready < 0 && errno != EINTR) return broken();
+  if (ready > 0) {
+    if (!PQconsumeInput(conn_)) return broken();
+    collect();
+  }
+  return out;
 }
 
 Result<Transaction> Transaction::Begin(Connection& conn, std::string_view begin_sql) {

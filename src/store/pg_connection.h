@@ -92,6 +92,16 @@ class Connection {
   // Runs `sql` (one or more statements, no parameters: schema changes, BEGIN, COMMIT).
   Status Exec(std::string_view sql);
 
+  // LISTEN/NOTIFY. Waits up to `timeout_ms` for notifications on the channels this connection
+  // listens to (Exec("LISTEN channel")) and returns those that arrived, maybe none. kUnavailable
+  // when the connection broke: the next statement reconnects, and the listener must LISTEN again
+  // (notifications sent meanwhile are lost).
+  struct Notification {
+    std::string channel;
+    std::string payload;
+  };
+  Result<std::vector<Notification>> WaitForNotifications(int timeout_ms);
+
   bool in_transaction() const { return in_transaction_; }
   const std::string& redacted_url() const { return redacted_; }
 

@@ -233,6 +233,13 @@ Result<std::vector<NodeInfo>> PgJobStore::ListNodes() {
   return out;
 }
 
+Status PgJobStore::Notify(const std::string& channel, const std::string& payload) {
+  std::lock_guard lock(mu_);
+  auto st = conn_->Query("SELECT pg_notify($1, $2)", {P(channel), P(payload)});
+  if (!st.ok()) return st.error();
+  return {};
+}
+
 Status PgJobStore::RemoveNode(const std::string& id) {
   std::lock_guard lock(mu_);
   auto st = conn_->Query("DELETE FROM nodes WHERE id = $1", {P(id)});

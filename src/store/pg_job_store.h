@@ -67,6 +67,9 @@ class PgJobStore final : public JobStore {
 
   // Server clock minus this host's clock, as measured on Open (ms).
   int64_t clock_offset_ms() const { return clock_offset_ms_; }
+  // Now on the store's clock (ms since the epoch): what leases and node heartbeats are stamped
+  // with.
+  int64_t Now() const;
 
   Result<Inserted> Insert(const NewJob& job) override;
   Result<Job> Get(const std::string& id) override;
@@ -101,10 +104,11 @@ class PgJobStore final : public JobStore {
   Result<std::vector<NodeInfo>> ListNodes();
   // Removes a node that left (no-op if it is not listed).
   Status RemoveNode(const std::string& id);
+  // NOTIFY `channel` with `payload` (under 8000 bytes) for the nodes that LISTEN to it.
+  Status Notify(const std::string& channel, const std::string& payload);
 
  private:
   PgJobStore(std::unique_ptr<pg::Connection> conn, PgOptions options, int64_t clock_offset_ms);
-  int64_t Now() const;
   // Helpers below expect mu_ held and, where they write, a transaction open.
   Result<Job> LoadHeld(const std::string& id, const std::string& owner, const char* action);
   Status EndAttempt(const Job& job, const char* outcome, const std::optional<Error>& error);

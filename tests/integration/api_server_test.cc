@@ -177,31 +177,6 @@ TEST(ApiServerTest, ServerSidePathUnderAnAllowedRoot) {
   EXPECT_EQ(done["state"], "completed") << done.dump();
 }
 
-struct SseEvent {
-  std::string event;
-  json data;
-};
-
-std::vector<SseEvent> ParseSse(const std::string& text) {
-  std::vector<SseEvent> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find("\n\n", pos);
-    if (end == std::string::npos) break;
-    std::string block = text.substr(pos, end - pos);
-    pos = end + 2;
-    SseEvent e;
-    std::istringstream in(block);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("event: ", 0) == 0) e.event = line.substr(7);
-      if (line.rfind("data: ", 0) == 0) e.data = json::parse(line.substr(6));
-    }
-    if (!e.event.empty()) out.push_back(std::move(e));
-  }
-  return out;
-}
-
 TEST(ApiServerTest, EventsStreamStatesAndSegmentsInOrder) {
   // One job at a time: the second job is still pending when its stream opens.
   ApiTestServer s({"--max-running", "1"});

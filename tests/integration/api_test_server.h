@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -181,6 +182,32 @@ class ApiTestServer {
 };
 
 // The parsed JSON body of a response (a failed parse fails the test and gives null).
+struct SseEvent {
+  std::string event;
+  nlohmann::json data;
+};
+
+// The events of a text/event-stream body, in order (blocks without an event name skipped).
+inline std::vector<SseEvent> ParseSse(const std::string& text) {
+  std::vector<SseEvent> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find("\n\n", pos);
+    if (end == std::string::npos) break;
+    std::string block = text.substr(pos, end - pos);
+    pos = end + 2;
+    SseEvent e;
+    std::istringstream in(block);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("event: ", 0) == 0) e.event = line.substr(7);
+      if (line.rfind("data: ", 0) == 0) e.data = nlohmann::json::parse(line.substr(6));
+    }
+    if (!e.event.empty()) out.push_back(std::move(e));
+  }
+  return out;
+}
+
 inline nlohmann::json JsonOf(const httplib::Result& r) {
   if (!r) {
     ADD_FAILURE() << "no response: " << httplib::to_string(r.error());

@@ -22,14 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::unique_ptr<store::PgJobStore> OpenJobs(const std::string& url) {
-  store::PgOptions options;
-  options.url = url;
-  auto jobs = store::PgJobStore::Open(options);
-  EXPECT_TRUE(jobs.ok()) << jobs.error().message;
-  return jobs.ok() ? std::move(jobs).value() : nullptr;
-}
-
 std::vector<std::string> NodeFlags(const std::string& url, const std::string& node) {
   return {"--store", url, "--node", node};
 }
@@ -42,6 +34,25 @@ std::string PostJob(httplib::Client& c) {
   if (!r) return "";
   EXPECT_EQ(r->status, 202) << r->body;
   return JsonOf(r).value("id", "");
+}
+
+// Submits `minutes` of speech (speech_60s.wav repeated); the job id, or "" after a test failure.
+std::string PostLongJob(httplib::Client& c, int minutes) {
+  ScopedTempDir dir("steno-cluster");
+  const std::string audio = dir.path + "/long.wav";
+  auto made = RunProcess({"ffmpeg", "-nostdin", "-loglevel", "error", "-stream_loop",
+                          std::to_string(minutes - 1), "-i", MediaPath("speech_60s.wav"), "-c",
+                          "copy", audio});
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  auto bytes = ReadFileBytes(audio);
+  auto posted = c.Post(
+      "/v1/jobs", httplib::MultipartFormDataItems{
+                      {"file", std::string(bytes.begin(), bytes.end()), "long.wav", "audio/wav"},
+                      Field("model", "tiny")});
+  EXPECT_TRUE(posted);
+  if (!posted) return "";
+  EXPECT_EQ(posted->status, 202) << posted->body;
+  return JsonOf(posted).value("id", "");
 }
 
 TEST(ClusterServeTest, JobSubmittedToOneNodeIsReadWithItsResultFromAnother) {
@@ -77,13 +88,14 @@ TEST(ClusterServeTest, JobSubmittedToOneNodeIsReadWithItsResultFromAnother) {
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
 
-  // A ran it (it was submitted there, and B never claimed it), and its upload is in PostgreSQL.
-  auto jobs = OpenJobs(url);
+  // One of them ran it, once, and its upload is in PostgreSQL; the other never fetched it.
+  auto jobs = OpenPgJobStore(url);
   ASSERT_TRUE(jobs);
   auto attempts = jobs->Attempts(id);
   ASSERT_TRUE(attempts.ok());
   ASSERT_EQ(attempts->size(), 1u);
-  EXPECT_EQ((*attempts)[0].owner, "node-a");
+  const std::string ran_on = (*attempts)[0].owner;
+  EXPECT_TRUE(ran_on == "node-a" || ran_on == "node-b") << ran_on;
   EXPECT_EQ((*attempts)[0].outcome, "completed");
   const std::string digest = jobs->Get(id)->blob_digest;
   store::PgOptions options;
@@ -91,8 +103,10 @@ TEST(ClusterServeTest, JobSubmittedToOneNodeIsReadWithItsResultFromAnother) {
   auto blobs = store::PgBlobStore::Open(options);
   ASSERT_TRUE(blobs.ok());
   EXPECT_TRUE((*blobs)->Contains(digest).value());
+  // A received the upload; B has a copy only if it ran the job.
   EXPECT_TRUE(fs::exists(a.data + "/blobs/" + digest));
-  EXPECT_FALSE(fs::exists(b.data + "/blobs/" + digest)) << "B fetched an upload it did not run";
+  EXPECT_EQ(fs::exists(b.data + "/blobs/" + digest), ran_on == "node-b")
+      << "B fetched an upload it did not run";
 
   // A cancel on one node is seen on the other.
   const std::string second = PostJob(cb);
@@ -120,7 +134,7 @@ TEST(ClusterServeTest, NodeRunsAJobWhoseUploadItNeverReceived) {
   auto shared = store::PgBlobStore::Open(options);
   ASSERT_TRUE(shared.ok()) << shared.error().message;
   ASSERT_TRUE((*shared)->Push(*local, put->digest).ok());
-  auto jobs = OpenJobs(url);
+  auto jobs = OpenPgJobStore(url);
   ASSERT_TRUE(jobs);
   store::NewJob job;
   job.model = "tiny";
@@ -192,12 +206,6 @@ namespace {
 TEST(ClusterServeTest, AKilledNodesJobFinishesOnAnotherExactlyOnce) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
-  // Two minutes of speech: still running on A when A is killed.
-  ScopedTempDir dir("steno-cluster");
-  const std::string audio = dir.path + "/long.wav";
-  auto made = RunProcess({"ffmpeg", "-nostdin", "-loglevel", "error", "-stream_loop", "1", "-i",
-                          MediaPath("speech_60s.wav"), "-c", "copy", audio});
-  ASSERT_EQ(made.exit_code, 0) << made.err;
   auto flags = [&](const std::string& node) {
     auto f = NodeFlags(url, node);
     f.insert(f.end(), {"--lease", "3s"});
@@ -207,34 +215,131 @@ TEST(ClusterServeTest, AKilledNodesJobFinishesOnAnotherExactlyOnce) {
   ApiTestServer b(flags("node-b"));
   auto ca = a.Client();
   auto cb = b.Client();
-  auto bytes = ReadFileBytes(audio);
-  auto posted = ca.Post(
-      "/v1/jobs", httplib::MultipartFormDataItems{
-                      {"file", std::string(bytes.begin(), bytes.end()), "long.wav", "audio/wav"},
-                      Field("model", "tiny")});
-  ASSERT_TRUE(posted);
-  ASSERT_EQ(posted->status, 202) << posted->body;
-  const std::string id = JsonOf(posted)["id"];
+  // Two minutes of speech: still running when the node is killed.
+  const std::string id = PostLongJob(ca, 2);
+  ASSERT_FALSE(id.empty());
   ASSERT_TRUE(WaitUntil([&] { return JsonOf(cb.Get("/v1/jobs/" + id))["state"] == "processing"; },
                         std::chrono::seconds(60)));
-  a.Signal(SIGKILL);
-  a.Stop();  // reaps it
+  // Whichever node claimed it is killed; the other finishes it.
+  auto jobs = OpenPgJobStore(url);
+  ASSERT_TRUE(jobs);
+  const std::string first = jobs->Get(id)->lease_owner;
+  ASSERT_TRUE(first == "node-a" || first == "node-b") << first;
+  ApiTestServer& killed = first == "node-a" ? a : b;
+  auto survivor = (first == "node-a" ? b : a).Client();
+  const std::string second = first == "node-a" ? "node-b" : "node-a";
+  killed.Signal(SIGKILL);
+  killed.Stop();  // reaps it
 
-  auto done = WaitForJob(cb, id);
+  auto done = WaitForJob(survivor, id);
   ASSERT_EQ(done["state"], "completed") << done.dump();
   EXPECT_EQ(done["attempt"], 2) << done.dump();
-  auto result = cb.Get("/v1/jobs/" + id + "/result?format=json");
+  auto result = survivor.Get("/v1/jobs/" + id + "/result?format=json");
   ASSERT_TRUE(result);
   EXPECT_EQ(result->status, 200);
-  auto jobs = OpenJobs(url);
-  ASSERT_TRUE(jobs);
   auto attempts = jobs->Attempts(id);
   ASSERT_TRUE(attempts.ok());
   ASSERT_EQ(attempts->size(), 2u);
-  EXPECT_EQ((*attempts)[0].owner, "node-a");
+  EXPECT_EQ((*attempts)[0].owner, first);
   EXPECT_NE((*attempts)[0].outcome, "completed");
-  EXPECT_EQ((*attempts)[1].owner, "node-b");
+  EXPECT_EQ((*attempts)[1].owner, second);
   EXPECT_EQ((*attempts)[1].outcome, "completed");
+}
+
+}  // namespace
+}  // namespace steno::test
+
+namespace steno::test {
+namespace {
+
+// Any node streams any job's events: B, which has no model and so never claims, streams the
+// states and segments of a job A runs (they travel by NOTIFY), ending with the final state.
+TEST(ClusterServeTest, EventsOfAJobRunningOnAnotherNodeStreamFromAnyNode) {
+  const std::string url = FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
+  ScopedTempDir empty("steno-cluster");
+  auto a_flags = NodeFlags(url, "node-a");
+  a_flags.insert(a_flags.end(), {"--max-running", "1"});
+  auto b_flags = NodeFlags(url, "node-b");
+  b_flags.insert(b_flags.end(), {"--models-dir", empty.path});
+  ApiTestServer a(a_flags);
+  ApiTestServer b(b_flags);
+  auto ca = a.Client();
+  auto cb = b.Client();
+  // A runs one job at a time: the second is still pending when B's stream opens.
+  auto first = ca.Post("/v1/jobs", httplib::MultipartFormDataItems{FilePart("speech_60s.wav"),
+                                                                   Field("model", "tiny")});
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 202) << first->body;
+  const std::string id = PostJob(ca);
+  ASSERT_FALSE(id.empty());
+  std::string stream;
+  auto r = cb.Get(("/v1/jobs/" + id + "/events").c_str(), [&](const char* data, size_t n) {
+    stream.append(data, n);
+    return true;
+  });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto events = ParseSse(stream);
+  std::vector<std::string> states;
+  std::vector<nlohmann::json> segments;
+  for (const auto& e : events) {
+    if (e.event == "state") states.push_back(e.data["state"]);
+    if (e.event == "segment") segments.push_back(e.data["segment"]);
+  }
+  EXPECT_EQ(states, (std::vector<std::string>{"pending", "loading", "processing", "completed"}))
+      << stream;
+  auto result = JsonOf(cb.Get("/v1/jobs/" + id + "/result?format=verbose_json"));
+  ASSERT_EQ(segments.size(), result["segments"].size()) << stream;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    EXPECT_EQ(segments[i]["text"], result["segments"][i]["text"]);
+  }
+  auto jobs = OpenPgJobStore(url);
+  ASSERT_TRUE(jobs);
+  EXPECT_EQ(jobs->Attempts(id)->at(0).owner, "node-a");
+  EXPECT_EQ(WaitForJob(cb, JsonOf(first)["id"])["state"], "completed");
+}
+
+}  // namespace
+}  // namespace steno::test
+
+namespace steno::test {
+namespace {
+
+int BusyStreams(httplib::Client& c) {
+  int busy = 0;
+  const auto runners = JsonOf(c.Get("/v1/runners"));
+  for (const auto& r : runners["data"]) busy += r.value("busy_streams", 0);
+  return busy;
+}
+
+// A cancel on one node stops the run on the node running the job at once (by NOTIFY), not at its
+// next heartbeat (a third of the 60 s lease).
+TEST(ClusterServeTest, CancelOnOneNodeStopsTheRunOnAnotherAtOnce) {
+  const std::string url = FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
+  ScopedTempDir empty("steno-cluster");
+  auto b_flags = NodeFlags(url, "node-b");
+  b_flags.insert(b_flags.end(), {"--models-dir", empty.path});  // B never claims
+  ApiTestServer a(NodeFlags(url, "node-a"));
+  ApiTestServer b(b_flags);
+  auto ca = a.Client();
+  auto cb = b.Client();
+  // Five minutes of speech: still running long after the cancel.
+  const std::string id = PostLongJob(ca, 5);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitUntil([&] { return JsonOf(cb.Get("/v1/jobs/" + id))["state"] == "processing"; },
+                        std::chrono::seconds(60)));
+  ASSERT_EQ(BusyStreams(ca), 1) << ca.Get("/v1/runners")->body;
+  const auto asked = std::chrono::steady_clock::now();
+  auto cancelled = cb.Delete("/v1/jobs/" + id);
+  ASSERT_TRUE(cancelled);
+  ASSERT_EQ(cancelled->status, 200) << cancelled->body;
+  EXPECT_TRUE(WaitUntil([&] { return BusyStreams(ca) == 0; }, std::chrono::seconds(6)))
+      << "A still runs a job cancelled on B";
+  const auto took = std::chrono::steady_clock::now() - asked;
+  EXPECT_LT(took, std::chrono::seconds(6));
+  EXPECT_EQ(JsonOf(ca.Get("/v1/jobs/" + id))["state"], "cancelled");
 }
 
 }  // namespace

@@ -78,7 +78,7 @@ TEST(DashboardApiTest, ServesThePageAndItsFilesWithoutAKey) {
   EXPECT_EQ(again->status, 304);
 
   // Every file the page names is served with its type.
-  for (const std::string& name : {"app.js", "style.css"}) {
+  for (const std::string name : {"app.js", "style.css"}) {
     EXPECT_NE(page->body.find(name), std::string::npos) << "index.html does not load " << name;
     auto f = c.Get("/dashboard/" + name);
     ASSERT_TRUE(f);
@@ -88,7 +88,7 @@ TEST(DashboardApiTest, ServesThePageAndItsFilesWithoutAKey) {
     EXPECT_EQ(type.substr(0, type.find(';')),
               name.ends_with(".js") ? "text/javascript" : "text/css");
   }
-  for (const std::string& bad :
+  for (const std::string bad :
        {"/dashboard/nope.js", "/dashboard/.hidden", "/dashboard/..%2f..%2fetc%2fpasswd"}) {
     auto r = c.Get(bad);
     ASSERT_TRUE(r) << bad;

@@ -214,4 +214,15 @@ std::string FreshPgDatabase() {
   return url;
 }
 
+std::unique_ptr<store::PgJobStore> OpenPgJobStore(const std::string& url) {
+  store::PgOptions options;
+  options.url = url;
+  auto jobs = store::PgJobStore::Open(options);
+  if (!jobs.ok()) {
+    ADD_FAILURE() << jobs.error().message;
+    return nullptr;
+  }
+  return std::move(jobs).value();
+}
+
 }  // namespace steno::test

@@ -12,8 +12,11 @@
 // fsync=off: tests check behaviour, not power-loss durability.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "store/pg_job_store.h"
 
 namespace steno::test {
 
@@ -66,5 +69,9 @@ PgServer& SharedPgServer();
 // A new empty database on the shared server, as a postgres:// URL. The server must be there:
 // missing binaries fail the calling test (never skip it); "" then.
 std::string FreshPgDatabase();
+
+// A job store on `url` for a test to look at what nodes did; null (and a test failure) if it
+// cannot be opened.
+std::unique_ptr<store::PgJobStore> OpenPgJobStore(const std::string& url);
 
 }  // namespace steno::test

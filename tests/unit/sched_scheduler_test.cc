@@ -577,3 +577,52 @@ TEST(SchedSchedulerTimeout, NoBackstopWhenTheJobEndsInTime) {
 
 }  // namespace
 }  // namespace steno::sched
+
+namespace steno::sched {
+namespace {
+
+// Placeable: what a shared store's claim loop asks before claiming a job.
+TEST(SchedSchedulerPlaceable, NamesModelsThatCouldStartNowAndNothingWhileWorkWaits) {
+  SchedulerConfig config;
+  config.queue.max_running = 2;
+  SimCluster sim(Options(OneCard(), config));
+  using Models = std::vector<std::string>;
+  EXPECT_EQ(sim.scheduler->Placeable({"small", "big", "nope"}), (Models{"small", "big"}))
+      << "an unknown model is left out";
+  ASSERT_TRUE(sim.Submit("a", "small").ok());
+  sim.Advance(100);
+  EXPECT_EQ(sim.scheduler->Placeable({"small"}), (Models{"small"}));
+  ASSERT_TRUE(sim.Submit("b", "small").ok());
+  sim.Advance(100);
+  EXPECT_EQ(sim.scheduler->Snapshot().running, 2u);
+  EXPECT_TRUE(sim.scheduler->Placeable({"small", "big"}).empty()) << "at max_running";
+  ASSERT_TRUE(sim.Submit("c", "small").ok());
+  sim.Advance(100);
+  EXPECT_EQ(sim.scheduler->Snapshot().queued, 1u);
+  EXPECT_TRUE(sim.scheduler->Placeable({"small", "big"}).empty()) << "a job waits here";
+  sim.Advance(60'000);
+  EXPECT_EQ(sim.Job("c").job.state, JobState::kCompleted);
+  EXPECT_EQ(sim.scheduler->Placeable({"big", "small"}), (Models{"big", "small"}));
+  sim.scheduler->StopAdmitting();
+  EXPECT_TRUE(sim.scheduler->Placeable({"small"}).empty()) << "not admitting";
+}
+
+TEST(SchedSchedulerPlaceable, AModelThatDoesNotFitTheFreeMemoryIsLeftOut) {
+  // 6 GiB: planned (6 − 0.5) × 0.9 ≈ 4.95 GiB. big needs 3 + 1 GiB + the CUDA context.
+  SimCluster sim(Options(OneCard(6 * kGiB)));
+  using Models = std::vector<std::string>;
+  EXPECT_EQ(sim.scheduler->Placeable({"big", "small"}), (Models{"big", "small"}));
+  // A busy runner of small (not evictable) leaves 4.95 − 1.8 GiB: small fits, big does not.
+  sim.backend.SetJobPlan([](const JobRunSpec&, int) {
+    SimJobPlan p;
+    p.duration_ms = 600'000;
+    return p;
+  });
+  ASSERT_TRUE(sim.Submit("a", "small").ok());
+  sim.Advance(5'000);
+  ASSERT_EQ(sim.Job("a").job.state, JobState::kProcessing);
+  EXPECT_EQ(sim.scheduler->Placeable({"big", "small"}), (Models{"small"}));
+}
+
+}  // namespace
+}  // namespace steno::sched

@@ -2,12 +2,14 @@
 // followed) feeds every panel; actions (upload, cancel, unload, downloads) are plain fetches.
 // Stream events: hello (history), snapshot (every second), and for a followed job state,
 // progress and segment. The modules: sse.js (stream), api.js (requests, API key), gpus.js
-// (device cards), chart.js (memory chart), tables.js (runners, jobs), upload.js (form, live
-// transcript), format.js and dom.js (helpers).
+// (device cards), chart.js (memory chart), tables.js (runners, jobs), nodes.js (the nodes
+// sharing the job queue, when the server shares it), upload.js (form, live transcript),
+// format.js and dom.js (helpers).
 import { apiKey, listModels, setApiKey, cancelJob, unloadModel } from './api.js';
 import { setAttr, setText, h, syncChildren } from './dom.js';
 import { FINAL_STATES } from './format.js';
 import { DevicePanel } from './gpus.js';
+import { renderNodes } from './nodes.js';
 import { EventStream } from './sse.js';
 import { renderJobs, renderRunners, tickRunners } from './tables.js';
 import { UploadPanel } from './upload.js';
@@ -157,6 +159,18 @@ function renderQueue(queue, counts) {
   setText($('queue-summary'), parts.join(' · '));
 }
 
+// Only a server sharing its job queue sends `nodes`; the section stays hidden otherwise.
+function renderNodesSection(nodes, error) {
+  const shown = Array.isArray(nodes);
+  $('nodes-section').hidden = !shown;
+  if (!shown) return;
+  renderNodes($('nodes'), nodes);
+  $('nodes-wrap').hidden = nodes.length === 0;
+  const el = $('nodes-error');
+  el.hidden = !error;
+  setText(el, error ? `Cannot read the cluster's nodes: ${error.message || error.code}` : '');
+}
+
 function curlExample() {
   const model = state.models[0] || 'MODEL';
   const auth = apiKey() ? ' -H "Authorization: Bearer $STENO_API_KEY"' : '';
@@ -177,6 +191,7 @@ function onSnapshot(s) {
   $('jobs-wrap').hidden = jobs.length === 0;
   renderQueue(s.queue, s.counts);
   renderAlerts(s.alerts || []);
+  renderNodesSection(s.nodes, s.nodes_error);
   $('empty-state').hidden = runners.length > 0 || jobs.length > 0;
   setText($('curl-example'), curlExample());
   const followed = jobs.find((j) => j.id === upload.following());
