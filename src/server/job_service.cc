@@ -91,11 +91,19 @@ struct Subscriber {
   JobState last_state = JobState::kPending;
   int last_attempt = 0;
 
+  // A job's states in one attempt only move forward.
+  static int Rank(JobState s) { return IsFinal(s) ? 3 : static_cast<int>(s); }
+
   bool Deliver(const JobEvent& ev) {
     std::lock_guard<std::mutex> lock(mu);
     if (done) return false;
     if (ev.kind == JobEvent::Kind::kState) {
       if (ev.job.state == last_state && ev.job.attempt == last_attempt) return true;
+      // Shown already (events of another node, and a re-read of the store, may cross).
+      if (ev.job.attempt < last_attempt ||
+          (ev.job.attempt == last_attempt && Rank(ev.job.state) < Rank(last_state))) {
+        return true;
+      }
       last_state = ev.job.state;
       last_attempt = ev.job.attempt;
     }
@@ -366,7 +374,11 @@ struct JobService::Impl {
   static nlohmann::json EventJson(const JobEvent& ev) {
     nlohmann::json out = {{"id", ev.job.id}};
     switch (ev.kind) {
-      case JobEvent::Kind::kState: out["kind"] = "state"; break;
+      case JobEvent::Kind::kState:
+        out["kind"] = "state";
+        out["state"] = JobStateName(ev.job.state);
+        out["attempt"] = ev.job.attempt;
+        break;
       case JobEvent::Kind::kProgress:
         out["kind"] = "progress";
         out["percent"] = ev.percent;
@@ -403,6 +415,12 @@ struct JobService::Impl {
     if (!subscribed) return;
     JobEvent ev;
     ev.job = *job;
+    // The state this event reports, not the store's by now (the job may have moved on: a
+    // loading event read after the job started processing).
+    if (auto state = ParseJobState(event.value("state", "")); state && kind == "state") {
+      ev.job.state = *state;
+      ev.job.attempt = event.value("attempt", ev.job.attempt);
+    }
     if (kind == "progress") {
       ev.kind = JobEvent::Kind::kProgress;
       ev.percent = event.value("percent", 0);
@@ -1049,6 +1067,7 @@ Result<JobService::Subscription> JobService::Subscribe(const std::string& id,
   }
   if (!more || IsFinal(job->state)) return Subscription(sub);
   s.subscribers.emplace(id, sub);
+  if (s.link) s.remote_seen[id] = Impl::SteadyMs();  // re-read only after 2 s of silence
   // Dropping the handle marks the subscriber done; Notify skips it and the entry goes with the
   // job's final event.
   // The handle may outlive the service: dropping it touches only the subscriber.
