@@ -8,7 +8,8 @@
 //
 // On a shared (PostgreSQL) store the nodes come from its nodes table, which every node rewrites
 // every publish period (JobService::SetNodeDescriber, set by the HTTP server with DescribeNode);
-// age_ms is on the store's clock, and a node that stopped publishing stays listed, live false.
+// age_ms is on the store's clock, and a node that stopped publishing stays listed, live false,
+// for an hour.
 // On the single-node SQLite store the list is this node alone, described now. A store that
 // cannot be read answers 503.
 #include "api/routes.h"

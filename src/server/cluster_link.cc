@@ -99,6 +99,11 @@ void ClusterLink::Publish() {
   info.id = node_;
   if (auto st = store_.PublishNode(info); !st) {
     spdlog::warn("could not publish node {}: {}", node_, st.error().message);
+    return;
+  }
+  if (auto gone = store_.RemoveNodesSilentFor(kForgetSilentNodesMs); gone.ok() && *gone > 0) {
+    spdlog::info("removed {} nodes silent for over {} min from the nodes table", *gone,
+                 kForgetSilentNodesMs / 60'000);
   }
 }
 

@@ -5,8 +5,9 @@
 //    progress and segments of jobs running somewhere, so any node can stream any job's events.
 //  - A claim thread calls hooks.claim whenever it is woken (a notification, WakeClaims) and at
 //    least every poll period (a missed notification, a retry whose backoff ended).
-//  - Every publish period it writes this node's description (hooks.describe) to the nodes table;
-//    Stop removes it (a node that leaves gracefully is no longer listed).
+//  - Every publish period it writes this node's description (hooks.describe) to the nodes table
+//    and removes nodes silent for an hour; Stop removes this node (a node that leaves gracefully
+//    is no longer listed).
 //  - Every second, hooks.tick (the service re-reads jobs whose streams it serves: a notification
 //    lost while the listening connection was down must not leave a stream hanging).
 // A lost listening connection is reopened (and LISTEN reissued) on the next second; claims keep
@@ -39,6 +40,10 @@ class ClusterLink {
  public:
   static constexpr const char* kJobsChannel = "steno_jobs";
   static constexpr const char* kEventsChannel = "steno_events";
+  // A node that has not published for this long (killed, or retired without a graceful stop) is
+  // removed from the nodes table by the next node that publishes; until then it is listed as not
+  // live.
+  static constexpr int64_t kForgetSilentNodesMs = 60 * 60'000;
 
   // Opens the listening connection to `url` and starts the threads. `store` (this node's job
   // store) publishes the node and sends notifications; it must outlive the link.

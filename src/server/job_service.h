@@ -181,7 +181,7 @@ class JobService {
     int64_t age_ms = 0;
     bool self = false;
     // It published within 3 publish periods (and at least the lease): a node that stopped
-    // publishing (killed) is kept listed, not live, until it returns or an operator removes it.
+    // publishing (killed) stays listed, not live, until it returns or for an hour.
     bool live = false;
   };
   // Every node sharing the queue, by id, this one included (a node that left gracefully removed

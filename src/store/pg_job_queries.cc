@@ -240,6 +240,13 @@ Status PgJobStore::Notify(const std::string& channel, const std::string& payload
   return {};
 }
 
+Result<int> PgJobStore::RemoveNodesSilentFor(int64_t silent_ms) {
+  std::lock_guard lock(mu_);
+  auto rows = conn_->Query("DELETE FROM nodes WHERE heartbeat_ms <= $1", {P(Now() - silent_ms)});
+  if (!rows.ok()) return rows.error();
+  return static_cast<int>(rows->Affected());
+}
+
 Status PgJobStore::RemoveNode(const std::string& id) {
   std::lock_guard lock(mu_);
   auto st = conn_->Query("DELETE FROM nodes WHERE id = $1", {P(id)});

@@ -104,6 +104,9 @@ class PgJobStore final : public JobStore {
   Result<std::vector<NodeInfo>> ListNodes();
   // Removes a node that left (no-op if it is not listed).
   Status RemoveNode(const std::string& id);
+  // Removes the nodes that have not published for `silent_ms` or longer (they died, or were
+  // retired without a graceful stop); returns how many.
+  Result<int> RemoveNodesSilentFor(int64_t silent_ms);
   // NOTIFY `channel` with `payload` (under 8000 bytes) for the nodes that LISTEN to it.
   Status Notify(const std::string& channel, const std::string& payload);
 

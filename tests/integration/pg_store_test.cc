@@ -344,6 +344,17 @@ TEST_F(PgStoreTest, NodesArePublishedListedAndRemoved) {
   ASSERT_TRUE(store->RemoveNode("node-b").ok());
   ASSERT_TRUE(store->RemoveNode("never-was").ok());
   EXPECT_EQ(other->ListNodes()->size(), 1u);
+
+  // A node silent for long enough goes; one that published since stays.
+  ASSERT_TRUE(store->PublishNode({"node-c", "http://10.0.0.3:8080", 0, "[]", "[]", "{}"}).ok());
+  now_ += 1000;
+  ASSERT_TRUE(store->PublishNode(a).ok());
+  EXPECT_EQ(store->RemoveNodesSilentFor(1001).value(), 0);
+  now_ += 1;
+  EXPECT_EQ(store->RemoveNodesSilentFor(1001).value(), 1);
+  nodes = other->ListNodes();
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ((*nodes)[0].id, "node-a");
 }
 
 TEST_F(PgStoreTest, UnreachableServerIsUnavailableAndNeverShowsThePassword) {
