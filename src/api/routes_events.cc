@@ -167,9 +167,7 @@ ojson ComputeSnapshot(Context& ctx) {
 
 ojson DashboardSnapshot(Context& ctx) {
   auto& cache = ctx.snapshots;
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = SteadyMillis();
   // Held while computing: streams ticking together wait for one computation.
   std::lock_guard<std::mutex> lock(cache.mu);
   if (cache.at_ms == 0 || now - cache.at_ms >= SnapshotCache::kMaxAgeMs) {

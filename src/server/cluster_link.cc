@@ -32,16 +32,17 @@ Result<std::unique_ptr<ClusterLink>> ClusterLink::Start(const std::string& url,
                                                         const std::string& node, int64_t publish_ms,
                                                         int64_t poll_ms, store::PgJobStore& store,
                                                         ClusterHooks hooks) {
-  // Check the listening connection now: a store that cannot be listened to fails the start.
-  auto probe = store::pg::Connection::Open(url, 10);
-  if (!probe.ok()) return probe.error();
-  if (auto st = ListenTo(**probe); !st) return st.error();
-  probe->reset();
+  // Listening starts now: a store that cannot be listened to fails the start.
+  auto opened = store::pg::Connection::Open(url, 10);
+  if (!opened.ok()) return opened.error();
+  if (auto st = ListenTo(**opened); !st) return st.error();
   std::unique_ptr<ClusterLink> link(
       new ClusterLink(node, publish_ms, poll_ms, store, std::move(hooks)));
   link->Publish();
   ClusterLink* raw = link.get();
-  link->listener_ = std::thread([raw, url] { raw->ListenLoop(url); });
+  link->listener_ = std::thread([raw, url, conn = std::move(opened).value()]() mutable {
+    raw->ListenLoop(url, std::move(conn));
+  });
   link->claimer_ = std::thread([raw] { raw->ClaimLoop(); });
   return link;
 }
@@ -119,8 +120,7 @@ void ClusterLink::ClaimLoop() {
   }
 }
 
-void ClusterLink::ListenLoop(std::string url) {
-  std::unique_ptr<store::pg::Connection> conn;
+void ClusterLink::ListenLoop(std::string url, std::unique_ptr<store::pg::Connection> conn) {
   auto next_publish = Clock::now() + std::chrono::milliseconds(publish_ms_);
   auto next_tick = Clock::now() + std::chrono::seconds(1);
   while (true) {

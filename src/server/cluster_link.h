@@ -27,6 +27,10 @@
 #include "core/result.h"
 #include "store/pg_job_store.h"
 
+namespace steno::store::pg {
+class Connection;
+}  // namespace steno::store::pg
+
 namespace steno::server {
 
 struct ClusterHooks {
@@ -66,7 +70,8 @@ class ClusterLink {
  private:
   ClusterLink(std::string node, int64_t publish_ms, int64_t poll_ms, store::PgJobStore& store,
               ClusterHooks hooks);
-  void ListenLoop(std::string url);
+  // `conn` listens already; reopened (and LISTEN reissued) when it breaks.
+  void ListenLoop(std::string url, std::unique_ptr<store::pg::Connection> conn);
   void ClaimLoop();
   void Publish();
 

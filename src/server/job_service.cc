@@ -328,8 +328,12 @@ struct JobService::Impl {
           held.erase(j.id);
           preclaimed.erase(j.id);
         }
-        if (link) link->WakeClaims();  // room for another job here
-        if (link && j.state == JobState::kPending) link->AnnounceJobs();
+        // Room for another job here; a retried job is claimable by every node.
+        if (link && j.state == JobState::kPending) {
+          link->AnnounceJobs();
+        } else if (link) {
+          link->WakeClaims();
+        }
       }
       if (IsFinal(j.state)) --in_scheduler;
     }
@@ -401,7 +405,7 @@ struct JobService::Impl {
     {
       std::lock_guard<std::mutex> lock(live_mu);
       subscribed = subscribers.count(id) > 0;
-      if (subscribed) remote_seen[id] = SteadyMs();
+      if (subscribed) remote_seen[id] = SteadyMillis();
     }
     bool ours;
     {
@@ -435,7 +439,7 @@ struct JobService::Impl {
   // notification lost while the listening connection was down must not leave them hanging).
   void ResyncRemote() {
     std::vector<std::string> ids;
-    const int64_t now = SteadyMs();
+    const int64_t now = SteadyMillis();
     {
       std::lock_guard<std::mutex> lock(live_mu);
       for (auto it = subscribers.begin(); it != subscribers.end();
@@ -455,12 +459,6 @@ struct JobService::Impl {
       ev.job = *job;
       Deliver(ev);
     }
-  }
-
-  static int64_t SteadyMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
   }
 
   // Hands `ev` to the job's subscribers; a final state ends them.
@@ -1067,7 +1065,7 @@ Result<JobService::Subscription> JobService::Subscribe(const std::string& id,
   }
   if (!more || IsFinal(job->state)) return Subscription(sub);
   s.subscribers.emplace(id, sub);
-  if (s.link) s.remote_seen[id] = Impl::SteadyMs();  // re-read only after 2 s of silence
+  if (s.link) s.remote_seen[id] = SteadyMillis();  // re-read only after 2 s of silence
   // Dropping the handle marks the subscriber done; Notify skips it and the entry goes with the
   // job's final event.
   // The handle may outlive the service: dropping it touches only the subscriber.

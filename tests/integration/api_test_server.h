@@ -208,6 +208,14 @@ inline std::vector<SseEvent> ParseSse(const std::string& text) {
   return out;
 }
 
+// The flags of a node sharing the job store at `url` under the name `node`, then `extra`.
+inline std::vector<std::string> NodeFlags(const std::string& url, const std::string& node,
+                                          const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> flags = {"--store", url, "--node", node};
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  return flags;
+}
+
 inline nlohmann::json JsonOf(const httplib::Result& r) {
   if (!r) {
     ADD_FAILURE() << "no response: " << httplib::to_string(r.error());

@@ -25,10 +25,6 @@ std::vector<std::string> Flags(std::vector<std::string> a, const std::vector<std
   return a;
 }
 
-std::vector<std::string> NodeFlags(const std::string& url, const std::string& node) {
-  return {"--store", url, "--node", node};
-}
-
 const std::vector<std::string> kSimulatedGpu = {"--device", "auto", "--simulate-gpus", "1x8GiB"};
 
 json Cluster(const ApiTestServer& s, const httplib::Headers& headers = {}) {
@@ -121,7 +117,7 @@ std::string DbName(const std::string& url) {
 TEST(ClusterApiTest, TwoNodesListEachOtherAndANodeThatLeavesDropsOut) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
-  ApiTestServer a(Flags(NodeFlags(url, "node-a"), kSimulatedGpu));
+  ApiTestServer a(NodeFlags(url, "node-a", kSimulatedGpu));
   auto b = std::make_unique<ApiTestServer>(NodeFlags(url, "node-b"));
   ASSERT_GT(a.port, 0);
   ASSERT_GT(b->port, 0);
@@ -226,7 +222,7 @@ TEST(ClusterApiTest, ASingleNodeListsItselfAloneAndNeedsTheKey) {
 TEST(ClusterApiTest, DashboardSnapshotHasNodesOnlyOnASharedNode) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
-  ApiTestServer shared(Flags(NodeFlags(url, "node-a"), kSimulatedGpu));
+  ApiTestServer shared(NodeFlags(url, "node-a", kSimulatedGpu));
   ApiTestServer single(kSimulatedGpu);
   ASSERT_GT(shared.port, 0);
   ASSERT_GT(single.port, 0);

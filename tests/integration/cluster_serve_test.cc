@@ -22,10 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> NodeFlags(const std::string& url, const std::string& node) {
-  return {"--store", url, "--node", node};
-}
-
 std::string PostJob(httplib::Client& c) {
   auto r = c.Post("/v1/jobs",
                   httplib::MultipartFormDataItems{FilePart("speech.wav"), Field("model", "tiny"),
@@ -195,24 +191,13 @@ TEST(ClusterServeTest, BadOrUnreachableStoreStopsTheStartWithoutShowingThePasswo
   EXPECT_EQ(unreachable.out.find("listening"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace steno::test
-
-namespace steno::test {
-namespace {
-
 // kill -9 of the node running a job: its lease runs out, the other node requeues the job and
 // runs it; the job completes exactly once (one completed attempt, after the lost one).
 TEST(ClusterServeTest, AKilledNodesJobFinishesOnAnotherExactlyOnce) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
-  auto flags = [&](const std::string& node) {
-    auto f = NodeFlags(url, node);
-    f.insert(f.end(), {"--lease", "3s"});
-    return f;
-  };
-  ApiTestServer a(flags("node-a"));
-  ApiTestServer b(flags("node-b"));
+  ApiTestServer a(NodeFlags(url, "node-a", {"--lease", "3s"}));
+  ApiTestServer b(NodeFlags(url, "node-b", {"--lease", "3s"}));
   auto ca = a.Client();
   auto cb = b.Client();
   // Two minutes of speech: still running when the node is killed.
@@ -246,24 +231,14 @@ TEST(ClusterServeTest, AKilledNodesJobFinishesOnAnotherExactlyOnce) {
   EXPECT_EQ((*attempts)[1].outcome, "completed");
 }
 
-}  // namespace
-}  // namespace steno::test
-
-namespace steno::test {
-namespace {
-
 // Any node streams any job's events: B, which has no model and so never claims, streams the
 // states and segments of a job A runs (they travel by NOTIFY), ending with the final state.
 TEST(ClusterServeTest, EventsOfAJobRunningOnAnotherNodeStreamFromAnyNode) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
   ScopedTempDir empty("steno-cluster");
-  auto a_flags = NodeFlags(url, "node-a");
-  a_flags.insert(a_flags.end(), {"--max-running", "1"});
-  auto b_flags = NodeFlags(url, "node-b");
-  b_flags.insert(b_flags.end(), {"--models-dir", empty.path});
-  ApiTestServer a(a_flags);
-  ApiTestServer b(b_flags);
+  ApiTestServer a(NodeFlags(url, "node-a", {"--max-running", "1"}));
+  ApiTestServer b(NodeFlags(url, "node-b", {"--models-dir", empty.path}));
   auto ca = a.Client();
   auto cb = b.Client();
   // A runs one job at a time: the second is still pending when B's stream opens.
@@ -300,12 +275,6 @@ TEST(ClusterServeTest, EventsOfAJobRunningOnAnotherNodeStreamFromAnyNode) {
   EXPECT_EQ(WaitForJob(cb, JsonOf(first)["id"])["state"], "completed");
 }
 
-}  // namespace
-}  // namespace steno::test
-
-namespace steno::test {
-namespace {
-
 int BusyStreams(httplib::Client& c) {
   int busy = 0;
   const auto runners = JsonOf(c.Get("/v1/runners"));
@@ -319,10 +288,8 @@ TEST(ClusterServeTest, CancelOnOneNodeStopsTheRunOnAnotherAtOnce) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
   ScopedTempDir empty("steno-cluster");
-  auto b_flags = NodeFlags(url, "node-b");
-  b_flags.insert(b_flags.end(), {"--models-dir", empty.path});  // B never claims
   ApiTestServer a(NodeFlags(url, "node-a"));
-  ApiTestServer b(b_flags);
+  ApiTestServer b(NodeFlags(url, "node-b", {"--models-dir", empty.path}));  // B never claims
   auto ca = a.Client();
   auto cb = b.Client();
   // Five minutes of speech: still running long after the cancel.

@@ -45,12 +45,10 @@ constexpr int kCapacity = 3;  // --max-running of every node
 // server's --device cpu), a bounded number of running jobs, room for every test's queue.
 std::unique_ptr<ApiTestServer> StartNode(const std::string& url, const std::string& node,
                                          std::vector<std::string> extra = {}) {
-  std::vector<std::string> flags = {"--store",         url,
-                                    "--node",          node,
-                                    "--device",        "auto",
-                                    "--simulate-gpus", "1x8GiB",
-                                    "--max-running",   std::to_string(kCapacity),
-                                    "--max-queue",     "1000"};
+  std::vector<std::string> flags =
+      NodeFlags(url, node,
+                {"--device", "auto", "--simulate-gpus", "1x8GiB", "--max-running",
+                 std::to_string(kCapacity), "--max-queue", "1000"});
   flags.insert(flags.end(), extra.begin(), extra.end());
   auto server = std::make_unique<ApiTestServer>(flags);
   if (server->port <= 0) return server;
