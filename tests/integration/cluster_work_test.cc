@@ -162,19 +162,6 @@ int64_t Finished(store::PgJobStore& jobs) {
   return CountIn(jobs, {JobState::kCompleted, JobState::kFailed, JobState::kCancelled});
 }
 
-// Waits (2 min at most) until `finished` jobs are final and `node` is transcribing one.
-bool MidRun(store::PgJobStore& jobs, const std::string& node, int64_t finished) {
-  return PollUntil(
-      [&] {
-        store::JobFilter processing;
-        processing.states = {JobState::kProcessing};
-        processing.lease_owner = node;
-        auto page = jobs.List(processing);
-        return Finished(jobs) >= finished && page.ok() && !page->jobs.empty();
-      },
-      std::chrono::seconds(120));
-}
-
 // Every job `owner` holds (loading or processing) right now.
 std::vector<Job> HeldBy(store::PgJobStore& jobs, const std::string& owner) {
   store::JobFilter filter;
@@ -184,6 +171,22 @@ std::vector<Job> HeldBy(store::PgJobStore& jobs, const std::string& owner) {
   auto page = jobs.List(filter);
   EXPECT_TRUE(page.ok()) << page.error().message;
   return page.ok() ? page->jobs : std::vector<Job>{};
+}
+
+// Waits (2 min at most) until `finished` jobs are final and `node` is surely mid-job: it began
+// transcribing one less than half a second ago (a job takes seconds), so what follows (a kill, a
+// SIGTERM) cannot race that job's end.
+bool MidJob(store::PgJobStore& jobs, const std::string& node, int64_t finished) {
+  return PollUntil(
+      [&] {
+        if (Finished(jobs) < finished) return false;
+        const int64_t now = jobs.Now();
+        const auto held = HeldBy(jobs, node);
+        return std::any_of(held.begin(), held.end(), [&](const Job& j) {
+          return j.state == JobState::kProcessing && now - j.started_ms < 500;
+        });
+      },
+      std::chrono::seconds(120));
 }
 
 std::vector<Job> AllJobs(store::PgJobStore& jobs) {
@@ -364,7 +367,7 @@ TEST(ClusterWorkTest, KilledNodesJobsFinishOnTheOthersExactlyOnce) {
   const auto ids = SubmitSpread({a.get(), b.get(), c.get()}, clip, 60);
   ASSERT_EQ(ids.size(), 60u);
   // Mid-run: some jobs done, A transcribing.
-  ASSERT_TRUE(MidRun(*jobs, "node-a", 6)) << "node-a never ran a job; finished " << Finished(*jobs);
+  ASSERT_TRUE(MidJob(*jobs, "node-a", 6)) << "node-a never ran a job; finished " << Finished(*jobs);
   ASSERT_LT(Finished(*jobs), 50) << "the run ended before the kill";
   const int64_t kill_ms = jobs->Now();
   a->Signal(SIGKILL);
@@ -461,7 +464,8 @@ TEST(ClusterWorkTest, GracefulLeaveHandsJobsBack) {
   const auto start = std::chrono::steady_clock::now();
   const auto ids = SubmitSpread({a.get(), b.get(), c.get()}, clip, 45);
   ASSERT_EQ(ids.size(), 45u);
-  ASSERT_TRUE(MidRun(*jobs, "node-a", 3)) << "node-a never ran a job; finished " << Finished(*jobs);
+  // SIGTERM while A is surely mid-job.
+  ASSERT_TRUE(MidJob(*jobs, "node-a", 3)) << "node-a never ran a job; finished " << Finished(*jobs);
   ASSERT_LT(Finished(*jobs), 40) << "the run ended before the SIGTERM";
   std::set<std::string> held_before;
   for (const auto& j : HeldBy(*jobs, "node-a")) held_before.insert(j.id);
