@@ -567,25 +567,20 @@ struct JobService::Impl {
   }
 
   // The claim loop (shared store): while the scheduler can start a job of a model that has
-  // pending jobs, claim the first of them in queue order (FOR UPDATE SKIP LOCKED: nodes never get
+  // jobs due, claim the first of them in queue order (FOR UPDATE SKIP LOCKED: nodes never get
   // the same job) and hand it to the scheduler already claimed. A node therefore holds only jobs
-  // it runs now; the rest stay pending for whichever node has room.
+  // it runs now; the rest stay pending for whichever node has room. Every model with a job due
+  // is considered, so a long queue of jobs no node here can run does not hide the others.
   void ClaimPlaceable() {
     while (admitting) {
-      store::JobFilter filter;
-      filter.states = {JobState::kPending};
-      filter.order = store::ListOrder::kQueueOrder;
-      filter.limit = 200;
-      auto pending = jobs->List(filter);
+      auto pending = jobs->PendingByModel();
       if (!pending.ok()) {
         spdlog::warn("claim: cannot read the queue: {}", pending.error().message);
         return;
       }
       std::vector<std::string> models;
-      for (const Job& j : pending->jobs) {
-        if (std::find(models.begin(), models.end(), j.model) == models.end()) {
-          models.push_back(j.model);
-        }
+      for (const store::PendingModel& m : *pending) {
+        if (m.due > 0) models.push_back(m.model);
       }
       if (models.empty()) return;
       auto placeable = WithRuntime([&](Runtime& rt) { return rt.scheduler().Placeable(models); },
@@ -663,8 +658,11 @@ struct JobService::Impl {
   // job of the cluster (what each node runs is bounded by its room, not by this bound).
   size_t QueueLength() {
     if (link) {
-      auto counts = jobs->Count();
-      return counts.ok() ? static_cast<size_t>((*counts)[JobState::kPending]) : 0;
+      auto pending = jobs->PendingByModel();
+      if (!pending.ok()) return 0;
+      int64_t n = 0;
+      for (const store::PendingModel& m : *pending) n += m.pending;
+      return static_cast<size_t>(n);
     }
     return static_cast<size_t>(std::max<int64_t>(0, in_scheduler.load()));
   }

@@ -106,6 +106,13 @@ struct JobCounts {
   int64_t operator[](JobState s) const { return by_state[static_cast<size_t>(s)]; }
 };
 
+// The pending jobs of one model: all of them, and those due now (not held back by a backoff).
+struct PendingModel {
+  std::string model;
+  int64_t pending = 0;
+  int64_t due = 0;
+};
+
 // Memory one loaded model takes on one kind of device, as measured by a runner. The scheduler's
 // estimator prefers these over estimates from the model file.
 struct ModelFootprint {
@@ -125,6 +132,9 @@ class JobStore {
   virtual Result<Job> Get(const std::string& id) = 0;
   virtual Result<JobPage> List(const JobFilter& filter) = 0;
   virtual Result<JobCounts> Count() = 0;
+  // Pending jobs per model (models with none are left out), by model name. Reads only pending
+  // rows, so it stays cheap however many finished jobs the store keeps.
+  virtual Result<std::vector<PendingModel>> PendingByModel() = 0;
   // The stored result of a completed job. kErrResultNotFound if it has none (yet).
   virtual Result<std::string> GetResult(const std::string& id) = 0;
   // The job's runs, oldest first (empty for a job never claimed). kErrJobNotFound if no such job.

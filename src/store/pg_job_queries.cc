@@ -99,6 +99,20 @@ Result<JobCounts> PgJobStore::Count() {
   return counts;
 }
 
+Result<std::vector<PendingModel>> PgJobStore::PendingByModel() {
+  std::lock_guard lock(mu_);
+  auto rows = conn_->Query(
+      "SELECT model, count(*), count(*) FILTER (WHERE not_before_ms <= $1) FROM jobs "
+      "WHERE state = 'pending' GROUP BY model ORDER BY model",
+      {P(Now())});
+  if (!rows.ok()) return rows.error();
+  std::vector<PendingModel> out;
+  for (int r = 0; r < rows->size(); ++r) {
+    out.push_back({rows->Text(r, 0), rows->Int(r, 1), rows->Int(r, 2)});
+  }
+  return out;
+}
+
 Result<std::string> PgJobStore::GetResult(const std::string& id) {
   std::lock_guard lock(mu_);
   // One statement: the job's state explains a missing result, from the same snapshot.

@@ -75,6 +75,7 @@ class PgJobStore final : public JobStore {
   Result<Job> Get(const std::string& id) override;
   Result<JobPage> List(const JobFilter& filter) override;
   Result<JobCounts> Count() override;
+  Result<std::vector<PendingModel>> PendingByModel() override;
   Result<std::string> GetResult(const std::string& id) override;
   Result<std::vector<AttemptRecord>> Attempts(const std::string& id) override;
 

@@ -79,6 +79,23 @@ Result<JobCounts> SqliteJobStore::Count() {
   return counts;
 }
 
+Result<std::vector<PendingModel>> SqliteJobStore::PendingByModel() {
+  auto conn = readers_->Acquire();
+  auto stmt = conn.db().Prepare(
+      "SELECT model, count(*), sum(not_before_ms <= ?) FROM jobs WHERE state = 'pending' "
+      "GROUP BY model ORDER BY model");
+  if (!stmt.ok()) return stmt.error();
+  stmt->Bind(1, Now());
+  std::vector<PendingModel> out;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    out.push_back({stmt->Text(0), stmt->Int(1), stmt->Int(2)});
+  }
+  return out;
+}
+
 Result<std::string> SqliteJobStore::GetResult(const std::string& id) {
   auto conn = readers_->Acquire();
   // One snapshot for both statements: the job's state below explains the result missing above.

@@ -1,8 +1,9 @@
 // Several `steno serve` nodes sharing one private PostgreSQL (--store postgres://...): a job
 // submitted to one node is read, with its result, from another; a node runs a job whose upload
 // it never received, fetching it from PostgreSQL; the job of a node killed with SIGKILL finishes,
-// once, on another after its lease ran out; a bad or unreachable store stops the start with a
-// message that never shows the password.
+// once, on another after its lease ran out; jobs of a model a node lacks neither hide its own
+// jobs nor reach it; a bad or unreachable store stops the start with a message that never shows
+// the password.
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -169,6 +170,46 @@ TEST(ClusterServeTest, NodeRunsAJobWhoseUploadItNeverReceived) {
   auto got = ReadFileBytes(copy);
   EXPECT_TRUE(got == bytes) << "the fetched upload differs from the original";
   EXPECT_EQ(jobs->Attempts(id)->at(0).owner, "node-b");
+}
+
+// 250 older jobs of a model this node lacks (other nodes' work) neither hide its own job from
+// it nor get claimed by it; the queue bound counts them (the cluster's pending jobs).
+TEST(ClusterServeTest, JobsThisNodeCannotRunNeitherHideNorReachIt) {
+  const std::string url = FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
+  auto jobs = OpenPgJobStore(url);
+  ASSERT_TRUE(jobs);
+  store::NewJob other;
+  other.model = "large-v3";  // not in this node's models directory
+  other.blob_digest = std::string(64, 'a');
+  std::vector<std::string> others;
+  for (int i = 0; i < 250; ++i) {
+    auto inserted = jobs->Insert(other);
+    ASSERT_TRUE(inserted.ok()) << inserted.error().message;
+    others.push_back(inserted->job.id);
+  }
+  ApiTestServer a(NodeFlags(url, "node-a", {"--max-queue", "251"}));
+  ASSERT_GT(a.port, 0);
+  auto ca = a.Client();
+  const std::string id = PostJob(ca);
+  ASSERT_FALSE(id.empty());
+  auto done = WaitForJob(ca, id);
+  EXPECT_EQ(done["state"], "completed") << done.dump();
+  for (const auto& o : others) {
+    auto job = jobs->Get(o);
+    ASSERT_TRUE(job.ok());
+    EXPECT_EQ(job->state, JobState::kPending) << o;
+    EXPECT_TRUE(jobs->Attempts(o)->empty()) << o << " was claimed by a node without its model";
+  }
+
+  // 251 pending in the cluster: the bound is reached, whichever node holds them.
+  ASSERT_TRUE(jobs->Insert(other).ok());
+  auto full = ca.Post(
+      "/v1/jobs", httplib::MultipartFormDataItems{FilePart("speech.wav"), Field("model", "tiny")});
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->status, 503) << full->body;
+  EXPECT_EQ(JsonOf(full)["error"]["code"], "queue_full") << full->body;
+  EXPECT_FALSE(full->get_header_value("Retry-After").empty());
 }
 
 TEST(ClusterServeTest, BadOrUnreachableStoreStopsTheStartWithoutShowingThePassword) {

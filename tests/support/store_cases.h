@@ -444,6 +444,45 @@ TEST_P(StoreCases, ListFiltersByStateOwnerAndCountsByState) {
   EXPECT_EQ((*counts)[JobState::kCompleted], 0);
 }
 
+TEST_P(StoreCases, PendingByModelCountsPendingAndDueJobsOnly) {
+  auto empty = store_->PendingByModel();
+  ASSERT_TRUE(empty.ok()) << empty.error().message;
+  EXPECT_TRUE(empty->empty());
+  Job small1 = Submit("small");
+  Submit("small");
+  Job big = Submit("big");
+  Job held = Submit("big");
+  Submit("big");
+  Job done = Submit("other");
+  ASSERT_TRUE(store_->Claim({"w1", 1000, held.id, {}}).ok());
+  ASSERT_TRUE(store_->Claim({"w1", 1000, done.id, {}}).ok());
+  ASSERT_TRUE(store_->Complete(done.id, "w1", "{}").ok());
+  // A retry waiting out its backoff is pending but not due.
+  ASSERT_TRUE(store_->Claim({"w1", 1000, small1.id, {}}).ok());
+  ASSERT_TRUE(
+      store_->Requeue({small1.id, "w1", Error(ErrorKind::kOutOfMemory, "oom", "no VRAM"), 500})
+          .ok());
+  ASSERT_TRUE(store_->Cancel(big.id).ok());
+
+  auto models = store_->PendingByModel();
+  ASSERT_TRUE(models.ok()) << models.error().message;
+  ASSERT_EQ(models->size(), 2u);  // "other" has none pending
+  EXPECT_EQ((*models)[0].model, "big");
+  EXPECT_EQ((*models)[0].pending, 1);
+  EXPECT_EQ((*models)[0].due, 1);
+  EXPECT_EQ((*models)[1].model, "small");
+  EXPECT_EQ((*models)[1].pending, 2);
+  EXPECT_EQ((*models)[1].due, 1);
+  now_ += 500;
+  models = store_->PendingByModel();
+  ASSERT_TRUE(models.ok());
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_EQ((*models)[1].due, 2) << "the backoff ended";
+  auto counts = store_->Count();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ((*counts)[JobState::kPending], 3);
+}
+
 TEST_P(StoreCases, FootprintsAreUpsertedPerModelAndDevice) {
   EXPECT_FALSE(store_->GetFootprint("base", "cpu")->has_value());
   ASSERT_TRUE(store_->PutFootprint({"base", "NVIDIA H100", 150, 40, 0}).ok());
