@@ -16,9 +16,10 @@ bool IsUndecodableAudio(std::string_view code) {
   return kCodes.count(code) > 0;
 }
 
-// Store codes that mean "the job is in a state that does not allow this" (409).
+// Codes that mean "the job (or node) is in a state that does not allow this" (409).
 bool IsConflict(std::string_view code) {
-  return code == "job_finished" || code == "bad_transition" || code == "lease_not_held";
+  return code == "job_finished" || code == "bad_transition" || code == "lease_not_held" ||
+         code == "node_live" || code == "node_is_self";
 }
 
 int StatusFor(const Error& e) {

@@ -12,6 +12,10 @@
 // for an hour.
 // On the single-node SQLite store the list is this node alone, described now. A store that
 // cannot be read answers 503.
+//
+// DELETE /v1/cluster/nodes/{id}: removes a node that stopped publishing (live false) now rather
+// than after the hour: 200 {"id", "object": "cluster.node", "deleted": true}; 404 node_not_found;
+// 409 node_live (still publishing) or node_is_self; 400 not_shared on the SQLite store.
 #include "api/routes.h"
 
 namespace steno::api {
@@ -83,6 +87,12 @@ void Cluster(Context& ctx, Call& call) {
             {"nodes", std::move(*nodes)}});
 }
 
+void ForgetNode(Context& ctx, Call& call) {
+  const std::string& id = call.params[0];
+  if (auto st = ctx.service.ForgetNode(id); !st) return SendError(call.res, FromError(st.error()));
+  SendJson(call.res, 200, {{"id", id}, {"object", "cluster.node"}, {"deleted", true}});
+}
+
 }  // namespace
 
 Result<ojson> ClusterNodesJson(Context& ctx) {
@@ -100,6 +110,7 @@ Result<ojson> ClusterNodesJson(Context& ctx) {
 
 void AddClusterRoutes(ApiRouter& router, Context& ctx) {
   router.Add("GET", "/v1/cluster", [&ctx](Call& c) { Cluster(ctx, c); });
+  router.Add("DELETE", "/v1/cluster/nodes/{id}", [&ctx](Call& c) { ForgetNode(ctx, c); });
 }
 
 }  // namespace steno::api

@@ -1184,6 +1184,28 @@ Result<std::vector<JobService::ClusterNode>> JobService::Nodes() {
   return out;
 }
 
+Status JobService::ForgetNode(const std::string& id) {
+  if (id == impl_->options.node) {
+    return Error(ErrorKind::kBadInput, "node_is_self",
+                 "node " + id + " is this node; stop it to take it out of the cluster");
+  }
+  auto nodes = Nodes();
+  if (!nodes.ok()) return nodes.error();
+  auto it = std::find_if(nodes->begin(), nodes->end(),
+                         [&](const ClusterNode& n) { return n.info.id == id; });
+  if (it == nodes->end()) {
+    return Error(ErrorKind::kNotFound, "node_not_found", "no node " + id + " in the cluster");
+  }
+  if (it->live) {
+    return Error(ErrorKind::kBadInput, "node_live",
+                 "node " + id + " published itself " + std::to_string(it->age_ms) +
+                     " ms ago; stop it first (a live node lists itself again)");
+  }
+  if (auto st = impl_->pg->RemoveNode(id); !st) return st;
+  spdlog::info("node {} removed from the cluster (silent for {} s)", id, it->age_ms / 1000);
+  return {};
+}
+
 void JobService::StopAdmitting() {
   impl_->admitting = false;
   std::lock_guard<std::mutex> lock(impl_->runtime_mu);

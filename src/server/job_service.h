@@ -187,6 +187,11 @@ class JobService {
   // Every node sharing the queue, by id, this one included (a node that left gracefully removed
   // itself). kBadInput "not_shared" on the single-node store.
   Result<std::vector<ClusterNode>> Nodes();
+  // Removes a node that stopped publishing (killed, its machine gone) from the nodes table now
+  // rather than after an hour; its jobs were requeued when their leases ran out. kNotFound
+  // "node_not_found"; kBadInput "node_live" for a node still publishing (it would list itself
+  // again) or "node_is_self" for this one; kBadInput "not_shared" on the single-node store.
+  Status ForgetNode(const std::string& id);
 
   // After this, Submit fails with kUnavailable "shutting_down" (/readyz fails).
   void StopAdmitting();

@@ -1,8 +1,11 @@
 // GET /v1/cluster and the dashboard's "nodes" against real `steno serve` processes: two nodes on
 // one private PostgreSQL list each other (one "self" each, the URL each listens on, the devices
-// each published) and a node that stops gracefully drops out of the list; a single node (SQLite)
+// each published) and a node that stops gracefully drops out of the list; a killed node is
+// removed on request (DELETE /v1/cluster/nodes/{id}), a live one is not; a single node (SQLite)
 // lists itself alone; the /v1/events snapshot carries "nodes" only on a node sharing its store;
 // a nodes table that cannot be read answers 503 (and "nodes_error" in the snapshot).
+#include <signal.h>
+
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -183,6 +186,52 @@ TEST(ClusterApiTest, TwoNodesListEachOtherAndANodeThatLeavesDropsOut) {
   EXPECT_EQ(after["nodes"][0]["self"], true);
 }
 
+// A killed node stays listed, not live; DELETE /v1/cluster/nodes/{id} removes it at once, and
+// refuses a node that still publishes, this node, and a node that is not there.
+TEST(ClusterApiTest, ASilentNodeIsRemovedOnRequestButNotALiveOne) {
+  const std::string url = FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
+  // A short lease: node-a counts a node silent for 6 s (3 publish periods) as not live.
+  ApiTestServer a(NodeFlags(url, "node-a", {"--lease", "3s"}));
+  auto b = std::make_unique<ApiTestServer>(NodeFlags(url, "node-b"));
+  ASSERT_GT(a.port, 0);
+  ASSERT_GT(b->port, 0);
+  const std::vector<std::string> both = {"node-a", "node-b"};
+  ASSERT_EQ(Ids(ClusterListing(a, both, std::chrono::seconds(10))), both);
+  auto ca = a.Client();
+  auto Delete = [&](const std::string& id, int status, const std::string& code) {
+    auto r = ca.Delete("/v1/cluster/nodes/" + id);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status) << id << ": " << r->body;
+    const json body = JsonOf(r);
+    if (code.empty()) {
+      EXPECT_EQ(body["id"], id) << r->body;
+      EXPECT_EQ(body["deleted"], true) << r->body;
+    } else {
+      EXPECT_EQ(body["error"]["code"], code) << r->body;
+    }
+  };
+  Delete("node-b", 409, "node_live");
+  Delete("node-a", 409, "node_is_self");
+  Delete("node-x", 404, "node_not_found");
+  EXPECT_EQ(Ids(Cluster(a)), both) << "a refused removal changed the list";
+
+  b->Signal(SIGKILL);
+  b->Stop();
+  b.reset();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        const json cluster = Cluster(a);
+        const json* nb = NodeById(cluster, "node-b");
+        return nb && (*nb)["live"] == false;
+      },
+      std::chrono::seconds(20)))
+      << Cluster(a).dump();
+  Delete("node-b", 200, "");
+  EXPECT_EQ(Ids(Cluster(a)), std::vector<std::string>{"node-a"});
+  Delete("node-b", 404, "node_not_found");
+}
+
 TEST(ClusterApiTest, ASingleNodeListsItselfAloneAndNeedsTheKey) {
   ApiTestServer s(Flags({"--api-key", "sk-cluster-test"}, kSimulatedGpu));
   ASSERT_GT(s.port, 0);
@@ -206,6 +255,11 @@ TEST(ClusterApiTest, ASingleNodeListsItselfAloneAndNeedsTheKey) {
   EXPECT_EQ(n["url"], s.Url());
   EXPECT_TRUE(HasDeviceOfTotal(n, k8GiB)) << n.dump();
   EXPECT_TRUE(n["runners"].is_array());
+  // There is no other node to remove.
+  auto removal = c.Delete("/v1/cluster/nodes/other", key);
+  ASSERT_TRUE(removal);
+  EXPECT_EQ(removal->status, 400) << removal->body;
+  EXPECT_EQ(JsonOf(removal)["error"]["code"], "not_shared");
   EXPECT_EQ(n["ledger"]["running"], 0);
   EXPECT_EQ(n["ledger"]["queued"], 0);
   EXPECT_EQ(n["ledger"]["admitting"], true);
