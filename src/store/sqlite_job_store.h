@@ -4,11 +4,11 @@
 // survives power loss as well as a crash. The schema is migrated on open (sqlite_migrations.h).
 //
 // Connections: one writer, behind a mutex, runs every call that changes something (each in one
-// transaction, fsynced on commit); reads (Get, List, Count, GetResult, Attempts, GetFootprint,
-// ListFootprints, ReferencedBlobs) run on a pool of read-only connections (sqlite_read_pool.h),
-// so they never wait behind a write and its fsync. WAL gives each read the last committed state:
-// a read that starts after a write returned sees it. A read that needs two statements reads them
-// in one snapshot.
+// transaction, fsynced on commit); reads (Get, List, Count, PendingByModel, GetResult, Attempts,
+// GetFootprint, ListFootprints, ReferencedBlobs) run on a pool of read-only connections
+// (sqlite_read_pool.h), so they never wait behind a write and its fsync. WAL gives each read the
+// last committed state: a read that starts after a write returned sees it. A read that needs two
+// statements reads them in one snapshot.
 //
 // Exactly one process owns the queue: with `own_queue` (the default) Open takes an exclusive
 // lock on DATA_DIR/steno.db.lock, and since no other process can then hold a lease, every job
