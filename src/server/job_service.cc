@@ -1,19 +1,16 @@
 #include "server/job_service.h"
 
+#include "server/job_service_impl.h"
+
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
-#include <variant>
 
 #include <whisper.h>
 
@@ -23,11 +20,7 @@
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
 #include "sched/job_queue.h"
-#include "server/cluster_link.h"
 #include "store/data_dir.h"
-#include "store/open_job_store.h"
-#include "store/pg_blob_store.h"
-#include "store/pg_connection.h"
 
 namespace steno::server {
 namespace {
@@ -77,660 +70,69 @@ Status ValidateParams(const JobParams& p) {
   return {};
 }
 
-// One item for the writer thread: a scheduler change to apply to the store, or a footprint.
-using WriteItem = std::variant<sched::JobUpdate, sched::FootprintUpdate>;
-
-struct Subscriber {
-  std::function<bool(const JobEvent&)> fn;
-  // Held while `fn` runs: once the handle is dropped (done set under it), fn is never called
-  // again, so it may refer to things that die with the handle's owner.
-  std::mutex mu;
-  bool done = false;
-  // The last state it was shown: a state read at Subscribe time is not repeated when its
-  // (already written) event arrives.
-  JobState last_state = JobState::kPending;
-  int last_attempt = 0;
-
-  // A job's states in one attempt only move forward.
-  static int Rank(JobState s) { return IsFinal(s) ? 3 : static_cast<int>(s); }
-
-  bool Deliver(const JobEvent& ev) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (done) return false;
-    if (ev.kind == JobEvent::Kind::kState) {
-      if (ev.job.state == last_state && ev.job.attempt == last_attempt) return true;
-      // Shown already (events of another node, and a re-read of the store, may cross).
-      if (ev.job.attempt < last_attempt ||
-          (ev.job.attempt == last_attempt && Rank(ev.job.state) < Rank(last_state))) {
-        return true;
-      }
-      last_state = ev.job.state;
-      last_attempt = ev.job.attempt;
-    }
-    if (!fn(ev)) done = true;
-    return !done;
-  }
-};
-
 }  // namespace
 
-struct JobService::Impl {
-  ServiceOptions options;
-  std::unique_ptr<store::JobStore> jobs;
-  std::optional<store::BlobStore> blobs;  // this node's files (runners read them)
-  // With a shared store (--store postgres://...): the uploads every node can fetch; null on the
-  // single-node SQLite store.
-  std::unique_ptr<store::PgBlobStore> shared_blobs;
-  store::PgJobStore* pg = nullptr;  // `jobs` on a shared store (nodes table)
-  std::mutex describe_mu;
-  NodeDescriber describe;
-  // Jobs this node holds a lease on, and runs this node gave up because the store says they are
-  // not ours (another node claimed the job, or our lease was lost): their scheduler outcome is
-  // not written to the store.
-  std::mutex held_mu;
-  std::set<std::string> held;
-  std::set<std::string> dropped;
-  // Claimed by the claim loop and handed to the scheduler: its pending → loading is not claimed
-  // again.
-  std::set<std::string> preclaimed;
-  // Shared store: notifications, the claim loop, the nodes table (null on the SQLite store).
-  std::unique_ptr<ClusterLink> link;
-  // Jobs streamed here that run on another node: when their last event from it came (steady ms).
-  std::map<std::string, int64_t> remote_seen;
-  ServiceMetrics metrics;
-  std::unique_ptr<Runtime> runtime;
-  // Guards `runtime` against the writer while the destructor tears it down; `discard` is set
-  // then too: the runs a shutdown cuts short go back to pending, they are not failures.
-  std::mutex runtime_mu;
-  bool discard = false;
-  size_t queue_bound = 0;  // pending + running jobs the service accepts
+bool JobService::Impl::HasDevice(const std::string& device) {
+  if (device.empty() || device == "auto") return true;
+  auto snapshot = WithRuntime([](Runtime& rt) { return rt.scheduler().Snapshot(); },
+                              sched::SchedulerSnapshot{});
+  return std::any_of(snapshot.devices.begin(), snapshot.devices.end(),
+                     [&](const sched::DeviceLedger& d) { return d.name == device; });
+}
 
-  std::atomic<bool> admitting{true};
-  // Serialises the queue-capacity check with the insert, so the bound is exact.
-  std::mutex submit_mu;
-  std::atomic<int64_t> in_scheduler{0};  // submitted to the scheduler, not final yet
-  std::atomic<int64_t> mean_job_ms{0};
+Status JobService::Impl::Schedule(const Job& job) {
+  sched::SubmitRequest r;
+  r.job = job;
+  if (shared_blobs) {
+    // Uploaded on another node, perhaps: runners read a local file.
+    auto path = shared_blobs->Materialise(*blobs, job.blob_digest);
+    if (!path.ok()) return path.error();
+    r.audio_path = *path;
+  } else {
+    r.audio_path = blobs->PathOf(job.blob_digest);
+  }
+  ++in_scheduler;
+  auto st = WithRuntime([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
+                        Status(ShuttingDown()));
+  if (!st) --in_scheduler;
+  return st;
+}
 
-  // Writer thread: applies scheduler changes to the store in order, then tells subscribers.
-  std::mutex mu;
-  std::condition_variable cv;        // work for the writer, or stop
-  std::condition_variable final_cv;  // some job became final (Wait)
-  std::deque<WriteItem> writes;
-  bool stop = false;
-  std::thread writer;
-  std::thread heartbeat;
-  std::condition_variable heartbeat_cv;
+size_t JobService::Impl::QueueLength() {
+  if (link) {
+    auto pending = jobs->PendingByModel();
+    if (!pending.ok()) return 0;
+    int64_t n = 0;
+    for (const store::PendingModel& m : *pending) n += m.pending;
+    return static_cast<size_t>(n);
+  }
+  return static_cast<size_t>(std::max<int64_t>(0, in_scheduler.load()));
+}
 
-  // Live jobs' segments so far (a late subscriber gets them first), and subscribers.
-  std::mutex live_mu;
-  std::map<std::string, std::vector<nlohmann::json>> segments;
-  std::multimap<std::string, std::shared_ptr<Subscriber>> subscribers;
-
-  // JobService::Live: per job, newest last; the oldest entries go past kLiveKept.
-  static constexpr size_t kLiveKept = 2000;
-  mutable std::mutex info_mu;
-  std::map<std::string, LiveInfo> live_info;
-  std::deque<std::string> live_order;
-
-  std::mutex incident_mu;
-  std::function<void(const RunnerIncident&)> incident_listener;
-
-  template <class F>
-  void UpdateLive(const std::string& id, F update) {
-    std::lock_guard<std::mutex> lock(info_mu);
-    auto [it, added] = live_info.try_emplace(id);
-    update(it->second);
-    if (!added) return;
-    live_order.push_back(id);
-    if (live_order.size() > kLiveKept) {
-      live_info.erase(live_order.front());
-      live_order.pop_front();
+Result<store::BlobInfo> JobService::Impl::CopyIntoBlobs(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error(ErrorKind::kBadInput, "file_not_found", "cannot open " + path);
+  }
+  auto w = blobs->Begin();
+  if (!w.ok()) return w.error();
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) {
+      if (auto st = w->Append(std::string_view(buf.data(), in.gcount())); !st) return st.error();
     }
   }
+  if (in.bad()) return Error(ErrorKind::kIo, "read_failed", "cannot read " + path);
+  return w->Commit();
+}
 
-  void Incident(const RunnerIncident& incident) {
-    std::lock_guard<std::mutex> lock(incident_mu);
-    if (incident_listener) incident_listener(incident);
-  }
-
-  void Enqueue(WriteItem item) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      writes.push_back(std::move(item));
-    }
-    cv.notify_one();
-  }
-
-  void WriterLoop() {
-    std::unique_lock<std::mutex> lock(mu);
-    while (true) {
-      cv.wait(lock, [&] { return stop || !writes.empty(); });
-      if (writes.empty()) break;  // stop, and everything written
-      WriteItem item = std::move(writes.front());
-      writes.pop_front();
-      lock.unlock();
-      if (auto* u = std::get_if<sched::JobUpdate>(&item)) {
-        bool discard_now;
-        {
-          std::lock_guard<std::mutex> l(runtime_mu);
-          discard_now = discard;
-        }
-        if (!discard_now) Apply(*u);
-      } else {
-        const auto& f = std::get<sched::FootprintUpdate>(item);
-        if (auto st =
-                jobs->PutFootprint({f.model, f.device_name, f.weights_bytes, f.stream_bytes, 0});
-            !st) {
-          spdlog::warn("could not store footprint of {}: {}", f.model, st.error().message);
-        }
-      }
-      lock.lock();
-    }
-  }
-
-  // Stops this node's run of a job the store no longer gives it. With `drop`, the run's outcome
-  // is not written (the job is someone else's now); without, it is (a user's cancel: a no-op).
-  void CancelRun(const std::string& id, bool drop) {
-    if (drop) {
-      std::lock_guard<std::mutex> l(held_mu);
-      held.erase(id);
-      dropped.insert(id);
-    }
-    std::lock_guard<std::mutex> l(runtime_mu);
-    if (runtime && !discard) runtime->scheduler().Post(sched::event::Cancel{id, [](Status) {}});
-  }
-
-  // True for every update of a run CancelRun dropped, up to its end there (final or requeued).
-  bool TakeDropped(const sched::JobUpdate& u) {
-    std::lock_guard<std::mutex> l(held_mu);
-    auto it = dropped.find(u.job.id);
-    if (it == dropped.end()) return false;
-    if (u.kind == sched::JobUpdate::Kind::kState &&
-        (IsFinal(u.job.state) || u.job.state == JobState::kPending)) {
-      dropped.erase(it);
-    }
-    return true;
-  }
-
-  // One scheduler change, made durable, then shown to subscribers.
-  void Apply(const sched::JobUpdate& u) {
-    const Job& j = u.job;
-    const std::string& owner = options.node;
-    if (TakeDropped(u)) {
-      if (IsFinal(j.state)) --in_scheduler;
-      std::lock_guard<std::mutex> lock(mu);
-      final_cv.notify_all();
-      return;
-    }
-    Status st;
-    if (u.kind == sched::JobUpdate::Kind::kState) {
-      switch (j.state) {
-        case JobState::kLoading: {
-          {
-            std::lock_guard<std::mutex> l(held_mu);
-            if (preclaimed.erase(j.id) > 0) break;  // the claim loop claimed it
-          }
-          store::ClaimRequest claim;
-          claim.owner = owner;
-          claim.lease_ms = options.lease_ms;
-          claim.job_id = j.id;
-          auto claimed = jobs->Claim(claim);
-          if (!claimed.ok()) {
-            st = claimed.error();
-          } else if (*claimed) {
-            std::lock_guard<std::mutex> l(held_mu);
-            held.insert(j.id);
-          } else {
-            // Not pending in the store any more: a user cancelled it a moment ago, or (on a
-            // shared store) another node claimed it first.
-            auto now = jobs->Get(j.id);
-            const bool cancelled = now.ok() && now->state == JobState::kCancelled;
-            spdlog::info("job {} is no longer pending in the store ({}); cancelling its run here",
-                         j.id, now.ok() ? JobStateName(now->state) : "gone");
-            CancelRun(j.id, /*drop=*/!cancelled);
-            if (!cancelled) return;
-          }
-          break;
-        }
-        case JobState::kProcessing: st = jobs->MarkProcessing(j.id, owner); break;
-        case JobState::kCompleted:
-          st = jobs->Complete(j.id, owner, u.payload.dump());
-          if (j.finished_ms > j.started_ms && j.started_ms > 0) {
-            const int64_t d = j.finished_ms - j.started_ms;
-            const int64_t m = mean_job_ms.load();
-            mean_job_ms = m == 0 ? d : (m * 7 + d) / 8;
-          }
-          break;
-        case JobState::kFailed:
-          st = jobs->Fail(j.id, owner,
-                          j.error.value_or(Error(ErrorKind::kInternal, "failed", "failed")));
-          break;
-        case JobState::kCancelled: {
-          auto c = jobs->Cancel(j.id);
-          if (!c.ok()) st = c.error();
-          break;
-        }
-        case JobState::kPending: {
-          store::RequeueRequest r;
-          r.id = j.id;
-          r.owner = owner;
-          r.reason = j.error;
-          // The scheduler times the backoff itself; a store delay could make its claim of the
-          // retry (a few ms early by the other clock) find the job not yet claimable.
-          r.delay_ms = 0;
-          st = jobs->Requeue(r);
-          break;
-        }
-      }
-      if (IsFinal(j.state) || j.state == JobState::kPending) {
-        {
-          std::lock_guard<std::mutex> l(held_mu);
-          held.erase(j.id);
-          preclaimed.erase(j.id);
-        }
-        // Room for another job here; a retried job is claimable by every node.
-        if (link && j.state == JobState::kPending) {
-          link->AnnounceJobs();
-        } else if (link) {
-          link->WakeClaims();
-        }
-      }
-      if (IsFinal(j.state)) --in_scheduler;
-    }
-    if (!st) {
-      // A user's cancel that won the race with the runner's outcome is expected; log the rest.
-      if (st.error().code == store::kErrJobFinished) {
-        spdlog::debug("job {}: {}", j.id, st.error().message);
-      } else {
-        spdlog::warn("job {}: store update to {} failed: {}", j.id, JobStateName(j.state),
-                     st.error().message);
-      }
-    }
-    Notify(u);
-    if (u.kind == sched::JobUpdate::Kind::kState && IsFinal(j.state)) {
-      std::lock_guard<std::mutex> lock(mu);
-      final_cv.notify_all();
-    }
-  }
-
-  void Notify(const sched::JobUpdate& u) {
-    JobEvent ev;
-    ev.job = u.job;
-    switch (u.kind) {
-      case sched::JobUpdate::Kind::kState: ev.kind = JobEvent::Kind::kState; break;
-      case sched::JobUpdate::Kind::kProgress:
-        ev.kind = JobEvent::Kind::kProgress;
-        ev.percent = u.percent;
-        break;
-      case sched::JobUpdate::Kind::kSegment:
-        ev.kind = JobEvent::Kind::kSegment;
-        ev.segment = u.payload;
-        break;
-    }
-    // The state subscribers see is the store's (a user's cancel may have won over the outcome).
-    if (ev.kind == JobEvent::Kind::kState && IsFinal(u.job.state)) {
-      if (auto stored = jobs->Get(u.job.id); stored.ok()) ev.job = *stored;
-    }
-    if (link) link->SendEvent(EventJson(ev));
-    Deliver(ev);
-  }
-
-  static nlohmann::json EventJson(const JobEvent& ev) {
-    nlohmann::json out = {{"id", ev.job.id}};
-    switch (ev.kind) {
-      case JobEvent::Kind::kState:
-        out["kind"] = "state";
-        out["state"] = JobStateName(ev.job.state);
-        out["attempt"] = ev.job.attempt;
-        break;
-      case JobEvent::Kind::kProgress:
-        out["kind"] = "progress";
-        out["percent"] = ev.percent;
-        break;
-      case JobEvent::Kind::kSegment:
-        out["kind"] = "segment";
-        out["segment"] = ev.segment;
-        break;
-    }
-    return out;
-  }
-
-  // Another node's event for one of its jobs: streamed to this node's subscribers of the job (the
-  // job itself is read from the store); a cancel of a job this node runs stops the run at once.
-  void OnRemoteEvent(const nlohmann::json& event) {
-    const std::string id = event.value("id", "");
-    const std::string kind = event.value("kind", "");
-    if (id.empty()) return;
-    bool subscribed;
-    {
-      std::lock_guard<std::mutex> lock(live_mu);
-      subscribed = subscribers.count(id) > 0;
-      if (subscribed) remote_seen[id] = SteadyMillis();
-    }
-    bool ours;
-    {
-      std::lock_guard<std::mutex> l(held_mu);
-      ours = held.count(id) > 0;
-    }
-    if (!subscribed && !(ours && kind == "state")) return;
-    auto job = jobs->Get(id);
-    if (!job.ok()) return;
-    if (ours && job->state == JobState::kCancelled) CancelRun(id, /*drop=*/false);
-    if (!subscribed) return;
-    JobEvent ev;
-    ev.job = *job;
-    // The state this event reports, not the store's by now (the job may have moved on: a
-    // loading event read after the job started processing).
-    if (auto state = ParseJobState(event.value("state", "")); state && kind == "state") {
-      ev.job.state = *state;
-      ev.job.attempt = event.value("attempt", ev.job.attempt);
-    }
-    if (kind == "progress") {
-      ev.kind = JobEvent::Kind::kProgress;
-      ev.percent = event.value("percent", 0);
-    } else if (kind == "segment" && event.contains("segment")) {
-      ev.kind = JobEvent::Kind::kSegment;
-      ev.segment = event["segment"];
-    }
-    Deliver(ev);
-  }
-
-  // Streams of jobs running elsewhere that heard nothing for 2 s: their state is read again (a
-  // notification lost while the listening connection was down must not leave them hanging).
-  void ResyncRemote() {
-    std::vector<std::string> ids;
-    const int64_t now = SteadyMillis();
-    {
-      std::lock_guard<std::mutex> lock(live_mu);
-      for (auto it = subscribers.begin(); it != subscribers.end();
-           it = subscribers.upper_bound(it->first)) {
-        auto seen = remote_seen.find(it->first);
-        if (seen == remote_seen.end() || now - seen->second >= 2000) ids.push_back(it->first);
-      }
-    }
-    for (const auto& id : ids) {
-      {
-        std::lock_guard<std::mutex> l(held_mu);
-        if (held.count(id)) continue;  // running here: its events are ours
-      }
-      auto job = jobs->Get(id);
-      if (!job.ok()) continue;
-      JobEvent ev;
-      ev.job = *job;
-      Deliver(ev);
-    }
-  }
-
-  // Hands `ev` to the job's subscribers; a final state ends them.
-  void Deliver(const JobEvent& ev) {
-    if (ev.kind == JobEvent::Kind::kProgress) {
-      UpdateLive(ev.job.id, [&](LiveInfo& i) { i.percent = ev.percent; });
-    } else if (ev.kind == JobEvent::Kind::kState && ev.job.state == JobState::kCompleted) {
-      UpdateLive(ev.job.id, [](LiveInfo& i) { i.percent = 100; });
-    }
-    std::lock_guard<std::mutex> lock(live_mu);
-    const std::string& id = ev.job.id;
-    if (ev.kind == JobEvent::Kind::kSegment) segments[id].push_back(ev.segment);
-    // A retried run starts its segments again.
-    if (ev.kind == JobEvent::Kind::kState && ev.job.state == JobState::kPending) segments.erase(id);
-    auto [b, e] = subscribers.equal_range(id);
-    for (auto it = b; it != e; ++it) it->second->Deliver(ev);
-    if (ev.kind == JobEvent::Kind::kState && IsFinal(ev.job.state)) {
-      subscribers.erase(id);
-      segments.erase(id);
-      remote_seen.erase(id);
-    }
-  }
-
-  // Jobs we held whose lease a heartbeat did not renew: cancelled by a user (perhaps on another
-  // node), finished meanwhile, or requeued after our lease ran out (someone else may run them).
-  void StopLost(const std::set<std::string>& ids) {
-    for (const auto& id : ids) {
-      auto job = jobs->Get(id);
-      if (job.ok() && IsFinal(job->state) && job->state != JobState::kCancelled) {
-        std::lock_guard<std::mutex> l(held_mu);
-        held.erase(id);  // finished here a moment ago
-        continue;
-      }
-      if (job.ok() && job->lease_owner == options.node) continue;  // claimed again by us
-      const bool cancelled = job.ok() && job->state == JobState::kCancelled;
-      // A user's cancel is routine; a lease lost to another node is worth a warning.
-      spdlog::log(cancelled ? spdlog::level::info : spdlog::level::warn,
-                  "job {}: this node no longer holds its lease ({}); stopping its run", id,
-                  job.ok() ? JobStateName(job->state) : job.error().message);
-      CancelRun(id, /*drop=*/!cancelled);
-    }
-  }
-
-  void HeartbeatLoop() {
-    std::unique_lock<std::mutex> lock(mu);
-    const auto period = std::chrono::milliseconds(std::max<int64_t>(options.lease_ms / 3, 100));
-    while (!stop) {
-      heartbeat_cv.wait_for(lock, period, [&] { return stop; });
-      if (stop) break;
-      lock.unlock();
-      std::set<std::string> before;
-      {
-        std::lock_guard<std::mutex> l(held_mu);
-        before = held;
-      }
-      if (auto renewed = jobs->Heartbeat(options.node, options.lease_ms); !renewed.ok()) {
-        spdlog::warn("lease heartbeat failed: {}", renewed.error().message);
-      } else {
-        for (const auto& id : renewed.value()) before.erase(id);
-        StopLost(before);
-      }
-      if (link) RequeueExpired();
-      lock.lock();
-    }
-  }
-
-  sched::SchedulerHooks Hooks() {
-    sched::SchedulerHooks hooks;
-    hooks.on_job = [this](const sched::JobUpdate& u) {
-      metrics.OnJob(u);
-      Enqueue(u);
-    };
-    hooks.on_footprint = [this](const sched::FootprintUpdate& f) { Enqueue(f); };
-    hooks.on_runner = [this](const sched::RunnerUpdate& r) {
-      metrics.OnRunner(r);
-      if (r.kind == sched::RunnerUpdate::Kind::kUnloaded && r.reason == "crash") {
-        Incident({RunnerIncident::Kind::kCrash, r.model, r.device, 0, "runner crashed"});
-      }
-    };
-    return hooks;
-  }
-
-  // Calls `fn(Runtime&)` unless the runtime is gone (after Shutdown): then `gone`.
-  template <class F, class R>
-  R WithRuntime(F fn, R gone) {
-    std::lock_guard<std::mutex> lock(runtime_mu);
-    if (!runtime) return gone;
-    return fn(*runtime);
-  }
-
-  static Error ShuttingDown() {
-    return Error(ErrorKind::kUnavailable, "shutting_down", "the server is shutting down");
-  }
-
-  // On a shared store: jobs whose node stopped renewing their lease (it died) go back to pending,
-  // and every node is told (the first with room claims them).
-  void RequeueExpired() {
-    auto requeued = jobs->RequeueExpired();
-    if (!requeued.ok()) {
-      spdlog::warn("requeueing expired leases failed: {}", requeued.error().message);
-      return;
-    }
-    if (requeued->empty()) return;
-    spdlog::info("requeued {} jobs whose node stopped renewing its lease", requeued->size());
-    link->AnnounceJobs();
-  }
-
-  // The claim loop (shared store): while the scheduler can start a job of a model that has
-  // jobs due, claim the first of them in queue order (FOR UPDATE SKIP LOCKED: nodes never get
-  // the same job) and hand it to the scheduler already claimed. A node therefore holds only jobs
-  // it runs now; the rest stay pending for whichever node has room. Every model with a job due
-  // is considered, so a long queue of jobs no node here can run does not hide the others.
-  void ClaimPlaceable() {
-    while (admitting) {
-      auto pending = jobs->PendingByModel();
-      if (!pending.ok()) {
-        spdlog::warn("claim: cannot read the queue: {}", pending.error().message);
-        return;
-      }
-      std::vector<std::string> models;
-      for (const store::PendingModel& m : *pending) {
-        if (m.due > 0) models.push_back(m.model);
-      }
-      if (models.empty()) return;
-      auto placeable = WithRuntime([&](Runtime& rt) { return rt.scheduler().Placeable(models); },
-                                   std::vector<std::string>{});
-      if (placeable.empty()) return;
-      store::ClaimRequest claim;
-      claim.owner = options.node;
-      claim.lease_ms = options.lease_ms;
-      claim.models = placeable;
-      auto claimed = jobs->Claim(claim);
-      if (!claimed.ok()) {
-        spdlog::warn("claim failed: {}", claimed.error().message);
-        return;
-      }
-      if (!*claimed) return;  // taken by other nodes, or not due yet
-      RunClaimed(**claimed);
-    }
-  }
-
-  void RunClaimed(const Job& job) {
-    {
-      std::lock_guard<std::mutex> l(held_mu);
-      held.insert(job.id);
-      preclaimed.insert(job.id);
-    }
-    Status st = HasDevice(job.params.device)
-                    ? Schedule(job)
-                    : Status(Error(ErrorKind::kUnavailable, "no_device",
-                                   "this node has no " + job.params.device));
-    if (st) return;
-    {
-      std::lock_guard<std::mutex> l(held_mu);
-      held.erase(job.id);
-      preclaimed.erase(job.id);
-    }
-    // Another node may run it (it has the device; its fetch of the upload works): hand it back.
-    spdlog::warn("job {} handed back to the queue: {}", job.id, st.error().message);
-    store::RequeueRequest r;
-    r.id = job.id;
-    r.owner = options.node;
-    r.reason = st.error();
-    r.delay_ms = st.error().code == "shutting_down" ? 0 : 5'000;
-    if (auto back = jobs->Requeue(r); !back) {
-      spdlog::warn("job {}: could not hand it back: {}", job.id, back.error().message);
-    }
-  }
-
-  bool HasDevice(const std::string& device) {
-    if (device.empty() || device == "auto") return true;
-    auto snapshot = WithRuntime([](Runtime& rt) { return rt.scheduler().Snapshot(); },
-                                sched::SchedulerSnapshot{});
-    return std::any_of(snapshot.devices.begin(), snapshot.devices.end(),
-                       [&](const sched::DeviceLedger& d) { return d.name == device; });
-  }
-
-  Status Schedule(const Job& job) {
-    sched::SubmitRequest r;
-    r.job = job;
-    if (shared_blobs) {
-      // Uploaded on another node, perhaps: runners read a local file.
-      auto path = shared_blobs->Materialise(*blobs, job.blob_digest);
-      if (!path.ok()) return path.error();
-      r.audio_path = *path;
-    } else {
-      r.audio_path = blobs->PathOf(job.blob_digest);
-    }
-    ++in_scheduler;
-    auto st = WithRuntime([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
-                          Status(ShuttingDown()));
-    if (!st) --in_scheduler;
-    return st;
-  }
-
-  // Jobs the queue bound counts: this node's, not final yet; on a shared store, every pending
-  // job of the cluster (what each node runs is bounded by its room, not by this bound).
-  size_t QueueLength() {
-    if (link) {
-      auto pending = jobs->PendingByModel();
-      if (!pending.ok()) return 0;
-      int64_t n = 0;
-      for (const store::PendingModel& m : *pending) n += m.pending;
-      return static_cast<size_t>(n);
-    }
-    return static_cast<size_t>(std::max<int64_t>(0, in_scheduler.load()));
-  }
-
-  // Copies a server-side file into the blob store (so retention and restarts treat it like an
-  // upload, and a later change to the file does not change the job).
-  Result<store::BlobInfo> CopyIntoBlobs(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      return Error(ErrorKind::kBadInput, "file_not_found", "cannot open " + path);
-    }
-    auto w = blobs->Begin();
-    if (!w.ok()) return w.error();
-    std::vector<char> buf(1 << 20);
-    while (in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      if (in.gcount() > 0) {
-        if (auto st = w->Append(std::string_view(buf.data(), in.gcount())); !st) return st.error();
-      }
-    }
-    if (in.bad()) return Error(ErrorKind::kIo, "read_failed", "cannot read " + path);
-    return w->Commit();
-  }
-
-  // The shared store: jobs and uploads in PostgreSQL, this node's copies of uploads in its data
-  // dir. Unlike the SQLite store, nothing found running is requeued at once (other nodes run
-  // it); only jobs whose lease ran out go back to pending.
-  Status OpenShared(const ServiceOptions& o) {
-    auto local = store::OpenDataDirBlobs(o.data_dir);
-    if (!local.ok()) return local.error();
-    blobs.emplace(std::move(local).value());
-    auto opened = store::OpenJobStore(o.store);
-    if (!opened.ok()) return opened.error();
-    jobs = std::move(opened).value();
-    pg = dynamic_cast<store::PgJobStore*>(jobs.get());
-    auto shared = store::OpenSharedBlobStore(o.store);
-    if (!shared.ok()) return shared.error();
-    shared_blobs = std::move(shared).value();
-    // Other nodes may be between pushing an upload and inserting its job: keep the grace.
-    store::RetentionPolicy policy;
-    const int64_t now = UnixMillis();
-    if (auto swept = store::RunRetention(*jobs, *blobs, policy, now); !swept.ok()) {
-      spdlog::warn("retention sweep failed: {}", swept.error().message);
-    }
-    (void)blobs->RemoveTempFiles(now + 1);  // nothing is in flight on this node yet
-    if (auto swept = shared_blobs->RemoveUnreferenced(policy.grace_ms); !swept.ok()) {
-      spdlog::warn("retention sweep of shared uploads failed: {}", swept.error().message);
-    } else if (swept->removed > 0) {
-      spdlog::info("retention: removed {} shared uploads ({} bytes)", swept->removed,
-                   swept->bytes_freed);
-    }
-    if (auto requeued = jobs->RequeueExpired(); !requeued.ok()) {
-      spdlog::warn("could not requeue expired leases: {}", requeued.error().message);
-    } else if (!requeued->empty()) {
-      spdlog::info("requeued {} jobs whose node stopped renewing its lease", requeued->size());
-    }
-    spdlog::info("shared job store {} (this node: {})", store::pg::RedactUrl(o.store), o.node);
-    return {};
-  }
-
-  // Removes an upload no job refers to (a refused submission leaves nothing behind).
-  void DropUnreferenced(const std::string& digest) {
-    auto refs = jobs->ReferencedBlobs();
-    if (!refs.ok()) return;
-    if (std::find(refs->begin(), refs->end(), digest) != refs->end()) return;
-    (void)blobs->Remove(digest);
-  }
-};
+void JobService::Impl::DropUnreferenced(const std::string& digest) {
+  auto refs = jobs->ReferencedBlobs();
+  if (!refs.ok()) return;
+  if (std::find(refs->begin(), refs->end(), digest) != refs->end()) return;
+  (void)blobs->Remove(digest);
+}
 
 JobService::JobService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -1147,63 +549,6 @@ void JobService::Reconfigure(const sched::SchedulerConfig& scheduler, const audi
         return 0;
       },
       0);
-}
-
-bool JobService::shared() const {
-  return impl_->pg != nullptr;
-}
-
-const std::string& JobService::node() const {
-  return impl_->options.node;
-}
-
-void JobService::SetNodeDescriber(NodeDescriber describe) {
-  std::lock_guard<std::mutex> lock(impl_->describe_mu);
-  impl_->describe = std::move(describe);
-}
-
-Result<std::vector<JobService::ClusterNode>> JobService::Nodes() {
-  Impl& s = *impl_;
-  if (!s.pg) {
-    return Error(ErrorKind::kBadInput, "not_shared",
-                 "this server does not share its store with other nodes (see serve --store)");
-  }
-  auto nodes = s.pg->ListNodes();
-  if (!nodes.ok()) return nodes.error();
-  const int64_t now = s.pg->Now();
-  const int64_t live_within = std::max(3 * s.options.publish_ms, s.options.lease_ms);
-  std::vector<ClusterNode> out;
-  for (auto& n : *nodes) {
-    ClusterNode c;
-    c.age_ms = std::max<int64_t>(0, now - n.heartbeat_ms);
-    c.self = n.id == s.options.node;
-    c.live = c.age_ms <= live_within;
-    c.info = std::move(n);
-    out.push_back(std::move(c));
-  }
-  return out;
-}
-
-Status JobService::ForgetNode(const std::string& id) {
-  if (id == impl_->options.node) {
-    return Error(ErrorKind::kBadInput, "node_is_self",
-                 "node " + id + " is this node; stop it to take it out of the cluster");
-  }
-  auto nodes = Nodes();
-  if (!nodes.ok()) return nodes.error();
-  auto it = std::find_if(nodes->begin(), nodes->end(),
-                         [&](const ClusterNode& n) { return n.info.id == id; });
-  if (it == nodes->end()) {
-    return Error(ErrorKind::kNotFound, "node_not_found", "no node " + id + " in the cluster");
-  }
-  if (it->live) {
-    return Error(ErrorKind::kBadInput, "node_live",
-                 "node " + id + " published itself " + std::to_string(it->age_ms) +
-                     " ms ago; stop it first (a live node lists itself again)");
-  }
-  if (auto st = impl_->pg->RemoveNode(id); !st) return st;
-  spdlog::info("node {} removed from the cluster (silent for {} s)", id, it->age_ms / 1000);
-  return {};
 }
 
 void JobService::StopAdmitting() {
