@@ -25,14 +25,14 @@ using ffmpeg::DisplayName;
 
 // Failures other than the input's own faults: allocation (kOutOfMemory) or an FFmpeg call that no
 // input should make fail (kInternal).
-Error Failure(const std::string& path, const std::string& what, int averror) {
+Error Failure(const MediaFile& file, const std::string& what, int averror) {
   if (averror == AVERROR(ENOMEM)) {
     return Error(ErrorKind::kOutOfMemory, "out_of_memory",
-                 fmt::format("out of memory while decoding {}", DisplayName(path)));
+                 fmt::format("out of memory while decoding {}", file.Shown()));
   }
-  return Error(ErrorKind::kInternal, "decoder_failure",
-               fmt::format("decoding {} failed: {}: {}", DisplayName(path), what,
-                           ffmpeg::ErrorString(averror)));
+  return Error(
+      ErrorKind::kInternal, "decoder_failure",
+      fmt::format("decoding {} failed: {}: {}", file.Shown(), what, ffmpeg::ErrorString(averror)));
 }
 
 // Converts decoded frames of any sample format, rate and channel layout to kSampleRate mono float,
@@ -117,8 +117,8 @@ class MonoResampler {
   AVChannelLayout layout_{};
 };
 
-Result<std::vector<float>> DecodeFile(const std::string& path, const Limits& limits) {
-  auto opened = internal::OpenInput(path, limits, /*scan_when_unknown=*/false);
+Result<std::vector<float>> DecodeFile(const MediaFile& file, const Limits& limits) {
+  auto opened = internal::OpenInput(file, limits, /*scan_when_unknown=*/false);
   if (!opened) return opened.error();
   internal::OpenedInput& in = opened.value();
   AVFormatContext* fmt = in.format.get();
@@ -131,28 +131,28 @@ Result<std::vector<float>> DecodeFile(const std::string& path, const Limits& lim
 
   const AVCodec* codec = avcodec_find_decoder(st->codecpar->codec_id);  // OpenInput checked it
   ffmpeg::CodecContextPtr ctx(avcodec_alloc_context3(codec));
-  if (!ctx) return Failure(path, "allocating the decoder", AVERROR(ENOMEM));
+  if (!ctx) return Failure(file, "allocating the decoder", AVERROR(ENOMEM));
   if (int rc = avcodec_parameters_to_context(ctx.get(), st->codecpar); rc < 0) {
-    return Failure(path, "configuring the decoder", rc);
+    return Failure(file, "configuring the decoder", rc);
   }
   ctx->pkt_timebase = st->time_base;  // lets the decoder apply priming/padding trims exactly
   ctx->thread_count = 1;              // callers parallelise across files, not within one
   if (int rc = avcodec_open2(ctx.get(), codec, nullptr); rc < 0) {
-    if (rc == AVERROR(ENOMEM)) return Failure(path, "opening the decoder", rc);
+    if (rc == AVERROR(ENOMEM)) return Failure(file, "opening the decoder", rc);
     if (rc == AVERROR_PATCHWELCOME || rc == AVERROR(ENOSYS)) {
       return Error(ErrorKind::kBadInput, "unsupported_codec",
                    fmt::format("{} uses a variant of {} audio that FFmpeg cannot decode ({})",
-                               DisplayName(path), in.info.codec, ffmpeg::ErrorString(rc)));
+                               file.Shown(), in.info.codec, ffmpeg::ErrorString(rc)));
     }
     // The decoder exists but rejects the stream's setup data (e.g. Vorbis headers).
     return Error(ErrorKind::kBadInput, "corrupt_audio",
-                 fmt::format("{}: the header of its {} audio is damaged ({})", DisplayName(path),
+                 fmt::format("{}: the header of its {} audio is damaged ({})", file.Shown(),
                              in.info.codec, ffmpeg::ErrorString(rc)));
   }
 
   ffmpeg::PacketPtr pkt(av_packet_alloc());
   ffmpeg::FramePtr frame(av_frame_alloc());
-  if (!pkt || !frame) return Failure(path, "allocating buffers", AVERROR(ENOMEM));
+  if (!pkt || !frame) return Failure(file, "allocating buffers", AVERROR(ENOMEM));
 
   std::vector<float> pcm;
   if (in.duration_known) {
@@ -205,24 +205,24 @@ Result<std::vector<float>> DecodeFile(const std::string& path, const Limits& lim
     if (rc < 0 && rc != AVERROR(EAGAIN)) {
       if (rc == AVERROR(ENOMEM)) failure = rc;
       ++decode_errors;  // a damaged packet: skip it, as the ffmpeg tool does
-      spdlog::debug("{}: skipping a packet the decoder rejected: {}", DisplayName(path),
+      spdlog::debug("{}: skipping a packet the decoder rejected: {}", file.Shown(),
                     ffmpeg::ErrorString(rc));
     }
     drain();
   }
-  if (failure != 0) return Failure(path, "decoding", failure);
+  if (failure != 0) return Failure(file, "decoding", failure);
   if (convert_failure == 0 && double(pcm.size()) > cap) {
-    return Error(ErrorKind::kBadInput, "too_long",
-                 fmt::format("{} is longer than the limit of {:g} s", DisplayName(path),
-                             limits.max_duration_s));
+    return Error(
+        ErrorKind::kBadInput, "too_long",
+        fmt::format("{} is longer than the limit of {:g} s", file.Shown(), limits.max_duration_s));
   }
   if (read_rc < 0 && read_rc != AVERROR_EOF) {
     if (ffmpeg::IoFailed(fmt)) {
       return Error(
           ErrorKind::kIo, "read_error",
-          fmt::format("could not read {}: {}", DisplayName(path), ffmpeg::ErrorString(read_rc)));
+          fmt::format("could not read {}: {}", file.Shown(), ffmpeg::ErrorString(read_rc)));
     }
-    spdlog::debug("{}: demuxer stopped early: {}", DisplayName(path), ffmpeg::ErrorString(read_rc));
+    spdlog::debug("{}: demuxer stopped early: {}", file.Shown(), ffmpeg::ErrorString(read_rc));
   }
 
   // End of input: take what the decoder and the resampler still hold.
@@ -232,32 +232,30 @@ Result<std::vector<float>> DecodeFile(const std::string& path, const Limits& lim
     const int rc = resampler.Flush(pcm);
     if (rc < 0) (rc == AVERROR(ENOMEM) ? failure : convert_failure) = rc;
   }
-  if (failure != 0) return Failure(path, "decoding", failure);
+  if (failure != 0) return Failure(file, "decoding", failure);
   if (convert_failure != 0) {
-    return Error(
-        ErrorKind::kBadInput, "corrupt_audio",
-        fmt::format("{}: its {} audio is damaged: FFmpeg cannot convert it ({})", DisplayName(path),
-                    in.info.codec, ffmpeg::ErrorString(convert_failure)));
+    return Error(ErrorKind::kBadInput, "corrupt_audio",
+                 fmt::format("{}: its {} audio is damaged: FFmpeg cannot convert it ({})",
+                             file.Shown(), in.info.codec, ffmpeg::ErrorString(convert_failure)));
   }
 
   if (pcm.empty()) {
     if (decode_errors > 0) {
       return Error(ErrorKind::kBadInput, "corrupt_audio",
                    fmt::format("{}: its {} audio is damaged; no part of it could be decoded",
-                               DisplayName(path), in.info.codec));
+                               file.Shown(), in.info.codec));
     }
     return Error(ErrorKind::kBadInput, "empty_audio",
-                 fmt::format("{} contains no audio samples", DisplayName(path)));
+                 fmt::format("{} contains no audio samples", file.Shown()));
   }
   const double decoded_s = double(pcm.size()) / kSampleRate;
   if (internal::IsTruncated(in.declared_duration_s, decoded_s)) {
     // Missing audio with rejected packets means damage inside the file rather than a cut end.
-    return Error(
-        ErrorKind::kBadInput, "truncated",
-        fmt::format("{} is {}: its header declares {:.1f} s of audio but only {:.1f} s "
-                    "could be decoded",
-                    DisplayName(path), decode_errors > 0 ? "damaged or truncated" : "truncated",
-                    in.declared_duration_s, decoded_s));
+    return Error(ErrorKind::kBadInput, "truncated",
+                 fmt::format("{} is {}: its header declares {:.1f} s of audio but only {:.1f} s "
+                             "could be decoded",
+                             file.Shown(), decode_errors > 0 ? "damaged or truncated" : "truncated",
+                             in.declared_duration_s, decoded_s));
   }
   // Float codecs and resampling filters can overshoot full scale slightly; Whisper expects [-1, 1].
   // In-range values (all of them, for 16-bit PCM) are left bit-exact; a NaN from a damaged float
@@ -268,13 +266,13 @@ Result<std::vector<float>> DecodeFile(const std::string& path, const Limits& lim
 
 }  // namespace
 
-Result<std::vector<float>> Decode(const std::string& path, const Limits& limits) {
+Result<std::vector<float>> Decode(const MediaFile& file, const Limits& limits) {
   try {
-    return DecodeFile(path, limits);
+    return DecodeFile(file, limits);
   } catch (const std::bad_alloc&) {
     // The output vector for a very long file: an error for this file, not the process's end.
     return Error(ErrorKind::kOutOfMemory, "out_of_memory",
-                 fmt::format("out of memory while decoding {}", DisplayName(path)));
+                 fmt::format("out of memory while decoding {}", file.Shown()));
   }
 }
 

@@ -47,6 +47,6 @@
 
 namespace steno::audio {
 
-Result<std::vector<float>> Decode(const std::string& path, const Limits& limits = {});
+Result<std::vector<float>> Decode(const MediaFile& file, const Limits& limits = {});
 
 }  // namespace steno::audio

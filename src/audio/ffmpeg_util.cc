@@ -76,7 +76,8 @@ int RefuseNestedOpen(AVFormatContext*, AVIOContext**, const char* url, int, AVDi
 
 }  // namespace
 
-int OpenLocalInput(const std::string& path, FormatContextPtr* out, bool* io_failed) {
+int OpenLocalInput(const std::string& path, const std::string& format_hint, FormatContextPtr* out,
+                   bool* io_failed) {
   *io_failed = false;
   AVIOContext* pb = nullptr;
   // "file:" makes FFmpeg take the rest literally as a local path.
@@ -92,7 +93,8 @@ int OpenLocalInput(const std::string& path, FormatContextPtr* out, bool* io_fail
   }
   fmt->pb = pb;  // marks the context AVFMT_FLAG_CUSTOM_IO
   fmt->io_open = RefuseNestedOpen;
-  if (int rc = avformat_open_input(&fmt, path.c_str(), nullptr, nullptr); rc < 0) {
+  // With caller-supplied I/O the URL is only a name: FFmpeg probes its extension, opens nothing.
+  if (int rc = avformat_open_input(&fmt, format_hint.c_str(), nullptr, nullptr); rc < 0) {
     // FFmpeg freed fmt, not pb.
     *io_failed = pb->error < 0 && pb->error != AVERROR_EOF;
     avio_closep(&pb);

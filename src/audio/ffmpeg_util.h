@@ -48,8 +48,11 @@ std::string ErrorString(int averror);
 // further files or URLs (HLS/DASH playlists, ffconcat lists) is refused, so an uploaded playlist
 // cannot make steno read other files or reach the network. On failure returns the AVERROR and
 // sets *io_failed when the operating system refused a read (as opposed to the data being bad).
+// `format_hint` is the name whose extension FFmpeg may use to recognise the format (the file's
+// own path, or the name a user uploaded it under); it is never opened.
 // The context must be freed through FormatContextPtr, which also closes the file.
-int OpenLocalInput(const std::string& path, FormatContextPtr* out, bool* io_failed);
+int OpenLocalInput(const std::string& path, const std::string& format_hint, FormatContextPtr* out,
+                   bool* io_failed);
 
 // True when the file under `fmt` had a read refused by the operating system. Demuxers also return
 // errno-style codes (AVERROR(EIO), AVERROR(EINVAL)) for malformed data, so the code alone cannot

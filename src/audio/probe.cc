@@ -22,41 +22,39 @@ namespace steno::audio {
 namespace internal {
 namespace {
 
-using ffmpeg::DisplayName;
-
 Error BadInput(const char* code, std::string message) {
   return Error(ErrorKind::kBadInput, code, std::move(message));
 }
 
-Error ReadError(const std::string& path, const std::string& why) {
+Error ReadError(const MediaFile& file, const std::string& why) {
   return Error(ErrorKind::kIo, "read_error",
-               fmt::format("could not read {}: {}", DisplayName(path), why));
+               fmt::format("could not read {}: {}", file.Shown(), why));
 }
 
-Error NotMedia(const std::string& path) {
-  return BadInput("not_media", fmt::format("{} is not an audio or video file FFmpeg can read",
-                                           DisplayName(path)));
+Error NotMedia(const MediaFile& file) {
+  return BadInput("not_media",
+                  fmt::format("{} is not an audio or video file FFmpeg can read", file.Shown()));
 }
 
 // Before FFmpeg sees the path: the cases FFmpeg would report vaguely ("No such file", "Is a
 // directory", an empty file probed as "Invalid data").
-Result<uint64_t> CheckFile(const std::string& path) {
+Result<uint64_t> CheckFile(const MediaFile& file) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  if (::stat(file.path.c_str(), &st) != 0) {
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR) {
       return Error(ErrorKind::kNotFound, "file_not_found",
-                   fmt::format("{} does not exist", DisplayName(path)));
+                   fmt::format("{} does not exist", file.Shown()));
     }
-    return ReadError(path, std::strerror(err));
+    return ReadError(file, std::strerror(err));
   }
   if (S_ISDIR(st.st_mode)) {
-    return BadInput("not_media", fmt::format("{} is a directory, not an audio or video file",
-                                             DisplayName(path)));
+    return BadInput("not_media",
+                    fmt::format("{} is a directory, not an audio or video file", file.Shown()));
   }
   if (S_ISREG(st.st_mode) && st.st_size == 0) {
-    return BadInput("not_media", fmt::format("{} is empty (0 bytes), not an audio or video file",
-                                             DisplayName(path)));
+    return BadInput("not_media",
+                    fmt::format("{} is empty (0 bytes), not an audio or video file", file.Shown()));
   }
   return static_cast<uint64_t>(S_ISREG(st.st_mode) ? st.st_size : 0);
 }
@@ -84,16 +82,16 @@ std::string ContainerName(const AVInputFormat* f, const std::string& path) {
 
 // Opening failed. On data (not I/O), says "damaged" when the first bytes still look like a known
 // container (e.g. an MP4 cut before its index), which is more useful than "not media".
-Error OpenFailure(const std::string& path, int averror, bool io_failed) {
+Error OpenFailure(const MediaFile& file, int averror, bool io_failed) {
   if (io_failed) {
     if (averror == AVERROR(ENOENT)) {
       return Error(ErrorKind::kNotFound, "file_not_found",
-                   fmt::format("{} does not exist", DisplayName(path)));
+                   fmt::format("{} does not exist", file.Shown()));
     }
-    return ReadError(path, ffmpeg::ErrorString(averror));
+    return ReadError(file, ffmpeg::ErrorString(averror));
   }
   std::vector<uint8_t> buf(4096 + AV_INPUT_BUFFER_PADDING_SIZE, 0);
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(file.path, std::ios::binary);
   in.read(reinterpret_cast<char*>(buf.data()), 4096);
   AVProbeData pd{};
   pd.filename = "";  // judge the bytes, not the extension
@@ -105,9 +103,10 @@ Error OpenFailure(const std::string& path, int averror, bool io_failed) {
     return BadInput(
         "not_media",
         fmt::format("{} is a damaged or incomplete {} file that FFmpeg cannot read ({})",
-                    DisplayName(path), ContainerName(guess, path), ffmpeg::ErrorString(averror)));
+                    file.Shown(), ContainerName(guess, file.FormatHint()),
+                    ffmpeg::ErrorString(averror)));
   }
-  return NotMedia(path);
+  return NotMedia(file);
 }
 
 uint32_t ReadLe32(const uint8_t* p) {
@@ -188,16 +187,16 @@ bool IsTruncated(double declared_s, double actual_s) {
   return declared_s > 0 && actual_s < declared_s - (0.25 + 0.01 * declared_s);
 }
 
-Result<OpenedInput> OpenInput(const std::string& path, const Limits& limits,
-                              bool scan_when_unknown) {
+Result<OpenedInput> OpenInput(const MediaFile& file, const Limits& limits, bool scan_when_unknown) {
   ffmpeg::RouteLogsToSpdlog();
-  auto file_size = CheckFile(path);
+  auto file_size = CheckFile(file);
   if (!file_size) return file_size.error();
 
   OpenedInput in;
   bool io_failed = false;
-  if (int rc = ffmpeg::OpenLocalInput(path, &in.format, &io_failed); rc < 0) {
-    return OpenFailure(path, rc, io_failed);
+  if (int rc = ffmpeg::OpenLocalInput(file.path, file.FormatHint(), &in.format, &io_failed);
+      rc < 0) {
+    return OpenFailure(file, rc, io_failed);
   }
   AVFormatContext* fmt = in.format.get();
 
@@ -210,8 +209,8 @@ Result<OpenedInput> OpenInput(const std::string& path, const Limits& limits,
   const unsigned header_streams = fmt->nb_streams;
 
   if (int rc = avformat_find_stream_info(fmt, nullptr); rc < 0) {
-    if (ffmpeg::IoFailed(fmt)) return ReadError(path, ffmpeg::ErrorString(rc));
-    return NotMedia(path);
+    if (ffmpeg::IoFailed(fmt)) return ReadError(file, ffmpeg::ErrorString(rc));
+    return NotMedia(file);
   }
 
   int audio = -1;
@@ -234,8 +233,8 @@ Result<OpenedInput> OpenInput(const std::string& path, const Limits& limits,
     }
   }
   if (first_audio < 0) {
-    if (fmt->nb_streams == 0) return NotMedia(path);
-    const std::string what = fmt::format("{} has no audio stream to transcribe", DisplayName(path));
+    if (fmt->nb_streams == 0) return NotMedia(file);
+    const std::string what = fmt::format("{} has no audio stream to transcribe", file.Shown());
     return BadInput(
         "no_audio_stream",
         other_streams.empty() ? what : fmt::format("{} (it contains: {})", what, other_streams));
@@ -246,14 +245,14 @@ Result<OpenedInput> OpenInput(const std::string& path, const Limits& limits,
         "unsupported_codec",
         id == AV_CODEC_ID_NONE
             ? fmt::format("{} has audio in an unknown encoding that FFmpeg cannot decode",
-                          DisplayName(path))
+                          file.Shown())
             : fmt::format("{} has audio encoded as {}, which this FFmpeg build cannot decode",
-                          DisplayName(path), avcodec_get_name(id)));
+                          file.Shown(), avcodec_get_name(id)));
   }
 
   const AVStream* st = fmt->streams[audio];
   MediaInfo& info = in.info;
-  info.container = ContainerName(fmt->iformat, path);
+  info.container = ContainerName(fmt->iformat, file.FormatHint());
   info.codec = avcodec_get_name(st->codecpar->codec_id);
   info.sample_rate = st->codecpar->sample_rate;
   info.channels = st->codecpar->ch_layout.nb_channels;
@@ -278,7 +277,7 @@ Result<OpenedInput> OpenInput(const std::string& path, const Limits& limits,
   // A WAV header's data size is the declared length (FFmpeg drops it when it exceeds the file).
   double wav_present_s = -1;
   if (info.container == "wav" && file_size.value() > 0) {
-    const auto [declared, present] = WavDeclaredAndPresent(path, file_size.value());
+    const auto [declared, present] = WavDeclaredAndPresent(file.path, file_size.value());
     if (declared > 0) {
       in.declared_duration_s = declared;
       info.duration_s = declared;
@@ -292,17 +291,16 @@ Result<OpenedInput> OpenInput(const std::string& path, const Limits& limits,
     info.duration_s = ScanDuration(fmt, audio, limits, &scan_partial);
     in.duration_known = true;
     if (info.duration_s <= 0) {
-      return BadInput("empty_audio",
-                      fmt::format("{} contains no audio samples", DisplayName(path)));
+      return BadInput("empty_audio", fmt::format("{} contains no audio samples", file.Shown()));
     }
   }
 
   if (limits.max_duration_s > 0 && in.duration_known && info.duration_s > limits.max_duration_s) {
     return BadInput("too_long",
                     scan_partial
-                        ? fmt::format("{} is longer than the limit of {:g} s", DisplayName(path),
+                        ? fmt::format("{} is longer than the limit of {:g} s", file.Shown(),
                                       limits.max_duration_s)
-                        : fmt::format("{} is {:.1f} s long; the limit is {:g} s", DisplayName(path),
+                        : fmt::format("{} is {:.1f} s long; the limit is {:g} s", file.Shown(),
                                       info.duration_s, limits.max_duration_s));
   }
   // After the limit: a file both too long and cut short is reported as too long, the check a
@@ -312,15 +310,19 @@ Result<OpenedInput> OpenInput(const std::string& path, const Limits& limits,
         "truncated",
         fmt::format("{} is truncated: its header declares {:.1f} s of audio but the file "
                     "ends after {:.1f} s",
-                    DisplayName(path), in.declared_duration_s, wav_present_s));
+                    file.Shown(), in.declared_duration_s, wav_present_s));
   }
   return in;
 }
 
 }  // namespace internal
 
-Result<MediaInfo> Probe(const std::string& path, const Limits& limits) {
-  auto in = internal::OpenInput(path, limits, /*scan_when_unknown=*/true);
+std::string MediaFile::Shown() const {
+  return ffmpeg::DisplayName(name.empty() ? path : name);
+}
+
+Result<MediaInfo> Probe(const MediaFile& file, const Limits& limits) {
+  auto in = internal::OpenInput(file, limits, /*scan_when_unknown=*/true);
   if (!in) return in.error();
   return std::move(in.value().info);
 }

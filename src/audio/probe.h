@@ -19,11 +19,12 @@
 //                                 (other containers are checked by Decode(), see decoder.h)
 //   kIo        read_error         the operating system refused to open or read the file
 //
-// Only the local file at `path` is read: the path is never taken as a URL, and containers that
+// Only the local file at `file.path` is read: the path is never taken as a URL, and containers that
 // would open further files (HLS/DASH playlists, ffconcat lists) are refused as not_media.
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "audio/ffmpeg_util.h"
 #include "core/result.h"
@@ -35,6 +36,24 @@ constexpr int kSampleRate = 16000;
 
 struct Limits {
   double max_duration_s = 0;  // 0 = unlimited
+};
+
+// A file to read and the name its owner knows it by. A server keeps uploads under internal names
+// (content hashes); the user's file name is what messages show, and its extension is the format
+// hint FFmpeg needs for headerless formats (raw G.722, raw PCM codecs), exactly as a local path's
+// extension is for `steno transcribe`. Implicit from a path: a local file is known by its own name.
+struct MediaFile {
+  MediaFile(std::string p) : path(std::move(p)) {}  // NOLINT(google-explicit-constructor)
+  MediaFile(const char* p) : path(p) {}             // NOLINT(google-explicit-constructor)
+  MediaFile(std::string p, std::string n) : path(std::move(p)), name(std::move(n)) {}
+
+  std::string path;  // the local file that is read
+  std::string name;  // the user's name for it ("call.g722"); empty: the path's own
+
+  // The name messages carry: the last component of `name`, else of `path` (never directories).
+  std::string Shown() const;
+  // What FFmpeg probes the format by: `name` when set, else `path`.
+  const std::string& FormatHint() const { return name.empty() ? path : name; }
 };
 
 struct MediaInfo {
@@ -50,9 +69,9 @@ struct MediaInfo {
   int stream_index = -1;  // the stream Decode() reads: the first audio stream with a decoder
 };
 
-// Validates `path` and describes its audio; see the top of this file for the errors.
+// Validates `file` and describes its audio; see the top of this file for the errors.
 // Thread-safe: any number of calls may run at once.
-Result<MediaInfo> Probe(const std::string& path, const Limits& limits = {});
+Result<MediaInfo> Probe(const MediaFile& file, const Limits& limits = {});
 
 namespace internal {
 
@@ -69,8 +88,7 @@ struct OpenedInput {
 // Probe()'s work, keeping the opened input. With scan_when_unknown = false, a file whose duration
 // is not in its metadata is not read ahead (duration_known = false): the caller decodes it anyway
 // and enforces the limits itself.
-Result<OpenedInput> OpenInput(const std::string& path, const Limits& limits,
-                              bool scan_when_unknown);
+Result<OpenedInput> OpenInput(const MediaFile& file, const Limits& limits, bool scan_when_unknown);
 
 // The truncation rule shared by Probe (WAV) and Decode (everything else): audio is truncated when
 // it is shorter than declared by more than 0.25 s plus 1% of the declared length. The slack

@@ -19,6 +19,7 @@
 #include "audio/probe.h"
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/output_names.h"
 #include "cli/progress_bar.h"
 #include "cli/signal_watch.h"
 #include "core/paths.h"
@@ -78,11 +79,6 @@ Status WriteFileAtomically(const fs::path& path, const std::string& data) {
   return {};
 }
 
-fs::path OutputPath(const TranscribeOptions& o, const std::string& input, engine::Format format) {
-  return fs::path(o.output_dir) /
-         (fs::path(input).stem().string() + "." + std::string(engine::FormatExtension(format)));
-}
-
 // What the scheduler's hooks report, gathered for the main thread.
 struct Outcomes {
   std::mutex mu;
@@ -104,6 +100,8 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   } else if (o.files.size() > 1) {
     return Fail(kExitUsage, "several inputs need --output-dir (one output file per input)");
   }
+  auto output_names = OutputNames(o.files, engine::FormatExtension(*format));
+  if (!output_names) return UsageError(output_names.error());
   const audio::Limits limits{o.max_duration_s};
   for (const auto& file : o.files) {
     auto info = audio::Probe(file, limits);
@@ -239,7 +237,7 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
       std::fflush(stdout);
       continue;
     }
-    if (auto st = WriteFileAtomically(OutputPath(o, file, *format), rendered); !st) {
+    if (auto st = WriteFileAtomically(fs::path(o.output_dir) / (*output_names)[i], rendered); !st) {
       std::fprintf(stderr, "steno transcribe: %s\n", st.error().message.c_str());
       ++failures;
     }

@@ -2,6 +2,7 @@
 // or produced (whisper_stream.h). Times are in seconds from the start of the audio.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,20 @@ struct Segment {
   float no_speech_prob = 0;
   std::vector<Word> words;  // filled only when word timestamps were requested
 };
+
+// Keeps a segment and its words inside the audio: whisper.cpp times a segment by the timestamp
+// tokens it decodes, and a 30 s window over a shorter input can end "after" the audio (a 1.08 s
+// file once got a segment ending at 22.04 s). Every start and end is clamped to
+// [0, duration]; the order start <= end is kept.
+inline void ClampToDuration(Segment& s, double duration) {
+  auto clamp = [duration](double t) { return std::clamp(t, 0.0, std::max(0.0, duration)); };
+  s.start = clamp(s.start);
+  s.end = std::max(s.start, clamp(s.end));
+  for (Word& w : s.words) {
+    w.start = clamp(w.start);
+    w.end = std::max(w.start, clamp(w.end));
+  }
+}
 
 struct Transcript {
   std::string task = "transcribe";  // or "translate"

@@ -31,6 +31,7 @@ struct RunContext {
   whisper_state* state;
   const DecodeParams* params;
   const StreamCallbacks* callbacks;
+  double duration = 0;  // of the audio, in seconds: no segment ends after it
   bool aborted = false;
 };
 
@@ -77,6 +78,7 @@ Segment ReadSegment(const RunContext& rc, int i) {
     }
   }
   seg.avg_logprob = n_text > 0 ? static_cast<float>(logprob_sum / n_text) : 0.0f;
+  ClampToDuration(seg, rc.duration);
   return seg;
 }
 
@@ -118,7 +120,8 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
                      "' needs a multilingual model");
   }
 
-  RunContext rc{model_, state_, &params, &callbacks};
+  const double duration = static_cast<double>(pcm.size()) / 16000.0;
+  RunContext rc{model_, state_, &params, &callbacks, duration};
   const auto strategy =
       params.beam_size > 1 ? WHISPER_SAMPLING_BEAM_SEARCH : WHISPER_SAMPLING_GREEDY;
   whisper_full_params wp = whisper_full_default_params(strategy);
@@ -162,7 +165,7 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
 
   Transcript t;
   t.task = params.translate ? "translate" : "transcribe";
-  t.duration = static_cast<double>(pcm.size()) / 16000.0;
+  t.duration = duration;
   t.has_words = params.word_timestamps;
   int lang_id = whisper_full_lang_id_from_state(state_);
   t.language = lang_id >= 0 ? whisper_lang_str(lang_id) : language;

@@ -72,7 +72,7 @@ class Runner {
   Status AddStreams(int n);
   void SetStreams(const json& m);
   void StartJob(const json& m);
-  void RunJob(Slot* slot, std::shared_ptr<Job> job, std::string audio_path,
+  void RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
               engine::DecodeParams params);
   void Send(const json& m) {
     if (auto st = writer_.Write(m); !st) spdlog::debug("runner: {}", st.error().message);
@@ -245,14 +245,15 @@ void Runner::StartJob(const json& m) {
   free_slot->busy = true;
   jobs_[id] = job;
   ++active_;
-  std::thread(&Runner::RunJob, this, free_slot, job, m.value("audio_path", ""), *params).detach();
+  audio::MediaFile input(m.value("audio_path", ""), m.value("audio_name", ""));
+  std::thread(&Runner::RunJob, this, free_slot, job, std::move(input), *params).detach();
 }
 
-void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, std::string audio_path,
+void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
                     engine::DecodeParams params) {
   const auto started = Clock::now();
   json outcome;
-  auto pcm = audio::Decode(audio_path);
+  auto pcm = audio::Decode(input);
   if (!pcm) {
     outcome = ErrorMessage(job->id, ErrorKindForProtocol(pcm.error().kind), pcm.error().message);
   } else {

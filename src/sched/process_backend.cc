@@ -150,6 +150,7 @@ Status ProcessBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
   json m = {{"type", "transcribe"},
             {"job_id", job.job_id},
             {"audio_path", job.audio_path},
+            {"audio_name", job.audio_name},
             {"params", engine::DecodeParamsToJson(p)}};
   if (job.timeout_s > 0) m["timeout_s"] = job.timeout_s;
   return h->Send(m);

@@ -50,6 +50,9 @@ struct RunnerStartSpec {
 struct JobRunSpec {
   std::string job_id;
   std::string audio_path;
+  // The name the user gave the audio (an upload's file name; empty: audio_path's own): shown in
+  // messages about it, and its extension tells FFmpeg a headerless format (audio/probe.h).
+  std::string audio_name;
   nlohmann::json params;  // decode parameters, as the runner protocol carries them
   int timeout_s = 0;      // 0: none
 };

@@ -13,6 +13,10 @@ Scheduler::Scheduler(SchedulerConfig config, Clock& clock, RunnerBackend& backen
   alive_->self = this;
   state_ = std::make_unique<SchedulerState>(std::move(config), clock, backend, std::move(devices),
                                             std::move(models), GuardedPost(), std::move(hooks));
+  // The first sample is taken here, on the constructing thread (the worker does not run yet), so
+  // the very first snapshot already has every device's ledger: a server is never ready, nor a
+  // placement made, while the machine looks as if it had no GPU.
+  if (devices_) state_->Handle(event::DeviceSampleReady{devices_()});
   snapshot_ = state_->Snapshot();
   worker_ = std::thread([this] { Loop(); });
   ArmSampling();

@@ -23,10 +23,13 @@
 // measures the model (then remembered per device model name, reported through on_footprint),
 // plus cuda_context_bytes for each GPU runner.
 //
-// Readers: Snapshot() (runners, ledgers, counts) is replaced after every event; FindJob/Jobs read
-// a job map the worker updates after every event with only the jobs that event changed, so an
-// event costs the same with 10 or 10,000 jobs queued. Hooks (SchedulerHooks) report every job,
-// runner and footprint change as it happens, on the worker thread, for the store and streams.
+// Readers: Snapshot() (runners, ledgers, counts) is replaced after every event, and the first one
+// (from the constructor, which samples the devices once) already has every device's ledger, so a
+// server that starts answering after constructing it never shows a machine without its GPUs.
+// FindJob/Jobs read a job map the worker updates after every event with only the jobs that event
+// changed, so an event costs the same with 10 or 10,000 jobs queued. Hooks (SchedulerHooks)
+// report every job, runner and footprint change as it happens, on the worker thread, for the
+// store and streams.
 #pragma once
 
 #include <condition_variable>

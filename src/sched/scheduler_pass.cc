@@ -322,6 +322,7 @@ void SchedulerState::SendJob(JobEntry& job, RunnerEntry& runner) {
   JobRunSpec spec;
   spec.job_id = j.id;
   spec.audio_path = job.audio_path;
+  spec.audio_name = j.params.filename;
   spec.params = nlohmann::json::parse(JobParamsToJson(j.params), nullptr, false);
   spec.timeout_s = j.params.timeout_s.value_or(config_.default_timeout_s);
   SetState(job, JobState::kProcessing);

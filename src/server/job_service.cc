@@ -334,7 +334,7 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
       return Error(ErrorKind::kBadInput, "no_audio", "the job names no audio");
     }
     // Probe before copying: a non-media file is refused without touching the blob store.
-    auto info = audio::Probe(request.server_path, limits);
+    auto info = audio::Probe({request.server_path, request.params.filename}, limits);
     if (!info.ok()) return info.error();
     audio_seconds = info->duration_s;
     auto blob = s.CopyIntoBlobs(request.server_path);
@@ -342,9 +342,11 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
     digest = blob->digest;
   } else {
     if (!store::IsValidDigest(digest) || !s.blobs->Contains(digest)) {
-      return Error(ErrorKind::kBadInput, "no_audio", "no upload " + digest);
+      return Error(ErrorKind::kBadInput, "no_audio", "the uploaded file is no longer stored");
     }
-    auto info = audio::Probe(s.blobs->PathOf(digest), limits);
+    // The user's file name, not the blob's: messages name it, and its extension is the format
+    // hint headerless formats need (the CLI has the same from its paths).
+    auto info = audio::Probe({s.blobs->PathOf(digest), request.params.filename}, limits);
     if (!info.ok()) return refuse(info.error());
     audio_seconds = info->duration_s;
   }

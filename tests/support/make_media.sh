@@ -13,6 +13,9 @@
 #   speech.{mp3,flac,ogg,opus,m4a}   the same speech: mp3, flac, vorbis, opus, aac.
 #   speech.{mp4,mkv,webm} a tiny video track plus the same speech (aac / vorbis / opus).
 #   speech_streamed.webm  as written by a live recorder: no duration in the header.
+#   speech.{g722,gsm}     raw G.722 (16 kHz) and raw GSM (8 kHz): headerless telephone formats that
+#                         FFmpeg recognises only by the file name's extension.
+#   speech_short.wav      the first 1.08 s of speech.wav: far shorter than a 30 s window.
 #   not_media.txt         text.
 #   video_only.mp4        a video track and no audio stream.
 #   truncated.wav         speech.wav cut in half: its header still declares the full length.
@@ -89,6 +92,12 @@ gen speech.webm with_video -c:v libvpx -deadline realtime -cpu-used 8 -b:v 50k -
 # duration: the header has none, so a probe must fall back to reading the stream.
 streamed_webm() { enc -c:a libopus -b:a 32k -f webm - > "$1"; }
 gen speech_streamed.webm streamed_webm
+
+# Headerless: FFmpeg knows these only by the extension (an upload must keep its name's).
+gen speech.g722 enc -ar 16000 -ac 1 -c:a g722
+gen speech.gsm  enc -ar 8000 -ac 1 -c:a libgsm
+# Shorter than one window: whisper.cpp's segment times can run past the end of such audio.
+gen speech_short.wav enc -t 1.08 -c:a pcm_s16le -bitexact -map_metadata -1
 
 # --- bad inputs ----------------------------------------------------------------------------------
 not_media() { printf 'These are meeting notes, not a recording.\nNothing here is audio.\n' > "$1"; }
