@@ -104,8 +104,14 @@ std::string ParamForError(const Error& error);
 // Limits for uploads from the server's options.
 UploadLimits UploadLimitsOf(const HttpOptions& options);
 
-// A job as the API shows it.
+// A job as the API shows it: its fields, "node" (running it now or ran its last attempt; null
+// before its first claim), the error, result and events URLs.
 ojson JobJson(const Job& job);
+// A job with its runs, as GET /v1/jobs/{id} shows it: JobJson plus "attempts", oldest first,
+// each {"attempt", "node", "started_ms", "ended_ms" (null while it runs), "outcome" (null while
+// it runs; completed | failed | cancelled | requeued | lost | lease_expired), "error" (as the
+// job's, or null)}.
+ojson JobWithAttemptsJson(const store::JobWithAttempts& job);
 // A runner as GET /v1/runners shows it; `now` is the wall clock (Unix ms) the snapshot's times
 // are converted to.
 ojson RunnerJson(const sched::RunnerInfo& runner, const sched::SchedulerSnapshot& snap,

@@ -190,8 +190,39 @@ std::map<std::string, std::vector<std::string>> FieldsOf(const MultipartUpload& 
   return out;
 }
 
+namespace {
+
+ojson TimeOrNull(int64_t ms) {
+  return ms > 0 ? ojson(ms) : ojson(nullptr);
+}
+
+ojson ErrorOrNull(const std::optional<Error>& error) {
+  if (!error) return nullptr;
+  return {{"kind", ErrorKindName(error->kind)}, {"code", error->code}, {"message", error->message}};
+}
+
+ojson TextOrNull(const std::string& text) {
+  return text.empty() ? ojson(nullptr) : ojson(text);
+}
+
+}  // namespace
+
+ojson JobWithAttemptsJson(const store::JobWithAttempts& job) {
+  ojson j = JobJson(job.job);
+  ojson attempts = ojson::array();
+  for (const auto& a : job.attempts) {
+    attempts.push_back({{"attempt", a.attempt},
+                        {"node", a.owner},
+                        {"started_ms", TimeOrNull(a.started_ms)},
+                        {"ended_ms", TimeOrNull(a.ended_ms)},
+                        {"outcome", TextOrNull(a.outcome)},
+                        {"error", ErrorOrNull(a.error)}});
+  }
+  j["attempts"] = std::move(attempts);
+  return j;
+}
+
 ojson JobJson(const Job& job) {
-  auto time_or_null = [](int64_t ms) { return ms > 0 ? ojson(ms) : ojson(nullptr); };
   ojson j = {
       {"id", job.id},
       {"object", "transcription.job"},
@@ -205,18 +236,13 @@ ojson JobJson(const Job& job) {
       {"device", job.params.device.empty() ? ojson(nullptr) : ojson(job.params.device)},
       {"filename", job.params.filename.empty() ? ojson(nullptr) : ojson(job.params.filename)},
       {"attempt", job.attempt},
-      {"created_ms", time_or_null(job.created_ms)},
-      {"started_ms", time_or_null(job.started_ms)},
-      {"finished_ms", time_or_null(job.finished_ms)},
-      {"updated_ms", time_or_null(job.updated_ms)},
+      {"node", TextOrNull(job.node)},
+      {"created_ms", TimeOrNull(job.created_ms)},
+      {"started_ms", TimeOrNull(job.started_ms)},
+      {"finished_ms", TimeOrNull(job.finished_ms)},
+      {"updated_ms", TimeOrNull(job.updated_ms)},
   };
-  if (job.error) {
-    j["error"] = {{"kind", ErrorKindName(job.error->kind)},
-                  {"code", job.error->code},
-                  {"message", job.error->message}};
-  } else {
-    j["error"] = nullptr;
-  }
+  j["error"] = ErrorOrNull(job.error);
   j["result_url"] =
       job.state == JobState::kCompleted ? ojson("/v1/jobs/" + job.id + "/result") : ojson(nullptr);
   j["events_url"] = "/v1/jobs/" + job.id + "/events";

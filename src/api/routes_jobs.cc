@@ -2,6 +2,10 @@
 // allowed root), GET /v1/jobs (filters, paging), GET /v1/jobs/{id}, GET /v1/jobs/{id}/result,
 // GET /v1/jobs/{id}/events (Server-Sent Events) and DELETE /v1/jobs/{id} (cancel).
 //
+// Every job names its "node" (running it, or that ran its last attempt); GET /v1/jobs/{id} adds
+// its "attempts" (each run: node, start, end, outcome, error), read in one snapshot with the job.
+// The list leaves the attempts out: it stays one read of the jobs table however long the page.
+//
 // Results of jobs that are not completed answer 409 (not 404: the job exists, it is in the wrong
 // state): job_not_completed while it is pending/loading/processing, job_failed (with the job's
 // own error message) and job_cancelled.
@@ -144,9 +148,9 @@ void ListJobs(Context& ctx, Call& call) {
 }
 
 void GetJob(Context& ctx, Call& call) {
-  auto job = ctx.service.Get(call.params[0]);
+  auto job = ctx.service.GetWithAttempts(call.params[0]);
   if (!job.ok()) return SendError(call.res, FromError(job.error()));
-  SendJson(call.res, 200, JobJson(*job));
+  SendJson(call.res, 200, JobWithAttemptsJson(*job));
 }
 
 void GetResult(Context& ctx, Call& call) {

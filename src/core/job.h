@@ -76,6 +76,7 @@ struct Job {
   int64_t not_before_ms = 0;  // not claimed before this time (retry backoff)
   std::string lease_owner;    // worker holding it while loading/processing
   int64_t lease_expires_ms = 0;
+  std::string node;  // the node running it now, or that ran its last attempt; empty: never claimed
   std::string idempotency_key;  // client-supplied; empty if none
 };
 

@@ -389,6 +389,10 @@ Result<Job> JobService::Get(const std::string& id) {
   return impl_->jobs->Get(id);
 }
 
+Result<store::JobWithAttempts> JobService::GetWithAttempts(const std::string& id) {
+  return impl_->jobs->GetWithAttempts(id);
+}
+
 Result<store::JobPage> JobService::List(const store::JobFilter& filter) {
   return impl_->jobs->List(filter);
 }

@@ -98,6 +98,8 @@ class JobService {
   Result<store::Inserted> Submit(const SubmitJob& job);
 
   Result<Job> Get(const std::string& id);
+  // The job with every run it had (which node, when, how it ended), read in one snapshot.
+  Result<store::JobWithAttempts> GetWithAttempts(const std::string& id);
   Result<store::JobPage> List(const store::JobFilter& filter);
   // The completed job's result in `format` (json | text | srt | vtt | verbose_json; with words
   // when the job asked for word timestamps). kNotFound for an unknown job or one not completed.

@@ -1,5 +1,8 @@
 #include "store/job_columns.h"
 
+#include <algorithm>
+#include <string_view>
+
 #include "store/job_store.h"
 
 namespace steno::store {
@@ -15,7 +18,15 @@ Error Corrupt(const std::string& id, const char* where, const std::string& what)
 const char kJobColumns[] =
     "id, state, priority, model, params, blob_digest, attempt, error_kind, error_code, "
     "error_message, created_ms, updated_ms, started_ms, finished_ms, not_before_ms, "
-    "lease_owner, lease_expires_ms, idempotency_key";
+    "lease_owner, lease_expires_ms, idempotency_key, node";
+
+int JobColumnCount() {
+  static const int count = [] {
+    std::string_view list = kJobColumns;
+    return 1 + static_cast<int>(std::count(list.begin(), list.end(), ','));
+  }();
+  return count;
+}
 
 std::optional<ErrorKind> ParseErrorKind(const std::string& name) {
   for (auto k : {ErrorKind::kBadInput, ErrorKind::kNotFound, ErrorKind::kUnavailable,
@@ -54,6 +65,7 @@ Result<Job> ReadJobColumns(const RowColumns& row, int first, const char* where) 
   job.lease_owner = text(15);
   job.lease_expires_ms = num(16);
   job.idempotency_key = text(17);
+  job.node = text(18);
   return job;
 }
 

@@ -15,6 +15,8 @@ namespace steno::store {
 
 // The columns ReadJobColumns expects, in order, as a SELECT list.
 extern const char kJobColumns[];
+// How many columns kJobColumns lists (where the columns a query selects after them start).
+int JobColumnCount();
 
 // One row of a query result as a store's driver exposes it; columns count from 0.
 class RowColumns {

@@ -67,7 +67,7 @@ struct ClaimRequest {
 // Put a claimed job back to pending with attempt + 1 (its run was lost or must be retried).
 struct RequeueRequest {
   std::string id;
-  std::string owner;
+  std::string owner;            // the node holding its lease
   std::optional<Error> reason;  // kept as the job's last error
   int64_t delay_ms = 0;         // not claimable again before now + delay (retry backoff)
 };
@@ -94,11 +94,20 @@ struct JobPage {
 // One run of a job: from its claim to its outcome.
 struct AttemptRecord {
   int attempt = 0;
-  std::string owner;
+  std::string owner;  // the node (lease owner) that ran it
   int64_t started_ms = 0;
   int64_t ended_ms = 0;  // 0 while it runs
-  std::string outcome;   // "" while it runs; completed|failed|cancelled|requeued|lost|lease_expired
-  std::optional<Error> error;
+  // "" while it runs; completed | failed | cancelled | requeued (handed back: a runner crash or
+  // out of memory to retry, a node stopping) | lost (steno stopped mid-run; found on restart) |
+  // lease_expired (its node stopped renewing the lease: died or stalled).
+  std::string outcome;
+  std::optional<Error> error;  // why it failed or was requeued, lost or cancelled
+};
+
+// A job with its runs, read together: the attempts agree with the job's state and node.
+struct JobWithAttempts {
+  Job job;
+  std::vector<AttemptRecord> attempts;  // oldest first; empty for a job never claimed
 };
 
 struct JobCounts {
@@ -139,6 +148,9 @@ class JobStore {
   virtual Result<std::string> GetResult(const std::string& id) = 0;
   // The job's runs, oldest first (empty for a job never claimed). kErrJobNotFound if no such job.
   virtual Result<std::vector<AttemptRecord>> Attempts(const std::string& id) = 0;
+  // The job and its runs from one snapshot (no transition lands between the two reads).
+  // kErrJobNotFound if no such job.
+  virtual Result<JobWithAttempts> GetWithAttempts(const std::string& id) = 0;
 
   // --- Leases ---
   // The claimed job (now loading), or nullopt when nothing matching is pending.

@@ -127,26 +127,38 @@ Result<std::string> PgJobStore::GetResult(const std::string& id) {
 }
 
 Result<std::vector<AttemptRecord>> PgJobStore::Attempts(const std::string& id) {
+  auto got = GetWithAttempts(id);
+  if (!got.ok()) return got.error();
+  return std::move(got->attempts);
+}
+
+Result<JobWithAttempts> PgJobStore::GetWithAttempts(const std::string& id) {
   std::lock_guard lock(mu_);
-  // One statement: a job without attempts still gives one row (its attempt columns NULL).
+  // One statement, one snapshot: the job's columns on every row, then one run per row (a job
+  // without runs still gives one row, its attempt columns NULL).
+  static const int kFirst = static_cast<int>(JobColumnCount());
   auto rows = conn_->Query(
-      "SELECT a.attempt, a.owner, a.started_ms, a.ended_ms, a.outcome, a.error_kind, "
-      "a.error_code, a.error_message FROM jobs j LEFT JOIN attempts a ON a.job_id = j.id "
-      "WHERE j.id = $1 ORDER BY a.attempt",
+      "SELECT j.*, a.attempt, a.owner, a.started_ms, a.ended_ms, a.outcome, a.error_kind, "
+      "a.error_code, a.error_message FROM (SELECT " +
+          kJobColumnsText +
+          " FROM jobs WHERE id = $1) j LEFT JOIN attempts a ON a.job_id = j.id "
+          "ORDER BY a.attempt",
       {P(id)});
   if (!rows.ok()) return rows.error();
   if (rows->empty()) return JobNotFound(id);
-  std::vector<AttemptRecord> out;
+  auto job = pg::ReadJob(*rows, 0);
+  if (!job.ok()) return job.error();
+  JobWithAttempts out{std::move(job).value(), {}};
   for (int r = 0; r < rows->size(); ++r) {
-    if (rows->IsNull(r, 0)) continue;
+    if (rows->IsNull(r, kFirst)) continue;
     AttemptRecord a;
-    a.attempt = static_cast<int>(rows->Int(r, 0));
-    a.owner = rows->Text(r, 1);
-    a.started_ms = rows->Int(r, 2);
-    a.ended_ms = rows->Int(r, 3);
-    a.outcome = rows->Text(r, 4);
-    a.error = pg::ReadError(*rows, r, 5);
-    out.push_back(std::move(a));
+    a.attempt = static_cast<int>(rows->Int(r, kFirst));
+    a.owner = rows->Text(r, kFirst + 1);
+    a.started_ms = rows->Int(r, kFirst + 2);
+    a.ended_ms = rows->Int(r, kFirst + 3);
+    a.outcome = rows->Text(r, kFirst + 4);
+    a.error = pg::ReadError(*rows, r, kFirst + 5);
+    out.attempts.push_back(std::move(a));
   }
   return out;
 }

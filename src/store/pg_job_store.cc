@@ -123,7 +123,7 @@ Status PgJobStore::RequeueLocked(const Job& job, const std::optional<Error>& rea
 
 Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, int64_t now) {
   static const std::string kSet =
-      "UPDATE jobs SET state = 'loading', lease_owner = $2, lease_expires_ms = $3, "
+      "UPDATE jobs SET state = 'loading', lease_owner = $2, node = $2, lease_expires_ms = $3, "
       "started_ms = $1, updated_ms = $1 WHERE ";
   std::vector<Param> params = {P(now), P(request.owner), P(now + request.lease_ms)};
   std::string sql;

@@ -78,6 +78,7 @@ class PgJobStore final : public JobStore {
   Result<std::vector<PendingModel>> PendingByModel() override;
   Result<std::string> GetResult(const std::string& id) override;
   Result<std::vector<AttemptRecord>> Attempts(const std::string& id) override;
+  Result<JobWithAttempts> GetWithAttempts(const std::string& id) override;
 
   Result<std::optional<Job>> Claim(const ClaimRequest& request) override;
   Result<std::vector<std::string>> Heartbeat(const std::string& owner, int64_t lease_ms) override;

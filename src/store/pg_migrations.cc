@@ -102,6 +102,14 @@ CREATE TABLE blob_chunks (
 ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 )sql";
 
+// v4: the node of each job (the one running it, or that ran its last attempt), kept when its
+// lease ends; jobs claimed before it take the node of their last attempt.
+constexpr const char kV4[] = R"sql(
+ALTER TABLE jobs ADD COLUMN node TEXT;
+UPDATE jobs j SET node = (SELECT a.owner FROM attempts a WHERE a.job_id = j.id
+                          ORDER BY a.attempt DESC LIMIT 1);
+)sql";
+
 // Any 64-bit constant shared by every steno: serializes schema changes across nodes.
 constexpr int64_t kMigrationLock = 0x737465'6e6f'6d67;  // "stenomg"
 
@@ -149,6 +157,7 @@ const std::vector<Migration>& Migrations() {
       {1, "jobs, results, attempts, model footprints", kV1},
       {2, "nodes", kV2},
       {3, "upload blobs", kV3},
+      {4, "the node of each job", kV4},
   };
   return kAll;
 }

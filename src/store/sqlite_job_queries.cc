@@ -116,8 +116,15 @@ Result<std::string> SqliteJobStore::GetResult(const std::string& id) {
 }
 
 Result<std::vector<AttemptRecord>> SqliteJobStore::Attempts(const std::string& id) {
+  auto got = GetWithAttempts(id);
+  if (!got.ok()) return got.error();
+  return std::move(got->attempts);
+}
+
+Result<JobWithAttempts> SqliteJobStore::GetWithAttempts(const std::string& id) {
   auto conn = readers_->Acquire();
-  // One snapshot for both statements: the job cannot be deleted between them.
+  // One snapshot for both statements: the runs agree with the job (and it cannot be deleted
+  // between them).
   auto snapshot = sqlite::ReadTransaction::Begin(conn.db());
   if (!snapshot.ok()) return snapshot.error();
   auto job = sqlite::LoadJob(conn.db(), id);
@@ -128,7 +135,7 @@ Result<std::vector<AttemptRecord>> SqliteJobStore::Attempts(const std::string& i
       "error_message FROM attempts WHERE job_id = ? ORDER BY attempt");
   if (!stmt.ok()) return stmt.error();
   stmt->Bind(1, id);
-  std::vector<AttemptRecord> out;
+  JobWithAttempts out{std::move(**job), {}};
   for (;;) {
     auto row = stmt->Step();
     if (!row.ok()) return row.error();
@@ -140,7 +147,7 @@ Result<std::vector<AttemptRecord>> SqliteJobStore::Attempts(const std::string& i
     a.ended_ms = stmt->Int(3);
     a.outcome = stmt->Text(4);
     a.error = sqlite::ReadError(*stmt, 5);
-    out.push_back(std::move(a));
+    out.attempts.push_back(std::move(a));
   }
   return out;
 }

@@ -263,13 +263,13 @@ Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
     job = std::move(found).value();
   }
   job->state = JobState::kLoading;
-  job->lease_owner = request.owner;
+  job->lease_owner = job->node = request.owner;
   job->lease_expires_ms = now + request.lease_ms;
   job->started_ms = job->updated_ms = now;
   {
     auto stmt = db_->Prepare(
-        "UPDATE jobs SET state = 'loading', lease_owner = ?, lease_expires_ms = ?, "
-        "started_ms = ?, updated_ms = ? WHERE id = ?");
+        "UPDATE jobs SET state = 'loading', lease_owner = ?1, node = ?1, lease_expires_ms = ?2, "
+        "started_ms = ?3, updated_ms = ?4 WHERE id = ?5");
     if (!stmt.ok()) return stmt.error();
     stmt->Bind(1, job->lease_owner).Bind(2, job->lease_expires_ms).Bind(3, now).Bind(4, now);
     stmt->Bind(5, job->id);

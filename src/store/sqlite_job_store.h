@@ -5,10 +5,10 @@
 //
 // Connections: one writer, behind a mutex, runs every call that changes something (each in one
 // transaction, fsynced on commit); reads (Get, List, Count, PendingByModel, GetResult, Attempts,
-// GetFootprint, ListFootprints, ReferencedBlobs) run on a pool of read-only connections
-// (sqlite_read_pool.h), so they never wait behind a write and its fsync. WAL gives each read the
-// last committed state: a read that starts after a write returned sees it. A read that needs two
-// statements reads them in one snapshot.
+// GetWithAttempts, GetFootprint, ListFootprints, ReferencedBlobs) run on a pool of read-only
+// connections (sqlite_read_pool.h), so they never wait behind a write and its fsync. WAL gives each
+// read the last committed state: a read that starts after a write returned sees it. A read that
+// needs two statements reads them in one snapshot.
 //
 // Exactly one process owns the queue: with `own_queue` (the default) Open takes an exclusive
 // lock on DATA_DIR/steno.db.lock, and since no other process can then hold a lease, every job
@@ -68,6 +68,7 @@ class SqliteJobStore final : public JobStore {
   Result<std::vector<PendingModel>> PendingByModel() override;
   Result<std::string> GetResult(const std::string& id) override;
   Result<std::vector<AttemptRecord>> Attempts(const std::string& id) override;
+  Result<JobWithAttempts> GetWithAttempts(const std::string& id) override;
 
   Result<std::optional<Job>> Claim(const ClaimRequest& request) override;
   Result<std::vector<std::string>> Heartbeat(const std::string& owner, int64_t lease_ms) override;

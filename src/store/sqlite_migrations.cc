@@ -73,6 +73,14 @@ CREATE TABLE model_footprints (
 );
 )sql";
 
+// v3: the node of each job (the one running it, or that ran its last attempt), kept when its
+// lease ends; jobs claimed before it take the node of their last attempt.
+constexpr const char kV3[] = R"sql(
+ALTER TABLE jobs ADD COLUMN node TEXT;
+UPDATE jobs SET node = (SELECT a.owner FROM attempts a WHERE a.job_id = jobs.id
+                        ORDER BY a.attempt DESC LIMIT 1);
+)sql";
+
 // Reads the version outside any transaction, so that a reader opening beside the process that
 // owns the queue (steno ps) takes no write lock when the schema is already current.
 class SqliteTarget final : public MigrationTarget {
@@ -107,6 +115,7 @@ const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kAll = {
       {1, "jobs and results", kV1},
       {2, "retry backoff, attempts, model footprints", kV2},
+      {3, "the node of each job", kV3},
   };
   return kAll;
 }

@@ -17,6 +17,8 @@
 //     button (steno's memory back to 0);
 //   - cancels, with its Cancel button, a job left pending because a tenant holds the memory;
 //   - follows the completed job again from its row (segments read from its result);
+//   - opens the completed job's details: the node that ran it (as GET /v1/jobs/{id} names it)
+//     and its one attempt, completed;
 //   - and no page errors (uncaught exceptions, console errors, failed loads) all along.
 // Exits non-zero if any check fails; the server, the tenant and the browser never outlive it.
 //
@@ -354,6 +356,26 @@ async function run(url) {
     const shown = await page.locator('[data-testid="segment"] .seg-text').allTextContents();
     assert(JSON.stringify(shown) === JSON.stringify(segmentsShown),
            `segments now ${JSON.stringify(shown)}, while live ${JSON.stringify(segmentsShown)}`);
+  });
+
+  await checks.step('Details on the completed job shows the node that ran it and its one attempt', async () => {
+    const job = await (await fetch(`${url}/v1/jobs/${jobId}`)).json();
+    assert(typeof job.node === 'string' && job.node.length > 0, `GET /v1/jobs/${jobId} names no node: ${JSON.stringify(job)}`);
+    const row = page.locator(`[data-testid="job-row"][data-job-id="${jobId}"]`);
+    await row.getByRole('button', { name: 'Details of speech.wav: where it ran', exact: true }).click();
+    await page.locator(`[data-testid="job-detail"][data-job-id="${jobId}"][data-state="completed"]`).waitFor(WAIT);
+    const node = await page.locator('[data-testid="job-detail-node"]').innerText();
+    assert(node === job.node, `the detail shows node "${node}", the API "${job.node}"`);
+    const runs = page.locator('[data-testid="attempt-row"]');
+    assert((await runs.count()) === 1, `${await runs.count()} attempt rows, expected 1`);
+    assert((await runs.first().getAttribute('data-node')) === job.node, 'the attempt names another node');
+    const outcome = await runs.first().locator('[data-testid="attempt-outcome"]').innerText();
+    assert(outcome === 'completed', `the attempt's outcome is "${outcome}"`);
+    const shot = path.join(artifacts, 'dashboard-job-detail.png');
+    await page.locator('[data-testid="job-detail"]').screenshot({ path: shot });
+    console.log(`screenshot: ${shot}`);
+    await page.getByRole('button', { name: 'Close the job details', exact: true }).click();
+    await page.locator('[data-testid="job-detail"]').waitFor({ state: 'hidden', ...WAIT });
   });
 
   await checks.step('no errors in the page', () => {

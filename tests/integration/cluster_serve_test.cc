@@ -233,7 +233,8 @@ TEST(ClusterServeTest, BadOrUnreachableStoreStopsTheStartWithoutShowingThePasswo
 }
 
 // kill -9 of the node running a job: its lease runs out, the other node requeues the job and
-// runs it; the job completes exactly once (one completed attempt, after the lost one).
+// runs it; the job completes exactly once (one completed attempt, after the lost one), and
+// GET /v1/jobs/{id} shows both attempts with their nodes.
 TEST(ClusterServeTest, AKilledNodesJobFinishesOnAnotherExactlyOnce) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
@@ -270,6 +271,14 @@ TEST(ClusterServeTest, AKilledNodesJobFinishesOnAnotherExactlyOnce) {
   EXPECT_NE((*attempts)[0].outcome, "completed");
   EXPECT_EQ((*attempts)[1].owner, second);
   EXPECT_EQ((*attempts)[1].outcome, "completed");
+  // The API explains it: the node that finished it, and both runs with their nodes and outcomes.
+  EXPECT_EQ(done["node"], second) << done.dump();
+  ASSERT_EQ(done["attempts"].size(), 2u) << done.dump();
+  EXPECT_EQ(done["attempts"][0]["node"], first);
+  EXPECT_EQ(done["attempts"][0]["outcome"], "lease_expired") << done.dump();
+  EXPECT_EQ(done["attempts"][0]["error"]["code"], "lease_expired") << done.dump();
+  EXPECT_EQ(done["attempts"][1]["node"], second);
+  EXPECT_EQ(done["attempts"][1]["outcome"], "completed");
 }
 
 // Any node streams any job's events: B, which has no model and so never claims, streams the

@@ -20,6 +20,7 @@
 #include "store/pg_migrations.h"
 #include "support/pg_server.h"
 #include "support/store_cases.h"
+#include "support/store_history_cases.h"
 
 namespace steno::store {
 namespace {
@@ -112,6 +113,33 @@ TEST_F(PgStoreTest, MigrationsAreAppliedOnceAndReopeningChangesNothing) {
   auto conn = pg::Connection::Open(url_, 5);
   ASSERT_TRUE(conn.ok());
   EXPECT_EQ(pg::SchemaVersion(**conn).value(), pg::LatestSchemaVersion());
+}
+
+TEST_F(PgStoreTest, JobsOfAVersion3StoreTakeTheNodeOfTheirLastAttempt) {
+  {
+    auto conn = pg::Connection::Open(url_, 5);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE(pg::Migrate(**conn, 3).ok());
+    // As steno with schema v3 wrote them: a job run twice (lost on old-a, completed on old-b)
+    // and a job never claimed.
+    auto st = (*conn)->Exec(R"sql(
+      INSERT INTO jobs (id, state, priority, model, params, attempt, created_ms, updated_ms)
+        VALUES ('01HV3TWICE0000000000000000', 'completed', 1, 'base', '{}', 2, 100, 400),
+               ('01HV3NEVER0000000000000000', 'pending', 1, 'base', '{}', 1, 500, 500);
+      INSERT INTO attempts (job_id, attempt, owner, started_ms, ended_ms, outcome)
+        VALUES ('01HV3TWICE0000000000000000', 1, 'old-a', 150, 250, 'lease_expired'),
+               ('01HV3TWICE0000000000000000', 2, 'old-b', 300, 400, 'completed');
+    )sql");
+    ASSERT_TRUE(st.ok()) << st.error().message;
+  }
+  auto store = Open();
+  ASSERT_TRUE(store);
+  auto twice = store->GetWithAttempts("01HV3TWICE0000000000000000");
+  ASSERT_TRUE(twice.ok()) << twice.error().message;
+  EXPECT_EQ(twice->job.node, "old-b");
+  ASSERT_EQ(twice->attempts.size(), 2u);
+  EXPECT_EQ(twice->attempts[0].owner, "old-a");
+  EXPECT_TRUE(store->Get("01HV3NEVER0000000000000000")->node.empty());
 }
 
 TEST_F(PgStoreTest, NodesOpeningAtOnceMigrateOnce) {

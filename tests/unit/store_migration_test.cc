@@ -115,6 +115,41 @@ TEST_F(StoreMigrationTest, PreviousVersionIsUpgradedKeepingItsJobs) {
   EXPECT_TRUE((*store)->PutFootprint({"tiny", "cpu", 1, 1, 0}).ok());
 }
 
+TEST_F(StoreMigrationTest, JobsOfAVersion2DatabaseTakeTheNodeOfTheirLastAttempt) {
+  {
+    auto db = sqlite::Db::Open(Path(), 1000);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(sqlite::Migrate(**db, 2).ok());
+  }
+  // As steno with schema v2 wrote them: a job run twice (lost on old-a, completed on old-b) and
+  // a job never claimed.
+  RawSql(R"sql(
+    INSERT INTO jobs (id, state, priority, model, params, attempt, created_ms, updated_ms,
+                      started_ms, finished_ms)
+      VALUES ('01HV2TWICE0000000000000000', 'completed', 1, 'base', '{}', 2, 100, 400, 300, 400);
+    INSERT INTO attempts (job_id, attempt, owner, started_ms, ended_ms, outcome, error_code)
+      VALUES ('01HV2TWICE0000000000000000', 1, 'old-a', 150, 250, 'lease_expired', 'lease_expired'),
+             ('01HV2TWICE0000000000000000', 2, 'old-b', 300, 400, 'completed', NULL);
+    INSERT INTO jobs (id, state, priority, model, params, attempt, created_ms, updated_ms)
+      VALUES ('01HV2NEVER0000000000000000', 'pending', 1, 'base', '{}', 1, 500, 500);
+  )sql");
+
+  auto store = Open();
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EXPECT_EQ(Version(), sqlite::LatestSchemaVersion());
+  auto twice = (*store)->GetWithAttempts("01HV2TWICE0000000000000000");
+  ASSERT_TRUE(twice.ok()) << twice.error().message;
+  EXPECT_EQ(twice->job.node, "old-b");
+  ASSERT_EQ(twice->attempts.size(), 2u);
+  EXPECT_EQ(twice->attempts[0].owner, "old-a");
+  EXPECT_EQ(twice->attempts[1].owner, "old-b");
+  EXPECT_TRUE((*store)->Get("01HV2NEVER0000000000000000")->node.empty());
+  // A claim under the new schema names its node.
+  auto claimed = (*store)->Claim({"new-c", 1000, std::string("01HV2NEVER0000000000000000"), {}});
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  EXPECT_EQ((*store)->Get("01HV2NEVER0000000000000000")->node, "new-c");
+}
+
 TEST_F(StoreMigrationTest, NewerSchemaIsRefused) {
   { ASSERT_TRUE(Open().ok()); }
   RawSql("INSERT INTO schema_version (version, description, applied_ms) VALUES (99, 'future', 0)");

@@ -8,6 +8,7 @@
 #include "store/job_id.h"
 #include "store/sqlite_job_store.h"
 #include "support/store_cases.h"
+#include "support/store_history_cases.h"
 #include "support/test_env.h"
 
 namespace steno::store {

@@ -4,11 +4,12 @@
 // progress and segment. The modules: sse.js (stream), api.js (requests, API key), gpus.js
 // (device cards), chart.js (memory chart), tables.js (runners, jobs), nodes.js (the nodes
 // sharing the job queue, when the server shares it), upload.js (form, live transcript),
-// format.js and dom.js (helpers).
+// jobdetail.js (a job's node and attempts), format.js and dom.js (helpers).
 import { apiKey, listModels, setApiKey, cancelJob, unloadModel } from './api.js';
 import { setAttr, setText, h, syncChildren } from './dom.js';
 import { FINAL_STATES } from './format.js';
 import { DevicePanel } from './gpus.js';
+import { JobDetailPanel } from './jobdetail.js';
 import { renderNodes } from './nodes.js';
 import { EventStream } from './sse.js';
 import { renderJobs, renderRunners, tickRunners } from './tables.js';
@@ -125,6 +126,9 @@ const actions = {
       button.disabled = false;
     }
   },
+  details(id) {
+    detail.open(id);
+  },
   follow(job) {
     upload.follow(job);
     if (!FINAL_STATES.has(job.state)) stream.restart();  // a finished job's segments come from its result
@@ -196,6 +200,8 @@ function onSnapshot(s) {
   setText($('curl-example'), curlExample());
   const followed = jobs.find((j) => j.id === upload.following());
   if (followed) upload.onJob(followed);
+  const detailed = jobs.find((j) => j.id === detail.shownId());
+  if (detailed) detail.onSnapshotJob(detailed);
 }
 
 function onEvent(type, data) {
@@ -231,6 +237,16 @@ const upload = new UploadPanel({
   onSubmitted: () => stream.restart(),
   onError: onApiError,
 });
+
+const detail = new JobDetailPanel({
+  section: $('job-detail'), title: $('job-detail-heading'), attempts: $('job-detail-attempts'),
+  empty: $('job-detail-empty'), close: $('job-detail-close'),
+  fields: {
+    id: $('job-detail-id'), state: $('job-detail-state'), model: $('job-detail-model'),
+    node: $('job-detail-node'), attempt: $('job-detail-attempt'), created: $('job-detail-created'),
+    finished: $('job-detail-finished'), error: $('job-detail-error'),
+  },
+}, { onError: onApiError, now: serverNow });
 
 // While a job is followed and not final, the stream carries its events; afterwards a reconnect
 // goes back to the plain stream (the transcript stays on screen).

@@ -1,6 +1,7 @@
 // The runners table (model, device, VRAM, streams, keep-alive countdown, unload) and the jobs
-// table (state, priority, progress, real-time factor, durations, follow, cancel). Rows are keyed
-// and updated in place; buttons call back into the app (actions.unload / follow / cancel).
+// table (state, priority, progress, real-time factor, durations, follow, details, cancel). Rows
+// are keyed and updated in place; buttons call back into the app (actions.unload / follow /
+// details / cancel).
 // Every cell carries data-label: on narrow screens the CSS shows rows as stacked cards with it.
 import { h, setAttr, setText, syncChildren } from './dom.js';
 import { FINAL_STATES, bytes, countdown, duration, percent, rtf } from './format.js';
@@ -63,8 +64,10 @@ export function tickRunners(tbody, now) {
 // ---- jobs -------------------------------------------------------------------------------------
 
 function createJobRow(job, actions) {
-  const follow = h('button', { type: 'button', class: 'button small secondary', text: 'Follow' });
+  const follow = h('button', { type: 'button', class: 'button small secondary follow', text: 'Follow' });
   follow.addEventListener('click', () => actions.follow(follow.closest('tr').job));
+  const details = h('button', { type: 'button', class: 'button small secondary details', text: 'Details' });
+  details.addEventListener('click', () => actions.details(details.closest('tr').job.id));
   const cancel = h('button', { type: 'button', class: 'button small danger', text: 'Cancel' });
   cancel.addEventListener('click', () => actions.cancel(cancel.closest('tr').job.id, cancel));
   const bar = h('progress', { max: 100 });
@@ -76,7 +79,7 @@ function createJobRow(job, actions) {
     cell('RTF', h('span', { class: 'rtf' })),
     cell('Audio', h('span', { class: 'audio' })),
     cell('Took', h('span', { class: 'took' })),
-    cell('Actions', h('span', { class: 'actions' }, follow, cancel)));
+    cell('Actions', h('span', { class: 'actions' }, follow, details, cancel)));
 }
 
 function jobProgress(job) {
@@ -115,7 +118,8 @@ function updateJobRow(row, job, now) {
   const cancel = row.querySelector('.danger');
   cancel.hidden = FINAL_STATES.has(job.state);
   setAttr(cancel, 'aria-label', `Cancel ${name}`);
-  setAttr(row.querySelector('.secondary'), 'aria-label', `Follow ${name}: show its segments`);
+  setAttr(row.querySelector('.follow'), 'aria-label', `Follow ${name}: show its segments`);
+  setAttr(row.querySelector('.details'), 'aria-label', `Details of ${name}: where it ran`);
 }
 
 export function renderJobs(tbody, jobs, actions, now) {
