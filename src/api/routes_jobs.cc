@@ -2,9 +2,14 @@
 // allowed root), GET /v1/jobs (filters, paging), GET /v1/jobs/{id}, GET /v1/jobs/{id}/result,
 // GET /v1/jobs/{id}/events (Server-Sent Events) and DELETE /v1/jobs/{id} (cancel).
 //
+// A job is refused with 507 insufficient_storage while the data dir's disk is below the
+// --min-free-disk margin (or full); nothing is stored then.
+//
 // Results of jobs that are not completed answer 409 (not 404: the job exists, it is in the wrong
 // state): job_not_completed while it is pending/loading/processing, job_failed (with the job's
 // own error message) and job_cancelled.
+#include <sys/stat.h>
+
 #include "api/routes.h"
 #include "api/sse.h"
 
@@ -60,6 +65,10 @@ void SubmitPath(Context& ctx, Call& call) {
   const std::string path = path_it->second.back();
   auto file = ctx.paths.Open(path);
   if (!file.ok()) return SendError(call.res, FromError(file.error(), "path"));
+  struct stat st {};
+  if (auto e = RefuseLowDisk(ctx, stat(file->proc_path().c_str(), &st) == 0 ? st.st_size : 0)) {
+    return SendError(call.res, *e);
+  }
   job.server_path = file->proc_path();
   job.params.filename = Basename(file->real_path());
   if (auto key = call.req.get_header_value("Idempotency-Key"); !key.empty()) {
