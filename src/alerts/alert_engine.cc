@@ -11,6 +11,19 @@ std::string Mib(double bytes) {
   return fmt::format("{:.1f} MiB", bytes / (1 << 20));
 }
 
+std::string Bytes(double bytes) {
+  return bytes >= (1 << 30) ? fmt::format("{:.1f} GiB", bytes / (1 << 30)) : Mib(bytes);
+}
+
+// A disk_space_low rule with threshold 0 watches the server's upload margin: the rule as it
+// applies to this observation (threshold in bytes; 0 when there is no margin either).
+AlertRule Effective(const AlertRule& rule, const Observation& obs) {
+  if (rule.kind != RuleKind::kDiskSpaceLow || rule.threshold > 0 || !obs.disk) return rule;
+  AlertRule r = rule;
+  r.threshold = static_cast<double>(std::max<int64_t>(obs.disk->min_free_bytes, 0));
+  return r;
+}
+
 // " for at least 5m" when the rule waits, "" when it fires at once.
 std::string ForPart(const AlertRule& r) {
   return r.for_ms > 0 ? fmt::format(" for at least {}", FormatDurationMs(r.for_ms)) : "";
@@ -70,6 +83,12 @@ std::string DescribeAlert(const AlertRule& r, const Labels& labels, double v, Al
                  : fmt::format("device {} is back", dev);
       break;
     }
+    case RuleKind::kDiskSpaceLow:
+      m = firing ? fmt::format("the data dir's disk has {} free (below {}{})", Bytes(v),
+                               Bytes(r.threshold), ForPart(r))
+                 : fmt::format("the data dir's disk is back to {} free (threshold {})", Bytes(v),
+                               Bytes(r.threshold));
+      break;
   }
   return r.description.empty() ? m : r.description + ": " + m;
 }
@@ -192,6 +211,12 @@ std::map<Labels, AlertEngine::Reading> AlertEngine::Read(const AlertRule& r, int
       }
       break;
     }
+    case RuleKind::kDiskSpaceLow:
+      if (obs.disk) {
+        const double free = static_cast<double>(obs.disk->free_bytes);
+        out[{}] = {free < r.threshold, false, free};
+      }
+      break;
   }
   return out;
 }
@@ -216,7 +241,8 @@ AlertTransition AlertEngine::MakeTransition(const AlertRule& rule, const Labels&
 std::vector<AlertTransition> AlertEngine::Evaluate(int64_t now_ms, const Observation& obs) {
   Record(now_ms, obs);
   std::vector<AlertTransition> out;
-  for (const AlertRule& rule : rules_) {
+  for (const AlertRule& configured : rules_) {
+    const AlertRule rule = Effective(configured, obs);
     const std::map<Labels, Reading> readings = Read(rule, now_ms, obs);
     auto& series = series_[rule.name];
     std::set<Labels> keys;
@@ -236,6 +262,7 @@ std::vector<AlertTransition> AlertEngine::Evaluate(int64_t now_ms, const Observa
       }
       Series& s = sit->second;
       if (has_reading) s.value = r.value;
+      s.threshold = rule.threshold;
 
       if (s.firing) {
         // Event kinds: any recurrence (another crash of the model) keeps the alert alive even
@@ -277,7 +304,7 @@ std::vector<ActiveAlert> AlertEngine::Active() const {
     if (it == series_.end()) continue;
     for (const auto& [labels, s] : it->second) {
       if (!s.firing) continue;
-      out.push_back({rule.name, rule.kind, rule.severity, labels, s.value, rule.threshold,
+      out.push_back({rule.name, rule.kind, rule.severity, labels, s.value, s.threshold,
                      s.started_ms, s.message});
     }
   }

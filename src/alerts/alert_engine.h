@@ -67,6 +67,7 @@ class AlertEngine {
     int64_t started_ms = 0;
     int64_t last_true_ms = 0;
     double value = 0;
+    double threshold = 0;  // the rule's, as it applied at the latest evaluation
     std::string message;
   };
   struct JobSample {

@@ -23,6 +23,7 @@ constexpr KindInfo kKinds[] = {
     {RuleKind::kMemoryNotReleased, "memory_not_released"},
     {RuleKind::kRunnerCrashLoop, "runner_crash_loop"},
     {RuleKind::kDeviceMissing, "device_missing"},
+    {RuleKind::kDiskSpaceLow, "disk_space_low"},
 };
 
 bool UsesWindow(RuleKind k) {
@@ -170,6 +171,11 @@ AlertRule DefaultRuleFor(RuleKind kind, std::string name) {
       r.severity = Severity::kCritical;
       break;
     case RuleKind::kDeviceMissing: r.severity = Severity::kCritical; break;
+    case RuleKind::kDiskSpaceLow:
+      r.threshold = 0;  // the server's --min-free-disk
+      r.resolve_after_ms = kMinute;
+      r.severity = Severity::kCritical;  // uploads are being refused
+      break;
   }
   return r;
 }
@@ -182,6 +188,7 @@ std::vector<AlertRule> DefaultRules() {
       DefaultRuleFor(RuleKind::kMemoryNotReleased, "memory_not_released"),
       DefaultRuleFor(RuleKind::kRunnerCrashLoop, "runner_crash_loop"),
       DefaultRuleFor(RuleKind::kDeviceMissing, "device_missing"),
+      DefaultRuleFor(RuleKind::kDiskSpaceLow, "disk_space_low"),
   };
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,12 +40,20 @@ struct UnreleasedMemory {
   std::string model;  // informational
 };
 
+// The filesystem that holds the data dir (uploads, the job database).
+struct DiskObservation {
+  int64_t free_bytes = 0;      // what steno may still write
+  int64_t min_free_bytes = 0;  // the upload margin (--min-free-disk); 0: none
+};
+
 // One look at the service, taken by the caller every evaluation.
 struct Observation {
   // Devices in this sample. A device seen in an earlier observation that is missing here, or is
   // here with present = false, is "missing" (device_missing).
   std::vector<DeviceObservation> devices;
   int64_t queue_length = 0;  // jobs waiting to start
+  // nullopt: not read this time (disk_space_low sees no reading: its condition is false).
+  std::optional<DiskObservation> disk;
   // Cumulative counters since the process started (as /metrics exposes them), not deltas: a
   // skipped observation loses nothing. finished counts jobs that ended completed or failed
   // (cancelled ones are the user's choice and count in neither); failed ⊆ finished. The first

@@ -3,6 +3,7 @@
 #include <set>
 #include <string_view>
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 namespace steno::api {
@@ -36,6 +37,7 @@ int StatusFor(const Error& e) {
     case ErrorKind::kOutOfMemory: return 503;
     case ErrorKind::kCancelled: return 409;
     case ErrorKind::kTimeout: return 504;
+    case ErrorKind::kNoSpace: return 507;
     case ErrorKind::kIntegrity:
     case ErrorKind::kIo:
     case ErrorKind::kInternal: return 500;
@@ -53,6 +55,23 @@ int RetryAfterFrom(const std::string& message) {
     if (n > 86'400) break;
   }
   return n > 0 ? n : 1;
+}
+
+// The client's message for a failure of the server's own storage. The error's message names
+// server paths (data dir, models dir) and stays in the log.
+std::string StorageMessage(const Error& e) {
+  switch (e.kind) {
+    case ErrorKind::kNoSpace: return "not enough disk space on the server; retry later";
+    case ErrorKind::kIntegrity:
+      return "the server found damaged data (" + e.code + "); its log has the details";
+    default:
+      return "the server could not read or write its files (" + e.code +
+             "); its log has the details";
+  }
+}
+
+bool IsStorageFailure(ErrorKind kind) {
+  return kind == ErrorKind::kIo || kind == ErrorKind::kNoSpace || kind == ErrorKind::kIntegrity;
 }
 
 }  // namespace
@@ -77,10 +96,30 @@ ApiError MakeApiError(int status, std::string code, std::string message, std::st
 ApiError FromError(const Error& error, std::string param) {
   const int status = StatusFor(error);
   std::string code = error.code.empty() ? CodeForStatus(status) : error.code;
-  ApiError e = MakeApiError(status, std::move(code), error.message, std::move(param));
+  if (error.kind == ErrorKind::kNoSpace) code = "insufficient_storage";
+  std::string message = error.message;
+  if (IsStorageFailure(error.kind)) {
+    spdlog::warn("request failed: {} ({}): {}", ErrorKindName(error.kind), error.code,
+                 error.message);
+    message = StorageMessage(error);
+  }
+  ApiError e = MakeApiError(status, std::move(code), std::move(message), std::move(param));
   if (error.kind == ErrorKind::kOutOfMemory && error.code.empty()) e.code = "insufficient_memory";
   if (status == 503)
     e.retry_after_s = error.code == "queue_full" ? RetryAfterFrom(error.message) : 5;
+  return e;
+}
+
+ApiError FromUploadError(const Error& error, const std::string& upload_name) {
+  ApiError e = FromError(error);
+  if (error.kind == ErrorKind::kNoSpace) {
+    e.message = "not enough disk space to store the upload" +
+                (upload_name.empty() ? std::string() : " " + upload_name) + "; retry later";
+  } else if (IsStorageFailure(error.kind)) {
+    e.message = "the server could not store the upload" +
+                (upload_name.empty() ? std::string() : " " + upload_name) + " (" + e.code +
+                "); its log has the details";
+  }
   return e;
 }
 
@@ -100,6 +139,7 @@ std::string CodeForStatus(int status) {
     case 431: return "headers_too_large";
     case 503: return "unavailable";
     case 504: return "timeout";
+    case 507: return "insufficient_storage";
     default: return status >= 500 ? "internal_error" : "bad_request";
   }
 }

@@ -13,7 +13,13 @@
 //   415 audio that cannot be decoded (not_media, no_audio_stream, corrupt_audio,
 //       unsupported_codec, empty_audio, truncated) or a request body of the wrong content type
 //   503 queue_full (with Retry-After), shutting_down, devices unavailable
+//   507 insufficient_storage: the data dir's disk is full, or its free space is below
+//       --min-free-disk (kNoSpace); the request changed nothing
 //   500 only for steno's own failures (I/O, integrity, bugs)
+//
+// Server paths never reach a client: the messages of the storage kinds (kIo, kNoSpace,
+// kIntegrity), which name files under the data and models dirs, are logged and replaced by a
+// sentence that names none.
 #pragma once
 
 #include <string>
@@ -37,6 +43,11 @@ ApiError MakeApiError(int status, std::string code, std::string message, std::st
 
 // The status and type for an error returned by the service layers (see the table above).
 ApiError FromError(const Error& error, std::string param = "");
+
+// FromError for a failure storing an upload: a full disk (kNoSpace) is 507 insufficient_storage
+// "not enough disk space to store the upload NAME; retry later", another storage failure a 500
+// naming the upload; `upload_name` is the client's own file name (may be empty).
+ApiError FromUploadError(const Error& error, const std::string& upload_name);
 
 // OpenAI's error type for a status: authentication_error (401), permission_error (403),
 // server_error (5xx), invalid_request_error for every other 4xx (OpenAI uses it for 404 too).

@@ -55,6 +55,11 @@ struct HttpOptions {
   // The scheduler's queue bound (--max-queue): an upload that would be refused queue_full is
   // refused before it is stored (0: no such check).
   size_t max_queue = 0;
+  // Uploads (and server-path copies) are refused with 507 insufficient_storage, before they are
+  // read, while the blob store's filesystem has less free space than this, or would have once the
+  // request's Content-Length is stored (--min-free-disk; 0: no such check, only a full disk
+  // refuses).
+  int64_t min_free_disk_bytes = 0;
   gpu::ReserveConfig reserve;
   double safety_factor = gpu::kDefaultSafetyFactor;
   // Alerts firing now, for GET /v1/alerts ({"alerts": [...]}) and /metrics (Prometheus lines);

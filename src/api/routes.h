@@ -98,6 +98,10 @@ std::map<std::string, std::vector<std::string>> FieldsOf(const MultipartUpload& 
 // response is already set and nullopt is returned.
 std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
                                                const JobRequestRules& rules);
+// 507 insufficient_storage while storing `incoming_bytes` more (0: unknown) would leave the blob
+// store's filesystem with less than options.min_free_disk_bytes free; nullopt when it would not,
+// when the check is off, or when the free space cannot be read (a write that fails says so).
+std::optional<ApiError> RefuseLowDisk(Context& ctx, int64_t incoming_bytes);
 // The `param` to blame for a submission error ("model" for model_not_found, "file" for audio
 // that cannot be decoded, ...).
 std::string ParamForError(const Error& error);

@@ -6,9 +6,14 @@
 // its "attempts" (each run: node, start, end, outcome, error), read in one snapshot with the job.
 // The list leaves the attempts out: it stays one read of the jobs table however long the page.
 //
+// A job is refused with 507 insufficient_storage while the data dir's disk is below the
+// --min-free-disk margin (or full); nothing is stored then.
+//
 // Results of jobs that are not completed answer 409 (not 404: the job exists, it is in the wrong
 // state): job_not_completed while it is pending/loading/processing, job_failed (with the job's
 // own error message) and job_cancelled.
+#include <sys/stat.h>
+
 #include "api/routes.h"
 #include "api/sse.h"
 
@@ -64,6 +69,10 @@ void SubmitPath(Context& ctx, Call& call) {
   const std::string path = path_it->second.back();
   auto file = ctx.paths.Open(path);
   if (!file.ok()) return SendError(call.res, FromError(file.error(), "path"));
+  struct stat st {};
+  if (auto e = RefuseLowDisk(ctx, stat(file->proc_path().c_str(), &st) == 0 ? st.st_size : 0)) {
+    return SendError(call.res, *e);
+  }
   job.server_path = file->proc_path();
   job.params.filename = Basename(file->real_path());
   if (auto key = call.req.get_header_value("Idempotency-Key"); !key.empty()) {

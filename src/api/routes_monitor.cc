@@ -1,12 +1,16 @@
 // Monitoring: GET /api/memory_status (the scheduler's ledger per device, with the original
 // memory-manager design's field names), GET /v1/gpus (device samples, the schema of
-// `steno gpus --json`), GET /metrics (Prometheus), GET /healthz and GET /readyz. The health
-// probes need no API key (orchestrators call them without one).
+// `steno gpus --json`), GET /metrics (Prometheus, with the data dir's free disk space and the
+// upload margin), GET /healthz and GET /readyz. The health probes need no API key
+// (orchestrators call them without one).
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include "api/routes.h"
 #include "gpu/owner_process.h"
 #include "gpu/sample_json.h"
+#include "store/disk_space.h"
 
 namespace steno::api {
 namespace {
@@ -41,6 +45,19 @@ void Metrics(Context& ctx, Call& call) {
   std::string text = ctx.service.metrics().RenderPrometheus(
       snap, devices.ok() ? *devices : std::vector<gpu::DeviceSample>{},
       counts.ok() ? *counts : store::JobCounts{}, o.reserve, o.safety_factor);
+  if (auto space = store::DiskSpaceOf(ctx.service.blobs().dir()); space.ok()) {
+    text += fmt::format(
+        "# HELP steno_disk_free_bytes Free space on the filesystem of the data dir's uploads.\n"
+        "# TYPE steno_disk_free_bytes gauge\nsteno_disk_free_bytes {}\n"
+        "# HELP steno_disk_total_bytes Size of that filesystem.\n"
+        "# TYPE steno_disk_total_bytes gauge\nsteno_disk_total_bytes {}\n",
+        space->free_bytes, space->total_bytes);
+  }
+  text += fmt::format(
+      "# HELP steno_disk_min_free_bytes Uploads are refused (507) below this free space "
+      "(--min-free-disk; 0: only when full).\n"
+      "# TYPE steno_disk_min_free_bytes gauge\nsteno_disk_min_free_bytes {}\n",
+      o.min_free_disk_bytes);
   if (o.alerts_metrics) text += o.alerts_metrics();
   call.res.status = 200;
   call.res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");

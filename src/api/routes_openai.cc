@@ -2,28 +2,19 @@
 // /v1/audio/translations. The upload becomes a job like any other (durable, scheduled, visible
 // in GET /v1/jobs); the request then waits for it and answers in the requested format, the way
 // OpenAI's API does, so its clients work unchanged.
+#include <charconv>
 #include <chrono>
 
 #include <spdlog/spdlog.h>
 
 #include "api/routes.h"
 #include "core/paths.h"
+#include "gpu/size.h"
 #include "models/resolve.h"
+#include "store/disk_space.h"
 
 namespace steno::api {
 namespace {
-
-// Display only: the last path component, printable, bounded.
-std::string CleanFilename(const std::string& name) {
-  std::string base =
-      name.substr(name.find_last_of("/\\") == std::string::npos ? 0 : name.find_last_of("/\\") + 1);
-  std::string out;
-  for (unsigned char c : base) {
-    if (c >= 0x20 && c != 0x7f) out += static_cast<char>(c);
-    if (out.size() >= 255) break;
-  }
-  return out;
-}
 
 const char* ContentTypeFor(const std::string& format) {
   if (format == "json" || format == "verbose_json") return "application/json";
@@ -84,6 +75,14 @@ void Transcribe(Context& ctx, Call& call, const std::string& task) {
   call.res.set_content(*text, ContentTypeFor(format));
 }
 
+// The request's Content-Length; 0 when absent (chunked) or not a number.
+int64_t ContentLengthOf(const httplib::Request& req) {
+  const std::string v = req.get_header_value("Content-Length");
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  return ec == std::errc() && end == v.data() + v.size() && n > 0 ? n : 0;
+}
+
 }  // namespace
 
 UploadLimits UploadLimitsOf(const HttpOptions& options) {
@@ -118,6 +117,26 @@ std::optional<ApiError> RefuseEarly(Context& ctx) {
   return e;
 }
 
+std::optional<ApiError> RefuseLowDisk(Context& ctx, int64_t incoming_bytes) {
+  const int64_t margin = ctx.options.min_free_disk_bytes;
+  if (margin <= 0) return std::nullopt;
+  auto space = store::DiskSpaceOf(ctx.service.blobs().dir());
+  if (!space.ok()) return std::nullopt;
+  if (store::LeavesMargin(space->free_bytes, incoming_bytes, margin)) return std::nullopt;
+  // Messages name sizes, never the directory.
+  if (store::LeavesMargin(space->free_bytes, 0, margin)) {
+    return MakeApiError(507, "insufficient_storage",
+                        "the upload (" + gpu::FormatSize(incoming_bytes) +
+                            ") would leave the server with less free disk space than it keeps "
+                            "in reserve (" +
+                            gpu::FormatSize(margin) + "); retry later or send a smaller file");
+  }
+  return MakeApiError(507, "insufficient_storage",
+                      "the server is low on disk space (" + gpu::FormatSize(space->free_bytes) +
+                          " free, " + gpu::FormatSize(margin) +
+                          " kept in reserve) and accepts no uploads now; retry later");
+}
+
 std::optional<ApiError> CheckModel(Context& ctx, const std::string& model) {
   // Only a definite "no such model" is answered here, before the upload is stored; every other
   // case (paths, names the service resolves its own way) is left to the service.
@@ -141,6 +160,11 @@ std::optional<ApiError> CheckModel(Context& ctx, const std::string& model) {
 std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
                                                const JobRequestRules& rules) {
   if (auto e = RefuseEarly(ctx)) {
+    DrainBody(call);
+    SendError(call.res, *e);
+    return std::nullopt;
+  }
+  if (auto e = RefuseLowDisk(ctx, ContentLengthOf(call.req))) {
     DrainBody(call);
     SendError(call.res, *e);
     return std::nullopt;
@@ -176,7 +200,7 @@ std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
   // Only now, with every field valid, does the upload become a blob.
   auto blob = upload.CommitFile();
   if (!blob.ok()) {
-    SendError(call.res, FromError(blob.error()));
+    SendError(call.res, FromUploadError(blob.error(), job.params.filename));
     return std::nullopt;
   }
   job.blob_digest = blob->digest;

@@ -4,6 +4,16 @@
 
 namespace steno::api {
 
+std::string CleanFilename(const std::string& name) {
+  const auto slash = name.find_last_of("/\\");
+  std::string out;
+  for (unsigned char c : name.substr(slash == std::string::npos ? 0 : slash + 1)) {
+    if (c >= 0x20 && c != 0x7f) out += static_cast<char>(c);
+    if (out.size() >= 255) break;
+  }
+  return out;
+}
+
 MultipartUpload::MultipartUpload(const store::BlobStore* blobs, UploadLimits limits,
                                  std::string file_field)
     : blobs_(blobs), limits_(limits), file_field_(std::move(file_field)) {}
@@ -33,7 +43,7 @@ bool MultipartUpload::OnPart(const std::string& name, const std::string& filenam
     }
     if (!blobs_) return Fail(MakeApiError(500, "internal_error", "no blob store"));
     auto w = blobs_->Begin();
-    if (!w.ok()) return Fail(FromError(w.error()));
+    if (!w.ok()) return Fail(FromUploadError(w.error(), CleanFilename(filename)));
     writer_.emplace(std::move(w.value()));
     filename_ = filename;
     file_type_ = type;
@@ -63,7 +73,7 @@ bool MultipartUpload::OnData(const char* data, size_t size) {
                                  file_field_));
       }
       if (auto st = writer_->Append(std::string_view(data, size)); !st.ok()) {
-        return Fail(FromError(st.error()));
+        return Fail(FromUploadError(st.error(), CleanFilename(filename_)));
       }
       file_bytes_ += static_cast<int64_t>(size);
       return true;

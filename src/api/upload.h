@@ -5,8 +5,9 @@
 // (a file over the limit is refused after max_file_bytes, not after the client sent a GiB).
 //
 // The upload becomes a blob only when CommitFile() is called, after the caller has validated
-// every field: an upload refused for a bad field, a size limit or a cut connection leaves no
-// blob behind (the uncommitted temp file is removed with the writer).
+// every field: an upload refused for a bad field, a size limit, a full disk (507, see
+// FromUploadError) or a cut connection leaves no blob behind (the uncommitted temp file is
+// removed with the writer).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,9 @@ struct UploadLimits {
   size_t max_fields_bytes = 1 << 20;          // all text fields together
   int max_parts = 64;                         // parts of any kind (400 too_many_parts)
 };
+
+// A client's file name for display: the last path component, printable bytes, at most 255.
+std::string CleanFilename(const std::string& name);
 
 class MultipartUpload {
  public:

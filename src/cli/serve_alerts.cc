@@ -7,6 +7,7 @@
 #include "core/wall_clock.h"
 #include "gpu/device.h"
 #include "gpu/gpu_config.h"
+#include "store/disk_space.h"
 
 namespace steno::cli {
 
@@ -42,7 +43,8 @@ Result<std::unique_ptr<ServeAlerts>> ServeAlerts::Start(const AlertFlags& flags,
   alerts::AlertMonitorOptions options;
   options.interval_ms = interval->count();
   options.rules = std::move(rules).value();
-  auto observe = [&service] {
+  const int64_t margin = flags.min_free_disk_bytes;
+  auto observe = [&service, margin] {
     alerts::Observation o;
     if (auto devices = service.Devices(); devices.ok()) {
       for (const auto& s : *devices) {
@@ -55,6 +57,9 @@ Result<std::unique_ptr<ServeAlerts>> ServeAlerts::Start(const AlertFlags& flags,
     if (auto counts = service.Counts(); counts.ok()) {
       o.jobs_failed_total = (*counts)[JobState::kFailed];
       o.jobs_finished_total = (*counts)[JobState::kCompleted] + o.jobs_failed_total;
+    }
+    if (auto space = store::DiskSpaceOf(service.blobs().dir()); space.ok()) {
+      o.disk = alerts::DiskObservation{space->free_bytes, margin};
     }
     return o;
   };

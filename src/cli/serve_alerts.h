@@ -1,7 +1,8 @@
 // The alert monitor `steno serve` runs (alerts/alert_monitor.h): rules from --alert-rules (a JSON
 // array, see alerts/alert_rules.h; the defaults when absent), observations taken from the job
-// service (device memory use, queue length, finished and failed jobs; runner crashes and unloads
-// whose release was not verified, as events), transitions logged, sent
+// service (device memory use, queue length, finished and failed jobs, the free space on the
+// blob store's filesystem; runner crashes and unloads whose release was not verified, as
+// events), transitions logged, sent
 // to --alert-webhook when set, and shown by GET /v1/alerts and /metrics.
 #pragma once
 
@@ -21,6 +22,8 @@ struct AlertFlags {
   std::string rules_file;  // empty: DefaultRules()
   std::string webhook_url;
   std::string interval = "15s";
+  // The upload margin (--min-free-disk), which disk_space_low rules with threshold 0 watch.
+  int64_t min_free_disk_bytes = 0;
 };
 
 // The rules in `path`, or the defaults for an empty path. kBadInput names the file and the fault.

@@ -66,6 +66,7 @@ struct ServeOptions {
   std::string dashboard_dir;
   int max_connections = 512;
   std::string max_upload = "1GiB";
+  std::string min_free_disk = "1GiB";
   std::string default_model;
   std::string sync_timeout = "1h";
   std::string shutdown_grace = "30s";
@@ -159,6 +160,9 @@ Result<api::HttpOptions> HttpOptionsFor(const ServeOptions& o, const server::Ser
   if (!upload.ok()) return Usage("--max-upload-bytes: " + upload.error().message);
   if (*upload < 1) return Usage("--max-upload-bytes must be positive");
   h.max_upload_bytes = *upload;
+  auto min_free = gpu::ParseSize(o.min_free_disk);
+  if (!min_free.ok()) return Usage("--min-free-disk: " + min_free.error().message);
+  h.min_free_disk_bytes = *min_free;
   auto sync = api::ParseKeepAlive(o.sync_timeout);
   if (!sync || *sync <= 0) return Usage("--sync-timeout must be a positive duration (30s, 5m, 1h)");
   h.sync_timeout_ms = int64_t{*sync} * 1000;
@@ -262,6 +266,7 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
 
   auto service = server::JobService::Open(std::move(service_options.value()));
   if (!service.ok()) return Fail(service.error());
+  o.alerts.min_free_disk_bytes = http_options->min_free_disk_bytes;
   auto alerts = ServeAlerts::Start(o.alerts, **service);
   if (!alerts.ok()) return Fail(alerts.error());
   ServeAlerts* alerts_ptr = alerts->get();
@@ -383,6 +388,12 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
                   "Connections served at once (each holds a thread while open)")
       ->capture_default_str();
   cmd->add_option("--max-upload-bytes", o->max_upload, "Largest upload (413 beyond)")
+      ->capture_default_str();
+  cmd->add_option("--min-free-disk", o->min_free_disk,
+                  "Refuse uploads (507) while the data dir's disk has less free space than this, "
+                  "or would once the upload is stored (0: only a full disk refuses); the "
+                  "disk_space_low alert fires below it")
+      ->envname("STENO_MIN_FREE_DISK")
       ->capture_default_str();
   cmd->add_option("--default-model", o->default_model,
                   "Model for requests that name none (or OpenAI's whisper-1)")

@@ -12,6 +12,7 @@ const char* ErrorKindName(ErrorKind kind) {
     case ErrorKind::kCancelled: return "cancelled";
     case ErrorKind::kTimeout: return "timeout";
     case ErrorKind::kIo: return "io";
+    case ErrorKind::kNoSpace: return "no_space";
     case ErrorKind::kInternal: return "internal";
   }
   return "internal";

@@ -18,6 +18,8 @@ enum class ErrorKind {
   kCancelled,    // stopped on request
   kTimeout,      // stopped because a deadline passed
   kIo,           // the filesystem refused a read or write
+  kNoSpace,      // the filesystem is full (ENOSPC, EDQUOT) or below steno's free-space margin;
+                 // may succeed once space is freed
   kInternal,     // a bug or an unexpected library failure
 };
 

@@ -10,14 +10,22 @@
 #include <cstring>
 #include <filesystem>
 
+#include "store/disk_space.h"
+
 namespace steno::store {
 namespace fs = std::filesystem;
 namespace {
 
 constexpr const char kTempSuffix[] = ".part";
 
+// A full filesystem (or quota) is its own kind: the caller may answer 507 and retry later.
+// Messages name the paths: they are for the server's log (the API does not show them).
 Error IoError(const std::string& what) {
-  return Error(ErrorKind::kIo, "blob_io", what + ": " + std::strerror(errno));
+  const int err = errno;
+  if (IsNoSpaceErrno(err)) {
+    return Error(ErrorKind::kNoSpace, "insufficient_storage", what + ": " + std::strerror(err));
+  }
+  return Error(ErrorKind::kIo, "blob_io", what + ": " + std::strerror(err));
 }
 
 // A rename or unlink is durable only once its directory is synced.

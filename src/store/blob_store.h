@@ -5,6 +5,11 @@
 // Commit() returns may a job reference the digest. A crash at any earlier point leaves at most a
 // .part file, which never becomes a job (RemoveTempFiles clears them).
 //
+// Errors: a full filesystem or quota (ENOSPC, EDQUOT) while creating, writing or syncing an
+// upload is kNoSpace "insufficient_storage"; other failures are kIo "blob_io". Either way the
+// temp file is removed with its writer. Messages name server paths: they are for the server's
+// log, and the API shows its own (api_errors.h).
+//
 // Identical uploads share one file. The store keeps no counts of its own: a blob's references
 // are the jobs naming its digest (JobStore::ReferencedBlobs), and retention (retention.h) removes
 // blobs no job references. A blob's modification time is refreshed each time it is committed,

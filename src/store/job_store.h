@@ -40,6 +40,7 @@ inline constexpr const char kErrForeignSchema[] = "foreign_schema";     // kInte
 inline constexpr const char kErrStoreLocked[] = "store_locked";         // kUnavailable
 inline constexpr const char kErrStoreBusy[] = "store_busy";             // kUnavailable
 inline constexpr const char kErrStoreIo[] = "store_io";                 // kIo
+inline constexpr const char kErrStoreFull[] = "store_full";             // kNoSpace: disk full
 
 // What a client submits. The store assigns id, state, attempt and times.
 struct NewJob {

@@ -15,8 +15,8 @@ Error ErrorFromCode(int rc, std::string_view what, std::string_view detail) {
                    message + " (the job database is damaged or is not a steno database)");
     case SQLITE_BUSY:
     case SQLITE_LOCKED: return Error(ErrorKind::kUnavailable, kErrStoreBusy, message);
+    case SQLITE_FULL: return Error(ErrorKind::kNoSpace, kErrStoreFull, message);
     case SQLITE_IOERR:
-    case SQLITE_FULL:
     case SQLITE_CANTOPEN:
     case SQLITE_READONLY:
     case SQLITE_PERM: return Error(ErrorKind::kIo, kErrStoreIo, message);

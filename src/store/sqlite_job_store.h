@@ -52,7 +52,8 @@ struct SqliteOptions {
 class SqliteJobStore final : public JobStore {
  public:
   // Errors: kUnavailable kErrStoreLocked (another process owns the queue), kIntegrity
-  // kErrStoreCorrupt / kErrSchemaTooNew / kErrForeignSchema, kIo kErrStoreIo.
+  // kErrStoreCorrupt / kErrSchemaTooNew / kErrForeignSchema, kIo kErrStoreIo, kNoSpace
+  // kErrStoreFull (the disk is full; any call may return it).
   static Result<std::unique_ptr<SqliteJobStore>> Open(const SqliteOptions& options);
   ~SqliteJobStore() override;
 

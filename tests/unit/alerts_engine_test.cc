@@ -55,6 +55,12 @@ Observation Leftover(const std::string& device, int64_t bytes) {
   return o;
 }
 
+Observation Disk(int64_t free_bytes, int64_t min_free_bytes) {
+  Observation o;
+  o.disk = DiskObservation{free_bytes, min_free_bytes};
+  return o;
+}
+
 // Evaluates an engine at explicit times and keeps every transition.
 class Harness {
  public:
@@ -365,6 +371,49 @@ TEST(AlertEngineDeviceMissing, ForMsToleratesAShortDropout) {
   EXPECT_TRUE(h.At(3 * kStep, one).empty());
   EXPECT_TRUE(h.At(4 * kStep, one).empty());
   EXPECT_EQ(h.At(5 * kStep, one).size(), 1u);  // missing for 30 s
+}
+
+// The default disk rule (threshold 0) watches the server's upload margin, reports it as its
+// threshold, fires at once and resolves a minute after the space came back.
+TEST(AlertEngineDiskSpaceLow, DefaultRuleWatchesTheUploadMargin) {
+  Harness h(Only("disk_space_low"));
+  EXPECT_TRUE(h.RunUntil(kMin, Disk(900 * kMiB, 512 * kMiB)).empty());
+  EXPECT_TRUE(h.At(kMin + kStep, Disk(512 * kMiB, 512 * kMiB)).empty());  // exactly the margin
+  auto fired = h.At(kMin + 2 * kStep, Disk(100 * kMiB, 512 * kMiB));
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0].rule, "disk_space_low");
+  EXPECT_EQ(fired[0].kind, RuleKind::kDiskSpaceLow);
+  EXPECT_EQ(fired[0].severity, Severity::kCritical);
+  EXPECT_EQ(fired[0].value, 100 * kMiB);
+  EXPECT_EQ(fired[0].threshold, 512 * kMiB);
+  EXPECT_TRUE(fired[0].labels.empty());
+  EXPECT_NE(fired[0].message.find("100.0 MiB free (below 512.0 MiB)"), std::string::npos)
+      << fired[0].message;
+  auto active = h.engine.Active();
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].threshold, 512 * kMiB);
+
+  EXPECT_TRUE(h.RunUntil(5 * kMin, Disk(100 * kMiB, 512 * kMiB)).empty());
+  EXPECT_TRUE(h.RunUntil(6 * kMin - kStep, Disk(2048 * kMiB, 512 * kMiB)).empty());
+  auto resolved = h.At(6 * kMin, Disk(2048 * kMiB, 512 * kMiB));
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_EQ(resolved[0].state, AlertState::kResolved);
+  EXPECT_NE(resolved[0].message.find("back to 2.0 GiB free"), std::string::npos)
+      << resolved[0].message;
+}
+
+TEST(AlertEngineDiskSpaceLow, NoMarginNoReadingOrAnExplicitThreshold) {
+  Harness h(Only("disk_space_low"));
+  EXPECT_TRUE(h.RunUntil(2 * kMin, Disk(0, 0)).empty());     // no margin: never fires
+  EXPECT_TRUE(h.RunUntil(3 * kMin, Observation{}).empty());  // not read: not low
+
+  auto rule = DefaultRuleFor(RuleKind::kDiskSpaceLow, "disk_tight");
+  rule.threshold = 10.0 * kMiB;
+  Harness fixed({rule});
+  EXPECT_TRUE(fixed.At(0, Disk(20 * kMiB, 512 * kMiB)).empty());  // its own threshold wins
+  auto fired = fixed.At(kStep, Disk(5 * kMiB, 0));
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0].threshold, 10 * kMiB);
 }
 
 TEST(AlertEngineReload, KeptRulesKeepStateRemovedRulesResolve) {

@@ -20,7 +20,7 @@ const AlertRule* Find(const std::vector<AlertRule>& rules, const std::string& na
 TEST(AlertRulesDefaults, MatchTheOriginalDesign) {
   const auto rules = DefaultRules();
   ASSERT_TRUE(ValidateRules(rules).ok());
-  ASSERT_EQ(rules.size(), 6u);
+  ASSERT_EQ(rules.size(), 7u);
 
   const AlertRule* mem = Find(rules, "memory_usage");
   ASSERT_NE(mem, nullptr);
@@ -49,6 +49,12 @@ TEST(AlertRulesDefaults, MatchTheOriginalDesign) {
   ASSERT_NE(missing, nullptr);
   EXPECT_EQ(missing->for_ms, 0);
   EXPECT_EQ(missing->resolve_after_ms, 0);  // resolves when the device is back
+  const AlertRule* disk = Find(rules, "disk_space_low");
+  ASSERT_NE(disk, nullptr);
+  EXPECT_EQ(disk->kind, RuleKind::kDiskSpaceLow);
+  EXPECT_EQ(disk->threshold, 0);  // the server's --min-free-disk
+  EXPECT_EQ(disk->for_ms, 0);
+  EXPECT_EQ(disk->severity, Severity::kCritical);
 }
 
 TEST(AlertRulesParse, ValidSetWithDefaultsFilledIn) {
@@ -147,7 +153,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"KindUnknown", R"([{"name": "q", "kind": "cpu_usage"}])",
                 "alert rule \"q\" (#1): \"kind\" must be one of memory_usage_percent, "
                 "queue_length, error_rate, memory_not_released, runner_crash_loop, "
-                "device_missing; got \"cpu_usage\""},
+                "device_missing, disk_space_low; got \"cpu_usage\""},
         BadCase{"ThresholdNotNumber", R"([{"name": "a", "kind": "queue_length"},
                     {"name": "gpu_hot", "kind": "memory_usage_percent", "threshold": "95"}])",
                 "alert rule \"gpu_hot\" (#2): \"threshold\" must be a number, got string"},

@@ -65,6 +65,7 @@ TEST(ApiErrorsTest, ServiceErrorsMapToTheDocumentedStatuses) {
       {ErrorKind::kOutOfMemory, "", 503},
       {ErrorKind::kTimeout, "timeout", 504},
       {ErrorKind::kIo, "store_io", 500},
+      {ErrorKind::kNoSpace, "insufficient_storage", 507},
       {ErrorKind::kInternal, "bug", 500},
   };
   for (const auto& c : cases) {
@@ -87,6 +88,43 @@ TEST(ApiErrorsTest, QueueFullCarriesItsRetryAfter) {
   auto down = FromError(Error(ErrorKind::kUnavailable, "shutting_down", "bye"));
   EXPECT_GT(down.retry_after_s, 0);
   EXPECT_EQ(FromError(Error(ErrorKind::kBadInput, "x", "y")).retry_after_s, 0);
+}
+
+// A full disk is 507 insufficient_storage whatever layer noticed it (the blob store, SQLite's
+// SQLITE_FULL), and no storage failure shows the client a server path: the store's message, which
+// names files in the data dir, is replaced.
+TEST(ApiErrorsTest, StorageFailuresNameNoServerPath) {
+  const std::string path = "/srv/steno-data/blobs/tmp/0123abcd.part";
+  auto full = FromError(Error(ErrorKind::kNoSpace, "store_full",
+                              "cannot write upload to " + path + ": No space left on device"));
+  EXPECT_EQ(full.status, 507);
+  EXPECT_EQ(full.code, "insufficient_storage");
+  EXPECT_EQ(full.type, "server_error");
+  EXPECT_EQ(full.message.find("/srv"), std::string::npos) << full.message;
+  EXPECT_EQ(full.retry_after_s, 0);
+
+  for (ErrorKind kind : {ErrorKind::kIo, ErrorKind::kIntegrity}) {
+    auto e = FromError(Error(kind, "blob_io", "cannot sync directory " + path));
+    EXPECT_EQ(e.status, 500);
+    EXPECT_EQ(e.code, "blob_io");
+    EXPECT_EQ(e.message.find("/srv"), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find("blob_io"), std::string::npos) << e.message;
+  }
+
+  auto upload = FromUploadError(
+      Error(ErrorKind::kNoSpace, "insufficient_storage", "cannot write upload to " + path),
+      "talk.mp3");
+  EXPECT_EQ(upload.status, 507);
+  EXPECT_EQ(upload.code, "insufficient_storage");
+  EXPECT_EQ(upload.message, "not enough disk space to store the upload talk.mp3; retry later");
+  auto io = FromUploadError(Error(ErrorKind::kIo, "blob_io", "cannot create " + path), "a.wav");
+  EXPECT_EQ(io.status, 500);
+  EXPECT_EQ(io.message.find("/srv"), std::string::npos) << io.message;
+  EXPECT_NE(io.message.find("a.wav"), std::string::npos) << io.message;
+  // Not a storage failure: the message is the service's own.
+  EXPECT_EQ(FromUploadError(Error(ErrorKind::kBadInput, "x", "bad field"), "a.wav").message,
+            "bad field");
+  EXPECT_EQ(CodeForStatus(507), "insufficient_storage");
 }
 
 TEST(ApiErrorsTest, LibraryStatusesGetCodes) {
