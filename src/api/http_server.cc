@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "api/client_uploads.h"
 #include "api/routes.h"
 
 namespace steno::api {
@@ -21,34 +22,33 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// cpp-httplib's task queue, elastic: `min` threads at start, one more whenever a connection
-// arrives and no thread is idle, up to `max`. Threads are not retired (an idle one costs a stack
+// cpp-httplib's task queue, elastic: `min` threads at start; when queued connections have found
+// no thread for kGrace and no thread took one meanwhile (every thread is held: SSE, synchronous
+// waits, keep-alive, slow uploads), one more thread for each of them, up to `max`. While threads
+// keep taking connections, none are added: a burst of short requests (hundreds of connections
+// refused at once, see ClientUploads) is served by the threads there are instead of spawning
+// one each. Threads are not retired (an idle one costs a stack
 // of untouched pages), so a burst is served at once the next time too.
 class ElasticPool final : public httplib::TaskQueue {
  public:
+  static constexpr auto kGrace = std::chrono::milliseconds(2);
+
   ElasticPool(size_t min, size_t max) : max_(std::max<size_t>(1, max)) {
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < std::min(min, max_); ++i) SpawnLocked();
+    spawner_ = std::thread([this] { Spawn(); });
   }
   ~ElasticPool() override = default;
 
   void enqueue(std::function<void()> fn) override {
+    bool short_of_threads = false;
     {
       std::lock_guard lock(mu_);
-      jobs_.push_back(std::move(fn));
-      if (idle_ + starting_ < jobs_.size()) {
-        if (threads_.size() < max_) {
-          SpawnLocked();
-        } else if (Clock::now() - last_warning_ > std::chrono::seconds(60)) {
-          last_warning_ = Clock::now();
-          spdlog::warn(
-              "all {} HTTP worker threads are busy: new connections wait (raise "
-              "--max-connections)",
-              max_);
-        }
-      }
+      jobs_.push_back({std::move(fn), Clock::now()});
+      short_of_threads = idle_ + starting_ < jobs_.size();
     }
     cv_.notify_one();
+    if (short_of_threads) spawn_cv_.notify_one();
   }
 
   void shutdown() override {
@@ -57,13 +57,50 @@ class ElasticPool final : public httplib::TaskQueue {
       shutdown_ = true;
     }
     cv_.notify_all();
+    spawn_cv_.notify_all();
+    spawner_.join();
     for (auto& t : threads_) t.join();
   }
 
  private:
+  struct Job {
+    std::function<void()> fn;
+    Clock::time_point queued;
+  };
+
   void SpawnLocked() {
     ++starting_;
     threads_.emplace_back([this] { Work(); });
+  }
+
+  // The spawner thread (see the class comment).
+  void Spawn() {
+    std::unique_lock lock(mu_);
+    while (!shutdown_) {
+      const size_t coming = idle_ + starting_;  // threads that will take the first queued jobs
+      if (jobs_.size() <= coming) {
+        spawn_cv_.wait(lock);
+        continue;
+      }
+      const auto now = Clock::now();
+      const auto due = std::max(jobs_[coming].queued, last_taken_) + kGrace;
+      if (now < due) {
+        spawn_cv_.wait_until(lock, due);
+      } else if (threads_.size() < max_) {
+        for (size_t i = coming; i < jobs_.size() && jobs_[i].queued + kGrace <= now; ++i) {
+          if (threads_.size() < max_) SpawnLocked();
+        }
+      } else {
+        if (Clock::now() - last_warning_ > std::chrono::seconds(60)) {
+          last_warning_ = Clock::now();
+          spdlog::warn(
+              "all {} HTTP worker threads are busy: new connections wait (raise "
+              "--max-connections)",
+              max_);
+        }
+        spawn_cv_.wait_for(lock, std::chrono::milliseconds(100));
+      }
+    }
   }
 
   void Work() {
@@ -74,8 +111,9 @@ class ElasticPool final : public httplib::TaskQueue {
       cv_.wait(lock, [&] { return shutdown_ || !jobs_.empty(); });
       --idle_;
       if (jobs_.empty()) return;  // shutting down and nothing left
-      auto fn = std::move(jobs_.front());
+      auto fn = std::move(jobs_.front().fn);
       jobs_.pop_front();
+      last_taken_ = Clock::now();
       lock.unlock();
       fn();
       lock.lock();
@@ -83,12 +121,15 @@ class ElasticPool final : public httplib::TaskQueue {
   }
 
   const size_t max_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
+  std::mutex mu_;               // guards everything below but max_ and the threads' own stacks
+  std::condition_variable cv_;  // workers: a job or shutdown
+  std::condition_variable spawn_cv_;  // the spawner: a job may lack a thread, or shutdown
+  std::deque<Job> jobs_;
   std::vector<std::thread> threads_;
+  std::thread spawner_;
   size_t idle_ = 0, starting_ = 0;
   bool shutdown_ = false;
+  Clock::time_point last_taken_{};  // when a thread last took a queued connection
   Clock::time_point last_warning_{};
 };
 
@@ -136,6 +177,53 @@ std::string AdvertisedUrl(const std::string& host, int port) {
   return UrlOf(host, port);
 }
 
+// The upload slot (ClientUploads) of the request this worker thread is reading: taken in the
+// pre-routing hook, handed back once its body is read, at the latest once its response is written.
+// One per thread: a worker serves one request at a time, hook to response.
+std::optional<ClientUploads::Slot>& CurrentUploadSlot() {
+  thread_local std::optional<ClientUploads::Slot> slot;
+  return slot;
+}
+
+// `inner`, and once the body is read or the read failed, the request's upload slot is handed back.
+// A read that failed though the route took every byte, with no bytes for `idle` before it, timed
+// out: the call is marked body_timed_out (408).
+httplib::ContentReader TimedReader(const httplib::ContentReader& inner, Call& call,
+                                   Clock::duration idle) {
+  struct Watch {
+    Clock::time_point last_bytes = Clock::now();
+    bool refused = false;  // the route's receiver stopped the read
+  };
+  auto finish = [&call, idle](bool ok, const Watch& w) {
+    CurrentUploadSlot().reset();
+    if (!ok && !w.refused && Clock::now() - w.last_bytes >= idle) call.body_timed_out = true;
+    return ok;
+  };
+  auto watched = [](Watch& w, const httplib::ContentReceiver& receiver) {
+    return [&w, &receiver](const char* data, size_t n) {
+      w.last_bytes = Clock::now();
+      if (receiver(data, n)) return true;
+      w.refused = true;
+      return false;
+    };
+  };
+  return httplib::ContentReader(
+      [&inner, finish, watched](httplib::ContentReceiver receiver) {
+        Watch w;
+        return finish(inner(watched(w, receiver)), w);
+      },
+      [&inner, finish, watched](httplib::MultipartContentHeader header,
+                                httplib::ContentReceiver receiver) {
+        Watch w;
+        auto on_header = [&w, &header](const httplib::MultipartFormData& file) {
+          if (header(file)) return true;
+          w.refused = true;
+          return false;
+        };
+        return finish(inner(on_header, watched(w, receiver)), w);
+      });
+}
+
 std::string MessageForStatus(int status) {
   switch (status) {
     case 400: return "malformed HTTP request";
@@ -151,6 +239,8 @@ std::string MessageForStatus(int status) {
 struct HttpServer::Impl {
   HttpOptions options;
   server::JobService& service;
+  ClientUploads uploads{options.max_connections_per_client};
+  std::atomic<int64_t> last_refusal_log{0};  // steady-clock seconds of the last 429 logged
   PathPolicy paths;
   std::atomic<bool> stopping{false};
   MemoryHistory history;
@@ -187,9 +277,38 @@ struct HttpServer::Impl {
     const auto start = Clock::now();
     std::string label = "unmatched";
     Handle(req, res, reader, label);
+    CurrentUploadSlot().reset();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     service.metrics().OnHttpRequest(label, req.method, res.status < 0 ? 200 : res.status, seconds);
     spdlog::debug("{} {} -> {} ({:.1f} ms)", req.method, label, res.status, seconds * 1000);
+  }
+
+  // The pre-routing hook: the headers are read, no byte of the body yet. A request with a body
+  // takes one of its client's upload slots, or is refused at once with 429 and its connection
+  // closed, which frees its thread (ClientUploads). False: refused, `res` is the answer.
+  bool Admit(const httplib::Request& req, httplib::Response& res) {
+    auto& slot = CurrentUploadSlot();
+    slot.reset();
+    if (!HasBody(req)) return true;
+    slot = uploads.TryAcquire(req.remote_addr);
+    if (slot) return true;
+    const std::string bound = std::to_string(uploads.per_client());
+    AddCors(req, res);
+    ApiError e = MakeApiError(
+        429, "too_many_uploads",
+        "this client already has " + bound +
+            " requests sending their body (--max-connections-per-client); retry when one is done");
+    e.retry_after_s = 1;
+    SendErrorAndClose(res, e);
+    service.metrics().OnHttpRequest("unmatched", req.method, 429, 0);
+    const int64_t now_s =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    int64_t last = last_refusal_log.load();
+    if (now_s - last >= 60 && last_refusal_log.compare_exchange_strong(last, now_s)) {
+      spdlog::warn("refusing requests from {}: {} of its requests are already sending a body",
+                   req.remote_addr, bound);
+    }
+    return false;
   }
 
   // Checks made before any body is read (also answering `Expect: 100-continue`, so a client
@@ -234,6 +353,11 @@ struct HttpServer::Impl {
     AddCors(req, res);
     auto match = router.Find(req.method, req.path);
     Call call{req, res, reader, {}};
+    std::optional<httplib::ContentReader> timed;
+    if (reader) {
+      const auto idle = std::chrono::milliseconds(int64_t{options.read_timeout_s} * 900);
+      call.reader = &timed.emplace(TimedReader(*reader, call, idle));
+    }
     const bool has_body = HasBody(req);
     auto reject = [&](const ApiError& e) {
       // Read what the client is sending anyway (bounded), so it reads this answer.
@@ -300,6 +424,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
     return Error(ErrorKind::kBadInput, "bad_max_connections",
                  "--max-connections must be from 1 to 100000");
   }
+  if (options.read_timeout_s < 1) {
+    return Error(ErrorKind::kBadInput, "bad_read_timeout", "--read-timeout must be positive");
+  }
   if (options.max_upload_bytes < 1) {
     return Error(ErrorKind::kBadInput, "bad_max_upload", "--max-upload-bytes must be positive");
   }
@@ -359,6 +486,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
             res, MakeApiError(res.status, CodeForStatus(res.status), MessageForStatus(res.status)));
         return httplib::Server::HandlerResponse::Handled;
       }));
+  svr.set_pre_routing_handler([p](const httplib::Request& req, httplib::Response& res) {
+    return p->Admit(req, res) ? httplib::Server::HandlerResponse::Unhandled
+                              : httplib::Server::HandlerResponse::Handled;
+  });
+  // Every response ends its request's upload slot, also where no route ran (the library's 404).
+  svr.set_logger(
+      [](const httplib::Request&, const httplib::Response&) { CurrentUploadSlot().reset(); });
   svr.set_expect_100_continue_handler(
       [p](const httplib::Request& req, httplib::Response& res) { return p->Expect100(req, res); });
   svr.set_exception_handler(

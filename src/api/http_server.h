@@ -8,6 +8,20 @@
 // raised from the library's 5 to `listen_backlog`. Past max_connections, new connections wait
 // for a free thread; keep-alive connections give theirs back after `keep_alive_timeout_s`.
 //
+// Stalled clients (issue 21): a request whose headers are read holds its thread while its body
+// is read, so a client announcing a body and sending nothing would hold one for as long as the
+// read timeout allows; a few hundred of them took every thread. Two bounds end that:
+//  - `max_connections_per_client`: requests of one client address sending their body at once
+//    (api/client_uploads.h says what is counted and why). One more is refused 429
+//    too_many_uploads (Retry-After: 1) as soon as its headers are read, and its connection
+//    closed, so its thread is free again at once; requests being handled (synchronous
+//    transcriptions, SSE) are not counted, however many.
+//  - `read_timeout_s`: the longest wait for the next bytes of a request, headers or body (the
+//    library's one read timeout covers both). A body that stops arriving ends in 408
+//    request_timeout and the connection closes. Headers have no total deadline beyond it and
+//    the header size caps (the library reads them without a hook).
+// Health checks and other clients are then served by the threads the bound leaves free.
+//
 // Limits: request bodies (`max_upload_bytes`, 413 before reading when Content-Length says so),
 // JSON bodies (`max_json_bytes`), multipart fields (api/upload.h), headers (count; the library
 // caps each line at 8 KiB and the URI at 8 KiB), read/write timeouts against slow clients.
@@ -39,7 +53,8 @@ struct HttpOptions {
   int64_t max_upload_bytes = int64_t{1} << 30;
   int64_t max_json_bytes = 1 << 20;
   int max_headers = 100;
-  int read_timeout_s = 60;
+  int max_connections_per_client = 128;  // requests of one address sending a body; < 1: none
+  int read_timeout_s = 20;  // no bytes of a request's headers or body for this long: it ends
   int write_timeout_s = 60;
   int keep_alive_timeout_s = 5;
   int keep_alive_max_count = 1000;

@@ -33,8 +33,9 @@ struct Call {
   httplib::Response& res;
   const httplib::ContentReader* reader;  // null for methods without a body (GET, HEAD)
   std::vector<std::string> params;       // the route's {name} segments
-  bool consumed = false;      // the body was read (else the connection closes after the response)
-  bool body_touched = false;  // the reader was called (it must not be called twice)
+  bool consumed = false;        // the body was read (else the connection closes after the response)
+  bool body_touched = false;    // the reader was called (it must not be called twice)
+  bool body_timed_out = false;  // the body read failed because no bytes came for the read timeout
 };
 
 using Handler = std::function<void(Call&)>;
@@ -82,6 +83,9 @@ void CloseAfter(httplib::Response& res);
 // Reads and drops a body the route refused without reading (up to a limit), so the client gets
 // the response rather than a reset connection. True when the whole body was read.
 bool DrainBody(Call& call);
+// The error for a body read that failed: 408 request_timeout when the client stopped sending
+// (Call::body_timed_out), else 400 bad_body.
+ApiError BodyReadFailed(const Call& call);
 // Reads a small body (JSON) whole, up to `limit` bytes: 413 payload_too_large beyond it.
 std::optional<ApiError> ReadBody(Call& call, int64_t limit, std::string& out);
 // Parses the body as a JSON object: 400 bad_json. An empty body gives an empty object.

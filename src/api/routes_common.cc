@@ -101,6 +101,14 @@ bool DrainBody(Call& call) {
   return ok;
 }
 
+ApiError BodyReadFailed(const Call& call) {
+  if (call.body_timed_out) {
+    return MakeApiError(408, "request_timeout",
+                        "the request body stopped arriving (no bytes within the read timeout)");
+  }
+  return MakeApiError(400, "bad_body", "the request body could not be read");
+}
+
 std::optional<ApiError> ReadBody(Call& call, int64_t limit, std::string& out) {
   out.clear();
   if (!call.reader) return std::nullopt;
@@ -122,7 +130,7 @@ std::optional<ApiError> ReadBody(Call& call, int64_t limit, std::string& out) {
     return MakeApiError(413, "payload_too_large",
                         "the request body is larger than " + std::to_string(limit) + " bytes");
   }
-  if (!ok) return MakeApiError(400, "bad_body", "the request body could not be read");
+  if (!ok) return BodyReadFailed(call);
   return std::nullopt;
 }
 
@@ -177,7 +185,7 @@ std::optional<ApiError> ReadMultipart(Call& call, MultipartUpload& upload) {
   if (!parser.error().empty()) {
     return MakeApiError(400, "bad_multipart", "malformed multipart/form-data: " + parser.error());
   }
-  if (!ok) return MakeApiError(400, "bad_body", "the request body could not be read");
+  if (!ok) return BodyReadFailed(call);
   if (!parser.Finish()) {
     return MakeApiError(400, "bad_multipart", "malformed multipart/form-data: " + parser.error());
   }

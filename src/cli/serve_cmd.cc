@@ -65,6 +65,8 @@ struct ServeOptions {
   std::string cors_origin;
   std::string dashboard_dir;
   int max_connections = 512;
+  int max_connections_per_client = 128;
+  std::string read_timeout = "20s";
   std::string max_upload = "1GiB";
   std::string min_free_disk = "1GiB";
   std::string default_model;
@@ -156,6 +158,15 @@ Result<api::HttpOptions> HttpOptionsFor(const ServeOptions& o, const server::Ser
     return Usage("--max-connections must be from 1 to 100000");
   }
   h.max_connections = o.max_connections;
+  if (o.max_connections_per_client < 0) {
+    return Usage("--max-connections-per-client must be 0 (no bound) or more");
+  }
+  h.max_connections_per_client = o.max_connections_per_client;
+  auto read_timeout = api::ParseKeepAlive(o.read_timeout);
+  if (!read_timeout || *read_timeout <= 0 || *read_timeout > 3600) {
+    return Usage("--read-timeout must be a duration from 1s to 1h (20s, 1m)");
+  }
+  h.read_timeout_s = *read_timeout;
   auto upload = gpu::ParseSize(o.max_upload);
   if (!upload.ok()) return Usage("--max-upload-bytes: " + upload.error().message);
   if (*upload < 1) return Usage("--max-upload-bytes must be positive");
@@ -386,6 +397,15 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
                   "(for working on web/dashboard)");
   cmd->add_option("--max-connections", o->max_connections,
                   "Connections served at once (each holds a thread while open)")
+      ->capture_default_str();
+  cmd->add_option("--max-connections-per-client", o->max_connections_per_client,
+                  "Requests from one client address that may be sending their body at once; "
+                  "one more gets 429 too_many_uploads at once (0: no bound). Requests being "
+                  "answered (synchronous transcriptions, event streams) do not count")
+      ->capture_default_str();
+  cmd->add_option("--read-timeout", o->read_timeout,
+                  "Longest wait for the next bytes of a request's headers or body; a body that "
+                  "stops arriving gets 408 request_timeout")
       ->capture_default_str();
   cmd->add_option("--max-upload-bytes", o->max_upload, "Largest upload (413 beyond)")
       ->capture_default_str();
