@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,11 @@ struct Segment {
 // Keeps a segment and its words inside the audio: whisper.cpp times a segment by the timestamp
 // tokens it decodes, and a 30 s window over a shorter input can end "after" the audio (a 1.08 s
 // file once got a segment ending at 22.04 s). Every start and end is clamped to
-// [0, duration]; the order start <= end is kept.
+// [0, duration rounded down to whisper's 10 ms steps], so a clamped time is a whole number of
+// steps like every other (it survives rounding to ms); the order start <= end is kept.
 inline void ClampToDuration(Segment& s, double duration) {
-  auto clamp = [duration](double t) { return std::clamp(t, 0.0, std::max(0.0, duration)); };
+  const double last = std::max(0.0, std::floor(duration * 100 + 1e-6) / 100);
+  auto clamp = [last](double t) { return std::clamp(t, 0.0, last); };
   s.start = clamp(s.start);
   s.end = std::max(s.start, clamp(s.end));
   for (Word& w : s.words) {

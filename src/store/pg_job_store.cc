@@ -92,9 +92,9 @@ Result<Job> PgJobStore::LoadHeld(const std::string& id, const std::string& owner
   return HeldJob(std::move(job).value(), id, owner, action);
 }
 
-Status PgJobStore::EndAttempt(const Job& job, const char* outcome,
+Status PgJobStore::EndAttempt(const Job& job, int64_t now, const char* outcome,
                               const std::optional<Error>& error) {
-  std::vector<Param> params = {P(Now()), P(outcome)};
+  std::vector<Param> params = {P(now), P(outcome)};
   pg::AddError(params, error);
   params.push_back(P(job.id));
   params.push_back(P(int64_t{job.attempt}));
@@ -118,7 +118,7 @@ Status PgJobStore::RequeueLocked(const Job& job, const std::optional<Error>& rea
       "error_code = $4, error_message = $5 WHERE id = $6",
       params);
   if (!st.ok()) return st.error();
-  return EndAttempt(job, outcome, reason);
+  return EndAttempt(job, now, outcome, reason);
 }
 
 Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, int64_t now) {
@@ -226,7 +226,7 @@ Status PgJobStore::Complete(const std::string& id, const std::string& owner,
   auto result = conn_->Query("INSERT INTO results (job_id, result, created_ms) VALUES ($1, $2, $3)",
                              {P(id), P(result_json), P(now)});
   if (!result.ok()) return result.error();
-  if (auto st = EndAttempt(*job, "completed", std::nullopt); !st.ok()) return st;
+  if (auto st = EndAttempt(*job, now, "completed", std::nullopt); !st.ok()) return st;
   return tx->Commit();
 }
 
@@ -236,7 +236,8 @@ Status PgJobStore::Fail(const std::string& id, const std::string& owner, const E
   if (!tx.ok()) return tx.error();
   auto job = LoadHeld(id, owner, "fail");
   if (!job.ok()) return job.error();
-  std::vector<Param> params = {P(Now())};
+  const int64_t now = Now();
+  std::vector<Param> params = {P(now)};
   pg::AddError(params, error);
   params.push_back(P(id));
   auto st = conn_->Query(
@@ -245,7 +246,7 @@ Status PgJobStore::Fail(const std::string& id, const std::string& owner, const E
       "WHERE id = $5",
       params);
   if (!st.ok()) return st.error();
-  if (auto end = EndAttempt(*job, "failed", error); !end.ok()) return end;
+  if (auto end = EndAttempt(*job, now, "failed", error); !end.ok()) return end;
   return tx->Commit();
 }
 
@@ -308,7 +309,7 @@ Result<Job> PgJobStore::Cancel(const std::string& id) {
       params);
   if (!st.ok()) return st.error();
   if (IsActive(job.state)) {
-    if (auto end = EndAttempt(job, "cancelled", reason); !end.ok()) return end.error();
+    if (auto end = EndAttempt(job, now, "cancelled", reason); !end.ok()) return end.error();
   }
   if (auto commit = tx->Commit(); !commit.ok()) return commit.error();
   MarkCancelled(job, reason, now);

@@ -116,7 +116,9 @@ class PgJobStore final : public JobStore {
   PgJobStore(std::unique_ptr<pg::Connection> conn, PgOptions options, int64_t clock_offset_ms);
   // Helpers below expect mu_ held and, where they write, a transaction open.
   Result<Job> LoadHeld(const std::string& id, const std::string& owner, const char* action);
-  Status EndAttempt(const Job& job, const char* outcome, const std::optional<Error>& error);
+  // Ends the job's current attempt at `now`: the same instant as the state change that ends it.
+  Status EndAttempt(const Job& job, int64_t now, const char* outcome,
+                    const std::optional<Error>& error);
   Status RequeueLocked(const Job& job, const std::optional<Error>& reason, int64_t delay_ms,
                        const char* outcome);
   Result<std::optional<Job>> ClaimLocked(const ClaimRequest& request, int64_t now);

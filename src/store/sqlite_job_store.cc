@@ -198,13 +198,13 @@ Result<Job> SqliteJobStore::LoadHeld(const std::string& id, const std::string& o
   return HeldJob(std::move(job).value(), id, owner, action);
 }
 
-Status SqliteJobStore::EndAttempt(const Job& job, const char* outcome,
+Status SqliteJobStore::EndAttempt(const Job& job, int64_t now, const char* outcome,
                                   const std::optional<Error>& error) {
   auto stmt = db_->Prepare(
       "UPDATE attempts SET ended_ms = ?, outcome = ?, error_kind = ?, error_code = ?, "
       "error_message = ? WHERE job_id = ? AND attempt = ? AND ended_ms IS NULL");
   if (!stmt.ok()) return stmt.error();
-  stmt->Bind(1, Now()).Bind(2, outcome);
+  stmt->Bind(1, now).Bind(2, outcome);
   sqlite::BindError(*stmt, 3, error);
   stmt->Bind(6, job.id).Bind(7, int64_t{job.attempt});
   return stmt->Run();
@@ -222,7 +222,7 @@ Status SqliteJobStore::RequeueLocked(const Job& job, const std::optional<Error>&
   sqlite::BindError(*stmt, 3, reason);
   stmt->Bind(6, job.id);
   if (auto st = stmt->Run(); !st.ok()) return st;
-  return EndAttempt(job, outcome, reason);
+  return EndAttempt(job, now, outcome, reason);
 }
 
 Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
@@ -352,7 +352,7 @@ Status SqliteJobStore::Complete(const std::string& id, const std::string& owner,
     stmt->Bind(1, id).Bind(2, result_json).Bind(3, now);
     if (auto st = stmt->Run(); !st.ok()) return st;
   }
-  if (auto st = EndAttempt(*job, "completed", std::nullopt); !st.ok()) return st;
+  if (auto st = EndAttempt(*job, now, "completed", std::nullopt); !st.ok()) return st;
   return Commit(*tx);
 }
 
@@ -371,7 +371,7 @@ Status SqliteJobStore::Fail(const std::string& id, const std::string& owner, con
   sqlite::BindError(*stmt, 3, error);
   stmt->Bind(6, id);
   if (auto st = stmt->Run(); !st.ok()) return st;
-  if (auto st = EndAttempt(*job, "failed", error); !st.ok()) return st;
+  if (auto st = EndAttempt(*job, now, "failed", error); !st.ok()) return st;
   return Commit(*tx);
 }
 
@@ -437,7 +437,7 @@ Result<Job> SqliteJobStore::Cancel(const std::string& id) {
     if (auto st = stmt->Run(); !st.ok()) return st.error();
   }
   if (IsActive(job.state)) {
-    if (auto st = EndAttempt(job, "cancelled", reason); !st.ok()) return st.error();
+    if (auto st = EndAttempt(job, now, "cancelled", reason); !st.ok()) return st.error();
   }
   if (auto st = Commit(*tx); !st.ok()) return st.error();
   MarkCancelled(job, reason, now);

@@ -95,7 +95,9 @@ class SqliteJobStore final : public JobStore {
   // Helpers below expect mu_ held and, where they write, a transaction open.
   Status Commit(sqlite::Transaction& tx);  // runs before_commit, then commits
   Result<Job> LoadHeld(const std::string& id, const std::string& owner, const char* action);
-  Status EndAttempt(const Job& job, const char* outcome, const std::optional<Error>& error);
+  // Ends the job's current attempt at `now`: the same instant as the state change that ends it.
+  Status EndAttempt(const Job& job, int64_t now, const char* outcome,
+                    const std::optional<Error>& error);
   Status RequeueLocked(const Job& job, const std::optional<Error>& reason, int64_t delay_ms,
                        const char* outcome);
   Status RecoverAbandoned();
