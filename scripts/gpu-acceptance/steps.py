@@ -44,6 +44,21 @@ def runner_pid(steno):
     return pids[0] if len(pids) == 1 else None
 
 
+def on_device(st, smi, pid, before):
+    """The runner's memory as nvidia-smi lists it. Where nvidia-smi shows other pids (a container
+    with its own pid namespace), the one process that appeared since `before` (a set of pids)
+    stands in, with a note: steno's own per-process attribution would fail there too."""
+    apps = smi.apps()
+    if pid in apps:
+        return apps[pid]
+    new = [p for p in apps if p not in before]
+    if len(new) == 1:
+        st.note("nvidia-smi does not list runner pid %s; the one new process %d stands in "
+                "(another pid namespace?)" % (pid, new[0]))
+        return apps[new[0]]
+    return None
+
+
 # ---- 1 --------------------------------------------------------------------------------------
 
 def compare_readings(st, label, smi, steno):
@@ -99,15 +114,16 @@ def step_load_unload(ctx, st):
     for role in ("tiny", "base", "large"):
         m = ctx.model(role)
         baseline = smi.used()
+        before = set(smi.apps())
         estimate, ready, load_s = s.load(m["name"])
         pid = runner_pid(s)
-        on_device = smi.apps().get(pid)
+        device_bytes = on_device(st, smi, pid, before)
         used_loaded = smi.used()
         f = footprint(estimate, ready, m)
         f.update({"preset": m["preset"], "load_s": round(load_s, 3), "baseline_used_bytes": baseline,
-                  "loaded_used_bytes": used_loaded, "runner_on_device_bytes": on_device})
-        if on_device is not None:
-            f["context_bytes"] = on_device - f["measured_weights_bytes"] - f["measured_stream_bytes"]
+                  "loaded_used_bytes": used_loaded, "runner_on_device_bytes": device_bytes})
+        if device_bytes is not None:
+            f["context_bytes"] = device_bytes - f["measured_weights_bytes"] - f["measured_stream_bytes"]
         unload_s = s.unload(m["name"])
         back_s, last = smi.wait_used_within(baseline, RELEASE_TOLERANCE, 60)
         f.update({"unload_s": round(unload_s, 3),
@@ -116,11 +132,11 @@ def step_load_unload(ctx, st):
         st.figure(role, f)
         st.check("%s: used memory back to the baseline within 64 MiB" % role, back_s is not None,
                  "baseline %s MiB, after %s MiB" % (mib(baseline), mib(last)))
-        if on_device is not None:
+        if device_bytes is not None:
             st.check("%s: the ledger's charge covers the runner's memory on the device" % role,
-                     f["ledger_charge_bytes"] >= on_device,
+                     f["ledger_charge_bytes"] >= device_bytes,
                      "charged %s MiB, nvidia-smi %s MiB" % (mib(f["ledger_charge_bytes"]),
-                                                            mib(on_device)))
+                                                            mib(device_bytes)))
         ms = s.get("/api/memory_status") or {"devices": [{}]}
         st.check("%s: the ledger holds nothing after the unload" % role,
                  ms["devices"][0].get("allocated") == 0, "allocated %s" % ms["devices"][0].get("allocated"))
@@ -159,10 +175,11 @@ def step_concurrency(ctx, st):
     smi = Smi(ctx, s.data_dir)
     m = ctx.model(ctx.job_role)
     st.figure("model", m["preset"])
+    before = set(smi.apps())
     estimate, ready, _ = s.load(m["name"])
     runner = ready["id"]
     pid = runner_pid(s)
-    one_stream = smi.apps().get(pid)
+    one_stream = on_device(st, smi, pid, before)
     clips = ctx.inputs["clips"]
     alone = []
     for c in clips:
@@ -196,7 +213,7 @@ def step_concurrency(ctx, st):
     crashed = [l for l in s.lines if "GGML_ASSERT" in l or "CUDA error" in l or "crash" in l.lower()]
     st.check("no assert, CUDA error or crash in the server's log (whisper.cpp#1814)", not crashed,
              " | ".join(crashed[:3]))
-    eight = smi.apps().get(pid)
+    eight = on_device(st, smi, pid, before)
     f = footprint(estimate, ready, m)
     if one_stream is not None and eight is not None and streams > 1:
         f["on_device_1_stream_bytes"] = one_stream
@@ -392,15 +409,16 @@ def step_context(ctx, st):
     s = Steno(ctx, 8)
     smi = Smi(ctx, s.data_dir)
     m = ctx.model("tiny")
+    before = set(smi.apps())
     estimate, ready, _ = s.load(m["name"])
     pid = runner_pid(s)
-    on_device = smi.apps().get(pid)
+    device_bytes = on_device(st, smi, pid, before)
     f = footprint(estimate, ready, m)
     reported = f["measured_weights_bytes"] + ready["streams"] * f["measured_stream_bytes"]
-    f.update({"runner_on_device_bytes": on_device, "reported_bytes": reported})
-    ok = on_device is not None
+    f.update({"runner_on_device_bytes": device_bytes, "reported_bytes": reported})
+    ok = device_bytes is not None
     if ok:
-        f["context_bytes"] = on_device - reported
+        f["context_bytes"] = device_bytes - reported
     st.figure("context_per_runner", f)
     st.check("nvidia-smi reports the runner's own memory", ok, "pid %s" % pid)
     if ok:
