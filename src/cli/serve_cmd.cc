@@ -52,6 +52,7 @@ struct ServeOptions {
   std::string keep_alive = "600";
   int max_queue = 10'000;
   int max_running = 0;
+  int max_streams = 4;
   bool allow_cpu = false;
   int threads = 0;  // per stream; 0: min(4, cores)
   int cpu_cores = 0;
@@ -127,6 +128,8 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
   if (o.max_running < 0) return Usage("--max-running must be 0 (no limit) or more");
   rt.scheduler.queue.max_length = static_cast<size_t>(o.max_queue);
   rt.scheduler.queue.max_running = o.max_running;
+  if (o.max_streams < 1 || o.max_streams > 64) return Usage("--max-streams must be from 1 to 64");
+  rt.scheduler.placement.max_streams_per_runner = o.max_streams;
   rt.scheduler.allow_cpu = o.allow_cpu;
   if (o.threads < 0 || o.threads > 256) return Usage("--threads must be from 1 to 256");
   const int threads =
@@ -371,6 +374,11 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->capture_default_str();
   cmd->add_option("--max-running", o->max_running, "Jobs running at once (0: no limit)")
       ->envname("STENO_MAX_RUNNING")
+      ->capture_default_str();
+  cmd->add_option("--max-streams", o->max_streams,
+                  "Jobs one loaded model (runner) runs at once, each on its own stream; more "
+                  "start another runner where memory allows")
+      ->envname("STENO_MAX_STREAMS")
       ->capture_default_str();
   cmd->add_flag("--allow-cpu", o->allow_cpu, "Also run jobs on the CPU when GPUs exist");
   cmd->add_option("-t,--threads", o->threads, "CPU threads per stream (default min(4, cores))");

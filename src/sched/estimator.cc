@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "sched/calibration.h"
+
 namespace steno::sched {
 namespace {
 
@@ -14,20 +16,6 @@ int64_t Pad(int64_t n, int64_t to) {
 int64_t KvElementBytes(const engine::ModelHparams& h) {
   return h.ftype % 1000 == 0 ? 4 : 2;
 }
-
-// Compute buffers, per graph, as multiples of the tensors that dominate it (f32 activations of
-// n_ctx × n_state, the conv input of 2·n_audio_ctx × n_mels, the decoder's logits for its
-// worst-case batch of n_text_ctx tokens × n_vocab), plus ~1.6 MB of fixed buffers in each of the
-// encode, cross and decode graphs. Fitted to whisper.cpp 1.9.1 on the CPU with flash attention
-// (the runner's setting) for tiny-test … large-v3, then rounded up by about 5%. Without flash
-// attention the encoder also materialises n_audio_ctx² × heads scores: not modelled here.
-constexpr int64_t kConvPerCtxState = 17;       // measured 16
-constexpr int64_t kConvPerCtxMel = 36;         // measured ~34
-constexpr int64_t kEncodePerCtxState = 30;     // measured 28
-constexpr int64_t kCrossPerCtxState = 5;       // measured 4
-constexpr int64_t kDecodePerTokState = 9;      // measured 8
-constexpr int64_t kDecodePerTokVocab = 4;      // f32 logits: exact
-constexpr int64_t kFixedOverhead = 6'000'000;  // measured ~5 MB over the three graphs
 
 }  // namespace
 
@@ -45,12 +33,13 @@ StreamSizes EstimateStream(const engine::ModelHparams& h, int beam_size) {
 
   const int64_t actx = h.n_audio_ctx;
   const int64_t tctx = h.n_text_ctx;
-  const int64_t conv = actx * (kConvPerCtxState * h.n_audio_state + kConvPerCtxMel * h.n_mels);
-  const int64_t encode = kEncodePerCtxState * actx * h.n_audio_state;
-  const int64_t cross = kCrossPerCtxState * actx * h.n_text_state;
-  const int64_t decode =
-      tctx * (kDecodePerTokState * h.n_text_state + kDecodePerTokVocab * h.n_vocab);
-  s.compute_bytes = conv + encode + cross + decode + kFixedOverhead;
+  const int64_t conv = actx * (calibration::kConvPerCtxState * h.n_audio_state +
+                               calibration::kConvPerCtxMel * h.n_mels);
+  const int64_t encode = calibration::kEncodePerCtxState * actx * h.n_audio_state;
+  const int64_t cross = calibration::kCrossPerCtxState * actx * h.n_text_state;
+  const int64_t decode = tctx * (calibration::kDecodePerTokState * h.n_text_state +
+                                 calibration::kDecodePerTokVocab * h.n_vocab);
+  s.compute_bytes = conv + encode + cross + decode + calibration::kFixedOverhead;
   return s;
 }
 

@@ -5,13 +5,13 @@
 //
 // The KV cache sizes are whisper.cpp 1.9.1's own formulas (exact). The compute buffers are the
 // ggml graph allocator's worst case, which has no closed form; the formula here is a linear model
-// of the tensors that dominate each graph, with constants calibrated against what whisper.cpp
-// reports for the generated presets (tests/unit/sched_estimator_test.cc checks the estimate is
-// never below the measured stream and at most 15% above it, tiny-test … large-v3 dimensions).
-// The estimate is of whisper.cpp's buffers only: a GPU runner's CUDA context (a few hundred MiB
-// per process) is not in it, nor in a runner's measurement; the scheduler charges it separately
-// (SchedulerConfig::cuda_context_bytes). Erring high only
-// costs packing density; erring low costs an out-of-memory refusal, so the constants round up.
+// of the tensors that dominate each graph, with constants (calibration.h) fitted to what
+// whisper.cpp reports for the generated presets (tests/unit/sched_estimator_test.cc checks the
+// estimate is never below the measured stream and at most 15% above it, tiny-test … large-v3
+// dimensions). The estimate is of whisper.cpp's buffers only: a GPU runner's CUDA context (a few
+// hundred MiB per process) is not in it, nor in a runner's measurement; the scheduler charges it
+// separately (SchedulerConfig::cuda_context_bytes, calibration::kCudaContextBytes). Erring high
+// only costs packing density; erring low costs an out-of-memory refusal, so the constants round up.
 #pragma once
 
 #include <cstdint>

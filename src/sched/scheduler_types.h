@@ -16,6 +16,7 @@
 #include "core/result.h"
 #include "gpu/device.h"
 #include "gpu/gpu_config.h"
+#include "sched/calibration.h"
 #include "sched/estimator.h"
 #include "sched/job_queue.h"
 #include "sched/placement.h"
@@ -52,12 +53,10 @@ struct SchedulerConfig {
   // measurement serves every card of that kind. Runners' new measurements are reported through
   // SchedulerHooks::on_footprint.
   std::map<std::pair<std::string, std::string>, MemoryEstimate> known_footprints;
-  // Every process that uses CUDA holds a context on its card (driver state, kernels of the
-  // loaded libraries, cuBLAS workspace): a few hundred MiB that neither the model's weights nor
-  // its streams account for, and that a runner's own measurement cannot see (the device is
-  // queried after the context exists). Charged once per GPU runner, on top of its weights; 0 on
+  // The CUDA context every GPU runner holds beside its weights and streams (calibration.h says
+  // what it is and how it is measured). Charged once per GPU runner, on top of its weights; 0 on
   // the CPU.
-  int64_t cuda_context_bytes = 300LL << 20;
+  int64_t cuda_context_bytes = calibration::kCudaContextBytes;
   // Anti-thrash. A job of a model with no runner that has waited this long (while other models'
   // work keeps every card busy) makes the scheduler drain a runner of another model on a device
   // where it would fit: no new jobs go to that runner, and once idle it is unloaded. 0: off.
