@@ -27,18 +27,6 @@ httplib::Result Transcribe(httplib::Client& c, const std::string& format,
   return c.Post(path, items);
 }
 
-std::string PostJob(httplib::Client& c, const std::string& media = "speech.wav") {
-  auto r =
-      c.Post("/v1/jobs", httplib::MultipartFormDataItems{FilePart(media), Field("model", "tiny"),
-                                                         Field("language", "en")});
-  EXPECT_TRUE(r);
-  if (!r) return "";
-  EXPECT_EQ(r->status, 202) << r->body;
-  auto j = JsonOf(r);
-  EXPECT_EQ(r->get_header_value("Location"), "/v1/jobs/" + j.value("id", ""));
-  return j.value("id", "");
-}
-
 TEST(ApiServerTest, HealthMonitoringAndModels) {
   ApiTestServer s;
   auto c = s.Client();

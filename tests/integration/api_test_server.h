@@ -240,6 +240,20 @@ inline httplib::MultipartFormData Field(const std::string& name, const std::stri
   return {name, value, "", ""};
 }
 
+// Submits `media` as an async job of the "tiny" model (English); expects 202 with a Location that
+// names the job. Returns its id ("" on failure).
+inline std::string PostJob(httplib::Client& c, const std::string& media = "speech.wav") {
+  auto r =
+      c.Post("/v1/jobs", httplib::MultipartFormDataItems{FilePart(media), Field("model", "tiny"),
+                                                         Field("language", "en")});
+  EXPECT_TRUE(r);
+  if (!r) return "";
+  EXPECT_EQ(r->status, 202) << r->body;
+  auto j = JsonOf(r);
+  EXPECT_EQ(r->get_header_value("Location"), "/v1/jobs/" + j.value("id", ""));
+  return j.value("id", "");
+}
+
 // Polls GET /v1/jobs/{id} until the job is final (or 120 s pass).
 inline nlohmann::json WaitForJob(httplib::Client& c, const std::string& id) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);

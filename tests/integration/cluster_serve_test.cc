@@ -23,16 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string PostJob(httplib::Client& c) {
-  auto r = c.Post("/v1/jobs",
-                  httplib::MultipartFormDataItems{FilePart("speech.wav"), Field("model", "tiny"),
-                                                  Field("language", "en")});
-  EXPECT_TRUE(r);
-  if (!r) return "";
-  EXPECT_EQ(r->status, 202) << r->body;
-  return JsonOf(r).value("id", "");
-}
-
 // Submits `minutes` of speech (speech_60s.wav repeated); the job id, or "" after a test failure.
 std::string PostLongJob(httplib::Client& c, int minutes) {
   ScopedTempDir dir("steno-cluster");

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "api_test_server.h"
 #include "support/child_process.h"
@@ -115,14 +116,23 @@ void ExpectInsufficientStorage(const httplib::Result& r, const std::string& data
   EXPECT_EQ(r->body.find(".part"), std::string::npos) << r->body;
 }
 
-TEST(DiskFullTest, FullDiskIsA507ThatNamesNoServerPathAndStoresNothing) {
-  test::ScopedTempDir dir("steno-disk");
-  const std::string data = dir.path + "/data";
-  TmpfsMount disk(data, 32 * kMiB);
-  if (!disk.mounted()) {
-    GTEST_SKIP() << "needs a small filesystem for the data dir: mount -t tmpfs failed ("
-                 << disk.why() << "); run as root (CAP_SYS_ADMIN) to test a full disk";
+// Each test's data dir is a 32 MiB tmpfs of its own (skipped where mounting is not permitted).
+class DiskFullTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    disk_ = std::make_unique<TmpfsMount>(data, 32 * kMiB);
+    if (!disk_->mounted()) {
+      GTEST_SKIP() << "needs a small filesystem for the data dir: mount -t tmpfs failed ("
+                   << disk_->why() << "); run as root (CAP_SYS_ADMIN) to test a full disk";
+    }
   }
+
+  test::ScopedTempDir dir{"steno-disk"};
+  const std::string data = dir.path + "/data";
+  std::unique_ptr<TmpfsMount> disk_;  // unmounted before `dir` is removed
+};
+
+TEST_F(DiskFullTest, FullDiskIsA507ThatNamesNoServerPathAndStoresNothing) {
   ApiTestServer s({"--data-dir", data, "--min-free-disk", "0"});  // only a full disk refuses
   auto c = s.Client();
   const std::string first = Submit(c, "speech.mp3");
@@ -144,14 +154,7 @@ TEST(DiskFullTest, FullDiskIsA507ThatNamesNoServerPathAndStoresNothing) {
   EXPECT_FALSE(Submit(c, "speech.ogg").empty());
 }
 
-TEST(DiskFullTest, BelowTheMarginUploadsAreRefusedUpFrontAndTheAlertFires) {
-  test::ScopedTempDir dir("steno-disk");
-  const std::string data = dir.path + "/data";
-  TmpfsMount disk(data, 32 * kMiB);
-  if (!disk.mounted()) {
-    GTEST_SKIP() << "needs a small filesystem for the data dir: mount -t tmpfs failed ("
-                 << disk.why() << "); run as root (CAP_SYS_ADMIN) to test a full disk";
-  }
+TEST_F(DiskFullTest, BelowTheMarginUploadsAreRefusedUpFrontAndTheAlertFires) {
   ApiTestServer s({"--data-dir", data, "--min-free-disk", "8MiB", "--alert-interval", "50ms"});
   auto c = s.Client();
   const std::string first = Submit(c, "speech.mp3");

@@ -16,16 +16,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string PostJob(httplib::Client& c, const std::string& media) {
-  auto r =
-      c.Post("/v1/jobs", httplib::MultipartFormDataItems{FilePart(media), Field("model", "tiny"),
-                                                         Field("language", "en")});
-  EXPECT_TRUE(r);
-  if (!r) return "";
-  EXPECT_EQ(r->status, 202) << r->body;
-  return JsonOf(r).value("id", "");
-}
-
 // Polls the job until it is in `state` (or 60 s pass); returns its last JSON.
 json WaitForState(httplib::Client& c, const std::string& id, const std::string& state) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
