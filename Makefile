@@ -1,7 +1,9 @@
 # steno — the two commands a newcomer needs:
 #   make run    install dependencies, build, start the main job
 #   make test   install dependencies, build, run the whole test suite
-# Options: STENO_CUDA=1 CUDA_ARCH=90 (CUDA build for one architecture), SANITIZE=1 (ASan+UBSan).
+# Options: STENO_CUDA=1 CUDA_ARCH=90 (CUDA build for one architecture), SANITIZE=1 (ASan+UBSan),
+# TARGETS="steno make_test_model" (build only those).
+#   make gpu-bundle   CUDA build for CUDA_ARCH, packed into dist/gpu-bundle for a bare GPU machine
 
 STENO_CUDA ?= 0
 CUDA_ARCH  ?= 90
@@ -21,7 +23,7 @@ ifeq ($(SANITIZE),1)
   CMAKE_FLAGS += -DSTENO_SANITIZE=ON
 endif
 
-.PHONY: all deps whisper build test run bench format clean
+.PHONY: all deps whisper build test run bench format clean gpu-bundle
 
 all: build
 
@@ -34,7 +36,7 @@ whisper: deps
 
 build: whisper
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DSTENO_WHISPER_PREFIX=$$(cat $(BUILD)/whisper-prefix) > $(BUILD)/configure.log || (cat $(BUILD)/configure.log; exit 1)
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) $(if $(TARGETS),--target $(TARGETS))
 
 test: build
 	@cd $(BUILD) && GGML_NO_BACKTRACE=1 ctest --output-on-failure -j $(JOBS) --timeout 900
@@ -47,6 +49,9 @@ bench: build
 	@BUILD=$(BUILD) bench/api_vs_whisper_server.sh
 	@BUILD=$(BUILD) bench/api_load.sh; rc=$$?; [ $$rc -ne 3 ] || echo "api_load: p99 target missed (figures above)"; [ $$rc -eq 0 ] || [ $$rc -eq 3 ]
 	@for b in $(BUILD)/bench/*_bench; do echo "== $$b"; $$b || exit 1; done
+
+gpu-bundle:
+	@CUDA_ARCH=$(CUDA_ARCH) JOBS=$(JOBS) scripts/gpu-bundle
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
