@@ -151,17 +151,6 @@ bool HasBody(const httplib::Request& req) {
   return req.get_header_value("Content-Length") != "0";
 }
 
-uint64_t ContentLength(const httplib::Request& req) {
-  const std::string v = req.get_header_value("Content-Length");
-  uint64_t n = 0;
-  for (char c : v) {
-    if (c < '0' || c > '9') return 0;
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-    if (n > (uint64_t{1} << 62)) break;
-  }
-  return n;
-}
-
 std::string UrlOf(const std::string& host, int port) {
   const bool v6 = host.find(':') != std::string::npos;
   return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);

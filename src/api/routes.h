@@ -80,6 +80,8 @@ void SendErrorAndClose(httplib::Response& res, const ApiError& error);
 void CloseAfter(httplib::Response& res);
 
 // --- request bodies ---
+// The declared Content-Length; 0 when absent (chunked) or not a number, at most 2^62.
+uint64_t ContentLength(const httplib::Request& req);
 // Reads and drops a body the route refused without reading (up to a limit), so the client gets
 // the response rather than a reset connection. True when the whole body was read.
 bool DrainBody(Call& call);

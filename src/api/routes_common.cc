@@ -85,6 +85,17 @@ static bool ReadRaw(Call& call, const httplib::ContentReceiver& receiver) {
 // larger than this is cut off and the connection closed.
 constexpr int64_t kDrainLimit = int64_t{16} << 20;
 
+uint64_t ContentLength(const httplib::Request& req) {
+  const std::string v = req.get_header_value("Content-Length");
+  uint64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return 0;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+    if (n > (uint64_t{1} << 62)) break;
+  }
+  return n;
+}
+
 bool DrainBody(Call& call) {
   if (!call.reader || call.body_touched) return call.consumed;
   const auto& req = call.req;

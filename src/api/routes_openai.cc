@@ -2,7 +2,6 @@
 // /v1/audio/translations. The upload becomes a job like any other (durable, scheduled, visible
 // in GET /v1/jobs); the request then waits for it and answers in the requested format, the way
 // OpenAI's API does, so its clients work unchanged.
-#include <charconv>
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -73,14 +72,6 @@ void Transcribe(Context& ctx, Call& call, const std::string& task) {
   if (!text.ok()) return SendError(call.res, FromError(text.error()));
   call.res.status = 200;
   call.res.set_content(*text, ContentTypeFor(format));
-}
-
-// The request's Content-Length; 0 when absent (chunked) or not a number.
-int64_t ContentLengthOf(const httplib::Request& req) {
-  const std::string v = req.get_header_value("Content-Length");
-  int64_t n = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  return ec == std::errc() && end == v.data() + v.size() && n > 0 ? n : 0;
 }
 
 }  // namespace
@@ -164,7 +155,7 @@ std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
     SendError(call.res, *e);
     return std::nullopt;
   }
-  if (auto e = RefuseLowDisk(ctx, ContentLengthOf(call.req))) {
+  if (auto e = RefuseLowDisk(ctx, static_cast<int64_t>(ContentLength(call.req)))) {
     DrainBody(call);
     SendError(call.res, *e);
     return std::nullopt;
