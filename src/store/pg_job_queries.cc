@@ -5,6 +5,7 @@
 
 #include "store/job_rules.h"
 #include "store/pg_connection.h"
+#include "store/pg_connection_pool.h"
 #include "store/pg_job_row.h"
 #include "store/pg_job_store.h"
 
@@ -23,8 +24,10 @@ std::string Placeholder(const std::vector<Param>& params) {
 }  // namespace
 
 Result<Job> PgJobStore::Get(const std::string& id) {
-  std::lock_guard lock(mu_);
-  auto job = pg::LoadJob(*conn_, id, /*for_update=*/false);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto job = pg::LoadJob(conn, id, /*for_update=*/false);
   if (!job.ok()) return job.error();
   return FoundJob(std::move(job).value(), id);
 }
@@ -73,8 +76,10 @@ Result<JobPage> PgJobStore::List(const JobFilter& filter) {
   params.push_back(P(int64_t{filter.limit} + 1));  // one more tells whether another page exists
   sql += " LIMIT " + Placeholder(params);
 
-  std::lock_guard lock(mu_);
-  auto rows = conn_->Query(sql, params);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto rows = conn.Query(sql, params);
   if (!rows.ok()) return rows.error();
   JobPage page;
   for (int r = 0; r < rows->size(); ++r) {
@@ -87,8 +92,10 @@ Result<JobPage> PgJobStore::List(const JobFilter& filter) {
 }
 
 Result<JobCounts> PgJobStore::Count() {
-  std::lock_guard lock(mu_);
-  auto rows = conn_->Query("SELECT state, count(*) FROM jobs GROUP BY state");
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto rows = conn.Query("SELECT state, count(*) FROM jobs GROUP BY state");
   if (!rows.ok()) return rows.error();
   JobCounts counts;
   for (int r = 0; r < rows->size(); ++r) {
@@ -100,8 +107,10 @@ Result<JobCounts> PgJobStore::Count() {
 }
 
 Result<std::vector<PendingModel>> PgJobStore::PendingByModel() {
-  std::lock_guard lock(mu_);
-  auto rows = conn_->Query(
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto rows = conn.Query(
       "SELECT model, count(*), count(*) FILTER (WHERE not_before_ms <= $1) FROM jobs "
       "WHERE state = 'pending' GROUP BY model ORDER BY model",
       {P(Now())});
@@ -114,9 +123,11 @@ Result<std::vector<PendingModel>> PgJobStore::PendingByModel() {
 }
 
 Result<std::string> PgJobStore::GetResult(const std::string& id) {
-  std::lock_guard lock(mu_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
   // One statement: the job's state explains a missing result, from the same snapshot.
-  auto rows = conn_->Query(
+  auto rows = conn.Query(
       "SELECT j.state, r.result, r.job_id IS NOT NULL FROM jobs j "
       "LEFT JOIN results r ON r.job_id = j.id WHERE j.id = $1",
       {P(id)});
@@ -133,11 +144,13 @@ Result<std::vector<AttemptRecord>> PgJobStore::Attempts(const std::string& id) {
 }
 
 Result<JobWithAttempts> PgJobStore::GetWithAttempts(const std::string& id) {
-  std::lock_guard lock(mu_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
   // One statement, one snapshot: the job's columns on every row, then one run per row (a job
   // without runs still gives one row, its attempt columns NULL).
   static const int kFirst = static_cast<int>(JobColumnCount());
-  auto rows = conn_->Query(
+  auto rows = conn.Query(
       "SELECT j.*, a.attempt, a.owner, a.started_ms, a.ended_ms, a.outcome, a.error_kind, "
       "a.error_code, a.error_message FROM (SELECT " +
           kJobColumnsText +
@@ -165,8 +178,10 @@ Result<JobWithAttempts> PgJobStore::GetWithAttempts(const std::string& id) {
 
 Status PgJobStore::PutFootprint(const ModelFootprint& fp) {
   if (auto st = ValidateFootprint(fp); !st.ok()) return st;
-  std::lock_guard lock(mu_);
-  auto st = conn_->Query(
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto st = conn.Query(
       "INSERT INTO model_footprints (model, device_name, weights_bytes, stream_bytes, "
       "measured_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (model, device_name) DO UPDATE SET "
       "weights_bytes = excluded.weights_bytes, stream_bytes = excluded.stream_bytes, "
@@ -178,8 +193,10 @@ Status PgJobStore::PutFootprint(const ModelFootprint& fp) {
 
 Result<std::optional<ModelFootprint>> PgJobStore::GetFootprint(const std::string& model,
                                                                const std::string& device_name) {
-  std::lock_guard lock(mu_);
-  auto rows = conn_->Query(
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto rows = conn.Query(
       "SELECT weights_bytes, stream_bytes, measured_ms FROM model_footprints "
       "WHERE model = $1 AND device_name = $2",
       {P(model), P(device_name)});
@@ -190,8 +207,10 @@ Result<std::optional<ModelFootprint>> PgJobStore::GetFootprint(const std::string
 }
 
 Result<std::vector<ModelFootprint>> PgJobStore::ListFootprints() {
-  std::lock_guard lock(mu_);
-  auto rows = conn_->Query(
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto rows = conn.Query(
       "SELECT model, device_name, weights_bytes, stream_bytes, measured_ms FROM model_footprints "
       "ORDER BY model, device_name");
   if (!rows.ok()) return rows.error();
@@ -205,10 +224,12 @@ Result<std::vector<ModelFootprint>> PgJobStore::ListFootprints() {
 
 Result<int> PgJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
   if (auto st = ValidateRetentionLimit(limit); !st.ok()) return st.error();
-  std::lock_guard lock(mu_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
   // Results and attempts go with their job (ON DELETE CASCADE). SKIP LOCKED: two nodes sweeping
   // at once delete different jobs rather than waiting for each other.
-  auto rows = conn_->Query(
+  auto rows = conn.Query(
       "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND "
       "finished_ms < $1 AND state IN ('completed', 'failed', 'cancelled') ORDER BY finished_ms "
       "LIMIT $2 FOR UPDATE SKIP LOCKED)",
@@ -218,8 +239,10 @@ Result<int> PgJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
 }
 
 Result<std::vector<std::string>> PgJobStore::ReferencedBlobs() {
-  std::lock_guard lock(mu_);
-  auto rows = conn_->Query("SELECT DISTINCT blob_digest FROM jobs WHERE blob_digest IS NOT NULL");
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto rows = conn.Query("SELECT DISTINCT blob_digest FROM jobs WHERE blob_digest IS NOT NULL");
   if (!rows.ok()) return rows.error();
   std::vector<std::string> out;
   for (int r = 0; r < rows->size(); ++r) out.push_back(rows->Text(r, 0));
@@ -234,8 +257,10 @@ Status PgJobStore::PublishNode(const NodeInfo& info) {
   for (const auto* doc : {&info.devices_json, &info.runners_json, &info.ledger_json}) {
     if (!nlohmann::json::accept(*doc)) return bad("node " + info.id + " published invalid JSON");
   }
-  std::lock_guard lock(mu_);
-  auto st = conn_->Query(
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto st = conn.Query(
       "INSERT INTO nodes (id, url, heartbeat_ms, devices, runners, ledger) "
       "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET url = excluded.url, "
       "heartbeat_ms = excluded.heartbeat_ms, devices = excluded.devices, "
@@ -247,9 +272,11 @@ Status PgJobStore::PublishNode(const NodeInfo& info) {
 }
 
 Result<std::vector<NodeInfo>> PgJobStore::ListNodes() {
-  std::lock_guard lock(mu_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
   auto rows =
-      conn_->Query("SELECT id, url, heartbeat_ms, devices, runners, ledger FROM nodes ORDER BY id");
+      conn.Query("SELECT id, url, heartbeat_ms, devices, runners, ledger FROM nodes ORDER BY id");
   if (!rows.ok()) return rows.error();
   std::vector<NodeInfo> out;
   for (int r = 0; r < rows->size(); ++r) {
@@ -260,22 +287,28 @@ Result<std::vector<NodeInfo>> PgJobStore::ListNodes() {
 }
 
 Status PgJobStore::Notify(const std::string& channel, const std::string& payload) {
-  std::lock_guard lock(mu_);
-  auto st = conn_->Query("SELECT pg_notify($1, $2)", {P(channel), P(payload)});
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto st = conn.Query("SELECT pg_notify($1, $2)", {P(channel), P(payload)});
   if (!st.ok()) return st.error();
   return {};
 }
 
 Result<int> PgJobStore::RemoveNodesSilentFor(int64_t silent_ms) {
-  std::lock_guard lock(mu_);
-  auto rows = conn_->Query("DELETE FROM nodes WHERE heartbeat_ms <= $1", {P(Now() - silent_ms)});
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto rows = conn.Query("DELETE FROM nodes WHERE heartbeat_ms <= $1", {P(Now() - silent_ms)});
   if (!rows.ok()) return rows.error();
   return static_cast<int>(rows->Affected());
 }
 
 Status PgJobStore::RemoveNode(const std::string& id) {
-  std::lock_guard lock(mu_);
-  auto st = conn_->Query("DELETE FROM nodes WHERE id = $1", {P(id)});
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto st = conn.Query("DELETE FROM nodes WHERE id = $1", {P(id)});
   if (!st.ok()) return st.error();
   return {};
 }

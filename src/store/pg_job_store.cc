@@ -9,6 +9,7 @@
 #include "core/wall_clock.h"
 #include "store/job_rules.h"
 #include "store/pg_connection.h"
+#include "store/pg_connection_pool.h"
 #include "store/pg_job_row.h"
 #include "store/pg_migrations.h"
 
@@ -25,7 +26,10 @@ const std::string kJobColumnsText = kJobColumns;
 
 PgJobStore::PgJobStore(std::unique_ptr<pg::Connection> conn, PgOptions options,
                        int64_t clock_offset_ms)
-    : conn_(std::move(conn)), options_(std::move(options)), clock_offset_ms_(clock_offset_ms) {}
+    : pool_(std::make_unique<pg::ConnectionPool>(options.url, options.connect_timeout_s,
+                                                 options.connections, std::move(conn))),
+      options_(std::move(options)),
+      clock_offset_ms_(clock_offset_ms) {}
 
 PgJobStore::~PgJobStore() = default;
 
@@ -53,11 +57,13 @@ Result<std::unique_ptr<PgJobStore>> PgJobStore::Open(const PgOptions& options) {
 
 Result<Inserted> PgJobStore::Insert(const NewJob& job) {
   if (auto st = ValidateNewJob(job); !st.ok()) return st.error();
-  std::lock_guard lock(mu_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
   int64_t now = Now();
   Job out = NewPendingJob(job, now);
   // One statement: two nodes inserting the same key at once get one job between them.
-  auto inserted = conn_->Query(
+  auto inserted = conn.Query(
       "INSERT INTO jobs (id, state, priority, model, params, blob_digest, attempt, created_ms, "
       "updated_ms, not_before_ms, idempotency_key) "
       "VALUES ($1, 'pending', $2, $3, $4, $5, 1, $6, $6, 0, $7) "
@@ -70,9 +76,8 @@ Result<Inserted> PgJobStore::Insert(const NewJob& job) {
   if (job.idempotency_key.empty()) {
     return Error(ErrorKind::kInternal, "store_error", "job " + out.id + " was not inserted");
   }
-  auto existing =
-      conn_->Query("SELECT " + kJobColumnsText + " FROM jobs WHERE idempotency_key = $1",
-                   {P(job.idempotency_key)});
+  auto existing = conn.Query("SELECT " + kJobColumnsText + " FROM jobs WHERE idempotency_key = $1",
+                             {P(job.idempotency_key)});
   if (!existing.ok()) return existing.error();
   if (existing->empty()) {
     // The job holding the key was deleted between the two statements (retention): rare.
@@ -85,20 +90,20 @@ Result<Inserted> PgJobStore::Insert(const NewJob& job) {
   return Inserted{std::move(found).value(), true};
 }
 
-Result<Job> PgJobStore::LoadHeld(const std::string& id, const std::string& owner,
-                                 const char* action) {
-  auto job = pg::LoadJob(*conn_, id, /*for_update=*/true);
+Result<Job> PgJobStore::LoadHeld(pg::Connection& conn, const std::string& id,
+                                 const std::string& owner, const char* action) {
+  auto job = pg::LoadJob(conn, id, /*for_update=*/true);
   if (!job.ok()) return job.error();
   return HeldJob(std::move(job).value(), id, owner, action);
 }
 
-Status PgJobStore::EndAttempt(const Job& job, int64_t now, const char* outcome,
-                              const std::optional<Error>& error) {
+Status PgJobStore::EndAttempt(pg::Connection& conn, const Job& job, int64_t now,
+                              const char* outcome, const std::optional<Error>& error) {
   std::vector<Param> params = {P(now), P(outcome)};
   pg::AddError(params, error);
   params.push_back(P(job.id));
   params.push_back(P(int64_t{job.attempt}));
-  auto st = conn_->Query(
+  auto st = conn.Query(
       "UPDATE attempts SET ended_ms = $1, outcome = $2, error_kind = $3, error_code = $4, "
       "error_message = $5 WHERE job_id = $6 AND attempt = $7 AND ended_ms IS NULL",
       params);
@@ -106,22 +111,24 @@ Status PgJobStore::EndAttempt(const Job& job, int64_t now, const char* outcome,
   return {};
 }
 
-Status PgJobStore::RequeueLocked(const Job& job, const std::optional<Error>& reason,
-                                 int64_t delay_ms, const char* outcome) {
+Status PgJobStore::RequeueLocked(pg::Connection& conn, const Job& job,
+                                 const std::optional<Error>& reason, int64_t delay_ms,
+                                 const char* outcome) {
   int64_t now = Now();
   std::vector<Param> params = {P(delay_ms > 0 ? now + delay_ms : 0), P(now)};
   pg::AddError(params, reason);
   params.push_back(P(job.id));
-  auto st = conn_->Query(
+  auto st = conn.Query(
       "UPDATE jobs SET state = 'pending', attempt = attempt + 1, lease_owner = NULL, "
       "lease_expires_ms = NULL, not_before_ms = $1, updated_ms = $2, error_kind = $3, "
       "error_code = $4, error_message = $5 WHERE id = $6",
       params);
   if (!st.ok()) return st.error();
-  return EndAttempt(job, now, outcome, reason);
+  return EndAttempt(conn, job, now, outcome, reason);
 }
 
-Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, int64_t now) {
+Result<std::optional<Job>> PgJobStore::ClaimLocked(pg::Connection& conn,
+                                                   const ClaimRequest& request, int64_t now) {
   static const std::string kSet =
       "UPDATE jobs SET state = 'loading', lease_owner = $2, node = $2, lease_expires_ms = $3, "
       "started_ms = $1, updated_ms = $1 WHERE ";
@@ -129,7 +136,7 @@ Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, 
   std::string sql;
   if (request.job_id) {
     // Waits for a transaction holding this row, then sees its outcome (READ COMMITTED).
-    auto found = pg::LoadJob(*conn_, *request.job_id, /*for_update=*/true);
+    auto found = pg::LoadJob(conn, *request.job_id, /*for_update=*/true);
     if (!found.ok()) return found.error();
     if (!*found) return JobNotFound(*request.job_id);
     if ((*found)->state != JobState::kPending || (*found)->not_before_ms > now) {
@@ -151,12 +158,12 @@ Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, 
     sql += " ORDER BY priority, created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED)";
   }
   sql += " RETURNING " + kJobColumnsText;
-  auto updated = conn_->Query(sql, params);
+  auto updated = conn.Query(sql, params);
   if (!updated.ok()) return updated.error();
   if (updated->empty()) return std::optional<Job>();
   auto job = pg::ReadJob(*updated, 0);
   if (!job.ok()) return job.error();
-  auto attempt = conn_->Query(
+  auto attempt = conn.Query(
       "INSERT INTO attempts (job_id, attempt, owner, started_ms) VALUES ($1, $2, $3, $4) "
       "ON CONFLICT (job_id, attempt) DO UPDATE SET owner = excluded.owner, "
       "started_ms = excluded.started_ms, ended_ms = NULL, outcome = NULL, error_kind = NULL, "
@@ -168,10 +175,12 @@ Result<std::optional<Job>> PgJobStore::ClaimLocked(const ClaimRequest& request, 
 
 Result<std::optional<Job>> PgJobStore::Claim(const ClaimRequest& request) {
   if (auto st = ValidateClaim(request); !st.ok()) return st.error();
-  std::lock_guard lock(mu_);
-  auto tx = Transaction::Begin(*conn_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto tx = Transaction::Begin(conn);
   if (!tx.ok()) return tx.error();
-  auto job = ClaimLocked(request, Now());
+  auto job = ClaimLocked(conn, request, Now());
   if (!job.ok() || !*job) return job;
   if (auto st = tx->Commit(); !st.ok()) return st.error();
   return job;
@@ -179,8 +188,10 @@ Result<std::optional<Job>> PgJobStore::Claim(const ClaimRequest& request) {
 
 Result<std::vector<std::string>> PgJobStore::Heartbeat(const std::string& owner, int64_t lease_ms) {
   if (auto st = ValidateHeartbeat(owner, lease_ms); !st.ok()) return st.error();
-  std::lock_guard lock(mu_);
-  auto rows = conn_->Query(
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto rows = conn.Query(
       "UPDATE jobs SET lease_expires_ms = $1 WHERE lease_owner = $2 AND "
       "state IN ('loading', 'processing') RETURNING id",
       {P(Now() + lease_ms), P(owner)});
@@ -192,14 +203,16 @@ Result<std::vector<std::string>> PgJobStore::Heartbeat(const std::string& owner,
 }
 
 Status PgJobStore::MarkProcessing(const std::string& id, const std::string& owner) {
-  std::lock_guard lock(mu_);
-  auto tx = Transaction::Begin(*conn_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto tx = Transaction::Begin(conn);
   if (!tx.ok()) return tx.error();
-  auto job = LoadHeld(id, owner, "start processing");
+  auto job = LoadHeld(conn, id, owner, "start processing");
   if (!job.ok()) return job.error();
   if (job->state == JobState::kProcessing) return {};
-  auto st = conn_->Query("UPDATE jobs SET state = 'processing', updated_ms = $1 WHERE id = $2",
-                         {P(Now()), P(id)});
+  auto st = conn.Query("UPDATE jobs SET state = 'processing', updated_ms = $1 WHERE id = $2",
+                       {P(Now()), P(id)});
   if (!st.ok()) return st.error();
   return tx->Commit();
 }
@@ -207,77 +220,85 @@ Status PgJobStore::MarkProcessing(const std::string& id, const std::string& owne
 Status PgJobStore::Complete(const std::string& id, const std::string& owner,
                             const std::string& result_json) {
   if (auto st = ValidateResult(id, result_json); !st.ok()) return st;
-  std::lock_guard lock(mu_);
-  auto tx = Transaction::Begin(*conn_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto tx = Transaction::Begin(conn);
   if (!tx.ok()) return tx.error();
-  auto job = LoadHeld(id, owner, "complete");
+  auto job = LoadHeld(conn, id, owner, "complete");
   if (!job.ok()) {
     NoteRefusedCompletion(id, owner, job.error());
     return job.error();
   }
   int64_t now = Now();
-  auto done = conn_->Query(
+  auto done = conn.Query(
       "UPDATE jobs SET state = 'completed', finished_ms = $1, updated_ms = $1, "
       "lease_owner = NULL, lease_expires_ms = NULL, error_kind = NULL, error_code = NULL, "
       "error_message = NULL WHERE id = $2",
       {P(now), P(id)});
   if (!done.ok()) return done.error();
   // The primary key on job_id is the last line of defence for "a result is written once".
-  auto result = conn_->Query("INSERT INTO results (job_id, result, created_ms) VALUES ($1, $2, $3)",
-                             {P(id), P(result_json), P(now)});
+  auto result = conn.Query("INSERT INTO results (job_id, result, created_ms) VALUES ($1, $2, $3)",
+                           {P(id), P(result_json), P(now)});
   if (!result.ok()) return result.error();
-  if (auto st = EndAttempt(*job, now, "completed", std::nullopt); !st.ok()) return st;
+  if (auto st = EndAttempt(conn, *job, now, "completed", std::nullopt); !st.ok()) return st;
   return tx->Commit();
 }
 
 Status PgJobStore::Fail(const std::string& id, const std::string& owner, const Error& error) {
-  std::lock_guard lock(mu_);
-  auto tx = Transaction::Begin(*conn_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto tx = Transaction::Begin(conn);
   if (!tx.ok()) return tx.error();
-  auto job = LoadHeld(id, owner, "fail");
+  auto job = LoadHeld(conn, id, owner, "fail");
   if (!job.ok()) return job.error();
   const int64_t now = Now();
   std::vector<Param> params = {P(now)};
   pg::AddError(params, error);
   params.push_back(P(id));
-  auto st = conn_->Query(
+  auto st = conn.Query(
       "UPDATE jobs SET state = 'failed', finished_ms = $1, updated_ms = $1, lease_owner = NULL, "
       "lease_expires_ms = NULL, error_kind = $2, error_code = $3, error_message = $4 "
       "WHERE id = $5",
       params);
   if (!st.ok()) return st.error();
-  if (auto end = EndAttempt(*job, now, "failed", error); !end.ok()) return end;
+  if (auto end = EndAttempt(conn, *job, now, "failed", error); !end.ok()) return end;
   return tx->Commit();
 }
 
 Status PgJobStore::Requeue(const RequeueRequest& request) {
-  std::lock_guard lock(mu_);
-  auto tx = Transaction::Begin(*conn_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto tx = Transaction::Begin(conn);
   if (!tx.ok()) return tx.error();
-  auto job = LoadHeld(request.id, request.owner, "requeue");
+  auto job = LoadHeld(conn, request.id, request.owner, "requeue");
   if (!job.ok()) return job.error();
-  if (auto st = RequeueLocked(*job, request.reason, request.delay_ms, "requeued"); !st.ok()) {
+  if (auto st = RequeueLocked(conn, *job, request.reason, request.delay_ms, "requeued"); !st.ok()) {
     return st;
   }
   return tx->Commit();
 }
 
 Result<std::vector<std::string>> PgJobStore::RequeueExpired() {
-  std::lock_guard lock(mu_);
-  auto tx = Transaction::Begin(*conn_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto tx = Transaction::Begin(conn);
   if (!tx.ok()) return tx.error();
   // SKIP LOCKED: a job some node is completing (or renewing) right now is left to that node;
   // if its lease is really gone the next sweep takes it.
-  auto rows = conn_->Query("SELECT " + kJobColumnsText +
-                               " FROM jobs WHERE state IN ('loading', 'processing') AND "
-                               "lease_expires_ms < $1 ORDER BY id FOR UPDATE SKIP LOCKED",
-                           {P(Now())});
+  auto rows = conn.Query("SELECT " + kJobColumnsText +
+                             " FROM jobs WHERE state IN ('loading', 'processing') AND "
+                             "lease_expires_ms < $1 ORDER BY id FOR UPDATE SKIP LOCKED",
+                         {P(Now())});
   if (!rows.ok()) return rows.error();
   auto expired = pg::ReadJobs(*rows);
   if (!expired.ok()) return expired.error();
   std::vector<std::string> ids;
   for (const auto& job : *expired) {
-    if (auto st = RequeueLocked(job, LeaseExpired(job), 0, "lease_expired"); !st.ok()) {
+    if (auto st = RequeueLocked(conn, job, LeaseExpired(job), 0, "lease_expired"); !st.ok()) {
       return st.error();
     }
     ids.push_back(job.id);
@@ -288,10 +309,12 @@ Result<std::vector<std::string>> PgJobStore::RequeueExpired() {
 }
 
 Result<Job> PgJobStore::Cancel(const std::string& id) {
-  std::lock_guard lock(mu_);
-  auto tx = Transaction::Begin(*conn_);
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.error();
+  pg::Connection& conn = **lease;
+  auto tx = Transaction::Begin(conn);
   if (!tx.ok()) return tx.error();
-  auto found = pg::LoadJob(*conn_, id, /*for_update=*/true);
+  auto found = pg::LoadJob(conn, id, /*for_update=*/true);
   if (!found.ok()) return found.error();
   auto loaded = CancellableJob(std::move(found).value(), id);
   if (!loaded.ok()) return loaded.error();
@@ -302,14 +325,14 @@ Result<Job> PgJobStore::Cancel(const std::string& id) {
   std::vector<Param> params = {P(now)};
   pg::AddError(params, reason);
   params.push_back(P(id));
-  auto st = conn_->Query(
+  auto st = conn.Query(
       "UPDATE jobs SET state = 'cancelled', finished_ms = $1, updated_ms = $1, "
       "lease_owner = NULL, lease_expires_ms = NULL, error_kind = $2, error_code = $3, "
       "error_message = $4 WHERE id = $5",
       params);
   if (!st.ok()) return st.error();
   if (IsActive(job.state)) {
-    if (auto end = EndAttempt(job, now, "cancelled", reason); !end.ok()) return end.error();
+    if (auto end = EndAttempt(conn, job, now, "cancelled", reason); !end.ok()) return end.error();
   }
   if (auto commit = tx->Commit(); !commit.ok()) return commit.error();
   MarkCancelled(job, reason, now);

@@ -19,42 +19,33 @@
 // fsync settings, on by default). If the connection breaks during a COMMIT the call fails with
 // kUnavailable and its outcome is unknown; the next call reconnects.
 //
-// Thread safety: every call is safe from any thread. One store object holds one connection and
-// serializes its calls with a mutex; open one store per thread where calls must run in parallel.
+// Thread safety: every call is safe from any thread. Each call borrows one connection of a small
+// pool (pg_connection_pool.h, PgOptions::connections) for its statement or transaction, so up to
+// that many calls run at once; the rest wait for a connection.
 // The schema is migrated on Open (pg_migrations.h), safely when several nodes open at once.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "store/cluster_store.h"
 #include "store/job_store.h"
 
 namespace steno::store {
 
 namespace pg {
 class Connection;
-class Transaction;
+class ConnectionPool;
 }  // namespace pg
 
 struct PgOptions {
   std::string url;  // postgres://user:password@host:port/dbname?sslmode=...
   int connect_timeout_s = 10;
   std::function<int64_t()> clock;  // ms since the epoch; default: the server-corrected clock
-};
-
-// One node sharing the queue, as it last published itself. The three JSON documents are stored
-// as given (each must be valid JSON) and are the node's own business.
-struct NodeInfo {
-  std::string id;            // unique per node, e.g. "gpu-box-1"
-  std::string url;           // where its HTTP API answers
-  int64_t heartbeat_ms = 0;  // set by the store to its clock on PublishNode
-  std::string devices_json = "[]";
-  std::string runners_json = "[]";
-  std::string ledger_json = "{}";
+  int connections = 4;             // the pool's size (pg::ConnectionPool::kDefaultSize)
 };
 
 class PgJobStore final : public JobStore {
@@ -98,7 +89,8 @@ class PgJobStore final : public JobStore {
   Result<int> DeleteFinishedBefore(int64_t cutoff_ms, int limit) override;
   Result<std::vector<std::string>> ReferencedBlobs() override;
 
-  // --- Nodes (not part of JobStore: only a shared store has several) ---
+  // --- Nodes and notifications (not part of JobStore: only a shared store has several nodes;
+  // servers reach them through ClusterStore, pg_cluster_store.h) ---
   // Inserts or replaces the node with info.id, stamping heartbeat_ms with the store's clock.
   // kBadInput "bad_node" for an empty id or a JSON field that is not JSON.
   Status PublishNode(const NodeInfo& info);
@@ -114,17 +106,19 @@ class PgJobStore final : public JobStore {
 
  private:
   PgJobStore(std::unique_ptr<pg::Connection> conn, PgOptions options, int64_t clock_offset_ms);
-  // Helpers below expect mu_ held and, where they write, a transaction open.
-  Result<Job> LoadHeld(const std::string& id, const std::string& owner, const char* action);
+  // Helpers below run on the caller's borrowed connection and, where they write, inside its open
+  // transaction.
+  Result<Job> LoadHeld(pg::Connection& conn, const std::string& id, const std::string& owner,
+                       const char* action);
   // Ends the job's current attempt at `now`: the same instant as the state change that ends it.
-  Status EndAttempt(const Job& job, int64_t now, const char* outcome,
+  Status EndAttempt(pg::Connection& conn, const Job& job, int64_t now, const char* outcome,
                     const std::optional<Error>& error);
-  Status RequeueLocked(const Job& job, const std::optional<Error>& reason, int64_t delay_ms,
-                       const char* outcome);
-  Result<std::optional<Job>> ClaimLocked(const ClaimRequest& request, int64_t now);
+  Status RequeueLocked(pg::Connection& conn, const Job& job, const std::optional<Error>& reason,
+                       int64_t delay_ms, const char* outcome);
+  Result<std::optional<Job>> ClaimLocked(pg::Connection& conn, const ClaimRequest& request,
+                                         int64_t now);
 
-  std::mutex mu_;  // guards conn_
-  std::unique_ptr<pg::Connection> conn_;
+  std::unique_ptr<pg::ConnectionPool> pool_;
   PgOptions options_;
   int64_t clock_offset_ms_ = 0;
 };

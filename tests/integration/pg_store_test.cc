@@ -21,6 +21,7 @@
 #include "support/pg_server.h"
 #include "support/store_cases.h"
 #include "support/store_history_cases.h"
+#include "support/test_env.h"
 
 namespace steno::store {
 namespace {
@@ -415,24 +416,94 @@ TEST_F(PgStoreTest, UnreachableServerIsUnavailableAndNeverShowsThePassword) {
             "postgres://steno@127.0.0.1:" + std::to_string(server.port()) + "/postgres");
 }
 
-TEST_F(PgStoreTest, OpenJobStoreTakesOnlyPostgresUrls) {
+TEST_F(PgStoreTest, TheStoreFactoryGivesTheClusterCapabilityToASharedStoreOnly) {
+  test::ScopedTempDir dir("steno-store-factory");
+  // No spec: the single-node SQLite store in the data dir, with no cluster capability.
+  auto single = OpenJobStore("", dir.path + "/single");
+  ASSERT_TRUE(single.ok()) << single.error().message;
+  ASSERT_NE(single->jobs, nullptr);
+  EXPECT_EQ(single->cluster, nullptr);
   for (const std::string spec :
-       {"sqlite:///var/lib/steno/steno.db", "/var/lib/steno", "", "mysql://u:pw@h/db"}) {
-    auto store = OpenJobStore(spec);
+       {"sqlite:///var/lib/steno/steno.db", "/var/lib/steno", "mysql://u:pw@h/db"}) {
+    auto store = OpenJobStore(spec, dir.path + "/bad");
     ASSERT_FALSE(store.ok()) << spec;
     EXPECT_EQ(store.error().kind, ErrorKind::kBadInput);
     EXPECT_EQ(store.error().code, "bad_store");
     EXPECT_EQ(store.error().message.find("pw@"), std::string::npos);
   }
-  auto pg = OpenJobStore(url_);
+  auto pg = OpenJobStore(url_, dir.path + "/node-a");
   ASSERT_TRUE(pg.ok()) << pg.error().message;
-  Job job = Submit(**pg);
+  ASSERT_NE(pg->cluster, nullptr);
+  Job job = Submit(*pg->jobs);
   std::string upper = "POSTGRESQL" + url_.substr(std::string("postgres").size());
-  auto again = OpenJobStore(upper);
+  auto again = OpenJobStore(upper, dir.path + "/node-b");
   ASSERT_TRUE(again.ok()) << again.error().message;
-  EXPECT_EQ((*again)->Get(job.id)->id, job.id);
+  ASSERT_NE(again->cluster, nullptr);
+  EXPECT_EQ(again->jobs->Get(job.id)->id, job.id);
   EXPECT_TRUE(IsPostgresSpec("postgresql://h/db"));
   EXPECT_FALSE(IsPostgresSpec("postgresx://h/db"));
+
+  // The capability reaches the other node: its nodes table and its notifications.
+  ASSERT_TRUE(pg->cluster->PublishNode({"node-a", "http://a:1", 0, "[]", "[]", "{}"}).ok());
+  auto nodes = again->cluster->ListNodes();
+  ASSERT_TRUE(nodes.ok()) << nodes.error().message;
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ((*nodes)[0].id, "node-a");
+  auto listener = again->cluster->Listen({"steno_factory_test"});
+  ASSERT_TRUE(listener.ok()) << listener.error().message;
+  ASSERT_TRUE(pg->cluster->Notify("steno_factory_test", "hello").ok());
+  std::vector<Notification> heard;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (heard.empty() && std::chrono::steady_clock::now() < until) {
+    auto notes = (*listener)->Wait(500);
+    ASSERT_TRUE(notes.ok()) << notes.error().message;
+    heard = std::move(notes).value();
+  }
+  ASSERT_EQ(heard.size(), 1u);
+  EXPECT_EQ(heard[0].channel, "steno_factory_test");
+  EXPECT_EQ(heard[0].payload, "hello");
+}
+
+// One node's store calls do not queue behind one connection: while a call waits for a row lock
+// another session holds, a second call of the same store object answers.
+TEST_F(PgStoreTest, StoreCallsOfOneNodeRunAtOnceOnPooledConnections) {
+  auto store = Open();
+  ASSERT_TRUE(store);
+  Job locked = Submit(*store);
+  Job other = Submit(*store);
+  auto locker = pg::Connection::Open(url_, 5);
+  ASSERT_TRUE(locker.ok());
+  ASSERT_TRUE((*locker)->Exec("BEGIN").ok());
+  ASSERT_TRUE(
+      (*locker)->Query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", {pg::P(locked.id)}).ok());
+  // Cancel locks the job's row first (FOR UPDATE): it waits for the locker's transaction.
+  auto cancel = std::async(std::launch::async, [&] { return store->Cancel(locked.id); });
+  auto waiting = [&] {
+    auto rows = (*locker)->Query(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+        "datname = current_database()");
+    return rows.ok() && rows->Int(0, 0) > 0;
+  };
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!waiting() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(waiting()) << "the cancel never waited for the row lock";
+  // Meanwhile a read and a claim of another job answer (one connection would hold them until
+  // the cancel ends, that is until the locker commits).
+  auto read = std::async(std::launch::async, [&] { return store->Get(other.id); });
+  const bool answered = read.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  const bool cancel_still_waiting =
+      cancel.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+  ASSERT_TRUE((*locker)->Exec("ROLLBACK").ok());  // let the cancel go in every case
+  EXPECT_TRUE(answered) << "a read queued behind a call waiting for a row lock";
+  EXPECT_TRUE(cancel_still_waiting);
+  auto got = read.get();
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->id, other.id);
+  auto cancelled = cancel.get();
+  ASSERT_TRUE(cancelled.ok()) << cancelled.error().message;
+  EXPECT_EQ(cancelled->state, JobState::kCancelled);
 }
 
 // A server restart drops every connection: the call that finds it broken fails kUnavailable,
