@@ -430,7 +430,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
   AddEventRoutes(p->router, p->ctx);
   AddDashboardRoutes(p->router, p->ctx);
   AddClusterRoutes(p->router, p->ctx);
-  p->history.Start([p] { return p->service.Snapshot().devices; }, [] { return UnixMillis(); });
+  p->history.Start([p] { return p->service.runners().Snapshot().devices; },
+                   [] { return UnixMillis(); });
 
   auto& svr = p->svr;
   const size_t min_threads = static_cast<size_t>(std::max(1, o.min_threads));
@@ -518,9 +519,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
   auto device_options = std::make_shared<HttpOptions>();
   device_options->reserve = o.reserve;
   device_options->safety_factor = o.safety_factor;
-  service.SetNodeDescriber([&service, device_options, url = p->url] {
-    return DescribeNode(service, *device_options, url);
-  });
+  if (server::ClusterMember* cluster = service.cluster()) {
+    cluster->SetNodeDescriber([&service, device_options, url = p->url] {
+      return DescribeNode(service, *device_options, url);
+    });
+  }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

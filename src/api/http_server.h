@@ -87,7 +87,7 @@ class HttpServer {
  public:
   // Binds (a bad host, a port in use: kUnavailable "bind_failed"; bad --allow-path: kBadInput)
   // and starts serving on its own thread. `service` must outlive the server. Once listening, it
-  // sets the service's node describer (JobService::SetNodeDescriber): what a node sharing its
+  // sets the service's node describer (ClusterMember::SetNodeDescriber): what a node sharing its
   // store publishes is this server's URL, devices, runners and ledger (api::DescribeNode).
   static Result<std::unique_ptr<HttpServer>> Start(HttpOptions options,
                                                    server::JobService& service);

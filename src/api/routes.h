@@ -133,7 +133,7 @@ ojson LedgerJson(const sched::DeviceLedger& device);
 ojson CpuJson(const sched::SchedulerSnapshot& snap);
 // A device sample as GET /v1/gpus shows it (gpu::SampleJson with the server's reserve).
 ojson DeviceJson(const gpu::DeviceSample& sample, const HttpOptions& options);
-// This node as it publishes itself to a shared store (JobService::SetNodeDescriber) and as
+// This node as it publishes itself to a shared store (ClusterMember::SetNodeDescriber) and as
 // GET /v1/cluster shows it on the single-node store: `url`, devices as GET /v1/gpus, runners as
 // GET /v1/runners, ledger {"devices": [LedgerJson...], "cpu", "running", "queued", "admitting"}.
 // Reads only the service's in-memory state (no store access): safe from any thread, quick.

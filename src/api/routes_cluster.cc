@@ -7,7 +7,7 @@
 //                          "admitting"}}, ...]}
 //
 // On a shared (PostgreSQL) store the nodes come from its nodes table, which every node rewrites
-// every publish period (JobService::SetNodeDescriber, set by the HTTP server with DescribeNode);
+// every publish period (ClusterMember::SetNodeDescriber, set by the HTTP server with DescribeNode);
 // age_ms is on the store's clock, and a node that stopped publishing stays listed, live false,
 // for an hour.
 // On the single-node SQLite store the list is this node alone, described now. A store that
@@ -22,10 +22,10 @@ namespace steno::api {
 
 store::NodeInfo DescribeNode(server::JobService& service, const HttpOptions& options,
                              const std::string& url) {
-  const auto snap = service.Snapshot();
+  const auto snap = service.runners().Snapshot();
   const int64_t now = UnixMillis();
   ojson devices = ojson::array();
-  if (auto samples = service.Devices(); samples.ok()) {
+  if (auto samples = service.runners().Devices(); samples.ok()) {
     for (const auto& s : *samples) devices.push_back(DeviceJson(s, options));
   }
   ojson runners = ojson::array();
@@ -82,14 +82,21 @@ void Cluster(Context& ctx, Call& call) {
     return SendError(call.res, e);
   }
   SendJson(call.res, 200,
-           {{"store", ctx.service.shared() ? "postgres" : "sqlite"},
+           {{"store", ctx.service.cluster() ? "postgres" : "sqlite"},
             {"node", ctx.service.node()},
             {"nodes", std::move(*nodes)}});
 }
 
 void ForgetNode(Context& ctx, Call& call) {
   const std::string& id = call.params[0];
-  if (auto st = ctx.service.ForgetNode(id); !st) return SendError(call.res, FromError(st.error()));
+  server::ClusterMember* cluster = ctx.service.cluster();
+  if (!cluster) {
+    return SendError(call.res,
+                     FromError(Error(ErrorKind::kBadInput, "not_shared",
+                                     "this server does not share its store with other nodes "
+                                     "(see serve --store)")));
+  }
+  if (auto st = cluster->ForgetNode(id); !st) return SendError(call.res, FromError(st.error()));
   SendJson(call.res, 200, {{"id", id}, {"object", "cluster.node"}, {"deleted", true}});
 }
 
@@ -97,12 +104,13 @@ void ForgetNode(Context& ctx, Call& call) {
 
 Result<ojson> ClusterNodesJson(Context& ctx) {
   ojson out = ojson::array();
-  if (!ctx.service.shared()) {
+  server::ClusterMember* cluster = ctx.service.cluster();
+  if (!cluster) {
     out.push_back(NodeJson(DescribeNode(ctx.service, ctx.options, ctx.url), /*self=*/true,
                            /*live=*/true, /*age_ms=*/0));
     return out;
   }
-  auto nodes = ctx.service.Nodes();
+  auto nodes = cluster->Nodes();
   if (!nodes.ok()) return nodes.error();
   for (const auto& n : *nodes) out.push_back(NodeJson(n.info, n.self, n.live, n.age_ms));
   return out;

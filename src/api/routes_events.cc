@@ -20,7 +20,7 @@ constexpr int kJobsShown = 50;
 
 ojson GpusJson(Context& ctx, const sched::SchedulerSnapshot& snap) {
   std::map<int, const gpu::DeviceSample*> by_index;
-  auto samples = ctx.service.Devices();
+  auto samples = ctx.service.runners().Devices();
   if (samples.ok()) {
     for (const auto& s : *samples) by_index[s.index] = &s;
   }
@@ -49,7 +49,7 @@ std::vector<Job> RecentJobs(Context& ctx) {
   active.states = {JobState::kPending, JobState::kLoading, JobState::kProcessing};
   active.order = store::ListOrder::kQueueOrder;
   active.limit = kJobsShown;
-  if (auto page = ctx.service.List(active); page.ok()) {
+  if (auto page = ctx.service.jobs().List(active); page.ok()) {
     for (auto& j : page->jobs) {
       seen.insert(j.id);
       out.push_back(std::move(j));
@@ -57,7 +57,7 @@ std::vector<Job> RecentJobs(Context& ctx) {
   }
   store::JobFilter recent;
   recent.limit = kJobsShown;
-  if (auto page = ctx.service.List(recent); page.ok()) {
+  if (auto page = ctx.service.jobs().List(recent); page.ok()) {
     for (auto& j : page->jobs) {
       if (out.size() >= static_cast<size_t>(kJobsShown)) break;
       if (seen.insert(j.id).second) out.push_back(std::move(j));
@@ -70,7 +70,7 @@ ojson JobsJson(Context& ctx, int64_t now) {
   const auto jobs = RecentJobs(ctx);
   std::vector<std::string> ids;
   for (const auto& j : jobs) ids.push_back(j.id);
-  const auto live = ctx.service.Live(ids);
+  const auto live = ctx.service.events().Live(ids);
   ojson out = ojson::array();
   for (const auto& j : jobs) {
     ojson o = JobJson(j);
@@ -102,7 +102,7 @@ ojson JobsJson(Context& ctx, int64_t now) {
 
 ojson CountsJson(Context& ctx) {
   ojson counts = ojson::object();
-  auto c = ctx.service.Counts();
+  auto c = ctx.service.jobs().Counts();
   for (JobState s : {JobState::kPending, JobState::kLoading, JobState::kProcessing,
                      JobState::kCompleted, JobState::kFailed, JobState::kCancelled}) {
     counts[JobStateName(s)] = c.ok() ? (*c)[s] : 0;
@@ -136,7 +136,7 @@ ojson HistoryWithNow(ojson history, const ojson& snapshot) {
 
 ojson ComputeSnapshot(Context& ctx) {
   const int64_t now = UnixMillis();
-  const auto snap = ctx.service.Snapshot();
+  const auto snap = ctx.service.runners().Snapshot();
   ojson runners = ojson::array();
   for (const auto& r : snap.runners) runners.push_back(RunnerJson(r, snap, now));
   ojson by_priority = ojson::object();
@@ -153,7 +153,7 @@ ojson ComputeSnapshot(Context& ctx) {
       {"counts", CountsJson(ctx)},
       {"alerts", AlertsJson(ctx)}};
   // Only a node sharing its store shows the cluster (one read of the nodes table per snapshot).
-  if (ctx.service.shared()) {
+  if (ctx.service.cluster()) {
     auto nodes = ClusterNodesJson(ctx);
     out["nodes"] = nodes.ok() ? std::move(*nodes) : ojson::array();
     if (!nodes.ok()) {

@@ -83,7 +83,7 @@ void SubmitPath(Context& ctx, Call& call) {
     }
     job.idempotency_key = key;
   }
-  auto inserted = ctx.service.Submit(job);  // `file` stays open until the copy is made
+  auto inserted = ctx.service.jobs().Submit(job);  // `file` stays open until the copy is made
   if (!inserted.ok()) {
     Error e = inserted.error();
     ReplaceAll(e.message, file->proc_path(), path);  // the client's name, not our descriptor
@@ -140,7 +140,7 @@ void ListJobs(Context& ctx, Call& call) {
     filter.limit = n;
   }
   if (q.has_param("page_token")) filter.page_token = q.get_param_value("page_token");
-  auto page = ctx.service.List(filter);
+  auto page = ctx.service.jobs().List(filter);
   if (!page.ok()) {
     ApiError e = FromError(page.error());
     if (e.status == 400) e.param = "page_token";
@@ -157,14 +157,14 @@ void ListJobs(Context& ctx, Call& call) {
 }
 
 void GetJob(Context& ctx, Call& call) {
-  auto job = ctx.service.GetWithAttempts(call.params[0]);
+  auto job = ctx.service.jobs().GetWithAttempts(call.params[0]);
   if (!job.ok()) return SendError(call.res, FromError(job.error()));
   SendJson(call.res, 200, JobWithAttemptsJson(*job));
 }
 
 void GetResult(Context& ctx, Call& call) {
   const std::string& id = call.params[0];
-  auto job = ctx.service.Get(id);
+  auto job = ctx.service.jobs().Get(id);
   if (!job.ok()) return SendError(call.res, FromError(job.error()));
   switch (job->state) {
     case JobState::kCompleted: break;
@@ -192,7 +192,7 @@ void GetResult(Context& ctx, Call& call) {
                      MakeApiError(400, "bad_format",
                                   "format must be json, text, srt, vtt or verbose_json", "format"));
   }
-  auto text = ctx.service.ResultText(id, format);
+  auto text = ctx.service.jobs().ResultText(id, format);
   if (!text.ok()) return SendError(call.res, FromError(text.error()));
   call.res.status = 200;
   call.res.set_content(*text, format == "json" || format == "verbose_json"
@@ -201,7 +201,7 @@ void GetResult(Context& ctx, Call& call) {
 }
 
 void CancelJob(Context& ctx, Call& call) {
-  auto job = ctx.service.Cancel(call.params[0]);
+  auto job = ctx.service.jobs().Cancel(call.params[0]);
   if (!job.ok()) return SendError(call.res, FromError(job.error()));
   SendJson(call.res, 200, JobJson(*job));
 }

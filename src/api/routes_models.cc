@@ -42,7 +42,7 @@ ojson ModelJson(const models::InstalledModel& m, const sched::SchedulerSnapshot&
 }
 
 void ListModels(Context& ctx, Call& call) {
-  const auto snap = ctx.service.Snapshot();
+  const auto snap = ctx.service.runners().Snapshot();
   ojson data = ojson::array();
   for (const auto& m : models::ListInstalledModels(ModelsDirOf(ctx))) {
     data.push_back(ModelJson(m, snap));
@@ -52,7 +52,7 @@ void ListModels(Context& ctx, Call& call) {
 
 void GetModel(Context& ctx, Call& call) {
   const std::string& name = call.params[0];
-  const auto snap = ctx.service.Snapshot();
+  const auto snap = ctx.service.runners().Snapshot();
   for (const auto& m : models::ListInstalledModels(ModelsDirOf(ctx))) {
     if (m.name == name) return SendJson(call.res, 200, ModelJson(m, snap));
   }
@@ -98,7 +98,7 @@ ojson RunnerJson(const sched::RunnerInfo& r, const sched::SchedulerSnapshot& sna
 namespace {
 
 void ListRunners(Context& ctx, Call& call) {
-  const auto snap = ctx.service.Snapshot();
+  const auto snap = ctx.service.runners().Snapshot();
   const int64_t now = UnixMillis();
   ojson data = ojson::array();
   for (const auto& r : snap.runners) data.push_back(RunnerJson(r, snap, now));
@@ -122,11 +122,11 @@ void LoadModel(Context& ctx, Call& call) {
   if (auto e = ParseJobRequest(subset, {"transcribe", ""}, parsed)) {
     return SendError(call.res, *e);
   }
-  auto st = ctx.service.Load(name, parsed.params.device, parsed.params.keep_alive_s);
+  auto st = ctx.service.runners().Load(name, parsed.params.device, parsed.params.keep_alive_s);
   if (!st.ok()) {
     return SendError(call.res, FromError(st.error(), ParamForError(st.error())));
   }
-  const auto snap = ctx.service.Snapshot();
+  const auto snap = ctx.service.runners().Snapshot();
   const int64_t now = UnixMillis();
   ojson runners = ojson::array();
   for (const auto& r : snap.runners) {
@@ -139,7 +139,7 @@ void UnloadModel(Context& ctx, Call& call) {
   const std::string& name = call.params[0];
   std::string ignored;
   if (auto e = ReadBody(call, ctx.options.max_json_bytes, ignored)) return SendError(call.res, *e);
-  auto st = ctx.service.Unload(name);
+  auto st = ctx.service.runners().Unload(name);
   if (!st.ok()) return SendError(call.res, FromError(st.error(), "model"));
   SendJson(call.res, 200, {{"model", name}, {"status", "unloaded"}});
 }

@@ -20,7 +20,7 @@ bool IsOurs(int pid) {
 }
 
 void MemoryStatus(Context& ctx, Call& call) {
-  const auto snap = ctx.service.Snapshot();
+  const auto snap = ctx.service.runners().Snapshot();
   ojson gpus = ojson::array();
   for (const auto& d : snap.devices) {
     if (!d.cpu) gpus.push_back(LedgerJson(d));
@@ -30,7 +30,7 @@ void MemoryStatus(Context& ctx, Call& call) {
 }
 
 void Gpus(Context& ctx, Call& call) {
-  auto devices = ctx.service.Devices();
+  auto devices = ctx.service.runners().Devices();
   if (!devices.ok()) return SendError(call.res, FromError(devices.error()));
   ojson data = ojson::array();
   for (const auto& s : *devices) data.push_back(DeviceJson(s, ctx.options));
@@ -38,9 +38,9 @@ void Gpus(Context& ctx, Call& call) {
 }
 
 void Metrics(Context& ctx, Call& call) {
-  const auto snap = ctx.service.Snapshot();
-  auto devices = ctx.service.Devices();
-  auto counts = ctx.service.Counts();
+  const auto snap = ctx.service.runners().Snapshot();
+  auto devices = ctx.service.runners().Devices();
+  auto counts = ctx.service.jobs().Counts();
   const auto& o = ctx.options;
   std::string text = ctx.service.metrics().RenderPrometheus(
       snap, devices.ok() ? *devices : std::vector<gpu::DeviceSample>{},
@@ -75,7 +75,7 @@ void Health(Context&, Call& call) {
 }
 
 void Ready(Context& ctx, Call& call) {
-  if (ctx.stopping || !ctx.service.admitting()) {
+  if (ctx.stopping || !ctx.service.jobs().admitting()) {
     return SendError(call.res,
                      MakeApiError(503, "shutting_down", "the server is not accepting jobs"));
   }

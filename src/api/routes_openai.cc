@@ -41,7 +41,7 @@ std::optional<Job> WaitFinal(Context& ctx, Call& call, const std::string& id) {
                                            " (GET /v1/jobs/" + id + ")"));
       return std::nullopt;
     }
-    auto job = ctx.service.Wait(id, std::min<int64_t>(left, 500));
+    auto job = ctx.service.jobs().Wait(id, std::min<int64_t>(left, 500));
     if (!job.ok()) {
       SendError(call.res, FromError(job.error()));
       return std::nullopt;
@@ -68,7 +68,7 @@ void Transcribe(Context& ctx, Call& call, const std::string& task) {
     return SendError(call.res, api);
   }
   const std::string& format = job->params.response_format;
-  auto text = ctx.service.ResultText(id, format);
+  auto text = ctx.service.jobs().ResultText(id, format);
   if (!text.ok()) return SendError(call.res, FromError(text.error()));
   call.res.status = 200;
   call.res.set_content(*text, ContentTypeFor(format));
@@ -99,12 +99,12 @@ std::string ParamForError(const Error& e) {
 
 std::optional<ApiError> RefuseEarly(Context& ctx) {
   if (ctx.options.max_queue == 0) return std::nullopt;
-  const auto snap = ctx.service.Snapshot();
+  const auto snap = ctx.service.runners().Snapshot();
   // The service bounds pending + running jobs; a scheduler queue already at the bound alone
   // means a refusal for sure. Refusing now spares storing (and fsyncing) the upload.
   if (snap.queued < ctx.options.max_queue) return std::nullopt;
   ApiError e = MakeApiError(503, "queue_full", "the queue is full; retry later");
-  e.retry_after_s = std::max(1, ctx.service.RetryAfterSeconds());
+  e.retry_after_s = std::max(1, ctx.service.jobs().RetryAfterSeconds());
   return e;
 }
 
@@ -195,7 +195,7 @@ std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
     return std::nullopt;
   }
   job.blob_digest = blob->digest;
-  auto inserted = ctx.service.Submit(job);
+  auto inserted = ctx.service.jobs().Submit(job);
   if (!inserted.ok()) {
     SendError(call.res, FromError(inserted.error(), ParamForError(inserted.error())));
     return std::nullopt;

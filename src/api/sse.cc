@@ -27,7 +27,7 @@ std::string FrameOf(const server::JobEvent& e, uint64_t seq) {
 Status SubscribeJob(server::JobService& service, const std::string& id,
                     const std::shared_ptr<SseStream>& stream) {
   std::weak_ptr<SseStream> weak = stream;
-  auto sub = service.Subscribe(id, [weak](const server::JobEvent& e) {
+  auto sub = service.events().Subscribe(id, [weak](const server::JobEvent& e) {
     auto s = weak.lock();
     if (!s) return false;
     const bool final = e.kind == server::JobEvent::Kind::kState && IsFinal(e.job.state);

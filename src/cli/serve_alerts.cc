@@ -46,15 +46,15 @@ Result<std::unique_ptr<ServeAlerts>> ServeAlerts::Start(const AlertFlags& flags,
   const int64_t margin = flags.min_free_disk_bytes;
   auto observe = [&service, margin] {
     alerts::Observation o;
-    if (auto devices = service.Devices(); devices.ok()) {
+    if (auto devices = service.runners().Devices(); devices.ok()) {
       for (const auto& s : *devices) {
         const double percent =
             s.total_bytes > 0 ? 100.0 * static_cast<double>(s.used_bytes) / s.total_bytes : 0.0;
         o.devices.push_back({gpu::DeviceName(s), percent, true});
       }
     }
-    o.queue_length = static_cast<int64_t>(service.Snapshot().queued);
-    if (auto counts = service.Counts(); counts.ok()) {
+    o.queue_length = static_cast<int64_t>(service.runners().Snapshot().queued);
+    if (auto counts = service.jobs().Counts(); counts.ok()) {
       o.jobs_failed_total = (*counts)[JobState::kFailed];
       o.jobs_finished_total = (*counts)[JobState::kCompleted] + o.jobs_failed_total;
     }
@@ -69,7 +69,7 @@ Result<std::unique_ptr<ServeAlerts>> ServeAlerts::Start(const AlertFlags& flags,
   a->monitor_ = std::move(monitor).value();
   // Runner crashes and unverified releases become events of the next evaluation.
   alerts::AlertMonitor* m = a->monitor_.get();
-  service.SetIncidentListener([m](const server::JobService::RunnerIncident& i) {
+  service.runners().SetIncidentListener([m](const server::JobService::RunnerIncident& i) {
     if (i.kind == server::JobService::RunnerIncident::Kind::kCrash) {
       m->ReportRunnerCrash({i.model, i.device});
     } else {
@@ -82,7 +82,7 @@ Result<std::unique_ptr<ServeAlerts>> ServeAlerts::Start(const AlertFlags& flags,
 }
 
 ServeAlerts::~ServeAlerts() {
-  if (service_) service_->SetIncidentListener({});
+  if (service_) service_->runners().SetIncidentListener({});
   if (monitor_) monitor_->Stop();
   if (webhook_) webhook_->Stop(std::chrono::seconds(2));
 }

@@ -304,7 +304,7 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
   }
   // The listener stays up while running jobs drain: clients can still read their jobs and
   // results; new work gets 503 shutting_down and /readyz fails.
-  const size_t running = (*service)->Snapshot().running;
+  const size_t running = (*service)->runners().Snapshot().running;
   spdlog::info(
       "stopping: no new jobs; waiting up to {} s for {} running (a second signal quits now)",
       *grace, running);

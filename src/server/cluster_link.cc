@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include "core/log.h"
-#include "store/pg_connection.h"
 
 namespace steno::server {
 namespace {
@@ -13,38 +12,26 @@ using Clock = std::chrono::steady_clock;
 // NOTIFY payloads must stay under 8000 bytes.
 constexpr size_t kMaxPayload = 7900;
 
-Status ListenTo(store::pg::Connection& conn) {
-  return conn.Exec(std::string("LISTEN ") + ClusterLink::kJobsChannel + "; LISTEN " +
-                   ClusterLink::kEventsChannel);
-}
-
 }  // namespace
 
 ClusterLink::ClusterLink(std::string node, int64_t publish_ms, int64_t poll_ms,
-                         store::PgJobStore& store, ClusterHooks hooks)
-    : node_(std::move(node)),
-      publish_ms_(publish_ms),
-      poll_ms_(poll_ms),
-      store_(store),
-      hooks_(std::move(hooks)) {}
+                         store::ClusterStore& store)
+    : node_(std::move(node)), publish_ms_(publish_ms), poll_ms_(poll_ms), store_(store) {}
 
-Result<std::unique_ptr<ClusterLink>> ClusterLink::Start(const std::string& url,
-                                                        const std::string& node, int64_t publish_ms,
-                                                        int64_t poll_ms, store::PgJobStore& store,
-                                                        ClusterHooks hooks) {
+Status ClusterLink::Start(ClusterHooks hooks) {
   // Listening starts now: a store that cannot be listened to fails the start.
-  auto opened = store::pg::Connection::Open(url, 10);
-  if (!opened.ok()) return opened.error();
-  if (auto st = ListenTo(**opened); !st) return st.error();
-  std::unique_ptr<ClusterLink> link(
-      new ClusterLink(node, publish_ms, poll_ms, store, std::move(hooks)));
-  link->Publish();
-  ClusterLink* raw = link.get();
-  link->listener_ = std::thread([raw, url, conn = std::move(opened).value()]() mutable {
-    raw->ListenLoop(url, std::move(conn));
-  });
-  link->claimer_ = std::thread([raw] { raw->ClaimLoop(); });
-  return link;
+  auto listener = store_.Listen({kJobsChannel, kEventsChannel});
+  if (!listener.ok()) return listener.error();
+  hooks_ = std::move(hooks);
+  {
+    MutexLock lock(mu_);
+    started_ = true;
+  }
+  Publish();
+  listener_ =
+      std::thread([this, l = std::move(listener).value()]() mutable { ListenLoop(std::move(l)); });
+  claimer_ = std::thread([this] { ClaimLoop(); });
+  return {};
 }
 
 ClusterLink::~ClusterLink() {
@@ -52,25 +39,33 @@ ClusterLink::~ClusterLink() {
 }
 
 void ClusterLink::Stop() {
+  bool started;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopped_) return;
     stopped_ = stop_ = true;
+    started = started_;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (claimer_.joinable()) claimer_.join();
   if (listener_.joinable()) listener_.join();
+  if (!started) return;
   if (auto st = store_.RemoveNode(node_); !st) {
     spdlog::warn("could not remove node {} from the nodes table: {}", node_, st.error().message);
   }
 }
 
+bool ClusterLink::stopping() {
+  MutexLock lock(mu_);
+  return stop_;
+}
+
 void ClusterLink::WakeClaims() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     wake_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void ClusterLink::AnnounceJobs() {
@@ -109,52 +104,44 @@ void ClusterLink::Publish() {
 }
 
 void ClusterLink::ClaimLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(poll_ms_), [&] { return stop_ || wake_; });
-    if (stop_) break;
-    wake_ = false;
-    lock.unlock();
-    if (hooks_.claim) hooks_.claim();
-    lock.lock();
+  while (true) {
+    {
+      MutexLock lock(mu_);
+      const auto until = Clock::now() + std::chrono::milliseconds(poll_ms_);
+      while (!stop_ && !wake_ && cv_.WaitUntil(mu_, until)) {
+      }
+      if (stop_) break;
+      wake_ = false;
+    }
+    if (hooks_.claim) hooks_.claim();  // no lock held: it reads the store
   }
 }
 
-void ClusterLink::ListenLoop(std::string url, std::unique_ptr<store::pg::Connection> conn) {
+void ClusterLink::ListenLoop(std::unique_ptr<store::NotificationListener> listener) {
   auto next_publish = Clock::now() + std::chrono::milliseconds(publish_ms_);
   auto next_tick = Clock::now() + std::chrono::seconds(1);
-  while (true) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stop_) break;
-    }
-    if (!conn) {
-      auto opened = store::pg::Connection::Open(url, 10);
-      if (opened.ok() && ListenTo(**opened)) {
-        conn = std::move(opened).value();
-        WakeClaims();  // jobs announced while we were not listening
-      }
-    }
-    if (conn) {
-      auto notes = conn->WaitForNotifications(200);
-      if (!notes.ok()) {
-        spdlog::warn("{}; listening again", notes.error().message);
-        conn.reset();
-      } else {
-        bool claimable = false;
-        for (const auto& n : *notes) {
-          if (n.channel == kJobsChannel) {
-            claimable = true;
-          } else if (n.channel == kEventsChannel && hooks_.on_event) {
-            auto event = nlohmann::json::parse(n.payload, nullptr, false);
-            if (event.is_object() && event.value("node", "") != node_) hooks_.on_event(event);
-          }
-        }
-        if (claimable) WakeClaims();
+  bool broken = false;
+  while (!stopping()) {
+    auto notes = listener->Wait(200);
+    if (!notes.ok()) {
+      if (!broken) spdlog::warn("{}; listening again", notes.error().message);
+      broken = true;
+      MutexLock lock(mu_);
+      const auto until = Clock::now() + std::chrono::seconds(1);
+      while (!stop_ && cv_.WaitUntil(mu_, until)) {
       }
     } else {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });
+      bool claimable = broken;  // jobs announced while we were not listening
+      broken = false;
+      for (const auto& n : *notes) {
+        if (n.channel == kJobsChannel) {
+          claimable = true;
+        } else if (n.channel == kEventsChannel && hooks_.on_event) {
+          auto event = nlohmann::json::parse(n.payload, nullptr, false);
+          if (event.is_object() && event.value("node", "") != node_) hooks_.on_event(event);
+        }
+      }
+      if (claimable) WakeClaims();
     }
     const auto now = Clock::now();
     if (now >= next_tick) {

@@ -1,6 +1,8 @@
-// ClusterLink: what a node sharing a PostgreSQL job store (serve --store postgres://...) does
-// besides running its own jobs. PostgreSQL is the only coordinator; nodes talk through it:
-//  - LISTEN/NOTIFY on its own connection: `steno_jobs` (a job became claimable: submitted,
+// ClusterLink: what a node sharing a job store (serve --store postgres://...) does besides
+// running its own jobs. The store is the only coordinator; nodes talk through its cluster
+// capability (store/cluster_store.h):
+//  - notifications, listened to on a connection of their own: `steno_jobs` (a job became claimable:
+//  submitted,
 //    requeued, handed back) wakes every node's claim loop; `steno_events` carries the state,
 //    progress and segments of jobs running somewhere, so any node can stream any job's events.
 //  - A claim thread calls hooks.claim whenever it is woken (a notification, WakeClaims) and at
@@ -14,22 +16,17 @@
 // polling meanwhile.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "core/mutex.h"
 #include "core/result.h"
-#include "store/pg_job_store.h"
-
-namespace steno::store::pg {
-class Connection;
-}  // namespace steno::store::pg
+#include "store/cluster_store.h"
 
 namespace steno::server {
 
@@ -49,43 +46,44 @@ class ClusterLink {
   // live.
   static constexpr int64_t kForgetSilentNodesMs = 60 * 60'000;
 
-  // Opens the listening connection to `url` and starts the threads. `store` (this node's job
-  // store) publishes the node and sends notifications; it must outlive the link.
-  static Result<std::unique_ptr<ClusterLink>> Start(const std::string& url, const std::string& node,
-                                                    int64_t publish_ms, int64_t poll_ms,
-                                                    store::PgJobStore& store, ClusterHooks hooks);
+  // Sends through `store` (which must outlive the link); nothing runs until Start.
+  ClusterLink(std::string node, int64_t publish_ms, int64_t poll_ms, store::ClusterStore& store);
   // Stop() if it was not called.
   ~ClusterLink();
 
+  // Starts listening (a store that cannot be listened to fails the start), publishes this node
+  // and starts the threads that call `hooks`. Called once.
+  Status Start(ClusterHooks hooks) EXCLUDES(mu_);
+
   // Runs the claim hook soon (local capacity freed: a job ended, a runner loaded or unloaded).
-  void WakeClaims();
+  void WakeClaims() EXCLUDES(mu_);
   // Tells every node (this one too) that jobs are claimable.
   void AnnounceJobs();
   // Sends a job event to the other nodes: {"node", "id", "kind", ...}. One over NOTIFY's limit
   // (a very long segment) is sent without its segment; the stored result has it.
   void SendEvent(nlohmann::json event);
-  // Joins the threads, then removes this node from the nodes table.
-  void Stop();
+  // Joins the threads, then (if it started) removes this node from the nodes table.
+  void Stop() EXCLUDES(mu_);
 
  private:
-  ClusterLink(std::string node, int64_t publish_ms, int64_t poll_ms, store::PgJobStore& store,
-              ClusterHooks hooks);
-  // `conn` listens already; reopened (and LISTEN reissued) when it breaks.
-  void ListenLoop(std::string url, std::unique_ptr<store::pg::Connection> conn);
-  void ClaimLoop();
+  // `listener` listens already; it reconnects by itself when its connection breaks.
+  void ListenLoop(std::unique_ptr<store::NotificationListener> listener) EXCLUDES(mu_);
+  void ClaimLoop() EXCLUDES(mu_);
   void Publish();
+  bool stopping() EXCLUDES(mu_);
 
-  std::string node_;
-  int64_t publish_ms_;
-  int64_t poll_ms_;
-  store::PgJobStore& store_;
-  ClusterHooks hooks_;
+  const std::string node_;
+  const int64_t publish_ms_;
+  const int64_t poll_ms_;
+  store::ClusterStore& store_;
+  ClusterHooks hooks_;  // set by Start, before the threads
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool wake_ = false;
-  bool stop_ = false;
-  bool stopped_ = false;
+  Mutex mu_;
+  CondVar cv_;  // wake_ or stop_ set
+  bool wake_ GUARDED_BY(mu_) = false;
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool started_ GUARDED_BY(mu_) = false;
+  bool stopped_ GUARDED_BY(mu_) = false;
   std::thread listener_;
   std::thread claimer_;
 };

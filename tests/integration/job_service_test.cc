@@ -61,28 +61,28 @@ TEST(JobServiceTest, SubmittedJobCompletesWithResultInEveryFormat) {
   ServiceDirs dirs;
   auto service = JobService::Open(OptionsFor(dirs));
   ASSERT_TRUE(service.ok()) << service.error().message;
-  auto inserted = (*service)->Submit(SpeechJob());
+  auto inserted = (*service)->jobs().Submit(SpeechJob());
   ASSERT_TRUE(inserted.ok()) << inserted.error().message;
   const std::string id = inserted->job.id;
 
   std::vector<JobEvent> events;
   std::mutex mu;
-  auto sub = (*service)->Subscribe(id, [&](const JobEvent& e) {
+  auto sub = (*service)->events().Subscribe(id, [&](const JobEvent& e) {
     std::lock_guard<std::mutex> lock(mu);
     events.push_back(e);
     return true;
   });
   ASSERT_TRUE(sub.ok());
 
-  auto job = (*service)->Wait(id, 120'000);
+  auto job = (*service)->jobs().Wait(id, 120'000);
   ASSERT_TRUE(job.ok());
   ASSERT_EQ(job->state, JobState::kCompleted) << (job->error ? job->error->message : "");
   for (const char* format : {"json", "text", "srt", "vtt", "verbose_json"}) {
-    auto text = (*service)->ResultText(id, format);
+    auto text = (*service)->jobs().ResultText(id, format);
     ASSERT_TRUE(text.ok()) << format << ": " << text.error().message;
     EXPECT_FALSE(text->empty()) << format;
   }
-  auto verbose_text = (*service)->ResultText(id, "verbose_json");
+  auto verbose_text = (*service)->jobs().ResultText(id, "verbose_json");
   ASSERT_TRUE(verbose_text.ok());
   auto verbose = nlohmann::json::parse(*verbose_text);
   ASSERT_TRUE(verbose["segments"].is_array());
@@ -162,11 +162,11 @@ TEST(JobServiceTest, RefusedSubmissionsLeaveNoJobOrBlob) {
       },
       "not_media");
   for (const auto& c : cases) {
-    auto r = (*service)->Submit(c.job);
+    auto r = (*service)->jobs().Submit(c.job);
     ASSERT_FALSE(r.ok()) << c.name;
     EXPECT_EQ(r.error().code, c.code) << c.name << ": " << r.error().message;
   }
-  auto page = (*service)->List({});
+  auto page = (*service)->jobs().List({});
   ASSERT_TRUE(page.ok());
   EXPECT_TRUE(page->jobs.empty());
   EXPECT_EQ(BlobCount(dirs.data), 0u) << "a refused upload was kept";
@@ -179,13 +179,13 @@ TEST(JobServiceTest, StopMidRunRequeuesAndNextStartCompletesEachJobOnce) {
     auto service = JobService::Open(OptionsFor(dirs));
     ASSERT_TRUE(service.ok()) << service.error().message;
     for (int i = 0; i < 3; ++i) {
-      auto inserted = (*service)->Submit(SpeechJob("speech_60s.wav"));
+      auto inserted = (*service)->jobs().Submit(SpeechJob("speech_60s.wav"));
       ASSERT_TRUE(inserted.ok()) << inserted.error().message;
       ids.push_back(inserted->job.id);
     }
     // Stop while the first job is being processed.
     const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while ((*service)->Get(ids[0])->state != JobState::kProcessing) {
+    while ((*service)->jobs().Get(ids[0])->state != JobState::kProcessing) {
       ASSERT_LT(std::chrono::steady_clock::now(), deadline);
       std::this_thread::sleep_for(20ms);
     }
@@ -202,10 +202,10 @@ TEST(JobServiceTest, StopMidRunRequeuesAndNextStartCompletesEachJobOnce) {
   auto service = JobService::Open(OptionsFor(dirs));
   ASSERT_TRUE(service.ok()) << service.error().message;
   for (const auto& id : ids) {
-    auto job = (*service)->Wait(id, 180'000);
+    auto job = (*service)->jobs().Wait(id, 180'000);
     ASSERT_TRUE(job.ok());
     EXPECT_EQ(job->state, JobState::kCompleted) << id;
-    auto attempts = (*service)->List({});
+    auto attempts = (*service)->jobs().List({});
     ASSERT_TRUE(attempts.ok());
   }
   // Exactly one completed attempt per job.

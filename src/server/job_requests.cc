@@ -1,0 +1,264 @@
+#include "server/job_requests.h"
+
+#include <algorithm>
+#include <fstream>
+#include <vector>
+
+#include <whisper.h>
+
+#include "core/log.h"
+#include "engine/formats.h"
+#include "engine/transcript_json.h"
+
+namespace steno::server {
+namespace {
+
+Error BadParam(const std::string& message) {
+  return Error(ErrorKind::kBadInput, "bad_param", message);
+}
+
+// What a client may ask for, checked before anything is stored.
+Status ValidateParams(const JobParams& p) {
+  if (p.task != "transcribe" && p.task != "translate") {
+    return BadParam("task must be transcribe or translate, not \"" + p.task + "\"");
+  }
+  if (p.language != "auto" && (p.language.empty() || whisper_lang_id(p.language.c_str()) < 0)) {
+    return BadParam("unknown language \"" + p.language +
+                    "\" (an ISO 639-1 code such as en, or auto)");
+  }
+  if (!(p.temperature >= 0.0f && p.temperature <= 1.0f)) {
+    return BadParam("temperature must be between 0 and 1");
+  }
+  if (auto f = engine::ParseFormat(p.response_format); !f.ok()) return f.error();
+  if (p.keep_alive_s && *p.keep_alive_s < -1) {
+    return BadParam("keep_alive must be -1 (keep loaded), 0 or a number of seconds");
+  }
+  if (p.timeout_s && *p.timeout_s <= 0)
+    return BadParam("timeout must be a positive number of seconds");
+  if (!p.device.empty() && p.device != "auto" && p.device != "cpu") {
+    const std::string prefix = "cuda:";
+    const std::string rest =
+        p.device.rfind(prefix, 0) == 0 ? p.device.substr(prefix.size()) : std::string();
+    if (rest.empty() || rest.size() > 3 ||
+        !std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return Error(ErrorKind::kBadInput, "bad_device",
+                   "device must be auto, cpu or cuda:N, not \"" + p.device + "\"");
+    }
+  }
+  if (p.prompt.size() > 16 * 1024) return BadParam("prompt is longer than 16 KiB");
+  return {};
+}
+
+}  // namespace
+
+JobRequests::JobRequests(JobRequestParts parts)
+    : p_(std::move(parts)), queue_bound_(p_.queue_bound), limits_(p_.limits) {}
+
+Error JobRequests::ShuttingDown() {
+  return Error(ErrorKind::kUnavailable, "shutting_down", "the server is shutting down");
+}
+
+Status JobRequests::Schedule(const Job& job) {
+  sched::SubmitRequest r;
+  r.job = job;
+  if (p_.cluster) {
+    // Uploaded on another node, perhaps: runners read a local file.
+    auto path = p_.cluster->FetchBlob(*p_.blobs, job.blob_digest);
+    if (!path.ok()) return path.error();
+    r.audio_path = *path;
+  } else {
+    r.audio_path = p_.blobs->PathOf(job.blob_digest);
+  }
+  p_.stats->Entered();
+  auto st = p_.runtime->With([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
+                             Status(ShuttingDown()));
+  if (!st) p_.stats->Left();
+  return st;
+}
+
+size_t JobRequests::QueueLength() {
+  if (p_.cluster) {
+    auto pending = p_.jobs->PendingByModel();
+    if (!pending.ok()) return 0;
+    int64_t n = 0;
+    for (const store::PendingModel& m : *pending) n += m.pending;
+    return static_cast<size_t>(n);
+  }
+  return static_cast<size_t>(p_.stats->in_scheduler());
+}
+
+Result<store::BlobInfo> JobRequests::CopyIntoBlobs(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error(ErrorKind::kBadInput, "file_not_found", "cannot open " + path);
+  }
+  auto w = p_.blobs->Begin();
+  if (!w.ok()) return w.error();
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) {
+      if (auto st = w->Append(std::string_view(buf.data(), in.gcount())); !st) return st.error();
+    }
+  }
+  if (in.bad()) return Error(ErrorKind::kIo, "read_failed", "cannot read " + path);
+  return w->Commit();
+}
+
+void JobRequests::DropUnreferenced(const std::string& digest) {
+  auto refs = p_.jobs->ReferencedBlobs();
+  if (!refs.ok()) return;
+  if (std::find(refs->begin(), refs->end(), digest) != refs->end()) return;
+  (void)p_.blobs->Remove(digest);
+}
+
+Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
+  if (!admitting_) return ShuttingDown();
+  std::string digest = request.blob_digest;
+  const bool fresh_copy = digest.empty();
+  auto refuse = [&](Error e) -> Result<store::Inserted> {
+    if (!digest.empty()) DropUnreferenced(digest);
+    return e;
+  };
+  audio::Limits limits;
+  {
+    MutexLock lock(mu_);  // a reload may change them
+    limits = limits_;
+  }
+  if (auto st = ValidateParams(request.params); !st) return refuse(st.error());
+  double audio_seconds = 0;
+  auto spec = p_.runtime->With([&](Runtime& rt) { return rt.ResolveModel(request.model); },
+                               Result<sched::ModelSpec>(ShuttingDown()));
+  if (!spec.ok()) return refuse(spec.error());
+  if (fresh_copy) {
+    if (request.server_path.empty()) {
+      return Error(ErrorKind::kBadInput, "no_audio", "the job names no audio");
+    }
+    // Probe before copying: a non-media file is refused without touching the blob store.
+    auto info = audio::Probe({request.server_path, request.params.filename}, limits);
+    if (!info.ok()) return info.error();
+    audio_seconds = info->duration_s;
+    auto blob = CopyIntoBlobs(request.server_path);
+    if (!blob.ok()) return blob.error();
+    digest = blob->digest;
+  } else {
+    if (!store::IsValidDigest(digest) || !p_.blobs->Contains(digest)) {
+      return Error(ErrorKind::kBadInput, "no_audio", "the uploaded file is no longer stored");
+    }
+    // The user's file name, not the blob's: messages name it, and its extension is the format
+    // hint headerless formats need (the CLI has the same from its paths).
+    auto info = audio::Probe({p_.blobs->PathOf(digest), request.params.filename}, limits);
+    if (!info.ok()) return refuse(info.error());
+    audio_seconds = info->duration_s;
+  }
+  if (p_.cluster) {
+    // Durable in the shared store before the job names it: any node can run it.
+    auto pushed = p_.cluster->PushBlob(*p_.blobs, digest);
+    if (!pushed.ok()) return refuse(pushed.error());
+  }
+
+  MutexLock lock(mu_);
+  if (QueueLength() >= queue_bound_) {
+    return refuse(
+        Error(ErrorKind::kUnavailable, "queue_full",
+              "the queue is full; retry after " + std::to_string(RetryAfterSeconds()) + " s"));
+  }
+  store::NewJob job;
+  job.model = request.model;
+  job.priority = request.priority;
+  job.params = request.params;
+  job.blob_digest = digest;
+  job.idempotency_key = request.idempotency_key;
+  auto inserted = p_.jobs->Insert(job);
+  if (!inserted.ok()) return refuse(inserted.error());
+  if (inserted->existing) return inserted;
+  if (audio_seconds > 0) p_.live->NoteAudio(inserted->job.id, audio_seconds);
+  if (p_.link) {
+    p_.link->AnnounceJobs();  // whichever node has room claims it
+    return inserted;
+  }
+  if (auto st = Schedule(inserted->job); !st) {
+    // Durable already: it runs after the next start. Tell the client it is accepted.
+    spdlog::warn("job {} stored but not queued now: {}", inserted->job.id, st.error().message);
+  }
+  return inserted;
+}
+
+Result<Job> JobRequests::Get(const std::string& id) {
+  return p_.jobs->Get(id);
+}
+
+Result<store::JobWithAttempts> JobRequests::GetWithAttempts(const std::string& id) {
+  return p_.jobs->GetWithAttempts(id);
+}
+
+Result<store::JobPage> JobRequests::List(const store::JobFilter& filter) {
+  return p_.jobs->List(filter);
+}
+
+Result<store::JobCounts> JobRequests::Counts() {
+  return p_.jobs->Count();
+}
+
+Result<std::string> JobRequests::ResultText(const std::string& id, const std::string& format) {
+  auto f = engine::ParseFormat(format);
+  if (!f.ok()) return f.error();
+  auto job = p_.jobs->Get(id);
+  if (!job.ok()) return job.error();
+  auto text = p_.jobs->GetResult(id);
+  if (!text.ok()) return text.error();
+  auto json = nlohmann::json::parse(*text, nullptr, false);
+  if (json.is_discarded()) {
+    return Error(ErrorKind::kIntegrity, "bad_result",
+                 "the stored result of " + id + " is not JSON");
+  }
+  auto transcript = engine::TranscriptFromVerboseJson(json);
+  if (!transcript.ok()) return transcript.error();
+  if (!job->params.word_timestamps) {
+    for (auto& seg : transcript->segments) seg.words.clear();
+  }
+  return engine::Render(*transcript, *f);
+}
+
+Result<Job> JobRequests::Cancel(const std::string& id) {
+  auto cancelled = p_.jobs->Cancel(id);
+  if (!cancelled.ok()) return cancelled.error();
+  // The scheduler may not know it (already ended there, or it runs on another node); fine.
+  (void)p_.runtime->With([&](Runtime& rt) { return rt.scheduler().Cancel(id); }, Status());
+  if (p_.link) {
+    // The node running it stops at once, and streams of it on any node end.
+    JobEvent ev;
+    ev.job = *cancelled;
+    p_.link->SendEvent(JobEventJson(ev));
+    p_.live->Deliver(ev);
+  }
+  return cancelled;
+}
+
+Result<Job> JobRequests::Wait(const std::string& id, int64_t timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    auto job = p_.jobs->Get(id);
+    if (!job.ok() || IsFinal(job->state)) return job;
+    if (std::chrono::steady_clock::now() >= deadline) return job;
+    // Re-read at least every 200 ms: a final state written by another path (a user's cancel)
+    // does not wake this wait.
+    p_.ended->WaitUntil(
+        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200)));
+  }
+}
+
+void JobRequests::Reconfigure(size_t queue_bound, const audio::Limits& limits) {
+  MutexLock lock(mu_);
+  queue_bound_ = queue_bound;
+  limits_ = limits;
+}
+
+int JobRequests::RetryAfterSeconds() const {
+  const auto& q = p_.queue;
+  const int64_t mean = p_.stats->mean_job_ms();
+  return sched::RetryAfterSeconds(static_cast<size_t>(p_.stats->in_scheduler()),
+                                  mean > 0 ? mean : q.default_job_ms, std::max(1, q.max_running));
+}
+
+}  // namespace steno::server

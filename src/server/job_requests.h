@@ -1,0 +1,119 @@
+// JobRequests: what clients ask of the queue — submit a job, read it (one, with its attempts, a
+// page, its result), cancel it, wait for it — and admission: the queue bound, Retry-After, and
+// refusing work once the service stops admitting.
+//
+// Promise 3, no job is lost: Submit returns only after the upload is fsynced in the blob store
+// (and, on a shared store, pushed to it) and the job row is committed; only then does the
+// scheduler see it (on a shared store: the claim loop of whichever node has room). Readers read
+// the store.
+//
+// One mutex (the queue bound and audio limits, held from the capacity check to the insert so
+// the bound is exact); no other lock is taken under it. Safe from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "audio/probe.h"
+#include "core/job.h"
+#include "core/mutex.h"
+#include "core/result.h"
+#include "sched/job_queue.h"
+#include "server/cluster_link.h"
+#include "server/job_end_signal.h"
+#include "server/live_events.h"
+#include "server/queue_stats.h"
+#include "server/runtime_slot.h"
+#include "store/blob_store.h"
+#include "store/cluster_store.h"
+#include "store/job_store.h"
+
+namespace steno::server {
+
+// Where a job's audio comes from: an upload already streamed into the blob store (committed), or
+// a file on the server the caller has already confined to an allowed root.
+struct SubmitJob {
+  std::string model;
+  Priority priority = Priority::kNormal;
+  JobParams params;
+  std::string blob_digest;  // committed upload; or
+  std::string server_path;  // a server-side file (copied into the blob store)
+  std::string idempotency_key;
+};
+
+struct JobRequestParts {
+  store::JobStore* jobs = nullptr;
+  store::BlobStore* blobs = nullptr;       // this node's upload files
+  store::ClusterStore* cluster = nullptr;  // null: a single-node store
+  ClusterLink* link = nullptr;             // with `cluster`
+  RuntimeSlot* runtime = nullptr;
+  LiveEvents* live = nullptr;
+  QueueStats* stats = nullptr;
+  JobEndSignal* ended = nullptr;
+  size_t queue_bound = 0;    // pending + running jobs accepted
+  sched::QueueConfig queue;  // what Retry-After is derived from
+  audio::Limits limits;      // longest audio accepted
+};
+
+class JobRequests {
+ public:
+  // Every pointer but `cluster` and `link` must be set and outlive this object.
+  explicit JobRequests(JobRequestParts parts);
+
+  // Probes the audio (kBadInput with the probe's code: not_media, no_audio_stream, too_long,
+  // ...), checks the model resolves (kNotFound "model_not_found") and the params (kBadInput),
+  // stores the job durably and queues it. kUnavailable "queue_full" (message has the
+  // retry-after seconds, see RetryAfterSeconds) or "shutting_down". Returns the stored job (with
+  // `existing` when the idempotency key matched).
+  Result<store::Inserted> Submit(const SubmitJob& job) EXCLUDES(mu_);
+
+  Result<Job> Get(const std::string& id);
+  // The job with every run it had (which node, when, how it ended), read in one snapshot.
+  Result<store::JobWithAttempts> GetWithAttempts(const std::string& id);
+  Result<store::JobPage> List(const store::JobFilter& filter);
+  Result<store::JobCounts> Counts();
+  // The completed job's result in `format` (json | text | srt | vtt | verbose_json; with words
+  // when the job asked for word timestamps). kNotFound for an unknown job or one not completed.
+  Result<std::string> ResultText(const std::string& id, const std::string& format);
+  // Cancels a job that is not final: the store records it cancelled at once; a running job's
+  // runner is told to abort (on whichever node runs it). kNotFound "job_not_found"; kBadInput
+  // "job_finished" for a job that already completed or failed (cancelling a cancelled job
+  // returns it unchanged).
+  Result<Job> Cancel(const std::string& id);
+  // Blocks until the job is final or `timeout_ms` passes; returns the job as it then is.
+  Result<Job> Wait(const std::string& id, int64_t timeout_ms);
+
+  // After this, Submit fails with kUnavailable "shutting_down" (/readyz fails).
+  void StopAdmitting() { admitting_ = false; }
+  bool admitting() const { return admitting_; }
+  // Seconds a client refused with queue_full should wait (the Retry-After header).
+  int RetryAfterSeconds() const;
+  // A config reload (SIGHUP): the queue bound and the audio limits. Jobs already accepted are not
+  // affected.
+  void Reconfigure(size_t queue_bound, const audio::Limits& limits) EXCLUDES(mu_);
+
+  // Hands a stored job to this node's scheduler with a local copy of its upload.
+  Status Schedule(const Job& job);
+
+  static Error ShuttingDown();
+
+ private:
+  // Jobs the queue bound counts: this node's, not final yet; on a shared store, every pending
+  // job of the cluster (what each node runs is bounded by its room, not by this bound).
+  size_t QueueLength();
+  // Copies a server-side file into the blob store (so retention and restarts treat it like an
+  // upload, and a later change to the file does not change the job).
+  Result<store::BlobInfo> CopyIntoBlobs(const std::string& path);
+  // Removes an upload no job refers to (a refused submission leaves nothing behind).
+  void DropUnreferenced(const std::string& digest);
+
+  const JobRequestParts p_;
+  std::atomic<bool> admitting_{true};
+  Mutex mu_;
+  size_t queue_bound_ GUARDED_BY(mu_);
+  audio::Limits limits_ GUARDED_BY(mu_);
+};
+
+}  // namespace steno::server

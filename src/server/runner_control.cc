@@ -1,0 +1,93 @@
+#include "server/runner_control.h"
+
+#include "server/job_requests.h"
+
+namespace steno::server {
+
+RunnerControl::RunnerControl(RuntimeSlot& runtime, ServiceMetrics& metrics,
+                             std::function<bool()> admitting)
+    : runtime_(runtime), metrics_(metrics), admitting_(std::move(admitting)) {}
+
+Status RunnerControl::Load(const std::string& model, const std::string& device,
+                           std::optional<int> keep_alive_s) {
+  if (!admitting_()) return JobRequests::ShuttingDown();
+  return runtime_.With(
+      [&](Runtime& rt) -> Status {
+        if (auto spec = rt.ResolveModel(model); !spec.ok()) return spec.error();
+        sched::LoadRequest r;
+        r.model = model;
+        r.device = device == "auto" ? "" : device;
+        r.keep_alive_s = keep_alive_s;
+        return rt.scheduler().Load(r);
+      },
+      Status(JobRequests::ShuttingDown()));
+}
+
+Status RunnerControl::Unload(const std::string& model) {
+  return runtime_.With([&](Runtime& rt) { return rt.scheduler().Unload(model); },
+                       Status(JobRequests::ShuttingDown()));
+}
+
+sched::SchedulerSnapshot RunnerControl::Snapshot() const {
+  auto snap = runtime_.With([](Runtime& rt) { return std::optional(rt.scheduler().Snapshot()); },
+                            std::optional<sched::SchedulerSnapshot>());
+  if (snap) return *snap;
+  MutexLock lock(seen_mu_);
+  return parked_.value_or(sched::SchedulerSnapshot{});
+}
+
+Result<std::vector<gpu::DeviceSample>> RunnerControl::Devices() const {
+  using Samples = Result<std::vector<gpu::DeviceSample>>;
+  auto samples = runtime_.With(
+      [](Runtime& rt) -> std::optional<Samples> {
+        gpu::Devices* d = rt.devices();
+        if (!d) return Samples(std::vector<gpu::DeviceSample>{});
+        return d->Sample();  // the driver: no lock held
+      },
+      std::optional<Samples>());
+  MutexLock lock(seen_mu_);
+  if (!samples) {
+    if (parked_) return last_samples_;
+    return std::vector<gpu::DeviceSample>{};
+  }
+  if (samples->ok()) last_samples_ = **samples;
+  return *samples;
+}
+
+void RunnerControl::SetIncidentListener(std::function<void(const RunnerIncident&)> listener) {
+  MutexLock lock(incident_mu_);
+  listener_ = std::move(listener);
+}
+
+void RunnerControl::Incident(const RunnerIncident& incident) {
+  MutexLock lock(incident_mu_);
+  if (listener_) listener_(incident);
+}
+
+void RunnerControl::OnRunner(const sched::RunnerUpdate& r) {
+  metrics_.OnRunner(r);
+  if (r.kind == sched::RunnerUpdate::Kind::kUnloaded && r.reason == "crash") {
+    Incident({RunnerIncident::Kind::kCrash, r.model, r.device, 0, "runner crashed"});
+  }
+}
+
+void RunnerControl::OnUnreleased(const std::string& model, const std::string& device,
+                                 const runner::ReleaseReport& report) {
+  Incident(
+      {RunnerIncident::Kind::kUnreleased, model, device, report.leftover_bytes, report.detail});
+}
+
+void RunnerControl::Park() {
+  auto snap = runtime_.With([](Runtime& rt) { return rt.scheduler().Snapshot(); },
+                            sched::SchedulerSnapshot{});
+  MutexLock lock(seen_mu_);
+  parked_ = std::move(snap);
+}
+
+void RunnerControl::Unpark() {
+  MutexLock lock(seen_mu_);
+  parked_.reset();
+  last_samples_.clear();
+}
+
+}  // namespace steno::server
