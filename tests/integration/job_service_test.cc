@@ -4,8 +4,15 @@
 // exactly once.
 #include "server/job_service.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -219,6 +226,73 @@ TEST(JobServiceTest, StopMidRunRequeuesAndNextStartCompletesEachJobOnce) {
     for (const auto& a : *attempts) completed += a.outcome == "completed";
     EXPECT_EQ(completed, 1) << id;
   }
+}
+
+// Whether some process waits for the flock on `path` (/proc/locks lists waiters with "->").
+bool SomeoneWaitsForFlock(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return false;
+  std::ifstream locks("/proc/locks");
+  const std::string inode = ":" + std::to_string(st.st_ino) + " ";
+  std::string line;
+  while (std::getline(locks, line)) {
+    if (line.find("->") != std::string::npos && line.find("FLOCK") != std::string::npos &&
+        line.find(inode) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A shutdown whose stop of the runtime waits on the driver (here: the simulated GPUs' lock,
+// held by the test, as a slow NVML call would) holds no lock readers need: the scheduler's
+// snapshot, device samples and the job counts answer while it waits.
+TEST(JobServiceTest, SnapshotsAndDevicesAnswerWhileShutdownWaitsForTheDriver) {
+  ServiceDirs dirs;
+  ServiceOptions o = OptionsFor(dirs);
+  o.runtime.gpu.device = {};  // auto: the simulated GPU
+  o.runtime.gpu.simulate_spec = "1x8GiB";
+  o.runtime.gpu.sample_interval = std::chrono::milliseconds(0);  // no periodic samples
+  auto service = JobService::Open(o);
+  ASSERT_TRUE(service.ok()) << service.error().message;
+  JobService& s = **service;
+  auto devices = s.runners().Devices();
+  ASSERT_TRUE(devices.ok()) << devices.error().message;
+  ASSERT_EQ(devices->size(), 1u);
+  const size_t ledgers_before = s.runners().Snapshot().devices.size();
+  ASSERT_GE(ledgers_before, 1u);
+
+  const std::string lock_path = dirs.data + "/simulated-gpus.lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << lock_path;
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  auto shutdown = std::async(std::launch::async, [&] { return s.Shutdown(0ms); });
+  bool stop_waits = false;
+  for (int i = 0; i < 6000 && !stop_waits; ++i) {
+    stop_waits = SomeoneWaitsForFlock(lock_path);
+    if (!stop_waits) std::this_thread::sleep_for(10ms);
+  }
+  auto reads = std::async(std::launch::async, [&] {
+    const size_t ledgers = s.runners().Snapshot().devices.size();
+    auto samples = s.runners().Devices();
+    auto counts = s.jobs().Counts();
+    return std::make_tuple(ledgers, samples.ok() ? samples->size() : 0, counts.ok());
+  });
+  const bool answered = reads.wait_for(60s) == std::future_status::ready;
+  const bool still_stopping = shutdown.wait_for(0s) != std::future_status::ready;
+  ::flock(fd, LOCK_UN);  // in every case: the old behaviour must fail, not hang
+  ::close(fd);
+  ASSERT_TRUE(stop_waits) << "the shutdown never sampled the devices";
+  EXPECT_TRUE(answered) << "a read waited for the runtime to stop";
+  EXPECT_TRUE(still_stopping);
+  auto [ledgers, samples, counted] = reads.get();
+  EXPECT_EQ(ledgers, ledgers_before) << "the snapshot while stopping shows what was there";
+  EXPECT_EQ(samples, 1u) << "the last device samples while stopping";
+  EXPECT_TRUE(counted);
+  auto report = shutdown.get();
+  EXPECT_TRUE(report.runners.clean);
+  // Stopped: nothing is left to show.
+  EXPECT_TRUE(s.runners().Snapshot().devices.empty());
 }
 
 }  // namespace
