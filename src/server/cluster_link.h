@@ -1,10 +1,10 @@
 // ClusterLink: what a node sharing a job store (serve --store postgres://...) does besides
 // running its own jobs. The store is the only coordinator; nodes talk through its cluster
 // capability (store/cluster_store.h):
-//  - notifications, listened to on a connection of their own: `steno_jobs` (a job became claimable:
-//  submitted,
-//    requeued, handed back) wakes every node's claim loop; `steno_events` carries the state,
-//    progress and segments of jobs running somewhere, so any node can stream any job's events.
+//  - Notifications, listened to on a connection of their own: `steno_jobs` (a job became
+//    claimable: submitted, requeued, handed back) wakes every node's claim loop; `steno_events`
+//    carries the state, progress and segments of jobs running somewhere, so any node can stream
+//    any job's events.
 //  - A claim thread calls hooks.claim whenever it is woken (a notification, WakeClaims) and at
 //    least every poll period (a missed notification, a retry whose backoff ended).
 //  - Every publish period it writes this node's description (hooks.describe) to the nodes table
@@ -12,8 +12,9 @@
 //    is no longer listed).
 //  - Every second, hooks.tick (the service re-reads jobs whose streams it serves: a notification
 //    lost while the listening connection was down must not leave a stream hanging).
-// A lost listening connection is reopened (and LISTEN reissued) on the next second; claims keep
-// polling meanwhile.
+// A lost listening connection is reopened (and listening resumed) on the next second; claims keep
+// polling meanwhile, and are woken once it listens again. Two threads; one mutex (the wake and
+// stop flags), never held across a store call or a hook.
 #pragma once
 
 #include <cstdint>
