@@ -7,8 +7,10 @@
 // scheduler see it (on a shared store: the claim loop of whichever node has room). Readers read
 // the store.
 //
-// One mutex (the queue bound and audio limits, held from the capacity check to the insert so
-// the bound is exact); no other lock is taken under it. Safe from any thread.
+// One mutex: the queue bound and audio limits. Submit holds it from the capacity check to the
+// insert so the bound is exact: the one lock here held across a store call, and only submitters
+// and reloads ever wait for it (readers, the writer and the scheduler never take it). No other
+// lock is taken under it. Safe from any thread.
 #pragma once
 
 #include <atomic>
