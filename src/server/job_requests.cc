@@ -61,13 +61,14 @@ Error JobRequests::ShuttingDown() {
 Status JobRequests::Schedule(const Job& job) {
   sched::SubmitRequest r;
   r.job = job;
+  r.input.digest = job.blob_digest;
   if (p_.cluster) {
     // Uploaded on another node, perhaps: runners read a local file.
     auto path = p_.cluster->FetchBlob(*p_.blobs, job.blob_digest);
     if (!path.ok()) return path.error();
-    r.audio_path = *path;
+    r.input.path = *path;
   } else {
-    r.audio_path = p_.blobs->PathOf(job.blob_digest);
+    r.input.path = p_.blobs->PathOf(job.blob_digest);
   }
   p_.stats->Entered();
   auto st = p_.runtime->With([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },

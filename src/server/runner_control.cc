@@ -66,7 +66,7 @@ void RunnerControl::Incident(const RunnerIncident& incident) {
 
 void RunnerControl::OnRunner(const sched::RunnerUpdate& r) {
   metrics_.OnRunner(r);
-  if (r.kind == sched::RunnerUpdate::Kind::kUnloaded && r.reason == "crash") {
+  if (r.kind == sched::RunnerUpdate::Kind::kUnloaded && r.crashed) {
     Incident({RunnerIncident::Kind::kCrash, r.model, r.device, 0, "runner crashed"});
   }
 }
