@@ -55,51 +55,25 @@ void SchedulerState::OnLoad(event::Load& e) {
       return;
     }
   }
-  const PlacementRequest req = RequestFor(load.model, device, Priority::kNormal);
-  const PlacementDecision d = Place(req, devices, Views(), config_.placement, now);
   std::set<std::string> evicting;
   for (const auto& [id, r] : runners_) {
     if (r.info.state == RunnerState::kStopping) evicting.insert(r.info.view.device);
   }
-  switch (d.action) {
-    case PlacementAction::kUseStream:
-    case PlacementAction::kAddStream: reply(Status()); return;
-    case PlacementAction::kNewRunner: {
-      const MemoryEstimate est = EstimateOn(load.model, d.device);
-      RunnerEntry* r = StartRunner(load.model, d.device, est.weights_bytes, est.stream_bytes,
-                                   load.keep_alive_s.value_or(config_.default_keep_alive_s));
-      if (!r) {
-        reply(Error(ErrorKind::kUnavailable, "runner_start_failed",
-                    "could not start a runner for " + load.model + " on " + d.device));
-        return;
-      }
-      if (load.keep_alive_s && *load.keep_alive_s < 0) r->keep_alive.Pin();
-      ArmKeepAlive(*r);
+  const LoadRequest normalized{load.model, device, load.keep_alive_s};
+  const LoadOutcome outcome = PlaceLoad(normalized, evicting);
+  switch (outcome.kind) {
+    case LoadOutcome::kDone: reply(Status()); return;
+    case LoadOutcome::kWaiting:
+      pending_loads_.push_back(normalized);
       reply(Status());
       return;
-    }
-    case PlacementAction::kEvict:
-      if (!evicting.count(d.device)) {
-        spdlog::info("evicting {} idle runner(s) on {} to load {}", d.evict.size(), d.device,
-                     load.model);
-        for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted");
-      }
-      pending_loads_.push_back(LoadRequest{load.model, device, load.keep_alive_s});
-      reply(Status());
+    case LoadOutcome::kStartFailed:
+      reply(Error(ErrorKind::kUnavailable, "runner_start_failed", outcome.message));
       return;
-    case PlacementAction::kWait: {
-      const bool coming = std::any_of(evicting.begin(), evicting.end(), [&](const auto& dev) {
-        return device.empty() || device == dev;
-      });
-      if (coming) {
-        pending_loads_.push_back(LoadRequest{load.model, device, load.keep_alive_s});
-        reply(Status());
-        return;
-      }
-      spdlog::warn("load of {}: no room ({})", load.model, d.reason);
-      reply(Error(ErrorKind::kUnavailable, "no_room", d.reason));
+    case LoadOutcome::kNoRoom:
+      spdlog::warn("load of {}: no room ({})", load.model, outcome.message);
+      reply(Error(ErrorKind::kUnavailable, "no_room", outcome.message));
       return;
-    }
   }
 }
 
@@ -124,10 +98,10 @@ void SchedulerState::OnUnload(event::Unload& e) {
   e.reply(Status());
 }
 
-SchedulerState::RunnerEntry* SchedulerState::StartRunner(const std::string& model,
-                                                         const std::string& device, int64_t weights,
-                                                         int64_t stream,
-                                                         std::optional<int> keep_alive_s) {
+Result<SchedulerState::RunnerEntry*> SchedulerState::StartRunner(const std::string& model,
+                                                                 const std::string& device,
+                                                                 int64_t weights, int64_t stream,
+                                                                 std::optional<int> keep_alive_s) {
   const int64_t now = clock_.NowMs();
   const int64_t id = next_runner_id_++;
   RunnerEntry entry;
@@ -146,8 +120,11 @@ SchedulerState::RunnerEntry* SchedulerState::StartRunner(const std::string& mode
   // it, so an estimate that forgot the context would show up as a refusal.
   RunnerStartSpec spec{id, model, model_specs_[model].path, device, 1, v.weights_bytes, stream};
   if (auto st = backend_.Start(spec); !st) {
-    spdlog::warn("could not start a runner for {} on {}: {}", model, device, st.error().message);
-    return nullptr;
+    Error failed(
+        st.error().kind, st.error().code,
+        "could not start a runner for " + model + " on " + device + ": " + st.error().message);
+    spdlog::warn("{}", failed.message);
+    return failed;
   }
   samples_stale_ = true;
   RunnerEntry& stored = runners_.emplace(id, std::move(entry)).first->second;
@@ -287,10 +264,10 @@ std::vector<RunnerView> SchedulerState::Views() const {
     if (r.info.state == RunnerState::kStopping || r.draining) continue;
     out.push_back(r.info.view);
     RunnerView& v = out.back();
-    v.wanted =
-        r.keep_alive.pinned() || std::any_of(heads.begin(), heads.end(), [&](const QueuedJob* h) {
-          return h->model == v.model && (h->device.empty() || h->device == v.device);
-        });
+    v.pinned = r.keep_alive.pinned();
+    v.wanted = v.pinned || std::any_of(heads.begin(), heads.end(), [&](const QueuedJob* h) {
+                 return h->model == v.model && (h->device.empty() || h->device == v.device);
+               });
   }
   return out;
 }

@@ -77,10 +77,23 @@ class SchedulerState {
   std::vector<std::string> PlaceableModels(const std::vector<std::string>& models);
   // Starts every queued job that can be placed now; jobs that must wait do not stop the others.
   void Pass();
-  // Pending loads (Load after an eviction) first: true while one still waits for memory.
+  // Pending loads (Load after an eviction) first: those still waiting for memory stay; one that
+  // no longer fits, or whose runner could not start, is dropped with a warning.
   void TryPendingLoads(std::set<std::string>& evicting);
-  // A job of a model without a runner waited past starvation_ms: drain a runner in its way.
-  void CheckStarvation(const std::set<std::string>& evicting);
+  // Where a load (OnLoad, a pending one) stands after one placement attempt.
+  struct LoadOutcome {
+    enum Kind { kDone, kWaiting, kNoRoom, kStartFailed } kind;
+    std::string message;  // kNoRoom, kStartFailed: why
+  };
+  LoadOutcome PlaceLoad(const LoadRequest& load, std::set<std::string>& evicting);
+  // A job of a model without a runner waited past starvation_ms: drain runners in its way.
+  void CheckStarvation(std::set<std::string>& evicting);
+  // Executes an eviction (victims from ChooseVictims): each victim is drained with reason
+  // "evicted" (stopped now when idle, else once its jobs end), logged once with `model` and
+  // `why`; the device joins `evicting` when a victim stopped now. Does nothing, returning false,
+  // when the device is already evicting or there are no victims.
+  bool Evict(const std::string& device, const std::vector<int64_t>& victims,
+             const std::string& model, const std::string& why, std::set<std::string>& evicting);
   std::vector<DeviceView> BuildDevices() const;
   std::vector<RunnerView> Views() const;  // runners that may take jobs (not stopping/draining)
   PlacementRequest RequestFor(const std::string& model, const std::string& device,
@@ -91,8 +104,10 @@ class SchedulerState {
   void Assign(JobEntry& job, RunnerEntry& runner);
   void SendJob(JobEntry& job, RunnerEntry& runner);
   // `weights` and `stream` are the model's own; a GPU runner is charged cuda_context_bytes more.
-  RunnerEntry* StartRunner(const std::string& model, const std::string& device, int64_t weights,
-                           int64_t stream, std::optional<int> keep_alive_s);
+  // The backend's refusal is logged and returned.
+  Result<RunnerEntry*> StartRunner(const std::string& model, const std::string& device,
+                                   int64_t weights, int64_t stream,
+                                   std::optional<int> keep_alive_s);
   void StopRunner(RunnerEntry& runner, const std::string& why);
   void Drain(RunnerEntry& runner, const std::string& why);
 
