@@ -8,7 +8,6 @@ namespace steno::sched {
 
 void SchedulerState::Pass() {
   if (queue_.size() == 0 && pending_loads_.empty()) return;
-  Resample();
   const int64_t now = clock_.NowMs();
   queue_.PromoteDue(now);
   std::set<std::string> evicting;  // devices with an unload in flight: wait for its memory
@@ -87,7 +86,6 @@ std::vector<std::string> SchedulerState::PlaceableModels(const std::vector<std::
   const QueueConfig& limits = config_.queue;
   if (!admitting_ || queue_.size() > 0 || !pending_loads_.empty()) return out;
   if (limits.max_running > 0 && running_.total >= limits.max_running) return out;
-  Resample();
   const int64_t now = clock_.NowMs();
   const std::vector<DeviceView> devices = BuildDevices();
   const std::vector<RunnerView> views = Views();

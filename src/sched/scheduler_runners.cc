@@ -25,7 +25,6 @@ void SchedulerState::OnLoad(event::Load& e) {
     }
     model_specs_[load.model] = *spec;
   }
-  Resample();
   const std::vector<DeviceView> devices = BuildDevices();
   const std::string device = load.device == "auto" ? "" : load.device;
   if (!device.empty() && std::none_of(devices.begin(), devices.end(),
@@ -187,16 +186,19 @@ void SchedulerState::StopAll() {
   }
 }
 
-void SchedulerState::Resample() {
-  if (!samples_stale_ || !devices_fn_) return;
-  if (auto s = devices_fn_(); s.ok()) SetSamples(std::move(s.value()));
-  samples_stale_ = false;
-}
-
-void SchedulerState::SetSamples(std::vector<gpu::DeviceSample> samples) {
+void SchedulerState::SetSamples(std::vector<gpu::DeviceSample> samples,
+                                const std::optional<std::map<std::string, int64_t>>& charged) {
   samples_ = std::move(samples);
   sample_charged_.clear();
-  for (const auto& s : samples_) sample_charged_.push_back(ChargedOn(gpu::DeviceName(s)));
+  for (const auto& s : samples_) {
+    const std::string name = gpu::DeviceName(s);
+    if (!charged) {
+      sample_charged_.push_back(ChargedOn(name));
+    } else {
+      auto it = charged->find(name);
+      sample_charged_.push_back(it == charged->end() ? 0 : it->second);
+    }
+  }
 }
 
 int64_t SchedulerState::ChargedOn(const std::string& device) const {

@@ -31,12 +31,10 @@ ErrorKind KindFor(const std::string& kind) {
 }  // namespace
 
 SchedulerState::SchedulerState(SchedulerConfig config, Clock& clock, RunnerBackend& backend,
-                               gpu::DevicesFn devices, ModelInfoFn models, PostFn post,
-                               SchedulerHooks hooks)
+                               ModelInfoFn models, PostFn post, SchedulerHooks hooks)
     : config_(std::move(config)),
       clock_(clock),
       backend_(backend),
-      devices_fn_(std::move(devices)),
       models_(std::move(models)),
       post_(std::move(post)),
       hooks_(std::move(hooks)),
@@ -61,10 +59,7 @@ void SchedulerState::Handle(Event event) {
                  [&](event::RetryDue&) {},
                  [&](event::StarvationCheck&) { starvation_timer_ = 0; },
                  [&](event::DeviceSampleReady& e) {
-                   if (e.samples.ok()) {
-                     SetSamples(std::move(e.samples.value()));
-                     samples_stale_ = false;
-                   }
+                   if (e.samples.ok()) SetSamples(std::move(e.samples.value()), e.charged);
                  },
                  [&](event::Load& e) { OnLoad(e); },
                  [&](event::Unload& e) { OnUnload(e); },
@@ -82,7 +77,12 @@ void SchedulerState::Handle(Event event) {
              event);
   Pass();
   Prune();
-  Resample();  // our runners changed: the published ledgers show the device as it is now
+}
+
+bool SchedulerState::TakeSampleRequest() {
+  const bool wanted = samples_stale_;
+  samples_stale_ = false;
+  return wanted;
 }
 
 void SchedulerState::OnSubmit(event::Submit& e) {

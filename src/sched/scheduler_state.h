@@ -25,9 +25,8 @@ namespace steno::sched {
 class SchedulerState {
  public:
   using PostFn = std::function<void(Event)>;
-  SchedulerState(SchedulerConfig config, Clock& clock, RunnerBackend& backend,
-                 gpu::DevicesFn devices, ModelInfoFn models, PostFn post,
-                 SchedulerHooks hooks = {});
+  SchedulerState(SchedulerConfig config, Clock& clock, RunnerBackend& backend, ModelInfoFn models,
+                 PostFn post, SchedulerHooks hooks = {});
 
   void Handle(Event event);
   // Stops every runner (shutdown).
@@ -36,6 +35,10 @@ class SchedulerState {
   // Every job changed since the last call, once each: its info, or nullptr for a job dropped
   // (finished_jobs_kept). The cost is the number of changes, not of jobs.
   void TakeJobChanges(const std::function<void(const std::string& id, const JobInfo* info)>& fn);
+  // True once after our runners changed (started, ready, streams, exited): the devices should be
+  // sampled again. The state never samples them itself (no driver call on the worker thread);
+  // the samples come back as event::DeviceSampleReady.
+  bool TakeSampleRequest();
 
  private:
   struct JobEntry {
@@ -123,13 +126,11 @@ class SchedulerState {
   void ReportRunner(const RunnerEntry& runner, RunnerUpdate::Kind kind, int64_t duration_ms,
                     const std::string& reason);
   void ArmKeepAlive(RunnerEntry& runner);
-  void Resample();
   void Prune();
 
   SchedulerConfig config_;
   Clock& clock_;
   RunnerBackend& backend_;
-  gpu::DevicesFn devices_fn_;
   ModelInfoFn models_;
   PostFn post_;
   SchedulerHooks hooks_;
@@ -150,9 +151,11 @@ class SchedulerState {
   // cannot attribute memory to processes, external = used − ours must use the charges of that
   // moment, not later ones (a runner started since is in our charges but not in `used` yet).
   std::vector<int64_t> sample_charged_;
-  void SetSamples(std::vector<gpu::DeviceSample> samples);
+  // `charged`: device name → bytes charged when the samples were taken (unset: as now).
+  void SetSamples(std::vector<gpu::DeviceSample> samples,
+                  const std::optional<std::map<std::string, int64_t>>& charged);
   int64_t ChargedOn(const std::string& device) const;
-  bool samples_stale_ = true;
+  bool samples_stale_ = false;  // our runners changed since the last sample was asked for
   bool admitting_ = true;
   uint64_t events_handled_ = 0;
   Clock::TimerId starvation_timer_ = 0;

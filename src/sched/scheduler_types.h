@@ -188,6 +188,9 @@ struct KeepAliveExpired {
 struct RetryDue {};  // a backoff ended: run a pass
 struct DeviceSampleReady {
   Result<std::vector<gpu::DeviceSample>> samples;
+  // Device name → what our runners were charged there when the samples were taken (the
+  // sampler reads it from the snapshot of that moment); unset: what they are charged now.
+  std::optional<std::map<std::string, int64_t>> charged;
 };
 struct Load {
   LoadRequest request;
