@@ -236,11 +236,13 @@ void SchedulerState::CheckStarvation(std::set<std::string>& evicting) {
 
 MemoryEstimate SchedulerState::EstimateOn(const std::string& model,
                                           const std::string& device) const {
+  auto spec = model_specs_.find(model);
+  if (spec == model_specs_.end()) return MemoryEstimate{};
+  std::optional<MemoryEstimate> measured;
   if (auto m = measured_.find({model, DeviceNameOf(device)}); m != measured_.end()) {
-    return m->second;
+    measured = m->second;
   }
-  auto it = model_specs_.find(model);
-  return it == model_specs_.end() ? MemoryEstimate{} : it->second.estimate;
+  return ChooseEstimate(spec->second.estimate, measured, spec->second.measured_stream_extra_bytes);
 }
 
 std::string SchedulerState::DeviceNameOf(const std::string& device) const {

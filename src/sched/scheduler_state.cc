@@ -171,10 +171,12 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       RunnerView& v = runner.info.view;
       if (e.weights_bytes > 0 && e.stream_bytes > 0) {
         const bool gpu = v.device != "cpu";
-        v.weights_bytes = e.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
-        v.stream_bytes = e.stream_bytes;
         measured_[{v.model, runner.device_name}] =
             MemoryEstimate{e.weights_bytes, e.stream_bytes, true};
+        // Charged as planned: the measurement grown by what a greedy warm-up cannot see.
+        const MemoryEstimate charged = EstimateOn(v.model, v.device);
+        v.weights_bytes = charged.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
+        v.stream_bytes = charged.stream_bytes;
         if (hooks_.on_footprint) {
           hooks_.on_footprint(
               FootprintUpdate{v.model, runner.device_name, e.weights_bytes, e.stream_bytes});

@@ -28,7 +28,10 @@ namespace steno::sched {
 // A model as the scheduler needs it: the file a runner loads and the memory it will take.
 struct ModelSpec {
   std::string path;
-  MemoryEstimate estimate;
+  MemoryEstimate estimate;  // from the file, at the beam size jobs decode with
+  // Added to a runner's measured stream (a greedy warm-up state) before it is planned with or
+  // charged: BeamExtraStreamBytes for that beam size (estimator.h).
+  int64_t measured_stream_extra_bytes = 0;
 };
 // The loader seam (Ollama's loadFn): resolves a model name. An error fails the job (bad input).
 using ModelInfoFn = std::function<Result<ModelSpec>(const std::string& model)>;

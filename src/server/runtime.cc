@@ -63,7 +63,9 @@ struct Runtime::Impl {
     if (!path.ok()) return path.error();
     auto info = engine::ReadModelFile(*path);
     if (!info.ok()) return info.error();
-    return sched::ModelSpec{*path, sched::EstimateModel(*info, options.decode_defaults.beam_size)};
+    const int beam = options.decode_defaults.beam_size;
+    return sched::ModelSpec{*path, sched::EstimateModel(*info, beam),
+                            sched::BeamExtraStreamBytes(info->hparams, beam)};
   }
 };
 
