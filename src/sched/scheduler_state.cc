@@ -59,7 +59,10 @@ void SchedulerState::Handle(Event event) {
                  [&](event::RetryDue&) {},
                  [&](event::StarvationCheck&) { starvation_timer_ = 0; },
                  [&](event::DeviceSampleReady& e) {
-                   if (e.samples.ok()) SetSamples(std::move(e.samples.value()), e.charged);
+                   if (e.samples.ok()) {
+                     SetSamples(std::move(e.samples.value()), e.charged);
+                     CheckGrowth();
+                   }
                  },
                  [&](event::Load& e) { OnLoad(e); },
                  [&](event::Unload& e) { OnUnload(e); },
@@ -209,6 +212,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       ++runner.info.jobs_done;
       Release(*job);
       Finish(*job, JobState::kCompleted, std::nullopt);
+      MaybeRecycle(runner);
       break;
     case BackendEvent::Kind::kError:
       if (job) {

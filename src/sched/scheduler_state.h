@@ -65,6 +65,10 @@ class SchedulerState {
     std::string stop_reason;  // why Stop was asked ("" until then)
     int64_t stop_ms = 0;
     bool load_failed = false;
+    // Recycling: the device's first reading of its process once ready (−1: none yet), and what
+    // it was charged at that reading.
+    int64_t first_reading = -1;
+    int64_t charged_at_first_reading = 0;
   };
 
   void OnSubmit(event::Submit& e);
@@ -113,6 +117,10 @@ class SchedulerState {
                                    std::optional<int> keep_alive_s);
   void StopRunner(RunnerEntry& runner, const std::string& why);
   void Drain(RunnerEntry& runner, const std::string& why);
+  // Replaces `runner` when the recycle policy says so (scheduler_recycle.cc).
+  void MaybeRecycle(RunnerEntry& runner);
+  // After a sample: each ready runner's reading of its process, against its size at ready.
+  void CheckGrowth();
 
   // A run of `job` ended on `runner` (or before one): frees its stream and rearms keep-alive.
   void Release(JobEntry& job);

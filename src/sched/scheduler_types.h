@@ -16,6 +16,7 @@
 #include "core/result.h"
 #include "gpu/device.h"
 #include "gpu/gpu_config.h"
+#include "runner/recycle_policy.h"
 #include "sched/calibration.h"
 #include "sched/estimator.h"
 #include "sched/job_queue.h"
@@ -70,6 +71,11 @@ struct SchedulerConfig {
   // abort hook): a job still without an outcome this long after its timeout is failed with kind
   // "timeout" and its runner killed.
   int64_t timeout_grace_ms = 30'000;
+  // When a runner is replaced by a fresh one (after max_jobs jobs, or when the device's reading
+  // of its process grew past max_growth_ratio × its size at ready; the latter only where the
+  // device lists processes). The replacement starts where it fits beside the old runner; the
+  // old one takes no new jobs and is unloaded (reason "recycled") once its jobs end.
+  runner::RecyclePolicy recycle;
 };
 
 // The submitted work: the job (id, model, priority, params) and where its audio is.
@@ -151,8 +157,9 @@ struct RunnerUpdate {
   int64_t duration_ms = 0;  // kLoaded: Start→ready; kUnloaded: Stop→exited (0: not asked to
                             // stop, or "shutdown", whose exits are not awaited)
   std::string reason;       // kUnloaded: "keep-alive expired", "unload requested", "evicted" (for
-                            // another model, starvation drains included), "shutdown", "timeout"
-                            // (killed by the backstop), "crash", "load failed"
+                            // another model, starvation drains included), "recycled" (replaced
+                            // by a fresh runner), "shutdown", "timeout" (killed by the
+                            // backstop), "crash", "load failed"
 };
 
 // Each may be empty; called on the worker thread; must not block or call back into the
