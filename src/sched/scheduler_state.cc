@@ -166,35 +166,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
   const int64_t now = clock_.NowMs();
 
   switch (e.kind) {
-    case BackendEvent::Kind::kReady: {
-      if (runner.info.state != RunnerState::kLoading) break;
-      runner.info.state = RunnerState::kReady;
-      runner.info.pid = e.pid;
-      samples_stale_ = true;  // its memory is allocated now, and attributable by its pid
-      RunnerView& v = runner.info.view;
-      if (e.weights_bytes > 0 && e.stream_bytes > 0) {
-        const bool gpu = v.device != "cpu";
-        measured_[{v.model, runner.device_name}] =
-            MemoryEstimate{e.weights_bytes, e.stream_bytes, true};
-        // Charged as planned: the measurement grown by what a greedy warm-up cannot see.
-        const MemoryEstimate charged = EstimateOn(v.model, v.device);
-        v.weights_bytes = charged.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
-        v.stream_bytes = charged.stream_bytes;
-        if (hooks_.on_footprint) {
-          hooks_.on_footprint(
-              FootprintUpdate{v.model, runner.device_name, e.weights_bytes, e.stream_bytes});
-        }
-      }
-      ReportRunner(runner, RunnerUpdate::Kind::kLoaded, now - v.loaded_ms, "");
-      auto waiting = std::move(runner.waiting);
-      runner.waiting.clear();
-      for (const auto& id : waiting) {
-        if (auto j = jobs_.find(id); j != jobs_.end()) SendJob(j->second, runner);
-      }
-      // Its job may have been cancelled while it loaded: its keep-alive starts now.
-      if (!runner.keep_alive.busy()) ArmKeepAlive(runner);
-      break;
-    }
+    case BackendEvent::Kind::kReady: OnReady(runner, e); break;
     case BackendEvent::Kind::kProgress:
       if (job) {
         job->info.progress_percent = e.percent;
@@ -264,6 +236,35 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       break;
     }
   }
+}
+
+void SchedulerState::OnReady(RunnerEntry& runner, const BackendEvent& e) {
+  if (runner.info.state != RunnerState::kLoading) return;
+  runner.info.state = RunnerState::kReady;
+  runner.info.pid = e.pid;
+  samples_stale_ = true;  // its memory is allocated now, and attributable by its pid
+  RunnerView& v = runner.info.view;
+  if (e.weights_bytes > 0 && e.stream_bytes > 0) {
+    const bool gpu = v.device != "cpu";
+    measured_[{v.model, runner.device_name}] =
+        MemoryEstimate{e.weights_bytes, e.stream_bytes, true};
+    // Charged as planned: the measurement grown by what a greedy warm-up cannot see.
+    const MemoryEstimate charged = EstimateOn(v.model, v.device);
+    v.weights_bytes = charged.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
+    v.stream_bytes = charged.stream_bytes;
+    if (hooks_.on_footprint) {
+      hooks_.on_footprint(
+          FootprintUpdate{v.model, runner.device_name, e.weights_bytes, e.stream_bytes});
+    }
+  }
+  ReportRunner(runner, RunnerUpdate::Kind::kLoaded, clock_.NowMs() - v.loaded_ms, "");
+  auto waiting = std::move(runner.waiting);
+  runner.waiting.clear();
+  for (const auto& id : waiting) {
+    if (auto j = jobs_.find(id); j != jobs_.end()) SendJob(j->second, runner);
+  }
+  // Its job may have been cancelled while it loaded: its keep-alive starts now.
+  if (!runner.keep_alive.busy()) ArmKeepAlive(runner);
 }
 
 void SchedulerState::OnExpired(const event::KeepAliveExpired& e) {

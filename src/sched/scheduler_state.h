@@ -3,8 +3,9 @@
 // on the clock post events back through `post`; they never touch the state themselves.
 //
 // Files: scheduler_state.cc (events, job outcomes, retries), scheduler_pass.cc (admission: the
-// pass over the queue, starvation), scheduler_runners.cc (runner lifecycle, load/unload,
-// ledgers, snapshots).
+// pass over the queue, starvation, executing evictions), scheduler_runners.cc (runner lifecycle,
+// load/unload, ledgers, snapshots), scheduler_recycle.cc (replacing runners the recycle policy
+// names).
 #pragma once
 
 #include <deque>
@@ -74,6 +75,7 @@ class SchedulerState {
   void OnSubmit(event::Submit& e);
   void OnCancel(event::Cancel& e);
   void OnRunner(const BackendEvent& e);
+  void OnReady(RunnerEntry& runner, const BackendEvent& e);
   void OnExpired(const event::KeepAliveExpired& e);
   void OnLoad(event::Load& e);
   void OnUnload(event::Unload& e);
