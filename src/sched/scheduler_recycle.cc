@@ -12,12 +12,7 @@ void SchedulerState::MaybeRecycle(RunnerEntry& old) {
   const RunnerView& v = old.info.view;
   runner::RunnerUsage usage{.jobs_done = old.info.jobs_done};
   if (old.first_reading > 0) {
-    for (const auto& s : samples_) {
-      if (gpu::DeviceName(s) != v.device || !s.processes_known) continue;
-      for (const auto& p : s.processes) {
-        if (p.pid == old.info.pid && p.bytes >= 0) usage.bytes_now = p.bytes;
-      }
-    }
+    usage.bytes_now = std::max<int64_t>(0, ReadingOf(old));
     const int64_t charged = v.weights_bytes + v.streams * v.stream_bytes;
     usage.bytes_at_ready =
         old.first_reading + std::max<int64_t>(0, charged - old.charged_at_first_reading);
@@ -52,21 +47,36 @@ void SchedulerState::MaybeRecycle(RunnerEntry& old) {
   }
 }
 
+int64_t SchedulerState::ReadingOf(const RunnerEntry& r) const {
+  int64_t sum = 0;
+  bool seen = false;
+  for (const auto& s : samples_) {
+    if (gpu::DeviceName(s) != r.info.view.device || !s.processes_known) continue;
+    for (const auto& p : s.processes) {
+      if (p.bytes < 0 ||
+          std::find(r.info.pids.begin(), r.info.pids.end(), p.pid) == r.info.pids.end()) {
+        continue;
+      }
+      sum += p.bytes;
+      seen = true;
+    }
+  }
+  return seen ? sum : -1;
+}
+
 void SchedulerState::CheckGrowth() {
   if (config_.recycle.max_growth_ratio <= 0) return;
   std::vector<int64_t> ids;
   for (auto& [id, r] : runners_) {
-    if (r.info.state != RunnerState::kReady || r.info.pid <= 0 || r.draining) continue;
-    const RunnerView& v = r.info.view;
-    for (const auto& s : samples_) {
-      if (gpu::DeviceName(s) != v.device || !s.processes_known) continue;
-      for (const auto& p : s.processes) {
-        if (p.pid != r.info.pid || p.bytes <= 0 || r.first_reading > 0) continue;
-        r.first_reading = p.bytes;
-        r.charged_at_first_reading = v.weights_bytes + v.streams * v.stream_bytes;
-      }
+    if (r.info.state != RunnerState::kReady || r.info.pids.empty() || r.draining) continue;
+    if (r.first_reading <= 0) {
+      const int64_t reading = ReadingOf(r);
+      if (reading <= 0) continue;
+      r.first_reading = reading;
+      r.charged_at_first_reading =
+          r.info.view.weights_bytes + r.info.view.streams * r.info.view.stream_bytes;
     }
-    if (r.first_reading > 0) ids.push_back(id);
+    ids.push_back(id);
   }
   for (int64_t id : ids) {
     if (auto it = runners_.find(id); it != runners_.end()) MaybeRecycle(it->second);

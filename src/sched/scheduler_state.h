@@ -44,7 +44,7 @@ class SchedulerState {
  private:
   struct JobEntry {
     JobInfo info;
-    std::string audio_path;
+    BlobRef input;
     bool cancel_requested = false;
     int64_t enqueued_ms = 0;   // on the scheduler's clock: its place in the queue, kept on retry
     int64_t last_runner = -1;  // the runner of its current or last run
@@ -66,8 +66,8 @@ class SchedulerState {
     std::string stop_reason;  // why Stop was asked ("" until then)
     int64_t stop_ms = 0;
     bool load_failed = false;
-    // Recycling: the device's first reading of its process once ready (−1: none yet), and what
-    // it was charged at that reading.
+    // Recycling: the device's first reading of its processes once ready (−1: none yet), and
+    // what it was charged at that reading.
     int64_t first_reading = -1;
     int64_t charged_at_first_reading = 0;
   };
@@ -121,14 +121,16 @@ class SchedulerState {
   void Drain(RunnerEntry& runner, const std::string& why);
   // Replaces `runner` when the recycle policy says so (scheduler_recycle.cc).
   void MaybeRecycle(RunnerEntry& runner);
-  // After a sample: each ready runner's reading of its process, against its size at ready.
+  // After a sample: each ready runner's reading of its processes, against its size at ready.
   void CheckGrowth();
+  // What the latest samples list for the runner's processes on its device (−1: not listed).
+  int64_t ReadingOf(const RunnerEntry& runner) const;
 
   // A run of `job` ended on `runner` (or before one): frees its stream and rearms keep-alive.
   void Release(JobEntry& job);
   void Finish(JobEntry& job, JobState state, std::optional<Error> error);
   // A failed run: retried with backoff when `kind` is transient and retries are left.
-  void RunFailed(JobEntry& job, const std::string& kind, const std::string& message);
+  void RunFailed(JobEntry& job, RunnerErrorKind kind, const std::string& message);
   // Moves a job to `state`, keeping the running counts, and reports it (kState).
   void SetState(JobEntry& job, JobState state);
   void Report(const JobEntry& job, JobUpdate::Kind kind, int percent = 0,

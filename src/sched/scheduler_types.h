@@ -26,12 +26,14 @@
 
 namespace steno::sched {
 
-// A model as the scheduler needs it: the file a runner loads and the memory it will take.
+// A model as the scheduler needs it: the runner kind that serves it, the file a runner of that
+// kind loads ("" for kinds that need none) and the memory it will take before it is measured.
 struct ModelSpec {
   std::string path;
-  MemoryEstimate estimate;  // from the file, at the beam size jobs decode with
-  // Added to a runner's measured stream (a greedy warm-up state) before it is planned with or
-  // charged: BeamExtraStreamBytes for that beam size (estimator.h).
+  MemoryEstimate estimate;  // from the file (at the beam size jobs decode with), or declared
+  std::string kind;  // models::ModelEntry::kind ("whisper", ...): passed on to RunnerStartSpec
+  // Added to a runner's measured stream before it is planned with or charged: for whisper.cpp,
+  // BeamExtraStreamBytes at that beam size (its warm-up measures a greedy state; estimator.h).
   int64_t measured_stream_extra_bytes = 0;
 };
 // The loader seam (Ollama's loadFn): resolves a model name. An error fails the job (bad input).
@@ -78,10 +80,11 @@ struct SchedulerConfig {
   runner::RecyclePolicy recycle;
 };
 
-// The submitted work: the job (id, model, priority, params) and where its audio is.
+// The submitted work: the job (id, model, priority, params) and its input. An input without a
+// name is shown by the job's params.filename.
 struct SubmitRequest {
   Job job;
-  std::string audio_path;
+  BlobRef input;
 };
 
 enum class RunnerState { kLoading, kReady, kStopping };
@@ -93,7 +96,7 @@ struct RunnerInfo {
   std::optional<int64_t> expires_at_ms;  // unset: busy, or kept forever
   int keep_alive_s = 0;
   int64_t jobs_done = 0;
-  int pid = 0;            // once ready, where the backend has processes
+  std::vector<int> pids;  // once ready: the processes its kind says hold its memory
   bool draining = false;  // no new jobs; unloaded once its jobs end (Unload, starvation)
 };
 
@@ -160,6 +163,7 @@ struct RunnerUpdate {
                             // another model, starvation drains included), "recycled" (replaced
                             // by a fresh runner), "shutdown", "timeout" (killed by the
                             // backstop), "crash", "load failed"
+  bool crashed = false;     // kUnloaded: it exited without being asked to (reason "crash")
 };
 
 // Each may be empty; called on the worker thread; must not block or call back into the

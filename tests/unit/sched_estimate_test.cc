@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "sched/scheduler.h"
-#include "sched/sim_cluster.h"
+#include "sim/sim_cluster.h"
 
 namespace steno::sched {
 namespace {
@@ -38,7 +38,8 @@ TEST(SchedEstimateTest, AnOomIsRetriedWithTheRaisedEstimateAndCompletes) {
   sim.backend.SetJobPlan([](const JobRunSpec&, int run) {
     SimJobPlan p;
     p.duration_ms = 1000;
-    if (run == 0) p.fail_kind = "oom";  // the driver refused the first run's allocation
+    if (run == 0)
+      p.fail_kind = RunnerErrorKind::kOom;  // the driver refused the first run's allocation
     return p;
   });
   // Keep-alive 0: the runner unloads after the failed run, so the retry is admitted afresh.
@@ -74,7 +75,9 @@ TEST(SchedEstimateTest, AnOomAfterEveryRetryFailsTheJobWithItsReason) {
   SimClusterOptions o = OneCard();
   o.config.max_retries = 2;
   SimCluster sim(std::move(o));
-  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{1000, "oom", false}; });
+  sim.backend.SetJobPlan([](const JobRunSpec&, int) {
+    return SimJobPlan{1000, RunnerErrorKind::kOom, false};
+  });
   ASSERT_TRUE(sim.Submit("a", "small").ok());
   sim.Advance(600'000);
   const JobInfo j = sim.Job("a");

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "sched/placement.h"
-#include "sched/sim_cluster.h"
+#include "sim/sim_cluster.h"
 
 namespace steno::sched {
 namespace {

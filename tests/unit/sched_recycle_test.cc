@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "sched/scheduler.h"
-#include "sched/sim_cluster.h"
+#include "sim/sim_cluster.h"
 
 namespace steno::sched {
 namespace {
@@ -97,7 +97,7 @@ TEST(SchedRecycleTest, StreamsTheSchedulerAddedAreNotGrowth) {
   SimClusterOptions o = OneCard({.max_jobs = 0, .max_growth_ratio = 1.1});
   SimCluster sim(std::move(o));
   sim.backend.ListProcesses(true);
-  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{10'000, "", false}; });
+  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{10'000, {}, false}; });
   ASSERT_TRUE(sim.Submit("a", "small").ok());
   sim.Advance(3000);                           // ready, read once with one stream
   ASSERT_TRUE(sim.Submit("b", "small").ok());  // a second stream: the reading grows by a third

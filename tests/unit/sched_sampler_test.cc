@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "sched/scheduler.h"
-#include "sched/simulated_backend.h"
+#include "sim/simulated_backend.h"
 
 namespace steno::sched {
 namespace {
@@ -87,7 +87,7 @@ struct SamplerRig {
     scheduler = std::make_unique<Scheduler>(
         config, clock, backend, devices,
         [](const std::string& m) -> Result<ModelSpec> {
-          return ModelSpec{"/m/" + m, MemoryEstimate{kGiB, kGiB / 2, false}};
+          return ModelSpec{"/m/" + m, MemoryEstimate{kGiB, kGiB / 2, false}, "sim"};
         },
         hooks);
     backend.SetSink(scheduler->Sink());
