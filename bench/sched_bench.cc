@@ -106,12 +106,20 @@ void BM_PassOnly(benchmark::State& state) {
   backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{1'000'000'000, {}, false}; });
   std::vector<Event> inbox;  // single-threaded: events are handled by the loop below
   SchedulerState st(
-      config, clock, backend, backend.Devices(),
+      config, clock, backend,
       [&specs](const std::string& name) -> Result<ModelSpec> { return specs.at(name); },
       [&inbox](Event e) { inbox.push_back(std::move(e)); });
   backend.SetSink([&inbox](BackendEvent e) { inbox.push_back(event::Runner{std::move(e)}); });
+  // The state asks for samples (Scheduler's sampler thread takes them); here they are taken
+  // inline, like the Scheduler's first sample.
+  const gpu::DevicesFn devices = backend.Devices();
+  st.Handle(event::DeviceSampleReady{devices(), std::nullopt});
   auto drain = [&] {
-    while (!inbox.empty()) {
+    while (true) {
+      if (st.TakeSampleRequest()) {
+        inbox.push_back(event::DeviceSampleReady{devices(), std::nullopt});
+      }
+      if (inbox.empty()) break;
       std::vector<Event> batch;
       batch.swap(inbox);
       for (auto& e : batch) st.Handle(std::move(e));

@@ -5,7 +5,6 @@
 namespace steno::runner {
 
 std::string RecycleReason(const RunnerUsage& usage, const RecyclePolicy& policy) {
-  if (usage.busy) return "";
   if (policy.max_jobs > 0 && usage.jobs_done >= policy.max_jobs) {
     return "ran " + std::to_string(usage.jobs_done) + " jobs (limit " +
            std::to_string(policy.max_jobs) + ")";
@@ -19,16 +18,6 @@ std::string RecycleReason(const RunnerUsage& usage, const RecyclePolicy& policy)
     return "memory grew to " + std::string(ratio) + "x its size at ready";
   }
   return "";
-}
-
-Result<std::unique_ptr<RunnerHandle>> ReplaceRunner(
-    std::unique_ptr<RunnerHandle> old, const RunnerOptions& options, RunnerHandle::EventFn on_event,
-    const gpu::DevicesFn& devices, const ReleaseCheck& check, std::chrono::milliseconds grace,
-    ReleaseReport* released) {
-  ReleaseReport report = UnloadRunner(*old, devices, check, grace);
-  if (released) *released = report;
-  old.reset();
-  return RunnerHandle::Start(options, std::move(on_event));
 }
 
 }  // namespace steno::runner

@@ -1,15 +1,13 @@
-// When to replace an idle runner with a fresh one: libraries that leak slowly (allocator
+// When to replace a runner with a fresh one: libraries that leak slowly (allocator
 // fragmentation, driver caches) are bounded by restarting the process, which returns everything.
-// A pure function: the scheduler calls it on each idle runner; tests call it directly.
+// A pure function: the scheduler asks it after each job a runner completes and after each device
+// sample; when it names a reason, the scheduler starts the replacement (where it fits beside the
+// old runner; otherwise queued jobs start one once the old one is gone), sends the old runner no
+// new jobs and unloads it, with its release verified, once its jobs end.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
-
-#include "core/result.h"
-#include "runner/release_check.h"
-#include "runner/runner_handle.h"
 
 namespace steno::runner {
 
@@ -20,21 +18,14 @@ struct RecyclePolicy {
 };
 
 struct RunnerUsage {
-  bool busy = false;  // a runner with jobs is never recycled
   int64_t jobs_done = 0;
-  int64_t bytes_at_ready = 0;  // measured when it reported ready
-  int64_t bytes_now = 0;       // latest measurement (heartbeat RSS or device usage)
+  // Its size when it was ready: the device's first reading of its process, plus what it was
+  // charged since for streams added (those are growth it was asked for). 0: unknown.
+  int64_t bytes_at_ready = 0;
+  int64_t bytes_now = 0;  // the device's latest reading of its process
 };
 
 // Empty when the runner should stay; otherwise the reason to replace it (for the log).
 std::string RecycleReason(const RunnerUsage& usage, const RecyclePolicy& policy);
-
-// Recycling itself: unloads `old` (stop, reap, verify release as UnloadRunner does), then starts
-// a fresh runner with `options`. The old runner must be idle. Its release report goes to
-// `released` when given.
-Result<std::unique_ptr<RunnerHandle>> ReplaceRunner(
-    std::unique_ptr<RunnerHandle> old, const RunnerOptions& options, RunnerHandle::EventFn on_event,
-    const gpu::DevicesFn& devices, const ReleaseCheck& check, std::chrono::milliseconds grace,
-    ReleaseReport* released = nullptr);
 
 }  // namespace steno::runner

@@ -49,16 +49,17 @@ MemoryEstimate EstimateModel(const engine::ModelFileInfo& info, int beam_size) {
           .measured = false};
 }
 
-MemoryEstimate ChooseEstimate(const engine::ModelFileInfo& info,
-                              const std::optional<store::ModelFootprint>& measured, int beam_size) {
-  if (!measured || measured->weights_bytes <= 0 || measured->stream_bytes <= 0) {
-    return EstimateModel(info, beam_size);
-  }
-  // The measurement is of a greedy state; beam search re-creates kv_self larger.
-  const StreamSizes greedy = EstimateStream(info.hparams, 1);
-  const StreamSizes beam = EstimateStream(info.hparams, beam_size);
+int64_t BeamExtraStreamBytes(const engine::ModelHparams& hparams, int beam_size) {
+  return EstimateStream(hparams, beam_size).kv_self_bytes -
+         EstimateStream(hparams, 1).kv_self_bytes;
+}
+
+MemoryEstimate ChooseEstimate(const MemoryEstimate& from_file,
+                              const std::optional<MemoryEstimate>& measured,
+                              int64_t measured_stream_extra) {
+  if (!measured || measured->weights_bytes <= 0 || measured->stream_bytes <= 0) return from_file;
   return {.weights_bytes = measured->weights_bytes,
-          .stream_bytes = measured->stream_bytes + (beam.kv_self_bytes - greedy.kv_self_bytes),
+          .stream_bytes = measured->stream_bytes + measured_stream_extra,
           .measured = true};
 }
 

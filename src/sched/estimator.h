@@ -1,7 +1,8 @@
 // How much memory a model will take before it was ever loaded: weights from the file's tensor
 // table, and per stream (whisper_state) the KV caches and compute buffers whisper.cpp allocates,
 // from the hyperparameters. Once a runner measured a model on a kind of device, that measurement
-// (store::ModelFootprint) replaces the estimate.
+// (store::ModelFootprint, SchedulerConfig::known_footprints) replaces the estimate, grown by what
+// the measurement cannot see (ChooseEstimate).
 //
 // The KV cache sizes are whisper.cpp 1.9.1's own formulas (exact). The compute buffers are the
 // ggml graph allocator's worst case, which has no closed form; the formula here is a linear model
@@ -18,7 +19,6 @@
 #include <optional>
 
 #include "engine/model_file.h"
-#include "store/job_store.h"
 
 namespace steno::sched {
 
@@ -46,11 +46,16 @@ struct MemoryEstimate {
 // From the model file alone: weights ≈ tensor bytes, streams from EstimateStream.
 MemoryEstimate EstimateModel(const engine::ModelFileInfo& info, int beam_size = 1);
 
-// The measured footprint when there is one (and it is plausible: both sizes positive), else the
-// estimate from the file. A beam search stream still grows the measured stream by the extra KV
-// cache, since runners measure right after creating a greedy state.
-MemoryEstimate ChooseEstimate(const engine::ModelFileInfo& info,
-                              const std::optional<store::ModelFootprint>& measured,
-                              int beam_size = 1);
+// What a runner's measured stream lacks when jobs decode with `beam_size`: runners measure right
+// after warming up a greedy state, and beam search re-creates the self-attention cache
+// (beam_size + 2)× larger. 0 for greedy decoding.
+int64_t BeamExtraStreamBytes(const engine::ModelHparams& hparams, int beam_size);
+
+// The footprint to plan with: the measured one when there is one and it is plausible (both sizes
+// positive), its stream grown by `measured_stream_extra` (BeamExtraStreamBytes for the beam size
+// jobs decode with); else `from_file` (EstimateModel at that beam size).
+MemoryEstimate ChooseEstimate(const MemoryEstimate& from_file,
+                              const std::optional<MemoryEstimate>& measured,
+                              int64_t measured_stream_extra);
 
 }  // namespace steno::sched

@@ -138,57 +138,65 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
   }
 
   // 3. A new runner where weights + one stream fit.
-  const int64_t cpu_need = req.weights_bytes + req.stream_bytes;
-  auto need_on = [&](const DeviceView& d) {
-    return d.cpu ? cpu_need : cpu_need + req.gpu_overhead_bytes;
-  };
   for (const DeviceView* d : ranked) {
-    if (Fits(*d, need_on(*d), req.threads_per_stream)) {
+    if (Fits(*d, NewRunnerBytes(req, *d), req.threads_per_stream)) {
       out.action = PlacementAction::kNewRunner;
       out.device = d->name;
       return out;
     }
   }
 
-  // 4. Evict idle runners, least recently used first, until the new runner fits.
+  // 4. Evict idle runners until the new runner fits, on the best device where that works.
   for (const DeviceView* d : ranked) {
-    std::vector<const RunnerView*> idle;
-    for (const auto& r : runners) {
-      if (r.device != d->name || !r.idle() || r.wanted) continue;
-      if (now_ms - r.loaded_ms < policy.min_residency_ms) continue;
-      if (now_ms - r.last_used_ms < policy.min_idle_ms) continue;
-      idle.push_back(&r);
-    }
-    std::stable_sort(idle.begin(), idle.end(), [](const RunnerView* a, const RunnerView* b) {
-      return a->last_used_ms != b->last_used_ms ? a->last_used_ms < b->last_used_ms : a->id < b->id;
-    });
-    int64_t freed_bytes = 0;
-    int freed_threads = 0;
-    std::vector<int64_t> victims;
-    for (const RunnerView* r : idle) {
-      freed_bytes += r->weights_bytes + r->streams * r->stream_bytes;
-      freed_threads += r->streams * std::max(1, r->threads_per_stream);
-      victims.push_back(r->id);
-      const bool fits =
-          d->cpu
-              ? d->cores.available_threads + freed_threads >= req.threads_per_stream
-              : d->memory.allocatable - (d->memory.allocated - freed_bytes) - d->memory.external >=
-                    need_on(*d);
-      if (fits) {
-        out.action = PlacementAction::kEvict;
-        out.device = d->name;
-        out.evict = std::move(victims);
-        return out;
-      }
+    std::vector<int64_t> victims =
+        ChooseVictims(req, *d, runners, EvictionScope::kIdle, policy, now_ms);
+    if (!victims.empty()) {
+      out.action = PlacementAction::kEvict;
+      out.device = d->name;
+      out.evict = std::move(victims);
+      return out;
     }
   }
 
   // 5. Wait for a stream to free or memory to appear.
   out.reason = ranked.empty() ? "no device to run on"
-                              : "no device has room for " + req.model +
-                                    " (weights + one stream: " + std::to_string(cpu_need) +
+                              : "no device has room for " + req.model + " (weights + one stream: " +
+                                    std::to_string(req.weights_bytes + req.stream_bytes) +
                                     " bytes), even after evicting idle runners";
   return out;
+}
+
+int64_t NewRunnerBytes(const PlacementRequest& req, const DeviceView& d) {
+  return req.weights_bytes + req.stream_bytes + (d.cpu ? 0 : req.gpu_overhead_bytes);
+}
+
+std::vector<int64_t> ChooseVictims(const PlacementRequest& req, const DeviceView& d,
+                                   const std::vector<RunnerView>& runners, EvictionScope scope,
+                                   const PlacementPolicy& policy, int64_t now_ms) {
+  std::vector<const RunnerView*> candidates;
+  for (const auto& r : runners) {
+    if (r.device != d.name || r.pinned) continue;
+    if (now_ms - r.loaded_ms < policy.min_residency_ms) continue;
+    if (scope == EvictionScope::kIdle) {
+      if (!r.idle() || r.wanted || now_ms - r.last_used_ms < policy.min_idle_ms) continue;
+    }
+    candidates.push_back(&r);
+  }
+  std::sort(candidates.begin(), candidates.end(), [](const RunnerView* a, const RunnerView* b) {
+    if (a->busy_streams != b->busy_streams) return a->busy_streams < b->busy_streams;
+    return a->last_used_ms != b->last_used_ms ? a->last_used_ms < b->last_used_ms : a->id < b->id;
+  });
+  VramLedger memory = d.memory;
+  CpuLedger cores = d.cores;
+  const int64_t need = NewRunnerBytes(req, d);
+  std::vector<int64_t> victims;
+  for (const RunnerView* r : candidates) {
+    memory = Charge(memory, -(r->weights_bytes + r->streams * r->stream_bytes));
+    cores = Charge(cores, -r->streams * std::max(1, r->threads_per_stream));
+    victims.push_back(r->id);
+    if (d.cpu ? cores.Fits(req.threads_per_stream) : memory.Fits(need)) return victims;
+  }
+  return {};
 }
 
 }  // namespace steno::sched

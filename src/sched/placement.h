@@ -7,9 +7,11 @@
 // An explicit device in the request limits every step to that device (no scoring). Devices are
 // ranked by a score with configurable weights, plus a strong bonus for a device already holding
 // the model (a second runner there shares nothing, but keeps a model's work together and its
-// footprint measured). Eviction takes idle runners least recently used first; never a busy one,
-// never one loaded less than `min_residency_ms` ago, never one idle for less than `min_idle_ms`,
-// never one whose model has jobs waiting (`wanted`: its model would only be loaded again).
+// footprint measured). Eviction victims are chosen by ChooseVictims alone (placement's step 4 and
+// the scheduler's starvation bound both call it): idle runners least recently used first; never a
+// busy one, never one loaded less than `min_residency_ms` ago, never one idle for less than
+// `min_idle_ms`, never one whose model has jobs waiting (`wanted`: its model would only be loaded
+// again).
 // Together these are the hysteresis against load/unload ping-pong: a model hands its card to
 // another only once its own demand has paused; a model starved by a continuous flood of another's
 // work gets its turn through the scheduler's starvation bound (SchedulerConfig::starvation_ms).
@@ -62,6 +64,7 @@ struct RunnerView {
   int threads_per_stream = 1;  // CPU runners
   int64_t loaded_ms = 0;       // when it was started
   int64_t last_used_ms = 0;    // when its last job ended (or loaded_ms)
+  bool pinned = false;         // kept for good (--preload, keep-alive −1): never a victim
   bool wanted = false;         // never evicted: pinned, or its model has jobs waiting
 
   bool idle() const { return busy_streams == 0; }
@@ -95,5 +98,28 @@ double ScoreDevice(const DeviceView& device, const PlacementRequest& request, bo
 PlacementDecision Place(const PlacementRequest& request, const std::vector<DeviceView>& devices,
                         const std::vector<RunnerView>& runners, const PlacementPolicy& policy,
                         int64_t now_ms);
+
+// Which runners may be unloaded to make room.
+enum class EvictionScope {
+  // Placement (step 4): idle runners only, not wanted, loaded at least min_residency_ms ago and
+  // idle at least min_idle_ms. They are stopped at once.
+  kIdle,
+  // The starvation bound: busy runners too (drained: unloaded once their jobs end) and runners
+  // of models with jobs waiting, but never a pinned one, nor one loaded less than
+  // min_residency_ms ago.
+  kDrain,
+};
+
+// Bytes (a GPU: weights + one stream + gpu_overhead_bytes) or threads (the CPU) a new runner of
+// `request` needs on `device`.
+int64_t NewRunnerBytes(const PlacementRequest& request, const DeviceView& device);
+
+// The one choice of eviction victims: the runners on `device` that `scope` allows, in the order
+// idle before busy, fewer busy streams first, least recently used first, lowest id, taken one by
+// one until a new runner of `request` fits the device's ledger without them (VramLedger::Fits,
+// CpuLedger::Fits). Empty when all of them together do not make room (or none is needed to).
+std::vector<int64_t> ChooseVictims(const PlacementRequest& request, const DeviceView& device,
+                                   const std::vector<RunnerView>& runners, EvictionScope scope,
+                                   const PlacementPolicy& policy, int64_t now_ms);
 
 }  // namespace steno::sched

@@ -1,6 +1,7 @@
 #include "sched/scheduler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <future>
 
 #include "sched/scheduler_state.h"
@@ -11,14 +12,16 @@ Scheduler::Scheduler(SchedulerConfig config, Clock& clock, RunnerBackend& backen
                      gpu::DevicesFn devices, ModelInfoFn models, SchedulerHooks hooks)
     : config_(config), clock_(clock), devices_(devices) {
   alive_->self = this;
-  state_ = std::make_unique<SchedulerState>(std::move(config), clock, backend, std::move(devices),
-                                            std::move(models), GuardedPost(), std::move(hooks));
+  state_ = std::make_unique<SchedulerState>(std::move(config), clock, backend, std::move(models),
+                                            GuardedPost(), std::move(hooks));
   // The first sample is taken here, on the constructing thread (the worker does not run yet), so
   // the very first snapshot already has every device's ledger: a server is never ready, nor a
   // placement made, while the machine looks as if it had no GPU.
-  if (devices_) state_->Handle(event::DeviceSampleReady{devices_()});
+  if (devices_) state_->Handle(event::DeviceSampleReady{devices_(), std::nullopt});
+  (void)state_->TakeSampleRequest();  // just sampled
   snapshot_ = state_->Snapshot();
   worker_ = std::thread([this] { Loop(); });
+  if (devices_) sampler_ = std::thread([this] { SampleLoop(); });
   ArmSampling();
 }
 
@@ -32,7 +35,10 @@ Scheduler::~Scheduler() {
     stop_ = true;
   }
   cv_.notify_all();
+  sampler_cv_.notify_all();
+  idle_cv_.notify_all();
   worker_.join();
+  if (sampler_.joinable()) sampler_.join();
 }
 
 std::function<void(Event)> Scheduler::GuardedPost() {
@@ -200,18 +206,64 @@ void Scheduler::PublishJobs() {
 
 void Scheduler::WaitIdle() {
   std::unique_lock<std::mutex> lock(mu_);
-  idle_cv_.wait(lock, [&] { return stop_ || (events_.empty() && !busy_); });
+  idle_cv_.wait(lock, [&] {
+    return stop_ || (events_.empty() && !busy_ && !sample_requested_ && !sampling_);
+  });
 }
 
 void Scheduler::ArmSampling() {
   if (config_.sample_interval_ms <= 0 || !devices_) return;
-  // Sampled on the clock's thread, so a slow driver call never stalls the worker.
+  // The timer only signals the sampler: alive->mu is never held across a driver call.
   clock_.Schedule(clock_.NowMs() + config_.sample_interval_ms, [alive = alive_] {
     std::lock_guard<std::mutex> lock(alive->mu);
     if (!alive->self) return;
-    alive->self->Post(event::DeviceSampleReady{alive->self->devices_()});
+    alive->self->RequestSample();
     alive->self->ArmSampling();
   });
+}
+
+void Scheduler::RequestSample() {
+  if (!devices_) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  sample_requested_ = true;
+  sampler_cv_.notify_one();
+}
+
+void Scheduler::SampleLoop() {
+  // How often a sample is retaken because an event ran while it was taken; then the last one is
+  // sent as it is (its charges were read first: a runner started meanwhile counts twice until
+  // the next sample, which that event asked for; never zero times).
+  constexpr int kTries = 4;
+  constexpr auto kWaitBetweenEvents = std::chrono::milliseconds(100);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    sampler_cv_.wait(lock, [&] { return stop_ || sample_requested_; });
+    if (stop_) break;
+    sample_requested_ = false;
+    sampling_ = true;
+    Result<std::vector<gpu::DeviceSample>> samples = std::vector<gpu::DeviceSample>{};
+    std::map<std::string, int64_t> charged;
+    for (int attempt = 1;; ++attempt) {
+      idle_cv_.wait_for(lock, kWaitBetweenEvents, [&] { return stop_ || !busy_; });
+      const uint64_t started = events_started_;
+      const bool between = !busy_;
+      lock.unlock();
+      charged.clear();
+      for (const DeviceLedger& d : Snapshot().devices) {
+        if (!d.cpu) charged[d.name] = d.memory.allocated;
+      }
+      samples = devices_();  // the driver: no lock held
+      lock.lock();
+      if (stop_ || attempt >= kTries || (between && events_started_ == started)) break;
+    }
+    sampling_ = false;
+    if (stop_) break;
+    events_.push_back(event::DeviceSampleReady{std::move(samples), std::move(charged)});
+    cv_.notify_one();
+    idle_cv_.notify_all();
+  }
+  sampling_ = false;
+  idle_cv_.notify_all();
 }
 
 void Scheduler::Loop() {
@@ -222,6 +274,7 @@ void Scheduler::Loop() {
     Event e = std::move(events_.front());
     events_.pop_front();
     busy_ = true;
+    ++events_started_;
     lock.unlock();
     // Callers are answered once what the event did is published: a Submit that returned finds
     // its job with FindJob, a StopAdmitting that returned sees admitting = false.
@@ -235,9 +288,14 @@ void Scheduler::Loop() {
       snapshot_ = std::move(snap);
     }
     for (auto& answer : answers) answer();
+    const bool resample = state_->TakeSampleRequest() && devices_;
     lock.lock();
     busy_ = false;
-    if (events_.empty()) idle_cv_.notify_all();
+    if (resample) {
+      sample_requested_ = true;
+      sampler_cv_.notify_one();
+    }
+    idle_cv_.notify_all();  // WaitIdle, and a sampler waiting for the worker to be between events
   }
   // Callers blocked on a reply must not wait forever.
   for (auto& e : events_) RejectStopping(e);

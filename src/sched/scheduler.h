@@ -24,9 +24,17 @@
 // measures the model (then remembered per device model name, reported through on_footprint),
 // plus cuda_context_bytes for each GPU runner.
 //
-// Readers: Snapshot() (runners, ledgers, counts) is replaced after every event, and the first one
-// (from the constructor, which samples the devices once) already has every device's ledger, so a
-// server that starts answering after constructing it never shows a machine without its GPUs.
+// Devices: the constructor samples them once, on the constructing thread, so the first snapshot
+// already has every device's ledger and a server that starts answering after constructing it
+// never shows a machine without its GPUs. From then on a sampler thread owns every driver call:
+// it samples every sample_interval_ms and after each event that changed our runners (a request
+// is only a signal to it), and posts each sample as an event. The worker thread never calls the
+// driver, and no lock that posting takes is held across a driver call, so a slow or hung driver
+// delays samples, never events, snapshots or callers. The sampler takes a sample while the
+// worker is between events and sends with it what our runners were charged at that moment
+// (retrying a few times when an event ran meanwhile), so the ledger's `used − ours` matches.
+//
+// Readers: Snapshot() (runners, ledgers, counts) is replaced after every event.
 // FindJob/Jobs read a job map the worker updates after every event with only the jobs that event
 // changed, so an event costs the same with 10 or 10,000 jobs queued. Hooks (SchedulerHooks)
 // report every job, runner and footprint change as it happens, on the worker thread, for the
@@ -113,8 +121,9 @@ class Scheduler {
   // Every job FindJob would find, oldest first (by created_ms, then id).
   std::vector<JobInfo> Jobs() const;
 
-  // Blocks until the queue is empty and the worker is between events: with a VirtualClock, the
-  // point at which the next timer may fire deterministically.
+  // Blocks until the queue is empty, the worker is between events and no sample is asked for or
+  // being taken: with a VirtualClock, the point at which the next timer may fire
+  // deterministically.
   void WaitIdle();
 
   void Post(Event event);
@@ -122,6 +131,8 @@ class Scheduler {
  private:
   void Loop();
   void ArmSampling();
+  void RequestSample();  // wakes the sampler; never waits for the driver
+  void SampleLoop();
 
   SchedulerConfig config_;
   Clock& clock_;
@@ -129,11 +140,15 @@ class Scheduler {
   std::unique_ptr<SchedulerState> state_;
 
   std::mutex mu_;
-  std::condition_variable cv_;       // an event arrived, or stop
-  std::condition_variable idle_cv_;  // the worker went idle
+  std::condition_variable cv_;          // an event arrived, or stop
+  std::condition_variable idle_cv_;     // the worker finished an event, or a sample was posted
+  std::condition_variable sampler_cv_;  // a sample was asked for, or stop
   std::deque<Event> events_;
   bool busy_ = false;
   bool stop_ = false;
+  uint64_t events_started_ = 0;
+  bool sample_requested_ = false;  // the sampler owes a sample
+  bool sampling_ = false;          // the sampler is taking one (outside mu_)
 
   mutable std::mutex snapshot_mu_;
   SchedulerSnapshot snapshot_;
@@ -149,7 +164,8 @@ class Scheduler {
   std::shared_ptr<Alive> alive_ = std::make_shared<Alive>();
   std::function<void(Event)> GuardedPost();
 
-  std::thread worker_;  // last: starts once everything above exists
+  std::thread worker_;   // these two last: they start once everything above exists
+  std::thread sampler_;  // only with devices
 };
 
 // Simulation driver for a VirtualClock: fires every timer due up to `until_ms` in order, letting

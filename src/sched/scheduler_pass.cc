@@ -8,7 +8,6 @@ namespace steno::sched {
 
 void SchedulerState::Pass() {
   if (queue_.size() == 0 && pending_loads_.empty()) return;
-  Resample();
   const int64_t now = clock_.NowMs();
   queue_.PromoteDue(now);
   std::set<std::string> evicting;  // devices with an unload in flight: wait for its memory
@@ -53,19 +52,21 @@ void SchedulerState::Pass() {
         break;
       case PlacementAction::kNewRunner: {
         const MemoryEstimate est = EstimateOn(req.model, d.device);
-        runner = StartRunner(req.model, d.device, est.weights_bytes, est.stream_bytes,
-                             job.info.job.params.keep_alive_s);
+        auto started = StartRunner(req.model, d.device, est.weights_bytes, est.stream_bytes,
+                                   job.info.job.params.keep_alive_s);
+        if (!started.ok()) {
+          // Like a runner that crashed while loading: retried with backoff, never dropped.
+          queue_.Remove(job.info.job.id);  // `c` is invalid from here
+          RunFailed(job, RunnerErrorKind::kCrash, started.error().message);
+          continue;
+        }
+        runner = *started;
         break;
       }
       case PlacementAction::kEvict:
-        if (evicting.count(d.device)) break;
-        spdlog::info("evicting {} idle runner(s) on {} for {}", d.evict.size(), d.device,
-                     req.model);
-        for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted");
-        evicting.insert(d.device);
         // A stopping runner must not be offered to later candidates of this pass (its jobs
         // would be lost when it exits).
-        views = Views();
+        if (Evict(d.device, d.evict, req.model, "to place a job", evicting)) views = Views();
         break;
       case PlacementAction::kWait: break;
     }
@@ -85,7 +86,6 @@ std::vector<std::string> SchedulerState::PlaceableModels(const std::vector<std::
   const QueueConfig& limits = config_.queue;
   if (!admitting_ || queue_.size() > 0 || !pending_loads_.empty()) return out;
   if (limits.max_running > 0 && running_.total >= limits.max_running) return out;
-  Resample();
   const int64_t now = clock_.NowMs();
   const std::vector<DeviceView> devices = BuildDevices();
   const std::vector<RunnerView> views = Views();
@@ -108,43 +108,64 @@ std::vector<std::string> SchedulerState::PlaceableModels(const std::vector<std::
 }
 
 void SchedulerState::TryPendingLoads(std::set<std::string>& evicting) {
-  const int64_t now = clock_.NowMs();
   std::vector<LoadRequest> still;
   for (const LoadRequest& load : pending_loads_) {
-    const PlacementRequest req = RequestFor(load.model, load.device, Priority::kNormal);
-    const PlacementDecision d = Place(req, BuildDevices(), Views(), config_.placement, now);
-    switch (d.action) {
-      case PlacementAction::kUseStream:
-      case PlacementAction::kAddStream: break;  // loaded meanwhile: done
-      case PlacementAction::kNewRunner: {
-        const MemoryEstimate est = EstimateOn(load.model, d.device);
-        RunnerEntry* r = StartRunner(load.model, d.device, est.weights_bytes, est.stream_bytes,
-                                     load.keep_alive_s.value_or(config_.default_keep_alive_s));
-        if (r && load.keep_alive_s && *load.keep_alive_s < 0) r->keep_alive.Pin();
+    const LoadOutcome outcome = PlaceLoad(load, evicting);
+    switch (outcome.kind) {
+      case LoadOutcome::kDone: break;
+      case LoadOutcome::kWaiting: still.push_back(load); break;
+      case LoadOutcome::kNoRoom:
+      case LoadOutcome::kStartFailed:
+        spdlog::warn("load of {} dropped: {}", load.model, outcome.message);
         break;
-      }
-      case PlacementAction::kEvict:
-        if (!evicting.count(d.device)) {
-          for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted");
-          evicting.insert(d.device);
-        }
-        still.push_back(load);
-        break;
-      case PlacementAction::kWait: {
-        // Memory is on its way while a runner on an allowed device is stopping.
-        const bool coming = std::any_of(evicting.begin(), evicting.end(), [&](const auto& dev) {
-          return load.device.empty() || load.device == dev;
-        });
-        if (coming) {
-          still.push_back(load);
-        } else {
-          spdlog::warn("load of {}: no room ({})", load.model, d.reason);
-        }
-        break;
-      }
     }
   }
   pending_loads_ = std::move(still);
+}
+
+SchedulerState::LoadOutcome SchedulerState::PlaceLoad(const LoadRequest& load,
+                                                      std::set<std::string>& evicting) {
+  const PlacementRequest req = RequestFor(load.model, load.device, Priority::kNormal);
+  const PlacementDecision d =
+      Place(req, BuildDevices(), Views(), config_.placement, clock_.NowMs());
+  switch (d.action) {
+    case PlacementAction::kUseStream:
+    case PlacementAction::kAddStream: return {LoadOutcome::kDone, ""};  // loaded already
+    case PlacementAction::kNewRunner: {
+      const MemoryEstimate est = EstimateOn(load.model, d.device);
+      auto r = StartRunner(load.model, d.device, est.weights_bytes, est.stream_bytes,
+                           load.keep_alive_s.value_or(config_.default_keep_alive_s));
+      if (!r.ok()) return {LoadOutcome::kStartFailed, r.error().message};
+      if (load.keep_alive_s && *load.keep_alive_s < 0) (*r)->keep_alive.Pin();
+      ArmKeepAlive(**r);
+      return {LoadOutcome::kDone, ""};
+    }
+    case PlacementAction::kEvict:
+      Evict(d.device, d.evict, load.model, "to load it", evicting);
+      return {LoadOutcome::kWaiting, ""};
+    case PlacementAction::kWait: break;
+  }
+  // Memory is on its way while a runner on an allowed device is stopping.
+  const bool coming = std::any_of(evicting.begin(), evicting.end(), [&](const auto& dev) {
+    return load.device.empty() || load.device == dev;
+  });
+  if (coming) return {LoadOutcome::kWaiting, ""};
+  return {LoadOutcome::kNoRoom, d.reason};
+}
+
+bool SchedulerState::Evict(const std::string& device, const std::vector<int64_t>& victims,
+                           const std::string& model, const std::string& why,
+                           std::set<std::string>& evicting) {
+  if (victims.empty() || evicting.count(device)) return false;
+  spdlog::info("evicting {} runner(s) on {} for {} ({})", victims.size(), device, model, why);
+  bool stopped_now = false;
+  for (int64_t victim : victims) {
+    RunnerEntry& r = runners_.at(victim);
+    Drain(r, "evicted");
+    stopped_now = stopped_now || r.info.state == RunnerState::kStopping;
+  }
+  if (stopped_now) evicting.insert(device);
+  return true;
 }
 
 // Anti-thrash, the other half: hysteresis (placement.h) keeps a busy model's runners from being
@@ -155,7 +176,7 @@ void SchedulerState::TryPendingLoads(std::set<std::string>& evicting) {
 // then meets first in queue order or, being old, near it. One drain per device at a time, and
 // never of a runner younger than the minimum residency, so cards change hands at most once per
 // residency period.
-void SchedulerState::CheckStarvation(const std::set<std::string>& evicting) {
+void SchedulerState::CheckStarvation(std::set<std::string>& evicting) {
   const int64_t now = clock_.NowMs();
   int64_t next_check = 0;
   std::set<std::string> draining_on;  // devices where a drain is under way
@@ -183,55 +204,24 @@ void SchedulerState::CheckStarvation(const std::set<std::string>& evicting) {
     // Already placeable (or evicting for it): the pass handles it.
     const PlacementDecision d = Place(req, devices, views, config_.placement, now);
     if (d.action != PlacementAction::kWait) continue;
-    // The device needing the fewest drains, ties by the order given.
+    // The device needing the fewest victims, ties by the order given.
     const DeviceView* best = nullptr;
-    std::vector<RunnerEntry*> best_victims;
+    std::vector<int64_t> best_victims;
     for (const DeviceView& dev : devices) {
       if (!head->device.empty() && head->device != dev.name) continue;
       if (evicting.count(dev.name) || draining_on.count(dev.name)) continue;
-      const int64_t need =
-          req.weights_bytes + req.stream_bytes + (dev.cpu ? 0 : req.gpu_overhead_bytes);
-      std::vector<RunnerEntry*> candidates;
-      for (auto& [id, r] : runners_) {
-        const RunnerView& v = r.info.view;
-        if (v.device != dev.name || r.draining || r.info.state == RunnerState::kStopping) continue;
-        if (r.keep_alive.pinned() || now - v.loaded_ms < config_.placement.min_residency_ms) {
-          continue;
-        }
-        candidates.push_back(&r);
-      }
-      // Idle first, then the least busy, then the least recently used.
-      std::sort(candidates.begin(), candidates.end(), [](RunnerEntry* a, RunnerEntry* b) {
-        const RunnerView& x = a->info.view;
-        const RunnerView& y = b->info.view;
-        if (x.busy_streams != y.busy_streams) return x.busy_streams < y.busy_streams;
-        return x.last_used_ms != y.last_used_ms ? x.last_used_ms < y.last_used_ms : x.id < y.id;
-      });
-      std::vector<RunnerEntry*> victims;
-      int64_t freed = 0;
-      int freed_threads = 0;
-      bool fits = false;
-      for (RunnerEntry* r : candidates) {
-        const RunnerView& v = r->info.view;
-        freed += v.weights_bytes + v.streams * v.stream_bytes;
-        freed_threads += v.streams * std::max(1, v.threads_per_stream);
-        victims.push_back(r);
-        fits = dev.cpu ? dev.cores.available_threads + freed_threads >= req.threads_per_stream
-                       : dev.memory.allocatable - (dev.memory.allocated - freed) -
-                                 dev.memory.external >=
-                             need;
-        if (fits) break;
-      }
-      if (!fits) continue;
+      std::vector<int64_t> victims =
+          ChooseVictims(req, dev, views, EvictionScope::kDrain, config_.placement, now);
+      if (victims.empty()) continue;
       if (!best || victims.size() < best_victims.size()) {
         best = &dev;
         best_victims = std::move(victims);
       }
     }
     if (!best) continue;
-    spdlog::info("{} has waited {} s without a runner: draining {} runner(s) on {}", head->model,
-                 (now - head->enqueued_ms) / 1000, best_victims.size(), best->name);
-    for (RunnerEntry* r : best_victims) Drain(*r, "evicted");
+    Evict(best->name, best_victims, head->model,
+          "it waited " + std::to_string((now - head->enqueued_ms) / 1000) + " s without a runner",
+          evicting);
     draining_on.insert(best->name);
     devices.clear();
   }
@@ -246,11 +236,13 @@ void SchedulerState::CheckStarvation(const std::set<std::string>& evicting) {
 
 MemoryEstimate SchedulerState::EstimateOn(const std::string& model,
                                           const std::string& device) const {
+  auto spec = model_specs_.find(model);
+  if (spec == model_specs_.end()) return MemoryEstimate{};
+  std::optional<MemoryEstimate> measured;
   if (auto m = measured_.find({model, DeviceNameOf(device)}); m != measured_.end()) {
-    return m->second;
+    measured = m->second;
   }
-  auto it = model_specs_.find(model);
-  return it == model_specs_.end() ? MemoryEstimate{} : it->second.estimate;
+  return ChooseEstimate(spec->second.estimate, measured, spec->second.measured_stream_extra_bytes);
 }
 
 std::string SchedulerState::DeviceNameOf(const std::string& device) const {

@@ -25,7 +25,6 @@ void SchedulerState::OnLoad(event::Load& e) {
     }
     model_specs_[load.model] = *spec;
   }
-  Resample();
   const std::vector<DeviceView> devices = BuildDevices();
   const std::string device = load.device == "auto" ? "" : load.device;
   if (!device.empty() && std::none_of(devices.begin(), devices.end(),
@@ -55,51 +54,25 @@ void SchedulerState::OnLoad(event::Load& e) {
       return;
     }
   }
-  const PlacementRequest req = RequestFor(load.model, device, Priority::kNormal);
-  const PlacementDecision d = Place(req, devices, Views(), config_.placement, now);
   std::set<std::string> evicting;
   for (const auto& [id, r] : runners_) {
     if (r.info.state == RunnerState::kStopping) evicting.insert(r.info.view.device);
   }
-  switch (d.action) {
-    case PlacementAction::kUseStream:
-    case PlacementAction::kAddStream: reply(Status()); return;
-    case PlacementAction::kNewRunner: {
-      const MemoryEstimate est = EstimateOn(load.model, d.device);
-      RunnerEntry* r = StartRunner(load.model, d.device, est.weights_bytes, est.stream_bytes,
-                                   load.keep_alive_s.value_or(config_.default_keep_alive_s));
-      if (!r) {
-        reply(Error(ErrorKind::kUnavailable, "runner_start_failed",
-                    "could not start a runner for " + load.model + " on " + d.device));
-        return;
-      }
-      if (load.keep_alive_s && *load.keep_alive_s < 0) r->keep_alive.Pin();
-      ArmKeepAlive(*r);
+  const LoadRequest normalized{load.model, device, load.keep_alive_s};
+  const LoadOutcome outcome = PlaceLoad(normalized, evicting);
+  switch (outcome.kind) {
+    case LoadOutcome::kDone: reply(Status()); return;
+    case LoadOutcome::kWaiting:
+      pending_loads_.push_back(normalized);
       reply(Status());
       return;
-    }
-    case PlacementAction::kEvict:
-      if (!evicting.count(d.device)) {
-        spdlog::info("evicting {} idle runner(s) on {} to load {}", d.evict.size(), d.device,
-                     load.model);
-        for (int64_t victim : d.evict) StopRunner(runners_.at(victim), "evicted");
-      }
-      pending_loads_.push_back(LoadRequest{load.model, device, load.keep_alive_s});
-      reply(Status());
+    case LoadOutcome::kStartFailed:
+      reply(Error(ErrorKind::kUnavailable, "runner_start_failed", outcome.message));
       return;
-    case PlacementAction::kWait: {
-      const bool coming = std::any_of(evicting.begin(), evicting.end(), [&](const auto& dev) {
-        return device.empty() || device == dev;
-      });
-      if (coming) {
-        pending_loads_.push_back(LoadRequest{load.model, device, load.keep_alive_s});
-        reply(Status());
-        return;
-      }
-      spdlog::warn("load of {}: no room ({})", load.model, d.reason);
-      reply(Error(ErrorKind::kUnavailable, "no_room", d.reason));
+    case LoadOutcome::kNoRoom:
+      spdlog::warn("load of {}: no room ({})", load.model, outcome.message);
+      reply(Error(ErrorKind::kUnavailable, "no_room", outcome.message));
       return;
-    }
   }
 }
 
@@ -124,10 +97,10 @@ void SchedulerState::OnUnload(event::Unload& e) {
   e.reply(Status());
 }
 
-SchedulerState::RunnerEntry* SchedulerState::StartRunner(const std::string& model,
-                                                         const std::string& device, int64_t weights,
-                                                         int64_t stream,
-                                                         std::optional<int> keep_alive_s) {
+Result<SchedulerState::RunnerEntry*> SchedulerState::StartRunner(const std::string& model,
+                                                                 const std::string& device,
+                                                                 int64_t weights, int64_t stream,
+                                                                 std::optional<int> keep_alive_s) {
   const int64_t now = clock_.NowMs();
   const int64_t id = next_runner_id_++;
   RunnerEntry entry;
@@ -147,8 +120,11 @@ SchedulerState::RunnerEntry* SchedulerState::StartRunner(const std::string& mode
   const ModelSpec& m = model_specs_[model];
   RunnerStartSpec spec{id, model, m.path, device, 1, v.weights_bytes, stream, m.kind};
   if (auto st = backend_.Start(spec); !st) {
-    spdlog::warn("could not start a runner for {} on {}: {}", model, device, st.error().message);
-    return nullptr;
+    Error failed(
+        st.error().kind, st.error().code,
+        "could not start a runner for " + model + " on " + device + ": " + st.error().message);
+    spdlog::warn("{}", failed.message);
+    return failed;
   }
   samples_stale_ = true;
   RunnerEntry& stored = runners_.emplace(id, std::move(entry)).first->second;
@@ -211,16 +187,19 @@ void SchedulerState::StopAll() {
   }
 }
 
-void SchedulerState::Resample() {
-  if (!samples_stale_ || !devices_fn_) return;
-  if (auto s = devices_fn_(); s.ok()) SetSamples(std::move(s.value()));
-  samples_stale_ = false;
-}
-
-void SchedulerState::SetSamples(std::vector<gpu::DeviceSample> samples) {
+void SchedulerState::SetSamples(std::vector<gpu::DeviceSample> samples,
+                                const std::optional<std::map<std::string, int64_t>>& charged) {
   samples_ = std::move(samples);
   sample_charged_.clear();
-  for (const auto& s : samples_) sample_charged_.push_back(ChargedOn(gpu::DeviceName(s)));
+  for (const auto& s : samples_) {
+    const std::string name = gpu::DeviceName(s);
+    if (!charged) {
+      sample_charged_.push_back(ChargedOn(name));
+    } else {
+      auto it = charged->find(name);
+      sample_charged_.push_back(it == charged->end() ? 0 : it->second);
+    }
+  }
 }
 
 int64_t SchedulerState::ChargedOn(const std::string& device) const {
@@ -288,10 +267,10 @@ std::vector<RunnerView> SchedulerState::Views() const {
     if (r.info.state == RunnerState::kStopping || r.draining) continue;
     out.push_back(r.info.view);
     RunnerView& v = out.back();
-    v.wanted =
-        r.keep_alive.pinned() || std::any_of(heads.begin(), heads.end(), [&](const QueuedJob* h) {
-          return h->model == v.model && (h->device.empty() || h->device == v.device);
-        });
+    v.pinned = r.keep_alive.pinned();
+    v.wanted = v.pinned || std::any_of(heads.begin(), heads.end(), [&](const QueuedJob* h) {
+                 return h->model == v.model && (h->device.empty() || h->device == v.device);
+               });
   }
   return out;
 }

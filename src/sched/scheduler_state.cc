@@ -34,12 +34,10 @@ ErrorKind KindFor(RunnerErrorKind kind) {
 }  // namespace
 
 SchedulerState::SchedulerState(SchedulerConfig config, Clock& clock, RunnerBackend& backend,
-                               gpu::DevicesFn devices, ModelInfoFn models, PostFn post,
-                               SchedulerHooks hooks)
+                               ModelInfoFn models, PostFn post, SchedulerHooks hooks)
     : config_(std::move(config)),
       clock_(clock),
       backend_(backend),
-      devices_fn_(std::move(devices)),
       models_(std::move(models)),
       post_(std::move(post)),
       hooks_(std::move(hooks)),
@@ -65,8 +63,8 @@ void SchedulerState::Handle(Event event) {
                  [&](event::StarvationCheck&) { starvation_timer_ = 0; },
                  [&](event::DeviceSampleReady& e) {
                    if (e.samples.ok()) {
-                     SetSamples(std::move(e.samples.value()));
-                     samples_stale_ = false;
+                     SetSamples(std::move(e.samples.value()), e.charged);
+                     CheckGrowth();
                    }
                  },
                  [&](event::Load& e) { OnLoad(e); },
@@ -85,7 +83,12 @@ void SchedulerState::Handle(Event event) {
              event);
   Pass();
   Prune();
-  Resample();  // our runners changed: the published ledgers show the device as it is now
+}
+
+bool SchedulerState::TakeSampleRequest() {
+  const bool wanted = samples_stale_;
+  samples_stale_ = false;
+  return wanted;
 }
 
 void SchedulerState::OnSubmit(event::Submit& e) {
@@ -166,33 +169,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
   const int64_t now = clock_.NowMs();
 
   switch (e.kind) {
-    case BackendEvent::Kind::kReady: {
-      if (runner.info.state != RunnerState::kLoading) break;
-      runner.info.state = RunnerState::kReady;
-      runner.info.pids = e.pids;
-      samples_stale_ = true;  // its memory is allocated now, and attributable by its pids
-      RunnerView& v = runner.info.view;
-      if (e.weights_bytes > 0 && e.stream_bytes > 0) {
-        const bool gpu = v.device != "cpu";
-        v.weights_bytes = e.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
-        v.stream_bytes = e.stream_bytes;
-        measured_[{v.model, runner.device_name}] =
-            MemoryEstimate{e.weights_bytes, e.stream_bytes, true};
-        if (hooks_.on_footprint) {
-          hooks_.on_footprint(
-              FootprintUpdate{v.model, runner.device_name, e.weights_bytes, e.stream_bytes});
-        }
-      }
-      ReportRunner(runner, RunnerUpdate::Kind::kLoaded, now - v.loaded_ms, "");
-      auto waiting = std::move(runner.waiting);
-      runner.waiting.clear();
-      for (const auto& id : waiting) {
-        if (auto j = jobs_.find(id); j != jobs_.end()) SendJob(j->second, runner);
-      }
-      // Its job may have been cancelled while it loaded: its keep-alive starts now.
-      if (!runner.keep_alive.busy()) ArmKeepAlive(runner);
-      break;
-    }
+    case BackendEvent::Kind::kReady: OnReady(runner, e); break;
     case BackendEvent::Kind::kProgress:
       if (job) {
         job->info.progress_percent = e.percent;
@@ -210,6 +187,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       ++runner.info.jobs_done;
       Release(*job);
       Finish(*job, JobState::kCompleted, std::nullopt);
+      MaybeRecycle(runner);
       break;
     case BackendEvent::Kind::kError:
       if (job) {
@@ -262,6 +240,35 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       break;
     }
   }
+}
+
+void SchedulerState::OnReady(RunnerEntry& runner, const BackendEvent& e) {
+  if (runner.info.state != RunnerState::kLoading) return;
+  runner.info.state = RunnerState::kReady;
+  runner.info.pids = e.pids;
+  samples_stale_ = true;  // its memory is allocated now, and attributable by its pids
+  RunnerView& v = runner.info.view;
+  if (e.weights_bytes > 0 && e.stream_bytes > 0) {
+    const bool gpu = v.device != "cpu";
+    measured_[{v.model, runner.device_name}] =
+        MemoryEstimate{e.weights_bytes, e.stream_bytes, true};
+    // Charged as planned: the measurement grown by what a greedy warm-up cannot see.
+    const MemoryEstimate charged = EstimateOn(v.model, v.device);
+    v.weights_bytes = charged.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
+    v.stream_bytes = charged.stream_bytes;
+    if (hooks_.on_footprint) {
+      hooks_.on_footprint(
+          FootprintUpdate{v.model, runner.device_name, e.weights_bytes, e.stream_bytes});
+    }
+  }
+  ReportRunner(runner, RunnerUpdate::Kind::kLoaded, clock_.NowMs() - v.loaded_ms, "");
+  auto waiting = std::move(runner.waiting);
+  runner.waiting.clear();
+  for (const auto& id : waiting) {
+    if (auto j = jobs_.find(id); j != jobs_.end()) SendJob(j->second, runner);
+  }
+  // Its job may have been cancelled while it loaded: its keep-alive starts now.
+  if (!runner.keep_alive.busy()) ArmKeepAlive(runner);
 }
 
 void SchedulerState::OnExpired(const event::KeepAliveExpired& e) {

@@ -3,8 +3,9 @@
 // on the clock post events back through `post`; they never touch the state themselves.
 //
 // Files: scheduler_state.cc (events, job outcomes, retries), scheduler_pass.cc (admission: the
-// pass over the queue, starvation), scheduler_runners.cc (runner lifecycle, load/unload,
-// ledgers, snapshots).
+// pass over the queue, starvation, executing evictions), scheduler_runners.cc (runner lifecycle,
+// load/unload, ledgers, snapshots), scheduler_recycle.cc (replacing runners the recycle policy
+// names).
 #pragma once
 
 #include <deque>
@@ -25,9 +26,8 @@ namespace steno::sched {
 class SchedulerState {
  public:
   using PostFn = std::function<void(Event)>;
-  SchedulerState(SchedulerConfig config, Clock& clock, RunnerBackend& backend,
-                 gpu::DevicesFn devices, ModelInfoFn models, PostFn post,
-                 SchedulerHooks hooks = {});
+  SchedulerState(SchedulerConfig config, Clock& clock, RunnerBackend& backend, ModelInfoFn models,
+                 PostFn post, SchedulerHooks hooks = {});
 
   void Handle(Event event);
   // Stops every runner (shutdown).
@@ -36,6 +36,10 @@ class SchedulerState {
   // Every job changed since the last call, once each: its info, or nullptr for a job dropped
   // (finished_jobs_kept). The cost is the number of changes, not of jobs.
   void TakeJobChanges(const std::function<void(const std::string& id, const JobInfo* info)>& fn);
+  // True once after our runners changed (started, ready, streams, exited): the devices should be
+  // sampled again. The state never samples them itself (no driver call on the worker thread);
+  // the samples come back as event::DeviceSampleReady.
+  bool TakeSampleRequest();
 
  private:
   struct JobEntry {
@@ -62,11 +66,16 @@ class SchedulerState {
     std::string stop_reason;  // why Stop was asked ("" until then)
     int64_t stop_ms = 0;
     bool load_failed = false;
+    // Recycling: the device's first reading of its processes once ready (−1: none yet), and
+    // what it was charged at that reading.
+    int64_t first_reading = -1;
+    int64_t charged_at_first_reading = 0;
   };
 
   void OnSubmit(event::Submit& e);
   void OnCancel(event::Cancel& e);
   void OnRunner(const BackendEvent& e);
+  void OnReady(RunnerEntry& runner, const BackendEvent& e);
   void OnExpired(const event::KeepAliveExpired& e);
   void OnLoad(event::Load& e);
   void OnUnload(event::Unload& e);
@@ -77,10 +86,23 @@ class SchedulerState {
   std::vector<std::string> PlaceableModels(const std::vector<std::string>& models);
   // Starts every queued job that can be placed now; jobs that must wait do not stop the others.
   void Pass();
-  // Pending loads (Load after an eviction) first: true while one still waits for memory.
+  // Pending loads (Load after an eviction) first: those still waiting for memory stay; one that
+  // no longer fits, or whose runner could not start, is dropped with a warning.
   void TryPendingLoads(std::set<std::string>& evicting);
-  // A job of a model without a runner waited past starvation_ms: drain a runner in its way.
-  void CheckStarvation(const std::set<std::string>& evicting);
+  // Where a load (OnLoad, a pending one) stands after one placement attempt.
+  struct LoadOutcome {
+    enum Kind { kDone, kWaiting, kNoRoom, kStartFailed } kind;
+    std::string message;  // kNoRoom, kStartFailed: why
+  };
+  LoadOutcome PlaceLoad(const LoadRequest& load, std::set<std::string>& evicting);
+  // A job of a model without a runner waited past starvation_ms: drain runners in its way.
+  void CheckStarvation(std::set<std::string>& evicting);
+  // Executes an eviction (victims from ChooseVictims): each victim is drained with reason
+  // "evicted" (stopped now when idle, else once its jobs end), logged once with `model` and
+  // `why`; the device joins `evicting` when a victim stopped now. Does nothing, returning false,
+  // when the device is already evicting or there are no victims.
+  bool Evict(const std::string& device, const std::vector<int64_t>& victims,
+             const std::string& model, const std::string& why, std::set<std::string>& evicting);
   std::vector<DeviceView> BuildDevices() const;
   std::vector<RunnerView> Views() const;  // runners that may take jobs (not stopping/draining)
   PlacementRequest RequestFor(const std::string& model, const std::string& device,
@@ -91,10 +113,18 @@ class SchedulerState {
   void Assign(JobEntry& job, RunnerEntry& runner);
   void SendJob(JobEntry& job, RunnerEntry& runner);
   // `weights` and `stream` are the model's own; a GPU runner is charged cuda_context_bytes more.
-  RunnerEntry* StartRunner(const std::string& model, const std::string& device, int64_t weights,
-                           int64_t stream, std::optional<int> keep_alive_s);
+  // The backend's refusal is logged and returned.
+  Result<RunnerEntry*> StartRunner(const std::string& model, const std::string& device,
+                                   int64_t weights, int64_t stream,
+                                   std::optional<int> keep_alive_s);
   void StopRunner(RunnerEntry& runner, const std::string& why);
   void Drain(RunnerEntry& runner, const std::string& why);
+  // Replaces `runner` when the recycle policy says so (scheduler_recycle.cc).
+  void MaybeRecycle(RunnerEntry& runner);
+  // After a sample: each ready runner's reading of its processes, against its size at ready.
+  void CheckGrowth();
+  // What the latest samples list for the runner's processes on its device (−1: not listed).
+  int64_t ReadingOf(const RunnerEntry& runner) const;
 
   // A run of `job` ended on `runner` (or before one): frees its stream and rearms keep-alive.
   void Release(JobEntry& job);
@@ -108,13 +138,11 @@ class SchedulerState {
   void ReportRunner(const RunnerEntry& runner, RunnerUpdate::Kind kind, int64_t duration_ms,
                     const std::string& reason);
   void ArmKeepAlive(RunnerEntry& runner);
-  void Resample();
   void Prune();
 
   SchedulerConfig config_;
   Clock& clock_;
   RunnerBackend& backend_;
-  gpu::DevicesFn devices_fn_;
   ModelInfoFn models_;
   PostFn post_;
   SchedulerHooks hooks_;
@@ -135,9 +163,11 @@ class SchedulerState {
   // cannot attribute memory to processes, external = used − ours must use the charges of that
   // moment, not later ones (a runner started since is in our charges but not in `used` yet).
   std::vector<int64_t> sample_charged_;
-  void SetSamples(std::vector<gpu::DeviceSample> samples);
+  // `charged`: device name → bytes charged when the samples were taken (unset: as now).
+  void SetSamples(std::vector<gpu::DeviceSample> samples,
+                  const std::optional<std::map<std::string, int64_t>>& charged);
   int64_t ChargedOn(const std::string& device) const;
-  bool samples_stale_ = true;
+  bool samples_stale_ = false;  // our runners changed since the last sample was asked for
   bool admitting_ = true;
   uint64_t events_handled_ = 0;
   Clock::TimerId starvation_timer_ = 0;

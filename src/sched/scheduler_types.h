@@ -16,6 +16,7 @@
 #include "core/result.h"
 #include "gpu/device.h"
 #include "gpu/gpu_config.h"
+#include "runner/recycle_policy.h"
 #include "sched/calibration.h"
 #include "sched/estimator.h"
 #include "sched/job_queue.h"
@@ -29,8 +30,11 @@ namespace steno::sched {
 // kind loads ("" for kinds that need none) and the memory it will take before it is measured.
 struct ModelSpec {
   std::string path;
-  MemoryEstimate estimate;
+  MemoryEstimate estimate;  // from the file (at the beam size jobs decode with), or declared
   std::string kind;  // models::ModelEntry::kind ("whisper", ...): passed on to RunnerStartSpec
+  // Added to a runner's measured stream before it is planned with or charged: for whisper.cpp,
+  // BeamExtraStreamBytes at that beam size (its warm-up measures a greedy state; estimator.h).
+  int64_t measured_stream_extra_bytes = 0;
 };
 // The loader seam (Ollama's loadFn): resolves a model name. An error fails the job (bad input).
 using ModelInfoFn = std::function<Result<ModelSpec>(const std::string& model)>;
@@ -69,6 +73,11 @@ struct SchedulerConfig {
   // abort hook): a job still without an outcome this long after its timeout is failed with kind
   // "timeout" and its runner killed.
   int64_t timeout_grace_ms = 30'000;
+  // When a runner is replaced by a fresh one (after max_jobs jobs, or when the device's reading
+  // of its process grew past max_growth_ratio × its size at ready; the latter only where the
+  // device lists processes). The replacement starts where it fits beside the old runner; the
+  // old one takes no new jobs and is unloaded (reason "recycled") once its jobs end.
+  runner::RecyclePolicy recycle;
 };
 
 // The submitted work: the job (id, model, priority, params) and its input. An input without a
@@ -151,8 +160,9 @@ struct RunnerUpdate {
   int64_t duration_ms = 0;  // kLoaded: Start→ready; kUnloaded: Stop→exited (0: not asked to
                             // stop, or "shutdown", whose exits are not awaited)
   std::string reason;       // kUnloaded: "keep-alive expired", "unload requested", "evicted" (for
-                            // another model, starvation drains included), "shutdown", "timeout"
-                            // (killed by the backstop), "crash", "load failed"
+                            // another model, starvation drains included), "recycled" (replaced
+                            // by a fresh runner), "shutdown", "timeout" (killed by the
+                            // backstop), "crash", "load failed"
   bool crashed = false;     // kUnloaded: it exited without being asked to (reason "crash")
 };
 
@@ -192,6 +202,9 @@ struct KeepAliveExpired {
 struct RetryDue {};  // a backoff ended: run a pass
 struct DeviceSampleReady {
   Result<std::vector<gpu::DeviceSample>> samples;
+  // Device name → what our runners were charged there when the samples were taken (the
+  // sampler reads it from the snapshot of that moment); unset: what they are charged now.
+  std::optional<std::map<std::string, int64_t>> charged;
 };
 struct Load {
   LoadRequest request;

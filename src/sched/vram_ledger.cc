@@ -57,4 +57,10 @@ CpuLedger BuildCpuLedger(int cores, const std::vector<CpuCharge>& charges) {
   return l;
 }
 
+CpuLedger Charge(CpuLedger l, int threads) {
+  l.used_threads = std::max(0, l.used_threads + threads);
+  l.available_threads = std::max(0, l.cores - l.used_threads);
+  return l;
+}
+
 }  // namespace steno::sched

@@ -53,7 +53,8 @@ VramLedger BuildLedger(const gpu::DeviceSample& sample, const std::vector<Runner
                        double safety_factor = gpu::kDefaultSafetyFactor);
 
 // The same ledger after `bytes` more were charged (a stream or runner just admitted), so one
-// scheduling pass can admit several jobs before the next device sample.
+// scheduling pass can admit several jobs before the next device sample. Negative `bytes` release
+// (what the ledger would be without a runner: eviction's arithmetic).
 VramLedger Charge(VramLedger ledger, int64_t bytes);
 
 struct CpuCharge {
@@ -70,5 +71,8 @@ struct CpuLedger {
 };
 
 CpuLedger BuildCpuLedger(int cores, const std::vector<CpuCharge>& charges);
+
+// The same ledger after `threads` more were charged (negative: released).
+CpuLedger Charge(CpuLedger ledger, int threads);
 
 }  // namespace steno::sched

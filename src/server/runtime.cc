@@ -89,7 +89,9 @@ struct Runtime::Impl {
       case models::FootprintSource::kEstimated: {  // a whisper.cpp ggml file
         auto info = engine::ReadModelFile(entry->path);
         if (!info.ok()) return info.error();
-        spec.estimate = sched::EstimateModel(*info, options.decode_defaults.beam_size);
+        const int beam = options.decode_defaults.beam_size;
+        spec.estimate = sched::EstimateModel(*info, beam);
+        spec.measured_stream_extra_bytes = sched::BeamExtraStreamBytes(info->hparams, beam);
         break;
       }
     }

@@ -163,19 +163,20 @@ TEST(RunnerDeviceTest, RunnerDueForRecyclingIsReplacedByAFreshOne) {
       first.WaitFor([](const json& m) { return m["type"] == "heartbeat" && m["jobs_done"] == 1; });
   ASSERT_TRUE(beat.has_value());
 
-  RunnerUsage usage{.busy = (*beat)["busy"] != 0,
-                    .jobs_done = (*beat)["jobs_done"].get<int64_t>(),
+  RunnerUsage usage{.jobs_done = (*beat)["jobs_done"].get<int64_t>(),
                     .bytes_at_ready = (*ready)["rss_bytes"].get<int64_t>(),
                     .bytes_now = (*beat)["rss_bytes"].get<int64_t>()};
   const std::string reason =
       RecycleReason(usage, RecyclePolicy{.max_jobs = 1, .max_growth_ratio = 0});
   ASSERT_FALSE(reason.empty());
 
+  // Recycling as the scheduler does it through its backend: unload with verified release, then
+  // a fresh runner.
   const pid_t old_pid = (*h)->pid();
   Events second;
-  ReleaseReport released;
-  auto fresh = ReplaceRunner(std::move(*h), o, second.Sink(), gpu::AsDevicesFn(devices),
-                             ReleaseCheck{}, 5s, &released);
+  const ReleaseReport released = UnloadRunner(**h, gpu::AsDevicesFn(devices), ReleaseCheck{}, 5s);
+  h->reset();
+  auto fresh = RunnerHandle::Start(o, second.Sink());
   ASSERT_TRUE(fresh.ok()) << fresh.error().message;
   EXPECT_TRUE(released.released) << released.detail;
   EXPECT_FALSE(Alive(old_pid));

@@ -110,26 +110,29 @@ TEST(SchedEstimatorTest, MeasuredFootprintReplacesTheEstimate) {
   ASSERT_TRUE(preset.ok());
   info.hparams = *preset;
   info.tensor_bytes = 75'000'000;
-  const MemoryEstimate est = ChooseEstimate(info, std::nullopt);
+  const MemoryEstimate file = EstimateModel(info);
+  const MemoryEstimate est = ChooseEstimate(file, std::nullopt, 0);
   EXPECT_FALSE(est.measured);
   EXPECT_EQ(est.weights_bytes, 75'000'000);
   EXPECT_EQ(est.stream_bytes, EstimateStream(info.hparams).Total());
 
-  store::ModelFootprint fp{
-      .model = "tiny", .device_name = "cpu", .weights_bytes = 80'000'000, .stream_bytes = 123'456};
-  const MemoryEstimate m = ChooseEstimate(info, fp);
+  MemoryEstimate fp{.weights_bytes = 80'000'000, .stream_bytes = 123'456, .measured = true};
+  const MemoryEstimate m = ChooseEstimate(file, fp, 0);
   EXPECT_TRUE(m.measured);
   EXPECT_EQ(m.weights_bytes, 80'000'000);
   EXPECT_EQ(m.stream_bytes, 123'456);
   EXPECT_EQ(m.RunnerBytes(3), 80'000'000 + 3 * 123'456);
 
   // Beam search adds the extra self-attention cache on top of the greedy measurement.
-  const MemoryEstimate mb = ChooseEstimate(info, fp, 5);
-  EXPECT_EQ(mb.stream_bytes, 123'456 + 6 * EstimateStream(info.hparams).kv_self_bytes);
+  const int64_t extra = BeamExtraStreamBytes(info.hparams, 5);
+  EXPECT_EQ(extra, 6 * EstimateStream(info.hparams).kv_self_bytes);
+  EXPECT_EQ(BeamExtraStreamBytes(info.hparams, 1), 0);
+  EXPECT_EQ(ChooseEstimate(EstimateModel(info, 5), fp, extra).stream_bytes, 123'456 + extra);
 
   // A measurement with a zero size is not trusted.
   fp.stream_bytes = 0;
-  EXPECT_FALSE(ChooseEstimate(info, fp).measured);
+  EXPECT_FALSE(ChooseEstimate(file, fp, extra).measured);
+  EXPECT_EQ(ChooseEstimate(file, fp, extra).stream_bytes, file.stream_bytes);
 }
 
 }  // namespace
