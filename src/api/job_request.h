@@ -18,7 +18,9 @@
 //   timeout                    seconds a job may run before it is stopped (steno extra)
 //   stream                     only "false" is accepted (no streamed transcription responses)
 // Unknown fields are ignored, as OpenAI's newer client options would otherwise break requests.
-// Every error is a 400 naming the field (ApiError::param).
+// Every error is a 400 naming the field (ApiError::param). The values are checked by
+// server::CheckJobParams, the check JobService::Submit makes too (same codes); this parser adds
+// only what text needs (numbers, booleans, durations, fields that are not JobParams).
 #pragma once
 
 #include <map>

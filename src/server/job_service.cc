@@ -12,14 +12,13 @@
 #include <mutex>
 #include <thread>
 
-#include <whisper.h>
-
 #include "core/log.h"
 #include "core/paths.h"
 #include "core/wall_clock.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
 #include "sched/job_queue.h"
+#include "server/job_params_check.h"
 #include "store/data_dir.h"
 
 namespace steno::server {
@@ -32,42 +31,6 @@ std::string DefaultNode() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) host[0] = 0;
   return std::string(host[0] ? host : "steno") + ":" + std::to_string(getpid());
-}
-
-Error BadParam(const std::string& message) {
-  return Error(ErrorKind::kBadInput, "bad_param", message);
-}
-
-// What a client may ask for, checked before anything is stored.
-Status ValidateParams(const JobParams& p) {
-  if (p.task != "transcribe" && p.task != "translate") {
-    return BadParam("task must be transcribe or translate, not \"" + p.task + "\"");
-  }
-  if (p.language != "auto" && (p.language.empty() || whisper_lang_id(p.language.c_str()) < 0)) {
-    return BadParam("unknown language \"" + p.language +
-                    "\" (an ISO 639-1 code such as en, or auto)");
-  }
-  if (!(p.temperature >= 0.0f && p.temperature <= 1.0f)) {
-    return BadParam("temperature must be between 0 and 1");
-  }
-  if (auto f = engine::ParseFormat(p.response_format); !f.ok()) return f.error();
-  if (p.keep_alive_s && *p.keep_alive_s < -1) {
-    return BadParam("keep_alive must be -1 (keep loaded), 0 or a number of seconds");
-  }
-  if (p.timeout_s && *p.timeout_s <= 0)
-    return BadParam("timeout must be a positive number of seconds");
-  if (!p.device.empty() && p.device != "auto" && p.device != "cpu") {
-    const std::string prefix = "cuda:";
-    const std::string rest =
-        p.device.rfind(prefix, 0) == 0 ? p.device.substr(prefix.size()) : std::string();
-    if (rest.empty() || rest.size() > 3 ||
-        !std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return Error(ErrorKind::kBadInput, "bad_device",
-                   "device must be auto, cpu or cuda:N, not \"" + p.device + "\"");
-    }
-  }
-  if (p.prompt.size() > 16 * 1024) return BadParam("prompt is longer than 16 KiB");
-  return {};
 }
 
 }  // namespace
@@ -324,7 +287,7 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
     std::lock_guard<std::mutex> lock(s.submit_mu);  // a reload may change them
     limits = s.options.limits;
   }
-  if (auto st = ValidateParams(request.params); !st) return refuse(st.error());
+  if (auto problem = CheckJobParams(request.params)) return refuse(problem->error);
   double audio_seconds = 0;
   auto spec = s.WithRuntime([&](Runtime& rt) { return rt.ResolveModel(request.model); },
                             Result<sched::ModelSpec>(Impl::ShuttingDown()));
