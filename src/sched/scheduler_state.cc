@@ -403,6 +403,7 @@ void SchedulerState::ReportRunner(const RunnerEntry& runner, RunnerUpdate::Kind 
   u.bytes = v.weights_bytes + v.streams * v.stream_bytes;
   u.duration_ms = duration_ms;
   u.reason = reason;
+  u.crashed = kind == RunnerUpdate::Kind::kUnloaded && runner.stop_reason.empty();
   hooks_.on_runner(u);
 }
 

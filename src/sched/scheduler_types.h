@@ -150,6 +150,7 @@ struct RunnerUpdate {
   std::string reason;       // kUnloaded: "keep-alive expired", "unload requested", "evicted" (for
                             // another model, starvation drains included), "shutdown", "timeout"
                             // (killed by the backstop), "crash", "load failed"
+  bool crashed = false;     // kUnloaded: it exited without being asked to stop (reason "crash")
 };
 
 // Each may be empty; called on the worker thread; must not block or call back into the

@@ -253,7 +253,7 @@ Result<std::vector<JobService::ClusterNode>> JobService::Nodes() {
 
 Status JobService::ForgetNode(const std::string& id) {
   if (id == impl_->options.node) {
-    return Error(ErrorKind::kBadInput, "node_is_self",
+    return Error(ErrorKind::kConflict, "node_is_self",
                  "node " + id + " is this node; stop it to take it out of the cluster");
   }
   auto nodes = Nodes();
@@ -264,7 +264,7 @@ Status JobService::ForgetNode(const std::string& id) {
     return Error(ErrorKind::kNotFound, "node_not_found", "no node " + id + " in the cluster");
   }
   if (it->live) {
-    return Error(ErrorKind::kBadInput, "node_live",
+    return Error(ErrorKind::kConflict, "node_live",
                  "node " + id + " published itself " + std::to_string(it->age_ms) +
                      " ms ago; stop it first (a live node lists itself again)");
   }
