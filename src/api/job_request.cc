@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "core/duration.h"
 #include "core/strings.h"
 #include "server/job_params_check.h"
 
@@ -48,29 +49,8 @@ std::optional<bool> ParseBool(std::string_view s) {
 }  // namespace
 
 std::optional<int> ParseKeepAlive(const std::string& text) {
-  std::string_view s = Trim(text);
-  if (s.empty()) return std::nullopt;
-  int64_t unit = 1;
-  switch (s.back()) {
-    case 's':
-      unit = 1;
-      s.remove_suffix(1);
-      break;
-    case 'm':
-      unit = 60;
-      s.remove_suffix(1);
-      break;
-    case 'h':
-      unit = 3600;
-      s.remove_suffix(1);
-      break;
-    default: break;
-  }
-  auto v = ParseInt(s);
-  if (!v) return std::nullopt;
-  if (*v < 0) return *v == -1 && unit == 1 ? std::optional<int>(-1) : std::nullopt;
-  if (*v > 366LL * 86400 / unit) return std::nullopt;
-  return static_cast<int>(*v * unit);
+  if (Trim(text) == "-1") return -1;
+  return ParseDurationSeconds(text);
 }
 
 std::optional<ApiError> FieldsFromJson(const nlohmann::json& body, RequestFields& out) {

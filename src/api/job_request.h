@@ -53,7 +53,8 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& fields, const JobRe
 // scalars as several values. A nested object is a 400 naming the field.
 std::optional<ApiError> FieldsFromJson(const nlohmann::json& body, RequestFields& out);
 
-// "30", "30s", "5m", "1h", "-1" → seconds; nullopt if malformed or beyond a year.
+// A duration (ParseDurationSeconds: "30", "30s", "5m", "1h") or "-1" (keep loaded) → seconds;
+// nullopt if malformed or beyond a year.
 std::optional<int> ParseKeepAlive(const std::string& text);
 
 }  // namespace steno::api

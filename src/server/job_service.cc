@@ -19,6 +19,7 @@
 #include "engine/transcript_json.h"
 #include "sched/job_queue.h"
 #include "server/job_params_check.h"
+#include "server/runtime_config.h"
 #include "store/data_dir.h"
 
 namespace steno::server {
@@ -31,6 +32,22 @@ std::string DefaultNode() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) host[0] = 0;
   return std::string(host[0] ? host : "steno") + ":" + std::to_string(getpid());
+}
+
+// The runtime options a service runs with: the service bounds the queue itself (max_queue, see
+// Submit); the scheduler must not refuse what the store already holds, such as the pending jobs
+// of a restart.
+RuntimeOptions ServiceRuntime(RuntimeOptions runtime) {
+  runtime.scheduler.queue.max_length = sched::kUnboundedQueue;
+  return runtime;
+}
+
+// Seconds a client refused with queue_full should wait: `held` jobs over `queue`'s max_running
+// slots, at the mean job time so far (the configured default before any job finished).
+int RetryAfterFor(const sched::QueueConfig& queue, int64_t held, int64_t mean_job_ms) {
+  return sched::RetryAfterSeconds(static_cast<size_t>(std::max<int64_t>(0, held)),
+                                  mean_job_ms > 0 ? mean_job_ms : queue.default_job_ms,
+                                  std::max(1, queue.max_running));
 }
 
 }  // namespace
@@ -122,10 +139,7 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
           sched::MemoryEstimate{f.weights_bytes, f.stream_bytes, true};
     }
   }
-  // The service bounds the queue itself (see Submit); the scheduler must not refuse what the
-  // store already holds, such as the pending jobs of a restart.
-  impl->queue_bound = options.runtime.scheduler.queue.max_length;
-  options.runtime.scheduler.queue.max_length = std::numeric_limits<size_t>::max() / 2;
+  options.runtime = ServiceRuntime(std::move(options.runtime));
   impl->options = options;
 
   Impl* raw = impl.get();
@@ -320,10 +334,12 @@ Result<store::Inserted> JobService::Submit(const SubmitJob& request) {
   }
 
   std::lock_guard<std::mutex> lock(s.submit_mu);
-  if (s.QueueLength() >= s.queue_bound) {
-    return refuse(
-        Error(ErrorKind::kUnavailable, "queue_full",
-              "the queue is full; retry after " + std::to_string(RetryAfterSeconds()) + " s"));
+  if (s.QueueLength() >= s.options.max_queue) {
+    const int retry_after =
+        RetryAfterFor(s.options.runtime.scheduler.queue, s.in_scheduler, s.mean_job_ms);
+    return refuse(Error(ErrorKind::kUnavailable, "queue_full",
+                        "the queue is full; retry after " + std::to_string(retry_after) + " s",
+                        retry_after));
   }
   store::NewJob job;
   job.model = request.model;
@@ -503,18 +519,18 @@ ServiceMetrics& JobService::metrics() {
   return impl_->metrics;
 }
 
-void JobService::Reconfigure(const sched::SchedulerConfig& scheduler, const audio::Limits& limits) {
+void JobService::Reconfigure(const ServiceOptions& options) {
   Impl& s = *impl_;
-  sched::SchedulerConfig c = scheduler;
+  const sched::SchedulerConfig scheduler = SchedulerConfigFor(ServiceRuntime(options.runtime));
   {
     std::lock_guard<std::mutex> lock(s.submit_mu);
-    s.queue_bound = c.queue.max_length;
-    s.options.limits = limits;
+    s.options.max_queue = options.max_queue;
+    s.options.limits = options.limits;
+    s.options.runtime.scheduler = scheduler;
   }
-  c.queue.max_length = std::numeric_limits<size_t>::max() / 2;  // the service bounds the queue
   s.WithRuntime(
       [&](Runtime& rt) {
-        rt.scheduler().Reconfigure(c);
+        rt.scheduler().Reconfigure(scheduler);
         return 0;
       },
       0);
@@ -531,10 +547,17 @@ bool JobService::admitting() const {
 }
 
 int JobService::RetryAfterSeconds() const {
-  const auto& q = impl_->options.runtime.scheduler.queue;
-  const int64_t mean = impl_->mean_job_ms.load();
-  return sched::RetryAfterSeconds(static_cast<size_t>(std::max<int64_t>(0, impl_->in_scheduler)),
-                                  mean > 0 ? mean : q.default_job_ms, std::max(1, q.max_running));
+  sched::QueueConfig queue;
+  {
+    std::lock_guard<std::mutex> lock(impl_->submit_mu);  // a reload may change it
+    queue = impl_->options.runtime.scheduler.queue;
+  }
+  return RetryAfterFor(queue, impl_->in_scheduler, impl_->mean_job_ms);
+}
+
+size_t JobService::max_queue() const {
+  std::lock_guard<std::mutex> lock(impl_->submit_mu);
+  return impl_->options.max_queue;
 }
 
 }  // namespace steno::server

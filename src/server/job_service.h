@@ -58,6 +58,11 @@ struct ServiceOptions {
   // Shared store: how often this node publishes itself to the nodes table (JobService::Nodes).
   int64_t publish_ms = 2'000;
   audio::Limits limits;  // longest audio accepted (0: unlimited)
+  // Jobs the service holds at most (--max-queue): pending + running here, or the cluster's pending
+  // jobs on a shared store; Submit refuses more with queue_full. The scheduler's own queue is left
+  // unbounded (runtime.scheduler.queue.max_length is not used): it must take every job the store
+  // already holds, such as the pending jobs of a restart.
+  size_t max_queue = 10'000;
 };
 
 // Where a job's audio comes from: an upload already streamed into the blob store (committed), or
@@ -92,8 +97,8 @@ class JobService {
 
   // Probes the audio (kBadInput with the probe's code: not_media, no_audio_stream, too_long,
   // ...), checks the model resolves (kNotFound "model_not_found") and the params (kBadInput),
-  // stores the job durably and queues it. kUnavailable "queue_full" (message has the
-  // retry-after seconds, see RetryAfterSeconds) or "shutting_down". Returns the stored job (with
+  // stores the job durably and queues it. kUnavailable "queue_full" (with Error::retry_after_s,
+  // see RetryAfterSeconds) or "shutting_down". Returns the stored job (with
   // `existing` when the idempotency key matched).
   Result<store::Inserted> Submit(const SubmitJob& job);
 
@@ -105,7 +110,7 @@ class JobService {
   // when the job asked for word timestamps). kNotFound for an unknown job or one not completed.
   Result<std::string> ResultText(const std::string& id, const std::string& format);
   // Cancels a job that is not final: the store records it cancelled at once; a running job's
-  // runner is told to abort. kNotFound "job_not_found"; kBadInput "job_finished" for a job that
+  // runner is told to abort. kNotFound "job_not_found"; kConflict "job_finished" for a job that
   // already completed or failed (cancelling a cancelled job returns it unchanged).
   Result<Job> Cancel(const std::string& id);
 
@@ -165,9 +170,12 @@ class JobService {
   };
   ShutdownReport Shutdown(std::chrono::milliseconds grace);
 
-  // A config reload (SIGHUP): the scheduler settings Scheduler::Reconfigure takes (the queue
-  // bound is the service's) and the audio limits. Jobs already accepted are not affected.
-  void Reconfigure(const sched::SchedulerConfig& scheduler, const audio::Limits& limits);
+  // A config reload (SIGHUP): `options`, built the way the ones Open got were, replace the
+  // settings a reload may change, all at once: the scheduler's (SchedulerConfigFor: queue limits,
+  // keep-alive, placement, reserves, safety factor, ...), max_queue and the audio limits. The rest
+  // (store, data dir, node, devices, models dir) needs a restart and is ignored. Jobs already
+  // accepted are not affected.
+  void Reconfigure(const ServiceOptions& options);
 
   // --- Cluster (a shared store) ---
   bool shared() const;              // the store is PostgreSQL, shared with other nodes
@@ -191,15 +199,18 @@ class JobService {
   Result<std::vector<ClusterNode>> Nodes();
   // Removes a node that stopped publishing (killed, its machine gone) from the nodes table now
   // rather than after an hour; its jobs were requeued when their leases ran out. kNotFound
-  // "node_not_found"; kBadInput "node_live" for a node still publishing (it would list itself
+  // "node_not_found"; kConflict "node_live" for a node still publishing (it would list itself
   // again) or "node_is_self" for this one; kBadInput "not_shared" on the single-node store.
   Status ForgetNode(const std::string& id);
 
   // After this, Submit fails with kUnavailable "shutting_down" (/readyz fails).
   void StopAdmitting();
   bool admitting() const;
-  // Seconds a client refused with queue_full should wait (the Retry-After header).
+  // Seconds a client refused with queue_full should wait (the Retry-After header): the jobs held
+  // over the current max_running slots, at the mean job time so far.
   int RetryAfterSeconds() const;
+  // The current max_queue (a reload may change it).
+  size_t max_queue() const;
 
  private:
   struct Impl;

@@ -89,10 +89,10 @@ struct JobService::Impl {
   // then too: the runs a shutdown cuts short go back to pending, they are not failures.
   std::mutex runtime_mu;
   bool discard = false;
-  size_t queue_bound = 0;  // pending + running jobs the service accepts
 
   std::atomic<bool> admitting{true};
-  // Serialises the queue-capacity check with the insert, so the bound is exact.
+  // Serialises the queue-capacity check with the insert, so the bound is exact. Also guards what a
+  // reload changes in `options`: max_queue, limits, runtime.scheduler.
   std::mutex submit_mu;
   std::atomic<int64_t> in_scheduler{0};  // submitted to the scheduler, not final yet
   std::atomic<int64_t> mean_job_ms{0};

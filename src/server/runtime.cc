@@ -17,6 +17,7 @@
 #include "gpu/visible_devices.h"
 #include "models/resolve.h"
 #include "sched/estimator.h"
+#include "server/runtime_config.h"
 
 namespace steno::server {
 namespace {
@@ -147,11 +148,7 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   // A selection naming cards that do not exist fails here, before anything starts.
   if (auto first = impl->Sample(); !first.ok()) return first.error();
 
-  sched::SchedulerConfig config = options.scheduler;
-  config.reserve = options.gpu.reserve;
-  config.safety_factor = options.gpu.safety_factor;
-  config.sample_interval_ms = options.gpu.sample_interval.count();
-  config.threads_per_stream = options.decode_defaults.n_threads;
+  const sched::SchedulerConfig config = SchedulerConfigFor(options);
 
   Impl* raw = impl.get();
   sched::ProcessBackendOptions backend;
