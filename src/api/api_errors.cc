@@ -17,22 +17,16 @@ bool IsUndecodableAudio(std::string_view code) {
   return kCodes.count(code) > 0;
 }
 
-// Codes that mean "the job (or node) is in a state that does not allow this" (409).
-bool IsConflict(std::string_view code) {
-  return code == "job_finished" || code == "bad_transition" || code == "lease_not_held" ||
-         code == "node_live" || code == "node_is_self";
-}
-
 int StatusFor(const Error& e) {
   switch (e.kind) {
     case ErrorKind::kBadInput:
       if (IsUndecodableAudio(e.code)) return 415;
       if (e.code == "too_long") return 413;
-      if (IsConflict(e.code)) return 409;
       if (e.code == "file_not_found") return 404;
       if (e.code == "path_not_allowed") return 403;
       return 400;
     case ErrorKind::kNotFound: return 404;
+    case ErrorKind::kConflict: return 409;
     case ErrorKind::kUnavailable:
     case ErrorKind::kOutOfMemory: return 503;
     case ErrorKind::kCancelled: return 409;
@@ -43,18 +37,6 @@ int StatusFor(const Error& e) {
     case ErrorKind::kInternal: return 500;
   }
   return 500;
-}
-
-// The retry hint a queue_full message carries ("... retry after 12 s"); 1 when it has none.
-int RetryAfterFrom(const std::string& message) {
-  auto pos = message.rfind("after ");
-  if (pos == std::string::npos) return 1;
-  int n = 0;
-  for (size_t i = pos + 6; i < message.size() && message[i] >= '0' && message[i] <= '9'; ++i) {
-    n = n * 10 + (message[i] - '0');
-    if (n > 86'400) break;
-  }
-  return n > 0 ? n : 1;
 }
 
 // The client's message for a failure of the server's own storage. The error's message names
@@ -105,8 +87,7 @@ ApiError FromError(const Error& error, std::string param) {
   }
   ApiError e = MakeApiError(status, std::move(code), std::move(message), std::move(param));
   if (error.kind == ErrorKind::kOutOfMemory && error.code.empty()) e.code = "insufficient_memory";
-  if (status == 503)
-    e.retry_after_s = error.code == "queue_full" ? RetryAfterFrom(error.message) : 5;
+  if (status == 503) e.retry_after_s = error.retry_after_s > 0 ? error.retry_after_s : 5;
   return e;
 }
 

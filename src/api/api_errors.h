@@ -8,13 +8,14 @@
 //   401 missing or wrong API key                      403 server path outside the allowed roots
 //   404 unknown route, job, model, runner or file     405 known route, other method
 //   408 the request body stopped arriving (no bytes for the read timeout)
-//   409 the job is in the wrong state (result of an unfinished/failed/cancelled job, cancel of a
-//       completed one)
+//   409 the job or node is in the wrong state (kConflict: cancel of a completed job, forgetting a
+//       live node; kCancelled)
 //   413 body, upload or field too large; audio longer than the configured limit ("too_long")
 //   415 audio that cannot be decoded (not_media, no_audio_stream, corrupt_audio,
 //       unsupported_codec, empty_audio, truncated) or a request body of the wrong content type
 //   429 too_many_uploads: the client already has its bound of requests sending a body
-//   503 queue_full (with Retry-After), shutting_down, devices unavailable
+//   503 queue_full, shutting_down, devices unavailable (kUnavailable, kOutOfMemory); Retry-After
+//       is the error's retry_after_s, or 5 s when it has none
 //   507 insufficient_storage: the data dir's disk is full, or its free space is below
 //       --min-free-disk (kNoSpace); the request changed nothing
 //   500 only for steno's own failures (I/O, integrity, bugs)

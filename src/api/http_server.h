@@ -67,9 +67,6 @@ struct HttpOptions {
   std::string default_model;             // for requests naming none (or "whisper-1")
   // What the service was started with, for GET /v1/models, /v1/gpus and /metrics.
   std::string models_dir;  // empty: steno::ModelsDir()
-  // The scheduler's queue bound (--max-queue): an upload that would be refused queue_full is
-  // refused before it is stored (0: no such check).
-  size_t max_queue = 0;
   // Uploads (and server-path copies) are refused with 507 insufficient_storage, before they are
   // read, while the blob store's filesystem has less free space than this, or would have once the
   // request's Content-Length is stored (--min-free-disk; 0: no such check, only a full disk

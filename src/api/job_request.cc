@@ -1,12 +1,13 @@
 #include "api/job_request.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 
-#include <whisper.h>
-
+#include "core/duration.h"
 #include "core/strings.h"
+#include "server/job_params_check.h"
 
 namespace steno::api {
 namespace {
@@ -45,41 +46,11 @@ std::optional<bool> ParseBool(std::string_view s) {
   return std::nullopt;
 }
 
-bool ValidDevice(const std::string& d) {
-  if (d == "cpu") return true;
-  if (d.rfind("cuda:", 0) != 0 || d.size() == 5 || d.size() > 8) return false;
-  for (size_t i = 5; i < d.size(); ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(d[i]))) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::optional<int> ParseKeepAlive(const std::string& text) {
-  std::string_view s = Trim(text);
-  if (s.empty()) return std::nullopt;
-  int64_t unit = 1;
-  switch (s.back()) {
-    case 's':
-      unit = 1;
-      s.remove_suffix(1);
-      break;
-    case 'm':
-      unit = 60;
-      s.remove_suffix(1);
-      break;
-    case 'h':
-      unit = 3600;
-      s.remove_suffix(1);
-      break;
-    default: break;
-  }
-  auto v = ParseInt(s);
-  if (!v) return std::nullopt;
-  if (*v < 0) return *v == -1 && unit == 1 ? std::optional<int>(-1) : std::nullopt;
-  if (*v > 366LL * 86400 / unit) return std::nullopt;
-  return static_cast<int>(*v * unit);
+  if (Trim(text) == "-1") return -1;
+  return ParseDurationSeconds(text);
 }
 
 std::optional<ApiError> FieldsFromJson(const nlohmann::json& body, RequestFields& out) {
@@ -129,43 +100,26 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& f, const JobRequest
   if (!rules.task.empty()) {
     out.params.task = rules.task;
   } else if (const auto* task = Last(f, "task")) {
-    if (*task != "transcribe" && *task != "translate") {
-      return Bad("bad_task", "'task' must be transcribe or translate", "task");
-    }
     out.params.task = *task;
   }
 
   if (const auto* lang = Last(f, "language")) {
     std::string l(Trim(*lang));
     for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (l.empty()) l = "auto";
-    if (l != "auto" && (l.size() > 16 || whisper_lang_id(l.c_str()) < 0)) {
-      return Bad("bad_language", "'language' must be an ISO 639-1 code such as en, or auto",
-                 "language");
-    }
-    out.params.language = l;
+    out.params.language = l.empty() ? "auto" : l;
   }
   if (const auto* prompt = Last(f, "prompt")) out.params.prompt = *prompt;
 
   if (const auto* t = Last(f, "temperature")) {
     auto v = ParseDouble(*t);
-    if (!v || *v < 0 || *v > 1) {
+    if (!v) {
       return Bad("bad_temperature", "'temperature' must be a number from 0 to 1", "temperature");
     }
-    out.params.temperature = static_cast<float>(*v);
+    // Clamped only so the float holds it: a value out of 0..1 stays out, for CheckJobParams.
+    out.params.temperature = static_cast<float>(std::clamp(*v, -1.0, 2.0));
   }
 
-  if (const auto* rf = Last(f, "response_format")) {
-    static const char* kFormats[] = {"json", "text", "srt", "vtt", "verbose_json"};
-    bool ok = false;
-    for (const char* k : kFormats) ok = ok || *rf == k;
-    if (!ok) {
-      return Bad("bad_response_format",
-                 "'response_format' must be one of json, text, srt, vtt, verbose_json",
-                 "response_format");
-    }
-    out.params.response_format = *rf;
-  }
+  if (const auto* rf = Last(f, "response_format")) out.params.response_format = *rf;
 
   for (const char* key : {"timestamp_granularities[]", "timestamp_granularities"}) {
     auto it = f.find(key);
@@ -210,15 +164,11 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& f, const JobRequest
   }
   if (const auto* d = Last(f, "device")) {
     std::string dev(Trim(*d));
-    if (dev == "auto") dev.clear();
-    if (!dev.empty() && !ValidDevice(dev)) {
-      return Bad("bad_device", "'device' must be auto, cpu or cuda:N", "device");
-    }
-    out.params.device = dev;
+    out.params.device = dev == "auto" ? "" : dev;
   }
   if (const auto* t = Last(f, "timeout")) {
     auto v = ParseInt(*t);
-    if (!v || *v <= 0 || *v > 7 * 86400) {
+    if (!v || *v <= 0 || *v > server::kMaxJobTimeoutS) {
       return Bad("bad_timeout", "'timeout' must be a number of seconds, 1 to 604800", "timeout");
     }
     out.params.timeout_s = static_cast<int>(*v);
@@ -231,6 +181,9 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& f, const JobRequest
                  "GET /v1/jobs/{id}/events",
                  "stream");
     }
+  }
+  if (auto problem = server::CheckJobParams(out.params)) {
+    return Bad(problem->error.code, problem->error.message, problem->field);
   }
   return std::nullopt;
 }

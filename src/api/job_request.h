@@ -18,7 +18,9 @@
 //   timeout                    seconds a job may run before it is stopped (steno extra)
 //   stream                     only "false" is accepted (no streamed transcription responses)
 // Unknown fields are ignored, as OpenAI's newer client options would otherwise break requests.
-// Every error is a 400 naming the field (ApiError::param).
+// Every error is a 400 naming the field (ApiError::param). The values are checked by
+// server::CheckJobParams, the check JobService::Submit makes too (same codes); this parser adds
+// only what text needs (numbers, booleans, durations, fields that are not JobParams).
 #pragma once
 
 #include <map>
@@ -51,7 +53,8 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& fields, const JobRe
 // scalars as several values. A nested object is a 400 naming the field.
 std::optional<ApiError> FieldsFromJson(const nlohmann::json& body, RequestFields& out);
 
-// "30", "30s", "5m", "1h", "-1" → seconds; nullopt if malformed or beyond a year.
+// A duration (ParseDurationSeconds: "30", "30s", "5m", "1h") or "-1" (keep loaded) → seconds;
+// nullopt if malformed or beyond a year.
 std::optional<int> ParseKeepAlive(const std::string& text);
 
 }  // namespace steno::api

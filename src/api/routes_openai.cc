@@ -98,11 +98,11 @@ std::string ParamForError(const Error& e) {
 }
 
 std::optional<ApiError> RefuseEarly(Context& ctx) {
-  if (ctx.options.max_queue == 0) return std::nullopt;
+  const size_t max_queue = ctx.service.jobs().max_queue();
   const auto snap = ctx.service.runners().Snapshot();
   // The service bounds pending + running jobs; a scheduler queue already at the bound alone
   // means a refusal for sure. Refusing now spares storing (and fsyncing) the upload.
-  if (snap.queued < ctx.options.max_queue) return std::nullopt;
+  if (snap.queued < max_queue) return std::nullopt;
   ApiError e = MakeApiError(503, "queue_full", "the queue is full; retry later");
   e.retry_after_s = std::max(1, ctx.service.jobs().RetryAfterSeconds());
   return e;

@@ -30,6 +30,7 @@
 #include "cli/gpu_flags.h"
 #include "cli/serve_alerts.h"
 #include "cli/signal_watch.h"
+#include "core/duration.h"
 #include "core/paths.h"
 #include "gpu/size.h"
 #include "server/job_service.h"
@@ -101,7 +102,7 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
   s.store = o.store;
   if (o.node.size() > 255) return Usage("--node must be at most 255 bytes");
   s.node = o.node;
-  auto lease = api::ParseKeepAlive(o.lease);
+  auto lease = ParseDurationSeconds(o.lease);
   if (!lease || *lease < 1) return Usage("--lease must be a positive duration (30s, 1m)");
   s.lease_ms = int64_t{*lease} * 1000;
   auto& rt = s.runtime;
@@ -126,7 +127,7 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
   rt.scheduler.default_keep_alive_s = *keep;
   if (o.max_queue < 1) return Usage("--max-queue must be at least 1");
   if (o.max_running < 0) return Usage("--max-running must be 0 (no limit) or more");
-  rt.scheduler.queue.max_length = static_cast<size_t>(o.max_queue);
+  s.max_queue = static_cast<size_t>(o.max_queue);
   rt.scheduler.queue.max_running = o.max_running;
   if (o.max_streams < 1 || o.max_streams > 64) return Usage("--max-streams must be from 1 to 64");
   rt.scheduler.placement.max_streams_per_runner = o.max_streams;
@@ -136,8 +137,7 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
       o.threads > 0
           ? o.threads
           : static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
-  rt.decode_defaults.n_threads = threads;
-  rt.scheduler.threads_per_stream = threads;
+  rt.decode_defaults.n_threads = threads;  // also the scheduler's threads per stream
   if (o.cpu_cores < 0) return Usage("--cpu-cores must be 0 (all) or more");
   rt.scheduler.cpu_cores = o.cpu_cores;
   if (o.beam_size < 1 || o.beam_size > 16) return Usage("--beam-size must be from 1 to 16");
@@ -165,7 +165,7 @@ Result<api::HttpOptions> HttpOptionsFor(const ServeOptions& o, const server::Ser
     return Usage("--max-connections-per-client must be 0 (no bound) or more");
   }
   h.max_connections_per_client = o.max_connections_per_client;
-  auto read_timeout = api::ParseKeepAlive(o.read_timeout);
+  auto read_timeout = ParseDurationSeconds(o.read_timeout);
   if (!read_timeout || *read_timeout <= 0 || *read_timeout > 3600) {
     return Usage("--read-timeout must be a duration from 1s to 1h (20s, 1m)");
   }
@@ -177,7 +177,7 @@ Result<api::HttpOptions> HttpOptionsFor(const ServeOptions& o, const server::Ser
   auto min_free = gpu::ParseSize(o.min_free_disk);
   if (!min_free.ok()) return Usage("--min-free-disk: " + min_free.error().message);
   h.min_free_disk_bytes = *min_free;
-  auto sync = api::ParseKeepAlive(o.sync_timeout);
+  auto sync = ParseDurationSeconds(o.sync_timeout);
   if (!sync || *sync <= 0) return Usage("--sync-timeout must be a positive duration (30s, 5m, 1h)");
   h.sync_timeout_ms = int64_t{*sync} * 1000;
   h.cors_origin = o.cors_origin;
@@ -191,7 +191,6 @@ Result<api::HttpOptions> HttpOptionsFor(const ServeOptions& o, const server::Ser
   h.keys = std::move(keys.value());
   h.default_model = o.default_model;
   h.models_dir = s.runtime.models_dir;
-  h.max_queue = s.runtime.scheduler.queue.max_length;
   h.reserve = s.runtime.gpu.reserve;
   h.safety_factor = s.runtime.gpu.safety_factor;
   return h;
@@ -250,11 +249,10 @@ void Reload(const ServeOptions& running, const GlobalOptions& global, server::Jo
     spdlog::error("config reload rejected, keeping the running config: {}", st.error().message);
     return;
   }
-  sched::SchedulerConfig scheduler = options->runtime.scheduler;
-  scheduler.reserve = options->runtime.gpu.reserve;
-  scheduler.safety_factor = options->runtime.gpu.safety_factor;
-  service.Reconfigure(scheduler, options->limits);
-  spdlog::info("config reloaded from {}", running.config);
+  service.Reconfigure(*options);
+  spdlog::info("config reloaded from {} (max-queue {}, max-running {}, keep-alive {} s)",
+               running.config, options->max_queue, options->runtime.scheduler.queue.max_running,
+               options->runtime.scheduler.default_keep_alive_s);
 }
 
 int Run(const ServeOptions& flags, const GlobalOptions& global) {
@@ -264,9 +262,8 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
     if (!with_config.ok()) return Fail(with_config.error());
     o = *with_config;
   }
-  auto grace = api::ParseKeepAlive(o.shutdown_grace);
-  if (!grace || *grace < 0)
-    return Fail(Usage("--shutdown-grace must be a duration (30s, 2m) or 0"));
+  auto grace = ParseDurationSeconds(o.shutdown_grace);
+  if (!grace) return Fail(Usage("--shutdown-grace must be a duration (30s, 2m) or 0"));
   auto service_options = ServiceOptionsFor(o, global);
   if (!service_options.ok()) return Fail(service_options.error());
   auto http_options = HttpOptionsFor(o, *service_options);

@@ -6,6 +6,7 @@ const char* ErrorKindName(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kBadInput: return "bad_input";
     case ErrorKind::kNotFound: return "not_found";
+    case ErrorKind::kConflict: return "conflict";
     case ErrorKind::kUnavailable: return "unavailable";
     case ErrorKind::kIntegrity: return "integrity";
     case ErrorKind::kOutOfMemory: return "oom";

@@ -1,7 +1,9 @@
 // Typed errors, returned as values across layers (never thrown across them).
 //
 // An Error carries a kind (what a caller branches on: retry, exit code, HTTP status), a stable
-// machine-readable code (what a script or API client matches on) and a message a user can act on.
+// machine-readable code (what a script or API client matches on), a message a user can act on and,
+// where a later retry may succeed, how long to wait. Callers branch on the kind and the fields,
+// never on text in the message.
 #pragma once
 
 #include <string>
@@ -12,6 +14,8 @@ namespace steno {
 enum class ErrorKind {
   kBadInput,     // the caller's input is wrong (file, flag, request); retrying cannot help
   kNotFound,     // a named thing (file, model, job) does not exist
+  kConflict,     // the named thing is in a state that does not allow this (a job already final,
+                 // a node still live); the same request cannot succeed until that state changes
   kUnavailable,  // a resource or the network is not reachable now; may succeed later
   kIntegrity,    // data failed a checksum or format check
   kOutOfMemory,  // an allocation was refused (host or device)
@@ -30,10 +34,13 @@ struct Error {
   ErrorKind kind = ErrorKind::kInternal;
   std::string code;     // stable identifier, e.g. "no_audio_stream"
   std::string message;  // full sentence for a person
+  // kUnavailable: seconds after which the same request may succeed (a full queue's drain time);
+  // 0: no estimate.
+  int retry_after_s = 0;
 
   Error() = default;
-  Error(ErrorKind k, std::string c, std::string m)
-      : kind(k), code(std::move(c)), message(std::move(m)) {}
+  Error(ErrorKind k, std::string c, std::string m, int retry_after = 0)
+      : kind(k), code(std::move(c)), message(std::move(m)), retry_after_s(retry_after) {}
 };
 
 }  // namespace steno

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include <whisper.h>
+#include "engine/languages.h"
 
 namespace steno::engine {
 namespace {
@@ -14,12 +14,7 @@ Error BadParam(const std::string& message) {
 }  // namespace
 
 Status ValidateDecodeParams(const DecodeParams& p) {
-  if (p.language != "auto" && whisper_lang_id(p.language.c_str()) < 0) {
-    return Error(ErrorKind::kBadInput, "bad_language",
-                 "unknown language '" + p.language +
-                     "': use an ISO 639-1 code such as en, de, "
-                     "fr, or 'auto' to detect it");
-  }
+  if (auto st = CheckLanguage(p.language); !st) return st;
   if (!std::isfinite(p.temperature) || p.temperature < 0 || p.temperature > 1) {
     return BadParam("temperature must be between 0 and 1");
   }

@@ -23,7 +23,8 @@ struct DecodeParams {
   float no_speech_thold = 0.6f;
 };
 
-// Checks ranges and the language code. kBadInput "bad_param" / "bad_language" on failure.
+// Checks ranges and the language (engine/languages.h). kBadInput "bad_language" for an unknown
+// language, "bad_param" for a value out of range.
 Status ValidateDecodeParams(const DecodeParams& params);
 
 }  // namespace steno::engine

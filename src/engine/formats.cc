@@ -168,6 +168,11 @@ Result<Format> ParseFormat(std::string_view name) {
       "Unknown output format '" + std::string(name) + "'; valid formats are " + valid + ".");
 }
 
+bool IsResponseFormat(std::string_view name) {
+  return name == "json" || name == "text" || name == "srt" || name == "vtt" ||
+         name == "verbose_json";
+}
+
 std::string_view FormatName(Format f) {
   return Info(f).name;
 }

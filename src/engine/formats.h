@@ -49,6 +49,10 @@ enum class Format { kTxt, kSrt, kVtt, kJson, kVerboseJson };
 // "verbose_json". Anything else is kBadInput "bad_format" with a message listing the valid names.
 Result<Format> ParseFormat(std::string_view name);
 
+// Whether `name` is one of the API's response_format values, OpenAI's names spelled exactly:
+// json, text, srt, vtt, verbose_json (each parses with ParseFormat).
+bool IsResponseFormat(std::string_view name);
+
 // Canonical name ("txt", "srt", "vtt", "json", "verbose_json"); ParseFormat(FormatName(f)) == f.
 std::string_view FormatName(Format f);
 

@@ -27,9 +27,11 @@ Status JobQueue::Push(const QueuedJob& job) {
     return Error{ErrorKind::kBadInput, "duplicate_job", "job " + job.id + " is already queued"};
   }
   if (by_id_.size() >= config_.max_length) {
+    const int retry_after = retry_after_s(std::max(1, config_.max_running));
     return Error{ErrorKind::kUnavailable, "queue_full",
                  "the queue holds " + std::to_string(by_id_.size()) + " jobs; retry after " +
-                     std::to_string(retry_after_s(std::max(1, config_.max_running))) + " s"};
+                     std::to_string(retry_after) + " s",
+                 retry_after};
   }
   const int level = static_cast<int>(job.priority);
   const Key key{job.enqueued_ms + level * config_.aging_step_ms, next_seq_++};

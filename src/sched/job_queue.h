@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -30,6 +31,10 @@
 #include "core/result.h"
 
 namespace steno::sched {
+
+// QueueConfig::max_length for a queue that refuses nothing: its owner bounds what it admits (a
+// JobService counts the jobs of its store, a restart's pending ones included).
+inline constexpr size_t kUnboundedQueue = std::numeric_limits<size_t>::max();
 
 struct QueueConfig {
   size_t max_length = 10'000;       // pending jobs; a push beyond it is rejected
@@ -65,8 +70,8 @@ class JobQueue {
  public:
   explicit JobQueue(QueueConfig config = {});
 
-  // Adds a job. A full queue gives kUnavailable "queue_full" whose message carries the hint;
-  // retry_after_s() gives it as a number. A duplicate id is kBadInput "duplicate_job".
+  // Adds a job. A full queue gives kUnavailable "queue_full" with the hint in Error::retry_after_s
+  // (retry_after_s() gives it too). A duplicate id is kBadInput "duplicate_job".
   Status Push(const QueuedJob& job);
   // Removes a job (cancelled, or taken to start). False if it is not queued.
   bool Remove(const std::string& id);

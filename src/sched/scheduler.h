@@ -74,9 +74,9 @@ class Scheduler {
   BackendSink Sink();
 
   // Queues a job (state pending). Errors: kBadInput "duplicate_job"; the model resolver's error;
-  // kUnavailable "queue_full" (the message carries the retry-after hint); kUnavailable
-  // "shutting_down" after StopAdmitting. Blocks until the worker has decided; never call it from
-  // the worker (a backend or clock callback, a hook).
+  // kUnavailable "queue_full" (with Error::retry_after_s); kUnavailable "shutting_down" after
+  // StopAdmitting. Blocks until the worker has decided; never call it from the worker (a backend
+  // or clock callback, a hook).
   Status Submit(SubmitRequest request);
   // Cancels a job in any state: pending and loading ones end `cancelled` at once; a processing
   // one when its runner confirms. kNotFound "job_not_found", kBadInput "job_final".

@@ -153,7 +153,7 @@ Result<std::vector<ClusterNode>> ClusterMember::Nodes() {
 
 Status ClusterMember::ForgetNode(const std::string& id) {
   if (id == p_.node) {
-    return Error(ErrorKind::kBadInput, "node_is_self",
+    return Error(ErrorKind::kConflict, "node_is_self",
                  "node " + id + " is this node; stop it to take it out of the cluster");
   }
   auto nodes = Nodes();
@@ -164,7 +164,7 @@ Status ClusterMember::ForgetNode(const std::string& id) {
     return Error(ErrorKind::kNotFound, "node_not_found", "no node " + id + " in the cluster");
   }
   if (it->live) {
-    return Error(ErrorKind::kBadInput, "node_live",
+    return Error(ErrorKind::kConflict, "node_live",
                  "node " + id + " published itself " + std::to_string(it->age_ms) +
                      " ms ago; stop it first (a live node lists itself again)");
   }

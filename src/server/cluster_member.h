@@ -79,7 +79,7 @@ class ClusterMember {
   Result<std::vector<ClusterNode>> Nodes();
   // Removes a node that stopped publishing (killed, its machine gone) from the nodes table now
   // rather than after an hour; its jobs were requeued when their leases ran out. kNotFound
-  // "node_not_found"; kBadInput "node_live" for a node still publishing (it would list itself
+  // "node_not_found"; kConflict "node_live" for a node still publishing (it would list itself
   // again) or "node_is_self" for this one.
   Status ForgetNode(const std::string& id);
 

@@ -4,55 +4,15 @@
 #include <fstream>
 #include <vector>
 
-#include <whisper.h>
-
 #include "core/log.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
+#include "server/job_params_check.h"
 
 namespace steno::server {
-namespace {
-
-Error BadParam(const std::string& message) {
-  return Error(ErrorKind::kBadInput, "bad_param", message);
-}
-
-// What a client may ask for, checked before anything is stored.
-Status ValidateParams(const JobParams& p) {
-  if (p.task != "transcribe" && p.task != "translate") {
-    return BadParam("task must be transcribe or translate, not \"" + p.task + "\"");
-  }
-  if (p.language != "auto" && (p.language.empty() || whisper_lang_id(p.language.c_str()) < 0)) {
-    return BadParam("unknown language \"" + p.language +
-                    "\" (an ISO 639-1 code such as en, or auto)");
-  }
-  if (!(p.temperature >= 0.0f && p.temperature <= 1.0f)) {
-    return BadParam("temperature must be between 0 and 1");
-  }
-  if (auto f = engine::ParseFormat(p.response_format); !f.ok()) return f.error();
-  if (p.keep_alive_s && *p.keep_alive_s < -1) {
-    return BadParam("keep_alive must be -1 (keep loaded), 0 or a number of seconds");
-  }
-  if (p.timeout_s && *p.timeout_s <= 0)
-    return BadParam("timeout must be a positive number of seconds");
-  if (!p.device.empty() && p.device != "auto" && p.device != "cpu") {
-    const std::string prefix = "cuda:";
-    const std::string rest =
-        p.device.rfind(prefix, 0) == 0 ? p.device.substr(prefix.size()) : std::string();
-    if (rest.empty() || rest.size() > 3 ||
-        !std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return Error(ErrorKind::kBadInput, "bad_device",
-                   "device must be auto, cpu or cuda:N, not \"" + p.device + "\"");
-    }
-  }
-  if (p.prompt.size() > 16 * 1024) return BadParam("prompt is longer than 16 KiB");
-  return {};
-}
-
-}  // namespace
 
 JobRequests::JobRequests(JobRequestParts parts)
-    : p_(std::move(parts)), queue_bound_(p_.queue_bound), limits_(p_.limits) {}
+    : p_(std::move(parts)), queue_bound_(p_.queue_bound), queue_(p_.queue), limits_(p_.limits) {}
 
 Error JobRequests::ShuttingDown() {
   return Error(ErrorKind::kUnavailable, "shutting_down", "the server is shutting down");
@@ -126,7 +86,7 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
     MutexLock lock(mu_);  // a reload may change them
     limits = limits_;
   }
-  if (auto st = ValidateParams(request.params); !st) return refuse(st.error());
+  if (auto problem = CheckJobParams(request.params)) return refuse(problem->error);
   double audio_seconds = 0;
   auto spec = p_.runtime->With([&](Runtime& rt) { return rt.ResolveModel(request.model); },
                                Result<sched::ModelSpec>(ShuttingDown()));
@@ -160,9 +120,10 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
 
   MutexLock lock(mu_);
   if (QueueLength() >= queue_bound_) {
-    return refuse(
-        Error(ErrorKind::kUnavailable, "queue_full",
-              "the queue is full; retry after " + std::to_string(RetryAfterSeconds()) + " s"));
+    const int retry_after = RetryAfterFor(queue_);
+    return refuse(Error(ErrorKind::kUnavailable, "queue_full",
+                        "the queue is full; retry after " + std::to_string(retry_after) + " s",
+                        retry_after));
   }
   store::NewJob job;
   job.model = request.model;
@@ -249,14 +210,29 @@ Result<Job> JobRequests::Wait(const std::string& id, int64_t timeout_ms) {
   }
 }
 
-void JobRequests::Reconfigure(size_t queue_bound, const audio::Limits& limits) {
+void JobRequests::Reconfigure(size_t queue_bound, const sched::QueueConfig& queue,
+                              const audio::Limits& limits) {
   MutexLock lock(mu_);
   queue_bound_ = queue_bound;
+  queue_ = queue;
   limits_ = limits;
 }
 
+size_t JobRequests::max_queue() const {
+  MutexLock lock(mu_);
+  return queue_bound_;
+}
+
 int JobRequests::RetryAfterSeconds() const {
-  const auto& q = p_.queue;
+  sched::QueueConfig queue;
+  {
+    MutexLock lock(mu_);  // a reload may change it
+    queue = queue_;
+  }
+  return RetryAfterFor(queue);
+}
+
+int JobRequests::RetryAfterFor(const sched::QueueConfig& q) const {
   const int64_t mean = p_.stats->mean_job_ms();
   return sched::RetryAfterSeconds(static_cast<size_t>(p_.stats->in_scheduler()),
                                   mean > 0 ? mean : q.default_job_ms, std::max(1, q.max_running));

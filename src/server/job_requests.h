@@ -66,8 +66,8 @@ class JobRequests {
 
   // Probes the audio (kBadInput with the probe's code: not_media, no_audio_stream, too_long,
   // ...), checks the model resolves (kNotFound "model_not_found") and the params (kBadInput),
-  // stores the job durably and queues it. kUnavailable "queue_full" (message has the
-  // retry-after seconds, see RetryAfterSeconds) or "shutting_down". Returns the stored job (with
+  // stores the job durably and queues it. kUnavailable "queue_full" (with Error::retry_after_s,
+  // see RetryAfterSeconds) or "shutting_down". Returns the stored job (with
   // `existing` when the idempotency key matched).
   Result<store::Inserted> Submit(const SubmitJob& job) EXCLUDES(mu_);
 
@@ -80,7 +80,7 @@ class JobRequests {
   // when the job asked for word timestamps). kNotFound for an unknown job or one not completed.
   Result<std::string> ResultText(const std::string& id, const std::string& format);
   // Cancels a job that is not final: the store records it cancelled at once; a running job's
-  // runner is told to abort (on whichever node runs it). kNotFound "job_not_found"; kBadInput
+  // runner is told to abort (on whichever node runs it). kNotFound "job_not_found"; kConflict
   // "job_finished" for a job that already completed or failed (cancelling a cancelled job
   // returns it unchanged).
   Result<Job> Cancel(const std::string& id);
@@ -90,11 +90,15 @@ class JobRequests {
   // After this, Submit fails with kUnavailable "shutting_down" (/readyz fails).
   void StopAdmitting() { admitting_ = false; }
   bool admitting() const { return admitting_; }
-  // Seconds a client refused with queue_full should wait (the Retry-After header).
-  int RetryAfterSeconds() const;
-  // A config reload (SIGHUP): the queue bound and the audio limits. Jobs already accepted are not
-  // affected.
-  void Reconfigure(size_t queue_bound, const audio::Limits& limits) EXCLUDES(mu_);
+  // Seconds a client refused with queue_full should wait (the Retry-After header): the jobs held
+  // over the current max_running slots, at the mean job time so far.
+  int RetryAfterSeconds() const EXCLUDES(mu_);
+  // The current queue bound (--max-queue; a reload may change it).
+  size_t max_queue() const EXCLUDES(mu_);
+  // A config reload (SIGHUP): the queue bound, the queue settings Retry-After is derived from and
+  // the audio limits, swapped at once. Jobs already accepted are not affected.
+  void Reconfigure(size_t queue_bound, const sched::QueueConfig& queue, const audio::Limits& limits)
+      EXCLUDES(mu_);
 
   // Hands a stored job to this node's scheduler with a local copy of its upload.
   Status Schedule(const Job& job);
@@ -105,6 +109,7 @@ class JobRequests {
   // Jobs the queue bound counts: this node's, not final yet; on a shared store, every pending
   // job of the cluster (what each node runs is bounded by its room, not by this bound).
   size_t QueueLength();
+  int RetryAfterFor(const sched::QueueConfig& queue) const;
   // Copies a server-side file into the blob store (so retention and restarts treat it like an
   // upload, and a later change to the file does not change the job).
   Result<store::BlobInfo> CopyIntoBlobs(const std::string& path);
@@ -113,8 +118,9 @@ class JobRequests {
 
   const JobRequestParts p_;
   std::atomic<bool> admitting_{true};
-  Mutex mu_;
+  mutable Mutex mu_;
   size_t queue_bound_ GUARDED_BY(mu_);
+  sched::QueueConfig queue_ GUARDED_BY(mu_);
   audio::Limits limits_ GUARDED_BY(mu_);
 };
 

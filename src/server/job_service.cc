@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <limits>
 #include <thread>
 
 #include "core/log.h"
@@ -14,6 +13,7 @@
 #include "server/job_writer.h"
 #include "server/lease_keeper.h"
 #include "server/queue_stats.h"
+#include "server/runtime_config.h"
 #include "server/runtime_slot.h"
 #include "store/open_job_store.h"
 
@@ -23,9 +23,13 @@ namespace {
 // Shared store: how often the claim loop looks at the queue when no notification woke it.
 constexpr int64_t kClaimPollMs = 500;
 
-// The service bounds the queue itself (JobRequests); the scheduler must not refuse what the
-// store already holds, such as the pending jobs of a restart.
-constexpr size_t kSchedulerQueueUnbounded = std::numeric_limits<size_t>::max() / 2;
+// The runtime options a service runs with: the service bounds the queue itself (max_queue, see
+// JobRequests); the scheduler must not refuse what the store already holds, such as the pending
+// jobs of a restart.
+RuntimeOptions ServiceRuntime(RuntimeOptions runtime) {
+  runtime.scheduler.queue.max_length = sched::kUnboundedQueue;
+  return runtime;
+}
 
 std::string DefaultNode() {
   char host[256] = {};
@@ -165,10 +169,9 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
           sched::MemoryEstimate{f.weights_bytes, f.stream_bytes, true};
     }
   }
-  const size_t queue_bound = options.runtime.scheduler.queue.max_length;
-  options.runtime.scheduler.queue.max_length = kSchedulerQueueUnbounded;
+  options.runtime = ServiceRuntime(std::move(options.runtime));
   impl->options = options;
-  impl->Assemble(queue_bound, options.runtime.scheduler.queue);
+  impl->Assemble(options.max_queue, options.runtime.scheduler.queue);
 
   Impl* raw = impl.get();
   // Before the runtime: claims find no room until it exists.
@@ -243,13 +246,12 @@ void JobService::StopAdmitting() {
       0);
 }
 
-void JobService::Reconfigure(const sched::SchedulerConfig& scheduler, const audio::Limits& limits) {
-  sched::SchedulerConfig c = scheduler;
-  impl_->requests->Reconfigure(c.queue.max_length, limits);
-  c.queue.max_length = kSchedulerQueueUnbounded;
+void JobService::Reconfigure(const ServiceOptions& options) {
+  const sched::SchedulerConfig scheduler = SchedulerConfigFor(ServiceRuntime(options.runtime));
+  impl_->requests->Reconfigure(options.max_queue, scheduler.queue, options.limits);
   impl_->runtime.With(
       [&](Runtime& rt) {
-        rt.scheduler().Reconfigure(c);
+        rt.scheduler().Reconfigure(scheduler);
         return 0;
       },
       0);

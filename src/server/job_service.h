@@ -56,6 +56,11 @@ struct ServiceOptions {
   // Shared store: how often this node publishes itself to the nodes table (cluster()->Nodes).
   int64_t publish_ms = 2'000;
   audio::Limits limits;  // longest audio accepted (0: unlimited)
+  // Jobs the service holds at most (--max-queue): pending + running here, or the cluster's pending
+  // jobs on a shared store; Submit refuses more with queue_full. The scheduler's own queue is left
+  // unbounded (runtime.scheduler.queue.max_length is not used): it must take every job the store
+  // already holds, such as the pending jobs of a restart.
+  size_t max_queue = 10'000;
 };
 
 class JobService {
@@ -100,9 +105,12 @@ class JobService {
   };
   ShutdownReport Shutdown(std::chrono::milliseconds grace);
 
-  // A config reload (SIGHUP): the scheduler settings Scheduler::Reconfigure takes (the queue
-  // bound is the service's) and the audio limits. Jobs already accepted are not affected.
-  void Reconfigure(const sched::SchedulerConfig& scheduler, const audio::Limits& limits);
+  // A config reload (SIGHUP): `options`, built the way the ones Open got were, replace the
+  // settings a reload may change, all at once: the scheduler's (SchedulerConfigFor: queue limits,
+  // keep-alive, placement, reserves, safety factor, ...), max_queue and the audio limits. The rest
+  // (store, data dir, node, devices, models dir) needs a restart and is ignored. Jobs already
+  // accepted are not affected.
+  void Reconfigure(const ServiceOptions& options);
 
  private:
   struct Impl;

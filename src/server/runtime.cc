@@ -19,6 +19,7 @@
 #include "runners/dispatcher.h"
 #include "runners/whisper/whisper_kind.h"
 #include "sched/estimator.h"
+#include "server/runtime_config.h"
 
 namespace steno::server {
 namespace {
@@ -182,11 +183,7 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   // A selection naming cards that do not exist fails here, before anything starts.
   if (auto first = impl->Sample(); !first.ok()) return first.error();
 
-  sched::SchedulerConfig config = options.scheduler;
-  config.reserve = options.gpu.reserve;
-  config.safety_factor = options.gpu.safety_factor;
-  config.sample_interval_ms = options.gpu.sample_interval.count();
-  config.threads_per_stream = options.decode_defaults.n_threads;
+  const sched::SchedulerConfig config = SchedulerConfigFor(options);
 
   Impl* raw = impl.get();
   impl->catalog =

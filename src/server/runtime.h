@@ -27,8 +27,8 @@ struct RuntimeOptions {
   gpu::GpuConfig gpu;      // --device, --simulate-gpus, --reserve, --safety-factor, ...
   std::string models_dir;  // empty: steno::ModelsDir()
   std::string data_dir;    // simulated GPUs keep their state here; empty: steno::DataDir()
-  sched::SchedulerConfig scheduler;      // gpu-derived fields (reserve, safety factor, sampling,
-                                         // allow_cpu) are filled from `gpu` by Runtime::Start
+  sched::SchedulerConfig scheduler;      // the fields derived from `gpu` and decode_defaults
+                                         // are filled in by SchedulerConfigFor (runtime_config.h)
   engine::DecodeParams decode_defaults;  // threads per stream, beam size, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
   // How long an unloading runner may take to exit before it is killed (SIGKILL).

@@ -29,9 +29,10 @@ int JobColumnCount() {
 }
 
 std::optional<ErrorKind> ParseErrorKind(const std::string& name) {
-  for (auto k : {ErrorKind::kBadInput, ErrorKind::kNotFound, ErrorKind::kUnavailable,
-                 ErrorKind::kIntegrity, ErrorKind::kOutOfMemory, ErrorKind::kCancelled,
-                 ErrorKind::kTimeout, ErrorKind::kIo, ErrorKind::kNoSpace, ErrorKind::kInternal}) {
+  for (auto k :
+       {ErrorKind::kBadInput, ErrorKind::kNotFound, ErrorKind::kConflict, ErrorKind::kUnavailable,
+        ErrorKind::kIntegrity, ErrorKind::kOutOfMemory, ErrorKind::kCancelled, ErrorKind::kTimeout,
+        ErrorKind::kIo, ErrorKind::kNoSpace, ErrorKind::kInternal}) {
     if (name == ErrorKindName(k)) return k;
   }
   return std::nullopt;

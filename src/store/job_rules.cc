@@ -100,12 +100,12 @@ Result<Job> HeldJob(std::optional<Job> job, const std::string& id, const std::st
   if (!job) return JobNotFound(id);
   const Job& j = *job;
   if (IsFinal(j.state)) {
-    return Error(ErrorKind::kBadInput, kErrJobFinished,
+    return Error(ErrorKind::kConflict, kErrJobFinished,
                  "cannot " + std::string(action) + " job " + id + ": it is already " +
                      JobStateName(j.state));
   }
   if (!IsActive(j.state) || j.lease_owner != owner) {
-    return Error(ErrorKind::kBadInput, kErrLeaseNotHeld,
+    return Error(ErrorKind::kConflict, kErrLeaseNotHeld,
                  "cannot " + std::string(action) + " job " + id + ": " + owner +
                      " does not hold it (state " + JobStateName(j.state) + ", holder '" +
                      j.lease_owner + "')");
@@ -134,7 +134,7 @@ void NoteRequeuedExpired(const std::vector<Job>& expired) {
 Result<Job> CancellableJob(std::optional<Job> job, const std::string& id) {
   if (!job) return JobNotFound(id);
   if (job->state != JobState::kCancelled && IsFinal(job->state)) {
-    return Error(ErrorKind::kBadInput, kErrJobFinished,
+    return Error(ErrorKind::kConflict, kErrJobFinished,
                  "cannot cancel job " + id + ": it is already " + JobStateName(job->state));
   }
   return std::move(*job);

@@ -31,9 +31,9 @@ namespace steno::store {
 // Stable error codes (Error::code) callers branch on.
 inline constexpr const char kErrJobNotFound[] = "job_not_found";        // kNotFound
 inline constexpr const char kErrResultNotFound[] = "result_not_found";  // kNotFound
-inline constexpr const char kErrJobFinished[] = "job_finished";         // kBadInput: already final
-inline constexpr const char kErrLeaseNotHeld[] = "lease_not_held";      // kBadInput: not your job
-inline constexpr const char kErrBadTransition[] = "bad_transition";     // kBadInput
+inline constexpr const char kErrJobFinished[] = "job_finished";         // kConflict: already final
+inline constexpr const char kErrLeaseNotHeld[] = "lease_not_held";      // kConflict: not your job
+inline constexpr const char kErrBadTransition[] = "bad_transition";     // kConflict
 inline constexpr const char kErrBadJob[] = "bad_job";                   // kBadInput: invalid field
 inline constexpr const char kErrStoreCorrupt[] = "store_corrupt";       // kIntegrity
 inline constexpr const char kErrSchemaTooNew[] = "schema_too_new";      // kIntegrity

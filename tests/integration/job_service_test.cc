@@ -145,17 +145,22 @@ TEST(JobServiceTest, RefusedSubmissionsLeaveNoJobOrBlob) {
   add(
       "model as a path", [](SubmitJob& j) { j.model = "/etc/passwd"; }, "bad_model_name");
   add(
-      "bad language", [](SubmitJob& j) { j.params.language = "xx"; }, "bad_param");
+      "bad language", [](SubmitJob& j) { j.params.language = "xx"; }, "bad_language");
   add(
-      "bad task", [](SubmitJob& j) { j.params.task = "summarise"; }, "bad_param");
+      "bad task", [](SubmitJob& j) { j.params.task = "summarise"; }, "bad_task");
   add(
-      "bad format", [](SubmitJob& j) { j.params.response_format = "pdf"; }, "bad_format");
+      "bad format", [](SubmitJob& j) { j.params.response_format = "pdf"; }, "bad_response_format");
   add(
-      "hot temperature", [](SubmitJob& j) { j.params.temperature = 3; }, "bad_param");
+      "hot temperature", [](SubmitJob& j) { j.params.temperature = 3; }, "bad_temperature");
   add(
       "bad device", [](SubmitJob& j) { j.params.device = "tpu:0"; }, "bad_device");
   add(
-      "bad keep-alive", [](SubmitJob& j) { j.params.keep_alive_s = -5; }, "bad_param");
+      "bad keep-alive", [](SubmitJob& j) { j.params.keep_alive_s = -5; }, "bad_keep_alive");
+  add(
+      "zero timeout", [](SubmitJob& j) { j.params.timeout_s = 0; }, "bad_timeout");
+  add(
+      "long prompt", [](SubmitJob& j) { j.params.prompt.assign(16 * 1024 + 1, 'x'); },
+      "bad_prompt");
   add(
       "text file", [&](SubmitJob& j) { j.server_path = not_media; }, "not_media");
   add(

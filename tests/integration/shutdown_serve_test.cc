@@ -1,9 +1,11 @@
 // Graceful shutdown and restart of `steno serve` (issue 8), with real processes: SIGTERM during
 // processing exits 0 within the grace period + 5 s leaving no child process, and the next start
 // completes the job exactly once; two signals exit 130 at once; on simulated GPUs nothing stays
-// allocated; SIGHUP re-reads the config file and keeps the old one when the new one is bad.
+// allocated; SIGHUP re-reads the config file and keeps the old one when the new one is bad, and
+// the reloaded config is used whole (Retry-After follows the new max-running).
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -157,6 +159,43 @@ TEST(ShutdownServeTest, SighupReloadsTheConfigAndKeepsItWhenTheFileIsBad) {
   EXPECT_EQ(test::WaitForJob(c, second).value("state", ""), "completed");
   EXPECT_TRUE(test::WaitUntil([&] { return runners() == 0; }, 5s))
       << "the reloaded keep-alive 0 did not unload the runner";
+}
+
+// A reload swaps the config whole: after a SIGHUP lowering max-running, a queue_full answer's
+// Retry-After uses the new value (the jobs held, over max-running slots, at the default 30 s a
+// job while none has finished).
+TEST(ShutdownServeTest, SighupLoweringMaxRunningChangesRetryAfter) {
+  test::ScopedTempDir dir("steno-reload-queue");
+  const std::string data = dir.path + "/data";
+  const std::string config = dir.path + "/steno.toml";
+  { std::ofstream(config) << "[serve]\nmax-queue = 2\nmax-running = 2\n"; }
+  // Another tenant holds nearly all of the simulated card: jobs wait for memory, none finishes.
+  auto tenant = test::RunProcess({test::StenoBin(), "gpus", "simulate-external", "cuda:0", "7GiB",
+                                  "--simulate-gpus", "1x8GiB", "--data-dir", data});
+  ASSERT_EQ(tenant.exit_code, 0) << tenant.err;
+  ApiTestServer s(
+      {"--config", config, "--data-dir", data, "--device", "auto", "--simulate-gpus", "1x8GiB"});
+  auto c = s.Client();
+  ASSERT_FALSE(SubmitJob(s, "speech.wav").empty());
+  ASSERT_FALSE(SubmitJob(s, "speech.wav").empty());
+  auto retry_after = [&]() -> int {
+    auto r = c.Post("/v1/jobs", httplib::MultipartFormDataItems{FilePart("speech.wav"),
+                                                                Field("model", "tiny")});
+    if (!r) {
+      ADD_FAILURE() << "no response";
+      return -1;
+    }
+    EXPECT_EQ(r->status, 503) << r->body;
+    EXPECT_EQ(JsonOf(r)["error"].value("code", ""), "queue_full") << r->body;
+    return std::atoi(r->get_header_value("Retry-After").c_str());
+  };
+  EXPECT_EQ(retry_after(), 30);  // 2 jobs × 30 s over 2 slots
+
+  { std::ofstream(config) << "[serve]\nmax-queue = 2\nmax-running = 1\n"; }
+  s.Signal(SIGHUP);
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return test::ReadFileText(s.log).find("config reloaded") != std::string::npos; }, 30s));
+  EXPECT_EQ(retry_after(), 60);  // 2 jobs × 30 s over 1 slot
 }
 
 }  // namespace

@@ -53,7 +53,10 @@ TEST(ApiErrorsTest, ServiceErrorsMapToTheDocumentedStatuses) {
       {ErrorKind::kBadInput, "empty_audio", 415},
       {ErrorKind::kBadInput, "truncated", 415},
       {ErrorKind::kBadInput, "too_long", 413},
-      {ErrorKind::kBadInput, "job_finished", 409},
+      {ErrorKind::kConflict, "job_finished", 409},
+      {ErrorKind::kConflict, "node_live", 409},
+      {ErrorKind::kConflict, "a_code_the_api_never_heard_of", 409},
+      {ErrorKind::kCancelled, "cancelled", 409},
       {ErrorKind::kBadInput, "bad_language", 400},
       {ErrorKind::kBadInput, "bad_job_params", 400},
       {ErrorKind::kBadInput, "path_not_allowed", 403},
@@ -79,15 +82,18 @@ TEST(ApiErrorsTest, ServiceErrorsMapToTheDocumentedStatuses) {
   }
 }
 
+// Retry-After is the error's own field, never read out of its message.
 TEST(ApiErrorsTest, QueueFullCarriesItsRetryAfter) {
-  auto e = FromError(
-      Error(ErrorKind::kUnavailable, "queue_full", "the queue is full; retry after 12 s"));
+  auto e = FromError(Error(ErrorKind::kUnavailable, "queue_full", "the queue is full", 12));
+  EXPECT_EQ(e.status, 503);
   EXPECT_EQ(e.retry_after_s, 12);
-  auto no_hint = FromError(Error(ErrorKind::kUnavailable, "queue_full", "the queue is full"));
-  EXPECT_EQ(no_hint.retry_after_s, 1);
+  EXPECT_EQ(e.message, "the queue is full");
+  auto text_only = FromError(
+      Error(ErrorKind::kUnavailable, "queue_full", "the queue is full; retry after 40 s"));
+  EXPECT_EQ(text_only.retry_after_s, 5) << "a number in the message is not a contract";
   auto down = FromError(Error(ErrorKind::kUnavailable, "shutting_down", "bye"));
-  EXPECT_GT(down.retry_after_s, 0);
-  EXPECT_EQ(FromError(Error(ErrorKind::kBadInput, "x", "y")).retry_after_s, 0);
+  EXPECT_EQ(down.retry_after_s, 5);
+  EXPECT_EQ(FromError(Error(ErrorKind::kBadInput, "x", "y", 7)).retry_after_s, 0);
 }
 
 // A full disk is 507 insufficient_storage whatever layer noticed it (the blob store, SQLite's

@@ -137,6 +137,8 @@ TEST(SchedSchedulerRetry, CrashMidJobIsRetriedAndCompletes) {
   EXPECT_EQ(rec.runners[0].kind, RunnerUpdate::Kind::kLoaded);
   EXPECT_EQ(rec.runners[1].kind, RunnerUpdate::Kind::kUnloaded);
   EXPECT_EQ(rec.runners[1].reason, "crash");
+  EXPECT_TRUE(rec.runners[1].crashed);  // the typed field incidents key on
+  EXPECT_FALSE(rec.runners[0].crashed);
 }
 
 TEST(SchedSchedulerRetry, BadInputFailsOnceWithoutRetry) {
@@ -367,6 +369,7 @@ TEST(SchedSchedulerHooks, ReportEveryStateRunnerAndFootprint) {
   EXPECT_EQ(rec.runners[0].bytes, 900 * kMiB + 300 * kMiB + 400 * kMiB);
   EXPECT_EQ(rec.runners[1].kind, RunnerUpdate::Kind::kUnloaded);
   EXPECT_EQ(rec.runners[1].reason, "keep-alive expired");
+  EXPECT_FALSE(rec.runners[1].crashed);
   EXPECT_EQ(rec.runners[1].model, "small");
 
   // Runners still loaded at shutdown are reported unloaded, reason "shutdown".
@@ -377,6 +380,7 @@ TEST(SchedSchedulerHooks, ReportEveryStateRunnerAndFootprint) {
   EXPECT_EQ(rec.runners[3].kind, RunnerUpdate::Kind::kUnloaded);
   EXPECT_EQ(rec.runners[3].model, "big");
   EXPECT_EQ(rec.runners[3].reason, "shutdown");
+  EXPECT_FALSE(rec.runners[3].crashed);
 }
 
 TEST(SchedSchedulerHooks, KnownFootprintsReplaceTheEstimate) {

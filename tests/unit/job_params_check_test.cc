@@ -1,0 +1,99 @@
+// server::CheckJobParams, the one check of a job's parameters: each door (the HTTP API's request
+// parser, JobService::Submit, `steno transcribe`'s decode check) refuses a bad value with the
+// same code, and the lists come from the engine.
+#include "server/job_params_check.h"
+
+#include <gtest/gtest.h>
+
+#include "api/job_request.h"
+#include "engine/decode_params.h"
+#include "engine/languages.h"
+
+namespace steno::server {
+namespace {
+
+TEST(JobParamsCheckTest, ABadLanguageGetsTheSameCodeThroughEveryDoor) {
+  // The API's parser.
+  SubmitJob job;
+  auto api = api::ParseJobRequest({{"model", {"tiny"}}, {"language", {"klingon"}}},
+                                  {"transcribe", ""}, job);
+  ASSERT_TRUE(api.has_value());
+  EXPECT_EQ(api->status, 400);
+  EXPECT_EQ(api->param, "language");
+  // JobService::Submit's check.
+  JobParams params;
+  params.language = "klingon";
+  auto service = CheckJobParams(params);
+  ASSERT_TRUE(service.has_value());
+  // `steno transcribe`'s check of its flags.
+  engine::DecodeParams decode;
+  decode.language = "klingon";
+  auto cli = engine::ValidateDecodeParams(decode);
+  ASSERT_FALSE(cli.ok());
+
+  EXPECT_EQ(api->code, "bad_language");
+  EXPECT_EQ(service->error.code, "bad_language");
+  EXPECT_EQ(cli.error().code, "bad_language");
+  EXPECT_EQ(service->error.kind, ErrorKind::kBadInput);
+  EXPECT_EQ(service->field, "language");
+  EXPECT_EQ(api->message, service->error.message);
+  EXPECT_NE(service->error.message.find("klingon"), std::string::npos);
+}
+
+TEST(JobParamsCheckTest, LanguagesAreWhispersTable) {
+  for (const char* ok : {"en", "de", "yue", "english", "auto"}) {
+    EXPECT_TRUE(engine::CheckLanguage(ok).ok()) << ok;
+  }
+  for (const char* bad : {"", "xx", "EN", "klingon", "en "}) {
+    EXPECT_FALSE(engine::CheckLanguage(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(engine::IsKnownLanguage("auto"));
+  // A long value is not echoed whole.
+  auto long_one = engine::CheckLanguage(std::string(1000, 'x'));
+  ASSERT_FALSE(long_one.ok());
+  EXPECT_LT(long_one.error().message.size(), 200u);
+}
+
+TEST(JobParamsCheckTest, EachFieldHasItsCode) {
+  struct Case {
+    const char* field;
+    void (*edit)(JobParams&);
+  };
+  const Case cases[] = {
+      {"task", [](JobParams& p) { p.task = "summarise"; }},
+      {"language", [](JobParams& p) { p.language = "xx"; }},
+      {"temperature", [](JobParams& p) { p.temperature = 1.5f; }},
+      {"temperature", [](JobParams& p) { p.temperature = -0.1f; }},
+      {"response_format", [](JobParams& p) { p.response_format = "pdf"; }},
+      {"response_format", [](JobParams& p) { p.response_format = "txt"; }},  // not an API name
+      {"keep_alive", [](JobParams& p) { p.keep_alive_s = -2; }},
+      {"timeout", [](JobParams& p) { p.timeout_s = 0; }},
+      {"timeout", [](JobParams& p) { p.timeout_s = kMaxJobTimeoutS + 1; }},
+      {"device", [](JobParams& p) { p.device = "tpu:0"; }},
+      {"device", [](JobParams& p) { p.device = "cuda:1234"; }},
+      {"prompt", [](JobParams& p) { p.prompt.assign(kMaxPromptBytes + 1, 'x'); }},
+  };
+  for (const auto& c : cases) {
+    JobParams p;
+    c.edit(p);
+    auto problem = CheckJobParams(p);
+    ASSERT_TRUE(problem.has_value()) << c.field;
+    EXPECT_EQ(problem->field, c.field);
+    EXPECT_EQ(problem->error.code, std::string("bad_") + c.field);
+    EXPECT_EQ(problem->error.kind, ErrorKind::kBadInput);
+  }
+  // The control: the defaults and every boundary value pass.
+  JobParams ok;
+  EXPECT_FALSE(CheckJobParams(ok).has_value());
+  ok.task = "translate";
+  ok.temperature = 1.0f;
+  ok.response_format = "verbose_json";
+  ok.keep_alive_s = -1;
+  ok.timeout_s = kMaxJobTimeoutS;
+  ok.device = "cuda:123";
+  ok.prompt.assign(kMaxPromptBytes, 'x');
+  EXPECT_FALSE(CheckJobParams(ok).has_value());
+}
+
+}  // namespace
+}  // namespace steno::server
