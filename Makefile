@@ -33,8 +33,11 @@ ifeq ($(TSAN),1)
     $(error TSAN=1 and SANITIZE=1 cannot be combined: build them one after the other)
   endif
   CMAKE_FLAGS += -DSTENO_TSAN=ON -DSTENO_BUILD_BENCH=OFF
-  # Every process the tests start (steno, its runners) reads these too.
-  export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/tsan.supp second_deadlock_stack=1
+  # Every process the tests start (steno serve, its runners) reads these too, and writes what it
+  # finds to TSAN_REPORTS/report.PID: a race in a runner fails `make test` even when no test
+  # looks at the runner's exit status.
+  TSAN_REPORTS := $(CURDIR)/$(BUILD)/tsan-reports
+  export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/tsan.supp second_deadlock_stack=1 log_path=$(TSAN_REPORTS)/report
   CTEST_FLAGS := -LE no_tsan
 endif
 
@@ -54,7 +57,14 @@ build: whisper
 	@cmake --build $(BUILD) -j $(JOBS) $(if $(TARGETS),--target $(TARGETS))
 
 test: build
-	@cd $(BUILD) && GGML_NO_BACKTRACE=1 ctest --output-on-failure -j $(JOBS) --timeout 900 $(CTEST_FLAGS)
+ifeq ($(TSAN),1)
+	@rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
+	@cd $(BUILD) && GGML_NO_BACKTRACE=1 ctest --output-on-failure -j $(JOBS) --timeout 900 $(CTEST_FLAGS); \
+	  rc=$$?; if [ -n "$$(ls -A $(TSAN_REPORTS))" ]; then cat $(TSAN_REPORTS)/*; \
+	  echo "ThreadSanitizer reported the races above (files in $(TSAN_REPORTS))"; exit 1; fi; exit $$rc
+else
+	@cd $(BUILD) && GGML_NO_BACKTRACE=1 ctest --output-on-failure -j $(JOBS) --timeout 900
+endif
 
 run: build
 	@BUILD=$(BUILD) scripts/run-demo
