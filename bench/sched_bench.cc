@@ -23,8 +23,8 @@
 
 #include "sched/scheduler.h"
 #include "sched/scheduler_state.h"
-#include "sched/sim_cluster.h"
-#include "sched/simulated_backend.h"
+#include "sim/sim_cluster.h"
+#include "sim/simulated_backend.h"
 
 namespace {
 using namespace steno;
@@ -99,11 +99,11 @@ void BM_PassOnly(benchmark::State& state) {
   const SchedulerConfig config = FullConfig(queued);
   std::map<std::string, ModelSpec> specs;
   for (const auto& m : TenModels()) {
-    specs[m.name] = ModelSpec{"/m/" + m.name, MemoryEstimate{m.weights, m.stream, false}};
+    specs[m.name] = ModelSpec{"/m/" + m.name, MemoryEstimate{m.weights, m.stream, false}, "sim"};
   }
   VirtualClock clock;
   SimulatedBackend backend(clock, {{"cuda:0", 29 * kGiB}, {"cuda:1", 29 * kGiB}});
-  backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{1'000'000'000, "", false}; });
+  backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{1'000'000'000, {}, false}; });
   std::vector<Event> inbox;  // single-threaded: events are handled by the loop below
   SchedulerState st(
       config, clock, backend, backend.Devices(),

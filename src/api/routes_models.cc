@@ -1,12 +1,13 @@
-// Models and runners: GET /v1/models (OpenAI's list shape: the models installed in the models
-// dir), GET /v1/models/{name}, GET /v1/runners (like `ollama ps`), POST /v1/models/{name}/load
+// Models and runners: GET /v1/models (OpenAI's list shape: the model catalog, with each model's
+// runner kind, capabilities and footprint source), GET /v1/models/{name}, GET /v1/runners (like
+// `ollama ps`), POST /v1/models/{name}/load
 // ({"device": ..., "keep_alive": ...}) and POST /v1/models/{name}/unload.
 #include <ctime>
 #include <filesystem>
 
 #include "api/routes.h"
 #include "core/paths.h"
-#include "models/resolve.h"
+#include "models/model_catalog.h"
 
 namespace steno::api {
 namespace {
@@ -33,18 +34,25 @@ std::string Iso8601(int64_t wall_ms) {
   return buf;
 }
 
-ojson ModelJson(const models::InstalledModel& m, const sched::SchedulerSnapshot& snap) {
+ojson ModelJson(const models::ModelEntry& m, const sched::SchedulerSnapshot& snap) {
   int runners = 0;
   for (const auto& r : snap.runners) runners += r.view.model == m.name;
-  return {{"id", m.name},        {"object", "model"},          {"created", MtimeSeconds(m.path)},
-          {"owned_by", "steno"}, {"size_bytes", m.file_bytes}, {"loaded", runners > 0},
-          {"runners", runners}};
+  return {{"id", m.name},
+          {"object", "model"},
+          {"created", m.path.empty() ? 0 : MtimeSeconds(m.path)},
+          {"owned_by", "steno"},
+          {"size_bytes", m.file_bytes},
+          {"loaded", runners > 0},
+          {"runners", runners},
+          {"kind", m.kind},
+          {"capabilities", m.capabilities.Names()},
+          {"footprint", models::FootprintSourceName(m.footprint)}};
 }
 
 void ListModels(Context& ctx, Call& call) {
   const auto snap = ctx.service.Snapshot();
   ojson data = ojson::array();
-  for (const auto& m : models::ListInstalledModels(ModelsDirOf(ctx))) {
+  for (const auto& m : models::ModelCatalog(ModelsDirOf(ctx)).List()) {
     data.push_back(ModelJson(m, snap));
   }
   SendJson(call.res, 200, {{"object", "list"}, {"data", std::move(data)}});
@@ -53,7 +61,7 @@ void ListModels(Context& ctx, Call& call) {
 void GetModel(Context& ctx, Call& call) {
   const std::string& name = call.params[0];
   const auto snap = ctx.service.Snapshot();
-  for (const auto& m : models::ListInstalledModels(ModelsDirOf(ctx))) {
+  for (const auto& m : models::ModelCatalog(ModelsDirOf(ctx)).List()) {
     if (m.name == name) return SendJson(call.res, 200, ModelJson(m, snap));
   }
   SendError(call.res,

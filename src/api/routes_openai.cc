@@ -9,7 +9,7 @@
 #include "api/routes.h"
 #include "core/paths.h"
 #include "gpu/size.h"
-#include "models/resolve.h"
+#include "models/model_catalog.h"
 #include "store/disk_space.h"
 
 namespace steno::api {
@@ -136,12 +136,11 @@ std::optional<ApiError> CheckModel(Context& ctx, const std::string& model) {
     return std::nullopt;  // path-like: the service decides (servers refuse model paths)
   }
   const std::string dir = ctx.options.models_dir.empty() ? ModelsDir() : ctx.options.models_dir;
-  auto path = models::ResolveModel(model, dir);
-  if (path.ok() || path.error().code != "model_not_found") return std::nullopt;
+  const models::ModelCatalog catalog(dir);
+  auto entry = catalog.Find(model, /*allow_paths=*/true);
+  if (entry.ok() || entry.error().code != "model_not_found") return std::nullopt;
   std::string installed;
-  for (const auto& m : models::ListInstalledModels(dir)) {
-    installed += (installed.empty() ? "" : ", ") + m.name;
-  }
+  for (const auto& m : catalog.List()) installed += (installed.empty() ? "" : ", ") + m.name;
   return MakeApiError(404, "model_not_found",
                       "model '" + model + "' is not installed on this server (installed: " +
                           (installed.empty() ? "none" : installed) + "; GET /v1/models)",

@@ -187,7 +187,7 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
     r.job.params.prompt = o.decode.initial_prompt;
     r.job.params.temperature = o.decode.temperature;
     r.job.params.word_timestamps = o.decode.word_timestamps;
-    r.audio_path = o.files[i];
+    r.input.path = o.files[i];
     if (auto st = (*runtime)->scheduler().Submit(std::move(r)); !st) {
       return Fail(kExitFailed, st.error().message);
     }

@@ -1,22 +1,51 @@
 #include "runner/messages.h"
 
-namespace steno::runner {
+#include <array>
+#include <utility>
 
-const char* ErrorKindForProtocol(ErrorKind kind) {
+namespace steno::runner {
+namespace {
+
+constexpr std::array<std::pair<RunnerErrorKind, const char*>, 6> kNames{{
+    {RunnerErrorKind::kOom, "oom"},
+    {RunnerErrorKind::kBadInput, "bad_input"},
+    {RunnerErrorKind::kCancelled, "cancelled"},
+    {RunnerErrorKind::kTimeout, "timeout"},
+    {RunnerErrorKind::kInternal, "internal"},
+    {RunnerErrorKind::kCrash, "crash"},
+}};
+
+}  // namespace
+
+const char* ErrorKindName(RunnerErrorKind kind) {
+  for (const auto& [k, name] : kNames) {
+    if (k == kind) return name;
+  }
+  return "internal";
+}
+
+RunnerErrorKind ParseErrorKind(std::string_view name) {
+  for (const auto& [k, n] : kNames) {
+    if (name == n) return k;
+  }
+  return RunnerErrorKind::kInternal;
+}
+
+RunnerErrorKind ErrorKindForProtocol(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kBadInput:
     case ErrorKind::kNotFound:
-    case ErrorKind::kIntegrity: return kKindBadInput;
-    case ErrorKind::kOutOfMemory: return kKindOom;
-    case ErrorKind::kCancelled: return kKindCancelled;
-    case ErrorKind::kTimeout: return kKindTimeout;
-    default: return kKindInternal;
+    case ErrorKind::kIntegrity: return RunnerErrorKind::kBadInput;
+    case ErrorKind::kOutOfMemory: return RunnerErrorKind::kOom;
+    case ErrorKind::kCancelled: return RunnerErrorKind::kCancelled;
+    case ErrorKind::kTimeout: return RunnerErrorKind::kTimeout;
+    default: return RunnerErrorKind::kInternal;
   }
 }
 
-nlohmann::json ErrorMessage(const std::string& job_id, const char* kind,
+nlohmann::json ErrorMessage(const std::string& job_id, RunnerErrorKind kind,
                             const std::string& message) {
-  nlohmann::json m = {{"type", "error"}, {"kind", kind}, {"message", message}};
+  nlohmann::json m = {{"type", "error"}, {"kind", ErrorKindName(kind)}, {"message", message}};
   if (!job_id.empty()) m["job_id"] = job_id;
   return m;
 }

@@ -1,7 +1,10 @@
-// Field names and small builders for the runner protocol's messages (protocol.h carries them).
+// Field names and small builders for the runner protocol's messages (protocol.h carries them),
+// and the kinds of failure a runner reports. The kinds are an enum everywhere above the wire:
+// their names exist only here, where frames are built and read.
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -9,19 +12,29 @@
 
 namespace steno::runner {
 
-// The kinds an `error` frame carries (DESIGN.md): what the supervisor decides retries on.
-inline constexpr const char* kKindOom = "oom";
-inline constexpr const char* kKindBadInput = "bad_input";
-inline constexpr const char* kKindCancelled = "cancelled";
-inline constexpr const char* kKindTimeout = "timeout";
-inline constexpr const char* kKindInternal = "internal";
-inline constexpr const char* kKindCrash = "crash";  // set by the supervisor when a runner dies
+// Why a runner failed a job or its load (DESIGN.md, "Runner protocol"): what the scheduler
+// decides retries on. Every runner kind reports these; the whisper runner's `error` frames carry
+// them by name.
+enum class RunnerErrorKind {
+  kOom,        // the device refused memory: retried with a raised estimate
+  kBadInput,   // the input or request cannot work anywhere: failed at once
+  kCancelled,  // aborted on request
+  kTimeout,    // ran past its timeout: failed at once
+  kInternal,   // anything else the runner reports
+  kCrash,      // the runner died (set by the supervisor side): retried elsewhere
+};
 
-// Maps an engine/audio error to the protocol's kind.
-const char* ErrorKindForProtocol(ErrorKind kind);
+// The wire name: "oom", "bad_input", "cancelled", "timeout", "internal", "crash". Also the job
+// error code the scheduler records for it.
+const char* ErrorKindName(RunnerErrorKind kind);
+// The kind a frame names; an unknown or missing name is kInternal.
+RunnerErrorKind ParseErrorKind(std::string_view name);
+
+// Maps an engine/audio error to the kind a runner reports.
+RunnerErrorKind ErrorKindForProtocol(ErrorKind kind);
 
 // {"type":"error","kind":...,"message":...} plus "job_id" when it concerns one job.
-nlohmann::json ErrorMessage(const std::string& job_id, const char* kind,
+nlohmann::json ErrorMessage(const std::string& job_id, RunnerErrorKind kind,
                             const std::string& message);
 
 }  // namespace steno::runner

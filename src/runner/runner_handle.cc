@@ -206,7 +206,7 @@ void RunnerHandle::Reap() {
   for (const auto& job_id : lost) {
     on_event_(RunnerEvent{
         RunnerEvent::Kind::kMessage,
-        ErrorMessage(job_id, kKindCrash,
+        ErrorMessage(job_id, RunnerErrorKind::kCrash,
                      "the runner " + how + (ev.reason.empty() ? "" : " (" + ev.reason + ")")),
         -1, 0, ""});
   }

@@ -184,7 +184,7 @@ Status Runner::AddStreams(int n) {
 void Runner::SetStreams(const json& m) {
   const int want = m.value("streams", 0);
   if (want < 1 || want > 64) {
-    Send(ErrorMessage("", kKindBadInput, "streams must be between 1 and 64"));
+    Send(ErrorMessage("", RunnerErrorKind::kBadInput, "streams must be between 1 and 64"));
     return;
   }
   int have;
@@ -213,12 +213,12 @@ void Runner::SetStreams(const json& m) {
 void Runner::StartJob(const json& m) {
   const std::string id = m.value("job_id", "");
   if (id.empty()) {
-    Send(ErrorMessage("", kKindBadInput, "transcribe needs a job_id"));
+    Send(ErrorMessage("", RunnerErrorKind::kBadInput, "transcribe needs a job_id"));
     return;
   }
   auto params = engine::DecodeParamsFromJson(m.value("params", json::object()));
   if (!params) {
-    Send(ErrorMessage(id, kKindBadInput, params.error().message));
+    Send(ErrorMessage(id, RunnerErrorKind::kBadInput, params.error().message));
     return;
   }
   auto job = std::make_shared<Job>();
@@ -228,7 +228,7 @@ void Runner::StartJob(const json& m) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (jobs_.count(id)) {
-    Send(ErrorMessage(id, kKindBadInput, "job " + id + " is already running here"));
+    Send(ErrorMessage(id, RunnerErrorKind::kBadInput, "job " + id + " is already running here"));
     return;
   }
   Slot* free_slot = nullptr;
@@ -239,7 +239,7 @@ void Runner::StartJob(const json& m) {
     }
   }
   if (!free_slot) {
-    Send(ErrorMessage(id, kKindInternal, "no free stream on this runner"));
+    Send(ErrorMessage(id, RunnerErrorKind::kInternal, "no free stream on this runner"));
     return;
   }
   free_slot->busy = true;
@@ -280,7 +280,7 @@ void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input
                  {"result", engine::ToVerboseJson(*t)}};
     } else if (t.error().kind == ErrorKind::kCancelled && !job->cancel &&
                Clock::now() >= job->deadline) {
-      outcome = ErrorMessage(job->id, kKindTimeout, "the job ran past its timeout");
+      outcome = ErrorMessage(job->id, RunnerErrorKind::kTimeout, "the job ran past its timeout");
     } else {
       outcome = ErrorMessage(job->id, ErrorKindForProtocol(t.error().kind), t.error().message);
     }
@@ -341,14 +341,15 @@ int Runner::Main() {
     if (type == "exit") return Shutdown(0);
     if (type == "load") {
       if (loaded) {
-        Send(ErrorMessage("", kKindBadInput, "this runner already has a model"));
+        Send(ErrorMessage("", RunnerErrorKind::kBadInput, "this runner already has a model"));
         continue;
       }
       if (!Load(*m)) return Shutdown(3);
       loaded = true;
       heartbeat_ = std::thread(&Runner::HeartbeatLoop, this);
     } else if (!loaded) {
-      Send(ErrorMessage((*m).value("job_id", ""), kKindBadInput, "no model loaded yet"));
+      Send(ErrorMessage((*m).value("job_id", ""), RunnerErrorKind::kBadInput,
+                        "no model loaded yet"));
     } else if (type == "transcribe") {
       StartJob(*m);
     } else if (type == "cancel") {
@@ -358,7 +359,7 @@ int Runner::Main() {
     } else if (type == "set_streams") {
       SetStreams(*m);
     } else {
-      Send(ErrorMessage("", kKindBadInput, "unknown message type '" + type + "'"));
+      Send(ErrorMessage("", RunnerErrorKind::kBadInput, "unknown message type '" + type + "'"));
     }
   }
 }

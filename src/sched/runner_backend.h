@@ -1,38 +1,50 @@
-// The runner factory seam (Ollama's newServerFn): how the scheduler starts, feeds and stops
-// runners. The real backend (process_backend.h) drives `steno runner` processes; the simulated
-// one (simulated_backend.h) completes jobs after a virtual duration on a fake memory ledger.
+// The runner seam (Ollama's newServerFn): the one interface through which the scheduler starts,
+// feeds and stops runners of every kind. A runner is "a process (or process tree) that holds one
+// model on one device and answers work items". Each kind implements this interface in its own
+// folder (src/runners/whisper: `steno runner` processes); runners::Dispatcher hands each runner
+// to its kind's backend, so the scheduler never knows which kind it drives. The scheduler's
+// simulations implement it on a virtual clock (tests/sim).
 //
 // Every call is made from the scheduler's thread and must not block for long. Everything a
 // runner reports comes back as a BackendEvent through the sink given at construction, from any
 // thread; the scheduler posts it to its queue. Contract, per runner:
-//   Start → kReady (or kError without job_id, then kExited) ... → Stop → kExited, exactly once.
-//   Each SendJob ends in exactly one kDone or kError carrying its job_id (a dying runner fails
-//   its jobs with kind "crash" before its kExited).
+//   Start (on a device, within the memory budget of RunnerStartSpec) → kReady with the measured
+//   footprint and the processes that hold it (or kError without job_id, then kExited) → SendJob /
+//   Cancel work items → Stop → the release verified on the device → kExited, exactly once.
+//   A Start that returns an error reports nothing. Each SendJob that returns OK ends in exactly
+//   one kDone or kError carrying its job_id (a dying runner fails its jobs with kind kCrash
+//   before its kExited); nothing follows kExited.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+#include "runner/messages.h"
 
 namespace steno::sched {
+
+using runner::RunnerErrorKind;
 
 struct BackendEvent {
   enum class Kind { kReady, kProgress, kSegment, kDone, kError, kExited };
   Kind kind = Kind::kReady;
   int64_t runner_id = 0;
-  std::string job_id;         // kProgress, kSegment, kDone, kError (empty: the runner itself)
-  std::string error_kind;     // kError: runner/messages.h kinds ("oom", "bad_input", "crash", ...)
-  std::string message;        // kError, kExited: why
-  int64_t weights_bytes = 0;  // kReady: measured (0 = not measured)
-  int64_t stream_bytes = 0;   // kReady: measured per stream
-  int pid = 0;                // kReady: the runner's process (0: none), so the device's
-                              // per-process list attributes its memory to us, not to a tenant
-  int percent = 0;            // kProgress
-  nlohmann::json payload;     // kSegment: the segment; kDone: the result
+  std::string job_id;  // kProgress, kSegment, kDone, kError (empty: the runner itself)
+  RunnerErrorKind error_kind = RunnerErrorKind::kInternal;  // kError
+  std::string message;                                      // kError, kExited: why
+  int64_t weights_bytes = 0;                                // kReady: measured (0 = not measured)
+  int64_t stream_bytes = 0;                                 // kReady: measured per stream
+  // kReady: the processes that hold the runner's memory, as the kind counts them (its child; a
+  // server's whole process tree). The device's per-process list credits their memory to this
+  // runner, not to another tenant. Empty: none known (the ledger then counts it cautiously).
+  std::vector<int> pids;
+  int percent = 0;         // kProgress
+  nlohmann::json payload;  // kSegment: the segment; kDone: the result
 };
 
 using BackendSink = std::function<void(BackendEvent)>;
@@ -40,19 +52,30 @@ using BackendSink = std::function<void(BackendEvent)>;
 struct RunnerStartSpec {
   int64_t runner_id = 0;
   std::string model;       // as the job named it
-  std::string model_path;  // resolved file
+  std::string model_path;  // the local file the kind loads ("" for kinds that need none)
   std::string device;      // "cpu" or "cuda:N"
   int streams = 1;
-  int64_t weights_bytes = 0;  // the scheduler's estimate (the simulation charges it)
+  // The memory budget: what the scheduler's ledger charges for this runner (a simulated card
+  // charges it; a kind that can bound its process passes it on).
+  int64_t weights_bytes = 0;
   int64_t stream_bytes = 0;
+  std::string kind;  // the model's runner kind ("whisper", ...): the dispatcher routes on it
+};
+
+// A work item's input as a reference the kind reads: a local file, and/or the blob store's
+// content address, with the name the user gave it. Not necessarily a local path: a kind that
+// forwards requests elsewhere may need only the digest.
+struct BlobRef {
+  std::string path;    // a local file holding the input ("": none here)
+  std::string digest;  // the blob store's content address ("": not a stored blob, e.g. a CLI file)
+  // The name the user gave it (an upload's file name; empty: the path's own): shown in messages
+  // about it, and its extension tells FFmpeg a headerless format (audio/probe.h).
+  std::string name;
 };
 
 struct JobRunSpec {
   std::string job_id;
-  std::string audio_path;
-  // The name the user gave the audio (an upload's file name; empty: audio_path's own): shown in
-  // messages about it, and its extension tells FFmpeg a headerless format (audio/probe.h).
-  std::string audio_name;
+  BlobRef input;
   nlohmann::json params;  // decode parameters, as the runner protocol carries them
   int timeout_s = 0;      // 0: none
 };
@@ -62,10 +85,10 @@ class RunnerBackend {
   virtual ~RunnerBackend() = default;
   virtual Status Start(const RunnerStartSpec& spec) = 0;
   virtual Status SendJob(int64_t runner_id, const JobRunSpec& job) = 0;
-  // Asks the runner to abort a job; its kError (kind "cancelled") or kDone follows.
+  // Asks the runner to abort a job; its kError (kind kCancelled) or kDone follows.
   virtual void Cancel(int64_t runner_id, const std::string& job_id) = 0;
   virtual Status SetStreams(int64_t runner_id, int streams) = 0;
-  // Unloads the runner; its kExited follows.
+  // Unloads the runner; its kExited follows once its release was checked.
   virtual void Stop(int64_t runner_id) = 0;
 };
 

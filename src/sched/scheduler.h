@@ -4,7 +4,8 @@
 //
 // Seams (Ollama's getGpuFn / loadFn / newServerFn): the clock (RealClock or a VirtualClock that
 // simulations advance), the devices (gpu::DevicesFn), the model resolver (ModelInfoFn) and the
-// runner factory (RunnerBackend: real processes or simulated ones).
+// runner factory (RunnerBackend, runner_backend.h: every runner kind through the dispatcher,
+// or the simulations' backend in tests).
 //
 // Policies are the pure functions in this directory: placement.h (where a job runs, eviction,
 // hysteresis), keep_alive.h (when an idle runner unloads, with an exact timer), job_queue.h

@@ -321,13 +321,13 @@ void SchedulerState::SendJob(JobEntry& job, RunnerEntry& runner) {
   j.updated_ms = now;
   JobRunSpec spec;
   spec.job_id = j.id;
-  spec.audio_path = job.audio_path;
-  spec.audio_name = j.params.filename;
+  spec.input = job.input;
+  if (spec.input.name.empty()) spec.input.name = j.params.filename;
   spec.params = nlohmann::json::parse(JobParamsToJson(j.params), nullptr, false);
   spec.timeout_s = j.params.timeout_s.value_or(config_.default_timeout_s);
   SetState(job, JobState::kProcessing);
   if (auto st = backend_.SendJob(runner.info.view.id, spec); !st) {
-    RunFailed(job, "crash", st.error().message);
+    RunFailed(job, RunnerErrorKind::kCrash, st.error().message);
     return;
   }
   if (spec.timeout_s > 0 && config_.timeout_grace_ms >= 0) {

@@ -144,7 +144,8 @@ SchedulerState::RunnerEntry* SchedulerState::StartRunner(const std::string& mode
   entry.keep_alive = KeepAlive(now, keep_alive_s.value_or(config_.default_keep_alive_s));
   // The backend is given what the ledger charges (context included): a simulated card charges
   // it, so an estimate that forgot the context would show up as a refusal.
-  RunnerStartSpec spec{id, model, model_specs_[model].path, device, 1, v.weights_bytes, stream};
+  const ModelSpec& m = model_specs_[model];
+  RunnerStartSpec spec{id, model, m.path, device, 1, v.weights_bytes, stream, m.kind};
   if (auto st = backend_.Start(spec); !st) {
     spdlog::warn("could not start a runner for {} on {}: {}", model, device, st.error().message);
     return nullptr;
@@ -244,9 +245,9 @@ std::vector<DeviceView> SchedulerState::BuildDevices() const {
     for (const auto& [id, r] : runners_) {
       if (r.info.view.device != d.name) continue;
       charged += r.info.view.weights_bytes + r.info.view.streams * r.info.view.stream_bytes;
-      // With its pid, the device's process list attributes the runner's memory to us; without
-      // it (still loading) that memory is counted twice, as ours and as a tenant's: cautious.
-      charges.push_back(RunnerCharge{r.info.pid, r.info.view.weights_bytes,
+      // With its pids, the device's process list attributes the runner's memory to us; without
+      // them (still loading) that memory is counted twice, as ours and as a tenant's: cautious.
+      charges.push_back(RunnerCharge{r.info.pids, r.info.view.weights_bytes,
                                      r.info.view.stream_bytes, r.info.view.streams});
     }
     if (!s.processes_known && i < sample_charged_.size() && charged != sample_charged_[i]) {

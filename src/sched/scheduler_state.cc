@@ -15,16 +15,19 @@ struct Overloaded : Fs... {
 template <class... Fs>
 Overloaded(Fs...) -> Overloaded<Fs...>;
 
-bool Transient(const std::string& kind) {
-  return kind == "oom" || kind == "crash";
+bool Transient(RunnerErrorKind kind) {
+  return kind == RunnerErrorKind::kOom || kind == RunnerErrorKind::kCrash;
 }
 
-ErrorKind KindFor(const std::string& kind) {
-  if (kind == "bad_input") return ErrorKind::kBadInput;
-  if (kind == "timeout") return ErrorKind::kTimeout;
-  if (kind == "oom") return ErrorKind::kOutOfMemory;
-  if (kind == "cancelled") return ErrorKind::kCancelled;
-  if (kind == "crash") return ErrorKind::kUnavailable;
+ErrorKind KindFor(RunnerErrorKind kind) {
+  switch (kind) {
+    case RunnerErrorKind::kBadInput: return ErrorKind::kBadInput;
+    case RunnerErrorKind::kTimeout: return ErrorKind::kTimeout;
+    case RunnerErrorKind::kOom: return ErrorKind::kOutOfMemory;
+    case RunnerErrorKind::kCancelled: return ErrorKind::kCancelled;
+    case RunnerErrorKind::kCrash: return ErrorKind::kUnavailable;
+    case RunnerErrorKind::kInternal: return ErrorKind::kInternal;
+  }
   return ErrorKind::kInternal;
 }
 
@@ -115,7 +118,7 @@ void SchedulerState::OnSubmit(event::Submit& e) {
   job.updated_ms = now;
   JobEntry entry;
   entry.info.job = std::move(job);
-  entry.audio_path = std::move(e.request.audio_path);
+  entry.input = std::move(e.request.input);
   entry.enqueued_ms = now;
   changed_.insert(entry.info.job.id);
   jobs_.emplace(entry.info.job.id, std::move(entry));
@@ -166,8 +169,8 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
     case BackendEvent::Kind::kReady: {
       if (runner.info.state != RunnerState::kLoading) break;
       runner.info.state = RunnerState::kReady;
-      runner.info.pid = e.pid;
-      samples_stale_ = true;  // its memory is allocated now, and attributable by its pid
+      runner.info.pids = e.pids;
+      samples_stale_ = true;  // its memory is allocated now, and attributable by its pids
       RunnerView& v = runner.info.view;
       if (e.weights_bytes > 0 && e.stream_bytes > 0) {
         const bool gpu = v.device != "cpu";
@@ -210,7 +213,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       break;
     case BackendEvent::Kind::kError:
       if (job) {
-        if (e.error_kind == "cancelled" && job->cancel_requested) {
+        if (e.error_kind == RunnerErrorKind::kCancelled && job->cancel_requested) {
           Release(*job);
           Finish(*job, JobState::kCancelled,
                  Error(ErrorKind::kCancelled, "cancelled", "cancelled on request"));
@@ -219,8 +222,9 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
         }
       } else if (e.job_id.empty()) {
         // The runner itself failed (its load): jobs waiting on it run elsewhere or fail.
-        spdlog::warn("runner {} failed: {} ({})", e.runner_id, e.message, e.error_kind);
-        if (e.error_kind == "oom") {
+        spdlog::warn("runner {} failed: {} ({})", e.runner_id, e.message,
+                     runner::ErrorKindName(e.error_kind));
+        if (e.error_kind == RunnerErrorKind::kOom) {
           const bool gpu = runner.info.view.device != "cpu";
           auto& est = model_specs_[runner.info.view.model].estimate;
           est.weights_bytes = static_cast<int64_t>(
@@ -246,7 +250,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       lost.insert(lost.end(), runner.sent.begin(), runner.sent.end());
       for (const auto& id : lost) {
         if (auto j = jobs_.find(id); j != jobs_.end()) {
-          RunFailed(j->second, "crash", "runner exited: " + e.message);
+          RunFailed(j->second, RunnerErrorKind::kCrash, "runner exited: " + e.message);
         }
       }
       if (runner.expiry_timer) clock_.CancelTimer(runner.expiry_timer);
@@ -284,16 +288,16 @@ void SchedulerState::OnTimeout(const event::JobTimeout& e) {
   spdlog::warn("job {} still running {} s past its timeout on runner {}: killing the runner",
                e.job_id, config_.timeout_grace_ms / 1000, e.runner_id);
   auto r = runners_.find(e.runner_id);
-  RunFailed(job, "timeout",
+  RunFailed(job, RunnerErrorKind::kTimeout,
             "no result within the timeout of " + std::to_string(timeout_s) +
                 " s (the runner did not stop it; killed)");
   if (r != runners_.end()) StopRunner(r->second, "timeout");
 }
 
-void SchedulerState::RunFailed(JobEntry& job, const std::string& kind, const std::string& msg) {
+void SchedulerState::RunFailed(JobEntry& job, RunnerErrorKind kind, const std::string& msg) {
   Release(job);
   Job& j = job.info.job;
-  const Error error(KindFor(kind), kind, msg);
+  const Error error(KindFor(kind), runner::ErrorKindName(kind), msg);
   if (job.cancel_requested) {
     Finish(job, JobState::kCancelled,
            Error(ErrorKind::kCancelled, "cancelled", "cancelled on request"));
@@ -303,7 +307,7 @@ void SchedulerState::RunFailed(JobEntry& job, const std::string& kind, const std
     Finish(job, JobState::kFailed, error);
     return;
   }
-  if (kind == "oom") {
+  if (kind == RunnerErrorKind::kOom) {
     // The estimate was too low for this model: raise it so the retry asks for more.
     auto& est = model_specs_[j.model].estimate;
     est.stream_bytes = static_cast<int64_t>(est.stream_bytes * config_.oom_raise);
@@ -318,7 +322,8 @@ void SchedulerState::RunFailed(JobEntry& job, const std::string& kind, const std
   j.attempt += 1;
   j.updated_ms = now;
   j.not_before_ms = now + delay;
-  spdlog::info("job {} lost its run ({}): retry {} in {} ms", j.id, kind, j.attempt - 1, delay);
+  spdlog::info("job {} lost its run ({}): retry {} in {} ms", j.id, runner::ErrorKindName(kind),
+               j.attempt - 1, delay);
   (void)queue_.Push(QueuedJob{j.id, j.model, j.priority, job.enqueued_ms, j.not_before_ms,
                               j.params.device == "auto" ? "" : j.params.device});
   SetState(job, JobState::kPending);
@@ -403,6 +408,7 @@ void SchedulerState::ReportRunner(const RunnerEntry& runner, RunnerUpdate::Kind 
   u.bytes = v.weights_bytes + v.streams * v.stream_bytes;
   u.duration_ms = duration_ms;
   u.reason = reason;
+  u.crashed = kind == RunnerUpdate::Kind::kUnloaded && runner.stop_reason.empty();
   hooks_.on_runner(u);
 }
 

@@ -40,7 +40,7 @@ class SchedulerState {
  private:
   struct JobEntry {
     JobInfo info;
-    std::string audio_path;
+    BlobRef input;
     bool cancel_requested = false;
     int64_t enqueued_ms = 0;   // on the scheduler's clock: its place in the queue, kept on retry
     int64_t last_runner = -1;  // the runner of its current or last run
@@ -100,7 +100,7 @@ class SchedulerState {
   void Release(JobEntry& job);
   void Finish(JobEntry& job, JobState state, std::optional<Error> error);
   // A failed run: retried with backoff when `kind` is transient and retries are left.
-  void RunFailed(JobEntry& job, const std::string& kind, const std::string& message);
+  void RunFailed(JobEntry& job, RunnerErrorKind kind, const std::string& message);
   // Moves a job to `state`, keeping the running counts, and reports it (kState).
   void SetState(JobEntry& job, JobState state);
   void Report(const JobEntry& job, JobUpdate::Kind kind, int percent = 0,

@@ -25,10 +25,12 @@
 
 namespace steno::sched {
 
-// A model as the scheduler needs it: the file a runner loads and the memory it will take.
+// A model as the scheduler needs it: the runner kind that serves it, the file a runner of that
+// kind loads ("" for kinds that need none) and the memory it will take before it is measured.
 struct ModelSpec {
   std::string path;
   MemoryEstimate estimate;
+  std::string kind;  // models::ModelEntry::kind ("whisper", ...): passed on to RunnerStartSpec
 };
 // The loader seam (Ollama's loadFn): resolves a model name. An error fails the job (bad input).
 using ModelInfoFn = std::function<Result<ModelSpec>(const std::string& model)>;
@@ -69,10 +71,11 @@ struct SchedulerConfig {
   int64_t timeout_grace_ms = 30'000;
 };
 
-// The submitted work: the job (id, model, priority, params) and where its audio is.
+// The submitted work: the job (id, model, priority, params) and its input. An input without a
+// name is shown by the job's params.filename.
 struct SubmitRequest {
   Job job;
-  std::string audio_path;
+  BlobRef input;
 };
 
 enum class RunnerState { kLoading, kReady, kStopping };
@@ -84,7 +87,7 @@ struct RunnerInfo {
   std::optional<int64_t> expires_at_ms;  // unset: busy, or kept forever
   int keep_alive_s = 0;
   int64_t jobs_done = 0;
-  int pid = 0;            // once ready, where the backend has processes
+  std::vector<int> pids;  // once ready: the processes its kind says hold its memory
   bool draining = false;  // no new jobs; unloaded once its jobs end (Unload, starvation)
 };
 
@@ -150,6 +153,7 @@ struct RunnerUpdate {
   std::string reason;       // kUnloaded: "keep-alive expired", "unload requested", "evicted" (for
                             // another model, starvation drains included), "shutdown", "timeout"
                             // (killed by the backstop), "crash", "load failed"
+  bool crashed = false;     // kUnloaded: it exited without being asked to (reason "crash")
 };
 
 // Each may be empty; called on the worker thread; must not block or call back into the

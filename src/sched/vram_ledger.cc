@@ -16,7 +16,9 @@ VramLedger BuildLedger(const gpu::DeviceSample& sample, const std::vector<Runner
   std::unordered_set<int> ours;
   for (const auto& c : charges) {
     l.allocated += c.Bytes();
-    if (c.pid > 0) ours.insert(c.pid);
+    for (int pid : c.pids) {
+      if (pid > 0) ours.insert(pid);
+    }
   }
 
   // With a per-process list, external is what the driver does not attribute to our pids. If the

@@ -3,7 +3,8 @@
 //
 //   allocatable   = (total − reserved) × safety_factor          (gpu::AllocatableBytes)
 //   allocated     = Σ our runners (weights + streams × stream)   (estimates until measured)
-//   external      = used − ours as the driver lists per process  (unknown list → used − allocated)
+//   external      = used − our runners' pids as the driver lists per process
+//                   (unknown list → used − allocated)
 //   available     = max(0, allocatable − allocated − external)
 //   usage_percent = allocated / allocatable × 100
 //
@@ -22,7 +23,9 @@ namespace steno::sched {
 
 // What one of our runners holds (or is about to hold) on a device.
 struct RunnerCharge {
-  int pid = 0;  // 0 while the process is not started yet
+  // The processes its kind says hold its memory (empty while it loads): the device's memory
+  // listed under these pids is ours, not external.
+  std::vector<int> pids;
   int64_t weights_bytes = 0;
   int64_t stream_bytes = 0;  // per stream
   int streams = 0;

@@ -83,13 +83,14 @@ bool JobService::Impl::HasDevice(const std::string& device) {
 Status JobService::Impl::Schedule(const Job& job) {
   sched::SubmitRequest r;
   r.job = job;
+  r.input.digest = job.blob_digest;
   if (shared_blobs) {
     // Uploaded on another node, perhaps: runners read a local file.
     auto path = shared_blobs->Materialise(*blobs, job.blob_digest);
     if (!path.ok()) return path.error();
-    r.audio_path = *path;
+    r.input.path = *path;
   } else {
-    r.audio_path = blobs->PathOf(job.blob_digest);
+    r.input.path = blobs->PathOf(job.blob_digest);
   }
   ++in_scheduler;
   auto st = WithRuntime([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },

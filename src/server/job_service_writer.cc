@@ -234,7 +234,7 @@ sched::SchedulerHooks JobService::Impl::Hooks() {
   hooks.on_footprint = [this](const sched::FootprintUpdate& f) { Enqueue(f); };
   hooks.on_runner = [this](const sched::RunnerUpdate& r) {
     metrics.OnRunner(r);
-    if (r.kind == sched::RunnerUpdate::Kind::kUnloaded && r.reason == "crash") {
+    if (r.kind == sched::RunnerUpdate::Kind::kUnloaded && r.crashed) {
       Incident({RunnerIncident::Kind::kCrash, r.model, r.device, 0, "runner crashed"});
     }
   };

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "core/log.h"
 #include "core/paths.h"
@@ -15,7 +16,8 @@
 #include "gpu/owner_process.h"
 #include "gpu/size.h"
 #include "gpu/visible_devices.h"
-#include "models/resolve.h"
+#include "runners/dispatcher.h"
+#include "runners/whisper/whisper_kind.h"
 #include "sched/estimator.h"
 
 namespace steno::server {
@@ -24,6 +26,28 @@ namespace {
 // Whether `pid` is a live child of this process (a runner that has not exited).
 bool IsOurChild(int pid) {
   return gpu::ParentPid(pid) == getpid();
+}
+
+// The kinds every Runtime has, then the options' extra ones. A new built-in kind is one line here.
+Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options) {
+  runners::KindRegistry kinds;
+  if (auto st = kinds.Add(
+          runners::kWhisperKind,
+          runners::WhisperKind({options.runner_exe, options.decode_defaults, options.warmup}));
+      !st) {
+    return st.error();
+  }
+  for (const auto& [name, factory] : options.extra_kinds) {
+    if (auto st = kinds.Add(name, factory); !st) return st.error();
+  }
+  for (const auto& m : options.declared_models) {
+    if (!kinds.Find(m.kind)) {
+      return Error(
+          ErrorKind::kBadInput, "unknown_runner_kind",
+          "model " + m.name + " names runner kind '" + m.kind + "', which is not registered");
+    }
+  }
+  return kinds;
 }
 
 }  // namespace
@@ -39,7 +63,8 @@ struct Runtime::Impl {
   // backend (waits for them), then the clock.
   std::unique_ptr<sched::RealClock> clock;
   std::shared_ptr<sched::BackendSink> sink = std::make_shared<sched::BackendSink>();
-  std::unique_ptr<sched::ProcessBackend> backend;
+  std::unique_ptr<runners::Dispatcher> backend;
+  std::unique_ptr<models::ModelCatalog> catalog;
   std::unique_ptr<sched::Scheduler> scheduler;
 
   Result<std::vector<gpu::DeviceSample>> Sample() {
@@ -54,16 +79,21 @@ struct Runtime::Impl {
   }
 
   Result<sched::ModelSpec> Resolve(const std::string& name) const {
-    // A hidden name (".x", "..") is refused too: it is no model name either.
-    if (!options.allow_model_paths && (models::IsPathLike(name) || name.starts_with("."))) {
-      return Error(ErrorKind::kBadInput, "bad_model_name",
-                   "model \"" + name + "\" must be a model name, not a path");
+    auto entry = catalog->Find(name, options.allow_model_paths);
+    if (!entry.ok()) return entry.error();
+    sched::ModelSpec spec{entry->path, {}, entry->kind};
+    switch (entry->footprint) {
+      case models::FootprintSource::kDeclared:
+        spec.estimate = sched::MemoryEstimate{entry->weights_bytes, entry->stream_bytes, false};
+        break;
+      case models::FootprintSource::kEstimated: {  // a whisper.cpp ggml file
+        auto info = engine::ReadModelFile(entry->path);
+        if (!info.ok()) return info.error();
+        spec.estimate = sched::EstimateModel(*info, options.decode_defaults.beam_size);
+        break;
+      }
     }
-    auto path = models::ResolveModel(name, options.models_dir);
-    if (!path.ok()) return path.error();
-    auto info = engine::ReadModelFile(*path);
-    if (!info.ok()) return info.error();
-    return sched::ModelSpec{*path, sched::EstimateModel(*info, options.decode_defaults.beam_size)};
+    return spec;
   }
 };
 
@@ -79,7 +109,9 @@ StopReport Runtime::Stop() {
   const auto start = std::chrono::steady_clock::now();
   const sched::SchedulerSnapshot snap = impl_->scheduler->Snapshot();
   std::map<std::string, DeviceRelease> by_device;
+  std::set<int> owned;  // the processes the runners' kinds said hold their memory
   for (const auto& r : snap.runners) {
+    owned.insert(r.pids.begin(), r.pids.end());
     DeviceRelease& d = by_device[r.view.device];
     d.device = r.view.device;
     ++d.runners;
@@ -101,7 +133,8 @@ StopReport Runtime::Stop() {
         if (gpu::DeviceName(a) != name) continue;
         d.released_bytes = std::max<int64_t>(0, b.used_bytes - a.used_bytes);
         for (const auto& p : a.processes) {
-          if (IsOurChild(p.pid) && p.bytes > 0) d.leftover_bytes += p.bytes;
+          const bool ours = owned.count(p.pid) > 0 || IsOurChild(p.pid);
+          if (ours && p.bytes > 0) d.leftover_bytes += p.bytes;
         }
       }
     }
@@ -154,18 +187,20 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   config.threads_per_stream = options.decode_defaults.n_threads;
 
   Impl* raw = impl.get();
-  sched::ProcessBackendOptions backend;
-  backend.exe = options.runner_exe;
-  backend.decode_defaults = options.decode_defaults;
-  backend.warmup = options.warmup;
-  backend.grace = options.runner_grace;
-  backend.on_unreleased = options.on_unreleased;
+  impl->catalog =
+      std::make_unique<models::ModelCatalog>(options.models_dir, options.declared_models);
+  auto kinds = BuildKinds(options);
+  if (!kinds.ok()) return kinds.error();
+  runners::KindContext context;
+  context.sink = [sink = impl->sink](sched::BackendEvent e) { (*sink)(std::move(e)); };
+  context.grace = options.runner_grace;
+  context.on_unreleased = options.on_unreleased;
   if (impl->devices) {
-    backend.devices = [raw] { return raw->Sample(); };
+    context.devices = [raw] { return raw->Sample(); };
     if (!options.gpu.simulate_spec.empty()) {
-      backend.sim_data_dir = options.gpu.data_dir;
+      context.sim_data_dir = options.gpu.data_dir;
     } else {
-      backend.env_for_device = [raw](const std::string& device) {
+      context.env_for_device = [raw](const std::string& device) {
         std::lock_guard<std::mutex> lock(raw->samples_mu);
         for (const auto& s : raw->samples) {
           if (gpu::DeviceName(s) == device) return gpu::RunnerCudaEnvironment(s);
@@ -175,8 +210,9 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
     }
   }
   impl->clock = std::make_unique<sched::RealClock>(UnixMillis());
-  impl->backend = std::make_unique<sched::ProcessBackend>(
-      backend, [sink = impl->sink](sched::BackendEvent e) { (*sink)(std::move(e)); });
+  auto dispatcher = runners::Dispatcher::Create(*kinds, std::move(context));
+  if (!dispatcher.ok()) return dispatcher.error();
+  impl->backend = std::move(dispatcher).value();
   gpu::DevicesFn devices_fn = [raw] { return raw->Sample(); };
   impl->scheduler = std::make_unique<sched::Scheduler>(
       config, *impl->clock, *impl->backend, devices_fn,
@@ -200,6 +236,10 @@ gpu::Devices* Runtime::devices() {
 
 Result<sched::ModelSpec> Runtime::ResolveModel(const std::string& name) const {
   return impl_->Resolve(name);
+}
+
+const models::ModelCatalog& Runtime::catalog() const {
+  return *impl_->catalog;
 }
 
 const RuntimeOptions& Runtime::options() const {

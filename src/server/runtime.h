@@ -1,7 +1,8 @@
 // The pieces every front end of steno assembles the same way: devices (NVML, simulated or none),
-// the runner backend (real `steno runner` processes), the model resolver with its memory
-// estimates, and the scheduler on the real clock. `steno serve` (through JobService) and
-// `steno transcribe` both run jobs through a Runtime: one code path.
+// the runner kinds (the built-in whisper kind, plus any in RuntimeOptions::extra_kinds) behind one
+// dispatcher, the model catalog with its memory figures, and the scheduler on the real clock.
+// `steno serve` (through JobService) and `steno transcribe` both run jobs through a Runtime: one
+// code path.
 #pragma once
 
 #include <chrono>
@@ -14,8 +15,10 @@
 #include "engine/decode_params.h"
 #include "gpu/device.h"
 #include "gpu/gpu_config.h"
+#include "models/model_catalog.h"
+#include "runner/release_check.h"
+#include "runners/kind_registry.h"
 #include "sched/clock.h"
-#include "sched/process_backend.h"
 #include "sched/scheduler.h"
 
 namespace steno::server {
@@ -35,10 +38,14 @@ struct RuntimeOptions {
   // Whether a model may be named by a path (the CLI: yes; a server's clients: only names of
   // models in models_dir, so a request cannot make a runner open an arbitrary file).
   bool allow_model_paths = false;
-  // An unload whose memory release was not verified (sched::ProcessBackendOptions).
+  // An unload whose memory release was not verified (runners::KindContext::on_unreleased).
   std::function<void(const std::string& model, const std::string& device,
                      const runner::ReleaseReport& report)>
       on_unreleased;
+  // Runner kinds beside the built-in ones (each a name and its factory), and the models they
+  // serve. A declared model's kind must be registered.
+  std::vector<std::pair<std::string, runners::KindFactory>> extra_kinds;
+  std::vector<models::DeclaredModel> declared_models;
 };
 
 // What stopping every runner returned, per device ("cpu", "cuda:0", ...).
@@ -59,8 +66,10 @@ struct StopReport {
 
 class Runtime {
  public:
-  // Opens the devices and starts the scheduler. kBadInput for a bad device selection (e.g.
-  // cuda:3 on a 2-GPU machine, or cuda with no GPU); an unknown --preload model is kNotFound.
+  // Opens the devices, builds every runner kind's backend and starts the scheduler. kBadInput
+  // for a bad device selection (e.g. cuda:3 on a 2-GPU machine, or cuda with no GPU), a kind
+  // registered twice ("duplicate_runner_kind") or a declared model of a kind that is not
+  // ("unknown_runner_kind"); an unknown --preload model is kNotFound.
   static Result<std::unique_ptr<Runtime>> Start(RuntimeOptions options,
                                                 sched::SchedulerHooks hooks);
   // Stops the scheduler and every runner (Stop(), if it was not called).
@@ -72,8 +81,10 @@ class Runtime {
 
   sched::Scheduler& scheduler();
   gpu::Devices* devices();  // null: no GPU backend (CPU only)
-  // Resolves a model name the way jobs do (catalog name, file name in the models dir, or path).
+  // Resolves a model name the way jobs do (models::ModelCatalog::Find): its kind, file and
+  // memory figure (estimated from a whisper file, or declared).
   Result<sched::ModelSpec> ResolveModel(const std::string& name) const;
+  const models::ModelCatalog& catalog() const;
   const RuntimeOptions& options() const;
 
  private:

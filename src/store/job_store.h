@@ -1,9 +1,9 @@
 // JobStore: the durable queue of jobs, their results and the measured model footprints.
 //
-// One interface, two homes: SQLite in the data dir for one node (sqlite_job_store.h), and later
-// PostgreSQL so that several nodes share one queue. That is why work is handed out as *leases*:
-// a worker (node) claims a job under its owner name for a limited time, renews the lease with
-// heartbeats, and every later transition names the owner. A worker whose lease expired (it died,
+// One interface, two homes: SQLite in the data dir for one node (sqlite_job_store.h), and
+// PostgreSQL so that several nodes share one queue (pg_job_store.h). That is why work is handed
+// out as *leases*: a worker (node) claims a job under its owner name for a limited time, renews
+// the lease with heartbeats, and every later transition names the owner. A worker whose lease expired (it died,
 // or stalled) can no longer complete the job: someone else may be running it.
 //
 // Promises every implementation keeps:

@@ -42,6 +42,10 @@ TEST(ApiServerTest, HealthMonitoringAndModels) {
   ASSERT_EQ(models["data"].size(), 1u) << models.dump();
   EXPECT_EQ(models["data"][0]["id"], "tiny");
   EXPECT_EQ(models["data"][0]["object"], "model");
+  // From the model catalog: its runner kind, what it can do, where its memory figure comes from.
+  EXPECT_EQ(models["data"][0]["kind"], "whisper");
+  EXPECT_EQ(models["data"][0]["capabilities"], json::array({"transcribe", "translate"}));
+  EXPECT_EQ(models["data"][0]["footprint"], "estimated");
   auto one = c.Get("/v1/models/tiny");
   ASSERT_TRUE(one) << httplib::to_string(one.error());
   EXPECT_EQ(one->status, 200);

@@ -12,9 +12,9 @@
 #include "engine/model_writer.h"
 #include "engine/whisper_model.h"
 #include "engine/whisper_stream.h"
+#include "runners/whisper/process_backend.h"
 #include "sched/clock.h"
 #include "sched/estimator.h"
-#include "sched/process_backend.h"
 #include "sched/scheduler.h"
 #include "support/runner_events.h"
 #include "support/test_env.h"
@@ -34,6 +34,8 @@ engine::DecodeParams Greedy() {
 }
 
 using runner::SegmentsOf;
+using runners::ProcessBackend;
+using runners::ProcessBackendOptions;
 using Segments = runner::SegmentTimes;
 
 // What one model gives for one file when run alone, in this process.
@@ -85,7 +87,7 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
         if (it == paths.end()) return Error(ErrorKind::kNotFound, "model_not_found", name);
         auto info = engine::ReadModelFile(it->second);
         if (!info) return info.error();
-        return ModelSpec{it->second, EstimateModel(*info)};
+        return ModelSpec{it->second, EstimateModel(*info), "whisper"};
       },
       hooks);
   *sink = scheduler.Sink();
@@ -97,7 +99,7 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
     r.job.id = "job" + std::to_string(i);
     r.job.model = i % 2 ? "b" : "a";
     r.job.params.language = "en";
-    r.audio_path = test::MediaPath(media[i / 2 % 2]);
+    r.input.path = test::MediaPath(media[i / 2 % 2]);
     jobs[r.job.id] = {r.job.model, media[i / 2 % 2]};
     ASSERT_TRUE(scheduler.Submit(std::move(r)).ok());
   }

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "sched/sim_cluster.h"
+#include "sim/sim_cluster.h"
 
 namespace steno::sched::sim {
 

@@ -24,7 +24,7 @@ TEST(SchedLedgerTest, FormulasFollowTheDesign) {
   s.processes = {{100, 4 * kGiB}, {200, 2 * kGiB}};
   gpu::ReserveConfig reserve;  // 512 MiB default
   const std::vector<RunnerCharge> ours{
-      {.pid = 100, .weights_bytes = 3 * kGiB, .stream_bytes = 256 * kMiB, .streams = 2}};
+      {.pids = {100}, .weights_bytes = 3 * kGiB, .stream_bytes = 256 * kMiB, .streams = 2}};
   const VramLedger l = BuildLedger(s, ours, reserve, 0.9);
 
   EXPECT_EQ(l.device_index, 1);
@@ -50,7 +50,7 @@ TEST(SchedLedgerTest, PerDeviceReserveAndSafetyFactorApply) {
 TEST(SchedLedgerTest, UnknownProcessListCountsUsedMinusOurChargesAsExternal) {
   auto s = Card(24 * kGiB, 10 * kGiB);
   s.processes_known = false;
-  const std::vector<RunnerCharge> ours{{.pid = 100, .weights_bytes = 6 * kGiB}};
+  const std::vector<RunnerCharge> ours{{.pids = {100}, .weights_bytes = 6 * kGiB}};
   const VramLedger l = BuildLedger(s, ours, {}, 0.9);
   EXPECT_EQ(l.external, 4 * kGiB) << "our 6 GiB must not be counted twice";
 
@@ -64,7 +64,7 @@ TEST(SchedLedgerTest, ChargedButNotYetListedRunnerIsNotExternal) {
   // A runner still loading: charged in full, listed by the driver with nothing yet.
   auto s = Card(24 * kGiB, 1 * kGiB);
   s.processes = {{300, 1 * kGiB}};
-  const VramLedger l = BuildLedger(s, {{.pid = 0, .weights_bytes = 5 * kGiB}}, {}, 0.9);
+  const VramLedger l = BuildLedger(s, {{.pids = {}, .weights_bytes = 5 * kGiB}}, {}, 0.9);
   EXPECT_EQ(l.external, 1 * kGiB);
   EXPECT_EQ(l.allocated, 5 * kGiB);
 }
@@ -73,7 +73,7 @@ TEST(SchedLedgerTest, AvailableNeverNegativeAndFitsIsExactToTheByte) {
   gpu::ReserveConfig none;
   none.default_bytes = 0;
   auto s = Card(1000, 0);
-  VramLedger l = BuildLedger(s, {{.weights_bytes = 400}}, none, 1.0);
+  VramLedger l = BuildLedger(s, {{.pids = {}, .weights_bytes = 400}}, none, 1.0);
   EXPECT_EQ(l.available, 600);
   EXPECT_TRUE(l.Fits(600));
   EXPECT_FALSE(l.Fits(601));
@@ -86,7 +86,7 @@ TEST(SchedLedgerTest, AvailableNeverNegativeAndFitsIsExactToTheByte) {
 
   s.used_bytes = 900;  // an external tenant
   s.processes = {{999, 900}};
-  l = BuildLedger(s, {{.weights_bytes = 400}}, none, 1.0);
+  l = BuildLedger(s, {{.pids = {}, .weights_bytes = 400}}, none, 1.0);
   EXPECT_EQ(l.available, 0) << "over-committed: clamps at 0";
   EXPECT_FALSE(l.Fits(1));
 }

@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "sched/sim_cluster.h"
+#include "sim/sim_cluster.h"
 #include "support/sched_sim.h"
 
 namespace steno::sched {
@@ -145,7 +145,7 @@ TEST(SchedSchedulerRetry, BadInputFailsOnceWithoutRetry) {
   sim.backend.SetJobPlan([&runs](const JobRunSpec&, int) {
     ++runs;
     SimJobPlan p;
-    p.fail_kind = "bad_input";
+    p.fail_kind = RunnerErrorKind::kBadInput;
     return p;
   });
   ASSERT_TRUE(sim.Submit("a", "small").ok());
@@ -188,7 +188,7 @@ TEST(SchedSchedulerCancel, WhileLoading) {
 
 TEST(SchedSchedulerCancel, WhileProcessingAndWhilePending) {
   SimCluster sim(Options(OneCard()));
-  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{60'000, "", false}; });
+  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{60'000, {}, false}; });
   ASSERT_TRUE(sim.Submit("a", "small").ok());
   sim.Advance(3000);
   ASSERT_EQ(sim.State("a"), JobState::kProcessing);
@@ -255,7 +255,7 @@ TEST(SchedSchedulerMemory, ReadyRunnersPidsKeepTheirMemoryOutOfExternal) {
   sim.Advance(2000);
   const SchedulerSnapshot snap = sim.scheduler->Snapshot();
   ASSERT_EQ(snap.runners.size(), 1u);
-  EXPECT_EQ(snap.runners[0].pid, 10001);
+  EXPECT_EQ(snap.runners[0].pids, std::vector<int>{10001});
   ASSERT_EQ(snap.devices.size(), 1u);
   EXPECT_EQ(snap.devices[0].memory.allocated, 3 * kGiB + 300 * kMiB + 1 * kGiB);
   EXPECT_EQ(snap.devices[0].memory.external, 2 * kGiB) << "only the tenant";
@@ -288,7 +288,7 @@ TEST(SchedSchedulerMemory, ATenantStaysExternalWhileOnePassStartsSeveralRunners)
 
 TEST(SchedSchedulerQueue, JobWaitingForMemoryDoesNotBlockLoadedModel) {
   SimCluster sim(Options(OneCard(6 * kGiB)));
-  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{100'000, "", false}; });
+  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{100'000, {}, false}; });
   ASSERT_TRUE(sim.Submit("s1", "small", Priority::kNormal, -1).ok());
   sim.Advance(3000);
   ASSERT_EQ(sim.State("s1"), JobState::kProcessing);
@@ -453,7 +453,7 @@ TEST(SchedSchedulerLoad, UnloadStopsIdleNowAndBusyAfterTheirJobs) {
   o.hooks = rec.Hooks();
   SimCluster sim(std::move(o));
   EXPECT_EQ(sim.scheduler->Unload("small").error().code, "not_loaded");
-  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{10'000, "", false}; });
+  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{10'000, {}, false}; });
   ASSERT_TRUE(sim.scheduler->Load({"big", "", -1}).ok());  // pinned: unloaded anyway
   ASSERT_TRUE(sim.Submit("s1", "small").ok());
   sim.Advance(3000);

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "sched/scheduler.h"
-#include "sched/sim_cluster.h"
+#include "sim/sim_cluster.h"
 #include "support/sched_sim.h"
 
 namespace steno::sched {

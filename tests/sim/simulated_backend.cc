@@ -1,4 +1,4 @@
-#include "sched/simulated_backend.h"
+#include "sim/simulated_backend.h"
 
 #include <algorithm>
 
@@ -77,7 +77,7 @@ Status SimulatedBackend::Start(const RunnerStartSpec& spec) {
         BackendEvent e;
         e.kind = Kind::kReady;
         e.runner_id = id;
-        if (list_processes_) e.pid = static_cast<int>(10000 + id);
+        if (list_processes_) e.pids = {static_cast<int>(10000 + id)};
         if (auto f = footprints_.find(it->second.model); f != footprints_.end()) {
           e.weights_bytes = f->second.first;
           e.stream_bytes = f->second.second;
@@ -87,10 +87,10 @@ Status SimulatedBackend::Start(const RunnerStartSpec& spec) {
         BackendEvent e;
         e.kind = Kind::kError;
         e.runner_id = id;
-        e.error_kind = "oom";
+        e.error_kind = RunnerErrorKind::kOom;
         e.message = "the simulated device refused the model's memory";
         out.push_back(e);
-        ExitLocked(id, "load failed", "crash", out);
+        ExitLocked(id, "load failed", RunnerErrorKind::kCrash, out);
       }
     }
     Emit(std::move(out));
@@ -112,10 +112,10 @@ Status SimulatedBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
     it->second.jobs[job_id].timer = 0;  // no end: only Cancel, Stop or Crash remove it
     return Status();
   }
-  if (job.timeout_s > 0 && plan.duration_ms > job.timeout_s * 1000LL && plan.fail_kind.empty() &&
+  if (job.timeout_s > 0 && plan.duration_ms > job.timeout_s * 1000LL && !plan.fail_kind &&
       !plan.crash) {
     plan.duration_ms = job.timeout_s * 1000LL;
-    plan.fail_kind = "timeout";
+    plan.fail_kind = RunnerErrorKind::kTimeout;
   }
   const int64_t at = clock_.NowMs() + (plan.crash ? plan.duration_ms / 2 : plan.duration_ms);
   it->second.jobs[job_id].timer = clock_.Schedule(at, [this, runner_id, job_id, plan] {
@@ -132,13 +132,13 @@ Status SimulatedBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
       BackendEvent e;
       e.runner_id = runner_id;
       e.job_id = job_id;
-      if (plan.fail_kind.empty()) {
+      if (!plan.fail_kind) {
         e.kind = Kind::kDone;
         e.payload = {{"text", "simulated " + job_id}};
       } else {
         e.kind = Kind::kError;
-        e.error_kind = plan.fail_kind;
-        e.message = "simulated " + plan.fail_kind;
+        e.error_kind = *plan.fail_kind;
+        e.message = std::string("simulated ") + runner::ErrorKindName(*plan.fail_kind);
       }
       out.push_back(std::move(e));
     }
@@ -161,7 +161,7 @@ void SimulatedBackend::Cancel(int64_t runner_id, const std::string& job_id) {
     e.kind = Kind::kError;
     e.runner_id = runner_id;
     e.job_id = job_id;
-    e.error_kind = "cancelled";
+    e.error_kind = RunnerErrorKind::kCancelled;
     e.message = "cancelled";
     Emit({e});
   });
@@ -181,7 +181,7 @@ Status SimulatedBackend::SetStreams(int64_t runner_id, int streams) {
   return Status();
 }
 
-void SimulatedBackend::ExitLocked(int64_t id, const std::string& why, const std::string& job_kind,
+void SimulatedBackend::ExitLocked(int64_t id, const std::string& why, RunnerErrorKind job_kind,
                                   std::vector<BackendEvent>& out) {
   auto it = runners_.find(id);
   if (it == runners_.end()) return;
@@ -212,7 +212,7 @@ void SimulatedBackend::Stop(int64_t runner_id) {
     std::vector<BackendEvent> out;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ExitLocked(runner_id, "stopped", "crash", out);
+      ExitLocked(runner_id, "stopped", RunnerErrorKind::kCrash, out);
     }
     Emit(std::move(out));
   });
@@ -233,7 +233,7 @@ void SimulatedBackend::Crash(int64_t runner_id) {
   std::vector<BackendEvent> out;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ExitLocked(runner_id, "crashed", "crash", out);
+    ExitLocked(runner_id, "crashed", RunnerErrorKind::kCrash, out);
   }
   Emit(std::move(out));
 }

@@ -1,7 +1,9 @@
-// The real RunnerBackend: each runner is a `steno runner` child process (runner/runner_handle.h).
+// The whisper kind's RunnerBackend: each runner is a `steno runner` child process (whisper.cpp;
+// runner/runner_handle.h) that loads a ggml file and reads each job's input from a local file.
 //
-// Frames from the runner become BackendEvents for the scheduler; a job's JobParams (the user's
-// request) become the runner's decode parameters on top of `decode_defaults`. Stop() unloads
+// Frames from the runner become BackendEvents for the scheduler (its child's pid is the process
+// that holds its memory); a job's JobParams (the user's request) become the runner's decode
+// parameters on top of `decode_defaults`. Stop() unloads
 // off the scheduler's thread (exit request, SIGKILL after the grace period, reap, and, when
 // `devices` is given, the release verified on the device). Start() must be called from a
 // long-lived thread (the scheduler's): a runner dies with the thread that started it.
@@ -24,7 +26,12 @@ namespace steno::runner {
 class RunnerHandle;
 }
 
-namespace steno::sched {
+namespace steno::runners {
+
+using sched::BackendEvent;
+using sched::BackendSink;
+using sched::JobRunSpec;
+using sched::RunnerStartSpec;
 
 struct ProcessBackendOptions {
   std::string exe;                       // the steno binary; empty: this process's executable
@@ -51,7 +58,7 @@ struct ProcessBackendOptions {
 engine::DecodeParams DecodeParamsForJob(const engine::DecodeParams& defaults,
                                         const nlohmann::json& job_params);
 
-class ProcessBackend : public RunnerBackend {
+class ProcessBackend : public sched::RunnerBackend {
  public:
   ProcessBackend(ProcessBackendOptions options, BackendSink sink);
   ~ProcessBackend() override;  // stops every runner and waits for them
@@ -76,4 +83,4 @@ class ProcessBackend : public RunnerBackend {
   std::map<int64_t, std::string> model_of_;
 };
 
-}  // namespace steno::sched
+}  // namespace steno::runners

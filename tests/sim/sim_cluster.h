@@ -16,7 +16,7 @@
 
 #include "sched/clock.h"
 #include "sched/scheduler.h"
-#include "sched/simulated_backend.h"
+#include "sim/simulated_backend.h"
 
 namespace steno::sched::sim {
 

@@ -1,4 +1,4 @@
-#include "sched/sim_cluster.h"
+#include "sim/sim_cluster.h"
 
 namespace steno::sched::sim {
 
@@ -40,7 +40,8 @@ std::vector<Arrival> MakeArrivals(const std::vector<SimModel>& models, int n, in
 
 SimCluster::SimCluster(SimClusterOptions options) : backend(clock, options.cards, options.load_ms) {
   for (const auto& m : options.models) {
-    specs[m.name] = ModelSpec{"/m/" + m.name + ".bin", MemoryEstimate{m.weights, m.stream, false}};
+    specs[m.name] =
+        ModelSpec{"/m/" + m.name + ".bin", MemoryEstimate{m.weights, m.stream, false}, "sim"};
     job_ms_[m.name] = m.job_ms;
   }
   if (options.wrap_backend) wrapper = options.wrap_backend(backend);
@@ -78,7 +79,7 @@ Status SimCluster::Submit(const std::string& id, const std::string& model, Prior
   r.job.priority = priority;
   r.job.params.keep_alive_s = keep_alive_s;
   r.job.params.device = device;
-  r.audio_path = "/audio/" + id + ".wav";
+  r.input.path = "/audio/" + id + ".wav";
   return scheduler->Submit(std::move(r));
 }
 

@@ -1,4 +1,4 @@
-#include "sched/process_backend.h"
+#include "runners/whisper/process_backend.h"
 
 #include <spdlog/spdlog.h>
 
@@ -6,7 +6,7 @@
 #include "runner/release_check.h"
 #include "runner/runner_handle.h"
 
-namespace steno::sched {
+namespace steno::runners {
 namespace {
 
 using nlohmann::json;
@@ -28,7 +28,7 @@ BackendEvent Translate(int64_t runner_id, const runner::RunnerEvent& ev) {
     out.kind = BackendEvent::Kind::kReady;
     out.weights_bytes = m.value("device_weights_bytes", m.value("weights_bytes", int64_t{0}));
     out.stream_bytes = m.value("device_stream_bytes", m.value("stream_bytes", int64_t{0}));
-    out.pid = m.value("pid", 0);
+    if (const int pid = m.value("pid", 0); pid > 0) out.pids = {pid};
   } else if (type == "progress") {
     out.kind = BackendEvent::Kind::kProgress;
     out.percent = m.value("percent", 0);
@@ -40,7 +40,7 @@ BackendEvent Translate(int64_t runner_id, const runner::RunnerEvent& ev) {
     out.payload = m.value("result", json::object());
   } else if (type == "error") {
     out.kind = BackendEvent::Kind::kError;
-    out.error_kind = m.value("kind", "internal");
+    out.error_kind = runner::ParseErrorKind(m.value("kind", ""));
     out.message = m.value("message", "");
   } else {
     out.kind = BackendEvent::Kind::kProgress;  // heartbeat, streams: nothing for the scheduler
@@ -146,11 +146,16 @@ Status ProcessBackend::Start(const RunnerStartSpec& spec) {
 Status ProcessBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
   auto* h = Find(runner_id);
   if (!h) return Error(ErrorKind::kNotFound, "runner_not_found", "no such runner");
+  if (job.input.path.empty()) {
+    return Error(
+        ErrorKind::kBadInput, "no_local_input",
+        "the whisper runner reads its input from a local file; job " + job.job_id + " names none");
+  }
   engine::DecodeParams p = DecodeParamsForJob(options_.decode_defaults, job.params);
   json m = {{"type", "transcribe"},
             {"job_id", job.job_id},
-            {"audio_path", job.audio_path},
-            {"audio_name", job.audio_name},
+            {"audio_path", job.input.path},
+            {"audio_name", job.input.name},
             {"params", engine::DecodeParamsToJson(p)}};
   if (job.timeout_s > 0) m["timeout_s"] = job.timeout_s;
   return h->Send(m);
@@ -193,4 +198,4 @@ void ProcessBackend::Stop(int64_t runner_id) {
   });
 }
 
-}  // namespace steno::sched
+}  // namespace steno::runners

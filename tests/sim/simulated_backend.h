@@ -1,13 +1,16 @@
-// Runners that exist only on a clock: for --simulate-gpus style runs and the scheduler's
-// simulations. A runner loads in `load_ms`, runs each job for its planned virtual duration and
-// holds memory on a fake per-device ledger that, like a real card, refuses what does not fit
-// (the runner then reports `oom`). Tests read the ledger's peak to prove no over-commit.
+// Runners that exist only on a virtual clock, for the scheduler's deterministic simulations
+// (tests and bench/sched_bench; `--simulate-gpus` does not use it: it runs real runners against
+// simulated cards, gpu/simulated_devices.h). A runner loads in `load_ms`, runs each job for its
+// planned virtual duration and holds memory on a fake per-device ledger that, like a real card,
+// refuses what does not fit (the runner then reports kOom). Tests read the ledger's peak to
+// prove no over-commit.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -26,10 +29,10 @@ struct SimCard {
 // What one run of a job does. `run_index` counts this job's runs on the backend (0 first).
 struct SimJobPlan {
   int64_t duration_ms = 1000;
-  std::string fail_kind;  // empty: done; else an `error` of this kind ("bad_input", "oom", ...)
-  bool crash = false;     // the runner dies half-way through (its jobs fail with "crash")
-  bool hang = false;      // never ends and ignores its timeout (a runner stuck in a call its
-                          // abort hook cannot reach): only the scheduler's backstop ends it
+  std::optional<RunnerErrorKind> fail_kind;  // unset: done; else an error of this kind
+  bool crash = false;  // the runner dies half-way through (its jobs fail with kCrash)
+  bool hang = false;   // never ends and ignores its timeout (a runner stuck in a call its
+                       // abort hook cannot reach): only the scheduler's backstop ends it
 };
 using SimJobPlanFn = std::function<SimJobPlan(const JobRunSpec& job, int run_index)>;
 
@@ -50,7 +53,7 @@ class SimulatedBackend final : public RunnerBackend {
   // What a runner of `model` reports as measured when ready (default: nothing measured).
   void SetFootprint(const std::string& model, int64_t weights_bytes, int64_t stream_bytes);
   // Like NVML: devices list each runner's process (pid 10000 + runner id) with what it holds,
-  // and ready runners report their pid. Off: the list is unknown (processes_known = false).
+  // and ready runners report it as theirs. Off: the list is unknown (processes_known = false).
   void ListProcesses(bool on);
   // Kills a runner now, as a crash would.
   void Crash(int64_t runner_id);
@@ -90,7 +93,7 @@ class SimulatedBackend final : public RunnerBackend {
 
   // All under mu_; events are emitted after unlocking.
   bool ChargeLocked(const std::string& card, int64_t bytes);
-  void ExitLocked(int64_t id, const std::string& why, const std::string& job_kind,
+  void ExitLocked(int64_t id, const std::string& why, RunnerErrorKind job_kind,
                   std::vector<BackendEvent>& out);
   void Emit(std::vector<BackendEvent> events);
   void Later(int64_t delay_ms, std::function<void()> fn);

@@ -1,0 +1,127 @@
+#include "models/model_catalog.h"
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "models/catalog.h"
+#include "models/resolve.h"
+
+namespace steno::models {
+namespace {
+
+// English-only whisper models are named NAME.en, optionally with a suffix (".en-q5_1",
+// "small.en-tdrz"); official names say it in the download catalog.
+bool EnglishOnly(const std::string& name) {
+  if (const CatalogEntry* e = FindCatalogEntry(name)) return !e->multilingual;
+  for (size_t p = name.find(".en"); p != std::string::npos; p = name.find(".en", p + 1)) {
+    const size_t end = p + 3;
+    if (end == name.size() || name[end] == '-' || name[end] == '.' || name[end] == '_') return true;
+  }
+  return false;
+}
+
+// `model` is the name the file stands for ("tiny.en"), even when it was named by a path.
+ModelEntry WhisperEntry(std::string name, const std::string& model, std::string path,
+                        int64_t file_bytes) {
+  ModelEntry e;
+  e.kind = std::string(kWhisperKind);
+  e.footprint = FootprintSource::kEstimated;
+  e.capabilities = EnglishOnly(model)
+                       ? Capabilities{Capability::kTranscribe}
+                       : Capabilities{Capability::kTranscribe, Capability::kTranslate};
+  e.name = std::move(name);
+  e.path = std::move(path);
+  e.file_bytes = file_bytes;
+  return e;
+}
+
+ModelEntry DeclaredEntry(const DeclaredModel& d) {
+  ModelEntry e;
+  e.name = d.name;
+  e.kind = d.kind;
+  e.path = d.path;
+  e.footprint = FootprintSource::kDeclared;
+  e.weights_bytes = d.weights_bytes;
+  e.stream_bytes = d.stream_bytes;
+  e.capabilities = d.capabilities;
+  if (!d.path.empty()) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(d.path, ec);
+    if (!ec) e.file_bytes = static_cast<int64_t>(size);
+  }
+  return e;
+}
+
+// The model name a ggml file stands for: "ggml-tiny.en.bin" → "tiny.en".
+std::string NameOfFile(const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string();
+  if (name.size() > 4 && name.ends_with(".bin")) name.resize(name.size() - 4);
+  if (name.size() > 5 && name.starts_with("ggml-")) name = name.substr(5);
+  return name;
+}
+
+}  // namespace
+
+const char* FootprintSourceName(FootprintSource source) {
+  switch (source) {
+    case FootprintSource::kEstimated: return "estimated";
+    case FootprintSource::kDeclared: return "declared";
+  }
+  return "estimated";
+}
+
+Capabilities::Capabilities(std::initializer_list<Capability> caps) {
+  for (Capability c : caps) bits_ |= static_cast<unsigned>(c);
+}
+
+std::vector<std::string> Capabilities::Names() const {
+  static constexpr std::array<std::pair<Capability, const char*>, 3> kNames{{
+      {Capability::kTranscribe, "transcribe"},
+      {Capability::kTranslate, "translate"},
+      {Capability::kSpeech, "speech"},
+  }};
+  std::vector<std::string> out;
+  for (const auto& [c, name] : kNames) {
+    if (Has(c)) out.emplace_back(name);
+  }
+  return out;
+}
+
+ModelCatalog::ModelCatalog(std::string models_dir, std::vector<DeclaredModel> declared)
+    : models_dir_(std::move(models_dir)), declared_(std::move(declared)) {
+  std::sort(declared_.begin(), declared_.end(),
+            [](const DeclaredModel& a, const DeclaredModel& b) { return a.name < b.name; });
+}
+
+std::vector<ModelEntry> ModelCatalog::List() const {
+  std::vector<ModelEntry> out;
+  for (const auto& d : declared_) out.push_back(DeclaredEntry(d));
+  for (const auto& m : ListInstalledModels(models_dir_)) {
+    const bool hidden = std::any_of(declared_.begin(), declared_.end(),
+                                    [&](const DeclaredModel& d) { return d.name == m.name; });
+    if (!hidden) out.push_back(WhisperEntry(m.name, m.name, m.path, m.file_bytes));
+  }
+  return out;
+}
+
+Result<ModelEntry> ModelCatalog::Find(const std::string& name, bool allow_paths) const {
+  for (const auto& d : declared_) {
+    if (d.name == name) return DeclaredEntry(d);
+  }
+  // A hidden name (".x", "..") is refused too: it is no model name either.
+  if (!allow_paths && (IsPathLike(name) || name.starts_with("."))) {
+    return Error(ErrorKind::kBadInput, "bad_model_name",
+                 "model \"" + name + "\" must be a model name, not a path");
+  }
+  auto path = ResolveModel(name, models_dir_);
+  if (!path.ok()) return path.error();
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(*path, ec);
+  return WhisperEntry(name, IsPathLike(name) ? NameOfFile(*path) : name, *path,
+                      ec ? -1 : static_cast<int64_t>(size));
+}
+
+}  // namespace steno::models

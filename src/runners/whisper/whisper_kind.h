@@ -1,0 +1,24 @@
+// The whisper kind: whisper.cpp models (ggml files) served by `steno runner` child processes
+// (process_backend.h). Its models are files in the models dir, sized before a load from the
+// file's header (sched/estimator.h) and measured by the runner at load.
+#pragma once
+
+#include <string>
+
+#include "engine/decode_params.h"
+#include "runners/kind_registry.h"
+
+namespace steno::runners {
+
+inline constexpr const char* kWhisperKind = "whisper";
+
+struct WhisperKindOptions {
+  std::string exe;                       // the steno binary; empty: this process's executable
+  engine::DecodeParams decode_defaults;  // beam size, threads, thresholds, ...
+  bool warmup = true;                    // runners run one encoder pass before `ready`
+};
+
+// The factory that builds the whisper kind's backend from the Runtime's context.
+KindFactory WhisperKind(WhisperKindOptions options);
+
+}  // namespace steno::runners

@@ -1,0 +1,192 @@
+#include "support/echo_kind.h"
+
+#include <fstream>
+
+namespace steno::test {
+
+using sched::BackendEvent;
+using Kind = sched::BackendEvent::Kind;
+
+int EchoPid(int64_t runner_id, int i) {
+  return static_cast<int>(50'000 + 10 * runner_id + i);
+}
+
+Result<std::string> EchoText(const sched::BlobRef& input) {
+  if (input.path.empty()) {
+    if (input.digest.empty()) {
+      return Error(ErrorKind::kBadInput, "no_input", "the job names no input");
+    }
+    return "echo " + input.name + ": blob " + input.digest;
+  }
+  std::ifstream in(input.path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    return Error(ErrorKind::kBadInput, "unreadable_input", "cannot read " + input.path);
+  }
+  return "echo " + input.name + ": " + line;
+}
+
+int64_t EchoBackend::Runner::bytes() const {
+  return weights_bytes + streams * stream_bytes;
+}
+
+EchoBackend::EchoBackend(EchoKindOptions options, sched::BackendSink sink)
+    : options_(options), sink_(std::move(sink)) {}
+
+void EchoBackend::Emit(std::vector<BackendEvent> events) {
+  for (auto& e : events) sink_(std::move(e));
+}
+
+Status EchoBackend::Start(const sched::RunnerStartSpec& spec) {
+  BackendEvent ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++starts_;
+    Runner& r = runners_[spec.runner_id];
+    r.id = spec.runner_id;
+    r.spec = spec;
+    r.streams = spec.streams;
+    r.weights_bytes = options_.weights_bytes;
+    r.stream_bytes = options_.stream_bytes;
+    for (int i = 0; i < options_.pids_per_runner; ++i) r.pids.push_back(EchoPid(r.id, i));
+    ready.kind = Kind::kReady;
+    ready.runner_id = r.id;
+    ready.weights_bytes = r.weights_bytes;
+    ready.stream_bytes = r.stream_bytes;
+    ready.pids = r.pids;
+  }
+  Emit({ready});
+  return Status();
+}
+
+Status EchoBackend::SendJob(int64_t runner_id, const sched::JobRunSpec& job) {
+  BackendEvent out;
+  out.runner_id = runner_id;
+  out.job_id = job.job_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!runners_.count(runner_id)) {
+      return Error(ErrorKind::kNotFound, "runner_not_found", "no such runner");
+    }
+    if (options_.hold_jobs) {
+      held_[job.job_id] = {runner_id, job};
+      return Status();
+    }
+  }
+  auto text = EchoText(job.input);
+  if (text.ok()) {
+    out.kind = Kind::kDone;
+    out.payload = {{"text", *text}};
+  } else {
+    out.kind = Kind::kError;
+    out.error_kind = sched::RunnerErrorKind::kBadInput;
+    out.message = text.error().message;
+  }
+  Emit({out});
+  return Status();
+}
+
+void EchoBackend::FinishHeld() {
+  std::map<std::string, std::pair<int64_t, sched::JobRunSpec>> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held.swap(held_);
+  }
+  std::vector<BackendEvent> out;
+  for (const auto& [id, run] : held) {
+    BackendEvent e;
+    e.runner_id = run.first;
+    e.job_id = id;
+    auto text = EchoText(run.second.input);
+    if (text.ok()) {
+      e.kind = Kind::kDone;
+      e.payload = {{"text", *text}};
+    } else {
+      e.kind = Kind::kError;
+      e.error_kind = sched::RunnerErrorKind::kBadInput;
+      e.message = text.error().message;
+    }
+    out.push_back(std::move(e));
+  }
+  Emit(std::move(out));
+}
+
+void EchoBackend::Cancel(int64_t runner_id, const std::string& job_id) {
+  BackendEvent e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!held_.erase(job_id)) return;
+  }
+  e.kind = Kind::kError;
+  e.runner_id = runner_id;
+  e.job_id = job_id;
+  e.error_kind = sched::RunnerErrorKind::kCancelled;
+  e.message = "cancelled";
+  Emit({e});
+}
+
+Status EchoBackend::SetStreams(int64_t runner_id, int streams) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = runners_.find(runner_id);
+  if (it == runners_.end()) return Error(ErrorKind::kNotFound, "runner_not_found", "gone");
+  it->second.streams = streams;
+  return Status();
+}
+
+void EchoBackend::Stop(int64_t runner_id) {
+  std::vector<BackendEvent> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!runners_.erase(runner_id)) return;
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (it->second.first != runner_id) {
+        ++it;
+        continue;
+      }
+      BackendEvent e;
+      e.kind = Kind::kError;
+      e.runner_id = runner_id;
+      e.job_id = it->first;
+      e.error_kind = sched::RunnerErrorKind::kCrash;
+      e.message = "stopped";
+      out.push_back(std::move(e));
+      it = held_.erase(it);
+    }
+    BackendEvent exited;
+    exited.kind = Kind::kExited;
+    exited.runner_id = runner_id;
+    exited.message = "stopped";
+    out.push_back(exited);
+    if (options_.exit_twice) out.push_back(exited);
+    exits_ += options_.exit_twice ? 2 : 1;
+  }
+  Emit(std::move(out));
+}
+
+std::vector<EchoBackend::Runner> EchoBackend::live() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Runner> out;
+  for (const auto& [id, r] : runners_) out.push_back(r);
+  return out;
+}
+
+int EchoBackend::starts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return starts_;
+}
+
+int EchoBackend::exits_reported() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return exits_;
+}
+
+runners::KindFactory EchoKind(EchoKindOptions options, EchoBackend** made) {
+  return [options, made](
+             const runners::KindContext& context) -> Result<std::unique_ptr<sched::RunnerBackend>> {
+    auto backend = std::make_unique<EchoBackend>(options, context.sink);
+    if (made) *made = backend.get();
+    return std::unique_ptr<sched::RunnerBackend>(std::move(backend));
+  };
+}
+
+}  // namespace steno::test

@@ -1,0 +1,79 @@
+// A runner kind that exists only in the tests: it shows that a kind is one backend plus one
+// registration, driven by the real scheduler and Runtime like the whisper kind. An "echo" runner
+// transcribes by echoing its input blob: the result's text is EchoText(input). It runs no
+// process: every call answers at once through the sink (no threads), its runners report a
+// declared footprint as measured and a process tree of fake pids, and jobs can be held until the
+// test finishes them (to watch admission with streams in use).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "runners/kind_registry.h"
+#include "sched/runner_backend.h"
+
+namespace steno::test {
+
+inline constexpr const char* kEchoKind = "echo";
+
+struct EchoKindOptions {
+  int64_t weights_bytes = 0;  // reported as measured when a runner is ready
+  int64_t stream_bytes = 0;   // per stream
+  int pids_per_runner = 2;    // its process tree: EchoPid(runner id, 0..n−1)
+  bool hold_jobs = false;     // jobs end only with FinishHeld()
+  bool exit_twice = false;    // a careless kind: reports kExited twice for each Stop
+};
+
+// The fake pid of process `i` of runner `runner_id`'s tree.
+int EchoPid(int64_t runner_id, int i);
+
+// "echo NAME: CONTENT" (the file's first line; "blob DIGEST" without a local file). Error
+// (bad_input) when the input names neither a file nor a blob, or its file cannot be read.
+Result<std::string> EchoText(const sched::BlobRef& input);
+
+class EchoBackend final : public sched::RunnerBackend {
+ public:
+  EchoBackend(EchoKindOptions options, sched::BackendSink sink);
+
+  Status Start(const sched::RunnerStartSpec& spec) override;
+  Status SendJob(int64_t runner_id, const sched::JobRunSpec& job) override;
+  void Cancel(int64_t runner_id, const std::string& job_id) override;
+  Status SetStreams(int64_t runner_id, int streams) override;
+  void Stop(int64_t runner_id) override;
+
+  // Ends every held job with its result.
+  void FinishHeld();
+
+  struct Runner {
+    int64_t id = 0;
+    sched::RunnerStartSpec spec;
+    int streams = 1;
+    std::vector<int> pids;
+    int64_t bytes() const;  // what its processes hold: measured weights + streams × stream
+    int64_t weights_bytes = 0, stream_bytes = 0;
+  };
+  std::vector<Runner> live() const;  // started and not stopped, by id
+  int starts() const;
+  int exits_reported() const;  // kExited events this backend emitted
+
+ private:
+  void Emit(std::vector<sched::BackendEvent> events);
+
+  const EchoKindOptions options_;
+  const sched::BackendSink sink_;
+  mutable std::mutex mu_;
+  std::map<int64_t, Runner> runners_;
+  std::map<std::string, std::pair<int64_t, sched::JobRunSpec>> held_;  // job id → (runner, job)
+  int starts_ = 0;
+  int exits_ = 0;
+};
+
+// The echo kind's registration: its factory. `made`, if given, is set to the backend it builds
+// (owned by the dispatcher), for the test to drive.
+runners::KindFactory EchoKind(EchoKindOptions options, EchoBackend** made = nullptr);
+
+}  // namespace steno::test
