@@ -12,18 +12,20 @@
 // API, as it would on a GPU machine where decoding does not compete for the CPU.
 //
 // Fails (exit 1) on: any 5xx other than 503 queue_full with a Retry-After header and an
-// OpenAI-shaped error body; any other unexpected status or connection error; an accepted job that
-// does not end completed with a result (none may be lost); a p99 of GET /v1/jobs/{id} above
-// --p99-limit-ms. Prints the latency figures and a JSON summary either way. When the p99 is over
-// the limit while this client's own event loop was delayed by half the limit or more and other
-// processes (not this client, the server or its runners) kept half a core or more busy, the
-// figure says nothing about the server: the latency check is then reported as not measurable,
-// with exit code 77 (ctest: skipped) if everything else passed.
+// OpenAI-shaped error body; any other unexpected status or connection error; more requests
+// retried after their connection was closed under them than the keep-alive race explains (none,
+// unless this client itself stalled); an accepted job that does not end completed with a result
+// (none may be lost); a stall: a p99 of GET /v1/jobs/{id} above --stall-limit-ms. That bound is
+// no latency target (those are bench/api_load.sh's, run by `make bench`): it only catches a server
+// that stops answering for seconds (a worker pool out of threads, reads queued behind fsyncing
+// writes), with a margin a healthy run on a busy 2-core CI does not cross (p99 689 ms, max 3.1 s
+// measured at a load average of 20). Prints the latency figures and a JSON summary either way.
 //
 //   STENO_BIN=build/steno STENO_TEST_DATA=build/test-data node tests/e2e/load_jobs.mjs \
 //     [--clients 200] [--seconds 60] [--poll-ms 250] [--list-every 10] [--clip-seconds 2]
-//     [--p99-limit-ms 50] [--drain-seconds 180] [--max-queue 64] [--threads 1] [--cpu-cores 1]
-//     [--server-arg ARG]... [--url URL (an already running server; none is started)]
+//     [--stall-limit-ms 5000] [--drain-seconds 180] [--max-queue 64] [--threads 1]
+//     [--cpu-cores 1] [--server-arg ARG]... [--url URL (an already running server; none is
+//     started)]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,7 +44,7 @@ const { values: opt } = parseArgs({
     'poll-ms': { type: 'string', default: '250' },
     'list-every': { type: 'string', default: '10' },  // one poll in this many lists jobs instead
     'clip-seconds': { type: 'string', default: '2' },
-    'p99-limit-ms': { type: 'string', default: process.env.STENO_E2E_LOAD_P99_MS || '50' },
+    'stall-limit-ms': { type: 'string', default: '5000' },
     'drain-seconds': { type: 'string', default: '180' },
     'max-queue': { type: 'string', default: '64' },
     threads: { type: 'string', default: '1' },
@@ -55,7 +57,7 @@ const clients = Number(opt.clients);
 const seconds = Number(opt.seconds);
 const pollMs = Number(opt['poll-ms']);
 const listEvery = Number(opt['list-every']);
-const p99Limit = Number(opt['p99-limit-ms']);
+const stallLimit = Number(opt['stall-limit-ms']);
 const drainSeconds = Number(opt['drain-seconds']);
 
 const bin = process.env.STENO_BIN || 'build/steno';
@@ -68,7 +70,6 @@ const checks = new Checks('e2e.load_jobs');
 const tmp = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), 'steno-e2e-load-')));
 let server = null;
 let code = 1;
-let unmeasurable = null;  // why the latency could not be judged, if so
 try {
   let url = opt.url;
   if (!url) {
@@ -87,11 +88,6 @@ try {
     await stopStenoChecked(checks, server);
   }
   code = checks.finish();
-  // 77: ctest's SKIP_RETURN_CODE for this test. Only when every other check passed.
-  if (code === 0 && unmeasurable) {
-    console.log(`e2e.load_jobs: skipped the latency check: ${unmeasurable}`);
-    code = 77;
-  }
 }
 process.exit(code);
 
@@ -128,12 +124,14 @@ async function load(url, serverPid) {
 
   // GETs are idempotent: one that fails because the server closed an idle keep-alive connection
   // just as it was reused (a race inherent to HTTP/1.1, which clients answer by retrying) is sent
-  // again once. Counted and reported; a second failure is a problem.
+  // again once. Counted, with its error, and judged below; a second failure is a problem.
   let getRetries = 0;
+  const retryErrors = [];
   const getRetrying = async (u) => {
     const r = await timed(u);
     if (r.status !== 0 || !/UND_ERR_SOCKET|ECONNRESET/.test(r.error)) return r;
     getRetries++;
+    if (retryErrors.length < 10) retryErrors.push(`GET: ${r.error}`);
     const again = await timed(u);
     return { ...again, ms: r.ms + again.ms };
   };
@@ -156,6 +154,7 @@ async function load(url, serverPid) {
     let r = await timed(`${url}/v1/jobs`, init);
     if (r.status === 0 && /UND_ERR_SOCKET|ECONNRESET/.test(r.error)) {
       postRetries++;
+      if (retryErrors.length < 10) retryErrors.push(`POST: ${r.error}`);
       r = await timed(`${url}/v1/jobs`, init);
     }
     lat.submit.push(r.ms);
@@ -283,7 +282,7 @@ async function load(url, serverPid) {
                       runners: cores(runnersCpu), other_processes: cores(otherCpu),
                       machine_cores: os.cpus().length,
                       load_average_1m: { start: loadAvg0, end: os.loadavg()[0] } },
-    statuses, retried_after_socket_close: { get: getRetries, post: postRetries },
+    statuses, retried_after_socket_close: { get: getRetries, post: postRetries, errors: retryErrors },
     unexpected: problems.length,
   };
   console.log(`GET /v1/jobs/{id} latency under load: p50 ${get.p50} ms, p90 ${get.p90} ms, ` +
@@ -305,20 +304,22 @@ async function load(url, serverPid) {
            `${JSON.stringify(notDone.slice(0, 10))}`);
     assert(withResult === accepted.size, `${accepted.size - withResult} completed jobs without a result`);
   });
-  // A client that is itself starved of CPU because the machine is busy with other work (other
-  // processes took half a core or more) measures its own waiting, not the server: then the figure
-  // is reported as not measurable instead of judged. A server that starves the client itself is
-  // judged (and fails).
-  const loopP99 = summary.client_event_loop_delay_ms.p99;
-  const others = summary.cpu_cores_used.other_processes;
-  if (get.p99 >= p99Limit && loopP99 >= p99Limit / 2 && others >= 0.5) {
-    unmeasurable = `p99 ${get.p99} ms, but this client's own event loop was delayed ${loopP99} ms ` +
-                   `(p99) while other processes kept ${others} of ${os.cpus().length} cores busy: ` +
-                   'the machine is too busy to measure the server';
-    console.log(`NOT MEASURABLE p99 of GET /v1/jobs/{id}: ${unmeasurable}`);
-    return;
-  }
-  await checks.step(`p99 of GET /v1/jobs/{id} under ${p99Limit} ms (measured ${get.p99} ms)`, () => {
-    assert(get.p99 < p99Limit, `p99 ${get.p99} ms`);
+  // A connection closed under a request: the server announces its keep-alive timeout
+  // (Keep-Alive: timeout=5) and undici stops reusing an idle connection at least a second before
+  // it (its keepAliveTimeoutThreshold), so a request can meet a connection the server is closing
+  // only when this client's event loop stalled past that second (its idle timer fired late). Then a few are explained, at most one
+  // per thousand requests; with no such stall none is: a reset on a live connection is a bug
+  // the retry would otherwise hide.
+  const requests = Object.values(statuses).reduce((a, b) => a + b, 0);
+  const retried = getRetries + postRetries;
+  const stalled = summary.client_event_loop_delay_ms.max >= 1000;
+  const allowed = stalled ? Math.ceil(requests / 1000) : 0;
+  await checks.step(`requests retried after their connection closed: ${retried}, at most ${allowed} ` +
+                    `(client event loop stalled ${summary.client_event_loop_delay_ms.max} ms at most)`, () => {
+    assert(retried <= allowed, `${retried} of ${requests} requests met a closed connection: ` +
+           `${retryErrors.join('; ')}`);
+  });
+  await checks.step(`no stall: p99 of GET /v1/jobs/{id} under ${stallLimit} ms (measured ${get.p99} ms)`, () => {
+    assert(get.p99 < stallLimit, `p99 ${get.p99} ms`);
   });
 }

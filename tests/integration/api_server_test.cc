@@ -34,6 +34,7 @@ TEST(ApiServerTest, HealthMonitoringAndModels) {
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
   auto ready = c.Get("/readyz");
+  ASSERT_TRUE(ready) << httplib::to_string(ready.error());
   EXPECT_EQ(ready->status, 200);
 
   auto models = JsonOf(c.Get("/v1/models"));
@@ -46,6 +47,7 @@ TEST(ApiServerTest, HealthMonitoringAndModels) {
   EXPECT_EQ(models["data"][0]["capabilities"], json::array({"transcribe", "translate"}));
   EXPECT_EQ(models["data"][0]["footprint"], "estimated");
   auto one = c.Get("/v1/models/tiny");
+  ASSERT_TRUE(one) << httplib::to_string(one.error());
   EXPECT_EQ(one->status, 200);
 
   auto gpus = JsonOf(c.Get("/v1/gpus"));
@@ -78,22 +80,26 @@ TEST(ApiServerTest, OpenAiTranscriptionInEveryFormat) {
   EXPECT_FALSE(j->get_header_value("X-Steno-Job-Id").empty());
 
   auto text = Transcribe(c, "text");
+  ASSERT_TRUE(text) << httplib::to_string(text.error());
   ASSERT_EQ(text->status, 200) << text->body;
   EXPECT_EQ(text->get_header_value("Content-Type"), "text/plain; charset=utf-8");
 
   auto srt = Transcribe(c, "srt");
+  ASSERT_TRUE(srt) << httplib::to_string(srt.error());
   ASSERT_EQ(srt->status, 200) << srt->body;
   EXPECT_EQ(srt->get_header_value("Content-Type"), "text/plain; charset=utf-8");
   EXPECT_TRUE(std::regex_search(srt->body, std::regex(R"(^1\r?\n00:00:\d\d,\d{3} --> )")))
       << srt->body;
 
   auto vtt = Transcribe(c, "vtt");
+  ASSERT_TRUE(vtt) << httplib::to_string(vtt.error());
   ASSERT_EQ(vtt->status, 200) << vtt->body;
   EXPECT_EQ(vtt->body.rfind("WEBVTT", 0), 0u) << vtt->body;
 
   auto verbose = Transcribe(
       c, "verbose_json", "/v1/audio/transcriptions",
       {Field("timestamp_granularities[]", "word"), Field("timestamp_granularities[]", "segment")});
+  ASSERT_TRUE(verbose) << httplib::to_string(verbose.error());
   ASSERT_EQ(verbose->status, 200) << verbose->body;
   auto v = JsonOf(verbose);
   EXPECT_EQ(v["task"], "transcribe");
@@ -103,6 +109,7 @@ TEST(ApiServerTest, OpenAiTranscriptionInEveryFormat) {
   EXPECT_TRUE(v.contains("words")) << "word granularity asked for";
 
   auto translation = Transcribe(c, "verbose_json", "/v1/audio/translations");
+  ASSERT_TRUE(translation) << httplib::to_string(translation.error());
   ASSERT_EQ(translation->status, 200) << translation->body;
   EXPECT_EQ(JsonOf(translation)["task"], "translate");
 
@@ -122,9 +129,11 @@ TEST(ApiServerTest, AsyncJobsResultsAndPaging) {
     EXPECT_EQ(job["result_url"], "/v1/jobs/" + id + "/result");
   }
   auto result = c.Get("/v1/jobs/" + ids[0] + "/result");
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
   ASSERT_EQ(result->status, 200) << result->body;
   EXPECT_TRUE(JsonOf(result).contains("text"));
   auto srt = c.Get("/v1/jobs/" + ids[0] + "/result?format=srt");
+  ASSERT_TRUE(srt) << httplib::to_string(srt.error());
   ASSERT_EQ(srt->status, 200);
   EXPECT_EQ(srt->body.rfind("1\n", 0), 0u) << srt->body;
   auto verbose = c.Get("/v1/jobs/" + ids[0] + "/result?format=verbose_json");
@@ -149,7 +158,9 @@ TEST(ApiServerTest, AsyncJobsResultsAndPaging) {
   httplib::MultipartFormDataItems items = {FilePart("speech.wav"), Field("model", "tiny")};
   auto first = c.Post("/v1/jobs", key, items);
   auto again = c.Post("/v1/jobs", key, items);
+  ASSERT_TRUE(first) << httplib::to_string(first.error());
   ASSERT_EQ(first->status, 202);
+  ASSERT_TRUE(again) << httplib::to_string(again.error());
   ASSERT_EQ(again->status, 200);
   EXPECT_EQ(JsonOf(first)["id"], JsonOf(again)["id"]);
 }
@@ -225,7 +236,7 @@ TEST(ApiServerTest, EventsStreamStatesAndSegmentsInOrder) {
 }
 
 // The HTTP layer holds hundreds of waiting clients without starving the others: 200 open event
-// streams, and a plain request still answers at once.
+// streams, and a plain request still answers (not only once the streams end).
 TEST(ApiServerTest, HundredsOfEventStreamsAtOnce) {
   ApiTestServer s({"--max-running", "1"});
   auto c = s.Client();
@@ -266,7 +277,10 @@ TEST(ApiServerTest, HundredsOfEventStreamsAtOnce) {
   EXPECT_EQ(health->status, 200);
   EXPECT_EQ(job->status, 200);
   EXPECT_EQ(JsonOf(job)["state"], "pending") << "the streams were not all open at once";
-  EXPECT_LT(ms, 1000) << "requests starved by the open streams";
+  // A pool starved by the streams answers only when they end: after the eight one-minute jobs
+  // ahead of the watched one, minutes away. A healthy server answers in milliseconds; the bound
+  // leaves room for a busy 2-core CI and a ThreadSanitizer build.
+  EXPECT_LT(ms, 20'000) << "requests starved by the open streams";
   for (auto& t : clients) t.join();
   EXPECT_EQ(completed.load(), kClients) << "every stream saw the job complete";
   for (const auto& a : ahead) EXPECT_EQ(WaitForJob(c, a)["state"], "completed");
@@ -282,10 +296,12 @@ TEST(ApiServerTest, CancelPendingJobAndConflicts) {
   ASSERT_EQ(cancel->status, 200) << cancel->body;
   EXPECT_EQ(JsonOf(cancel)["state"], "cancelled");
   auto result = c.Get("/v1/jobs/" + waiting + "/result");
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
   EXPECT_EQ(result->status, 409);
   EXPECT_EQ(JsonOf(result)["error"]["code"], "job_cancelled");
   EXPECT_EQ(WaitForJob(c, busy)["state"], "completed");
   auto late = c.Delete("/v1/jobs/" + busy);
+  ASSERT_TRUE(late) << httplib::to_string(late.error());
   EXPECT_EQ(late->status, 409) << late->body;
   EXPECT_EQ(JsonOf(late)["error"]["code"], "job_finished");
 }
@@ -296,6 +312,7 @@ TEST(ApiServerTest, ResultOfAnUnfinishedJobIs409) {
   const std::string busy = PostJob(c, "speech_60s.wav");
   const std::string waiting = PostJob(c);
   auto r = c.Get("/v1/jobs/" + waiting + "/result");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
   EXPECT_EQ(r->status, 409);
   EXPECT_EQ(JsonOf(r)["error"]["code"], "job_not_completed");
   WaitForJob(c, waiting);
@@ -309,7 +326,7 @@ TEST(ApiServerTest, LoadUnloadRunnersAndStenoPs) {
   ASSERT_TRUE(load);
   ASSERT_EQ(load->status, 200) << load->body;
   json runners;
-  for (int i = 0; i < 600; ++i) {  // the load may still be finishing
+  for (int i = 0; i < 1200; ++i) {  // the load may still be finishing (up to 60 s)
     runners = JsonOf(c.Get("/v1/runners"));
     if (!runners["data"].empty() && runners["data"][0]["state"] == "ready") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -332,8 +349,9 @@ TEST(ApiServerTest, LoadUnloadRunnersAndStenoPs) {
   EXPECT_EQ(json::parse(as_json.out)[0]["model"], "tiny");
 
   auto unload = c.Post("/v1/models/tiny/unload", "", "application/json");
+  ASSERT_TRUE(unload) << httplib::to_string(unload.error());
   ASSERT_EQ(unload->status, 200) << unload->body;
-  for (int i = 0; i < 200 && !JsonOf(c.Get("/v1/runners"))["data"].empty(); ++i) {
+  for (int i = 0; i < 1200 && !JsonOf(c.Get("/v1/runners"))["data"].empty(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(JsonOf(c.Get("/v1/runners"))["data"].empty());
@@ -352,22 +370,26 @@ TEST(ApiServerTest, ApiKeysGuardEverythingButHealthProbes) {
   ApiTestServer s({"--api-key", "sk-test-123"});
   auto c = s.Client();
   auto missing = c.Get("/v1/jobs");
+  ASSERT_TRUE(missing) << httplib::to_string(missing.error());
   EXPECT_EQ(missing->status, 401);
   EXPECT_EQ(JsonOf(missing)["error"]["code"], "missing_api_key");
   EXPECT_EQ(JsonOf(missing)["error"]["type"], "authentication_error");
   EXPECT_EQ(missing->get_header_value("WWW-Authenticate"), "Bearer");
   auto wrong = c.Get("/v1/jobs", {{"Authorization", "Bearer sk-test-124"}});
+  ASSERT_TRUE(wrong) << httplib::to_string(wrong.error());
   EXPECT_EQ(wrong->status, 401);
   EXPECT_EQ(JsonOf(wrong)["error"]["code"], "invalid_api_key");
   EXPECT_EQ(wrong->body.find("sk-test"), std::string::npos) << "never echo keys";
   auto right = c.Get("/v1/jobs", {{"Authorization", "Bearer sk-test-123"}});
+  ASSERT_TRUE(right) << httplib::to_string(right.error());
   EXPECT_EQ(right->status, 200);
-  EXPECT_EQ(c.Get("/healthz")->status, 200);
-  EXPECT_EQ(c.Get("/readyz")->status, 200);
+  EXPECT_EQ(StatusOf(c.Get("/healthz")), 200);
+  EXPECT_EQ(StatusOf(c.Get("/readyz")), 200);
   // An upload without a key is refused before its body is read.
   auto upload =
       c.Post("/v1/audio/transcriptions",
              httplib::MultipartFormDataItems{FilePart("speech.wav"), Field("model", "tiny")});
+  ASSERT_TRUE(upload) << httplib::to_string(upload.error());
   EXPECT_EQ(upload->status, 401);
   EXPECT_EQ(JsonOf(c.Get("/v1/jobs", {{"Authorization", "Bearer sk-test-123"}}))["data"].size(),
             0u);
@@ -380,17 +402,21 @@ TEST(ApiServerTest, CorsOnlyWhenConfigured) {
     ApiTestServer s;
     auto c = s.Client();
     auto r = c.Get("/v1/models", {{"Origin", "http://app.example"}});
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
     EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
   }
   ApiTestServer s({"--cors-origin", "http://app.example"});
   auto c = s.Client();
   auto r = c.Get("/v1/models", {{"Origin", "http://app.example"}});
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
   EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), "http://app.example");
   auto other = c.Get("/v1/models", {{"Origin", "http://evil.example"}});
+  ASSERT_TRUE(other) << httplib::to_string(other.error());
   EXPECT_FALSE(other->has_header("Access-Control-Allow-Origin"));
   auto preflight =
       c.Options("/v1/audio/transcriptions",
                 {{"Origin", "http://app.example"}, {"Access-Control-Request-Method", "POST"}});
+  ASSERT_TRUE(preflight) << httplib::to_string(preflight.error());
   EXPECT_EQ(preflight->status, 204);
   EXPECT_NE(preflight->get_header_value("Access-Control-Allow-Methods").find("POST"),
             std::string::npos);
@@ -399,7 +425,7 @@ TEST(ApiServerTest, CorsOnlyWhenConfigured) {
 TEST(ApiServerTest, SigtermStopsCleanlyWithExit0) {
   ApiTestServer s;
   auto c = s.Client();
-  EXPECT_EQ(c.Get("/healthz")->status, 200);
+  EXPECT_EQ(StatusOf(c.Get("/healthz")), 200);
   EXPECT_EQ(s.Stop(), 0);
   EXPECT_NE(s.Stdout().find("shut down cleanly"), std::string::npos) << s.Stdout();
   EXPECT_FALSE(s.Client().Get("/healthz"));

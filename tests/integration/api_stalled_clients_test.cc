@@ -1,9 +1,10 @@
 // Issue 21 against a real `steno serve`: 1,500 connections from one client address (127.0.0.2)
 // send `POST /v1/jobs` headers that announce a body and then send nothing. While they hang,
-// /healthz and GET /v1/jobs from another address (127.0.0.1) each answer within a second, the
-// server's thread count stays far below the number of stalled sockets, the requests past the
-// per-client bound are refused at once (429 too_many_uploads), and the admitted ones end with
-// 408 request_timeout once the read timeout passes.
+// /healthz and GET /v1/jobs from another address (127.0.0.1) are each answered long before the
+// stalled connections' read timeout would free a thread (the bound is a third of it: seconds to
+// spare on a busy CI machine), the server's thread count stays far below the number of stalled
+// sockets, the requests past the per-client bound are refused at once (429 too_many_uploads),
+// and the admitted ones end with 408 request_timeout once the read timeout passes.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -31,7 +32,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kStalled = 1500;
 constexpr int kPerClient = 32;
-constexpr int kReadTimeoutS = 6;
+constexpr int kReadTimeoutS = 30;
+constexpr int64_t kAnswerBoundMs = kReadTimeoutS * 1000 / 3;
 
 int64_t MsSince(Clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
@@ -143,15 +145,15 @@ TEST(ApiStalledClientsTest, StalledUploadsDoNotStopTheServer) {
     max_threads = std::max(max_threads, ThreadsOf(s.pid()));
     for (const char* path : {"/healthz", "/v1/jobs"}) {
       auto other = s.Client();  // a new connection each time, as a monitor's probe
-      other.set_connection_timeout(5, 0);
-      other.set_read_timeout(5, 0);
+      other.set_connection_timeout(kReadTimeoutS, 0);
+      other.set_read_timeout(kReadTimeoutS, 0);
       const auto t0 = Clock::now();
       auto r = other.Get(path);
       const int64_t ms = MsSince(t0);
       slowest_ms = std::max(slowest_ms, ms);
       ASSERT_TRUE(r) << path << " got no answer: " << httplib::to_string(r.error());
       EXPECT_EQ(r->status, 200) << path << ": " << r->body;
-      EXPECT_LT(ms, 1000) << path << " answered in " << ms << " ms, round " << round;
+      EXPECT_LT(ms, kAnswerBoundMs) << path << " answered in " << ms << " ms, round " << round;
     }
   }
   ASSERT_LT(MsSince(opened_at), (kReadTimeoutS - 1) * 1000) << "the checks ran too late";

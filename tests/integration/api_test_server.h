@@ -141,7 +141,7 @@ class ApiTestServer {
     out_fd_ = fds[0];
     ASSERT_EQ(rc, 0) << "cannot start " << args[0];
     const std::string marker = "steno: listening on http://127.0.0.1:";
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (std::chrono::steady_clock::now() < deadline) {
       DrainStdout(100);
       auto pos = out_.find(marker);
@@ -156,7 +156,7 @@ class ApiTestServer {
         FAIL() << "steno serve exited with " << exit_code_ << ": " << ReadFileText(log);
       }
     }
-    FAIL() << "steno serve did not print its URL within 60 s: " << ReadFileText(log);
+    FAIL() << "steno serve did not print its URL within 120 s: " << ReadFileText(log);
   }
 
   void DrainStdout(int timeout_ms) {
@@ -229,6 +229,16 @@ inline nlohmann::json JsonOf(const httplib::Result& r) {
   return j;
 }
 
+// The status of a response; when no response came (a dropped connection) the test fails and
+// this gives 0, so a broken server fails a test instead of crashing the test binary.
+inline int StatusOf(const httplib::Result& r) {
+  if (!r) {
+    ADD_FAILURE() << "no response: " << httplib::to_string(r.error());
+    return 0;
+  }
+  return r->status;
+}
+
 // A multipart part holding a media file from the test data.
 inline httplib::MultipartFormData FilePart(const std::string& media,
                                            const std::string& field = "file") {
@@ -254,9 +264,9 @@ inline std::string PostJob(httplib::Client& c, const std::string& media = "speec
   return j.value("id", "");
 }
 
-// Polls GET /v1/jobs/{id} until the job is final (or 120 s pass).
+// Polls GET /v1/jobs/{id} until the job is final (or 300 s pass).
 inline nlohmann::json WaitForJob(httplib::Client& c, const std::string& id) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
   nlohmann::json job;
   while (std::chrono::steady_clock::now() < deadline) {
     job = JsonOf(c.Get("/v1/jobs/" + id));

@@ -127,7 +127,7 @@ TEST(ClusterApiTest, TwoNodesListEachOtherAndANodeThatLeavesDropsOut) {
 
   const std::vector<std::string> both = {"node-a", "node-b"};
   for (const ApiTestServer* s : {&a, b.get()}) {
-    const json cluster = ClusterListing(*s, both, std::chrono::seconds(10));
+    const json cluster = ClusterListing(*s, both, std::chrono::seconds(60));
     ASSERT_EQ(Ids(cluster), both) << cluster.dump();
     const std::string self_id = s == &a ? "node-a" : "node-b";
     EXPECT_EQ(cluster["store"], "postgres");
@@ -138,7 +138,7 @@ TEST(ClusterApiTest, TwoNodesListEachOtherAndANodeThatLeavesDropsOut) {
       EXPECT_EQ(n["self"], n["id"] == self_id) << n.dump();
       EXPECT_EQ(n["live"], true) << n.dump();
       EXPECT_GE(n["age_ms"].get<int64_t>(), 0) << n.dump();
-      EXPECT_LT(n["age_ms"].get<int64_t>(), 10'000) << n.dump();
+      EXPECT_LT(n["age_ms"].get<int64_t>(), 60'000) << n.dump();  // within the lease: live
       EXPECT_GT(n["heartbeat_ms"].get<int64_t>(), 0) << n.dump();
       EXPECT_TRUE(n["devices"].is_array()) << n.dump();
       EXPECT_TRUE(n["runners"].is_array()) << n.dump();
@@ -181,7 +181,7 @@ TEST(ClusterApiTest, TwoNodesListEachOtherAndANodeThatLeavesDropsOut) {
   // node-b leaves gracefully: it removes itself, and node-a lists itself alone.
   EXPECT_EQ(b->Stop(), 0);
   b.reset();
-  const json after = ClusterListing(a, {"node-a"}, std::chrono::seconds(5));
+  const json after = ClusterListing(a, {"node-a"}, std::chrono::seconds(60));
   ASSERT_EQ(Ids(after), std::vector<std::string>{"node-a"}) << after.dump();
   EXPECT_EQ(after["nodes"][0]["self"], true);
 }
@@ -197,7 +197,7 @@ TEST(ClusterApiTest, ASilentNodeIsRemovedOnRequestButNotALiveOne) {
   ASSERT_GT(a.port, 0);
   ASSERT_GT(b->port, 0);
   const std::vector<std::string> both = {"node-a", "node-b"};
-  ASSERT_EQ(Ids(ClusterListing(a, both, std::chrono::seconds(10))), both);
+  ASSERT_EQ(Ids(ClusterListing(a, both, std::chrono::seconds(60))), both);
   auto ca = a.Client();
   auto Delete = [&](const std::string& id, int status, const std::string& code) {
     auto r = ca.Delete("/v1/cluster/nodes/" + id);
@@ -311,7 +311,7 @@ TEST(ClusterApiTest, ANodesTableThatCannotBeReadIs503) {
   ApiTestServer s(NodeFlags(url, "node-a"));
   ASSERT_GT(s.port, 0);
   auto c = s.Client();
-  ASSERT_EQ(Ids(ClusterListing(s, {"node-a"}, std::chrono::seconds(10))),
+  ASSERT_EQ(Ids(ClusterListing(s, {"node-a"}, std::chrono::seconds(60))),
             std::vector<std::string>{"node-a"});
 
   PgServer& pg = SharedPgServer();
@@ -327,7 +327,7 @@ TEST(ClusterApiTest, ANodesTableThatCannotBeReadIs503) {
   EXPECT_EQ(snap["nodes"], json::array()) << snap.dump();
 
   ASSERT_EQ(pg.Exec(DbName(url), "ALTER TABLE nodes_away RENAME TO nodes"), "");
-  EXPECT_EQ(Ids(ClusterListing(s, {"node-a"}, std::chrono::seconds(10))),
+  EXPECT_EQ(Ids(ClusterListing(s, {"node-a"}, std::chrono::seconds(60))),
             std::vector<std::string>{"node-a"});
 }
 

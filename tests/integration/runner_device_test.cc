@@ -60,7 +60,9 @@ TEST(RunnerDeviceTest, RunnerChargesItsFootprintAndTheUnloadIsVerifiedOnTheDevic
   EXPECT_FALSE(alerted);
   EXPECT_TRUE(report.released) << report.detail;
   EXPECT_EQ(report.released_bytes, held);
-  EXPECT_LT(report.release_ms, 1000);
+  // Seen as soon as the runner is gone: a runner that ignored the exit request would be killed
+  // only after the 5 s grace, and a release seen only when the check gives up is not released.
+  EXPECT_LT(report.release_ms, 4'500);
 }
 
 TEST(RunnerDeviceTest, ModelLargerThanTheSimulatedCardIsAnOomNotACrash) {

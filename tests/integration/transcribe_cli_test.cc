@@ -279,13 +279,24 @@ TEST(TranscribeCliTest, UnknownModelNameExitsTwoAndSuggestsPull) {
   fs::remove_all(models);
 }
 
+// A name is the models dir's ggml-NAME.bin: the same transcript as that file given by path.
 TEST(TranscribeCliTest, ModelNamesResolveInTheModelsDir) {
   const std::string models = MakeTempDir("models");
   fs::copy_file(TinyModel(), models + "/ggml-tiny-test.bin");
-  auto r = RunProcess({StenoBin(), "transcribe", "--model", "tiny-test", "--language", "en",
-                       "--beam-size", "1", MediaPath("speech.wav")},
-                      ModelsEnv(models));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto by_name = [&](const std::string& model) {
+    return RunProcess(
+        {StenoBin(), "transcribe", "--model", model, "--language", "en", "--beam-size", "1",
+         "--temperature-inc", "0", "--threads", "1", "--format", "json", MediaPath("speech.wav")},
+        ModelsEnv(models));
+  };
+  auto named = by_name("tiny-test");
+  ASSERT_EQ(named.exit_code, 0) << named.err;
+  auto by_path = by_name(models + "/ggml-tiny-test.bin");
+  ASSERT_EQ(by_path.exit_code, 0) << by_path.err;
+  const json got = json::parse(named.out, nullptr, false);
+  ASSERT_FALSE(got.is_discarded()) << named.out;
+  ASSERT_FALSE(got.at("segments").empty()) << named.out;
+  EXPECT_EQ(got, json::parse(by_path.out, nullptr, false));
   fs::remove_all(models);
 }
 

@@ -90,7 +90,7 @@ class Events {
     }
     return out;
   }
-  std::optional<RunnerEvent> WaitExited(std::chrono::milliseconds timeout = 10s) {
+  std::optional<RunnerEvent> WaitExited(std::chrono::milliseconds timeout = 60s) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, timeout, [&] { return exited_.has_value(); });
     return exited_;

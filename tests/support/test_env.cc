@@ -1,9 +1,13 @@
 #include "support/test_env.h"
 
+#include <gtest/gtest.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -32,6 +36,20 @@ std::string WhisperCliBin() {
 std::string TestData() {
   return Required("STENO_TEST_DATA", STENO_TEST_DEFAULT_DATA);
 }
+std::uint32_t TestSeed() {
+  std::uint32_t seed = 0;
+  const char* given = std::getenv("STENO_TEST_SEED");
+  if (given && *given) {
+    seed = static_cast<std::uint32_t>(std::stoul(given));
+  } else {
+    seed = std::random_device{}();
+  }
+  std::printf("seed %u (replay with STENO_TEST_SEED=%u)\n", seed, seed);
+  std::fflush(stdout);
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  return seed;
+}
+
 std::string TinyModel() {
   return TestData() + "/models/tiny-random.bin";
 }

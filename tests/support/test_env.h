@@ -1,6 +1,7 @@
 // Paths the test harness (tests/CMakeLists.txt) passes through the environment.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,11 @@ std::string TinyModel();      // TestData()/models/tiny-random.bin
 std::string SourceDir();
 // A helper program built from tests/helpers/NAME.cc, next to the running test binary.
 std::string HelperBin(const std::string& name);
+
+// The seed of a randomised test: $STENO_TEST_SEED when set (to replay a failure), else a fresh
+// one from std::random_device. Either way it is printed and recorded as the test's "seed"
+// property, with the line that replays it.
+std::uint32_t TestSeed();
 
 // A fresh empty directory under the system temp dir, removed by the caller if wanted.
 std::string MakeTempDir(const std::string& prefix);

@@ -59,7 +59,7 @@ TEST(MemoryHistoryTest, SamplesOnItsOwnThreadUntilStopped) {
   std::atomic<int64_t> t{0};
   h.Start([] { return std::vector<sched::DeviceLedger>{Gpu("cuda:0", 5, 5)}; },
           [&] { return t += 10; });
-  for (int i = 0; i < 500 && h.Json()["devices"]["cuda:0"].size() < 3; ++i) {
+  for (int i = 0; i < 6000 && h.Json()["devices"]["cuda:0"].size() < 3; ++i) {  // up to 60 s
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   h.Stop();

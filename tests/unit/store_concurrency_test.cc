@@ -137,7 +137,7 @@ TEST_F(StoreConcurrencyTest, ReadsProceedWhileTheWriterHoldsATransaction) {
         EXPECT_EQ(store->ListFootprints()->size(), 1u);
         EXPECT_EQ(store->ReferencedBlobs()->size(), 1u);
       },
-      5s, gate_);
+      60s, gate_);
   EXPECT_TRUE(in_time) << "reads waited for the writer's transaction";
   gate_.Release();
   writer.get();
@@ -322,7 +322,7 @@ TEST_F(StoreConcurrencyTest, ReadsIgnoreAnotherConnectionsWriteLock) {
   auto writer = std::async(std::launch::async, [&] { EXPECT_TRUE(store->Cancel(job.id).ok()); });
   ASSERT_TRUE(gate_.WaitEntered());
   bool in_time = ReturnsWithin([&] { EXPECT_EQ((*other)->Get(job.id)->state, JobState::kPending); },
-                               5s, gate_);
+                               60s, gate_);
   EXPECT_TRUE(in_time);
   gate_.Release();
   writer.get();
