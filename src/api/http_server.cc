@@ -227,6 +227,7 @@ std::string MessageForStatus(int status) {
 
 struct HttpServer::Impl {
   HttpOptions options;
+  std::shared_ptr<LiveHttpOptions> live = std::make_shared<LiveHttpOptions>(options);
   server::JobService& service;
   ClientUploads uploads{options.max_connections_per_client};
   std::atomic<int64_t> last_refusal_log{0};  // steady-clock seconds of the last 429 logged
@@ -243,9 +244,9 @@ struct HttpServer::Impl {
   std::once_flag stop_once;
 
   Impl(HttpOptions o, server::JobService& s, PathPolicy p)
-      : options(std::move(o)), service(s), paths(std::move(p)), ctx{service,  options, paths,
-                                                                    stopping, history, snapshots,
-                                                                    url} {}
+      : options(std::move(o)), service(s), paths(std::move(p)), ctx{service,   options,  *live,
+                                                                    paths,     stopping, history,
+                                                                    snapshots, url} {}
 
   void AddCors(const httplib::Request& req, httplib::Response& res) const {
     if (options.cors_origin.empty()) return;
@@ -514,17 +515,18 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   // The node describes itself to a shared store from now on (every publish period, on the
-  // service's thread). The describer holds copies (of what DeviceJson reads), never this server:
-  // it may outlive it.
-  auto device_options = std::make_shared<HttpOptions>();
-  device_options->reserve = o.reserve;
-  device_options->safety_factor = o.safety_factor;
+  // service's thread). The describer shares the live options (what DeviceJson reads), never this
+  // server: it may outlive it.
   if (server::ClusterMember* cluster = service.cluster()) {
-    cluster->SetNodeDescriber([&service, device_options, url = p->url] {
-      return DescribeNode(service, *device_options, url);
+    cluster->SetNodeDescriber([&service, live = p->live, url = p->url] {
+      return DescribeNode(service, *live->Get(), url);
     });
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::Reconfigure(HttpOptions options) {
+  impl_->live->Set(std::move(options));
 }
 
 int HttpServer::port() const {

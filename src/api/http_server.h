@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "api/auth.h"
+#include "core/mutex.h"
 #include "core/result.h"
 #include "gpu/gpu_config.h"
 #include "server/job_service.h"
@@ -80,6 +81,29 @@ struct HttpOptions {
   std::function<std::string()> alerts_metrics;
 };
 
+// The HTTP options as a reload last set them, swapped whole: readers take the current value
+// and keep it for their request. A reload changes what routes read per request (sync_timeout_ms,
+// min_free_disk_bytes, reserve, safety_factor); the listener's own settings (host, port,
+// threads, limits of a connection) need a restart. Safe from any thread.
+class LiveHttpOptions {
+ public:
+  explicit LiveHttpOptions(HttpOptions options)
+      : current_(std::make_shared<const HttpOptions>(std::move(options))) {}
+  std::shared_ptr<const HttpOptions> Get() const {
+    MutexLock lock(mu_);
+    return current_;
+  }
+  void Set(HttpOptions options) {
+    auto fresh = std::make_shared<const HttpOptions>(std::move(options));
+    MutexLock lock(mu_);
+    current_ = std::move(fresh);
+  }
+
+ private:
+  mutable Mutex mu_;
+  std::shared_ptr<const HttpOptions> current_ GUARDED_BY(mu_);
+};
+
 class HttpServer {
  public:
   // Binds (a bad host, a port in use: kUnavailable "bind_failed"; bad --allow-path: kBadInput)
@@ -94,6 +118,9 @@ class HttpServer {
   std::string url() const;  // "http://127.0.0.1:8080"
   // Idempotent; safe from any thread except the server's own workers.
   void Stop();
+  // A config reload (SIGHUP): requests from now on read `options` (see LiveHttpOptions for what
+  // a reload changes). Safe from any thread.
+  void Reconfigure(HttpOptions options);
 
   struct Impl;
 

@@ -52,7 +52,8 @@ struct SnapshotCache {
 
 struct Context {
   server::JobService& service;
-  const HttpOptions& options;
+  const HttpOptions& options;   // as started: what a reload cannot change
+  const LiveHttpOptions& live;  // what a reload changes: read per request (live.Get())
   const PathPolicy& paths;
   // Set by Stop(): long waits (synchronous transcriptions, SSE) end promptly.
   std::atomic<bool>& stopping;

@@ -106,7 +106,7 @@ Result<ojson> ClusterNodesJson(Context& ctx) {
   ojson out = ojson::array();
   server::ClusterMember* cluster = ctx.service.cluster();
   if (!cluster) {
-    out.push_back(NodeJson(DescribeNode(ctx.service, ctx.options, ctx.url), /*self=*/true,
+    out.push_back(NodeJson(DescribeNode(ctx.service, *ctx.live.Get(), ctx.url), /*self=*/true,
                            /*live=*/true, /*age_ms=*/0));
     return out;
   }

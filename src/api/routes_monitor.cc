@@ -33,7 +33,8 @@ void Gpus(Context& ctx, Call& call) {
   auto devices = ctx.service.runners().Devices();
   if (!devices.ok()) return SendError(call.res, FromError(devices.error()));
   ojson data = ojson::array();
-  for (const auto& s : *devices) data.push_back(DeviceJson(s, ctx.options));
+  const auto live = ctx.live.Get();
+  for (const auto& s : *devices) data.push_back(DeviceJson(s, *live));
   SendJson(call.res, 200, {{"object", "list"}, {"data", std::move(data)}});
 }
 
@@ -41,7 +42,8 @@ void Metrics(Context& ctx, Call& call) {
   const auto snap = ctx.service.runners().Snapshot();
   auto devices = ctx.service.runners().Devices();
   auto counts = ctx.service.jobs().Counts();
-  const auto& o = ctx.options;
+  const auto live = ctx.live.Get();
+  const auto& o = *live;
   std::string text = ctx.service.metrics().RenderPrometheus(
       snap, devices.ok() ? *devices : std::vector<gpu::DeviceSample>{},
       counts.ok() ? *counts : store::JobCounts{}, o.reserve, o.safety_factor);

@@ -24,7 +24,7 @@ const char* ContentTypeFor(const std::string& format) {
 // nullopt: the error response is set.
 std::optional<Job> WaitFinal(Context& ctx, Call& call, const std::string& id) {
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx.options.sync_timeout_ms);
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx.live.Get()->sync_timeout_ms);
   for (;;) {
     if (ctx.stopping) {
       SendError(call.res, MakeApiError(503, "shutting_down",
@@ -109,7 +109,7 @@ std::optional<ApiError> RefuseEarly(Context& ctx) {
 }
 
 std::optional<ApiError> RefuseLowDisk(Context& ctx, int64_t incoming_bytes) {
-  const int64_t margin = ctx.options.min_free_disk_bytes;
+  const int64_t margin = ctx.live.Get()->min_free_disk_bytes;
   if (margin <= 0) return std::nullopt;
   auto space = store::DiskSpaceOf(ctx.service.blobs().dir());
   if (!space.ok()) return std::nullopt;

@@ -222,9 +222,16 @@ Result<ServeOptions> ParseWithConfig(const std::string& path) {
   return o;
 }
 
-// SIGHUP: the settings a reload may change, from the config file as it is now.
+// The alert monitor's answers for GET /v1/alerts and /metrics.
+void ServeAlertsFrom(api::HttpOptions& h, ServeAlerts* alerts) {
+  h.alerts_json = [alerts] { return alerts->ActiveJson(); };
+  h.alerts_metrics = [alerts] { return alerts->Metrics(); };
+}
+
+// SIGHUP: the settings a reload may change, from the config file as it is now. Every part is
+// built and checked before any is applied: a bad file changes nothing.
 void Reload(const ServeOptions& running, const GlobalOptions& global, server::JobService& service,
-            ServeAlerts& alerts) {
+            ServeAlerts& alerts, api::HttpServer& http) {
   if (running.config.empty()) {
     spdlog::warn("SIGHUP: no --config file was given; nothing to reload");
     return;
@@ -240,6 +247,13 @@ void Reload(const ServeOptions& running, const GlobalOptions& global, server::Jo
                   options.error().message);
     return;
   }
+  auto http_options = HttpOptionsFor(*fresh, *options);
+  if (!http_options.ok()) {
+    spdlog::error("config reload rejected, keeping the running config: {}",
+                  http_options.error().message);
+    return;
+  }
+  ServeAlertsFrom(*http_options, &alerts);
   auto rules = LoadAlertRules(fresh->alerts.rules_file);
   if (!rules.ok()) {
     spdlog::error("config reload rejected, keeping the running config: {}", rules.error().message);
@@ -250,6 +264,7 @@ void Reload(const ServeOptions& running, const GlobalOptions& global, server::Jo
     return;
   }
   service.Reconfigure(*options);
+  http.Reconfigure(std::move(http_options.value()));
   spdlog::info("config reloaded from {} (max-queue {}, max-running {}, keep-alive {} s)",
                running.config, options->max_queue, options->runtime.scheduler.queue.max_running,
                options->runtime.scheduler.default_keep_alive_s);
@@ -280,9 +295,7 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
   o.alerts.min_free_disk_bytes = http_options->min_free_disk_bytes;
   auto alerts = ServeAlerts::Start(o.alerts, **service);
   if (!alerts.ok()) return Fail(alerts.error());
-  ServeAlerts* alerts_ptr = alerts->get();
-  http_options->alerts_json = [alerts_ptr] { return alerts_ptr->ActiveJson(); };
-  http_options->alerts_metrics = [alerts_ptr] { return alerts_ptr->Metrics(); };
+  ServeAlertsFrom(*http_options, alerts->get());
   auto http = api::HttpServer::Start(std::move(http_options.value()), **service);
   if (!http.ok()) return Fail(http.error());
 
@@ -297,7 +310,7 @@ int Run(const ServeOptions& flags, const GlobalOptions& global) {
   for (;;) {
     const SignalKind s = signals.Wait(std::chrono::hours(1));
     if (s == SignalKind::kStop) break;
-    if (s == SignalKind::kReload) Reload(o, global, **service, **alerts);
+    if (s == SignalKind::kReload) Reload(o, global, **service, **alerts, **http);
   }
   // The listener stays up while running jobs drain: clients can still read their jobs and
   // results; new work gets 503 shutting_down and /readyz fails.

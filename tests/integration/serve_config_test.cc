@@ -132,9 +132,8 @@ TEST(ServeConfigTest, SighupAppliesNewReserves) {
       << r.LedgerReserved();
 }
 
-// ... and GET /v1/gpus reports it. DISABLED: fails until issue 22 point 8 (one configuration,
-// swapped whole on SIGHUP) lands: the API keeps the reserve it was started with.
-TEST(ServeConfigTest, DISABLED_SighupAppliedReservesShowInTheDeviceList) {
+// ... and GET /v1/gpus reports it (the API once kept the reserve it was started with).
+TEST(ServeConfigTest, SighupAppliedReservesShowInTheDeviceList) {
   ReserveServer r;
   ASSERT_TRUE(test::WaitUntil([&] { return r.ListedReserved() == 512 * kMiB; }, 60s));
   WriteFile(r.config, "[serve]\nreserve = \"2GiB\"\n");
@@ -145,9 +144,8 @@ TEST(ServeConfigTest, DISABLED_SighupAppliedReservesShowInTheDeviceList) {
 }
 
 // Timeouts: a synchronous request waits at most the reloaded --sync-timeout (504 timeout), here
-// behind a job that runs for over a minute. DISABLED: fails until issue 22 point 8 lands: no
-// timeout is reloaded today (the README says SIGHUP re-reads them), the request waits the hour.
-TEST(ServeConfigTest, DISABLED_SighupAppliesANewSyncTimeout) {
+// behind a job that runs for over a minute (the reload once left it at the start's hour).
+TEST(ServeConfigTest, SighupAppliesANewSyncTimeout) {
   test::ScopedTempDir dir("steno-reload");
   const std::string config = dir.path + "/steno.toml";
   WriteFile(config, "[serve]\nmax-running = 1\nsync-timeout = \"1h\"\n");
