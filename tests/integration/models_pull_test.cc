@@ -8,15 +8,6 @@
 //   anything else              404
 // It records every request's Range header and the body bytes it sent, so the tests can assert
 // what went over the wire. Nothing here talks to anything but 127.0.0.1.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT  // Debian's libcpp-httplib is built with these; the header's
-#define CPPHTTPLIB_OPENSSL_SUPPORT  // types must match the library's layout.
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
 #include <httplib.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>

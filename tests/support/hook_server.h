@@ -4,15 +4,6 @@
 // request in flight. Stopped and joined by the destructor.
 #pragma once
 
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT  // Debian's libcpp-httplib is built with these; the header's
-#define CPPHTTPLIB_OPENSSL_SUPPORT  // types must match the library's layout.
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
 #include <httplib.h>
 
 #include <chrono>
