@@ -250,8 +250,12 @@ void SchedulerState::OnReady(RunnerEntry& runner, const BackendEvent& e) {
   RunnerView& v = runner.info.view;
   if (e.weights_bytes > 0 && e.stream_bytes > 0) {
     const bool gpu = v.device != "cpu";
-    measured_[{v.model, runner.device_name}] =
-        MemoryEstimate{e.weights_bytes, e.stream_bytes, true};
+    // A greedy warm-up measures what it allocates; an out-of-memory run of this model proved the
+    // streams need more, so the raises it earned stay on every later measurement.
+    const auto raised = oom_factor_.find(v.model);
+    const double factor = raised == oom_factor_.end() ? 1.0 : raised->second;
+    measured_[{v.model, runner.device_name}] = MemoryEstimate{
+        e.weights_bytes, static_cast<int64_t>(static_cast<double>(e.stream_bytes) * factor), true};
     // Charged as planned: the measurement grown by what a greedy warm-up cannot see.
     const MemoryEstimate charged = EstimateOn(v.model, v.device);
     v.weights_bytes = charged.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
@@ -317,6 +321,8 @@ void SchedulerState::RunFailed(JobEntry& job, RunnerErrorKind kind, const std::s
   if (kind == RunnerErrorKind::kOom) {
     // The estimate was too low for this model: raise it so the retry asks for more.
     auto& est = model_specs_[j.model].estimate;
+    auto [factor, fresh] = oom_factor_.try_emplace(j.model, 1.0);
+    factor->second *= config_.oom_raise;
     est.stream_bytes = static_cast<int64_t>(est.stream_bytes * config_.oom_raise);
     for (auto& [key, m] : measured_) {
       if (key.first == j.model)

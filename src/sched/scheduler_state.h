@@ -158,6 +158,9 @@ class SchedulerState {
   std::map<std::string, ModelSpec> model_specs_;  // resolved, with oom raises applied
   // (model, device name) → measured, with oom raises applied.
   std::map<std::pair<std::string, std::string>, MemoryEstimate> measured_;
+  // Per model: the product of the out-of-memory raises its runs earned (absent: none), applied to
+  // each new measurement so a later load cannot lower the stream figure again.
+  std::map<std::string, double> oom_factor_;
   std::vector<gpu::DeviceSample> samples_;
   // Per sample: what our runners were charged on its device when it was taken. Where the device
   // cannot attribute memory to processes, external = used − ours must use the charges of that

@@ -71,6 +71,39 @@ TEST(SchedEstimateTest, AnOomIsRetriedWithTheRaisedEstimateAndCompletes) {
   EXPECT_LE(sim.backend.max_concurrent_runs_of_one_job(), 1);
 }
 
+// The raise outlives the next measurement: the retry's runner reports the same greedy figure that
+// proved too small, and is still charged (and later jobs admitted) at the raised one.
+TEST(SchedEstimateTest, AMeasurementAfterAnOomDoesNotLowerTheRaisedStream) {
+  std::vector<RunnerUpdate> runners;
+  SimClusterOptions o = OneCard();
+  o.hooks.on_runner = [&](const RunnerUpdate& u) { runners.push_back(u); };
+  SimCluster sim(std::move(o));
+  sim.backend.SetFootprint("small", 1 * kGiB, 512 * kMiB);  // what every warm-up measures
+  sim.backend.SetJobPlan([](const JobRunSpec&, int run) {
+    SimJobPlan p;
+    p.duration_ms = 1000;
+    if (run == 0) p.fail_kind = RunnerErrorKind::kOom;
+    return p;
+  });
+  ASSERT_TRUE(sim.Submit("a", "small", Priority::kNormal, 0).ok());
+  sim.Advance(3000);  // loaded, measured at 512 MiB per stream, the run fails with oom
+  ASSERT_EQ(sim.Job("a").job.attempt, 2);
+  sim.AdvanceTo(4000 + 1);
+  sim.Advance(60'000);
+  ASSERT_EQ(sim.Job("a").job.state, JobState::kCompleted);
+  ASSERT_EQ(runners.size(), 4u);  // loaded, unloaded, loaded, unloaded
+  EXPECT_EQ(runners[2].kind, RunnerUpdate::Kind::kLoaded);
+  EXPECT_EQ(runners[2].bytes, 1 * kGiB + kContext + 768 * kMiB) << "charged at the raised figure";
+
+  // A later job's runner is admitted and charged at the raise too.
+  ASSERT_TRUE(sim.Submit("b", "small", Priority::kNormal, 0).ok());
+  sim.Advance(500);
+  EXPECT_EQ(sim.backend.used("cuda:0"), 1 * kGiB + kContext + 768 * kMiB);
+  sim.Advance(60'000);
+  EXPECT_EQ(sim.Job("b").job.state, JobState::kCompleted);
+  EXPECT_EQ(sim.backend.oom_refusals(), 0);
+}
+
 TEST(SchedEstimateTest, AnOomAfterEveryRetryFailsTheJobWithItsReason) {
   SimClusterOptions o = OneCard();
   o.config.max_retries = 2;
