@@ -118,13 +118,27 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
     if (!pushed.ok()) return refuse(pushed.error());
   }
 
-  MutexLock lock(mu_);
-  if (QueueLength() >= queue_bound_) {
-    const int retry_after = RetryAfterFor(queue_);
-    return refuse(Error(ErrorKind::kUnavailable, "queue_full",
-                        "the queue is full; retry after " + std::to_string(retry_after) + " s",
-                        retry_after));
+  // A place in the queue is reserved under the lock and the insert runs without it: no lock is
+  // held across the store, and submissions in flight count against the bound, so it stays a
+  // bound (one may be refused early while another's reservation and its job overlap, never late).
+  const size_t held = QueueLength();  // a store read on a shared store: before the lock
+  {
+    MutexLock lock(mu_);
+    if (held + reserved_ >= queue_bound_) {
+      const int retry_after = RetryAfterFor(queue_);
+      return refuse(Error(ErrorKind::kUnavailable, "queue_full",
+                          "the queue is full; retry after " + std::to_string(retry_after) + " s",
+                          retry_after));
+    }
+    ++reserved_;
   }
+  struct Reservation {
+    JobRequests* self;
+    ~Reservation() {
+      MutexLock lock(self->mu_);
+      --self->reserved_;
+    }
+  } reservation{this};
   store::NewJob job;
   job.model = request.model;
   job.priority = request.priority;

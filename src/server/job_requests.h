@@ -7,10 +7,9 @@
 // scheduler see it (on a shared store: the claim loop of whichever node has room). Readers read
 // the store.
 //
-// One mutex: the queue bound and audio limits. Submit holds it from the capacity check to the
-// insert so the bound is exact: the one lock here held across a store call, and only submitters
-// and reloads ever wait for it (readers, the writer and the scheduler never take it). No other
-// lock is taken under it. Safe from any thread.
+// One mutex: the queue bound, the queue settings, the audio limits and the places reserved by
+// submissions in flight. Submit reserves a place under it and inserts without it: no lock here
+// is held across a store call, and no other lock is taken under it. Safe from any thread.
 #pragma once
 
 #include <atomic>
@@ -121,6 +120,7 @@ class JobRequests {
   mutable Mutex mu_;
   size_t queue_bound_ GUARDED_BY(mu_);
   sched::QueueConfig queue_ GUARDED_BY(mu_);
+  size_t reserved_ GUARDED_BY(mu_) = 0;  // submissions between the bound's check and their end
   audio::Limits limits_ GUARDED_BY(mu_);
 };
 

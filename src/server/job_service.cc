@@ -262,8 +262,12 @@ JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace)
   ShutdownReport report;
   if (s.shut_down.exchange(true)) return report;  // done before
   StopAdmitting();
+  // Runs in progress: the scheduler's count, or the jobs this node holds (the store may already
+  // show a run as processing while the scheduler's published snapshot does not yet).
   auto running_now = [&s] {
-    return s.runtime.With([](Runtime& rt) { return rt.scheduler().Snapshot().running; }, size_t{0});
+    const size_t scheduled =
+        s.runtime.With([](Runtime& rt) { return rt.scheduler().Snapshot().running; }, size_t{0});
+    return std::max(scheduled, s.held.All().size());
   };
   const size_t running_at_start = running_now();
   const auto deadline = std::chrono::steady_clock::now() + grace;
