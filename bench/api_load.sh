@@ -6,6 +6,7 @@
 # the e2e.load_jobs test runs the same load from Node.js as a behaviour test.
 #
 # The server runs as load_jobs.mjs starts it: --max-queue 64 (so 503 queue_full really happens),
+# no per-address upload bound (all 200 clients are 127.0.0.1),
 # transcription on one thread of one core (on a small machine the runner would otherwise take
 # every core, and the figure would measure CPU starvation rather than the API).
 #
@@ -37,7 +38,8 @@ ffmpeg -loglevel error -i "$data/media/speech.wav" -t 2 -ac 1 -ar 16000 "$tmp/cl
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 GGML_NO_BACKTRACE=1 "$BUILD/steno" --log-level warn serve --host 127.0.0.1 --port 0 \
   --data-dir "$tmp/data" --models-dir "$tmp/models" --device cpu --max-queue 64 \
-  --threads 1 --cpu-cores 1 >"$tmp/serve.out" 2>"$tmp/serve.err" &
+  --threads 1 --cpu-cores 1 --max-connections-per-client 0 \
+  >"$tmp/serve.out" 2>"$tmp/serve.err" &
 server=$!
 url=""
 for _ in $(seq 600); do
