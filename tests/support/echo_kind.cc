@@ -26,6 +26,27 @@ Result<std::string> EchoText(const sched::BlobRef& input) {
   return "echo " + input.name + ": " + line;
 }
 
+namespace {
+
+// How a job ends: done with its echo, or a bad-input error when its input cannot be read.
+BackendEvent Outcome(int64_t runner_id, const sched::JobRunSpec& job) {
+  BackendEvent e;
+  e.runner_id = runner_id;
+  e.job_id = job.job_id;
+  auto text = EchoText(job.input);
+  if (text.ok()) {
+    e.kind = Kind::kDone;
+    e.payload = {{"text", *text}};
+  } else {
+    e.kind = Kind::kError;
+    e.error_kind = sched::RunnerErrorKind::kBadInput;
+    e.message = text.error().message;
+  }
+  return e;
+}
+
+}  // namespace
+
 int64_t EchoBackend::Runner::bytes() const {
   return weights_bytes + streams * stream_bytes;
 }
@@ -60,9 +81,6 @@ Status EchoBackend::Start(const sched::RunnerStartSpec& spec) {
 }
 
 Status EchoBackend::SendJob(int64_t runner_id, const sched::JobRunSpec& job) {
-  BackendEvent out;
-  out.runner_id = runner_id;
-  out.job_id = job.job_id;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!runners_.count(runner_id)) {
@@ -73,16 +91,7 @@ Status EchoBackend::SendJob(int64_t runner_id, const sched::JobRunSpec& job) {
       return Status();
     }
   }
-  auto text = EchoText(job.input);
-  if (text.ok()) {
-    out.kind = Kind::kDone;
-    out.payload = {{"text", *text}};
-  } else {
-    out.kind = Kind::kError;
-    out.error_kind = sched::RunnerErrorKind::kBadInput;
-    out.message = text.error().message;
-  }
-  Emit({out});
+  Emit({Outcome(runner_id, job)});
   return Status();
 }
 
@@ -93,21 +102,7 @@ void EchoBackend::FinishHeld() {
     held.swap(held_);
   }
   std::vector<BackendEvent> out;
-  for (const auto& [id, run] : held) {
-    BackendEvent e;
-    e.runner_id = run.first;
-    e.job_id = id;
-    auto text = EchoText(run.second.input);
-    if (text.ok()) {
-      e.kind = Kind::kDone;
-      e.payload = {{"text", *text}};
-    } else {
-      e.kind = Kind::kError;
-      e.error_kind = sched::RunnerErrorKind::kBadInput;
-      e.message = text.error().message;
-    }
-    out.push_back(std::move(e));
-  }
+  for (const auto& [id, run] : held) out.push_back(Outcome(run.first, run.second));
   Emit(std::move(out));
 }
 
