@@ -29,6 +29,11 @@ bool HeldJobs::Holds(const std::string& id) const {
   return held_.count(id) > 0;
 }
 
+size_t HeldJobs::Count() const {
+  MutexLock lock(mu_);
+  return held_.size();
+}
+
 std::set<std::string> HeldJobs::All() const {
   MutexLock lock(mu_);
   return held_;

@@ -23,6 +23,7 @@ class HeldJobs {
   void Release(const std::string& id) EXCLUDES(mu_);
   bool Holds(const std::string& id) const EXCLUDES(mu_);
   std::set<std::string> All() const EXCLUDES(mu_);
+  size_t Count() const EXCLUDES(mu_);
 
   // Gives the run up: from now on its updates are not written (TakeDropped).
   void Drop(const std::string& id) EXCLUDES(mu_);

@@ -267,7 +267,7 @@ JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace)
   auto running_now = [&s] {
     const size_t scheduled =
         s.runtime.With([](Runtime& rt) { return rt.scheduler().Snapshot().running; }, size_t{0});
-    return std::max(scheduled, s.held.All().size());
+    return std::max(scheduled, s.held.Count());
   };
   const size_t running_at_start = running_now();
   const auto deadline = std::chrono::steady_clock::now() + grace;
