@@ -47,6 +47,9 @@ ModelEntry DeclaredEntry(const DeclaredModel& d) {
   e.weights_bytes = d.weights_bytes;
   e.stream_bytes = d.stream_bytes;
   e.capabilities = d.capabilities;
+  e.allowed_devices = d.allowed_devices;
+  e.max_streams = d.max_streams;
+  e.keep_alive_s = d.keep_alive_s;
   if (!d.path.empty()) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(d.path, ec);

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,10 @@ struct DeclaredModel {
   int64_t stream_bytes = 0;   // what each concurrent work item adds
   Capabilities capabilities;
   std::string path;  // a file the kind loads, if any ("" for none)
+  // Scheduling settings of its own (sched::ModelSpec has the same three).
+  std::vector<std::string> allowed_devices;  // "cpu", "cuda:N"; empty: any device
+  int max_streams = 0;                       // 0: as memory allows
+  std::optional<int> keep_alive_s;           // unset: the default
 };
 
 struct ModelEntry {
@@ -69,6 +74,9 @@ struct ModelEntry {
   int64_t weights_bytes = 0;  // kDeclared only (kEstimated: read from the file when resolved)
   int64_t stream_bytes = 0;
   Capabilities capabilities;
+  std::vector<std::string> allowed_devices;  // declared models only (DeclaredModel's)
+  int max_streams = 0;
+  std::optional<int> keep_alive_s;
 };
 
 class ModelCatalog {

@@ -31,6 +31,8 @@ struct KindContext {
   std::function<std::vector<std::pair<std::string, std::string>>(const std::string& device)>
       env_for_device;
   std::string sim_data_dir;  // simulated GPUs: runners compute on the CPU and charge the card
+  std::string models_dir;    // where the server's models live ({models_dir} in server commands)
+  std::string results_dir;   // where a kind writes results that are files (speech audio)
   std::chrono::milliseconds grace{5000};  // how long an unloading runner may take to exit
   // An unload whose release could not be verified, with the runner's model and device. Called
   // on the unloading thread.

@@ -31,7 +31,9 @@ namespace steno::sched {
 using runner::RunnerErrorKind;
 
 struct BackendEvent {
-  enum class Kind { kReady, kProgress, kSegment, kDone, kError, kExited };
+  // kProcesses: the runner's process set changed while loaded (a server forked or lost a
+  // worker); `pids` is the whole new set. Kinds whose runner is one process never send it.
+  enum class Kind { kReady, kProgress, kSegment, kDone, kError, kExited, kProcesses };
   Kind kind = Kind::kReady;
   int64_t runner_id = 0;
   std::string job_id;  // kProgress, kSegment, kDone, kError (empty: the runner itself)
@@ -39,9 +41,9 @@ struct BackendEvent {
   std::string message;                                      // kError, kExited: why
   int64_t weights_bytes = 0;                                // kReady: measured (0 = not measured)
   int64_t stream_bytes = 0;                                 // kReady: measured per stream
-  // kReady: the processes that hold the runner's memory, as the kind counts them (its child; a
-  // server's whole process tree). The device's per-process list credits their memory to this
-  // runner, not to another tenant. Empty: none known (the ledger then counts it cautiously).
+  // kReady, kProcesses: the processes that hold the runner's memory, as the kind counts them (its
+  // child; a server's whole process tree). The device's per-process list credits their memory to
+  // this runner, not to another tenant. Empty: none known (the ledger then counts it cautiously).
   std::vector<int> pids;
   int percent = 0;         // kProgress
   nlohmann::json payload;  // kSegment: the segment; kDone: the result

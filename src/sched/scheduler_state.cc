@@ -177,6 +177,12 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
         Report(*job, JobUpdate::Kind::kProgress, e.percent);
       }
       break;
+    case BackendEvent::Kind::kProcesses:
+      if (runner.info.state == RunnerState::kReady) {
+        runner.info.pids = e.pids;
+        samples_stale_ = true;  // the device's per-process list credits the new set
+      }
+      break;
     case BackendEvent::Kind::kSegment:
       if (job) Report(*job, JobUpdate::Kind::kSegment, 0, &e.payload);
       break;

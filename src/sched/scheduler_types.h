@@ -35,6 +35,10 @@ struct ModelSpec {
   // Added to a runner's measured stream before it is planned with or charged: for whisper.cpp,
   // BeamExtraStreamBytes at that beam size (its warm-up measures a greedy state; estimator.h).
   int64_t measured_stream_extra_bytes = 0;
+  // Per-model settings a catalog entry may declare (a managed model server's [[models]] table):
+  std::vector<std::string> allowed_devices{};  // "cpu", "cuda:N"; empty: any device
+  int max_streams = 0;                         // requests a runner takes at once; 0: memory decides
+  std::optional<int> keep_alive_s{};           // unset: the job's or the server's default
 };
 // The loader seam (Ollama's loadFn): resolves a model name. An error fails the job (bad input).
 using ModelInfoFn = std::function<Result<ModelSpec>(const std::string& model)>;

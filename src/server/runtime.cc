@@ -83,6 +83,9 @@ struct Runtime::Impl {
     auto entry = catalog->Find(name, options.allow_model_paths);
     if (!entry.ok()) return entry.error();
     sched::ModelSpec spec{entry->path, {}, entry->kind};
+    spec.allowed_devices = entry->allowed_devices;
+    spec.max_streams = entry->max_streams;
+    spec.keep_alive_s = entry->keep_alive_s;
     switch (entry->footprint) {
       case models::FootprintSource::kDeclared:
         spec.estimate = sched::MemoryEstimate{entry->weights_bytes, entry->stream_bytes, false};
@@ -193,6 +196,8 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   runners::KindContext context;
   context.sink = [sink = impl->sink](sched::BackendEvent e) { (*sink)(std::move(e)); };
   context.grace = options.runner_grace;
+  context.models_dir = options.models_dir;
+  context.results_dir = options.data_dir + "/results";
   context.on_unreleased = options.on_unreleased;
   if (impl->devices) {
     context.devices = [raw] { return raw->Sample(); };

@@ -18,6 +18,7 @@
 #include "models/model_catalog.h"
 #include "runner/release_check.h"
 #include "runners/kind_registry.h"
+#include "runners/server/server_model.h"
 #include "sched/clock.h"
 #include "sched/scheduler.h"
 
@@ -46,6 +47,9 @@ struct RuntimeOptions {
   // serve. A declared model's kind must be registered.
   std::vector<std::pair<std::string, runners::KindFactory>> extra_kinds;
   std::vector<models::DeclaredModel> declared_models;
+  // Managed model servers ([[models]] tables of kind "server"; runners/server/server_model.h),
+  // served by the built-in server kind and listed in the catalog beside declared_models.
+  std::vector<runners::ServerModel> server_models;
 };
 
 // What stopping every runner returned, per device ("cpu", "cuda:0", ...).
