@@ -246,8 +246,13 @@ void JobService::StopAdmitting() {
       0);
 }
 
-void JobService::Reconfigure(const ServiceOptions& options) {
+Result<ServerModelChanges> JobService::Reconfigure(const ServiceOptions& options) {
   const sched::SchedulerConfig scheduler = SchedulerConfigFor(ServiceRuntime(options.runtime));
+  auto changes = impl_->runtime.With(
+      [&](Runtime& rt) { return rt.ReplaceServerModels(options.runtime.server_models); },
+      Result<ServerModelChanges>(
+          Error(ErrorKind::kUnavailable, "shutting_down", "the service is shutting down")));
+  if (!changes.ok()) return changes;
   impl_->requests->Reconfigure(options.max_queue, scheduler.queue, options.limits);
   impl_->runtime.With(
       [&](Runtime& rt) {
@@ -255,6 +260,7 @@ void JobService::Reconfigure(const ServiceOptions& options) {
         return 0;
       },
       0);
+  return changes;
 }
 
 JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace) {

@@ -109,8 +109,11 @@ class JobService {
   // settings a reload may change, all at once: the scheduler's (SchedulerConfigFor: queue limits,
   // keep-alive, placement, reserves, safety factor, ...), max_queue and the audio limits. The rest
   // (store, data dir, node, devices, models dir) needs a restart and is ignored. Jobs already
-  // accepted are not affected.
-  void Reconfigure(const ServiceOptions& options);
+  // accepted are not affected, except those of a server model the reload removes or changes:
+  // the managed model servers (options.runtime.server_models) are replaced first, as
+  // Runtime::ReplaceServerModels says; if it refuses them, nothing changes and its error is
+  // returned. Returns what changed among the server models.
+  Result<ServerModelChanges> Reconfigure(const ServiceOptions& options);
 
  private:
   struct Impl;
