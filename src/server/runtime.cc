@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "core/log.h"
@@ -95,12 +96,19 @@ Status CheckServerModelNames(const std::vector<runners::ServerModel>& models,
 }
 
 // The kinds every Runtime has, then the options' extra ones. A new built-in kind is one line here.
-Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options) {
+// The server kind reads its models' declarations from `servers` (which must outlive the kinds).
+Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options,
+                                         const ServerModelTable& servers) {
   runners::KindRegistry kinds;
   if (auto st = kinds.Add(
           runners::kWhisperKind,
           runners::WhisperKind({options.runner_exe, options.decode_defaults, options.warmup}));
       !st) {
+    return st.error();
+  }
+  runners::ServerKindOptions server;
+  server.find_model = [&servers](const std::string& name) { return servers.Find(name); };
+  if (auto st = kinds.Add(runners::kServerKind, runners::ServerKind(std::move(server))); !st) {
     return st.error();
   }
   for (const auto& [name, factory] : options.extra_kinds) {
@@ -120,6 +128,7 @@ Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options) {
 
 struct Runtime::Impl {
   RuntimeOptions options;
+  ServerModelTable servers;  // before the backend: the server kind reads it until it is gone
   std::unique_ptr<gpu::Devices> devices;
   // The last samples the selection allowed, for pinning runners to their card.
   mutable std::mutex samples_mu;
@@ -132,7 +141,6 @@ struct Runtime::Impl {
   std::unique_ptr<runners::Dispatcher> backend;
   std::unique_ptr<models::ModelCatalog> catalog;
   std::unique_ptr<sched::Scheduler> scheduler;
-  ServerModelTable servers;
   std::mutex replace_mu;  // one ReplaceServerModels at a time (table, catalog, scheduler in step)
 
   // The catalog's declared models: the options' own, then each server model's entry.
@@ -269,7 +277,7 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   (void)impl->servers.Replace(options.server_models);
   impl->catalog =
       std::make_unique<models::ModelCatalog>(options.models_dir, impl->DeclaredModels());
-  auto kinds = BuildKinds(options);
+  auto kinds = BuildKinds(options, impl->servers);
   if (!kinds.ok()) return kinds.error();
   runners::KindContext context;
   context.sink = [sink = impl->sink](sched::BackendEvent e) { (*sink)(std::move(e)); };
