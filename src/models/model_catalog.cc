@@ -98,6 +98,18 @@ ModelCatalog::ModelCatalog(std::string models_dir, std::vector<DeclaredModel> de
   SetDeclared(std::move(declared));
 }
 
+ModelCatalog::ModelCatalog(const ModelCatalog& other)
+    : models_dir_(other.models_dir_), declared_(other.declared()) {}
+
+ModelCatalog& ModelCatalog::operator=(const ModelCatalog& other) {
+  if (this == &other) return *this;
+  Declared declared = other.declared();
+  models_dir_ = other.models_dir_;
+  MutexLock lock(mu_);
+  declared_ = std::move(declared);
+  return *this;
+}
+
 void ModelCatalog::SetDeclared(std::vector<DeclaredModel> declared) {
   std::sort(declared.begin(), declared.end(),
             [](const DeclaredModel& a, const DeclaredModel& b) { return a.name < b.name; });

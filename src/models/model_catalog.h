@@ -82,10 +82,14 @@ struct ModelEntry {
 };
 
 // Safe from any thread: SetDeclared may replace the declared models while others List and Find
-// (each call sees one whole set, the old or the new).
+// (each call sees one whole set, the old or the new). Assigning to a catalog is not: only while
+// nobody else uses it.
 class ModelCatalog {
  public:
   explicit ModelCatalog(std::string models_dir, std::vector<DeclaredModel> declared = {});
+  // A copy holds the declared models `other` holds at that moment.
+  ModelCatalog(const ModelCatalog& other);
+  ModelCatalog& operator=(const ModelCatalog& other) EXCLUDES(mu_);
 
   // Replaces every declared model at once (a config reload); the ggml files are unaffected.
   void SetDeclared(std::vector<DeclaredModel> declared) EXCLUDES(mu_);

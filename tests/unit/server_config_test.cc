@@ -7,7 +7,7 @@
 
 #include <fstream>
 
-#include "support/process.h"
+#include "support/test_env.h"
 
 namespace steno::runners {
 namespace {
