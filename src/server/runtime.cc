@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "core/log.h"
@@ -17,6 +18,7 @@
 #include "gpu/size.h"
 #include "gpu/visible_devices.h"
 #include "runners/dispatcher.h"
+#include "runners/server/server_kind.h"
 #include "runners/whisper/whisper_kind.h"
 #include "sched/estimator.h"
 #include "server/runtime_config.h"
@@ -37,6 +39,16 @@ Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options) {
           runners::kWhisperKind,
           runners::WhisperKind({options.runner_exe, options.decode_defaults, options.warmup}));
       !st) {
+    return st.error();
+  }
+  runners::ServerKindOptions server;
+  server.find_model = [models = options.server_models](const std::string& name) {
+    for (const auto& m : models) {
+      if (m.name == name) return std::optional<runners::ServerModel>(m);
+    }
+    return std::optional<runners::ServerModel>();
+  };
+  if (auto st = kinds.Add(runners::kServerKind, runners::ServerKind(std::move(server))); !st) {
     return st.error();
   }
   for (const auto& [name, factory] : options.extra_kinds) {
@@ -190,8 +202,9 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   const sched::SchedulerConfig config = SchedulerConfigFor(options);
 
   Impl* raw = impl.get();
-  impl->catalog =
-      std::make_unique<models::ModelCatalog>(options.models_dir, options.declared_models);
+  std::vector<models::DeclaredModel> declared = options.declared_models;
+  for (const auto& m : options.server_models) declared.push_back(runners::CatalogEntryOf(m));
+  impl->catalog = std::make_unique<models::ModelCatalog>(options.models_dir, std::move(declared));
   auto kinds = BuildKinds(options);
   if (!kinds.ok()) return kinds.error();
   runners::KindContext context;
