@@ -35,7 +35,7 @@ std::string UpstreamTarget(const httplib::Request& req) {
   size_t pos = raw.rfind(prefix, 0) == 0 ? prefix.size() : 0;
   pos = raw.find_first_of("/?", pos);
   std::string rest = pos == std::string::npos ? "" : raw.substr(pos);
-  if (rest.empty() || rest.front() == '?') rest.insert(0, "/");
+  if (rest.empty() || rest.front() == '?') rest = "/" + rest;
   return rest;
 }
 

@@ -100,7 +100,8 @@ void ServerRelay::Run(RelayTarget t) {
     req.content_provider_ = [this, chunked](size_t offset, size_t length, httplib::DataSink& sink) {
       (void)offset;
       char buf[64 * 1024];
-      const size_t n = request_.Read(buf, std::min(length, sizeof buf));
+      // A chunked body is asked for with length 0: any amount will do.
+      const size_t n = request_.Read(buf, chunked ? sizeof buf : std::min(length, sizeof buf));
       if (n > 0) return sink.write(buf, n);
       // The body's end. A length-framed body ends by its length: ending short is a failure.
       if (!chunked || !request_.complete()) return false;
@@ -131,6 +132,11 @@ void ServerRelay::Run(RelayTarget t) {
   request_.CloseRead();  // a server that answered without the whole body: the feeder stops
   answer_.CloseWrite(ok);
   std::lock_guard<std::mutex> lock(mu_);
+  if (ok && !answered_) {  // no body to stream (HEAD): the library skips the handler
+    status_ = res.status;
+    headers_ = res.headers;
+    answered_ = true;
+  }
   if (!ok && !answered_) error_ = httplib::to_string(error);
   finished_ = true;
   cv_.notify_all();

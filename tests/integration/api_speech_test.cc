@@ -227,6 +227,28 @@ TEST_F(ApiSpeechTest, TheServerProxyRelaysAnyRouteAndHoldsAStream) {
   EXPECT_EQ(busy(), 0) << "the finished request still holds its stream";
 }
 
+TEST_F(ApiSpeechTest, LoadAndUnloadWorkForServerModels) {
+  ApiTestServer s({"--models-config", config_});
+  auto c = s.Client();
+  auto loaded = PostJson(c, "/v1/models/tts/load", json::object());
+  ASSERT_EQ(StatusOf(loaded), 200) << loaded->body;
+  auto body = JsonOf(loaded);
+  ASSERT_EQ(body["runners"].size(), 1u) << body.dump();
+  EXPECT_EQ(body["runners"][0]["kind"], "server");
+  // The server answers through the proxy: it really runs.
+  EXPECT_EQ(StatusOf(c.Get("/v1/servers/tts/health")), 200);
+  auto unloaded = PostJson(c, "/v1/models/tts/unload", json::object());
+  ASSERT_EQ(StatusOf(unloaded), 200) << unloaded->body;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  json runners;
+  while (std::chrono::steady_clock::now() < deadline) {
+    runners = JsonOf(c.Get("/v1/runners"));
+    if (runners["data"].empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(runners["data"].empty()) << runners.dump();
+}
+
 TEST_F(ApiSpeechTest, TheProxyWantsTheApiKey) {
   ApiTestServer s({"--models-config", config_, "--api-key", "sk-speech-test"});
   auto c = s.Client();
