@@ -149,6 +149,7 @@ Result<SchedulerState::RunnerEntry*> SchedulerState::StartRunner(const std::stri
   // The backend is given what the ledger charges (context included): a simulated card charges
   // it, so an estimate that forgot the context would show up as a refusal.
   const ModelSpec& m = model_specs_[model];
+  entry.info.kind = m.kind;
   RunnerStartSpec spec{id, model, m.path, device, 1, v.weights_bytes, stream, m.kind};
   if (auto st = backend_.Start(spec); !st) {
     Error failed(

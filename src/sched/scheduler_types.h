@@ -96,6 +96,7 @@ const char* RunnerStateName(RunnerState state);
 
 struct RunnerInfo {
   RunnerView view;
+  std::string kind;  // its model's runner kind ("whisper", "server", ...)
   RunnerState state = RunnerState::kLoading;
   std::optional<int64_t> expires_at_ms;  // unset: busy, or kept forever
   int keep_alive_s = 0;

@@ -23,6 +23,7 @@
 #include "runners/whisper/whisper_kind.h"
 #include "sched/estimator.h"
 #include "server/runtime_config.h"
+#include "store/data_dir.h"
 
 namespace steno::server {
 namespace {
@@ -283,7 +284,7 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   context.sink = [sink = impl->sink](sched::BackendEvent e) { (*sink)(std::move(e)); };
   context.grace = options.runner_grace;
   context.models_dir = options.models_dir;
-  context.results_dir = options.data_dir + "/results";
+  context.results_dir = store::ResultsDir(options.data_dir);
   context.on_unreleased = options.on_unreleased;
   if (impl->devices) {
     context.devices = [raw] { return raw->Sample(); };
