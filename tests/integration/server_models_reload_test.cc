@@ -162,7 +162,8 @@ TEST(ServerModelsReload, AChangedModelIsReplacedOnceIdleAndTheNextJobRunsTheNewO
   ASSERT_TRUE(s.Submit("one", "alpha").ok());
   auto one = s.jobs.Wait("one");
   ASSERT_TRUE(one);
-  ASSERT_EQ(one->job.state, JobState::kCompleted) << (one->job.error ? one->job.error->message : "");
+  ASSERT_EQ(one->job.state, JobState::kCompleted)
+      << (one->job.error ? one->job.error->message : "");
   EXPECT_NE(one->payload.dump().find("first answer"), std::string::npos) << one->payload.dump();
   ASSERT_EQ(s.RunnersOf("alpha"), 1u) << "idle, kept alive";
 
@@ -175,7 +176,8 @@ TEST(ServerModelsReload, AChangedModelIsReplacedOnceIdleAndTheNextJobRunsTheNewO
   ASSERT_TRUE(s.Submit("two", "alpha").ok());
   auto two = s.jobs.Wait("two");
   ASSERT_TRUE(two);
-  ASSERT_EQ(two->job.state, JobState::kCompleted) << (two->job.error ? two->job.error->message : "");
+  ASSERT_EQ(two->job.state, JobState::kCompleted)
+      << (two->job.error ? two->job.error->message : "");
   EXPECT_NE(two->payload.dump().find("second answer"), std::string::npos) << two->payload.dump();
 }
 

@@ -27,7 +27,7 @@ TEST(ServerConfigTest, AFullDeclarationReadsIntoItsServerModel) {
 [[models]]
 name = "sensevoice"
 kind = "server"
-command = ["python", "server.py", "--port", "{port}", "--device", "{device}"]
+command = ["python", "server.py", "--port", "{port}", "--device", "{device}", '--opts={{"beam":5}}']
 env = { HF_HOME = "{models_dir}/hf", CUDA_DEVICE_ORDER = "PCI_BUS_ID" }
 workdir = "/opt/{name}"
 protocol = "openai-transcription"
@@ -54,7 +54,13 @@ vram = 1073741824
   ASSERT_EQ(got->size(), 2u);
   ServerModel want;
   want.name = "sensevoice";
-  want.command = {"python", "server.py", "--port", "{port}", "--device", "{device}"};
+  want.command = {"python",
+                  "server.py",
+                  "--port",
+                  "{port}",
+                  "--device",
+                  "{device}",
+                  "--opts={{\"beam\":5}}"};  // braces kept for the expander
   want.env = {{"HF_HOME", "{models_dir}/hf"}, {"CUDA_DEVICE_ORDER", "PCI_BUS_ID"}};
   want.workdir = "/opt/{name}";
   want.protocol = ServerProtocol::kOpenAiTranscription;
@@ -106,16 +112,18 @@ TEST(ServerConfigTest, AFileWithoutModelsDeclaresNone) {
   EXPECT_TRUE(beside->empty());
 }
 
-// A valid model with one line replaced: what each bad line is refused with.
+// A valid model with one bad line: what it is refused with.
 struct BadCase {
-  std::string line;      // replaces line 5 (or is appended when it names another key)
-  std::string expected;  // the message: "models.toml:<line>: models[0].<key>: ..."
+  std::string line;      // line 5 of the file (ModelWith)
+  std::string expected;  // the message's start: "models.toml:5: models[0].<key>: ..."
 };
 
+// The valid model of lines 2-4 (a leading empty line, then [[models]], name, kind, command) with
+// `line` on line 5: a key of those three is left out and `line` replaces it.
 std::string ModelWith(const std::string& line) {
-  // Lines 2-5 of the file; a replaced key is left out.
-  std::string out = "\n[[models]]\n";
   const std::string key = line.substr(0, line.find(' '));
+  const bool replaces = key == "name" || key == "kind" || key == "command";
+  std::string out = replaces ? "\n[[models]]\n" : "[[models]]\n";
   if (key != "name") out += "name = \"m\"\n";
   if (key != "kind") out += "kind = \"server\"\n";
   if (key != "command") out += "command = [\"srv\", \"{port}\"]\n";
@@ -170,6 +178,7 @@ TEST(ServerConfigTest, AMissingCommandNameOrKindNamesTheTablesLine) {
     // ModelWith leaves the key out to replace it; an empty line replaces it with nothing.
     std::string text = ModelWith(key + " = 1");
     text.erase(text.rfind(key));
+    auto got = Parse(text);
     ASSERT_FALSE(got.ok()) << key;
     EXPECT_EQ(got.error().message.rfind("models.toml:2: models[0]." + key + ": missing", 0), 0u)
         << got.error().message;
