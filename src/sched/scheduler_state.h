@@ -83,6 +83,7 @@ class SchedulerState {
   void OnLoad(event::Load& e);
   void OnUnload(event::Unload& e);
   void OnReconfigure(const SchedulerConfig& config);
+  void OnRedeclare(const std::vector<std::string>& models);
   void OnTimeout(const event::JobTimeout& e);
 
   // scheduler_models.cc. The model's spec, resolved through `models_` once and kept; the error is
