@@ -97,7 +97,9 @@ void SchedulerState::ChargeMeasured() {
     floor = std::max(floor, weights);
     auto m = measured_.find(key);
     if (m == measured_.end()) {
-      const int64_t extra = model_specs_[v.model].measured_stream_extra_bytes;
+      const auto spec = model_specs_.find(v.model);  // gone: removed meanwhile (Redeclare)
+      const int64_t extra =
+          spec == model_specs_.end() ? 0 : spec->second.measured_stream_extra_bytes;
       m = measured_
               .emplace(key, MemoryEstimate{0, std::max<int64_t>(0, v.stream_bytes - extra), true})
               .first;

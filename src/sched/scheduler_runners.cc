@@ -109,15 +109,12 @@ void SchedulerState::OnRedeclare(const std::vector<std::string>& models) {
         StopRunner(r, "redeclared");
       }
     }
-    // What was measured or learned (OOM raises) belongs to the old declaration.
+    // What was measured or learned (OOM raises, growth) belongs to the old declaration.
     std::erase_if(measured_, [&](const auto& m) { return m.first.first == model; });
+    std::erase_if(grown_weights_, [&](const auto& g) { return g.first.first == model; });
     oom_factor_.erase(model);
     model_specs_.erase(model);
-    auto spec = models_(model);
-    if (spec.ok()) {
-      model_specs_[model] = *spec;
-      continue;
-    }
+    if (SpecOf(model).ok()) continue;
     const Error removed(
         ErrorKind::kNotFound, "model_removed",
         "model " + model + " was removed from the configuration before this job ran");

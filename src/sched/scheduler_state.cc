@@ -261,7 +261,8 @@ void SchedulerState::OnReady(RunnerEntry& runner, const BackendEvent& e) {
   samples_stale_ = true;  // its memory is allocated now, and attributable by its pids
   RunnerView& v = runner.info.view;
   // A stream figure of 0 is a measurement only for a model declared without one.
-  const bool no_streams = model_specs_[v.model].estimate.stream_bytes == 0;
+  const auto spec = model_specs_.find(v.model);  // gone: removed meanwhile (Redeclare)
+  const bool no_streams = spec != model_specs_.end() && spec->second.estimate.stream_bytes == 0;
   if (e.weights_bytes > 0 && (e.stream_bytes > 0 || (e.stream_bytes == 0 && no_streams))) {
     const bool gpu = v.device != "cpu";
     // A greedy warm-up measures what it allocates; an out-of-memory run of this model proved the

@@ -187,7 +187,7 @@ class SchedulerState {
   // (model, device name) → the weights figure its runners' processes were measured to need
   // while loaded (ChargeMeasured): a floor for later measurements at ready, like oom_factor_.
   std::map<std::pair<std::string, std::string>, int64_t> grown_weights_;
-  bool cpu_wanted_ = false;  // a resolved model lists "cpu" among its allowed devices
+  bool cpu_wanted_ = false;  // a model resolved here listed "cpu" among its allowed devices
   std::vector<gpu::DeviceSample> samples_;
   // Per sample: what our runners were charged on its device when it was taken. Where the device
   // cannot attribute memory to processes, external = used − ours must use the charges of that
