@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "gpu/simulated_devices.h"
@@ -178,18 +179,31 @@ TEST(ServerKindBackend, AServerThatCannotStartFailsTheLoadWithItsOutput) {
 TEST(ServerKindBackend, PlaceholdersAreExpandedPerStart) {
   Fixture f;
   const std::string seen = f.dir.path + "/seen";
+  std::filesystem::create_directories(f.dir.path + "/models");
   ServerModel m;
   m.name = "shell";
   m.protocol = ServerProtocol::kHttp;
   m.command = {"/bin/sh", "-c",
-               "echo \"{name} {device} {models_dir} [{cuda_index}] [{gpu_uuid}] {host}\" > " +
-                   seen + "; exec " + test::HelperBin("fake_model_server") + " --port {port}"};
-  m.env = {{"FAKE_ENV", "x"}};
+               "echo \"{name} {device} {models_dir} [{cuda_index}] [{gpu_uuid}] {host} {{x}}\" > " +
+                   seen + "; echo \"$FAKE_ENV $(pwd)\" >> " + seen + "; exec " +
+                   test::HelperBin("fake_model_server") + " --port {port}"};
+  m.env = {{"FAKE_ENV", "{name}:{port}"}};
+  m.workdir = "{models_dir}";
   f.models = {m};
   f.Open();
   ASSERT_TRUE(f.Start(1, "shell").ok());
-  ASSERT_EQ(f.events.WaitLoad(1)->kind, Kind::kReady);
-  EXPECT_EQ(test::ReadFileText(seen), "shell cpu " + f.dir.path + "/models [] [] 127.0.0.1\n");
+  auto ready = f.events.WaitLoad(1);
+  ASSERT_EQ(ready->kind, Kind::kReady) << ready->message;
+  auto endpoint = [&] {
+    EXPECT_TRUE(f.backend->SendJob(1, f.Job("p", "x", {{"task", "proxy"}})).ok());
+    auto e = f.events.WaitFor(
+        [](const BackendEvent& e) { return e.job_id == "p" && e.kind == Kind::kSegment; });
+    return e ? e->payload["endpoint"].get<std::string>() : "";
+  }();
+  const std::string port = endpoint.substr(endpoint.rfind(':') + 1);
+  EXPECT_EQ(test::ReadFileText(seen), "shell cpu " + f.dir.path + "/models [] [] 127.0.0.1 {x}\n" +
+                                          "shell:" + port + " " + f.dir.path + "/models\n");
+  f.backend->Cancel(1, "p");
   // The http protocol serves only proxy requests.
   ASSERT_TRUE(f.backend->SendJob(1, f.Job("t", "x")).ok());
   EXPECT_EQ(f.events.WaitJob("t")->error_kind, RunnerErrorKind::kBadInput);

@@ -210,7 +210,8 @@ nlohmann::json AskWhisperServerDirectly(const std::string& input) {
       {"response_format", "verbose_json", "", ""},
       {"language", "auto", "", ""},
       {"temperature", "0", "", ""},
-      {"translate", "false", "", ""}};
+      {"translate", "false", "", ""},
+      {"no_language_probabilities", "true", "", ""}};
   auto r = client.Post("/inference", form);
   EXPECT_TRUE(r && r->status == 200);
   server.Signal(SIGTERM);
@@ -237,19 +238,35 @@ TEST(ServerKindWhisperServer, TheTranscriptEqualsWhisperServersOwnAnswer) {
   server::RuntimeOptions o = ServerRuntime(dir, {m});
   o.gpu.simulate_spec.clear();
   o.gpu.device.mode = gpu::DeviceSelection::Mode::kCpu;
+  // The built-in runner on the same file, decoding as whisper-server was told to.
+  std::filesystem::create_directories(o.models_dir);
+  std::filesystem::copy_file(test::TinyModel(), o.models_dir + "/ggml-tiny.bin");
+  o.decode_defaults.n_threads = 1;  // the CPU ledger's threads per stream (whisper-server: -t 1)
+  o.decode_defaults.beam_size = 5;
+  o.decode_defaults.best_of = 5;
+  o.decode_defaults.temperature_inc = 0;
+  o.warmup = false;
+  o.runner_exe = test::StenoBin();
   FinalJobs jobs;
   auto rt = server::Runtime::Start(o, jobs.Hooks());
   ASSERT_TRUE(rt.ok()) << rt.error().message;
   Submit(**rt, "job-1", "whisper-upstream", input);
+  Submit(**rt, "job-2", "tiny", input);
   auto done = jobs.Wait("job-1", 300s);
   ASSERT_TRUE(done) << "the job did not end";
   ASSERT_EQ(done->job.state, JobState::kCompleted)
       << (done->job.error ? done->job.error->message : "");
   EXPECT_EQ(done->payload, *expected);
+  ASSERT_GE(direct["segments"].size(), 1u);
+  ASSERT_FALSE(direct["text"].get<std::string>().empty());
   ASSERT_EQ(done->payload["segments"].size(), direct["segments"].size());
   for (size_t i = 0; i < direct["segments"].size(); ++i) {
     EXPECT_EQ(done->payload["segments"][i]["text"], direct["segments"][i]["text"]) << i;
   }
+  auto builtin = jobs.Wait("job-2", 300s);
+  ASSERT_TRUE(builtin) << "the built-in runner's job did not end";
+  ASSERT_EQ(builtin->job.state, JobState::kCompleted);
+  EXPECT_EQ(builtin->payload["text"], done->payload["text"]) << "the built-in runner's transcript";
   (*rt)->Stop();
 }
 

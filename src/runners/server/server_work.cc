@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "gpu/owner_process.h"
 #include "runners/server/server_runner.h"
 #include "runners/server/server_tasks.h"
 
@@ -25,6 +26,16 @@ BackendEvent Failure(const std::string& job_id, RunnerErrorKind kind, std::strin
 }
 
 }  // namespace
+
+bool ServerRunner::LeaderDying() const {
+  // A dying process closes its sockets before it becomes a zombie: give it a moment.
+  const auto until = Clock::now() + 500ms;
+  for (;;) {
+    if (!gpu::IdentifyProcess(leader_)) return true;
+    if (Clock::now() >= until) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+}
 
 Status ServerRunner::Send(const sched::JobRunSpec& job) {
   const ServerModel& model = setup_.model;
@@ -110,6 +121,16 @@ void ServerRunner::RunWork(Work* w) {
                       std::to_string(w->job.timeout_s) + " s");
   } else {
     end = Failure(id, outcome.error_kind, std::move(outcome.message));
+  }
+  if (end.kind == BackendEvent::Kind::kError && end.error_kind == RunnerErrorKind::kCrash &&
+      LeaderDying()) {
+    // The server died under it: the lifecycle fails this work item and then reports kExited
+    // (back to back, so its retry finds the runner gone rather than sending it here again).
+    std::lock_guard<std::mutex> lock(mu_);
+    check_now_ = true;
+    w->thread_done = true;
+    cv_.notify_all();
+    return;
   }
   EndWork(w, std::move(end));
   std::lock_guard<std::mutex> lock(mu_);
