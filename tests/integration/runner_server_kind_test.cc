@@ -273,6 +273,30 @@ TEST(ServerKindBackend, UnloadFreesTheChargeOfTheServerAndItsForkedWorker) {
   EXPECT_EQ(unreleased, 0);
 }
 
+TEST(ServerKindBackend, AChangeOfTheProcessTreeWhileLoadedIsReported) {
+  Fixture f;
+  auto sim = gpu::SimulatedDevices::Open(f.dir.path, "1x8GiB");
+  ASSERT_TRUE(sim.ok()) << sim.error().message;
+  f.context.devices = gpu::AsDevicesFn(std::shared_ptr<gpu::Devices>(std::move(*sim)));
+  f.context.sim_data_dir = f.dir.path;
+  f.models = {FakeServerModel("forking", {"--fork-worker", "1GiB", "--record", f.Record()})};
+  f.Open();
+  ASSERT_TRUE(f.Start(1, "forking", "cuda:0").ok());
+  auto ready = f.events.WaitLoad(1);
+  ASSERT_EQ(ready->kind, Kind::kReady) << ready->message;
+  ASSERT_EQ(ready->pids.size(), 2u);
+  const auto recorded = test::RecordedPids(f.Record());  // the server, then its worker
+  ASSERT_EQ(recorded.size(), 2u);
+  kill(recorded[1], SIGKILL);
+  auto changed = f.events.WaitFor([](const BackendEvent& e) {
+    return e.kind == Kind::kProcesses && e.pids.size() == 1;
+  });
+  ASSERT_TRUE(changed) << "no kProcesses after the worker died";
+  EXPECT_EQ(changed->pids, std::vector<int>{recorded[0]});
+  f.backend->Stop(1);
+  ASSERT_TRUE(f.events.WaitExited(1));
+}
+
 TEST(ServerKindBackend, CancelAbortsARequestInFlight) {
   Fixture f;
   f.models = {FakeServerModel("slow", {"--slow-ms", "60000"})};
