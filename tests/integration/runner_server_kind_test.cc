@@ -288,9 +288,8 @@ TEST(ServerKindBackend, AChangeOfTheProcessTreeWhileLoadedIsReported) {
   const auto recorded = test::RecordedPids(f.Record());  // the server, then its worker
   ASSERT_EQ(recorded.size(), 2u);
   kill(recorded[1], SIGKILL);
-  auto changed = f.events.WaitFor([](const BackendEvent& e) {
-    return e.kind == Kind::kProcesses && e.pids.size() == 1;
-  });
+  auto changed = f.events.WaitFor(
+      [](const BackendEvent& e) { return e.kind == Kind::kProcesses && e.pids.size() == 1; });
   ASSERT_TRUE(changed) << "no kProcesses after the worker died";
   EXPECT_EQ(changed->pids, std::vector<int>{recorded[0]});
   f.backend->Stop(1);
