@@ -73,12 +73,12 @@ Status ServerRunner::Send(const sched::JobRunSpec& job) {
     return {};
   }
   if (!w->fn) {
+    ClaimEnd(w);  // ended here: the watcher may free it once the lock is released
     w->thread_done = true;
     lock.unlock();
-    EndWork(w, Failure(job.job_id, RunnerErrorKind::kBadInput,
-                       "server model " + model.name + " (protocol " +
-                           ServerProtocolName(model.protocol) + ") does not serve '" + task +
-                           "' requests"));
+    Emit(Failure(job.job_id, RunnerErrorKind::kBadInput,
+                 "server model " + model.name + " (protocol " + ServerProtocolName(model.protocol) +
+                     ") does not serve '" + task + "' requests"));
     return {};
   }
   w->client = std::make_shared<httplib::Client>(setup_.host, port_);
@@ -193,7 +193,8 @@ void ServerRunner::JoinWork(bool all) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = work_.begin(); it != work_.end();) {
-      if (all || it->second->thread_done) {
+      // A work item whose server died under it (not ended yet) waits for FailAllWork.
+      if (all || (it->second->thread_done && it->second->ended)) {
         done.push_back(std::move(it->second));
         it = work_.erase(it);
       } else {
