@@ -310,6 +310,18 @@ TEST(ServerKindBackend, CancelAbortsARequestInFlight) {
   EXPECT_EQ(cancelled->error_kind, RunnerErrorKind::kCancelled);
   EXPECT_FALSE(f.backend->SetStreams(1, 3).ok()) << "the model takes 2 requests at once";
   EXPECT_TRUE(f.backend->SetStreams(1, 2).ok());
+
+  // A request past the work item's timeout is aborted as a timeout.
+  sched::JobRunSpec late = f.Job("late", "abc");
+  late.timeout_s = 1;
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(f.backend->SendJob(1, late).ok());
+  auto timed_out = f.events.WaitJob("late");
+  ASSERT_TRUE(timed_out) << "the 60 s request outlived its 1 s timeout";
+  EXPECT_EQ(timed_out->error_kind, RunnerErrorKind::kTimeout) << timed_out->message;
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 1s);
+  f.backend->Stop(1);
+  ASSERT_TRUE(f.events.WaitExited(1));
 }
 
 }  // namespace
