@@ -62,7 +62,14 @@ std::string JobParamsToJson(const JobParams& p) {
   };
   if (p.keep_alive_s) j["keep_alive_s"] = *p.keep_alive_s;
   if (p.timeout_s) j["timeout_s"] = *p.timeout_s;
-  return j.dump();
+  if (p.task == "speech") {
+    j["input"] = p.input;
+    j["voice"] = p.voice;
+    j["speed"] = p.speed;
+    if (!p.instructions.empty()) j["instructions"] = p.instructions;
+  }
+  // Invalid UTF-8 (a multipart field's bytes) is replaced rather than thrown on.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Result<JobParams> JobParamsFromJson(std::string_view text) {
@@ -85,6 +92,10 @@ Result<JobParams> JobParamsFromJson(std::string_view text) {
     get("word_timestamps", p.word_timestamps);
     get("device", p.device);
     get("filename", p.filename);
+    get("input", p.input);
+    get("voice", p.voice);
+    get("speed", p.speed);
+    get("instructions", p.instructions);
     if (auto it = j.find("keep_alive_s"); it != j.end() && !it->is_null())
       p.keep_alive_s = it->get<int>();
     if (auto it = j.find("timeout_s"); it != j.end() && !it->is_null())
