@@ -82,6 +82,11 @@ class ServerRunner {
   enum class Health { kHealthy, kStopRequested, kLeaderExited, kTimedOut };
 
   void Lifecycle();
+  void EmitLoadError(runner::RunnerErrorKind kind, const std::string& why);
+  // A start that never turned healthy: the tree ended, kError, kExited.
+  void FailLoad(Health health, const std::string& last_answer);
+  void EndCrashed();  // the leader died while loaded: tree killed, work failed, kExited
+  void Unload();      // Stop while loaded: terminate, fail what is left, verify, kExited
   Result<SpawnedServer> Spawn();
   Health WaitHealthy(std::string* last_answer);
   void Watch();       // while loaded: until Stop or the leader's exit
