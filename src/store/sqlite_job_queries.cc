@@ -65,7 +65,7 @@ Result<JobPage> SqliteJobStore::List(const JobFilter& filter) {
 
 Result<JobCounts> SqliteJobStore::Count() {
   auto conn = readers_->Acquire();
-  auto stmt = conn.db().Prepare("SELECT state, count(*) FROM jobs GROUP BY state");
+  auto stmt = conn.db().Prepare("SELECT state, n FROM job_counts");  // kept by triggers (v4)
   if (!stmt.ok()) return stmt.error();
   JobCounts counts;
   for (;;) {
@@ -152,7 +152,7 @@ Result<JobWithAttempts> SqliteJobStore::GetWithAttempts(const std::string& id) {
   return out;
 }
 
-Status SqliteJobStore::PutFootprint(const ModelFootprint& fp) {
+Status SqliteJobStore::PutFootprintUnsynced(const ModelFootprint& fp) {
   if (auto st = ValidateFootprint(fp); !st.ok()) return st;
   std::lock_guard lock(mu_);
   auto tx = sqlite::Transaction::Begin(*db_);
@@ -202,7 +202,7 @@ Result<std::vector<ModelFootprint>> SqliteJobStore::ListFootprints() {
   return out;
 }
 
-Result<int> SqliteJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
+Result<int> SqliteJobStore::DeleteFinishedBeforeUnsynced(int64_t cutoff_ms, int limit) {
   if (auto st = ValidateRetentionLimit(limit); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   auto tx = sqlite::Transaction::Begin(*db_);

@@ -96,8 +96,12 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteOptions
                    options.path, *row ? mode->Text(0) : "unknown");
     }
   }
-  if (auto st = (*db)->Exec(options.durable ? "PRAGMA synchronous = FULL"
-                                            : "PRAGMA synchronous = NORMAL");
+  // Durable in WAL mode: commits write the WAL without an fsync (NORMAL) and each write waits
+  // for a group flush of the WAL (group_sync.h), so that one fsync covers concurrent writers.
+  // Without WAL, every commit syncs itself (FULL).
+  const bool group = options.durable && options.group_commit && wal;
+  if (auto st = (*db)->Exec(options.durable && !group ? "PRAGMA synchronous = FULL"
+                                                      : "PRAGMA synchronous = NORMAL");
       !st.ok()) {
     return fail(st.error());
   }
@@ -106,6 +110,7 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteOptions
 
   std::unique_ptr<SqliteJobStore> store(
       new SqliteJobStore(std::move(db).value(), options, lock_fd));
+  if (group) store->group_sync_ = std::make_unique<GroupSync>(WalFlush(options.path));
   // Opened after the writer set WAL mode and migrated: readers find the schema in place. From
   // here on the store owns lock_fd and closes it however Open ends.
   auto readers =
@@ -150,7 +155,7 @@ Status SqliteJobStore::RecoverAbandoned() {
   return {};
 }
 
-Result<Inserted> SqliteJobStore::Insert(const NewJob& job) {
+Result<Inserted> SqliteJobStore::InsertUnsynced(const NewJob& job) {
   if (auto st = ValidateNewJob(job); !st.ok()) return st.error();
   std::string params = JobParamsToJson(job.params);
   std::lock_guard lock(mu_);
@@ -225,7 +230,7 @@ Status SqliteJobStore::RequeueLocked(const Job& job, const std::optional<Error>&
   return EndAttempt(job, now, outcome, reason);
 }
 
-Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
+Result<std::optional<Job>> SqliteJobStore::ClaimUnsynced(const ClaimRequest& request) {
   if (auto st = ValidateClaim(request); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
@@ -286,8 +291,8 @@ Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
   return job;
 }
 
-Result<std::vector<std::string>> SqliteJobStore::Heartbeat(const std::string& owner,
-                                                           int64_t lease_ms) {
+Result<std::vector<std::string>> SqliteJobStore::HeartbeatUnsynced(const std::string& owner,
+                                                                   int64_t lease_ms) {
   if (auto st = ValidateHeartbeat(owner, lease_ms); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
@@ -310,7 +315,7 @@ Result<std::vector<std::string>> SqliteJobStore::Heartbeat(const std::string& ow
   return held;
 }
 
-Status SqliteJobStore::MarkProcessing(const std::string& id, const std::string& owner) {
+Status SqliteJobStore::MarkProcessingUnsynced(const std::string& id, const std::string& owner) {
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
@@ -324,8 +329,8 @@ Status SqliteJobStore::MarkProcessing(const std::string& id, const std::string& 
   return Commit(*tx);
 }
 
-Status SqliteJobStore::Complete(const std::string& id, const std::string& owner,
-                                const std::string& result_json) {
+Status SqliteJobStore::CompleteUnsynced(const std::string& id, const std::string& owner,
+                                        const std::string& result_json) {
   if (auto st = ValidateResult(id, result_json); !st.ok()) return st;
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
@@ -356,7 +361,8 @@ Status SqliteJobStore::Complete(const std::string& id, const std::string& owner,
   return Commit(*tx);
 }
 
-Status SqliteJobStore::Fail(const std::string& id, const std::string& owner, const Error& error) {
+Status SqliteJobStore::FailUnsynced(const std::string& id, const std::string& owner,
+                                    const Error& error) {
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
@@ -375,7 +381,7 @@ Status SqliteJobStore::Fail(const std::string& id, const std::string& owner, con
   return Commit(*tx);
 }
 
-Status SqliteJobStore::Requeue(const RequeueRequest& request) {
+Status SqliteJobStore::RequeueUnsynced(const RequeueRequest& request) {
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
@@ -387,7 +393,7 @@ Status SqliteJobStore::Requeue(const RequeueRequest& request) {
   return Commit(*tx);
 }
 
-Result<std::vector<std::string>> SqliteJobStore::RequeueExpired() {
+Result<std::vector<std::string>> SqliteJobStore::RequeueExpiredUnsynced() {
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
@@ -413,7 +419,7 @@ Result<std::vector<std::string>> SqliteJobStore::RequeueExpired() {
   return ids;
 }
 
-Result<Job> SqliteJobStore::Cancel(const std::string& id) {
+Result<Job> SqliteJobStore::CancelUnsynced(const std::string& id) {
   std::lock_guard lock(mu_);
   auto tx = Transaction::Begin(*db_);
   if (!tx.ok()) return tx.error();
@@ -442,6 +448,61 @@ Result<Job> SqliteJobStore::Cancel(const std::string& id) {
   if (auto st = Commit(*tx); !st.ok()) return st.error();
   MarkCancelled(job, reason, now);
   return job;
+}
+
+// Every write: its transaction commits with no fsync of its own, then, with the writer connection
+// free for the next one, waits for the group flush that covers it (group_sync.h).
+template <typename T>
+T SqliteJobStore::Durable(T result) {
+  if (!result.ok() || !group_sync_) return result;
+  if (auto st = group_sync_->Sync(); !st.ok()) return st.error();
+  return result;
+}
+
+Result<Inserted> SqliteJobStore::Insert(const NewJob& job) {
+  return Durable(InsertUnsynced(job));
+}
+
+Result<std::optional<Job>> SqliteJobStore::Claim(const ClaimRequest& request) {
+  return Durable(ClaimUnsynced(request));
+}
+
+Result<std::vector<std::string>> SqliteJobStore::Heartbeat(const std::string& owner,
+                                                           int64_t lease_ms) {
+  return Durable(HeartbeatUnsynced(owner, lease_ms));
+}
+
+Status SqliteJobStore::MarkProcessing(const std::string& id, const std::string& owner) {
+  return Durable(MarkProcessingUnsynced(id, owner));
+}
+
+Status SqliteJobStore::Complete(const std::string& id, const std::string& owner,
+                                const std::string& result_json) {
+  return Durable(CompleteUnsynced(id, owner, result_json));
+}
+
+Status SqliteJobStore::Fail(const std::string& id, const std::string& owner, const Error& error) {
+  return Durable(FailUnsynced(id, owner, error));
+}
+
+Status SqliteJobStore::Requeue(const RequeueRequest& request) {
+  return Durable(RequeueUnsynced(request));
+}
+
+Result<std::vector<std::string>> SqliteJobStore::RequeueExpired() {
+  return Durable(RequeueExpiredUnsynced());
+}
+
+Result<Job> SqliteJobStore::Cancel(const std::string& id) {
+  return Durable(CancelUnsynced(id));
+}
+
+Status SqliteJobStore::PutFootprint(const ModelFootprint& footprint) {
+  return Durable(PutFootprintUnsynced(footprint));
+}
+
+Result<int> SqliteJobStore::DeleteFinishedBefore(int64_t cutoff_ms, int limit) {
+  return Durable(DeleteFinishedBeforeUnsynced(cutoff_ms, limit));
 }
 
 }  // namespace steno::store
