@@ -168,8 +168,8 @@ struct RunnerUpdate {
                             // another model, starvation drains included), "recycled" (replaced
                             // by a fresh runner), "redeclared" (its model's declaration
                             // changed or was removed: Scheduler::Redeclare), "shutdown", "timeout"
-                       // (killed by the backstop), "crash", "load failed"
-  bool crashed = false;  // kUnloaded: it exited without being asked to (reason "crash")
+                            // (killed by the backstop), "crash", "load failed"
+  bool crashed = false;     // kUnloaded: it exited without being asked to (reason "crash")
 };
 
 // Each may be empty; called on the worker thread; must not block or call back into the

@@ -143,7 +143,10 @@ struct Runtime::Impl {
   std::unique_ptr<runners::Dispatcher> backend;
   std::unique_ptr<models::ModelCatalog> catalog;
   std::unique_ptr<sched::Scheduler> scheduler;
-  std::mutex replace_mu;  // one ReplaceServerModels at a time (table, catalog, scheduler in step)
+  // One ReplaceServerModels at a time, so the table, the catalog and the scheduler change in
+  // step. Held while the scheduler applies Redeclare; its worker never takes it (it reads the
+  // table and the catalog, each behind its own lock, taken after this one or alone).
+  std::mutex replace_mu;
 
   // The catalog's declared models: the options' own, then each server model's entry.
   std::vector<models::DeclaredModel> DeclaredModels() const {
