@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "gpu/simulated_devices.h"
@@ -178,18 +179,31 @@ TEST(ServerKindBackend, AServerThatCannotStartFailsTheLoadWithItsOutput) {
 TEST(ServerKindBackend, PlaceholdersAreExpandedPerStart) {
   Fixture f;
   const std::string seen = f.dir.path + "/seen";
+  std::filesystem::create_directories(f.dir.path + "/models");
   ServerModel m;
   m.name = "shell";
   m.protocol = ServerProtocol::kHttp;
   m.command = {"/bin/sh", "-c",
-               "echo \"{name} {device} {models_dir} [{cuda_index}] [{gpu_uuid}] {host}\" > " +
-                   seen + "; exec " + test::HelperBin("fake_model_server") + " --port {port}"};
-  m.env = {{"FAKE_ENV", "x"}};
+               "echo \"{name} {device} {models_dir} [{cuda_index}] [{gpu_uuid}] {host} {{x}}\" > " +
+                   seen + "; echo \"$FAKE_ENV $(pwd)\" >> " + seen + "; exec " +
+                   test::HelperBin("fake_model_server") + " --port {port}"};
+  m.env = {{"FAKE_ENV", "{name}:{port}"}};
+  m.workdir = "{models_dir}";
   f.models = {m};
   f.Open();
   ASSERT_TRUE(f.Start(1, "shell").ok());
-  ASSERT_EQ(f.events.WaitLoad(1)->kind, Kind::kReady);
-  EXPECT_EQ(test::ReadFileText(seen), "shell cpu " + f.dir.path + "/models [] [] 127.0.0.1\n");
+  auto ready = f.events.WaitLoad(1);
+  ASSERT_EQ(ready->kind, Kind::kReady) << ready->message;
+  auto endpoint = [&] {
+    EXPECT_TRUE(f.backend->SendJob(1, f.Job("p", "x", {{"task", "proxy"}})).ok());
+    auto e = f.events.WaitFor(
+        [](const BackendEvent& e) { return e.job_id == "p" && e.kind == Kind::kSegment; });
+    return e ? e->payload["endpoint"].get<std::string>() : "";
+  }();
+  const std::string port = endpoint.substr(endpoint.rfind(':') + 1);
+  EXPECT_EQ(test::ReadFileText(seen), "shell cpu " + f.dir.path + "/models [] [] 127.0.0.1 {x}\n" +
+                                          "shell:" + port + " " + f.dir.path + "/models\n");
+  f.backend->Cancel(1, "p");
   // The http protocol serves only proxy requests.
   ASSERT_TRUE(f.backend->SendJob(1, f.Job("t", "x")).ok());
   EXPECT_EQ(f.events.WaitJob("t")->error_kind, RunnerErrorKind::kBadInput);
@@ -259,6 +273,29 @@ TEST(ServerKindBackend, UnloadFreesTheChargeOfTheServerAndItsForkedWorker) {
   EXPECT_EQ(unreleased, 0);
 }
 
+TEST(ServerKindBackend, AChangeOfTheProcessTreeWhileLoadedIsReported) {
+  Fixture f;
+  auto sim = gpu::SimulatedDevices::Open(f.dir.path, "1x8GiB");
+  ASSERT_TRUE(sim.ok()) << sim.error().message;
+  f.context.devices = gpu::AsDevicesFn(std::shared_ptr<gpu::Devices>(std::move(*sim)));
+  f.context.sim_data_dir = f.dir.path;
+  f.models = {FakeServerModel("forking", {"--fork-worker", "1GiB", "--record", f.Record()})};
+  f.Open();
+  ASSERT_TRUE(f.Start(1, "forking", "cuda:0").ok());
+  auto ready = f.events.WaitLoad(1);
+  ASSERT_EQ(ready->kind, Kind::kReady) << ready->message;
+  ASSERT_EQ(ready->pids.size(), 2u);
+  const auto recorded = test::RecordedPids(f.Record());  // the server, then its worker
+  ASSERT_EQ(recorded.size(), 2u);
+  kill(recorded[1], SIGKILL);
+  auto changed = f.events.WaitFor(
+      [](const BackendEvent& e) { return e.kind == Kind::kProcesses && e.pids.size() == 1; });
+  ASSERT_TRUE(changed) << "no kProcesses after the worker died";
+  EXPECT_EQ(changed->pids, std::vector<int>{recorded[0]});
+  f.backend->Stop(1);
+  ASSERT_TRUE(f.events.WaitExited(1));
+}
+
 TEST(ServerKindBackend, CancelAbortsARequestInFlight) {
   Fixture f;
   f.models = {FakeServerModel("slow", {"--slow-ms", "60000"})};
@@ -273,6 +310,18 @@ TEST(ServerKindBackend, CancelAbortsARequestInFlight) {
   EXPECT_EQ(cancelled->error_kind, RunnerErrorKind::kCancelled);
   EXPECT_FALSE(f.backend->SetStreams(1, 3).ok()) << "the model takes 2 requests at once";
   EXPECT_TRUE(f.backend->SetStreams(1, 2).ok());
+
+  // A request past the work item's timeout is aborted as a timeout.
+  sched::JobRunSpec late = f.Job("late", "abc");
+  late.timeout_s = 1;
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(f.backend->SendJob(1, late).ok());
+  auto timed_out = f.events.WaitJob("late");
+  ASSERT_TRUE(timed_out) << "the 60 s request outlived its 1 s timeout";
+  EXPECT_EQ(timed_out->error_kind, RunnerErrorKind::kTimeout) << timed_out->message;
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 1s);
+  f.backend->Stop(1);
+  ASSERT_TRUE(f.events.WaitExited(1));
 }
 
 }  // namespace

@@ -7,12 +7,10 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 
-#include <httplib.h>
-
-#include "runners/server/command_template.h"
 #include "runners/server/server_transcript.h"
 #include "server/runtime.h"
 #include "support/child_process.h"
@@ -177,53 +175,12 @@ TEST(ServerKindRuntime, ANeverHealthyServerFailsItsJobAfterReadyTimeout) {
   EXPECT_TRUE(test::AllExited(std::vector<pid_t>(pids.begin(), pids.end()), 30s));
 }
 
-// whisper.cpp's whisper-server, next to whisper-cli in the whisper.cpp build this links.
-std::string WhisperServerBin() {
-  return std::filesystem::path(test::WhisperCliBin()).parent_path().string() + "/whisper-server";
-}
-
-// The flags both servers get: the same decode as steno's defaults would not matter here, only
-// that both sides decode alike (beam 5, best of 5, no temperature fallback: deterministic).
-std::vector<std::string> WhisperServerCommand(const std::string& port, const std::string& host) {
-  return {WhisperServerBin(), "-m", test::TinyModel(), "-t", "1", "-bs", "5", "-bo", "5", "-nf",
-          "--port",           port, "--host",          host};
-}
-
-// whisper-server's own answer for `input`, asked as the server kind asks it.
-nlohmann::json AskWhisperServerDirectly(const std::string& input) {
-  auto port = runners::PickFreePort("127.0.0.1");
-  EXPECT_TRUE(port.ok());
-  test::ScopedTempDir logs;
-  test::ChildProcess server(WhisperServerCommand(std::to_string(*port), "127.0.0.1"),
-                            logs.path + "/out", logs.path + "/err");
-  httplib::Client client("127.0.0.1", *port);
-  EXPECT_TRUE(test::WaitUntil(
-      [&] {
-        auto r = client.Get("/health");
-        return r && r->status == 200;
-      },
-      60s));
-  client.set_read_timeout(120s);
-  const auto data = test::ReadFileBytes(input);
-  httplib::MultipartFormDataItems form = {
-      {"file", std::string(data.begin(), data.end()), "speech.wav", "application/octet-stream"},
-      {"response_format", "verbose_json", "", ""},
-      {"language", "auto", "", ""},
-      {"temperature", "0", "", ""},
-      {"translate", "false", "", ""}};
-  auto r = client.Post("/inference", form);
-  EXPECT_TRUE(r && r->status == 200);
-  server.Signal(SIGTERM);
-  server.Wait(30s);
-  return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
-}
-
 TEST(ServerKindWhisperServer, TheTranscriptEqualsWhisperServersOwnAnswer) {
-  if (access(WhisperServerBin().c_str(), X_OK) != 0) {
-    GTEST_SKIP() << "no whisper-server at " << WhisperServerBin();
+  if (access(test::WhisperServerBin().c_str(), X_OK) != 0) {
+    GTEST_SKIP() << "no whisper-server at " << test::WhisperServerBin();
   }
   const std::string input = test::MediaPath("speech.wav");
-  const nlohmann::json direct = AskWhisperServerDirectly(input);
+  const nlohmann::json direct = test::AskWhisperServerDirectly(input);
   ASSERT_TRUE(direct.is_object() && direct.contains("segments")) << direct.dump();
   auto expected = runners::TranscriptFromServerAnswer(direct, {"transcribe", false});
   ASSERT_TRUE(expected.ok()) << expected.error().message;
@@ -232,24 +189,40 @@ TEST(ServerKindWhisperServer, TheTranscriptEqualsWhisperServersOwnAnswer) {
   ServerModel m;
   m.name = "whisper-upstream";
   m.protocol = runners::ServerProtocol::kWhisperServer;
-  m.command = WhisperServerCommand("{port}", "{host}");
+  m.command = test::WhisperServerCommand("{port}", "{host}");
   m.ready_timeout = 120s;
   server::RuntimeOptions o = ServerRuntime(dir, {m});
   o.gpu.simulate_spec.clear();
   o.gpu.device.mode = gpu::DeviceSelection::Mode::kCpu;
+  // The built-in runner on the same file, decoding as whisper-server was told to.
+  std::filesystem::create_directories(o.models_dir);
+  std::filesystem::copy_file(test::TinyModel(), o.models_dir + "/ggml-tiny.bin");
+  o.decode_defaults.n_threads = 1;  // the CPU ledger's threads per stream (whisper-server: -t 1)
+  o.decode_defaults.beam_size = 5;
+  o.decode_defaults.best_of = 5;
+  o.decode_defaults.temperature_inc = 0;
+  o.warmup = false;
+  o.runner_exe = test::StenoBin();
   FinalJobs jobs;
   auto rt = server::Runtime::Start(o, jobs.Hooks());
   ASSERT_TRUE(rt.ok()) << rt.error().message;
   Submit(**rt, "job-1", "whisper-upstream", input);
+  Submit(**rt, "job-2", "tiny", input);
   auto done = jobs.Wait("job-1", 300s);
   ASSERT_TRUE(done) << "the job did not end";
   ASSERT_EQ(done->job.state, JobState::kCompleted)
       << (done->job.error ? done->job.error->message : "");
   EXPECT_EQ(done->payload, *expected);
+  ASSERT_GE(direct["segments"].size(), 1u);
+  ASSERT_FALSE(direct["text"].get<std::string>().empty());
   ASSERT_EQ(done->payload["segments"].size(), direct["segments"].size());
   for (size_t i = 0; i < direct["segments"].size(); ++i) {
     EXPECT_EQ(done->payload["segments"][i]["text"], direct["segments"][i]["text"]) << i;
   }
+  auto builtin = jobs.Wait("job-2", 300s);
+  ASSERT_TRUE(builtin) << "the built-in runner's job did not end";
+  ASSERT_EQ(builtin->job.state, JobState::kCompleted);
+  EXPECT_EQ(builtin->payload["text"], done->payload["text"]) << "the built-in runner's transcript";
   (*rt)->Stop();
 }
 

@@ -1,6 +1,15 @@
 #include "support/server_events.h"
 
+#include <signal.h>
+
+#include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "runners/server/command_template.h"
+#include "support/child_process.h"
 
 #include "support/test_env.h"
 
@@ -74,6 +83,46 @@ std::vector<int> RecordedPids(const std::string& path) {
   std::ifstream in(path);
   for (int pid; in >> pid;) pids.push_back(pid);
   return pids;
+}
+
+std::string WhisperServerBin() {
+  return std::filesystem::path(WhisperCliBin()).parent_path().string() + "/whisper-server";
+}
+
+std::vector<std::string> WhisperServerCommand(const std::string& port, const std::string& host) {
+  return {WhisperServerBin(), "-m", TinyModel(), "-t", "1", "-bs", "5", "-bo", "5", "-nf",
+          "--port",           port, "--host",    host};
+}
+
+nlohmann::json AskWhisperServerDirectly(const std::string& input) {
+  using namespace std::chrono_literals;
+  auto port = runners::PickFreePort("127.0.0.1");
+  EXPECT_TRUE(port.ok());
+  if (!port.ok()) return nullptr;
+  ScopedTempDir logs;
+  ChildProcess server(WhisperServerCommand(std::to_string(*port), "127.0.0.1"), logs.path + "/out",
+                      logs.path + "/err");
+  httplib::Client client("127.0.0.1", *port);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto r = client.Get("/health");
+        return r && r->status == 200;
+      },
+      60s));
+  client.set_read_timeout(120s);
+  const auto data = ReadFileBytes(input);
+  httplib::MultipartFormDataItems form = {
+      {"file", std::string(data.begin(), data.end()), "speech.wav", "application/octet-stream"},
+      {"response_format", "verbose_json", "", ""},
+      {"language", "auto", "", ""},
+      {"temperature", "0", "", ""},
+      {"translate", "false", "", ""},
+      {"no_language_probabilities", "true", "", ""}};
+  auto r = client.Post("/inference", form);
+  EXPECT_TRUE(r && r->status == 200);
+  server.Signal(SIGTERM);
+  server.Wait(30s);
+  return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
 }
 
 }  // namespace steno::test

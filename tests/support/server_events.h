@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "runners/server/server_model.h"
 #include "sched/runner_backend.h"
 
@@ -41,5 +43,14 @@ runners::ServerModel FakeServerModel(const std::string& name, std::vector<std::s
 
 // The pids a file written by fake_model_server --record lists.
 std::vector<int> RecordedPids(const std::string& path);
+
+// whisper.cpp's whisper-server, next to whisper-cli in the whisper.cpp build this links.
+std::string WhisperServerBin();
+// whisper-server on the tiny test model listening at host:port (placeholders allowed), decoding
+// like steno's built-in runner told beam 5, best of 5, no temperature fallback (deterministic).
+std::vector<std::string> WhisperServerCommand(const std::string& port, const std::string& host);
+// whisper-server's own answer (its verbose_json) for `input`, asked as the server kind asks it,
+// from a whisper-server started for it; null if it did not answer.
+nlohmann::json AskWhisperServerDirectly(const std::string& input);
 
 }  // namespace steno::test

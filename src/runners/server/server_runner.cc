@@ -178,7 +178,7 @@ Result<SpawnedServer> ServerRunner::Spawn() {
   values.device = spec.device;
   values.models_dir = ctx.models_dir;
   values.name = setup_.model.name;
-  std::vector<std::pair<std::string, std::string>> env = setup_.model.env;
+  std::vector<std::pair<std::string, std::string>> env;  // the model's, then the device's
   if (spec.device.rfind("cuda:", 0) == 0) {
     device_index_ = std::stoi(spec.device.substr(5));
     physical_index_ = device_index_;
@@ -210,7 +210,14 @@ Result<SpawnedServer> ServerRunner::Spawn() {
   values.port = port_ = *port;
   auto argv = ExpandCommand(setup_.model.command, values);
   if (!argv.ok()) return argv.error();
-  auto spawned = SpawnServer({*argv, env, setup_.model.workdir});
+  for (auto it = setup_.model.env.rbegin(); it != setup_.model.env.rend(); ++it) {
+    auto expanded = ExpandText(it->second, values, "env " + it->first);
+    if (!expanded.ok()) return expanded.error();
+    env.insert(env.begin(), {it->first, std::move(expanded).value()});
+  }
+  auto workdir = ExpandText(setup_.model.workdir, values, "workdir");
+  if (!workdir.ok()) return workdir.error();
+  auto spawned = SpawnServer({*argv, env, *workdir});
   if (!spawned.ok()) return spawned.error();
   leader_ = spawned->pid;
   tree_ = std::make_unique<TrackedTree>(leader_);
@@ -251,7 +258,9 @@ void ServerRunner::Watch() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, kWatchPeriod, [this] { return stop_requested_; })) return;
+      cv_.wait_for(lock, kWatchPeriod, [this] { return stop_requested_ || check_now_; });
+      if (stop_requested_) return;
+      check_now_ = false;
     }
     if (ReapLeader()) return;
     if (tree_->Refresh()) {
