@@ -50,6 +50,7 @@ ModelEntry DeclaredEntry(const DeclaredModel& d) {
   e.allowed_devices = d.allowed_devices;
   e.max_streams = d.max_streams;
   e.keep_alive_s = d.keep_alive_s;
+  e.recycle_on_growth = d.recycle_on_growth;
   if (!d.path.empty()) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(d.path, ec);

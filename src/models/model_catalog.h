@@ -61,10 +61,11 @@ struct DeclaredModel {
   int64_t stream_bytes = 0;   // what each concurrent work item adds
   Capabilities capabilities;
   std::string path;  // a file the kind loads, if any ("" for none)
-  // Scheduling settings of its own (sched::ModelSpec has the same three).
+  // Scheduling settings of its own (sched::ModelSpec has the same four).
   std::vector<std::string> allowed_devices;  // "cpu", "cuda:N"; empty: any device
   int max_streams = 0;                       // 0: as memory allows
   std::optional<int> keep_alive_s;           // unset: the default
+  bool recycle_on_growth = true;             // false: growth is charged, never recycled
 };
 
 struct ModelEntry {
@@ -79,6 +80,7 @@ struct ModelEntry {
   std::vector<std::string> allowed_devices;  // declared models only (DeclaredModel's)
   int max_streams = 0;
   std::optional<int> keep_alive_s;
+  bool recycle_on_growth = true;
 };
 
 // Safe from any thread: SetDeclared may replace the declared models while others List and Find

@@ -69,6 +69,10 @@ void SchedulerState::CheckGrowth() {
   std::vector<int64_t> ids;
   for (auto& [id, r] : runners_) {
     if (r.info.state != RunnerState::kReady || r.info.pids.empty() || r.draining) continue;
+    if (auto spec = model_specs_.find(r.info.view.model);
+        spec != model_specs_.end() && !spec->second.recycle_on_growth) {
+      continue;
+    }
     if (r.first_reading <= 0) {
       const int64_t reading = ReadingOf(r);
       if (reading <= 0) continue;

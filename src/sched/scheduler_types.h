@@ -44,9 +44,13 @@ struct ModelSpec {
   //   PlacementPolicy::max_streams_per_runner (the memory may allow more).
   // - keep_alive_s: its runners' keep-alive when the job (or load) asks for none, in place of
   //   SchedulerConfig::default_keep_alive_s.
+  // - recycle_on_growth: false when growing is how the model works (a managed server that loads
+  //   lazily or forks workers): its growth is charged (the measured peak), never a reason to
+  //   replace the runner (RecyclePolicy::max_growth_ratio).
   std::vector<std::string> allowed_devices{};  // "cpu", "cuda:N"; empty: any device
   int max_streams = 0;                         // requests a runner takes at once; 0: memory decides
   std::optional<int> keep_alive_s{};           // unset: the job's or the server's default
+  bool recycle_on_growth = true;
 };
 // The loader seam (Ollama's loadFn): resolves a model name. An error fails the job (bad input).
 using ModelInfoFn = std::function<Result<ModelSpec>(const std::string& model)>;

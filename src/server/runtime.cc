@@ -173,6 +173,7 @@ struct Runtime::Impl {
     spec.allowed_devices = entry->allowed_devices;
     spec.max_streams = entry->max_streams;
     spec.keep_alive_s = entry->keep_alive_s;
+    spec.recycle_on_growth = entry->recycle_on_growth;
     switch (entry->footprint) {
       case models::FootprintSource::kDeclared:
         spec.estimate = sched::MemoryEstimate{entry->weights_bytes, entry->stream_bytes, false};

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "alerts/alert_engine.h"
 #include "alerts/ledger_observation.h"
@@ -32,9 +33,14 @@ constexpr int64_t kGiB = int64_t{1} << 30;
 // another model needs their room; keep-alive is the default 600 s.
 class EchoCluster {
  public:
+  // `growth_ratio`: the recycle policy's growth bound (0: off); `grow_by_design`: models whose
+  // ModelSpec says their growth is never a reason to recycle (a managed server's).
   EchoCluster(std::vector<int64_t> cards, test::EchoKindOptions echo,
-              std::map<std::string, sched::MemoryEstimate> models)
-      : cards_(std::move(cards)), models_(std::move(models)) {
+              std::map<std::string, sched::MemoryEstimate> models, double growth_ratio = 0,
+              std::set<std::string> grow_by_design = {})
+      : cards_(std::move(cards)),
+        models_(std::move(models)),
+        grow_by_design_(std::move(grow_by_design)) {
     echo.hold_jobs = true;
     if (!kinds_.Add(test::kEchoKind, test::EchoKind(echo, &echo_)).ok()) std::abort();
     runners::KindContext context;
@@ -50,18 +56,21 @@ class EchoCluster {
     config.placement.max_streams_per_runner = 1;
     // Growth here is a server loading under work, not a leak: no replacement by the recycle
     // policy (its growth bound is tested in sched_recycle_test).
-    config.recycle.max_growth_ratio = 0;
+    config.recycle.max_growth_ratio = growth_ratio;
     sched::SchedulerHooks hooks;
     hooks.on_footprint = [this](const sched::FootprintUpdate& f) { footprints.push_back(f); };
     hooks.on_runner = [this](const sched::RunnerUpdate& u) {
       if (u.kind == sched::RunnerUpdate::Kind::kLoaded) loaded.push_back(u);
+      if (u.kind == sched::RunnerUpdate::Kind::kUnloaded) unloaded.push_back(u);
     };
     scheduler = std::make_unique<sched::Scheduler>(
         config, clock, *dispatcher_, Devices(),
         [this](const std::string& m) -> Result<sched::ModelSpec> {
           auto it = models_.find(m);
           if (it == models_.end()) return Error(ErrorKind::kNotFound, "model_not_found", m);
-          return sched::ModelSpec{"", it->second, test::kEchoKind};
+          sched::ModelSpec spec{"", it->second, test::kEchoKind};
+          spec.recycle_on_growth = grow_by_design_.count(m) == 0;
+          return spec;
         },
         hooks);
     *sink_ = scheduler->Sink();
@@ -115,6 +124,7 @@ class EchoCluster {
   // Written on the scheduler's worker, read by the test once it is idle.
   std::vector<sched::FootprintUpdate> footprints;
   std::vector<sched::RunnerUpdate> loaded;
+  std::vector<sched::RunnerUpdate> unloaded;
 
  private:
   gpu::DevicesFn Devices() {
@@ -144,6 +154,7 @@ class EchoCluster {
 
   std::vector<int64_t> cards_;
   std::map<std::string, sched::MemoryEstimate> models_;
+  std::set<std::string> grow_by_design_;
   EchoBackend* echo_ = nullptr;
   runners::KindRegistry kinds_;
   std::shared_ptr<sched::BackendSink> sink_ = std::make_shared<sched::BackendSink>();
@@ -298,6 +309,39 @@ TEST(SchedMeasuredMemory, AnOversubscribedDeviceFiresItsAlertOnceNamingModelAndD
   evaluate(8);
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[1].state, alerts::AlertState::kResolved);
+}
+
+TEST(SchedMeasuredMemory, AModelThatGrowsByDesignIsChargedItsPeakNotRecycled) {
+  // Recycling replaces runners that grow past 1.5x; "srv" grows by design (a managed server),
+  // "leaky" does not say so. Both fork a 3 GiB worker under their first job.
+  test::EchoKindOptions echo;
+  echo.weights_bytes = 1 * kGiB;
+  echo.stream_bytes = 256 * kMiB;
+  EchoCluster c({16 * kGiB}, echo,
+                {{"srv", {1 * kGiB, 256 * kMiB, false}}, {"leaky", {1 * kGiB, 256 * kMiB, false}}},
+                1.5, {"srv"});
+  for (const std::string model : {"srv", "leaky"}) {
+    c.Submit(model + "/1", model);
+    ASSERT_NE(c.RunnerOf(model), 0) << model;
+    c.Fork(c.RunnerOf(model), 3 * kGiB);
+  }
+  const int64_t srv = c.RunnerOf("srv");
+  const int64_t leaky = c.RunnerOf("leaky");
+  c.FinishHeld();  // both jobs end: a runner due for recycling is replaced once idle
+  c.Submit("srv/2", "srv");
+  c.Submit("leaky/2", "leaky");
+  c.FinishHeld();
+  EXPECT_EQ(c.State("srv/2"), JobState::kCompleted);
+  EXPECT_EQ(c.State("leaky/2"), JobState::kCompleted);
+  int recycled_srv = 0, recycled_leaky = 0;
+  for (const auto& u : c.unloaded) {
+    if (u.reason != "recycled") continue;
+    if (u.runner_id == srv) ++recycled_srv;
+    if (u.runner_id == leaky) ++recycled_leaky;
+  }
+  EXPECT_EQ(recycled_srv, 0) << "a server's growth is charged, not a reason to replace it";
+  EXPECT_EQ(c.RunnerOf("srv"), srv) << "the same server runs its next job";
+  EXPECT_EQ(recycled_leaky, 1) << "the control: without the flag, the same growth recycles";
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ models::DeclaredModel CatalogEntryOf(const ServerModel& model) {
   m.allowed_devices = model.devices;
   m.max_streams = model.streams;
   m.keep_alive_s = model.keep_alive_s;
+  m.recycle_on_growth = false;  // a server grows by design: charged its peak, not replaced
   return m;
 }
 

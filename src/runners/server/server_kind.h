@@ -24,7 +24,8 @@ KindFactory ServerKind(ServerKindOptions options);
 
 // The catalog entry of a server model: kind "server", its declared footprint (vram; ram on the
 // CPU), capabilities by protocol (transcription protocols: transcribe + translate;
-// openai-speech: speech; http: none), allowed devices, streams and keep-alive.
+// openai-speech: speech; http: none), allowed devices, streams and keep-alive; growth charged,
+// never recycled (ModelSpec::recycle_on_growth).
 models::DeclaredModel CatalogEntryOf(const ServerModel& model);
 
 }  // namespace steno::runners
