@@ -112,6 +112,8 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
     if (!info.ok()) return refuse(info.error());
     audio_seconds = info->duration_s;
   }
+  auto vad = DecideVad(request.params, audio_seconds, p_.vad);
+  if (!vad.ok()) return refuse(vad.error());
   if (p_.cluster) {
     // Durable in the shared store before the job names it: any node can run it.
     auto pushed = p_.cluster->PushBlob(*p_.blobs, digest);
@@ -143,6 +145,7 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
   job.model = request.model;
   job.priority = request.priority;
   job.params = request.params;
+  job.params.vad = *vad;
   job.blob_digest = digest;
   job.idempotency_key = request.idempotency_key;
   auto inserted = p_.jobs->Insert(job);

@@ -91,6 +91,7 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
   rp.queue_bound = queue_bound;
   rp.queue = queue;
   rp.limits = options.limits;
+  rp.vad = options.vad;
   requests = std::make_unique<JobRequests>(std::move(rp));
   writer =
       std::make_unique<JobWriter>(JobWriterParts{options.node, options.lease_ms, jobs.get(), &held,
