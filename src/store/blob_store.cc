@@ -81,6 +81,7 @@ bool IsValidDigest(std::string_view digest) {
 struct BlobWriter::State {
   std::string dir;
   std::shared_ptr<std::mutex> mu;
+  std::shared_ptr<GroupSync> dir_sync;
   std::string temp_path;
   int fd = -1;
   EVP_MD_CTX* md = nullptr;
@@ -127,7 +128,7 @@ Result<BlobInfo> BlobWriter::Commit() {
     return Error(ErrorKind::kInternal, "blob_writer_spent", "blob writer used after commit");
   }
   auto& s = *state_;
-  if (fsync(s.fd) != 0) return IoError("cannot sync upload " + s.temp_path);
+  if (fdatasync(s.fd) != 0) return IoError("cannot sync upload " + s.temp_path);
   int rc = close(s.fd);
   s.fd = -1;
   if (rc != 0) return IoError("cannot close upload " + s.temp_path);
@@ -144,7 +145,7 @@ Result<BlobInfo> BlobWriter::Commit() {
     }
     s.temp_path.clear();
   }
-  if (auto st = SyncDir(s.dir); !st.ok()) return st.error();
+  if (auto st = s.dir_sync->Sync(); !st.ok()) return st.error();
   state_.reset();
   return info;
 }
@@ -152,13 +153,15 @@ Result<BlobInfo> BlobWriter::Commit() {
 Result<BlobStore> BlobStore::Open(const std::string& dir) {
   if (auto st = MakeDir(dir); !st.ok()) return st.error();
   if (auto st = MakeDir(dir + "/tmp"); !st.ok()) return st.error();
-  return BlobStore(dir, std::make_shared<std::mutex>());
+  return BlobStore(dir, std::make_shared<std::mutex>(),
+                   std::make_shared<GroupSync>([dir] { return SyncDir(dir); }));
 }
 
 Result<BlobWriter> BlobStore::Begin() const {
   auto state = std::make_unique<BlobWriter::State>();
   state->dir = dir_;
   state->mu = mu_;
+  state->dir_sync = dir_sync_;
   std::string path = dir_ + "/tmp/" + RandomName() + kTempSuffix;
   state->fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (state->fd < 0) return IoError("cannot create upload file " + path);

@@ -1,7 +1,8 @@
 // BlobStore: uploads as content-addressed files, DATA_DIR/blobs/<sha256 hex>.
 //
 // Durability protocol (promise 3, "durable before 202"): bytes go to blobs/tmp/<random>.part,
-// the file is fsynced, renamed to its digest name and the blobs directory is fsynced. Only after
+// the file is fsynced, renamed to its digest name and the blobs directory is fsynced (a group
+// fsync, group_sync.h: one covers every rename made while the previous one ran). Only after
 // Commit() returns may a job reference the digest. A crash at any earlier point leaves at most a
 // .part file, which never becomes a job (RemoveTempFiles clears them).
 //
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "store/group_sync.h"
 
 namespace steno::store {
 
@@ -91,10 +93,11 @@ class BlobStore {
   const std::string& dir() const { return dir_; }
 
  private:
-  BlobStore(std::string dir, std::shared_ptr<std::mutex> mu)
-      : dir_(std::move(dir)), mu_(std::move(mu)) {}
+  BlobStore(std::string dir, std::shared_ptr<std::mutex> mu, std::shared_ptr<GroupSync> dir_sync)
+      : dir_(std::move(dir)), mu_(std::move(mu)), dir_sync_(std::move(dir_sync)) {}
   std::string dir_;
   std::shared_ptr<std::mutex> mu_;  // shared by copies and writers: orders renames and removals
+  std::shared_ptr<GroupSync> dir_sync_;  // shared by copies and writers: fsyncs of dir_
 };
 
 }  // namespace steno::store

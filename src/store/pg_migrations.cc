@@ -110,6 +110,13 @@ UPDATE jobs j SET node = (SELECT a.owner FROM attempts a WHERE a.job_id = j.id
                           ORDER BY a.attempt DESC LIMIT 1);
 )sql";
 
+// v5: newest-first pages by state or by model read their own index instead of filtering the
+// whole creation order (as SQLite's v4).
+constexpr const char kV5[] = R"sql(
+CREATE INDEX jobs_state_created ON jobs (state, created_ms, id);
+CREATE INDEX jobs_model_created ON jobs (model, created_ms, id);
+)sql";
+
 // Any 64-bit constant shared by every steno: serializes schema changes across nodes.
 constexpr int64_t kMigrationLock = 0x737465'6e6f'6d67;  // "stenomg"
 
@@ -158,6 +165,7 @@ const std::vector<Migration>& Migrations() {
       {2, "nodes", kV2},
       {3, "upload blobs", kV3},
       {4, "the node of each job", kV4},
+      {5, "indexes for listing by state and model", kV5},
   };
   return kAll;
 }

@@ -81,6 +81,32 @@ UPDATE jobs SET node = (SELECT a.owner FROM attempts a WHERE a.job_id = jobs.id
                         ORDER BY a.attempt DESC LIMIT 1);
 )sql";
 
+// v4: listing and counting that do not grow with the store. Newest-first pages by state or by
+// model read their own index instead of filtering the whole creation order, and job_counts,
+// kept by triggers in the same transaction as every change, answers Count without a scan.
+constexpr const char kV4[] = R"sql(
+CREATE INDEX jobs_state_created ON jobs (state, created_ms, id);
+CREATE INDEX jobs_model_created ON jobs (model, created_ms, id);
+CREATE TABLE job_counts (
+  state TEXT PRIMARY KEY,
+  n     INTEGER NOT NULL
+);
+INSERT INTO job_counts (state, n) SELECT state, count(*) FROM jobs GROUP BY state;
+CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+  INSERT INTO job_counts (state, n) VALUES (NEW.state, 1)
+    ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER job_counts_update AFTER UPDATE OF state ON jobs
+  WHEN OLD.state <> NEW.state BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+  INSERT INTO job_counts (state, n) VALUES (NEW.state, 1)
+    ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+)sql";
+
 // Reads the version outside any transaction, so that a reader opening beside the process that
 // owns the queue (steno ps) takes no write lock when the schema is already current.
 class SqliteTarget final : public MigrationTarget {
@@ -116,6 +142,7 @@ const std::vector<Migration>& Migrations() {
       {1, "jobs and results", kV1},
       {2, "retry backoff, attempts, model footprints", kV2},
       {3, "the node of each job", kV3},
+      {4, "indexes for listing by state and model, job counts kept by triggers", kV4},
   };
   return kAll;
 }

@@ -115,6 +115,43 @@ TEST_F(StoreMigrationTest, PreviousVersionIsUpgradedKeepingItsJobs) {
   EXPECT_TRUE((*store)->PutFootprint({"tiny", "cpu", 1, 1, 0}).ok());
 }
 
+TEST_F(StoreMigrationTest, AVersion3DatabaseKeepsCountingItsJobsThroughTheCountsTable) {
+  {
+    auto db = sqlite::Db::Open(Path(), 1000);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(sqlite::Migrate(**db, 3).ok());
+  }
+  // As steno with schema v3 wrote them: two completed jobs and one pending, no counts table.
+  RawSql(R"sql(
+    INSERT INTO jobs (id, state, priority, model, params, attempt, created_ms, updated_ms)
+      VALUES ('01HV3DONEA0000000000000000', 'completed', 1, 'base', '{}', 1, 100, 200),
+             ('01HV3DONEB0000000000000000', 'completed', 1, 'base', '{}', 1, 110, 210),
+             ('01HV3WAIT00000000000000000', 'pending', 1, 'tiny', '{}', 1, 120, 120);
+  )sql");
+  auto store = Open();
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EXPECT_EQ(Version(), sqlite::LatestSchemaVersion());
+  auto counts = (*store)->Count();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ((*counts)[JobState::kCompleted], 2);
+  EXPECT_EQ((*counts)[JobState::kPending], 1);
+  // The triggers keep the counts from here on: a claim moves one job out of pending, a
+  // deletion by retention takes one completed job away.
+  ASSERT_TRUE((*store)->Claim({"w", 1000, std::string("01HV3WAIT00000000000000000"), {}}).ok());
+  auto none = (*store)->DeleteFinishedBefore(105, 10);  // none finished before 105
+  ASSERT_TRUE(none.ok());
+  ASSERT_EQ(*none, 0);
+  RawSql("UPDATE jobs SET finished_ms = 150 WHERE id = '01HV3DONEA0000000000000000'");
+  auto one = (*store)->DeleteFinishedBefore(1000, 10);
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(*one, 1);
+  counts = (*store)->Count();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ((*counts)[JobState::kCompleted], 1);
+  EXPECT_EQ((*counts)[JobState::kPending], 0);
+  EXPECT_EQ((*counts)[JobState::kLoading], 1);
+}
+
 TEST_F(StoreMigrationTest, JobsOfAVersion2DatabaseTakeTheNodeOfTheirLastAttempt) {
   {
     auto db = sqlite::Db::Open(Path(), 1000);
