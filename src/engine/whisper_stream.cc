@@ -115,6 +115,16 @@ bool ShouldAbort(RunContext* rc) {
   return rc->aborted;
 }
 
+// The transcript of audio in which VAD found no speech: nothing decoded, nothing invented.
+Transcript NoSpeech(const DecodeParams& params, double duration, const std::string& language) {
+  Transcript t;
+  t.task = params.translate ? "translate" : "transcribe";
+  t.duration = duration;
+  t.has_words = params.word_timestamps;
+  t.language = language == "auto" ? "en" : language;
+  return t;
+}
+
 }  // namespace
 
 WhisperStream::WhisperStream(const WhisperModel* model, whisper_state* state, Footprint fp)
@@ -155,17 +165,8 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
   if (params.vad) {
     auto regions = DetectSpeech(pcm, params);
     if (!regions.ok()) return regions.error();
-    if (ShouldAbort(&rc))
-      return Error(ErrorKind::kCancelled, "aborted", "transcription was stopped");
     timeline.emplace(pcm, std::move(regions).value());
-    if (timeline->samples().empty()) {  // no speech: nothing to decode, nothing to invent
-      Transcript t;
-      t.task = params.translate ? "translate" : "transcribe";
-      t.duration = duration;
-      t.has_words = params.word_timestamps;
-      t.language = language == "auto" ? "en" : language;
-      return t;
-    }
+    if (timeline->samples().empty()) return NoSpeech(params, duration, language);
     input = timeline->samples();
     rc.timeline = &*timeline;
   }
