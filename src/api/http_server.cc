@@ -431,6 +431,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
   AddEventRoutes(p->router, p->ctx);
   AddDashboardRoutes(p->router, p->ctx);
   AddClusterRoutes(p->router, p->ctx);
+  AddSpeechRoutes(p->router, p->ctx);
+  AddServerProxyRoutes(p->router, p->ctx);
   p->history.Start([p] { return p->service.runners().Snapshot().devices; },
                    [] { return UnixMillis(); });
 

@@ -7,6 +7,7 @@
 
 #include "api/chunking_strategy.h"
 #include "core/duration.h"
+#include "core/speech_format.h"
 #include "core/strings.h"
 #include "server/job_params_check.h"
 
@@ -44,6 +45,24 @@ std::optional<bool> ParseBool(std::string_view s) {
   s = Trim(s);
   if (s == "true" || s == "1") return true;
   if (s == "false" || s == "0") return false;
+  return std::nullopt;
+}
+
+// The text-to-speech fields (OpenAI's speech request); CheckJobParams checks their values.
+std::optional<ApiError> ParseSpeech(const RequestFields& f, JobParams& params) {
+  if (const auto* input = Last(f, "input")) params.input = *input;
+  if (const auto* voice = Last(f, "voice")) params.voice = std::string(Trim(*voice));
+  if (const auto* instructions = Last(f, "instructions")) params.instructions = *instructions;
+  if (const auto* speed = Last(f, "speed")) {
+    auto v = ParseDouble(*speed);
+    if (!v) return Bad("bad_speed", "'speed' must be a number from 0.25 to 4", "speed");
+    params.speed = static_cast<float>(std::clamp(*v, 0.0, 5.0));  // out of range stays out
+  }
+  if (const auto* sf = Last(f, "stream_format"); sf && Trim(*sf) != "audio") {
+    return Bad("bad_stream_format",
+               "'stream_format' must be audio (the audio file; sse is not supported)",
+               "stream_format");
+  }
   return std::nullopt;
 }
 
@@ -124,6 +143,10 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& f, const JobRequest
     out.params.temperature = static_cast<float>(std::clamp(*v, -1.0, 2.0));
   }
 
+  if (out.params.task == "speech") {
+    out.params.response_format = std::string(kDefaultSpeechFormat);
+    if (auto e = ParseSpeech(f, out.params)) return e;
+  }
   if (const auto* rf = Last(f, "response_format")) out.params.response_format = *rf;
 
   for (const char* key : {"timestamp_granularities[]", "timestamp_granularities"}) {
@@ -189,7 +212,9 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& f, const JobRequest
                  "stream");
     }
   }
-  if (auto e = ParseChunkingStrategy(f, out.params)) return e;
+  if (out.params.task != "speech") {  // text to speech cuts no audio
+    if (auto e = ParseChunkingStrategy(f, out.params)) return e;
+  }
   if (auto problem = server::CheckJobParams(out.params)) {
     return Bad(problem->error.code, problem->error.message, problem->field);
   }

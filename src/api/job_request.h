@@ -11,7 +11,8 @@
 //   timestamp_granularities[]  segment | word (word turns on word timestamps); also accepted
 //                              without the brackets, as a JSON array, or comma-separated
 //   word_timestamps            true | false (steno's own spelling of the same)
-//   task                       transcribe | translate (only where the route does not fix it)
+//   task                       transcribe | translate | speech (only where the route does not
+//                              fix it)
 //   priority                   high | normal | low                        (steno extra)
 //   keep_alive                 seconds, or 30s / 5m / 1h; -1 keeps the model loaded forever
 //   device                     auto | cpu | cuda:N                        (steno extra)
@@ -19,6 +20,13 @@
 //   stream                     true | false; true only where the route streams (rules.stream)
 //   chunking_strategy          "auto" or {"type": "server_vad", ...}: voice activity detection
 //                              (api/chunking_strategy.h); also chunking_strategy[type]=... fields
+// and, for the speech task (POST /v1/audio/speech, or task "speech" in a POST /v1/jobs body):
+//   input                      the text to speak (required)
+//   voice                      the server's voice name (required)
+//   speed                      0.25..4 (default 1)
+//   instructions               forwarded to the server
+//   response_format            mp3 | opus | aac | flac | wav | pcm (default mp3)
+//   stream_format              only "audio" is accepted
 // Unknown fields are ignored, as OpenAI's newer client options would otherwise break requests.
 // Every error is a 400 naming the field (ApiError::param). The values are checked by
 // server::CheckJobParams, the check JobService::Submit makes too (same codes); this parser adds

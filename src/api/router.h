@@ -1,7 +1,8 @@
-// The API's route table: method + path pattern → handler. Patterns are literal segments and
-// `{name}` segments (one path segment, no '/'). Find() tells a route that exists for another
-// method (405, with the Allow list) from a path no route knows (404), which the HTTP library's
-// own routing cannot.
+// The API's route table: method + path pattern → handler. Patterns are literal segments,
+// `{name}` segments (one path segment, no '/') and, last, `{name...}`: the rest of the path (any
+// number of segments, none too; its value is them joined by '/'). Find() tells a route that exists
+// for another method (405, with the Allow list) from a path no route knows (404), which the HTTP
+// library's own routing cannot.
 #pragma once
 
 #include <functional>
@@ -67,10 +68,16 @@ class Router {
   }
   static bool Matches(const std::vector<std::string>& pattern, const std::vector<std::string>& path,
                       std::vector<std::string>& params) {
-    if (pattern.size() != path.size()) return false;
+    const bool rest = !pattern.empty() && pattern.back().size() > 5 &&
+                      pattern.back().compare(pattern.back().size() - 4, 4, "...}") == 0;
+    if (rest ? path.size() < pattern.size() - 1 : pattern.size() != path.size()) return false;
     for (size_t i = 0; i < pattern.size(); ++i) {
       const auto& p = pattern[i];
-      if (p.size() >= 2 && p.front() == '{' && p.back() == '}') {
+      if (rest && i + 1 == pattern.size()) {
+        std::string tail;
+        for (size_t j = i; j < path.size(); ++j) tail += (j > i ? "/" : "") + path[j];
+        params.push_back(std::move(tail));
+      } else if (p.size() >= 2 && p.front() == '{' && p.back() == '}') {
         params.push_back(path[i]);
       } else if (p != path[i]) {
         return false;

@@ -22,6 +22,7 @@
 #include "api/upload.h"
 #include "core/wall_clock.h"
 #include "gpu/device.h"
+#include "models/model_catalog.h"
 #include "server/job_service.h"
 
 namespace steno::api {
@@ -70,6 +71,8 @@ void AddMonitorRoutes(ApiRouter& router, Context& ctx);
 void AddEventRoutes(ApiRouter& router, Context& ctx);
 void AddDashboardRoutes(ApiRouter& router, Context& ctx);
 void AddClusterRoutes(ApiRouter& router, Context& ctx);
+void AddSpeechRoutes(ApiRouter& router, Context& ctx);
+void AddServerProxyRoutes(ApiRouter& router, Context& ctx);
 
 // --- responses ---
 void SendJson(httplib::Response& res, int status, const ojson& body);
@@ -89,6 +92,8 @@ bool DrainBody(Call& call);
 // The error for a body read that failed: 408 request_timeout when the client stopped sending
 // (Call::body_timed_out), else 400 bad_body.
 ApiError BodyReadFailed(const Call& call);
+// Reads the body as it comes, whatever its Content-Type (multipart too), into `receiver`.
+bool ReadRaw(Call& call, const httplib::ContentReceiver& receiver);
 // Reads a small body (JSON) whole, up to `limit` bytes: 413 payload_too_large beyond it.
 std::optional<ApiError> ReadBody(Call& call, int64_t limit, std::string& out);
 // Parses the body as a JSON object: 400 bad_json. An empty body gives an empty object.
@@ -100,6 +105,22 @@ bool IsJson(const httplib::Request& req);
 
 // The fields of a multipart upload as RequestFields (job_request.h).
 std::map<std::string, std::vector<std::string>> FieldsOf(const MultipartUpload& upload);
+
+// Waits for a submitted job to end (up to the sync timeout; a stopping server ends the wait):
+// the completed job, or nullopt with the error response set (504 timeout, 409 job_cancelled,
+// the job's own error for a failed one).
+std::optional<Job> WaitCompleted(Context& ctx, Call& call, const std::string& id);
+// 503 queue_full (with Retry-After) when the scheduler's queue is at the bound already.
+std::optional<ApiError> RefuseEarly(Context& ctx);
+// 404 model_not_found (naming "model") for a name no catalog entry has; nullopt otherwise
+// (paths and the rest are left to the service).
+std::optional<ApiError> CheckModel(Context& ctx, const std::string& model);
+// Submits a speech job (task "speech": no audio; `job` parsed by ParseJobRequest); with the
+// request's Idempotency-Key. On failure the error response is already set.
+std::optional<store::Inserted> SubmitSpeech(Context& ctx, Call& call, server::SubmitJob job);
+// Sends a completed speech job's audio file as the response body (read from the file as the
+// client takes it), with its Content-Type. Errors: 404 result_file_missing, ...
+void SendAudioResult(Context& ctx, Call& call, const std::string& id);
 
 // Reads a multipart upload (the audio in "file") and submits it as a job. On failure the error
 // response is already set and nullopt is returned.
@@ -123,6 +144,9 @@ ojson JobJson(const Job& job);
 // it runs; completed | failed | cancelled | requeued | lost | lease_expired), "error" (as the
 // job's, or null)}.
 ojson JobWithAttemptsJson(const store::JobWithAttempts& job);
+// The model catalog requests are checked against: the runtime's (with declared and managed
+// server models), or the models dir's files while no runtime runs.
+models::ModelCatalog CatalogOf(Context& ctx);
 // A runner as GET /v1/runners shows it; `now` is the wall clock (Unix ms) the snapshot's times
 // are converted to.
 ojson RunnerJson(const sched::RunnerInfo& runner, const sched::SchedulerSnapshot& snap,

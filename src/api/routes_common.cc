@@ -67,7 +67,7 @@ bool IsJson(const httplib::Request& req) {
 // says multipart (with a parser that refuses valid bodies, see multipart.h) and offers no way
 // to read it raw; so the Content-Type is masked for the read and restored after. The request
 // object is httplib's own non-const local, so the const_cast is well-defined.
-static bool ReadRaw(Call& call, const httplib::ContentReceiver& receiver) {
+bool ReadRaw(Call& call, const httplib::ContentReceiver& receiver) {
   auto& req = const_cast<httplib::Request&>(call.req);
   call.body_touched = true;
   if (!IsMultipart(req)) return (*call.reader)(receiver);

@@ -1,6 +1,7 @@
-// The async jobs API: POST /v1/jobs (multipart upload, or JSON naming a server-side file under an
-// allowed root), GET /v1/jobs (filters, paging), GET /v1/jobs/{id}, GET /v1/jobs/{id}/result,
-// GET /v1/jobs/{id}/events (Server-Sent Events) and DELETE /v1/jobs/{id} (cancel).
+// The async jobs API: POST /v1/jobs (multipart upload, JSON naming a server-side file under an
+// allowed root, or JSON with "task": "speech" and OpenAI's speech fields: routes_speech.cc), GET
+// /v1/jobs (filters, paging), GET /v1/jobs/{id}, GET /v1/jobs/{id}/result, GET /v1/jobs/{id}/events
+// (Server-Sent Events) and DELETE /v1/jobs/{id} (cancel).
 //
 // Every job names its "node" (running it, or that ran its last attempt); GET /v1/jobs/{id} adds
 // its "attempts" (each run: node, start, end, outcome, error), read in one snapshot with the job.
@@ -9,9 +10,10 @@
 // A job is refused with 507 insufficient_storage while the data dir's disk is below the
 // --min-free-disk margin (or full); nothing is stored then.
 //
-// Results of jobs that are not completed answer 409 (not 404: the job exists, it is in the wrong
-// state): job_not_completed while it is pending/loading/processing, job_failed (with the job's
-// own error message) and job_cancelled.
+// A speech job's result is its audio file, sent with its Content-Type (format, if given, must be
+// the stored one). Results of jobs that are not completed answer 409 (not 404: the job exists, it
+// is in the wrong state): job_not_completed while it is pending/loading/processing, job_failed
+// (with the job's own error message) and job_cancelled.
 #include <sys/stat.h>
 
 #include "api/routes.h"
@@ -57,6 +59,17 @@ void SubmitPath(Context& ctx, Call& call) {
   server::SubmitJob job;
   if (auto e = ParseJobRequest(fields, {"", ctx.options.default_model}, job)) {
     return SendError(call.res, *e);
+  }
+  if (job.params.task == "speech") {
+    if (fields.count("path")) {
+      return SendError(call.res, MakeApiError(400, "unexpected_audio",
+                                              "a speech job reads its \"input\" text aloud; it "
+                                              "takes no \"path\"",
+                                              "path"));
+    }
+    auto inserted = SubmitSpeech(ctx, call, std::move(job));
+    if (inserted) SendCreated(call, *inserted);
+    return;
   }
   auto path_it = fields.find("path");
   if (path_it == fields.end() || path_it->second.empty() || path_it->second.back().empty()) {
@@ -184,6 +197,16 @@ void GetResult(Context& ctx, Call& call) {
   std::string format = job->params.response_format;
   for (const char* key : {"format", "response_format"}) {
     if (call.req.has_param(key)) format = call.req.get_param_value(key);
+  }
+  if (job->params.task == "speech") {
+    if (format != job->params.response_format) {
+      return SendError(call.res,
+                       MakeApiError(400, "bad_format",
+                                    "job " + id + "'s audio is stored as " +
+                                        job->params.response_format + "; it is not converted",
+                                    "format"));
+    }
+    return SendAudioResult(ctx, call, id);
   }
   if (format == "txt") format = "text";
   if (format != "json" && format != "text" && format != "srt" && format != "vtt" &&

@@ -12,11 +12,6 @@
 namespace steno::api {
 namespace {
 
-std::string ModelsDirOf(Context& ctx) {
-  const auto& dir = ctx.options.models_dir;
-  return dir.empty() ? steno::ModelsDir() : dir;
-}
-
 int64_t MtimeSeconds(const std::string& path) {
   std::error_code ec;
   auto t = std::filesystem::last_write_time(path, ec);
@@ -52,7 +47,7 @@ ojson ModelJson(const models::ModelEntry& m, const sched::SchedulerSnapshot& sna
 void ListModels(Context& ctx, Call& call) {
   const auto snap = ctx.service.runners().Snapshot();
   ojson data = ojson::array();
-  for (const auto& m : models::ModelCatalog(ModelsDirOf(ctx)).List()) {
+  for (const auto& m : CatalogOf(ctx).List()) {
     data.push_back(ModelJson(m, snap));
   }
   SendJson(call.res, 200, {{"object", "list"}, {"data", std::move(data)}});
@@ -61,7 +56,7 @@ void ListModels(Context& ctx, Call& call) {
 void GetModel(Context& ctx, Call& call) {
   const std::string& name = call.params[0];
   const auto snap = ctx.service.runners().Snapshot();
-  for (const auto& m : models::ModelCatalog(ModelsDirOf(ctx)).List()) {
+  for (const auto& m : CatalogOf(ctx).List()) {
     if (m.name == name) return SendJson(call.res, 200, ModelJson(m, snap));
   }
   SendError(call.res,
@@ -71,6 +66,12 @@ void GetModel(Context& ctx, Call& call) {
 
 }  // namespace
 
+models::ModelCatalog CatalogOf(Context& ctx) {
+  if (auto catalog = ctx.service.runners().Catalog()) return *catalog;
+  const auto& dir = ctx.options.models_dir;
+  return models::ModelCatalog(dir.empty() ? steno::ModelsDir() : dir);
+}
+
 ojson RunnerJson(const sched::RunnerInfo& r, const sched::SchedulerSnapshot& snap, int64_t now) {
   // Scheduler times are on its own clock: convert through the snapshot's "now".
   auto wall = [&](int64_t t) { return now - (snap.now_ms - t); };
@@ -78,6 +79,7 @@ ojson RunnerJson(const sched::RunnerInfo& r, const sched::SchedulerSnapshot& sna
   const int64_t bytes = v.weights_bytes + static_cast<int64_t>(v.streams) * v.stream_bytes;
   ojson j = {{"id", v.id},
              {"model", v.model},
+             {"kind", r.kind},
              {"device", v.device},
              {"state", sched::RunnerStateName(r.state)},
              {"vram_bytes", v.device == "cpu" ? 0 : bytes},

@@ -59,18 +59,8 @@ void Transcribe(Context& ctx, Call& call, const std::string& task) {
   const std::string id = inserted->job.id;
   call.res.set_header("X-Steno-Job-Id", id);
   if (stream) return StreamTranscription(ctx, call, id);
-  auto job = WaitFinal(ctx, call, id);
+  auto job = WaitCompleted(ctx, call, id);
   if (!job) return;
-  if (job->state == JobState::kCancelled) {
-    return SendError(call.res, MakeApiError(409, "job_cancelled", "job " + id + " was cancelled"));
-  }
-  if (job->state == JobState::kFailed) {
-    Error e = job->error.value_or(Error(ErrorKind::kInternal, "job_failed", "the job failed"));
-    ApiError api = FromError(e, ParamForError(e));
-    if (e.kind == ErrorKind::kBadInput && api.status == 400 && e.code.empty())
-      api.code = "bad_input";
-    return SendError(call.res, api);
-  }
   const std::string& format = job->params.response_format;
   auto text = ctx.service.jobs().ResultText(id, format);
   if (!text.ok()) return SendError(call.res, FromError(text.error()));
@@ -80,6 +70,24 @@ void Transcribe(Context& ctx, Call& call, const std::string& task) {
 
 }  // namespace
 
+std::optional<Job> WaitCompleted(Context& ctx, Call& call, const std::string& id) {
+  auto job = WaitFinal(ctx, call, id);
+  if (!job) return std::nullopt;
+  if (job->state == JobState::kCancelled) {
+    SendError(call.res, MakeApiError(409, "job_cancelled", "job " + id + " was cancelled"));
+    return std::nullopt;
+  }
+  if (job->state == JobState::kFailed) {
+    Error e = job->error.value_or(Error(ErrorKind::kInternal, "job_failed", "the job failed"));
+    ApiError api = FromError(e, ParamForError(e));
+    if (e.kind == ErrorKind::kBadInput && api.status == 400 && e.code.empty())
+      api.code = "bad_input";
+    SendError(call.res, api);
+    return std::nullopt;
+  }
+  return job;
+}
+
 UploadLimits UploadLimitsOf(const HttpOptions& options) {
   UploadLimits l;
   l.max_file_bytes = options.max_upload_bytes;
@@ -87,7 +95,13 @@ UploadLimits UploadLimitsOf(const HttpOptions& options) {
 }
 
 std::string ParamForError(const Error& e) {
-  if (e.code == "model_not_found" || e.code == "bad_model_name") return "model";
+  if (e.code == "model_not_found" || e.code == "bad_model_name" ||
+      e.code == "model_cannot_do_task") {
+    return "model";
+  }
+  if (e.code == "bad_input_text" || e.code == "unexpected_audio") return "input";
+  if (e.code == "bad_voice") return "voice";
+  if (e.code == "bad_speed") return "speed";
   if (e.code == "bad_language") return "language";
   if (e.code == "vad_model_missing" || e.code == "bad_chunking_strategy") {
     return "chunking_strategy";
@@ -142,8 +156,7 @@ std::optional<ApiError> CheckModel(Context& ctx, const std::string& model) {
       (model.size() > 4 && model.compare(model.size() - 4, 4, ".bin") == 0)) {
     return std::nullopt;  // path-like: the service decides (servers refuse model paths)
   }
-  const std::string dir = ctx.options.models_dir.empty() ? ModelsDir() : ctx.options.models_dir;
-  const models::ModelCatalog catalog(dir);
+  const models::ModelCatalog catalog = CatalogOf(ctx);
   auto entry = catalog.Find(model, /*allow_paths=*/true);
   if (entry.ok() || entry.error().code != "model_not_found") return std::nullopt;
   std::string installed;

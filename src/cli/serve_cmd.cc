@@ -9,7 +9,9 @@
 //                         return to pending in the store), verify the release per device, log
 //                         a summary and exit 0;
 //   second one            exit 130 at once (runners die with steno: PR_SET_PDEATHSIG);
-//   SIGHUP                re-read --config (limits, keep-alive, reserves); a bad file is
+//   SIGHUP                re-read --config (limits, keep-alive, reserves) and the managed model
+//                         servers' [[models]] tables (in --config and --models-config: added,
+//                         removed and changed models; JobService::Reconfigure); a bad file is
 //                         rejected with a message and the running config stays.
 #include <signal.h>
 
@@ -35,6 +37,7 @@
 #include "engine/vad.h"
 #include "gpu/size.h"
 #include "models/catalog.h"
+#include "runners/server/server_config.h"
 #include "server/job_service.h"
 #include "store/open_job_store.h"
 #include "store/pg_connection.h"
@@ -79,6 +82,7 @@ struct ServeOptions {
   std::string sync_timeout = "1h";
   std::string shutdown_grace = "30s";
   std::string config;
+  std::string models_config;  // [[models]] tables of managed model servers, beside --config's
   AlertFlags alerts;
 };
 
@@ -90,6 +94,28 @@ int Fail(const Error& e) {
 
 Error Usage(const std::string& message) {
   return Error(ErrorKind::kBadInput, "bad_flag", message);
+}
+
+// The managed model servers: the [[models]] tables of --config, then of --models-config (a
+// name in both is refused). Each `preload = true` one joins `preload`.
+Result<std::vector<runners::ServerModel>> ServerModelsFor(const ServeOptions& o,
+                                                          std::vector<std::string>& preload) {
+  std::vector<runners::ServerModel> models;
+  if (!o.config.empty()) {
+    auto in_config = runners::ReadServerModels(o.config, runners::ModelsFileScope::kBesideSettings);
+    if (!in_config.ok()) return in_config.error();
+    models = std::move(in_config).value();
+  }
+  if (!o.models_config.empty()) {
+    auto own =
+        runners::ReadServerModels(o.models_config, runners::ModelsFileScope::kModelsOnly, models);
+    if (!own.ok()) return own.error();
+    models.insert(models.end(), own->begin(), own->end());
+  }
+  for (const auto& m : models) {
+    if (m.preload) preload.push_back(m.name);
+  }
+  return models;
 }
 
 // httplib writes to sockets without MSG_NOSIGNAL: a client that hangs up must give EPIPE, not
@@ -149,6 +175,9 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
       i = j + 1;
     }
   }
+  auto servers = ServerModelsFor(o, rt.preload);
+  if (!servers.ok()) return servers.error();
+  rt.server_models = std::move(servers).value();
   auto keep = api::ParseKeepAlive(o.keep_alive);
   if (!keep) return Usage("--keep-alive must be seconds (or 30s, 5m, 1h), 0, or -1 (forever)");
   rt.scheduler.default_keep_alive_s = *keep;
@@ -260,11 +289,12 @@ void ServeAlertsFrom(api::HttpOptions& h, ServeAlerts* alerts) {
 // built and checked before any is applied: a bad file changes nothing.
 void Reload(const ServeOptions& running, const GlobalOptions& global, server::JobService& service,
             ServeAlerts& alerts, api::HttpServer& http) {
-  if (running.config.empty()) {
-    spdlog::warn("SIGHUP: no --config file was given; nothing to reload");
+  if (running.config.empty() && running.models_config.empty()) {
+    spdlog::warn("SIGHUP: no --config or --models-config file was given; nothing to reload");
     return;
   }
-  auto fresh = ParseWithConfig(running.config);
+  auto fresh =
+      running.config.empty() ? Result<ServeOptions>(running) : ParseWithConfig(running.config);
   if (!fresh.ok()) {
     spdlog::error("config reload rejected, keeping the running config: {}", fresh.error().message);
     return;
@@ -291,11 +321,19 @@ void Reload(const ServeOptions& running, const GlobalOptions& global, server::Jo
     spdlog::error("config reload rejected, keeping the running config: {}", st.error().message);
     return;
   }
-  service.Reconfigure(*options);
+  // The server models first: the one part a running service may still refuse.
+  auto servers = service.Reconfigure(*options);
+  if (!servers.ok()) {
+    spdlog::error("config reload rejected, keeping the running config: {}",
+                  servers.error().message);
+    return;
+  }
   http.Reconfigure(std::move(http_options.value()));
-  spdlog::info("config reloaded from {} (max-queue {}, max-running {}, keep-alive {} s)",
-               running.config, options->max_queue, options->runtime.scheduler.queue.max_running,
-               options->runtime.scheduler.default_keep_alive_s);
+  spdlog::info(
+      "config reloaded from {} (max-queue {}, max-running {}, keep-alive {} s; server models: {})",
+      running.config.empty() ? running.models_config : running.config, options->max_queue,
+      options->runtime.scheduler.queue.max_running, options->runtime.scheduler.default_keep_alive_s,
+      servers->Summary());
 }
 
 int Run(const ServeOptions& flags, const GlobalOptions& global) {
@@ -365,6 +403,10 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
                   "TOML config file with a [serve] table of these flags' settings (flags and "
                   "STENO_* variables win over it); SIGHUP re-reads it")
       ->envname("STENO_CONFIG");
+  cmd->add_option("--models-config", o->models_config,
+                  "TOML file of [[models]] tables declaring managed model servers (as --config "
+                  "may hold too; README: Managing other model servers); SIGHUP re-reads it")
+      ->envname("STENO_MODELS_CONFIG");
   cmd->add_option("--alert-rules", o->alerts.rules_file,
                   "JSON array of alert rules (default: memory > 90 % for 5 min, queue > 10 for "
                   "10 min, error rate > 10 % over 5 min, ...); SIGHUP re-reads it")

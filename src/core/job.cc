@@ -68,7 +68,14 @@ std::string JobParamsToJson(const JobParams& p) {
                 {"prefix_padding_ms", p.vad->prefix_padding_ms},
                 {"silence_duration_ms", p.vad->silence_duration_ms}};
   }
-  return j.dump();
+  if (p.task == "speech") {
+    j["input"] = p.input;
+    j["voice"] = p.voice;
+    j["speed"] = p.speed;
+    if (!p.instructions.empty()) j["instructions"] = p.instructions;
+  }
+  // Invalid UTF-8 (a multipart field's bytes) is replaced rather than thrown on.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Result<JobParams> JobParamsFromJson(std::string_view text) {
@@ -91,6 +98,10 @@ Result<JobParams> JobParamsFromJson(std::string_view text) {
     get("word_timestamps", p.word_timestamps);
     get("device", p.device);
     get("filename", p.filename);
+    get("input", p.input);
+    get("voice", p.voice);
+    get("speed", p.speed);
+    get("instructions", p.instructions);
     if (auto it = j.find("keep_alive_s"); it != j.end() && !it->is_null())
       p.keep_alive_s = it->get<int>();
     if (auto it = j.find("timeout_s"); it != j.end() && !it->is_null())

@@ -42,12 +42,21 @@ std::optional<Priority> ParsePriority(std::string_view name);
 
 // What the client asked for, besides the model and the audio. Stored as JSON; fields a reader
 // does not know are ignored, so a newer node can add fields without breaking an older one.
+// Tasks: "transcribe" and "translate" (speech → text: audio in, a transcript out) and "speech"
+// (text → speech, OpenAI's /v1/audio/speech: no audio in, `input` read aloud in `voice`; its
+// result is an audio file, core/speech_format.h). Fields of the other kind of task are ignored.
 struct JobParams {
-  std::string task = "transcribe";  // or "translate"
+  std::string task = "transcribe";  // "transcribe" | "translate" | "speech"
   std::string language = "auto";    // ISO 639-1 code, or "auto" to detect
   std::string prompt;               // initial prompt
   float temperature = 0.0f;
-  std::string response_format = "json";  // json | text | srt | vtt | verbose_json
+  // transcribe/translate: json | text | srt | vtt | verbose_json;
+  // speech: mp3 | opus | aac | flac | wav | pcm (core/speech_format.h)
+  std::string response_format = "json";
+  std::string input;         // speech: the text to read aloud
+  std::string voice;         // speech: the server's voice name ("alloy", ...)
+  float speed = 1.0f;        // speech: 0.25 to 4
+  std::string instructions;  // speech: how to speak (forwarded; servers may ignore it)
   bool word_timestamps = false;
   std::string device;               // "" lets the scheduler choose; "cpu", "cuda:1", ...
   std::optional<int> keep_alive_s;  // runner keep-alive after this job; unset: server default

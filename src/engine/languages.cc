@@ -17,6 +17,15 @@ bool IsKnownLanguage(std::string_view name) {
   return false;
 }
 
+std::string LanguageCode(std::string_view name) {
+  for (int id = 0; id <= whisper_lang_max_id(); ++id) {
+    const char* code = whisper_lang_str(id);
+    const char* full = whisper_lang_str_full(id);
+    if ((code && name == code) || (full && name == full)) return code ? code : std::string(name);
+  }
+  return std::string(name);
+}
+
 Status CheckLanguage(std::string_view name) {
   if (name == "auto" || IsKnownLanguage(name)) return {};
   constexpr size_t kShown = 32;

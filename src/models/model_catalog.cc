@@ -94,16 +94,41 @@ std::vector<std::string> Capabilities::Names() const {
 }
 
 ModelCatalog::ModelCatalog(std::string models_dir, std::vector<DeclaredModel> declared)
-    : models_dir_(std::move(models_dir)), declared_(std::move(declared)) {
-  std::sort(declared_.begin(), declared_.end(),
+    : models_dir_(std::move(models_dir)) {
+  SetDeclared(std::move(declared));
+}
+
+ModelCatalog::ModelCatalog(const ModelCatalog& other)
+    : models_dir_(other.models_dir_), declared_(other.declared()) {}
+
+ModelCatalog& ModelCatalog::operator=(const ModelCatalog& other) {
+  if (this == &other) return *this;
+  Declared declared = other.declared();
+  models_dir_ = other.models_dir_;
+  MutexLock lock(mu_);
+  declared_ = std::move(declared);
+  return *this;
+}
+
+void ModelCatalog::SetDeclared(std::vector<DeclaredModel> declared) {
+  std::sort(declared.begin(), declared.end(),
             [](const DeclaredModel& a, const DeclaredModel& b) { return a.name < b.name; });
+  auto fresh = std::make_shared<const std::vector<DeclaredModel>>(std::move(declared));
+  MutexLock lock(mu_);
+  declared_ = std::move(fresh);
+}
+
+ModelCatalog::Declared ModelCatalog::declared() const {
+  MutexLock lock(mu_);
+  return declared_;
 }
 
 std::vector<ModelEntry> ModelCatalog::List() const {
+  const Declared declared = this->declared();
   std::vector<ModelEntry> out;
-  for (const auto& d : declared_) out.push_back(DeclaredEntry(d));
+  for (const auto& d : *declared) out.push_back(DeclaredEntry(d));
   for (const auto& m : ListInstalledModels(models_dir_)) {
-    const bool hidden = std::any_of(declared_.begin(), declared_.end(),
+    const bool hidden = std::any_of(declared->begin(), declared->end(),
                                     [&](const DeclaredModel& d) { return d.name == m.name; });
     // The VAD model is a tool of the whisper runners, not a model a job can name.
     if (!hidden && !IsVoiceActivityModel(m.name)) {
@@ -114,7 +139,7 @@ std::vector<ModelEntry> ModelCatalog::List() const {
 }
 
 Result<ModelEntry> ModelCatalog::Find(const std::string& name, bool allow_paths) const {
-  for (const auto& d : declared_) {
+  for (const auto& d : *declared()) {
     if (d.name == name) return DeclaredEntry(d);
   }
   // A hidden name (".x", "..") is refused too: it is no model name either.

@@ -14,11 +14,13 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/result.h"
 
 namespace steno::models {
@@ -79,9 +81,18 @@ struct ModelEntry {
   std::optional<int> keep_alive_s;
 };
 
+// Safe from any thread: SetDeclared may replace the declared models while others List and Find
+// (each call sees one whole set, the old or the new). Assigning to a catalog is not: only while
+// nobody else uses it.
 class ModelCatalog {
  public:
   explicit ModelCatalog(std::string models_dir, std::vector<DeclaredModel> declared = {});
+  // A copy holds the declared models `other` holds at that moment.
+  ModelCatalog(const ModelCatalog& other);
+  ModelCatalog& operator=(const ModelCatalog& other) EXCLUDES(mu_);
+
+  // Replaces every declared model at once (a config reload); the ggml files are unaffected.
+  void SetDeclared(std::vector<DeclaredModel> declared) EXCLUDES(mu_);
 
   // Every model: the declared ones, then the installed ggml files a declared name does not hide
   // (but not the VAD model: models::IsVoiceActivityModel), each group by name.
@@ -95,8 +106,12 @@ class ModelCatalog {
   const std::string& models_dir() const { return models_dir_; }
 
  private:
+  using Declared = std::shared_ptr<const std::vector<DeclaredModel>>;  // sorted by name
+  Declared declared() const EXCLUDES(mu_);
+
   std::string models_dir_;
-  std::vector<DeclaredModel> declared_;
+  mutable Mutex mu_;
+  Declared declared_ GUARDED_BY(mu_);  // replaced whole, never changed in place
 };
 
 }  // namespace steno::models

@@ -69,6 +69,8 @@ void RejectStopping(Event& e) {
     a->done();
   } else if (auto* r = std::get_if<event::Reconfigure>(&e)) {
     r->done();
+  } else if (auto* d = std::get_if<event::Redeclare>(&e)) {
+    d->done();
   } else if (auto* p = std::get_if<event::Placeable>(&e)) {
     p->reply({});
   }
@@ -94,6 +96,8 @@ void DeferReplies(Event& e, std::vector<std::function<void()>>& answers) {
     a->done = [&answers, original = std::move(a->done)] { answers.push_back(original); };
   } else if (auto* r = std::get_if<event::Reconfigure>(&e); r && r->done) {
     r->done = [&answers, original = std::move(r->done)] { answers.push_back(original); };
+  } else if (auto* d = std::get_if<event::Redeclare>(&e); d && d->done) {
+    d->done = [&answers, original = std::move(d->done)] { answers.push_back(original); };
   }
 }
 
@@ -164,6 +168,12 @@ void Scheduler::StopAdmitting() {
 void Scheduler::Reconfigure(const SchedulerConfig& config) {
   (void)PostAndWait(*this, [&](Reply reply) {
     return event::Reconfigure{config, [reply = std::move(reply)] { reply(Status()); }};
+  });
+}
+
+void Scheduler::Redeclare(const std::vector<std::string>& models) {
+  (void)PostAndWait(*this, [&](Reply reply) {
+    return event::Redeclare{models, [reply = std::move(reply)] { reply(Status()); }};
   });
 }
 

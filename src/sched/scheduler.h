@@ -105,6 +105,13 @@ class Scheduler {
   // bound. Runners keep the keep-alive they were given; everything else applies from the next
   // decision on. Other fields of `config` are ignored. Returns once the worker has applied it.
   void Reconfigure(const SchedulerConfig& config);
+  // The declarations of `models` changed (a config reload added, changed or removed them): each
+  // is resolved again, and the figures measured for the old declaration are forgotten. Runners
+  // of them take no new work and stop once their jobs end (idle ones at once; RunnerUpdate
+  // reason "redeclared"), so the next work starts what is declared now; their pending loads are
+  // dropped. A model that no longer resolves (removed) is unknown from now on: its queued jobs
+  // fail with kNotFound "model_removed"; jobs already on a runner finish. Returns once applied.
+  void Redeclare(const std::vector<std::string>& models);
 
   // Of `models`, those a job (any device, normal priority) could start on right now: a runner of
   // the model with a free stream, or room for a stream or a new runner (evicting idle runners if

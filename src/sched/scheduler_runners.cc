@@ -97,6 +97,37 @@ void SchedulerState::OnUnload(event::Unload& e) {
   e.reply(Status());
 }
 
+void SchedulerState::OnRedeclare(const std::vector<std::string>& models) {
+  for (const std::string& model : models) {
+    std::erase_if(pending_loads_, [&](const LoadRequest& l) { return l.model == model; });
+    for (auto& [id, r] : runners_) {
+      if (r.info.view.model != model || r.info.state == RunnerState::kStopping) continue;
+      if (r.keep_alive.busy()) {
+        Drain(r, "redeclared");
+      } else {
+        StopRunner(r, "redeclared");
+      }
+    }
+    // What was measured or learned (OOM raises) belongs to the old declaration.
+    std::erase_if(measured_, [&](const auto& m) { return m.first.first == model; });
+    oom_factor_.erase(model);
+    model_specs_.erase(model);
+    auto spec = models_(model);
+    if (spec.ok()) {
+      model_specs_[model] = *spec;
+      continue;
+    }
+    const Error removed(
+        ErrorKind::kNotFound, "model_removed",
+        "model " + model + " was removed from the configuration before this job ran");
+    for (auto& [id, job] : jobs_) {
+      if (job.info.job.model != model || job.info.job.state != JobState::kPending) continue;
+      queue_.Remove(id);
+      Finish(job, JobState::kFailed, removed);
+    }
+  }
+}
+
 Result<SchedulerState::RunnerEntry*> SchedulerState::StartRunner(const std::string& model,
                                                                  const std::string& device,
                                                                  int64_t weights, int64_t stream,
@@ -118,6 +149,7 @@ Result<SchedulerState::RunnerEntry*> SchedulerState::StartRunner(const std::stri
   // The backend is given what the ledger charges (context included): a simulated card charges
   // it, so an estimate that forgot the context would show up as a refusal.
   const ModelSpec& m = model_specs_[model];
+  entry.info.kind = m.kind;
   RunnerStartSpec spec{id, model, m.path, device, 1, v.weights_bytes, stream, m.kind};
   if (auto st = backend_.Start(spec); !st) {
     Error failed(

@@ -77,6 +77,10 @@ void SchedulerState::Handle(Event event) {
                    OnReconfigure(e.config);
                    e.done();
                  },
+                 [&](event::Redeclare& e) {
+                   OnRedeclare(e.models);
+                   e.done();
+                 },
                  [&](event::JobTimeout& e) { OnTimeout(e); },
                  [&](event::Placeable& e) { e.reply(PlaceableModels(e.models)); },
              },
@@ -208,10 +212,10 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
         // The runner itself failed (its load): jobs waiting on it run elsewhere or fail.
         spdlog::warn("runner {} failed: {} ({})", e.runner_id, e.message,
                      runner::ErrorKindName(e.error_kind));
-        if (e.error_kind == RunnerErrorKind::kOom) {
+        auto spec = model_specs_.find(runner.info.view.model);  // gone: removed meanwhile
+        if (e.error_kind == RunnerErrorKind::kOom && spec != model_specs_.end()) {
           const bool gpu = runner.info.view.device != "cpu";
-          auto& est = model_specs_[runner.info.view.model].estimate;
-          est.weights_bytes = static_cast<int64_t>(
+          spec->second.estimate.weights_bytes = static_cast<int64_t>(
               (runner.info.view.weights_bytes - (gpu ? config_.cuda_context_bytes : 0)) *
               config_.oom_raise);
         }
@@ -320,13 +324,15 @@ void SchedulerState::RunFailed(JobEntry& job, RunnerErrorKind kind, const std::s
            Error(ErrorKind::kCancelled, "cancelled", "cancelled on request"));
     return;
   }
-  if (!Transient(kind) || j.attempt > config_.max_retries) {
+  // A model that was removed meanwhile (Redeclare) has no spec: its job cannot run again.
+  const auto spec = model_specs_.find(j.model);
+  if (!Transient(kind) || j.attempt > config_.max_retries || spec == model_specs_.end()) {
     Finish(job, JobState::kFailed, error);
     return;
   }
   if (kind == RunnerErrorKind::kOom) {
     // The estimate was too low for this model: raise it so the retry asks for more.
-    auto& est = model_specs_[j.model].estimate;
+    auto& est = spec->second.estimate;
     auto [factor, fresh] = oom_factor_.try_emplace(j.model, 1.0);
     factor->second *= config_.oom_raise;
     est.stream_bytes = static_cast<int64_t>(est.stream_bytes * config_.oom_raise);

@@ -80,6 +80,7 @@ class SchedulerState {
   void OnLoad(event::Load& e);
   void OnUnload(event::Unload& e);
   void OnReconfigure(const SchedulerConfig& config);
+  void OnRedeclare(const std::vector<std::string>& models);
   void OnTimeout(const event::JobTimeout& e);
 
   // Scheduler::Placeable.

@@ -96,6 +96,7 @@ const char* RunnerStateName(RunnerState state);
 
 struct RunnerInfo {
   RunnerView view;
+  std::string kind;  // its model's runner kind ("whisper", "server", ...)
   RunnerState state = RunnerState::kLoading;
   std::optional<int64_t> expires_at_ms;  // unset: busy, or kept forever
   int keep_alive_s = 0;
@@ -165,8 +166,9 @@ struct RunnerUpdate {
                             // stop, or "shutdown", whose exits are not awaited)
   std::string reason;       // kUnloaded: "keep-alive expired", "unload requested", "evicted" (for
                             // another model, starvation drains included), "recycled" (replaced
-                            // by a fresh runner), "shutdown", "timeout" (killed by the
-                            // backstop), "crash", "load failed"
+                            // by a fresh runner), "redeclared" (its model's declaration
+                            // changed or was removed: Scheduler::Redeclare), "shutdown", "timeout"
+                            // (killed by the backstop), "crash", "load failed"
   bool crashed = false;     // kUnloaded: it exited without being asked to (reason "crash")
 };
 
@@ -225,6 +227,10 @@ struct Reconfigure {
   SchedulerConfig config;
   std::function<void()> done;
 };
+struct Redeclare {  // these models' declarations changed (Scheduler::Redeclare)
+  std::vector<std::string> models;
+  std::function<void()> done;
+};
 struct JobTimeout {  // a job's timeout + grace passed: fail it unless it ended or ran again
   std::string job_id;
   int64_t runner_id;
@@ -239,7 +245,7 @@ struct Placeable {          // which of `models` a job could start on now (Sched
 
 using Event = std::variant<event::Submit, event::Cancel, event::Runner, event::KeepAliveExpired,
                            event::RetryDue, event::DeviceSampleReady, event::Load, event::Unload,
-                           event::StopAdmitting, event::Reconfigure, event::JobTimeout,
-                           event::StarvationCheck, event::Placeable>;
+                           event::StopAdmitting, event::Reconfigure, event::Redeclare,
+                           event::JobTimeout, event::StarvationCheck, event::Placeable>;
 
 }  // namespace steno::sched

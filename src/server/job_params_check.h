@@ -5,10 +5,16 @@
 // engine/formats.h).
 //
 // Every problem is kBadInput with a code naming the field:
-//   bad_task             task is not transcribe or translate
+//   bad_task             task is not transcribe, translate or speech
 //   bad_language         not "auto" nor a language whisper knows (engine::CheckLanguage)
 //   bad_temperature      outside 0..1 (or not a number)
-//   bad_response_format  not json, text, srt, vtt or verbose_json
+//   bad_response_format  transcribe/translate: not json, text, srt, vtt or verbose_json;
+//                        speech: not mp3, opus, aac, flac, wav or pcm (core/speech_format.h)
+//   bad_input_text       speech: `input` empty or longer than 4096 characters (OpenAI's bound)
+//   bad_voice            speech: `voice` empty, longer than 64 bytes, or not letters, digits,
+//                        '-', '_', '.' (servers name voices; steno does not know their lists)
+//   bad_speed            speech: outside 0.25..4 (or not a number)
+//   bad_instructions     speech: longer than 4096 characters
 //   bad_keep_alive       below -1 (-1 keeps the model loaded, 0 unloads at once)
 //   bad_timeout          outside 1..604800 seconds
 //   bad_device           not "", auto, cpu or cuda:N (N up to 3 digits)
@@ -22,11 +28,13 @@
 
 #include "core/error.h"
 #include "core/job.h"
+#include "models/model_catalog.h"
 
 namespace steno::server {
 
 inline constexpr int kMaxJobTimeoutS = 7 * 86400;
 inline constexpr size_t kMaxPromptBytes = 16 * 1024;
+inline constexpr size_t kMaxSpeechInputChars = 4096;
 
 // A refused value: the JobParams field at fault, as the API names it ("language",
 // "response_format", ...), and the error.
@@ -37,5 +45,11 @@ struct ParamProblem {
 
 // The first problem with `params`, fields in the order listed above; nullopt when there is none.
 std::optional<ParamProblem> CheckJobParams(const JobParams& params);
+
+// Whether the model can do the job's task, by its catalog capabilities: speech needs the speech
+// capability, transcribe and translate need transcribe. Else a problem with field "model",
+// kBadInput "model_cannot_do_task" naming the model, the task and what it can do.
+std::optional<ParamProblem> CheckModelTask(const std::string& model, const std::string& task,
+                                           const models::Capabilities& capabilities);
 
 }  // namespace steno::server

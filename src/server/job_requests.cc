@@ -1,10 +1,12 @@
 #include "server/job_requests.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
 #include "core/log.h"
+#include "core/speech_format.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
 #include "server/job_params_check.h"
@@ -22,7 +24,9 @@ Status JobRequests::Schedule(const Job& job) {
   sched::SubmitRequest r;
   r.job = job;
   r.input.digest = job.blob_digest;
-  if (p_.cluster) {
+  if (job.blob_digest.empty()) {
+    // No audio (a speech job): nothing to fetch.
+  } else if (p_.cluster) {
     // Uploaded on another node, perhaps: runners read a local file.
     auto path = p_.cluster->FetchBlob(*p_.blobs, job.blob_digest);
     if (!path.ok()) return path.error();
@@ -35,6 +39,18 @@ Status JobRequests::Schedule(const Job& job) {
                              Status(ShuttingDown()));
   if (!st) p_.stats->Left();
   return st;
+}
+
+Status JobRequests::CheckModel(const std::string& model, const std::string& task) {
+  auto entry = p_.runtime->With(
+      [&](Runtime& rt) { return rt.catalog().Find(model, rt.options().allow_model_paths); },
+      Result<models::ModelEntry>(ShuttingDown()));
+  if (!entry.ok()) return entry.error();
+  if (auto problem = CheckModelTask(model, task, entry->capabilities)) return problem->error;
+  auto spec = p_.runtime->With([&](Runtime& rt) { return rt.ResolveModel(model); },
+                               Result<sched::ModelSpec>(ShuttingDown()));
+  if (!spec.ok()) return spec.error();
+  return {};
 }
 
 size_t JobRequests::QueueLength() {
@@ -88,10 +104,15 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
   }
   if (auto problem = CheckJobParams(request.params)) return refuse(problem->error);
   double audio_seconds = 0;
-  auto spec = p_.runtime->With([&](Runtime& rt) { return rt.ResolveModel(request.model); },
-                               Result<sched::ModelSpec>(ShuttingDown()));
-  if (!spec.ok()) return refuse(spec.error());
-  if (fresh_copy) {
+  if (auto st = CheckModel(request.model, request.params.task); !st) return refuse(st.error());
+  const bool speech = request.params.task == "speech";
+  if (speech && (!digest.empty() || !request.server_path.empty())) {
+    return refuse(Error(ErrorKind::kBadInput, "unexpected_audio",
+                        "a speech job reads its 'input' text aloud; it takes no audio file"));
+  }
+  if (speech) {
+    // No audio: the text is in the params.
+  } else if (fresh_copy) {
     if (request.server_path.empty()) {
       return Error(ErrorKind::kBadInput, "no_audio", "the job names no audio");
     }
@@ -112,9 +133,13 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
     if (!info.ok()) return refuse(info.error());
     audio_seconds = info->duration_s;
   }
-  auto vad = DecideVad(request.params, audio_seconds, p_.vad);
-  if (!vad.ok()) return refuse(vad.error());
-  if (p_.cluster) {
+  std::optional<VadSettings> vad;  // a speech job has no audio to find speech in
+  if (!speech) {
+    auto decided = DecideVad(request.params, audio_seconds, p_.vad);
+    if (!decided.ok()) return refuse(decided.error());
+    vad = *decided;
+  }
+  if (p_.cluster && !digest.empty()) {
     // Durable in the shared store before the job names it: any node can run it.
     auto pushed = p_.cluster->PushBlob(*p_.blobs, digest);
     if (!pushed.ok()) return refuse(pushed.error());
@@ -145,7 +170,7 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
   job.model = request.model;
   job.priority = request.priority;
   job.params = request.params;
-  job.params.vad = *vad;
+  job.params.vad = vad;
   job.blob_digest = digest;
   job.idempotency_key = request.idempotency_key;
   auto inserted = p_.jobs->Insert(job);
@@ -197,6 +222,39 @@ Result<std::string> JobRequests::ResultText(const std::string& id, const std::st
     for (auto& seg : transcript->segments) seg.words.clear();
   }
   return engine::Render(*transcript, *f);
+}
+
+Result<JobRequests::AudioFile> JobRequests::ResultAudio(const std::string& id) {
+  auto job = p_.jobs->Get(id);
+  if (!job.ok()) return job.error();
+  if (job->params.task != "speech") {
+    return Error(ErrorKind::kBadInput, "not_speech",
+                 "job " + id + " is a transcription: its result is text");
+  }
+  auto text = p_.jobs->GetResult(id);
+  if (!text.ok()) return text.error();
+  auto json = nlohmann::json::parse(*text, nullptr, false);
+  if (!json.is_object() || !json.contains("audio_file") || !json["audio_file"].is_string()) {
+    return Error(ErrorKind::kIntegrity, "bad_result",
+                 "the stored result of " + id + " names no audio file");
+  }
+  // Only the file's name counts: the data dir may have moved since, and a stored path must not
+  // lead outside the results dir.
+  const std::string name =
+      std::filesystem::path(json["audio_file"].get<std::string>()).filename().string();
+  AudioFile file;
+  file.path = p_.results_dir + "/" + name;
+  std::string format = std::filesystem::path(name).extension().string();
+  if (!format.empty()) format.erase(0, 1);
+  file.content_type = SpeechContentType(format);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file.path, ec);
+  if (ec || name.empty()) {
+    return Error(ErrorKind::kNotFound, "result_file_missing",
+                 "the audio of job " + id + " is no longer stored");
+  }
+  file.bytes = static_cast<int64_t>(size);
+  return file;
 }
 
 Result<Job> JobRequests::Cancel(const std::string& id) {

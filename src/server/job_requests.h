@@ -58,6 +58,7 @@ struct JobRequestParts {
   sched::QueueConfig queue;  // what Retry-After is derived from
   audio::Limits limits;      // longest audio accepted
   VadPolicy vad;             // the server's VAD default (decided per job at Submit)
+  std::string results_dir;   // where speech jobs' audio is (store::ResultsDir of the data dir)
 };
 
 class JobRequests {
@@ -65,6 +66,8 @@ class JobRequests {
   // Every pointer but `cluster` and `link` must be set and outlive this object.
   explicit JobRequests(JobRequestParts parts);
 
+  // A speech job (params.task "speech") has no audio: it names neither an upload nor a path
+  // (kBadInput "unexpected_audio" if it does), and its result is an audio file (ResultAudio).
   // Probes the audio (kBadInput with the probe's code: not_media, no_audio_stream, too_long,
   // ...), checks the model resolves (kNotFound "model_not_found") and the params (kBadInput),
   // decides its VAD (vad_policy.h: kBadInput "vad_model_missing"), stores the job durably and
@@ -81,6 +84,16 @@ class JobRequests {
   // The completed job's result in `format` (json | text | srt | vtt | verbose_json; with words
   // when the job asked for word timestamps). kNotFound for an unknown job or one not completed.
   Result<std::string> ResultText(const std::string& id, const std::string& format);
+  // A completed speech job's audio: the file in the results dir named by the stored result
+  // ({"audio_file", "content_type", "bytes"}, runners/server/server_model.h), its Content-Type
+  // and size. kNotFound for an unknown job or one not completed, kBadInput "not_speech" for a
+  // transcription job, kNotFound "result_file_missing" when the file is gone.
+  struct AudioFile {
+    std::string path;
+    std::string content_type;
+    int64_t bytes = 0;
+  };
+  Result<AudioFile> ResultAudio(const std::string& id);
   // Cancels a job that is not final: the store records it cancelled at once; a running job's
   // runner is told to abort (on whichever node runs it). kNotFound "job_not_found"; kConflict
   // "job_finished" for a job that already completed or failed (cancelling a cancelled job
@@ -112,6 +125,9 @@ class JobRequests {
   // job of the cluster (what each node runs is bounded by its room, not by this bound).
   size_t QueueLength();
   int RetryAfterFor(const sched::QueueConfig& queue) const;
+  // The model resolves (kNotFound "model_not_found", ...) and can do `task` (kBadInput
+  // "model_cannot_do_task", server/job_params_check.h).
+  Status CheckModel(const std::string& model, const std::string& task);
   // Copies a server-side file into the blob store (so retention and restarts treat it like an
   // upload, and a later change to the file does not change the job).
   Result<store::BlobInfo> CopyIntoBlobs(const std::string& path);

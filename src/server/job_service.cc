@@ -15,6 +15,7 @@
 #include "server/queue_stats.h"
 #include "server/runtime_config.h"
 #include "server/runtime_slot.h"
+#include "store/data_dir.h"
 #include "store/open_job_store.h"
 
 namespace steno::server {
@@ -56,6 +57,7 @@ struct JobService::Impl {
   std::unique_ptr<JobRequests> requests;
   std::unique_ptr<JobWriter> writer;
   std::unique_ptr<RunnerControl> runners;
+  std::unique_ptr<ProxyHolds> proxies;
   std::unique_ptr<LeaseKeeper> leases;
   std::unique_ptr<ClusterMember> member;  // with cluster_store
   std::atomic<bool> shut_down{false};
@@ -92,11 +94,13 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
   rp.queue = queue;
   rp.limits = options.limits;
   rp.vad = options.vad;
+  rp.results_dir = store::ResultsDir(options.data_dir);
   requests = std::make_unique<JobRequests>(std::move(rp));
   writer =
       std::make_unique<JobWriter>(JobWriterParts{options.node, options.lease_ms, jobs.get(), &held,
                                                  live.get(), &stats, &ended, &runtime, link.get()});
   JobRequests* req = requests.get();
+  proxies = std::make_unique<ProxyHolds>(runtime);
   runners = std::make_unique<RunnerControl>(runtime, metrics, [req] { return req->admitting(); });
   leases = std::make_unique<LeaseKeeper>(options.node, options.lease_ms, *jobs, held, *writer,
                                          link.get());
@@ -186,6 +190,7 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
   };
   sched::SchedulerHooks hooks;
   hooks.on_job = [raw](const sched::JobUpdate& u) {
+    if (raw->proxies->OnJob(u)) return;  // a relayed request's hold: never stored
     raw->metrics.OnJob(u);
     raw->writer->Enqueue(u);
   };
@@ -221,6 +226,10 @@ RunnerControl& JobService::runners() {
   return *impl_->runners;
 }
 
+ProxyHolds& JobService::proxies() {
+  return *impl_->proxies;
+}
+
 ClusterMember* JobService::cluster() {
   return impl_->member.get();
 }
@@ -247,8 +256,13 @@ void JobService::StopAdmitting() {
       0);
 }
 
-void JobService::Reconfigure(const ServiceOptions& options) {
+Result<ServerModelChanges> JobService::Reconfigure(const ServiceOptions& options) {
   const sched::SchedulerConfig scheduler = SchedulerConfigFor(ServiceRuntime(options.runtime));
+  auto changes = impl_->runtime.With(
+      [&](Runtime& rt) { return rt.ReplaceServerModels(options.runtime.server_models); },
+      Result<ServerModelChanges>(
+          Error(ErrorKind::kUnavailable, "shutting_down", "the service is shutting down")));
+  if (!changes.ok()) return changes;
   impl_->requests->Reconfigure(options.max_queue, scheduler.queue, options.limits);
   impl_->runtime.With(
       [&](Runtime& rt) {
@@ -256,6 +270,7 @@ void JobService::Reconfigure(const ServiceOptions& options) {
         return 0;
       },
       0);
+  return changes;
 }
 
 JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace) {

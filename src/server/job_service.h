@@ -5,6 +5,8 @@
 //   events()   LiveEvents     job events for streams; what the dashboard shows live (live_events.h)
 //   runners()  RunnerControl  model load/unload, snapshots, devices, metrics, incidents
 //                             (runner_control.h)
+//   proxies()  ProxyHolds     the in-memory work items of requests relayed to managed model
+//                             servers (proxy_holds.h)
 //   cluster()  ClusterMember  claims, other nodes' events, the nodes table; null unless the
 //                             store is shared (cluster_member.h)
 // and, inside: the writer that makes the scheduler's changes durable in order (job_writer.h),
@@ -38,6 +40,7 @@
 #include "server/cluster_member.h"
 #include "server/job_requests.h"
 #include "server/live_events.h"
+#include "server/proxy_holds.h"
 #include "server/runner_control.h"
 #include "server/runtime.h"
 #include "server/service_metrics.h"
@@ -75,6 +78,7 @@ class JobService {
   JobRequests& jobs();
   LiveEvents& events();
   RunnerControl& runners();
+  ProxyHolds& proxies();
   // This node's part in a cluster; null on a single-node store (the one way to ask "shared?").
   ClusterMember* cluster();
   ServiceMetrics& metrics();        // fed from the scheduler's hooks
@@ -110,8 +114,11 @@ class JobService {
   // settings a reload may change, all at once: the scheduler's (SchedulerConfigFor: queue limits,
   // keep-alive, placement, reserves, safety factor, ...), max_queue and the audio limits. The rest
   // (store, data dir, node, devices, models dir) needs a restart and is ignored. Jobs already
-  // accepted are not affected.
-  void Reconfigure(const ServiceOptions& options);
+  // accepted are not affected, except those of a server model the reload removes or changes:
+  // the managed model servers (options.runtime.server_models) are replaced first, as
+  // Runtime::ReplaceServerModels says; if it refuses them, nothing changes and its error is
+  // returned. Returns what changed among the server models.
+  Result<ServerModelChanges> Reconfigure(const ServiceOptions& options);
 
  private:
   struct Impl;

@@ -88,6 +88,22 @@ bool JobWriter::ClaimStarted(const Job& j, Status& st) {
   return true;
 }
 
+bool JobWriter::ClaimUnstarted(const Job& j, Status& st) {
+  if (p_.held->TakePreclaimed(j.id)) return true;
+  store::ClaimRequest claim;
+  claim.owner = p_.node;
+  claim.lease_ms = p_.lease_ms;
+  claim.job_id = j.id;
+  auto claimed = p_.jobs->Claim(claim);
+  if (!claimed.ok()) {
+    st = claimed.error();
+    return false;
+  }
+  if (!claimed->has_value()) return false;
+  p_.held->Hold(j.id);
+  return true;
+}
+
 void JobWriter::Apply(const sched::JobUpdate& u) {
   const Job& j = u.job;
   const std::string& owner = p_.node;
@@ -110,6 +126,8 @@ void JobWriter::Apply(const sched::JobUpdate& u) {
         }
         break;
       case JobState::kFailed:
+        // No runner: it failed while pending (a failure after a run names its runner).
+        if (u.runner_id < 0 && !ClaimUnstarted(j, st)) break;
         st = p_.jobs->Fail(j.id, owner,
                            j.error.value_or(Error(ErrorKind::kInternal, "failed", "failed")));
         break;

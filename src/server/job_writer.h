@@ -67,6 +67,11 @@ class JobWriter {
   void Apply(const sched::JobUpdate& u);
   // pending → loading: claims the job for this node (false: the run was cancelled here).
   bool ClaimStarted(const Job& j, Status& st);
+  // pending → failed without a run (its model was removed while it waited:
+  // Scheduler::Redeclare): the store still has it pending unless the claim loop claimed it, so
+  // it is claimed here for Fail to apply. False: not pending there any more (a user cancelled it
+  // meanwhile), or `st` says why the claim failed.
+  bool ClaimUnstarted(const Job& j, Status& st);
   // Tells subscribers here (and, on a shared store, the other nodes) of a change written.
   void Notify(const sched::JobUpdate& u);
 

@@ -28,6 +28,11 @@ Status RunnerControl::Unload(const std::string& model) {
                        Status(JobRequests::ShuttingDown()));
 }
 
+std::optional<models::ModelCatalog> RunnerControl::Catalog() const {
+  return runtime_.With([](Runtime& rt) { return std::optional(rt.catalog()); },
+                       std::optional<models::ModelCatalog>());
+}
+
 sched::SchedulerSnapshot RunnerControl::Snapshot() const {
   auto snap = runtime_.With([](Runtime& rt) { return std::optional(rt.scheduler().Snapshot()); },
                             std::optional<sched::SchedulerSnapshot>());

@@ -17,6 +17,7 @@
 #include "core/mutex.h"
 #include "core/result.h"
 #include "gpu/device.h"
+#include "models/model_catalog.h"
 #include "runner/release_check.h"
 #include "sched/scheduler_types.h"
 #include "server/runtime_slot.h"
@@ -43,6 +44,9 @@ class RunnerControl {
   Status Load(const std::string& model, const std::string& device, std::optional<int> keep_alive_s);
   Status Unload(const std::string& model);
 
+  // The runtime's model catalog (ggml files, declared and managed server models); nullopt while
+  // no runtime runs (before the start, during a shutdown).
+  std::optional<models::ModelCatalog> Catalog() const;
   sched::SchedulerSnapshot Snapshot() const EXCLUDES(seen_mu_);
   Result<std::vector<gpu::DeviceSample>> Devices() const EXCLUDES(seen_mu_);
   ServiceMetrics& metrics() { return metrics_; }

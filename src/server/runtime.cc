@@ -2,12 +2,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "core/log.h"
+#include "core/mutex.h"
 #include "core/paths.h"
 #include "core/wall_clock.h"
 #include "engine/model_file.h"
@@ -17,9 +20,11 @@
 #include "gpu/size.h"
 #include "gpu/visible_devices.h"
 #include "runners/dispatcher.h"
+#include "runners/server/server_kind.h"
 #include "runners/whisper/whisper_kind.h"
 #include "sched/estimator.h"
 #include "server/runtime_config.h"
+#include "store/data_dir.h"
 
 namespace steno::server {
 namespace {
@@ -29,13 +34,83 @@ bool IsOurChild(int pid) {
   return gpu::ParentPid(pid) == getpid();
 }
 
+// The managed model servers declared now, by name: RuntimeOptions::server_models at the start,
+// then each reload's (Runtime::ReplaceServerModels). The server kind's find_model reads it
+// (Find) at every start, so a start always runs the declaration of that moment. Safe from any
+// thread; no lock is held across anything but copying.
+class ServerModelTable {
+ public:
+  std::optional<runners::ServerModel> Find(const std::string& name) const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::vector<runners::ServerModel> All() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    std::vector<runners::ServerModel> out;
+    for (const auto& [name, m] : models_) out.push_back(m);
+    return out;
+  }
+  // Replaces every model (names must be unique); returns what changed.
+  ServerModelChanges Replace(const std::vector<runners::ServerModel>& models) EXCLUDES(mu_) {
+    std::map<std::string, runners::ServerModel> fresh;
+    for (const auto& m : models) fresh.emplace(m.name, m);
+    ServerModelChanges changes;
+    MutexLock lock(mu_);
+    for (const auto& [name, m] : fresh) {
+      auto old = models_.find(name);
+      if (old == models_.end()) {
+        changes.added.push_back(name);
+      } else if (!SameDeclaration(old->second, m)) {
+        changes.changed.push_back(name);
+      }
+    }
+    for (const auto& [name, m] : models_) {
+      if (!fresh.count(name)) changes.removed.push_back(name);
+    }
+    models_ = std::move(fresh);
+    return changes;
+  }
+
+ private:
+  // The file a model was declared in is no part of what runs.
+  static bool SameDeclaration(runners::ServerModel a, runners::ServerModel b) {
+    a.source = b.source = "";
+    return a == b;
+  }
+  mutable Mutex mu_;
+  std::map<std::string, runners::ServerModel> models_ GUARDED_BY(mu_);
+};
+
+// kBadInput when `models` declares a name twice or a name a declared (non-server) model has.
+Status CheckServerModelNames(const std::vector<runners::ServerModel>& models,
+                             const std::vector<models::DeclaredModel>& declared) {
+  std::set<std::string> names;
+  for (const auto& d : declared) names.insert(d.name);
+  for (const auto& m : models) {
+    if (!names.insert(m.name).second) {
+      return Error(ErrorKind::kBadInput, "bad_models_config",
+                   m.source + ": model \"" + m.name + "\" is declared twice");
+    }
+  }
+  return {};
+}
+
 // The kinds every Runtime has, then the options' extra ones. A new built-in kind is one line here.
-Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options) {
+// The server kind reads its models' declarations from `servers` (which must outlive the kinds).
+Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options,
+                                         const ServerModelTable& servers) {
   runners::KindRegistry kinds;
   if (auto st = kinds.Add(
           runners::kWhisperKind,
           runners::WhisperKind({options.runner_exe, options.decode_defaults, options.warmup}));
       !st) {
+    return st.error();
+  }
+  runners::ServerKindOptions server;
+  server.find_model = [&servers](const std::string& name) { return servers.Find(name); };
+  if (auto st = kinds.Add(runners::kServerKind, runners::ServerKind(std::move(server))); !st) {
     return st.error();
   }
   for (const auto& [name, factory] : options.extra_kinds) {
@@ -55,6 +130,7 @@ Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options) {
 
 struct Runtime::Impl {
   RuntimeOptions options;
+  ServerModelTable servers;  // before the backend: the server kind reads it until it is gone
   std::unique_ptr<gpu::Devices> devices;
   // The last samples the selection allowed, for pinning runners to their card.
   mutable std::mutex samples_mu;
@@ -67,6 +143,17 @@ struct Runtime::Impl {
   std::unique_ptr<runners::Dispatcher> backend;
   std::unique_ptr<models::ModelCatalog> catalog;
   std::unique_ptr<sched::Scheduler> scheduler;
+  // One ReplaceServerModels at a time, so the table, the catalog and the scheduler change in
+  // step. Held while the scheduler applies Redeclare; its worker never takes it (it reads the
+  // table and the catalog, each behind its own lock, taken after this one or alone).
+  std::mutex replace_mu;
+
+  // The catalog's declared models: the options' own, then each server model's entry.
+  std::vector<models::DeclaredModel> DeclaredModels() const {
+    std::vector<models::DeclaredModel> out = options.declared_models;
+    for (const auto& m : servers.All()) out.push_back(runners::CatalogEntryOf(m));
+    return out;
+  }
 
   Result<std::vector<gpu::DeviceSample>> Sample() {
     if (!devices) return std::vector<gpu::DeviceSample>{};
@@ -189,15 +276,19 @@ Result<std::unique_ptr<Runtime>> Runtime::Start(RuntimeOptions options,
   const sched::SchedulerConfig config = SchedulerConfigFor(options);
 
   Impl* raw = impl.get();
+  if (auto st = CheckServerModelNames(options.server_models, options.declared_models); !st) {
+    return st.error();
+  }
+  (void)impl->servers.Replace(options.server_models);
   impl->catalog =
-      std::make_unique<models::ModelCatalog>(options.models_dir, options.declared_models);
-  auto kinds = BuildKinds(options);
+      std::make_unique<models::ModelCatalog>(options.models_dir, impl->DeclaredModels());
+  auto kinds = BuildKinds(options, impl->servers);
   if (!kinds.ok()) return kinds.error();
   runners::KindContext context;
   context.sink = [sink = impl->sink](sched::BackendEvent e) { (*sink)(std::move(e)); };
   context.grace = options.runner_grace;
   context.models_dir = options.models_dir;
-  context.results_dir = options.data_dir + "/results";
+  context.results_dir = store::ResultsDir(options.data_dir);
   context.on_unreleased = options.on_unreleased;
   if (impl->devices) {
     context.devices = [raw] { return raw->Sample(); };
@@ -248,6 +339,41 @@ const models::ModelCatalog& Runtime::catalog() const {
 
 const RuntimeOptions& Runtime::options() const {
   return impl_->options;
+}
+
+std::optional<runners::ServerModel> Runtime::FindServerModel(const std::string& name) const {
+  return impl_->servers.Find(name);
+}
+
+Result<ServerModelChanges> Runtime::ReplaceServerModels(std::vector<runners::ServerModel> models) {
+  Impl& s = *impl_;
+  if (auto st = CheckServerModelNames(models, s.options.declared_models); !st) return st.error();
+  std::lock_guard<std::mutex> lock(s.replace_mu);
+  ServerModelChanges changes = s.servers.Replace(models);
+  if (changes.empty()) return changes;
+  s.catalog->SetDeclared(s.DeclaredModels());
+  std::vector<std::string> redeclared = changes.removed;
+  redeclared.insert(redeclared.end(), changes.changed.begin(), changes.changed.end());
+  if (!redeclared.empty()) s.scheduler->Redeclare(redeclared);
+  for (const auto& m : models) {
+    const bool fresh = std::binary_search(changes.added.begin(), changes.added.end(), m.name) ||
+                       std::binary_search(changes.changed.begin(), changes.changed.end(), m.name);
+    if (m.preload && fresh) s.scheduler->Preload(m.name);
+  }
+  return changes;
+}
+
+std::string ServerModelChanges::Summary() const {
+  std::string out;
+  auto add = [&out](const char* what, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    out += std::string(out.empty() ? "" : "; ") + what;
+    for (size_t i = 0; i < names.size(); ++i) out += (i ? ", " : " ") + names[i];
+  };
+  add("added", added);
+  add("removed", removed);
+  add("changed", changed);
+  return out.empty() ? "no change" : out;
 }
 
 }  // namespace steno::server

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,8 +49,17 @@ struct RuntimeOptions {
   std::vector<std::pair<std::string, runners::KindFactory>> extra_kinds;
   std::vector<models::DeclaredModel> declared_models;
   // Managed model servers ([[models]] tables of kind "server"; runners/server/server_model.h),
-  // served by the built-in server kind and listed in the catalog beside declared_models.
+  // served by the built-in server kind and listed in the catalog beside declared_models. The
+  // running set is Runtime::ReplaceServerModels's after a reload; this field keeps the start's.
   std::vector<runners::ServerModel> server_models;
+};
+
+// What Runtime::ReplaceServerModels changed, by name (each list sorted).
+struct ServerModelChanges {
+  std::vector<std::string> added, removed, changed;
+  bool empty() const { return added.empty() && removed.empty() && changed.empty(); }
+  // "added a, b; removed c; changed d" ("no change" when empty).
+  std::string Summary() const;
 };
 
 // What stopping every runner returned, per device ("cpu", "cuda:0", ...).
@@ -90,6 +100,22 @@ class Runtime {
   Result<sched::ModelSpec> ResolveModel(const std::string& name) const;
   const models::ModelCatalog& catalog() const;
   const RuntimeOptions& options() const;
+
+  // The managed model server declared under `name` now (nullopt: none). The server kind reads
+  // each model's declaration here at every start, so a start runs what is declared then.
+  std::optional<runners::ServerModel> FindServerModel(const std::string& name) const;
+  // Replaces the declared server models all at once (a config reload, SIGHUP). By name:
+  //   added    in the catalog (GET /v1/models) from now on; loaded now if `preload`;
+  //   removed  gone from the catalog; its runners finish the jobs they run, then stop (idle ones
+  //            at once); its queued jobs fail with kNotFound "model_removed" (as they would at
+  //            the next start, whose resubmission finds no such model);
+  //   changed  (any field but `source`) the catalog shows the new declaration; its runners take
+  //            no new work and stop once their jobs end, so the next work (queued jobs included)
+  //            starts the new declaration; loaded again now if `preload`.
+  // Unchanged models' runners are untouched (sched::Scheduler::Redeclare does the rest).
+  // kBadInput "bad_models_config" (and nothing changes) for a name given twice or one that a
+  // RuntimeOptions::declared_models entry has.
+  Result<ServerModelChanges> ReplaceServerModels(std::vector<runners::ServerModel> models);
 
  private:
   struct Impl;

@@ -254,8 +254,9 @@ std::string ServiceMetrics::RenderPrometheus(const sched::SchedulerSnapshot& sna
     w.Sample("steno_cpu_threads_used", "", l.cores.used_threads);
   }
 
-  // --- Runners, per (model, device).
+  // --- Runners, per (model, device), labelled with the model's runner kind too.
   struct RunnerRow {
+    std::string kind;
     int runners = 0;
     int64_t bytes = 0;
     int streams = 0, busy = 0;
@@ -263,6 +264,7 @@ std::string ServiceMetrics::RenderPrometheus(const sched::SchedulerSnapshot& sna
   std::map<std::pair<std::string, std::string>, RunnerRow> runners;
   for (const auto& r : snapshot.runners) {
     auto& row = runners[{r.view.model, r.view.device}];
+    row.kind = r.kind;
     row.runners++;
     row.bytes += r.view.weights_bytes + r.view.streams * r.view.stream_bytes;
     row.streams += r.view.streams;
@@ -271,7 +273,8 @@ std::string ServiceMetrics::RenderPrometheus(const sched::SchedulerSnapshot& sna
   auto runner_family = [&](const char* name, const char* help, auto value) {
     w.Family(name, "gauge", help);
     for (const auto& [key, row] : runners) {
-      w.Sample(name, Labels({{"model", key.first}, {"device", key.second}}), value(row));
+      w.Sample(name, Labels({{"model", key.first}, {"kind", row.kind}, {"device", key.second}}),
+               value(row));
     }
   };
   runner_family("steno_runners", "Loaded (or loading) runners.",

@@ -8,6 +8,10 @@
 
 namespace steno::store {
 
+std::string ResultsDir(const std::string& data_dir) {
+  return data_dir + "/results";
+}
+
 Result<BlobStore> OpenDataDirBlobs(const std::string& data_dir) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
@@ -27,6 +31,7 @@ Result<DataDirStores> OpenDataDir(const std::string& data_dir, const RetentionPo
   if (!jobs.ok()) return jobs.error();
   RetentionPolicy startup = retention;
   startup.grace_ms = 0;
+  if (startup.results_dir.empty()) startup.results_dir = ResultsDir(data_dir);
   const int64_t now = UnixMillis();
   // +1: a leftover written in this very millisecond is still a leftover.
   auto swept = RunRetention(**jobs, *blobs, startup, now + 1);

@@ -22,11 +22,16 @@ struct DataDirStores {
   RetentionReport swept;  // what the startup sweep removed
 };
 
+// DATA_DIR/results: jobs' results that are files (a speech job's audio, `<job id>.<ext>`);
+// retention removes each with its job.
+std::string ResultsDir(const std::string& data_dir);
+
 // Creates `data_dir` if needed and opens its blob store (DATA_DIR/blobs): the part of opening a
 // data dir that a node on a shared job store needs too (its local copies of uploads).
 Result<BlobStore> OpenDataDirBlobs(const std::string& data_dir);
 
-// `retention.max_age_ms` applies to the sweep; its grace is ignored (0 at startup).
+// `retention.max_age_ms` applies to the sweep; its grace is ignored (0 at startup); its
+// results_dir, if empty, is ResultsDir(data_dir).
 Result<DataDirStores> OpenDataDir(const std::string& data_dir,
                                   const RetentionPolicy& retention = {});
 

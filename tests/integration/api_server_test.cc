@@ -334,6 +334,7 @@ TEST(ApiServerTest, LoadUnloadRunnersAndStenoPs) {
   ASSERT_EQ(runners["data"].size(), 1u) << runners.dump();
   const auto& r = runners["data"][0];
   EXPECT_EQ(r["model"], "tiny");
+  EXPECT_EQ(r["kind"], "whisper");
   EXPECT_EQ(r["device"], "cpu");
   EXPECT_GT(r["bytes"].get<int64_t>(), 0);
   EXPECT_EQ(r["busy_streams"], 0);
@@ -342,6 +343,8 @@ TEST(ApiServerTest, LoadUnloadRunnersAndStenoPs) {
   auto table = RunProcess({StenoBin(), "ps", "--url", s.Url()});
   EXPECT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("MODEL"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("KIND"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("whisper"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("tiny"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("cpu"), std::string::npos) << table.out;
   auto as_json = RunProcess({StenoBin(), "ps", "--url", s.Url(), "--json"});

@@ -170,5 +170,18 @@ TEST(ApiRouterTest, FindsRoutesAndTellsUnknownPathFromWrongMethod) {
   EXPECT_EQ(r.Find("GET", "/v1/jobs/a/b/c").route, nullptr);
 }
 
+TEST(ApiRouterTest, ARestSegmentTakesTheRestOfThePath) {
+  Router<std::function<int()>> r;
+  r.Add("GET", "/v1/servers/{name}/{path...}", [] { return 1; });
+  auto deep = r.Find("GET", "/v1/servers/tts/v1/audio/voices");
+  ASSERT_NE(deep.route, nullptr);
+  EXPECT_EQ(deep.params, (std::vector<std::string>{"tts", "v1/audio/voices"}));
+  auto bare = r.Find("GET", "/v1/servers/tts");
+  ASSERT_NE(bare.route, nullptr);
+  EXPECT_EQ(bare.params, (std::vector<std::string>{"tts", ""}));
+  EXPECT_EQ(r.Find("GET", "/v1/servers").route, nullptr);  // the name is still required
+  EXPECT_EQ(r.Find("GET", "/v1/other/tts/x").route, nullptr);
+}
+
 }  // namespace
 }  // namespace steno::api

@@ -146,6 +146,68 @@ TEST(ApiJobRequestTest, JsonBodiesBecomeFields) {
   EXPECT_TRUE(FieldsFromJson(nlohmann::json::parse("[1,2]"), array_body));
 }
 
+TEST(ApiJobRequestTest, SpeechRequestsFillTheJob) {
+  server::SubmitJob job;
+  auto e = Parse({{"model", {"tts"}},
+                  {"input", {"Hello there."}},
+                  {"voice", {"alloy"}},
+                  {"speed", {"1.25"}},
+                  {"instructions", {"Slowly."}},
+                  {"stream_format", {"audio"}}},
+                 job, {"speech", ""});
+  ASSERT_FALSE(e) << e->message;
+  EXPECT_EQ(job.params.task, "speech");
+  EXPECT_EQ(job.params.input, "Hello there.");
+  EXPECT_EQ(job.params.voice, "alloy");
+  EXPECT_FLOAT_EQ(job.params.speed, 1.25f);
+  EXPECT_EQ(job.params.instructions, "Slowly.");
+  EXPECT_EQ(job.params.response_format, "mp3");  // OpenAI's default for speech
+  // The jobs API names the task in the body.
+  server::SubmitJob async;
+  ASSERT_FALSE(Parse({{"model", {"tts"}},
+                      {"task", {"speech"}},
+                      {"input", {"x"}},
+                      {"voice", {"v"}},
+                      {"response_format", {"wav"}}},
+                     async, {"", ""}));
+  EXPECT_EQ(async.params.task, "speech");
+  EXPECT_EQ(async.params.response_format, "wav");
+}
+
+TEST(ApiJobRequestTest, EachBadSpeechValueIsA400NamingItsField) {
+  const RequestFields base = {{"model", {"tts"}}, {"input", {"Hi."}}, {"voice", {"alloy"}}};
+  struct Case {
+    const char* field;
+    const char* value;
+    const char* code;
+  };
+  const Case cases[] = {
+      {"input", "", "bad_input_text"},
+      {"voice", "", "bad_voice"},
+      {"voice", "a voice", "bad_voice"},
+      {"speed", "fast", "bad_speed"},
+      {"speed", "10", "bad_speed"},
+      {"response_format", "srt", "bad_response_format"},
+      {"stream_format", "sse", "bad_stream_format"},
+  };
+  for (const auto& c : cases) {
+    RequestFields f = base;
+    f[c.field] = {c.value};
+    server::SubmitJob job;
+    auto e = Parse(f, job, {"speech", ""});
+    ASSERT_TRUE(e) << c.field << "=" << c.value;
+    EXPECT_EQ(e->status, 400);
+    EXPECT_EQ(e->param, c.field);
+    EXPECT_EQ(e->code, c.code);
+  }
+  RequestFields no_voice = base;
+  no_voice.erase("voice");
+  server::SubmitJob job;
+  auto e = Parse(no_voice, job, {"speech", ""});
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "voice");
+}
+
 }  // namespace
 }  // namespace steno::api
 

@@ -128,6 +128,7 @@ sched::SchedulerSnapshot Snapshot() {
   sched::RunnerInfo a;
   a.view.id = 1;
   a.view.model = "base.en";
+  a.kind = "whisper";
   a.view.device = "cuda:0";
   a.view.streams = 2;
   a.view.busy_streams = 1;
@@ -187,7 +188,8 @@ TEST(ApiMetricsTest, GaugesComeFromSnapshotSamplesAndCounts) {
   EXPECT_EQ(Value(samples, "steno_gpu_memory_external_bytes", dev), double(2LL << 30));
   EXPECT_EQ(Value(samples, "steno_gpu_memory_allocatable_bytes", dev), double(20LL << 30));
   EXPECT_EQ(Value(samples, "steno_gpu_memory_allocated_bytes", dev), 130);
-  const std::map<std::string, std::string> runner = {{"model", "base.en"}, {"device", "cuda:0"}};
+  const std::map<std::string, std::string> runner = {
+      {"model", "base.en"}, {"kind", "whisper"}, {"device", "cuda:0"}};
   EXPECT_EQ(Value(samples, "steno_runners", runner), 2);
   EXPECT_EQ(Value(samples, "steno_runner_bytes", runner), 100 + 20 + 100 + 10);
   EXPECT_EQ(Value(samples, "steno_runner_streams", runner), 3);

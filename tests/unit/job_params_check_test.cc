@@ -99,6 +99,106 @@ TEST(JobParamsCheckTest, EachFieldHasItsCode) {
   EXPECT_FALSE(CheckJobParams(ok).has_value());
 }
 
+// A valid speech job: the base of the speech cases below.
+JobParams Speech() {
+  JobParams p;
+  p.task = "speech";
+  p.input = "Hello from steno.";
+  p.voice = "alloy";
+  p.response_format = "mp3";
+  return p;
+}
+
+TEST(JobParamsCheckTest, EachSpeechFieldHasItsCode) {
+  struct Case {
+    const char* field;
+    const char* code;
+    void (*edit)(JobParams&);
+  };
+  const Case cases[] = {
+      {"input", "bad_input_text", [](JobParams& p) { p.input.clear(); }},
+      {"input", "bad_input_text",
+       [](JobParams& p) { p.input.assign(kMaxSpeechInputChars + 1, 'x'); }},
+      {"voice", "bad_voice", [](JobParams& p) { p.voice.clear(); }},
+      {"voice", "bad_voice", [](JobParams& p) { p.voice = "../etc"; }},
+      {"voice", "bad_voice", [](JobParams& p) { p.voice.assign(65, 'v'); }},
+      {"speed", "bad_speed", [](JobParams& p) { p.speed = 0.2f; }},
+      {"speed", "bad_speed", [](JobParams& p) { p.speed = 4.5f; }},
+      // Transcription formats are not speech formats, and the reverse (below).
+      {"response_format", "bad_response_format", [](JobParams& p) { p.response_format = "json"; }},
+      {"response_format", "bad_response_format", [](JobParams& p) { p.response_format = "MP3"; }},
+      {"instructions", "bad_instructions",
+       [](JobParams& p) { p.instructions.assign(kMaxSpeechInputChars + 1, 'i'); }},
+  };
+  for (const auto& c : cases) {
+    JobParams p = Speech();
+    c.edit(p);
+    auto problem = CheckJobParams(p);
+    ASSERT_TRUE(problem.has_value()) << c.field;
+    EXPECT_EQ(problem->field, c.field);
+    EXPECT_EQ(problem->error.code, c.code);
+    EXPECT_EQ(problem->error.kind, ErrorKind::kBadInput);
+  }
+  // The control: every speech format and the boundaries pass; 4096 characters of multi-byte
+  // text are 4096 characters, not bytes.
+  for (const char* format : {"mp3", "opus", "aac", "flac", "wav", "pcm"}) {
+    JobParams p = Speech();
+    p.response_format = format;
+    EXPECT_FALSE(CheckJobParams(p).has_value()) << format;
+  }
+  JobParams edge = Speech();
+  edge.speed = 0.25f;
+  edge.input.clear();
+  for (size_t i = 0; i < kMaxSpeechInputChars; ++i) edge.input += "\xc3\xa9";  // é
+  edge.voice = "en-US_v1.2";
+  EXPECT_FALSE(CheckJobParams(edge).has_value());
+  edge.speed = 4.0f;
+  EXPECT_FALSE(CheckJobParams(edge).has_value());
+  // A speech format asked of a transcription.
+  JobParams transcribe;
+  transcribe.response_format = "mp3";
+  ASSERT_TRUE(CheckJobParams(transcribe).has_value());
+  EXPECT_EQ(CheckJobParams(transcribe)->field, "response_format");
+}
+
+TEST(JobParamsCheckTest, TheModelMustBeAbleToDoTheTask) {
+  using models::Capability;
+  const models::Capabilities whisper{Capability::kTranscribe, Capability::kTranslate};
+  const models::Capabilities tts{Capability::kSpeech};
+  EXPECT_FALSE(CheckModelTask("base", "transcribe", whisper).has_value());
+  EXPECT_FALSE(CheckModelTask("base", "translate", whisper).has_value());
+  EXPECT_FALSE(CheckModelTask("tts", "speech", tts).has_value());
+  auto speech_of_whisper = CheckModelTask("base", "speech", whisper);
+  ASSERT_TRUE(speech_of_whisper.has_value());
+  EXPECT_EQ(speech_of_whisper->field, "model");
+  EXPECT_EQ(speech_of_whisper->error.code, "model_cannot_do_task");
+  EXPECT_NE(speech_of_whisper->error.message.find("'base'"), std::string::npos);
+  auto transcribe_of_tts = CheckModelTask("tts", "transcribe", tts);
+  ASSERT_TRUE(transcribe_of_tts.has_value());
+  EXPECT_EQ(transcribe_of_tts->field, "model");
+  // A model with no capability (an http server) is named with where it is served.
+  auto http = CheckModelTask("llama", "transcribe", {});
+  ASSERT_TRUE(http.has_value());
+  EXPECT_NE(http->error.message.find("/v1/servers/llama"), std::string::npos);
+}
+
+TEST(JobParamsCheckTest, SpeechParamsSurviveTheStore) {
+  JobParams p = Speech();
+  p.speed = 1.5f;
+  p.instructions = "Cheerfully.";
+  p.response_format = "flac";
+  auto back = JobParamsFromJson(JobParamsToJson(p));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->task, "speech");
+  EXPECT_EQ(back->input, p.input);
+  EXPECT_EQ(back->voice, "alloy");
+  EXPECT_FLOAT_EQ(back->speed, 1.5f);
+  EXPECT_EQ(back->instructions, "Cheerfully.");
+  EXPECT_EQ(back->response_format, "flac");
+  // A transcription's stored params carry none of them.
+  EXPECT_EQ(JobParamsToJson(JobParams{}).find("voice"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace steno::server
 

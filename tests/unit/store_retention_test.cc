@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 
 #include "core/wall_clock.h"
@@ -143,6 +144,38 @@ TEST(StoreDataDir, OpeningRecoversAndSweepsCrashLeftovers) {
   auto third = OpenDataDir(data_dir);
   ASSERT_FALSE(third.ok());
   EXPECT_EQ(third.error().code, kErrStoreLocked);
+}
+
+// A speech job's audio (`<job id>.<ext>` in the results dir) goes with its job; the audio of a
+// job still kept stays, and so does a file written a moment ago (its job may be completing).
+TEST_F(StoreRetentionTest, ResultFilesGoWithTheirJobs) {
+  const std::string results = ResultsDir(dir_.path);
+  std::filesystem::create_directories(results);
+  Job old_done = JobFor("old speech", true);
+  now_ += 9 * kDay;
+  Job recent_done = JobFor("recent speech", true);
+  now_ = UnixMillis();
+  auto write = [&](const std::string& name) {
+    std::ofstream(results + "/" + name) << "audio";
+    return results + "/" + name;
+  };
+  const std::string gone = write(old_done.id + ".mp3");
+  const std::string kept = write(recent_done.id + ".wav");
+  const std::string orphan = write("01NOSUCHJOB0000000000000000.flac");
+  const auto an_hour_ago = std::filesystem::file_time_type::clock::now() - std::chrono::hours(2);
+  for (const auto& f : {gone, kept, orphan}) std::filesystem::last_write_time(f, an_hour_ago);
+  const std::string fresh = write("01FRESHJOB00000000000000000.mp3");
+
+  RetentionPolicy policy;  // 7 days; 1 h grace
+  policy.results_dir = results;
+  auto report = RunRetention(*store_, *blobs_, policy, UnixMillis());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(report->jobs_deleted, 1);
+  EXPECT_EQ(report->result_files_removed, 2);
+  EXPECT_FALSE(std::filesystem::exists(gone)) << "the deleted job's audio stayed";
+  EXPECT_FALSE(std::filesystem::exists(orphan));
+  EXPECT_TRUE(std::filesystem::exists(kept)) << "a kept job's audio was removed";
+  EXPECT_TRUE(std::filesystem::exists(fresh)) << "a file inside the grace period was removed";
 }
 
 }  // namespace

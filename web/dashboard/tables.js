@@ -1,4 +1,4 @@
-// The runners table (model, device, VRAM, streams, keep-alive countdown, unload) and the jobs
+// The runners table (model and its runner kind, device, VRAM, streams, keep-alive countdown, unload) and the jobs
 // table (state, priority, progress, real-time factor, durations, follow, details, cancel). Rows
 // are keyed and updated in place; buttons call back into the app (actions.unload / follow /
 // details / cancel).
@@ -16,7 +16,8 @@ function createRunnerRow(r, actions) {
   const button = h('button', { type: 'button', class: 'button small secondary', text: 'Unload' });
   button.addEventListener('click', () => actions.unload(button.closest('tr').runner.model, button));
   return h('tr', { 'data-testid': 'runner-row' },
-    cell('Model', h('span', { class: 'model-name' })),
+    cell('Model', h('span', { class: 'model-name' }), ' ',
+      h('span', { class: 'runner-kind muted', 'data-testid': 'runner-kind' })),
     cell('Device', h('span', { class: 'device' })),
     cell('State', h('span', { class: 'state' })),
     cell('VRAM', h('span', { class: 'vram' })),
@@ -31,6 +32,7 @@ function updateRunnerRow(row, r) {
   setAttr(row, 'data-device', r.device);
   setAttr(row, 'data-state', r.state);
   setText(row.querySelector('.model-name'), r.model);
+  setText(row.querySelector('.runner-kind'), r.kind ? `(${r.kind})` : '');
   setText(row.querySelector('.device'), r.device);
   setText(row.querySelector('.state'), r.state);
   const vram = row.querySelector('.vram');

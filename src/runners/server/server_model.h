@@ -49,6 +49,8 @@ std::optional<ServerProtocol> ParseServerProtocol(std::string_view name);
 struct HealthCheck {
   std::string path = "/health";
   int status = 200;  // the answer that means ready
+
+  bool operator==(const HealthCheck&) const = default;
 };
 
 // One `[[models]]` entry of kind "server".

@@ -1,0 +1,11 @@
+// The "speech" task of openai-speech servers (server_model.h's WORK ITEM CONTRACT): OpenAI's
+// POST /v1/audio/speech, its audio written to KindContext::results_dir.
+#pragma once
+
+#include "runners/server/server_tasks.h"
+
+namespace steno::runners {
+
+WorkOutcome RunSpeech(const WorkItem& item);
+
+}  // namespace steno::runners
