@@ -89,53 +89,54 @@ void JobRequests::DropUnreferenced(const std::string& digest) {
   (void)p_.blobs->Remove(digest);
 }
 
-Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
-  if (!admitting_) return ShuttingDown();
-  std::string digest = request.blob_digest;
-  const bool fresh_copy = digest.empty();
-  auto refuse = [&](Error e) -> Result<store::Inserted> {
-    if (!digest.empty()) DropUnreferenced(digest);
-    return e;
-  };
+Result<double> JobRequests::TakeAudio(const SubmitJob& request, std::string& digest) {
   audio::Limits limits;
   {
     MutexLock lock(mu_);  // a reload may change them
     limits = limits_;
   }
-  if (auto problem = CheckJobParams(request.params)) return refuse(problem->error);
-  double audio_seconds = 0;
-  if (auto st = CheckModel(request.model, request.params.task); !st) return refuse(st.error());
-  const bool speech = request.params.task == "speech";
-  if (speech && (!digest.empty() || !request.server_path.empty())) {
-    return refuse(Error(ErrorKind::kBadInput, "unexpected_audio",
-                        "a speech job reads its 'input' text aloud; it takes no audio file"));
+  if (request.params.task == "speech") {
+    if (digest.empty() && request.server_path.empty()) return 0.0;  // the text is in the params
+    return Error(ErrorKind::kBadInput, "unexpected_audio",
+                 "a speech job reads its 'input' text aloud; it takes no audio file");
   }
-  if (speech) {
-    // No audio: the text is in the params.
-  } else if (fresh_copy) {
+  if (digest.empty()) {
     if (request.server_path.empty()) {
       return Error(ErrorKind::kBadInput, "no_audio", "the job names no audio");
     }
     // Probe before copying: a non-media file is refused without touching the blob store.
     auto info = audio::Probe({request.server_path, request.params.filename}, limits);
     if (!info.ok()) return info.error();
-    audio_seconds = info->duration_s;
     auto blob = CopyIntoBlobs(request.server_path);
     if (!blob.ok()) return blob.error();
     digest = blob->digest;
-  } else {
-    if (!store::IsValidDigest(digest) || !p_.blobs->Contains(digest)) {
-      return Error(ErrorKind::kBadInput, "no_audio", "the uploaded file is no longer stored");
-    }
-    // The user's file name, not the blob's: messages name it, and its extension is the format
-    // hint headerless formats need (the CLI has the same from its paths).
-    auto info = audio::Probe({p_.blobs->PathOf(digest), request.params.filename}, limits);
-    if (!info.ok()) return refuse(info.error());
-    audio_seconds = info->duration_s;
+    return info->duration_s;
   }
+  if (!store::IsValidDigest(digest) || !p_.blobs->Contains(digest)) {
+    digest.clear();  // nothing stored to drop
+    return Error(ErrorKind::kBadInput, "no_audio", "the uploaded file is no longer stored");
+  }
+  // The user's file name, not the blob's: messages name it, and its extension is the format
+  // hint headerless formats need (the CLI has the same from its paths).
+  auto info = audio::Probe({p_.blobs->PathOf(digest), request.params.filename}, limits);
+  if (!info.ok()) return info.error();
+  return info->duration_s;
+}
+
+Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
+  if (!admitting_) return ShuttingDown();
+  std::string digest = request.blob_digest;
+  auto refuse = [&](Error e) -> Result<store::Inserted> {
+    if (!digest.empty()) DropUnreferenced(digest);
+    return e;
+  };
+  if (auto problem = CheckJobParams(request.params)) return refuse(problem->error);
+  if (auto st = CheckModel(request.model, request.params.task); !st) return refuse(st.error());
+  auto audio_seconds = TakeAudio(request, digest);
+  if (!audio_seconds.ok()) return refuse(audio_seconds.error());
   std::optional<VadSettings> vad;  // a speech job has no audio to find speech in
-  if (!speech) {
-    auto decided = DecideVad(request.params, audio_seconds, p_.vad);
+  if (request.params.task != "speech") {
+    auto decided = DecideVad(request.params, *audio_seconds, p_.vad);
     if (!decided.ok()) return refuse(decided.error());
     vad = *decided;
   }
@@ -176,7 +177,7 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
   auto inserted = p_.jobs->Insert(job);
   if (!inserted.ok()) return refuse(inserted.error());
   if (inserted->existing) return inserted;
-  if (audio_seconds > 0) p_.live->NoteAudio(inserted->job.id, audio_seconds);
+  if (*audio_seconds > 0) p_.live->NoteAudio(inserted->job.id, *audio_seconds);
   if (p_.link) {
     p_.link->AnnounceJobs();  // whichever node has room claims it
     return inserted;

@@ -128,6 +128,10 @@ class JobRequests {
   // The model resolves (kNotFound "model_not_found", ...) and can do `task` (kBadInput
   // "model_cannot_do_task", server/job_params_check.h).
   Status CheckModel(const std::string& model, const std::string& task);
+  // The job's audio as a committed blob: `digest` (an upload's, probed) or a copy of its server
+  // path (probed, then copied; `digest` set). Returns its duration (0 for a speech job, which
+  // has none: kBadInput "unexpected_audio" if it names any). The probe's errors, "no_audio".
+  Result<double> TakeAudio(const SubmitJob& request, std::string& digest) EXCLUDES(mu_);
   // Copies a server-side file into the blob store (so retention and restarts treat it like an
   // upload, and a later change to the file does not change the job).
   Result<store::BlobInfo> CopyIntoBlobs(const std::string& path);

@@ -29,15 +29,16 @@ std::optional<std::string> ValueOf(const std::string& key, const CommandValues* 
   return v->name;
 }
 
-Error BadPlaceholder(size_t index, const std::string& arg, const std::string& why) {
+Error BadPlaceholder(const std::string& what, const std::string& arg, const std::string& why) {
   return Error(ErrorKind::kBadInput, "bad_placeholder",
-               "command argument " + std::to_string(index) + " (\"" + arg + "\"): " + why +
+               what + " (\"" + arg + "\"): " + why +
                    "; known placeholders: {port} {host} {device} {cuda_index} {gpu_uuid} "
                    "{models_dir} {name}");
 }
 
 // One argument expanded; `values` null only checks it.
-Result<std::string> ExpandArg(size_t index, const std::string& arg, const CommandValues* values) {
+Result<std::string> ExpandArg(const std::string& what, const std::string& arg,
+                              const CommandValues* values) {
   std::string out;
   for (size_t i = 0; i < arg.size(); ++i) {
     const char c = arg[i];
@@ -46,32 +47,41 @@ Result<std::string> ExpandArg(size_t index, const std::string& arg, const Comman
       ++i;
       continue;
     }
-    if (c == '}') return BadPlaceholder(index, arg, "'}' without its '{' (write }} for one)");
+    if (c == '}') return BadPlaceholder(what, arg, "'}' without its '{' (write }} for one)");
     if (c != '{') {
       out += c;
       continue;
     }
     const size_t close = arg.find('}', i + 1);
     if (close == std::string::npos) {
-      return BadPlaceholder(index, arg, "'{' without its '}' (write {{ for one)");
+      return BadPlaceholder(what, arg, "'{' without its '}' (write {{ for one)");
     }
     const std::string key = arg.substr(i + 1, close - i - 1);
     auto value = ValueOf(key, values);
-    if (!value) return BadPlaceholder(index, arg, "unknown placeholder {" + key + "}");
+    if (!value) return BadPlaceholder(what, arg, "unknown placeholder {" + key + "}");
     out += *value;
     i = close;
   }
   return out;
 }
 
+std::string ArgName(size_t index) {
+  return "command argument " + std::to_string(index);
+}
+
 }  // namespace
+
+Result<std::string> ExpandText(const std::string& text, const CommandValues& values,
+                               const std::string& what) {
+  return ExpandArg(what, text, &values);
+}
 
 Status CheckCommandTemplate(const std::vector<std::string>& command) {
   if (command.empty() || command[0].empty()) {
     return Error(ErrorKind::kBadInput, "bad_command", "the command names no program");
   }
   for (size_t i = 0; i < command.size(); ++i) {
-    if (auto r = ExpandArg(i, command[i], nullptr); !r.ok()) return r.error();
+    if (auto r = ExpandArg(ArgName(i), command[i], nullptr); !r.ok()) return r.error();
   }
   return {};
 }
@@ -81,7 +91,7 @@ Result<std::vector<std::string>> ExpandCommand(const std::vector<std::string>& c
   if (auto st = CheckCommandTemplate(command); !st) return st.error();
   std::vector<std::string> argv;
   for (size_t i = 0; i < command.size(); ++i) {
-    auto r = ExpandArg(i, command[i], &values);
+    auto r = ExpandArg(ArgName(i), command[i], &values);
     if (!r.ok()) return r.error();
     argv.push_back(std::move(r).value());
   }

@@ -1,5 +1,6 @@
 // A server model's command line as declared (ServerModel::command) turned into the argv of one
-// start: each placeholder replaced by what this start was given. Placeholders:
+// start (and its environment values and workdir likewise): each placeholder replaced by what
+// this start was given. Placeholders:
 //   {port}        the port the server must listen on (a free one, picked per start)
 //   {host}        the address it must listen on and steno reaches it at ("127.0.0.1")
 //   {device}      "cuda:N" (steno's name of the card) or "cpu"
@@ -35,6 +36,11 @@ Status CheckCommandTemplate(const std::vector<std::string>& command);
 // The argv with every placeholder replaced (CheckCommandTemplate's errors otherwise).
 Result<std::vector<std::string>> ExpandCommand(const std::vector<std::string>& command,
                                                const CommandValues& values);
+
+// One text (an environment value, the workdir) with its placeholders replaced; `what` names it
+// in the error ("bad_placeholder").
+Result<std::string> ExpandText(const std::string& text, const CommandValues& values,
+                               const std::string& what);
 
 // A TCP port on `host` that nothing listens on now (the kernel's choice of an ephemeral port).
 // The server binds it a moment later; another process could take it in between, in which case

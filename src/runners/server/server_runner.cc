@@ -81,52 +81,22 @@ Status ServerRunner::SetStreams(int streams) {
 // --- lifecycle -------------------------------------------------------------------------------
 
 void ServerRunner::Lifecycle() {
-  const std::string& name = setup_.model.name;
   auto spawned = Spawn();
   if (!spawned.ok()) {
-    const std::string why = "server model " + name + " could not start: " + spawned.error().message;
-    BackendEvent e;
-    e.kind = BackendEvent::Kind::kError;
-    e.error_kind = spawned.error().kind == ErrorKind::kBadInput
-                       ? runner::RunnerErrorKind::kBadInput
-                       : runner::RunnerErrorKind::kInternal;
-    e.message = why;
-    Emit(std::move(e));
+    const std::string why =
+        "server model " + setup_.model.name + " could not start: " + spawned.error().message;
+    EmitLoadError(spawned.error().kind == ErrorKind::kBadInput ? runner::RunnerErrorKind::kBadInput
+                                                               : runner::RunnerErrorKind::kInternal,
+                  why);
     EmitExited(why);
     return;
   }
   std::string last_answer;
   const Health health = WaitHealthy(&last_answer);
   if (health != Health::kHealthy) {
-    std::string why;
-    if (health == Health::kLeaderExited) {
-      KillNow();
-      output_->Finish(500ms);
-      const std::string tail = output_->Tail();
-      why = "server model " + name + " " + DescribeExit(*leader_status_) +
-            " before its health check answered" + (tail.empty() ? "" : ": " + tail);
-    } else {
-      if (health == Health::kTimedOut) {
-        why = "server model " + name + " did not turn healthy within " +
-              std::to_string(setup_.model.ready_timeout.count()) + " s: GET " +
-              setup_.model.health.path + " (expecting " +
-              std::to_string(setup_.model.health.status) + ") " + last_answer;
-      }
-      Terminate();
-      output_->Finish(0ms);
-    }
-    if (!why.empty()) {
-      spdlog::warn("{}", why);
-      BackendEvent e;
-      e.kind = BackendEvent::Kind::kError;
-      e.error_kind = runner::RunnerErrorKind::kInternal;
-      e.message = why;
-      Emit(std::move(e));
-    }
-    EmitExited(why.empty() ? "stopped while loading" : why);
+    FailLoad(health, last_answer);
     return;
   }
-
   tree_->Refresh();
   int64_t used = -1;
   const int64_t held = TreeBytesOnDevice(&used);
@@ -138,32 +108,74 @@ void ServerRunner::Lifecycle() {
   ready.kind = BackendEvent::Kind::kReady;
   ready.pids = PidsOf(tree_->live());
   ready.weights_bytes = std::max<int64_t>(0, held);
-  spdlog::info("server model {} ready on {} at {} (pids {}; {} bytes on the device)", name,
-               setup_.spec.device, endpoint_, ready.pids.size(), ready.weights_bytes);
+  spdlog::info("server model {} ready on {} at {} (pids {}; {} bytes on the device)",
+               setup_.model.name, setup_.spec.device, endpoint_, ready.pids.size(),
+               ready.weights_bytes);
   Emit(std::move(ready));
-
   Watch();
   {
     std::lock_guard<std::mutex> lock(mu_);
     phase_ = Phase::kStopping;
   }
-  if (leader_status_) {  // it died on its own: a crash
+  if (leader_status_) {
+    EndCrashed();
+  } else {
+    Unload();
+  }
+}
+
+void ServerRunner::EmitLoadError(runner::RunnerErrorKind kind, const std::string& why) {
+  BackendEvent e;
+  e.kind = BackendEvent::Kind::kError;
+  e.error_kind = kind;
+  e.message = why;
+  Emit(std::move(e));
+}
+
+void ServerRunner::FailLoad(Health health, const std::string& last_answer) {
+  const std::string& name = setup_.model.name;
+  std::string why;
+  if (health == Health::kLeaderExited) {
     KillNow();
     output_->Finish(500ms);
     const std::string tail = output_->Tail();
-    const std::string why = "server model " + name + " " + DescribeExit(*leader_status_) +
-                            (tail.empty() ? "" : ": " + tail);
-    spdlog::warn("{}", why);
-    FailAllWork(why);
-    JoinWork(true);
-    EmitExited(why);
-    return;
+    why = "server model " + name + " " + DescribeExit(*leader_status_) +
+          " before its health check answered" + (tail.empty() ? "" : ": " + tail);
+  } else {
+    if (health == Health::kTimedOut) {
+      why = "server model " + name + " did not turn healthy within " +
+            std::to_string(setup_.model.ready_timeout.count()) + " s: GET " +
+            setup_.model.health.path + " (expecting " + std::to_string(setup_.model.health.status) +
+            ") " + last_answer;
+    }
+    Terminate();
+    output_->Finish(0ms);
   }
+  if (!why.empty()) {  // empty: stopped on request while it loaded
+    spdlog::warn("{}", why);
+    EmitLoadError(runner::RunnerErrorKind::kInternal, why);
+  }
+  EmitExited(why.empty() ? "stopped while loading" : why);
+}
+
+void ServerRunner::EndCrashed() {
+  KillNow();
+  output_->Finish(500ms);
+  const std::string tail = output_->Tail();
+  const std::string why = "server model " + setup_.model.name + " " +
+                          DescribeExit(*leader_status_) + (tail.empty() ? "" : ": " + tail);
+  spdlog::warn("{}", why);
+  FailAllWork(why);
+  JoinWork(true);
+  EmitExited(why);
+}
+
+void ServerRunner::Unload() {
   int64_t used_before = -1;
   const int64_t held_before = TreeBytesOnDevice(&used_before);
   const auto unload_started = Clock::now();
   Terminate();
-  FailAllWork("server model " + name + " was stopped");
+  FailAllWork("server model " + setup_.model.name + " was stopped");
   JoinWork(true);
   output_->Finish(0ms);
   VerifyRelease(used_before, held_before, unload_started);
@@ -178,7 +190,7 @@ Result<SpawnedServer> ServerRunner::Spawn() {
   values.device = spec.device;
   values.models_dir = ctx.models_dir;
   values.name = setup_.model.name;
-  std::vector<std::pair<std::string, std::string>> env = setup_.model.env;
+  std::vector<std::pair<std::string, std::string>> env;  // the model's, then the device's
   if (spec.device.rfind("cuda:", 0) == 0) {
     device_index_ = std::stoi(spec.device.substr(5));
     physical_index_ = device_index_;
@@ -210,7 +222,14 @@ Result<SpawnedServer> ServerRunner::Spawn() {
   values.port = port_ = *port;
   auto argv = ExpandCommand(setup_.model.command, values);
   if (!argv.ok()) return argv.error();
-  auto spawned = SpawnServer({*argv, env, setup_.model.workdir});
+  for (auto it = setup_.model.env.rbegin(); it != setup_.model.env.rend(); ++it) {
+    auto expanded = ExpandText(it->second, values, "env " + it->first);
+    if (!expanded.ok()) return expanded.error();
+    env.insert(env.begin(), {it->first, std::move(expanded).value()});
+  }
+  auto workdir = ExpandText(setup_.model.workdir, values, "workdir");
+  if (!workdir.ok()) return workdir.error();
+  auto spawned = SpawnServer({*argv, env, *workdir});
   if (!spawned.ok()) return spawned.error();
   leader_ = spawned->pid;
   tree_ = std::make_unique<TrackedTree>(leader_);
@@ -251,7 +270,9 @@ void ServerRunner::Watch() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, kWatchPeriod, [this] { return stop_requested_; })) return;
+      cv_.wait_for(lock, kWatchPeriod, [this] { return stop_requested_ || check_now_; });
+      if (stop_requested_) return;
+      check_now_ = false;
     }
     if (ReapLeader()) return;
     if (tree_->Refresh()) {

@@ -82,6 +82,11 @@ class ServerRunner {
   enum class Health { kHealthy, kStopRequested, kLeaderExited, kTimedOut };
 
   void Lifecycle();
+  void EmitLoadError(runner::RunnerErrorKind kind, const std::string& why);
+  // A start that never turned healthy: the tree ended, kError, kExited.
+  void FailLoad(Health health, const std::string& last_answer);
+  void EndCrashed();  // the leader died while loaded: tree killed, work failed, kExited
+  void Unload();      // Stop while loaded: terminate, fail what is left, verify, kExited
   Result<SpawnedServer> Spawn();
   Health WaitHealthy(std::string* last_answer);
   void Watch();       // while loaded: until Stop or the leader's exit
@@ -98,7 +103,10 @@ class ServerRunner {
   void EndWork(Work* work, sched::BackendEvent event);  // claims, then sends if it could
   void FailAllWork(const std::string& why);             // kCrash for each one not ended
   void JoinWork(bool all);  // joins finished work threads (all: every one, waiting)
-  void AbortOverdue();      // aborts requests past their timeout; re-aborts aborted ones
+  // Whether the leader is gone or exiting (checked for up to 500 ms), after a request lost its
+  // connection: then the lifecycle fails the work item right before kExited.
+  bool LeaderDying() const;
+  void AbortOverdue();  // aborts requests past their timeout; re-aborts aborted ones
   void Emit(sched::BackendEvent event) const;
   void EmitExited(const std::string& why);
 
@@ -116,9 +124,10 @@ class ServerRunner {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  Phase phase_ = Phase::kLoading;                      // guarded by mu_
-  bool stop_requested_ = false;                        // guarded by mu_
-  int streams_ = 1;                                    // guarded by mu_
+  Phase phase_ = Phase::kLoading;  // guarded by mu_
+  bool stop_requested_ = false;    // guarded by mu_
+  bool check_now_ = false;         // guarded by mu_: a work item lost its connection to the server
+  int streams_ = 1;                // guarded by mu_
   std::map<std::string, std::unique_ptr<Work>> work_;  // guarded by mu_; by job id
   std::thread lifecycle_;
 };

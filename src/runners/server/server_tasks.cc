@@ -102,6 +102,9 @@ WorkOutcome WhisperServerInference(const WorkItem& item) {
       {"language", language, "", ""},
       {"temperature", Number(p.value("temperature", 0.0f)), "", ""},
       {"translate", translate ? "true" : "false", "", ""},
+      // Its verbose_json otherwise runs one more language detection pass per request (the
+      // transcript does not carry those probabilities).
+      {"no_language_probabilities", "true", "", ""},
   };
   if (const std::string prompt = p.value("prompt", std::string()); !prompt.empty()) {
     form.push_back({"prompt", prompt, "", ""});

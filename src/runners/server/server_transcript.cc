@@ -65,7 +65,7 @@ Result<json> TranscriptFromServerAnswer(const json& answer, const TranscriptRequ
     v["segments"] = CleanSegments(answer["segments"], request.word_timestamps);
   } else {
     std::string text = answer["text"].get<std::string>();
-    if (!text.empty() && text[0] != ' ') text.insert(0, " ");  // as whisper decodes it
+    if (!text.empty() && text[0] != ' ') text = " " + text;  // as whisper decodes it
     v["segments"] = json::array({{{"id", 0}, {"start", 0.0}, {"end", duration}, {"text", text}}});
   }
   auto transcript = engine::TranscriptFromVerboseJson(v);

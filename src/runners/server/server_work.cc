@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "gpu/owner_process.h"
 #include "runners/server/server_runner.h"
 #include "runners/server/server_tasks.h"
 
@@ -25,6 +26,16 @@ BackendEvent Failure(const std::string& job_id, RunnerErrorKind kind, std::strin
 }
 
 }  // namespace
+
+bool ServerRunner::LeaderDying() const {
+  // A dying process closes its sockets before it becomes a zombie: give it a moment.
+  const auto until = Clock::now() + 500ms;
+  for (;;) {
+    if (!gpu::IdentifyProcess(leader_)) return true;
+    if (Clock::now() >= until) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+}
 
 Status ServerRunner::Send(const sched::JobRunSpec& job) {
   const ServerModel& model = setup_.model;
@@ -62,12 +73,12 @@ Status ServerRunner::Send(const sched::JobRunSpec& job) {
     return {};
   }
   if (!w->fn) {
+    ClaimEnd(w);  // ended here: the watcher may free it once the lock is released
     w->thread_done = true;
     lock.unlock();
-    EndWork(w, Failure(job.job_id, RunnerErrorKind::kBadInput,
-                       "server model " + model.name + " (protocol " +
-                           ServerProtocolName(model.protocol) + ") does not serve '" + task +
-                           "' requests"));
+    Emit(Failure(job.job_id, RunnerErrorKind::kBadInput,
+                 "server model " + model.name + " (protocol " + ServerProtocolName(model.protocol) +
+                     ") does not serve '" + task + "' requests"));
     return {};
   }
   w->client = std::make_shared<httplib::Client>(setup_.host, port_);
@@ -110,6 +121,16 @@ void ServerRunner::RunWork(Work* w) {
                       std::to_string(w->job.timeout_s) + " s");
   } else {
     end = Failure(id, outcome.error_kind, std::move(outcome.message));
+  }
+  if (end.kind == BackendEvent::Kind::kError && end.error_kind == RunnerErrorKind::kCrash &&
+      LeaderDying()) {
+    // The server died under it: the lifecycle fails this work item and then reports kExited
+    // (back to back, so its retry finds the runner gone rather than sending it here again).
+    std::lock_guard<std::mutex> lock(mu_);
+    check_now_ = true;
+    w->thread_done = true;
+    cv_.notify_all();
+    return;
   }
   EndWork(w, std::move(end));
   std::lock_guard<std::mutex> lock(mu_);
@@ -172,7 +193,8 @@ void ServerRunner::JoinWork(bool all) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = work_.begin(); it != work_.end();) {
-      if (all || it->second->thread_done) {
+      // A work item whose server died under it (not ended yet) waits for FailAllWork.
+      if (all || (it->second->thread_done && it->second->ended)) {
         done.push_back(std::move(it->second));
         it = work_.erase(it);
       } else {
