@@ -36,7 +36,8 @@ std::string LabelOr(const Labels& labels, const char* key) {
 
 }  // namespace
 
-std::string DescribeAlert(const AlertRule& r, const Labels& labels, double v, AlertState state) {
+std::string DescribeAlert(const AlertRule& r, const Labels& labels, double v, AlertState state,
+                          const std::string& detail) {
   const bool firing = state == AlertState::kFiring;
   const std::string quiet = FormatDurationMs(r.resolve_after_ms);
   std::string m;
@@ -89,7 +90,14 @@ std::string DescribeAlert(const AlertRule& r, const Labels& labels, double v, Al
                  : fmt::format("the data dir's disk is back to {} free (threshold {})", Bytes(v),
                                Bytes(r.threshold));
       break;
+    case RuleKind::kDeviceOversubscribed: {
+      const std::string dev = LabelOr(labels, "device");
+      m = firing ? fmt::format("{} is oversubscribed by {}", dev, Bytes(v))
+                 : fmt::format("{} is no longer oversubscribed", dev);
+      break;
+    }
   }
+  if (firing && !detail.empty()) m += "; " + detail;
   return r.description.empty() ? m : r.description + ": " + m;
 }
 
@@ -217,6 +225,22 @@ std::map<Labels, AlertEngine::Reading> AlertEngine::Read(const AlertRule& r, int
         out[{}] = {free < r.threshold, false, free};
       }
       break;
+    case RuleKind::kDeviceOversubscribed:
+      for (const auto& l : obs.ledgers) {
+        const double over = static_cast<double>(l.charged_bytes - l.capacity_bytes);
+        std::string detail = fmt::format(
+            "its runners and other tenants are charged {}, its memory less the "
+            "reserve is {}",
+            Bytes(static_cast<double>(l.charged_bytes)),
+            Bytes(static_cast<double>(l.capacity_bytes)));
+        if (!l.grown_models.empty()) {
+          std::string models;
+          for (const auto& m : l.grown_models) models += (models.empty() ? "" : ", ") + m;
+          detail += fmt::format("; grew past the footprint admitted: {}", models);
+        }
+        out[{{"device", l.device}}] = {over > r.threshold, false, over, std::move(detail)};
+      }
+      break;
   }
   return out;
 }
@@ -234,7 +258,7 @@ AlertTransition AlertEngine::MakeTransition(const AlertRule& rule, const Labels&
   t.threshold = rule.threshold;
   t.started_ms = state == AlertState::kFiring ? now_ms : s.started_ms;
   t.at_ms = now_ms;
-  t.message = DescribeAlert(rule, labels, s.value, state);
+  t.message = DescribeAlert(rule, labels, s.value, state, s.detail);
   return t;
 }
 
@@ -261,7 +285,10 @@ std::vector<AlertTransition> AlertEngine::Evaluate(int64_t now_ms, const Observa
         sit = series.emplace(labels, fresh).first;
       }
       Series& s = sit->second;
-      if (has_reading) s.value = r.value;
+      if (has_reading) {
+        s.value = r.value;
+        s.detail = r.detail;
+      }
       s.threshold = rule.threshold;
 
       if (s.firing) {
@@ -275,7 +302,7 @@ std::vector<AlertTransition> AlertEngine::Evaluate(int64_t now_ms, const Observa
           continue;
         }
         if (has_reading && r.active) {
-          s.message = DescribeAlert(rule, labels, s.value, AlertState::kFiring);
+          s.message = DescribeAlert(rule, labels, s.value, AlertState::kFiring, s.detail);
         }
         continue;
       }

@@ -60,6 +60,7 @@ class AlertEngine {
     bool active = false;    // the rule's condition holds for this series now
     bool recurred = false;  // an event of this series happened now (keeps a firing one alive)
     double value = 0;
+    std::string detail{};  // more for the message (DescribeAlert)
   };
   struct Series {
     bool firing = false;
@@ -69,6 +70,7 @@ class AlertEngine {
     double value = 0;
     double threshold = 0;  // the rule's, as it applied at the latest evaluation
     std::string message;
+    std::string detail;  // the latest reading's
   };
   struct JobSample {
     int64_t at_ms;
@@ -96,7 +98,8 @@ class AlertEngine {
 };
 
 // The message for one alert state, e.g. "cuda:0 memory usage is 95.0%, above 90% for 5m".
+// `detail` (what the observation said beyond the value) is added to a firing one's.
 std::string DescribeAlert(const AlertRule& rule, const Labels& labels, double value,
-                          AlertState state);
+                          AlertState state, const std::string& detail = {});
 
 }  // namespace steno::alerts

@@ -24,6 +24,7 @@ constexpr KindInfo kKinds[] = {
     {RuleKind::kRunnerCrashLoop, "runner_crash_loop"},
     {RuleKind::kDeviceMissing, "device_missing"},
     {RuleKind::kDiskSpaceLow, "disk_space_low"},
+    {RuleKind::kDeviceOversubscribed, "device_oversubscribed"},
 };
 
 bool UsesWindow(RuleKind k) {
@@ -176,6 +177,11 @@ AlertRule DefaultRuleFor(RuleKind kind, std::string name) {
       r.resolve_after_ms = kMinute;
       r.severity = Severity::kCritical;  // uploads are being refused
       break;
+    case RuleKind::kDeviceOversubscribed:
+      r.threshold = 0;  // bytes beyond what the device holds
+      r.resolve_after_ms = kMinute;
+      r.severity = Severity::kCritical;  // an allocation may fail any moment
+      break;
   }
   return r;
 }
@@ -189,6 +195,7 @@ std::vector<AlertRule> DefaultRules() {
       DefaultRuleFor(RuleKind::kRunnerCrashLoop, "runner_crash_loop"),
       DefaultRuleFor(RuleKind::kDeviceMissing, "device_missing"),
       DefaultRuleFor(RuleKind::kDiskSpaceLow, "disk_space_low"),
+      DefaultRuleFor(RuleKind::kDeviceOversubscribed, "device_oversubscribed"),
   };
 }
 

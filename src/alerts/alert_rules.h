@@ -19,6 +19,11 @@
 //                         while it fires, any crash of the model counts as a recurrence.
 //   device_missing        a device seen in an earlier observation is absent or not present now
 //                         (label "device"); value = 1. for_ms tolerates short dropouts.
+//   device_oversubscribed one alert per GPU (label "device"); value = what the scheduler's ledger
+//                         charges there (our runners, as measured, plus other tenants) minus
+//                         what the device can hold (total − reserve), in bytes; fires when value
+//                         > threshold (bytes; default 0) for for_ms. It happens when runners grow
+//                         past the footprint they were admitted with; the message names them.
 //   disk_space_low        value = free bytes on the data dir's filesystem; fires when value <
 //                         threshold (bytes) for for_ms. threshold 0 (the default) means the
 //                         server's upload margin (--min-free-disk: below it uploads get 507), and
@@ -50,6 +55,7 @@ enum class RuleKind {
   kRunnerCrashLoop,
   kDeviceMissing,
   kDiskSpaceLow,
+  kDeviceOversubscribed,
 };
 
 // "memory_usage_percent", "queue_length", ... (the JSON spelling).
@@ -78,9 +84,9 @@ struct AlertRule {
 // The defaults from the original design: memory > 90 % for 5 min (per device), queue > 10 for
 // 10 min, error rate > 10 % over 5 min (at least 5 jobs), an unload leaving any bytes behind, 3
 // crashes of one model within 10 min, a device that disappeared, the data dir's free space
-// below the upload margin; the event alerts resolve after 10 quiet minutes. Names:
-// memory_usage, queue_length, error_rate, memory_not_released, runner_crash_loop,
-// device_missing, disk_space_low.
+// below the upload margin, a device charged more than it holds; the event alerts resolve after
+// 10 quiet minutes. Names: memory_usage, queue_length, error_rate, memory_not_released,
+// runner_crash_loop, device_missing, disk_space_low, device_oversubscribed.
 std::vector<AlertRule> DefaultRules();
 
 // The defaults for one kind under `name` (what a JSON rule starts from before its fields).

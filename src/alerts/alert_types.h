@@ -40,6 +40,17 @@ struct UnreleasedMemory {
   std::string model;  // informational
 };
 
+// What the scheduler's ledger charges on a GPU against what the device can hold
+// (device_oversubscribed).
+struct LedgerObservation {
+  std::string device;          // "cuda:0"
+  int64_t charged_bytes = 0;   // our runners' charges plus other tenants' memory
+  int64_t capacity_bytes = 0;  // total − reserve
+  // Models with a runner there that was charged more than it was admitted with, because its
+  // processes were measured holding more (the likely cause), by name.
+  std::vector<std::string> grown_models;
+};
+
 // The filesystem that holds the data dir (uploads, the job database).
 struct DiskObservation {
   int64_t free_bytes = 0;      // what steno may still write
@@ -64,6 +75,8 @@ struct Observation {
   // Events since the previous observation (each reported once).
   std::vector<RunnerCrash> runner_crashes;
   std::vector<UnreleasedMemory> unreleased;
+  // The scheduler's ledgers, one per GPU (none: not read this time).
+  std::vector<LedgerObservation> ledgers;
 };
 
 enum class AlertState { kFiring, kResolved };

@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "alerts/alert_metrics.h"
+#include "alerts/ledger_observation.h"
 #include "core/wall_clock.h"
 #include "gpu/device.h"
 #include "gpu/gpu_config.h"
@@ -53,7 +54,9 @@ Result<std::unique_ptr<ServeAlerts>> ServeAlerts::Start(const AlertFlags& flags,
         o.devices.push_back({gpu::DeviceName(s), percent, true});
       }
     }
-    o.queue_length = static_cast<int64_t>(service.runners().Snapshot().queued);
+    const sched::SchedulerSnapshot snapshot = service.runners().Snapshot();
+    o.queue_length = static_cast<int64_t>(snapshot.queued);
+    o.ledgers = alerts::ObserveLedgers(snapshot);
     if (auto counts = service.jobs().Counts(); counts.ok()) {
       o.jobs_failed_total = (*counts)[JobState::kFailed];
       o.jobs_finished_total = (*counts)[JobState::kCompleted] + o.jobs_failed_total;

@@ -57,7 +57,10 @@ int64_t BeamExtraStreamBytes(const engine::ModelHparams& hparams, int beam_size)
 MemoryEstimate ChooseEstimate(const MemoryEstimate& from_file,
                               const std::optional<MemoryEstimate>& measured,
                               int64_t measured_stream_extra) {
-  if (!measured || measured->weights_bytes <= 0 || measured->stream_bytes <= 0) return from_file;
+  if (!measured || measured->weights_bytes <= 0 || measured->stream_bytes < 0) return from_file;
+  // No stream figure is a measurement only for a model that declares none (a server whose
+  // requests add nothing of their own); for the others it is a broken one.
+  if (measured->stream_bytes == 0 && from_file.stream_bytes > 0) return from_file;
   return {.weights_bytes = measured->weights_bytes,
           .stream_bytes = measured->stream_bytes + measured_stream_extra,
           .measured = true};

@@ -51,9 +51,10 @@ MemoryEstimate EstimateModel(const engine::ModelFileInfo& info, int beam_size = 
 // (beam_size + 2)× larger. 0 for greedy decoding.
 int64_t BeamExtraStreamBytes(const engine::ModelHparams& hparams, int beam_size);
 
-// The footprint to plan with: the measured one when there is one and it is plausible (both sizes
-// positive), its stream grown by `measured_stream_extra` (BeamExtraStreamBytes for the beam size
-// jobs decode with); else `from_file` (EstimateModel at that beam size).
+// The footprint to plan with: the measured one when there is one and it is plausible (weights
+// positive; stream positive, or 0 when `from_file` has 0 too), its stream grown by
+// `measured_stream_extra` (BeamExtraStreamBytes for the beam size jobs decode with); else
+// `from_file` (EstimateModel at that beam size).
 MemoryEstimate ChooseEstimate(const MemoryEstimate& from_file,
                               const std::optional<MemoryEstimate>& measured,
                               int64_t measured_stream_extra);

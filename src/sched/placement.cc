@@ -18,10 +18,6 @@ double PriorityValue(Priority p) {
   return 0.5;
 }
 
-bool Allowed(const DeviceView& d, const PlacementRequest& r) {
-  return r.device.empty() || r.device == d.name;
-}
-
 // Room for `bytes` more (a GPU) or `threads` more (the CPU).
 bool Fits(const DeviceView& d, int64_t bytes, int threads) {
   return d.cpu ? d.cores.Fits(threads) : d.memory.Fits(bytes);
@@ -51,7 +47,7 @@ std::vector<const DeviceView*> Ranked(const PlacementRequest& req,
                                       const PlacementPolicy& policy) {
   std::vector<std::pair<double, const DeviceView*>> scored;
   for (const auto& d : devices) {
-    if (!Allowed(d, req)) continue;
+    if (!DeviceAllowed(req, d)) continue;
     scored.emplace_back(ScoreDevice(d, req, HoldsModel(d, runners, req.model), policy), &d);
   }
   std::stable_sort(scored.begin(), scored.end(),
@@ -62,6 +58,13 @@ std::vector<const DeviceView*> Ranked(const PlacementRequest& req,
 }
 
 }  // namespace
+
+bool DeviceAllowed(const PlacementRequest& r, const DeviceView& d) {
+  if (!r.device.empty() && r.device != d.name) return false;
+  if (r.allowed_devices.empty()) return !d.only_if_allowed;
+  return std::find(r.allowed_devices.begin(), r.allowed_devices.end(), d.name) !=
+         r.allowed_devices.end();
+}
 
 const char* PlacementActionName(PlacementAction action) {
   switch (action) {
@@ -110,7 +113,7 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
   for (const auto& r : runners) {
     if (r.model != req.model || r.busy_streams >= r.streams) continue;
     const DeviceView* d = FindDevice(devices, r.device);
-    if (!d || !Allowed(*d, req)) continue;
+    if (!d || !DeviceAllowed(req, *d)) continue;
     if (!best || r.busy_streams < best->busy_streams) best = &r;
   }
   if (best) {
@@ -122,11 +125,12 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
   const std::vector<const DeviceView*> ranked = Ranked(req, devices, runners, policy);
 
   // 2. One more stream on a runner of the model, on the best device where it fits.
+  const int max_streams = req.max_streams > 0 ? req.max_streams : policy.max_streams_per_runner;
   for (const DeviceView* d : ranked) {
     const RunnerView* pick = nullptr;
     for (const auto& r : runners) {
       if (r.model != req.model || r.device != d->name) continue;
-      if (r.streams >= policy.max_streams_per_runner) continue;
+      if (r.streams >= max_streams) continue;
       if (!Fits(*d, StreamBytes(r, req), r.threads_per_stream)) continue;
       if (!pick || r.streams < pick->streams) pick = &r;
     }
@@ -159,7 +163,7 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
   }
 
   // 5. Wait for a stream to free or memory to appear.
-  out.reason = ranked.empty() ? "no device to run on"
+  out.reason = ranked.empty() ? "no device " + req.model + " may run on is in use"
                               : "no device has room for " + req.model + " (weights + one stream: " +
                                     std::to_string(req.weights_bytes + req.stream_bytes) +
                                     " bytes), even after evicting idle runners";

@@ -4,7 +4,11 @@
 //   3. a new runner on the best device where weights + one stream fit → kNewRunner
 //   4. evicting idle runners makes 3 possible               → kEvict (then a new runner)
 //   5. otherwise                                           → kWait
-// An explicit device in the request limits every step to that device (no scoring). Devices are
+// An explicit device in the request limits every step to that device (no scoring); a model's
+// allowed devices (PlacementRequest::allowed_devices) limit every step to those, and a device
+// marked `only_if_allowed` (the CPU beside GPUs without --allow-cpu) is used only by models that
+// list it. A model's `max_streams` caps its runners' streams in place of the policy's
+// max_streams_per_runner. Devices are
 // ranked by a score with configurable weights, plus a strong bonus for a device already holding
 // the model (a second runner there shares nothing, but keeps a model's work together and its
 // footprint measured). Eviction victims are chosen by ChooseVictims alone (placement's step 4 and
@@ -51,6 +55,7 @@ struct DeviceView {
   CpuLedger cores;               // the CPU
   int utilization_percent = -1;  // −1: unknown (counts as 50%)
   int temperature_c = -1;        // −1: unknown
+  bool only_if_allowed = false;  // only for requests whose allowed_devices name it
 };
 
 struct RunnerView {
@@ -78,7 +83,15 @@ struct PlacementRequest {
   int64_t stream_bytes = 0;
   int threads_per_stream = 1;      // on the CPU
   int64_t gpu_overhead_bytes = 0;  // per new runner on a GPU (the CUDA context)
+  // The model's own settings (ModelSpec): the devices its runners may use (empty: any) and the
+  // most streams one of its runners takes (0: the policy's max_streams_per_runner).
+  std::vector<std::string> allowed_devices{};
+  int max_streams = 0;
 };
+
+// Whether `request` may use `device` (DeviceView::name): its explicit device, its model's
+// allowed devices, and the device's only_if_allowed mark all agree.
+bool DeviceAllowed(const PlacementRequest& request, const DeviceView& device);
 
 enum class PlacementAction { kUseStream, kAddStream, kNewRunner, kEvict, kWait };
 const char* PlacementActionName(PlacementAction action);

@@ -22,7 +22,11 @@
 // goes to its runner (abort hook); timeout + timeout_grace_ms later the scheduler fails the job
 // itself and kills the runner. Cancel works in every state. Memory: estimates until a runner
 // measures the model (then remembered per device model name, reported through on_footprint),
-// plus cuda_context_bytes for each GPU runner.
+// plus cuda_context_bytes for each GPU runner. While loaded, each sample that lists a runner's
+// processes (RunnerInfo::pids, updated by kProcesses) credits it their memory; one holding more
+// than it is charged is charged that peak from then on (never less), later work is planned
+// against it, and the model's remembered footprint is raised with it.
+// Per model (ModelSpec): allowed devices, a cap on a runner's streams, a default keep-alive.
 //
 // Devices: the constructor samples them once, on the constructing thread, so the first snapshot
 // already has every device's ledger and a server that starts answering after constructing it
@@ -74,9 +78,10 @@ class Scheduler {
   BackendSink Sink();
 
   // Queues a job (state pending). Errors: kBadInput "duplicate_job"; the model resolver's error;
-  // kUnavailable "queue_full" (with Error::retry_after_s); kUnavailable "shutting_down" after
-  // StopAdmitting. Blocks until the worker has decided; never call it from the worker (a backend
-  // or clock callback, a hook).
+  // kBadInput "device_not_allowed" (a device its model does not allow) and kUnavailable
+  // "no_allowed_device" (none of its model's devices is in use); kUnavailable "queue_full" (with
+  // Error::retry_after_s); kUnavailable "shutting_down" after StopAdmitting. Blocks until the
+  // worker has decided; never call it from the worker (a backend or clock callback, a hook).
   Status Submit(SubmitRequest request);
   // Cancels a job in any state: pending and loading ones end `cancelled` at once; a processing
   // one when its runner confirms. kNotFound "job_not_found", kBadInput "job_final".
@@ -89,8 +94,9 @@ class Scheduler {
   // keep_alive_s (unset: the default; −1: pinned for good like --preload). Idle runners of other
   // models are evicted (LRU, minimum residency respected) when that makes room; the load then
   // starts once their memory is released. Blocks like Submit. Errors: the resolver's for an
-  // unknown model; kBadInput "bad_device" for a device not in use; kUnavailable "no_room" when it
-  // does not fit even after evicting idle runners; kUnavailable "shutting_down".
+  // unknown model; Submit's two device errors; kBadInput "bad_device" for a device not in use;
+  // kUnavailable "no_room" when it does not fit even after evicting idle runners; kUnavailable
+  // "shutting_down".
   Status Load(const LoadRequest& request);
   // Unloads every runner of `model`: idle ones now, busy ones as soon as their jobs end (no new
   // jobs go to them; queued jobs of the model may load a fresh runner later). Pinned runners too.

@@ -94,11 +94,7 @@ std::vector<std::string> SchedulerState::PlaceableModels(const std::vector<std::
       auto m = running_.per_model.find(model);
       if (m != running_.per_model.end() && m->second >= limits.max_running_per_model) continue;
     }
-    if (!model_specs_.count(model)) {
-      auto spec = models_(model);
-      if (!spec.ok()) continue;
-      model_specs_[model] = *spec;
-    }
+    if (!SpecOf(model).ok()) continue;
     const PlacementRequest req = RequestFor(model, "", Priority::kNormal);
     if (Place(req, devices, views, config_.placement, now).action != PlacementAction::kWait) {
       out.push_back(model);
@@ -134,7 +130,7 @@ SchedulerState::LoadOutcome SchedulerState::PlaceLoad(const LoadRequest& load,
     case PlacementAction::kNewRunner: {
       const MemoryEstimate est = EstimateOn(load.model, d.device);
       auto r = StartRunner(load.model, d.device, est.weights_bytes, est.stream_bytes,
-                           load.keep_alive_s.value_or(config_.default_keep_alive_s));
+                           load.keep_alive_s.value_or(KeepAliveOf(load.model)));
       if (!r.ok()) return {LoadOutcome::kStartFailed, r.error().message};
       if (load.keep_alive_s && *load.keep_alive_s < 0) (*r)->keep_alive.Pin();
       ArmKeepAlive(**r);
@@ -147,7 +143,10 @@ SchedulerState::LoadOutcome SchedulerState::PlaceLoad(const LoadRequest& load,
   }
   // Memory is on its way while a runner on an allowed device is stopping.
   const bool coming = std::any_of(evicting.begin(), evicting.end(), [&](const auto& dev) {
-    return load.device.empty() || load.device == dev;
+    return (load.device.empty() || load.device == dev) &&
+           (req.allowed_devices.empty() ||
+            std::find(req.allowed_devices.begin(), req.allowed_devices.end(), dev) !=
+                req.allowed_devices.end());
   });
   if (coming) return {LoadOutcome::kWaiting, ""};
   return {LoadOutcome::kNoRoom, d.reason};
@@ -208,7 +207,7 @@ void SchedulerState::CheckStarvation(std::set<std::string>& evicting) {
     const DeviceView* best = nullptr;
     std::vector<int64_t> best_victims;
     for (const DeviceView& dev : devices) {
-      if (!head->device.empty() && head->device != dev.name) continue;
+      if (!DeviceAllowed(req, dev)) continue;
       if (evicting.count(dev.name) || draining_on.count(dev.name)) continue;
       std::vector<int64_t> victims =
           ChooseVictims(req, dev, views, EvictionScope::kDrain, config_.placement, now);
@@ -261,12 +260,17 @@ PlacementRequest SchedulerState::RequestFor(const std::string& model, const std:
   req.priority = priority;
   req.threads_per_stream = config_.threads_per_stream;
   req.gpu_overhead_bytes = config_.cuda_context_bytes;
+  if (auto spec = model_specs_.find(model); spec != model_specs_.end()) {
+    req.allowed_devices = spec->second.allowed_devices;
+    req.max_streams = spec->second.max_streams;
+  }
   MemoryEstimate est;
   if (!req.device.empty()) {
     est = EstimateOn(model, req.device);
   } else {
-    // Any device: plan with the largest footprint among the kinds present (a measurement on one
-    // kind of card says nothing about another); the runner is then charged its own device's.
+    // Any device: plan with the largest footprint among the kinds present that the model may
+    // use (a measurement on one kind of card says nothing about another); the runner is then
+    // charged its own device's.
     bool any = false;
     auto take = [&](const std::string& dev) {
       const MemoryEstimate e = EstimateOn(model, dev);
@@ -274,8 +278,16 @@ PlacementRequest SchedulerState::RequestFor(const std::string& model, const std:
       est.stream_bytes = any ? std::max(est.stream_bytes, e.stream_bytes) : e.stream_bytes;
       any = true;
     };
-    for (const auto& s : samples_) take(gpu::DeviceName(s));
-    if (config_.allow_cpu || samples_.empty()) take("cpu");
+    const auto& allowed = req.allowed_devices;
+    auto may = [&](const std::string& dev) {
+      return allowed.empty() || std::find(allowed.begin(), allowed.end(), dev) != allowed.end();
+    };
+    for (const auto& s : samples_) {
+      if (may(gpu::DeviceName(s))) take(gpu::DeviceName(s));
+    }
+    if (allowed.empty() ? config_.allow_cpu || samples_.empty() : CpuInUse() && may("cpu")) {
+      take("cpu");
+    }
   }
   req.weights_bytes = est.weights_bytes;
   req.stream_bytes = est.stream_bytes;
@@ -296,7 +308,7 @@ void SchedulerState::Assign(JobEntry& job, RunnerEntry& runner) {
   job.last_device = runner.info.view.device;
   job.info.progress_percent = 0;
   ++runner.info.view.busy_streams;
-  runner.keep_alive.JobStarted(j.params.keep_alive_s, config_.default_keep_alive_s);
+  runner.keep_alive.JobStarted(j.params.keep_alive_s, KeepAliveOf(j.model));
   ArmKeepAlive(runner);
   SetState(job, JobState::kLoading);
   if (runner.info.state == RunnerState::kReady) {

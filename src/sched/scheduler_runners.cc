@@ -16,14 +16,15 @@ void SchedulerState::OnLoad(event::Load& e) {
     reply(Error(ErrorKind::kUnavailable, "shutting_down", "the scheduler is not admitting"));
     return;
   }
-  if (!model_specs_.count(load.model)) {
-    auto spec = models_(load.model);
-    if (!spec.ok()) {
-      spdlog::warn("load of {} failed: {}", load.model, spec.error().message);
-      reply(spec.error());
-      return;
-    }
-    model_specs_[load.model] = *spec;
+  if (auto spec = SpecOf(load.model); !spec.ok()) {
+    spdlog::warn("load of {} failed: {}", load.model, spec.error().message);
+    reply(spec.error());
+    return;
+  }
+  if (auto st = CheckDevices(load.model, load.device); !st) {
+    spdlog::warn("load of {} failed: {}", load.model, st.error().message);
+    reply(st.error());
+    return;
   }
   const std::vector<DeviceView> devices = BuildDevices();
   const std::string device = load.device == "auto" ? "" : load.device;
@@ -40,7 +41,7 @@ void SchedulerState::OnLoad(event::Load& e) {
         (!device.empty() && r.info.view.device != device)) {
       continue;
     }
-    r.keep_alive.Renew(now, load.keep_alive_s.value_or(config_.default_keep_alive_s));
+    r.keep_alive.Renew(now, load.keep_alive_s.value_or(KeepAliveOf(load.model)));
     ArmKeepAlive(r);
     renewed = true;
   }
@@ -108,15 +109,12 @@ void SchedulerState::OnRedeclare(const std::vector<std::string>& models) {
         StopRunner(r, "redeclared");
       }
     }
-    // What was measured or learned (OOM raises) belongs to the old declaration.
+    // What was measured or learned (OOM raises, growth) belongs to the old declaration.
     std::erase_if(measured_, [&](const auto& m) { return m.first.first == model; });
+    std::erase_if(grown_weights_, [&](const auto& g) { return g.first.first == model; });
     oom_factor_.erase(model);
     model_specs_.erase(model);
-    auto spec = models_(model);
-    if (spec.ok()) {
-      model_specs_[model] = *spec;
-      continue;
-    }
+    if (SpecOf(model).ok()) continue;
     const Error removed(
         ErrorKind::kNotFound, "model_removed",
         "model " + model + " was removed from the configuration before this job ran");
@@ -145,7 +143,7 @@ Result<SchedulerState::RunnerEntry*> SchedulerState::StartRunner(const std::stri
   v.threads_per_stream = config_.threads_per_stream;
   v.loaded_ms = v.last_used_ms = now;
   entry.device_name = DeviceNameOf(device);
-  entry.keep_alive = KeepAlive(now, keep_alive_s.value_or(config_.default_keep_alive_s));
+  entry.keep_alive = KeepAlive(now, keep_alive_s.value_or(KeepAliveOf(model)));
   // The backend is given what the ledger charges (context included): a simulated card charges
   // it, so an estimate that forgot the context would show up as a refusal.
   const ModelSpec& m = model_specs_[model];
@@ -273,10 +271,12 @@ std::vector<DeviceView> SchedulerState::BuildDevices() const {
     d.temperature_c = s.temperature_c;
     out.push_back(std::move(d));
   }
-  if (config_.allow_cpu || samples_.empty()) {
+  if (CpuInUse()) {
     DeviceView d;
     d.name = "cpu";
     d.cpu = true;
+    // Beside GPUs without allow_cpu, only for the models that list it.
+    d.only_if_allowed = !config_.allow_cpu && !samples_.empty();
     std::vector<CpuCharge> cpu;
     for (const auto& [id, r] : runners_) {
       if (r.info.view.device == "cpu") {

@@ -45,8 +45,9 @@ SchedulerState::SchedulerState(SchedulerConfig config, Clock& clock, RunnerBacke
   if (config_.cpu_cores <= 0) {
     config_.cpu_cores = std::max(1u, std::thread::hardware_concurrency());
   }
+  // (A stream figure of 0 is plausible only for a model declared without one: ChooseEstimate.)
   for (const auto& [key, m] : config_.known_footprints) {
-    if (m.weights_bytes > 0 && m.stream_bytes > 0) {
+    if (m.weights_bytes > 0 && m.stream_bytes >= 0) {
       measured_[key] = MemoryEstimate{m.weights_bytes, m.stream_bytes, true};
     }
   }
@@ -64,6 +65,7 @@ void SchedulerState::Handle(Event event) {
                  [&](event::DeviceSampleReady& e) {
                    if (e.samples.ok()) {
                      SetSamples(std::move(e.samples.value()), e.charged);
+                     ChargeMeasured();
                      CheckGrowth();
                    }
                  },
@@ -105,13 +107,13 @@ void SchedulerState::OnSubmit(event::Submit& e) {
     e.reply(Error(ErrorKind::kBadInput, "duplicate_job", "job " + job.id + " already exists"));
     return;
   }
-  if (!model_specs_.count(job.model)) {
-    auto spec = models_(job.model);
-    if (!spec.ok()) {
-      e.reply(spec.error());
-      return;
-    }
-    model_specs_[job.model] = *spec;
+  if (auto spec = SpecOf(job.model); !spec.ok()) {
+    e.reply(spec.error());
+    return;
+  }
+  if (auto st = CheckDevices(job.model, job.params.device); !st) {
+    e.reply(st.error());
+    return;
   }
   const int64_t now = clock_.NowMs();
   QueuedJob q{job.id, job.model,         job.priority,
@@ -258,21 +260,28 @@ void SchedulerState::OnReady(RunnerEntry& runner, const BackendEvent& e) {
   runner.info.pids = e.pids;
   samples_stale_ = true;  // its memory is allocated now, and attributable by its pids
   RunnerView& v = runner.info.view;
-  if (e.weights_bytes > 0 && e.stream_bytes > 0) {
+  // A stream figure of 0 is a measurement only for a model declared without one.
+  const auto spec = model_specs_.find(v.model);  // gone: removed meanwhile (Redeclare)
+  const bool no_streams = spec != model_specs_.end() && spec->second.estimate.stream_bytes == 0;
+  if (e.weights_bytes > 0 && (e.stream_bytes > 0 || (e.stream_bytes == 0 && no_streams))) {
     const bool gpu = v.device != "cpu";
     // A greedy warm-up measures what it allocates; an out-of-memory run of this model proved the
-    // streams need more, so the raises it earned stay on every later measurement.
+    // streams need more, so the raises it earned stay on every later measurement. So does what
+    // its runners' processes were measured to hold while loaded (ChargeMeasured).
     const auto raised = oom_factor_.find(v.model);
     const double factor = raised == oom_factor_.end() ? 1.0 : raised->second;
+    const auto grown = grown_weights_.find({v.model, runner.device_name});
+    const int64_t weights =
+        std::max(e.weights_bytes, grown == grown_weights_.end() ? 0 : grown->second);
+    runner.reported_stream = e.stream_bytes;
     measured_[{v.model, runner.device_name}] = MemoryEstimate{
-        e.weights_bytes, static_cast<int64_t>(static_cast<double>(e.stream_bytes) * factor), true};
+        weights, static_cast<int64_t>(static_cast<double>(e.stream_bytes) * factor), true};
     // Charged as planned: the measurement grown by what a greedy warm-up cannot see.
     const MemoryEstimate charged = EstimateOn(v.model, v.device);
     v.weights_bytes = charged.weights_bytes + (gpu ? config_.cuda_context_bytes : 0);
     v.stream_bytes = charged.stream_bytes;
     if (hooks_.on_footprint) {
-      hooks_.on_footprint(
-          FootprintUpdate{v.model, runner.device_name, e.weights_bytes, e.stream_bytes});
+      hooks_.on_footprint(FootprintUpdate{v.model, runner.device_name, weights, e.stream_bytes});
     }
   }
   ReportRunner(runner, RunnerUpdate::Kind::kLoaded, clock_.NowMs() - v.loaded_ms, "");

@@ -5,7 +5,8 @@
 // Files: scheduler_state.cc (events, job outcomes, retries), scheduler_pass.cc (admission: the
 // pass over the queue, starvation, executing evictions), scheduler_runners.cc (runner lifecycle,
 // load/unload, ledgers, snapshots), scheduler_recycle.cc (replacing runners the recycle policy
-// names).
+// names), scheduler_models.cc (per-model settings: devices, keep-alive; charging what runners
+// are measured to hold).
 #pragma once
 
 #include <deque>
@@ -70,6 +71,8 @@ class SchedulerState {
     // what it was charged at that reading.
     int64_t first_reading = -1;
     int64_t charged_at_first_reading = 0;
+    // The stream its kind measured at ready, as reported (−1: none), for FootprintUpdate.
+    int64_t reported_stream = -1;
   };
 
   void OnSubmit(event::Submit& e);
@@ -82,6 +85,25 @@ class SchedulerState {
   void OnReconfigure(const SchedulerConfig& config);
   void OnRedeclare(const std::vector<std::string>& models);
   void OnTimeout(const event::JobTimeout& e);
+
+  // scheduler_models.cc. The model's spec, resolved through `models_` once and kept; the error is
+  // the resolver's.
+  Result<const ModelSpec*> SpecOf(const std::string& model);
+  // Whether work of `model` (resolved) asking for `device` ("" or "auto": any) can ever be
+  // placed by its allowed devices: kBadInput "device_not_allowed", kUnavailable
+  // "no_allowed_device" (none of them is in use here).
+  Status CheckDevices(const std::string& model, const std::string& device) const;
+  // Whether the CPU is a device here: allow_cpu, no GPU, or a model that lists it.
+  bool CpuInUse() const;
+  // The keep-alive of a runner of `model` whose work asks for none.
+  int KeepAliveOf(const std::string& model) const;
+  // After a sample: each ready runner whose processes the device lists as holding more than it
+  // is charged is charged that reading from now on (its ledger entry and the model's
+  // remembered footprint on that kind of device raised, reported through on_footprint).
+  void ChargeMeasured();
+  // What a device could hold at most for us and other tenants (total − reserve), and whether
+  // its ledger charges more than that.
+  bool Oversubscribed(const DeviceView& device) const;
 
   // Scheduler::Placeable.
   std::vector<std::string> PlaceableModels(const std::vector<std::string>& models);
@@ -162,6 +184,10 @@ class SchedulerState {
   // Per model: the product of the out-of-memory raises its runs earned (absent: none), applied to
   // each new measurement so a later load cannot lower the stream figure again.
   std::map<std::string, double> oom_factor_;
+  // (model, device name) → the weights figure its runners' processes were measured to need
+  // while loaded (ChargeMeasured): a floor for later measurements at ready, like oom_factor_.
+  std::map<std::pair<std::string, std::string>, int64_t> grown_weights_;
+  bool cpu_wanted_ = false;  // a model resolved here listed "cpu" among its allowed devices
   std::vector<gpu::DeviceSample> samples_;
   // Per sample: what our runners were charged on its device when it was taken. Where the device
   // cannot attribute memory to processes, external = used − ours must use the charges of that

@@ -36,6 +36,14 @@ struct ModelSpec {
   // BeamExtraStreamBytes at that beam size (its warm-up measures a greedy state; estimator.h).
   int64_t measured_stream_extra_bytes = 0;
   // Per-model settings a catalog entry may declare (a managed model server's [[models]] table):
+  // - allowed_devices: its runners run only there (placement.h); a job naming another device
+  //   fails at once (kBadInput "device_not_allowed"), and so does one when none of them is in
+  //   use here (kUnavailable "no_allowed_device"). "cpu" here makes the CPU a device for this
+  //   model even without allow_cpu.
+  // - max_streams: the most streams one of its runners has, in place of
+  //   PlacementPolicy::max_streams_per_runner (the memory may allow more).
+  // - keep_alive_s: its runners' keep-alive when the job (or load) asks for none, in place of
+  //   SchedulerConfig::default_keep_alive_s.
   std::vector<std::string> allowed_devices{};  // "cpu", "cuda:N"; empty: any device
   int max_streams = 0;                         // requests a runner takes at once; 0: memory decides
   std::optional<int> keep_alive_s{};           // unset: the job's or the server's default
@@ -103,6 +111,11 @@ struct RunnerInfo {
   int64_t jobs_done = 0;
   std::vector<int> pids;  // once ready: the processes its kind says hold its memory
   bool draining = false;  // no new jobs; unloaded once its jobs end (Unload, starvation)
+  // What the device listed for its processes at the latest sample (−1: not listed), and how
+  // much its charge (view.weights_bytes) was raised because they held more than it was charged
+  // (0: never). A raise is never taken back while it is loaded.
+  int64_t measured_bytes = -1;
+  int64_t grown_bytes = 0;
 };
 
 struct JobInfo {
@@ -147,7 +160,9 @@ struct JobUpdate {
   nlohmann::json payload;  // kSegment: the segment; kState to completed: the runner's result
 };
 
-// A runner measured a model on a kind of device (store it; give it back as known_footprints).
+// A runner measured a model on a kind of device (store it; give it back as known_footprints):
+// at ready, and again whenever its processes were sampled holding more than it was charged (the
+// weights figure raised by the difference).
 struct FootprintUpdate {
   std::string model;
   std::string device_name;  // the device's model name from its sample (e.g. "NVIDIA H100 80GB

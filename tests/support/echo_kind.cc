@@ -48,7 +48,9 @@ BackendEvent Outcome(int64_t runner_id, const sched::JobRunSpec& job) {
 }  // namespace
 
 int64_t EchoBackend::Runner::bytes() const {
-  return weights_bytes + streams * stream_bytes;
+  int64_t sum = weights_bytes + streams * stream_bytes;
+  for (const auto& [pid, held] : workers) sum += held;
+  return sum;
 }
 
 EchoBackend::EchoBackend(EchoKindOptions options, sched::BackendSink sink)
@@ -104,6 +106,24 @@ void EchoBackend::FinishHeld() {
   std::vector<BackendEvent> out;
   for (const auto& [id, run] : held) out.push_back(Outcome(run.first, run.second));
   Emit(std::move(out));
+}
+
+int EchoBackend::Fork(int64_t runner_id, int64_t bytes) {
+  BackendEvent e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runners_.find(runner_id);
+    if (it == runners_.end()) return 0;
+    Runner& r = it->second;
+    const int pid = EchoPid(r.id, static_cast<int>(r.pids.size()));
+    r.pids.push_back(pid);
+    r.workers.emplace_back(pid, bytes);
+    e.kind = Kind::kProcesses;
+    e.runner_id = r.id;
+    e.pids = r.pids;
+  }
+  Emit({e});
+  return e.pids.back();
 }
 
 void EchoBackend::Cancel(int64_t runner_id, const std::string& job_id) {

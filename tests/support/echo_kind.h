@@ -2,8 +2,9 @@
 // registration, driven by the real scheduler and Runtime like the whisper kind. An "echo" runner
 // transcribes by echoing its input blob: the result's text is EchoText(input). It runs no
 // process: every call answers at once through the sink (no threads), its runners report a
-// declared footprint as measured and a process tree of fake pids, and jobs can be held until the
-// test finishes them (to watch admission with streams in use).
+// declared footprint as measured and a process tree of fake pids, jobs can be held until the
+// test finishes them (to watch admission with streams in use), and a runner can fork a worker
+// that holds more memory (Fork: a server growing under load).
 #pragma once
 
 #include <cstdint>
@@ -47,14 +48,20 @@ class EchoBackend final : public sched::RunnerBackend {
 
   // Ends every held job with its result.
   void FinishHeld();
+  // Runner `runner_id` forks a worker (the next EchoPid of its tree) that holds `bytes`, and
+  // reports its whole new process set (kProcesses). Returns the worker's pid; 0 for no such
+  // runner.
+  int Fork(int64_t runner_id, int64_t bytes);
 
   struct Runner {
     int64_t id = 0;
     sched::RunnerStartSpec spec;
     int streams = 1;
     std::vector<int> pids;
-    int64_t bytes() const;  // what its processes hold: measured weights + streams × stream
+    int64_t bytes() const;  // what its processes hold: measured weights + streams × stream +
+                            // what its workers hold
     int64_t weights_bytes = 0, stream_bytes = 0;
+    std::vector<std::pair<int, int64_t>> workers;  // forked: (pid, bytes it holds)
   };
   std::vector<Runner> live() const;  // started and not stopped, by id
   int starts() const;

@@ -20,7 +20,14 @@ const AlertRule* Find(const std::vector<AlertRule>& rules, const std::string& na
 TEST(AlertRulesDefaults, MatchTheOriginalDesign) {
   const auto rules = DefaultRules();
   ASSERT_TRUE(ValidateRules(rules).ok());
-  ASSERT_EQ(rules.size(), 7u);
+  ASSERT_EQ(rules.size(), 8u);
+
+  const AlertRule* over = Find(rules, "device_oversubscribed");
+  ASSERT_NE(over, nullptr);
+  EXPECT_EQ(over->kind, RuleKind::kDeviceOversubscribed);
+  EXPECT_EQ(over->threshold, 0) << "any byte charged beyond total − reserve";
+  EXPECT_EQ(over->for_ms, 0);
+  EXPECT_EQ(over->severity, Severity::kCritical);
 
   const AlertRule* mem = Find(rules, "memory_usage");
   ASSERT_NE(mem, nullptr);
@@ -153,7 +160,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"KindUnknown", R"([{"name": "q", "kind": "cpu_usage"}])",
                 "alert rule \"q\" (#1): \"kind\" must be one of memory_usage_percent, "
                 "queue_length, error_rate, memory_not_released, runner_crash_loop, "
-                "device_missing, disk_space_low; got \"cpu_usage\""},
+                "device_missing, disk_space_low, device_oversubscribed; got \"cpu_usage\""},
         BadCase{"ThresholdNotNumber", R"([{"name": "a", "kind": "queue_length"},
                     {"name": "gpu_hot", "kind": "memory_usage_percent", "threshold": "95"}])",
                 "alert rule \"gpu_hot\" (#2): \"threshold\" must be a number, got string"},
