@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "api/chunking_strategy.h"
 #include "core/duration.h"
 #include "core/speech_format.h"
 #include "core/strings.h"
@@ -86,6 +87,10 @@ std::optional<ApiError> FieldsFromJson(const nlohmann::json& body, RequestFields
   for (const auto& [key, value] : body.items()) {
     if (value.is_null()) continue;
     auto& values = out[key];
+    if (key == "chunking_strategy" && value.is_object()) {  // api/chunking_strategy.h reads it
+      values.push_back(value.dump());
+      continue;
+    }
     if (value.is_array()) {
       for (const auto& item : value) {
         auto t = text(item);
@@ -198,12 +203,17 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& f, const JobRequest
   }
   if (const auto* s = Last(f, "stream")) {
     auto v = ParseBool(*s);
-    if (!v || *v) {
+    if (v && rules.stream) {
+      *rules.stream = *v;
+    } else if (!v || *v) {
       return Bad("streaming_not_supported",
-                 "streamed transcription responses are not supported; use POST /v1/jobs and "
-                 "GET /v1/jobs/{id}/events",
+                 "streamed responses are supported on POST /v1/audio/transcriptions only; use "
+                 "POST /v1/jobs and GET /v1/jobs/{id}/events",
                  "stream");
     }
+  }
+  if (out.params.task != "speech") {  // text to speech cuts no audio
+    if (auto e = ParseChunkingStrategy(f, out.params)) return e;
   }
   if (auto problem = server::CheckJobParams(out.params)) {
     return Bad(problem->error.code, problem->error.message, problem->field);

@@ -17,7 +17,9 @@
 //   keep_alive                 seconds, or 30s / 5m / 1h; -1 keeps the model loaded forever
 //   device                     auto | cpu | cuda:N                        (steno extra)
 //   timeout                    seconds a job may run before it is stopped (steno extra)
-//   stream                     only "false" is accepted (no streamed transcription responses)
+//   stream                     true | false; true only where the route streams (rules.stream)
+//   chunking_strategy          "auto" or {"type": "server_vad", ...}: voice activity detection
+//                              (api/chunking_strategy.h); also chunking_strategy[type]=... fields
 // and, for the speech task (POST /v1/audio/speech, or task "speech" in a POST /v1/jobs body):
 //   input                      the text to speak (required)
 //   voice                      the server's voice name (required)
@@ -50,6 +52,9 @@ using RequestFields = std::map<std::string, std::vector<std::string>>;
 struct JobRequestRules {
   std::string task;           // "transcribe"/"translate" fixed by the route; "" reads `task`
   std::string default_model;  // --default-model; "" requires `model`
+  // Where the route can stream its answer (POST /v1/audio/transcriptions): receives the request's
+  // `stream` value. Null: stream=true is a 400 "streaming_not_supported".
+  bool* stream = nullptr;
 };
 
 // Fills `out` (model, priority, params); the audio (blob or path) is the caller's. On error,
@@ -58,7 +63,8 @@ std::optional<ApiError> ParseJobRequest(const RequestFields& fields, const JobRe
                                         server::SubmitJob& out);
 
 // The fields of a JSON object body: strings as they are, numbers and booleans as text, arrays of
-// scalars as several values. A nested object is a 400 naming the field.
+// scalars as several values. A nested object is a 400 naming the field, except
+// chunking_strategy's (kept as its JSON text).
 std::optional<ApiError> FieldsFromJson(const nlohmann::json& body, RequestFields& out);
 
 // A duration (ParseDurationSeconds: "30", "30s", "5m", "1h") or "-1" (keep loaded) → seconds;

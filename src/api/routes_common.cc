@@ -261,6 +261,11 @@ ojson JobJson(const Job& job) {
       {"finished_ms", TimeOrNull(job.finished_ms)},
       {"updated_ms", TimeOrNull(job.updated_ms)},
   };
+  // Whether it runs with voice activity detection (decided when accepted: server/vad_policy.h).
+  j["vad"] = job.params.vad ? ojson{{"threshold", job.params.vad->threshold},
+                                    {"prefix_padding_ms", job.params.vad->prefix_padding_ms},
+                                    {"silence_duration_ms", job.params.vad->silence_duration_ms}}
+                            : ojson(nullptr);
   j["error"] = ErrorOrNull(job.error);
   j["result_url"] =
       job.state == JobState::kCompleted ? ojson("/v1/jobs/" + job.id + "/result") : ojson(nullptr);

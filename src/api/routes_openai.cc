@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/routes.h"
+#include "api/transcription_stream.h"
 #include "core/paths.h"
 #include "gpu/size.h"
 #include "models/model_catalog.h"
@@ -51,10 +52,13 @@ std::optional<Job> WaitFinal(Context& ctx, Call& call, const std::string& id) {
 }
 
 void Transcribe(Context& ctx, Call& call, const std::string& task) {
-  auto inserted = SubmitMultipart(ctx, call, {task, ctx.options.default_model});
+  bool stream = false;  // only transcriptions stream (as OpenAI's API)
+  auto inserted = SubmitMultipart(
+      ctx, call, {task, ctx.options.default_model, task == "transcribe" ? &stream : nullptr});
   if (!inserted) return;
   const std::string id = inserted->job.id;
   call.res.set_header("X-Steno-Job-Id", id);
+  if (stream) return StreamTranscription(ctx, call, id);
   auto job = WaitCompleted(ctx, call, id);
   if (!job) return;
   const std::string& format = job->params.response_format;
@@ -99,6 +103,9 @@ std::string ParamForError(const Error& e) {
   if (e.code == "bad_voice") return "voice";
   if (e.code == "bad_speed") return "speed";
   if (e.code == "bad_language") return "language";
+  if (e.code == "vad_model_missing" || e.code == "bad_chunking_strategy") {
+    return "chunking_strategy";
+  }
   if (e.code == "bad_device" || e.code == "unknown_device" || e.code == "bad_device_selection") {
     return "device";
   }

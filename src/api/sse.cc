@@ -101,7 +101,8 @@ void ServeSse(Call& call, std::shared_ptr<SseStream> stream, const std::atomic<b
         if (end || *stop) sink.done();
         return true;
       },
-      [stream](bool) {
+      [stream, on_end = options.on_end](bool finished) {
+        if (on_end) on_end(finished);
         server::JobService::Subscription sub;
         {
           std::lock_guard lock(stream->mu);

@@ -45,6 +45,9 @@ struct SseOptions {
   // frame of the stream's own; it gets the stream's next frame id.
   std::function<std::string(uint64_t id)> tick_frame;
   std::chrono::milliseconds tick{1'000};
+  // Called once when the response is over, on the worker thread: `finished` is false when the
+  // client went away (or the server stopped) before the stream's end.
+  std::function<void(bool finished)> on_end;
 };
 
 // Answers `call` with the stream (200, text/event-stream, no caching). Ends when the client goes,

@@ -61,6 +61,10 @@ json ModelJson(const models::InstalledModel& m) {
             {"path", m.path},
             {"file_bytes", m.file_bytes},
             {"official", models::FindCatalogEntry(m.name) != nullptr}};
+  if (models::IsVoiceActivityModel(m.name)) {
+    j["type"] = "vad";  // Silero in whisper.cpp's format: no Whisper hparams to show
+    return j;
+  }
   auto info = engine::ReadModelFile(m.path);
   if (!info.ok()) {
     j["error"] = {{"code", info.error().code}, {"message", info.error().message}};
@@ -95,6 +99,10 @@ void PrintInstalledTable(const json& models) {
                   m["error"]["message"].get<std::string>().c_str());
       continue;
     }
+    if (m["type"] == "vad") {
+      std::printf("%-22s %10s  %-7s\n", m["name"].get<std::string>().c_str(), size.c_str(), "vad");
+      continue;
+    }
     std::string layers = std::to_string(m["n_audio_layer"].get<int>()) + "/" +
                          std::to_string(m["n_text_layer"].get<int>());
     std::printf("%-22s %10s  %-7s %-5s %-6s %4d  %-7s %5d\n", m["name"].get<std::string>().c_str(),
@@ -115,6 +123,7 @@ json AvailableJson(const json& installed) {
                    {"approx_bytes", e.approx_bytes},
                    {"sha1", e.sha1},
                    {"multilingual", e.multilingual},
+                   {"type", e.purpose == models::ModelPurpose::kVoiceActivity ? "vad" : "whisper"},
                    {"installed", have}});
   }
   return out;
@@ -144,7 +153,9 @@ int RunList(const std::string& dir, const ModelsOptions& o) {
     for (const auto& a : AvailableJson(models)) {
       std::printf("%-22s %10s  %-5s %s\n", a["name"].get<std::string>().c_str(),
                   HumanBytes(a["approx_bytes"].get<int64_t>()).c_str(),
-                  a["multilingual"].get<bool>() ? "multi" : "en",
+                  a["type"] == "vad"              ? "(vad)"
+                  : a["multilingual"].get<bool>() ? "multi"
+                                                  : "en",
                   a["installed"].get<bool>() ? "yes" : "");
     }
   }
@@ -250,7 +261,8 @@ void AddModels(CLI::App& app, const GlobalOptions& global, Action& action) {
 
   auto* pull = cmd->add_subcommand(
       "pull", "Download an official whisper.cpp model (resumable, SHA-1 verified)");
-  pull->add_option("name", opts->name, "Model name, e.g. tiny.en, base, large-v3-turbo")
+  pull->add_option("name", opts->name,
+                   "Model name, e.g. tiny.en, base, large-v3-turbo; silero-v6.2.0 for VAD")
       ->required();
   pull->add_option("--base-url", opts->base_url,
                    std::string("Mirror serving ggml-NAME.bin (default $") + models::kBaseUrlEnv +

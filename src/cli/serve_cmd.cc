@@ -34,7 +34,9 @@
 #include "cli/signal_watch.h"
 #include "core/duration.h"
 #include "core/paths.h"
+#include "engine/vad.h"
 #include "gpu/size.h"
+#include "models/catalog.h"
 #include "runners/server/server_config.h"
 #include "server/job_service.h"
 #include "store/open_job_store.h"
@@ -63,6 +65,8 @@ struct ServeOptions {
   int beam_size = 5;
   float temperature_inc = 0.2f;
   double max_duration_s = 0;
+  std::string vad = "auto";
+  std::string vad_min_duration = "30s";
   bool no_warmup = false;
   std::vector<std::string> api_keys;
   std::string api_key_file;
@@ -117,6 +121,29 @@ Result<std::vector<runners::ServerModel>> ServerModelsFor(const ServeOptions& o,
 // httplib writes to sockets without MSG_NOSIGNAL: a client that hangs up must give EPIPE, not
 // kill the server. A handler rather than SIG_IGN so runners (exec'd children) keep the default.
 void NoteSigpipe(int) {}
+
+// --vad and --vad-min-duration, with the VAD model of the models dir. `--vad on` without the
+// model is refused: the operator asked for VAD on every job.
+Status ApplyVadFlags(const ServeOptions& o, server::ServiceOptions& s) {
+  auto mode = server::ParseVadMode(o.vad);
+  if (!mode) return Usage("--vad must be auto, on or off");
+  auto min_duration = ParseDurationSeconds(o.vad_min_duration);
+  if (!min_duration || *min_duration < 0) {
+    return Usage("--vad-min-duration must be a duration (30s, 2m; 0: every file)");
+  }
+  s.vad.mode = *mode;
+  s.vad.min_duration_s = *min_duration;
+  s.vad.model_path =
+      (std::filesystem::path(s.runtime.models_dir) / models::ModelFileName(models::kVadModelName))
+          .string();
+  s.runtime.decode_defaults.vad_model_path = s.vad.model_path;
+  std::error_code ec;
+  if (*mode == server::VadPolicy::Mode::kOn &&
+      !std::filesystem::is_regular_file(s.vad.model_path, ec)) {
+    return engine::VadModelMissing(s.vad.model_path);
+  }
+  return {};
+}
 
 Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const GlobalOptions& g) {
   server::ServiceOptions s;
@@ -178,6 +205,7 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
   rt.warmup = !o.no_warmup;
   if (o.max_duration_s < 0) return Usage("--max-duration must be 0 (no limit) or more");
   s.limits.max_duration_s = o.max_duration_s;
+  if (auto st = ApplyVadFlags(o, s); !st) return st.error();
   return s;
 }
 
@@ -441,6 +469,14 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->capture_default_str();
   cmd->add_option("--max-duration", o->max_duration_s,
                   "Refuse audio longer than this many seconds (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--vad", o->vad,
+                  "Voice activity detection for requests without a chunking_strategy: auto (for "
+                  "audio at least --vad-min-duration long), on or off; needs `steno models pull "
+                  "silero-v6.2.0`")
+      ->capture_default_str();
+  cmd->add_option("--vad-min-duration", o->vad_min_duration,
+                  "With --vad auto: the shortest audio that gets VAD (30s, 2m)")
       ->capture_default_str();
   cmd->add_flag("--no-warmup", o->no_warmup, "Skip the runners' warm-up pass (faster loads)");
   cmd->add_option("--api-key", o->api_keys, "Require this key (Authorization: Bearer KEY)")

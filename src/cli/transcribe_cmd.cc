@@ -25,6 +25,8 @@
 #include "core/paths.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
+#include "engine/vad.h"
+#include "models/catalog.h"
 #include "models/resolve.h"
 #include "sched/scheduler.h"
 #include "server/runtime.h"
@@ -43,6 +45,7 @@ struct TranscribeOptions {
   std::string output_dir;
   GpuFlags gpu;
   double max_duration_s = 0;
+  bool vad = false;
   engine::DecodeParams decode;
 };
 
@@ -110,6 +113,15 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   const std::string models_dir = global.models_dir.empty() ? ModelsDir() : global.models_dir;
   auto model_path = models::ResolveModel(o.model, models_dir);
   if (!model_path) return UsageError(model_path.error());
+  engine::DecodeParams decode = o.decode;
+  if (o.vad) {  // the VAD model is looked for in the models dir, like the Whisper model
+    decode.vad_model_path =
+        (fs::path(models_dir) / models::ModelFileName(models::kVadModelName)).string();
+    std::error_code ec;
+    if (!fs::is_regular_file(decode.vad_model_path, ec)) {
+      return UsageError(engine::VadModelMissing(decode.vad_model_path));
+    }
+  }
   const std::string data_dir = DataDir();
   auto gpu_config = ToRunnerGpuConfig(o.gpu, data_dir);
   if (!gpu_config) return UsageError(gpu_config.error());
@@ -120,7 +132,7 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   ro.gpu = *gpu_config;
   ro.models_dir = models_dir;
   ro.data_dir = data_dir;
-  ro.decode_defaults = o.decode;
+  ro.decode_defaults = decode;
   ro.warmup = false;  // one-shot: the first job is the warm-up
   // Runners are stopped when every file is done (idle: they exit at once) or on Ctrl+C, when a
   // runner still in a decode window is not worth waiting for: killed after a second.
@@ -187,6 +199,7 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
     r.job.params.prompt = o.decode.initial_prompt;
     r.job.params.temperature = o.decode.temperature;
     r.job.params.word_timestamps = o.decode.word_timestamps;
+    if (o.vad) r.job.params.vad = VadSettings{};
     r.input.path = o.files[i];
     if (auto st = (*runtime)->scheduler().Submit(std::move(r)); !st) {
       return Fail(kExitFailed, st.error().message);
@@ -284,6 +297,9 @@ void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action) {
       ->capture_default_str();
   cmd->add_flag("--word-timestamps", opts->decode.word_timestamps,
                 "Word-level timestamps (verbose_json)");
+  cmd->add_flag("--vad", opts->vad,
+                "Voice activity detection: transcribe only the speech (times stay those of the "
+                "input); needs `steno models pull silero-v6.2.0`");
   AddGpuFlags(*cmd, opts->gpu);
   cmd->add_option("--max-duration", opts->max_duration_s,
                   "Reject inputs longer than this many seconds (0 = no limit)")

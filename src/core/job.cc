@@ -62,6 +62,12 @@ std::string JobParamsToJson(const JobParams& p) {
   };
   if (p.keep_alive_s) j["keep_alive_s"] = *p.keep_alive_s;
   if (p.timeout_s) j["timeout_s"] = *p.timeout_s;
+  if (!p.chunking_strategy.empty()) j["chunking_strategy"] = p.chunking_strategy;
+  if (p.vad) {
+    j["vad"] = {{"threshold", p.vad->threshold},
+                {"prefix_padding_ms", p.vad->prefix_padding_ms},
+                {"silence_duration_ms", p.vad->silence_duration_ms}};
+  }
   if (p.task == "speech") {
     j["input"] = p.input;
     j["voice"] = p.voice;
@@ -100,6 +106,15 @@ Result<JobParams> JobParamsFromJson(std::string_view text) {
       p.keep_alive_s = it->get<int>();
     if (auto it = j.find("timeout_s"); it != j.end() && !it->is_null())
       p.timeout_s = it->get<int>();
+    get("chunking_strategy", p.chunking_strategy);
+    if (auto it = j.find("vad"); it != j.end() && !it->is_null()) {
+      if (!it->is_object()) return bad("vad is not an object");
+      VadSettings v;
+      v.threshold = it->value("threshold", v.threshold);
+      v.prefix_padding_ms = it->value("prefix_padding_ms", v.prefix_padding_ms);
+      v.silence_duration_ms = it->value("silence_duration_ms", v.silence_duration_ms);
+      p.vad = v;
+    }
   } catch (const nlohmann::json::exception& e) {
     return bad(e.what());
   }

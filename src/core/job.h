@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/result.h"
+#include "core/vad_settings.h"
 
 namespace steno {
 
@@ -61,6 +62,12 @@ struct JobParams {
   std::optional<int> keep_alive_s;  // runner keep-alive after this job; unset: server default
   std::optional<int> timeout_s;     // per-job timeout; unset: server default
   std::string filename;             // the upload's original name, for display only
+  // OpenAI's chunking_strategy as asked: "" (not given: the server's --vad default), "auto" (VAD
+  // when the server has the model) or "server_vad" (VAD with the request's settings, required).
+  std::string chunking_strategy;
+  // The decision made when the job was accepted: set, the job runs with VAD and these settings;
+  // unset, without. Jobs stored before VAD existed have neither field and run without.
+  std::optional<VadSettings> vad;
 };
 
 std::string JobParamsToJson(const JobParams& params);

@@ -2,9 +2,11 @@
 // give the same output (the parity test relies on it).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/result.h"
+#include "core/vad_settings.h"
 
 namespace steno::engine {
 
@@ -21,10 +23,14 @@ struct DecodeParams {
   float entropy_thold = 2.4f;
   float logprob_thold = -1.0f;
   float no_speech_thold = 0.6f;
+  // Set: voice activity detection first, and only the speech is decoded (engine/vad.h); segment
+  // times stay in the original audio's timeline (engine/speech_timeline.h).
+  std::optional<VadSettings> vad;
+  std::string vad_model_path;  // the Silero ggml file; needed when `vad` is set
 };
 
 // Checks ranges and the language (engine/languages.h). kBadInput "bad_language" for an unknown
-// language, "bad_param" for a value out of range.
+// language, "bad_param" for a value out of range (VAD settings included).
 Status ValidateDecodeParams(const DecodeParams& params);
 
 }  // namespace steno::engine

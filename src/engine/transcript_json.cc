@@ -59,18 +59,25 @@ Result<Transcript> TranscriptFromVerboseJson(const json& j) {
 }
 
 json DecodeParamsToJson(const DecodeParams& p) {
-  return {{"language", p.language},
-          {"translate", p.translate},
-          {"initial_prompt", p.initial_prompt},
-          {"temperature", p.temperature},
-          {"temperature_inc", p.temperature_inc},
-          {"beam_size", p.beam_size},
-          {"best_of", p.best_of},
-          {"n_threads", p.n_threads},
-          {"word_timestamps", p.word_timestamps},
-          {"entropy_thold", p.entropy_thold},
-          {"logprob_thold", p.logprob_thold},
-          {"no_speech_thold", p.no_speech_thold}};
+  json j = {{"language", p.language},
+            {"translate", p.translate},
+            {"initial_prompt", p.initial_prompt},
+            {"temperature", p.temperature},
+            {"temperature_inc", p.temperature_inc},
+            {"beam_size", p.beam_size},
+            {"best_of", p.best_of},
+            {"n_threads", p.n_threads},
+            {"word_timestamps", p.word_timestamps},
+            {"entropy_thold", p.entropy_thold},
+            {"logprob_thold", p.logprob_thold},
+            {"no_speech_thold", p.no_speech_thold}};
+  if (p.vad) {
+    j["vad"] = {{"threshold", p.vad->threshold},
+                {"prefix_padding_ms", p.vad->prefix_padding_ms},
+                {"silence_duration_ms", p.vad->silence_duration_ms}};
+    j["vad_model_path"] = p.vad_model_path;
+  }
+  return j;
 }
 
 Result<DecodeParams> DecodeParamsFromJson(const json& j) {
@@ -87,6 +94,15 @@ Result<DecodeParams> DecodeParamsFromJson(const json& j) {
                   Optional(j, "logprob_thold", &p.logprob_thold) &&
                   Optional(j, "no_speech_thold", &p.no_speech_thold);
   if (!ok) return Bad("bad_param", "a decode parameter has the wrong type");
+  if (auto it = j.find("vad"); it != j.end() && !it->is_null()) {
+    VadSettings v;
+    const bool vad_ok = it->is_object() && Optional(*it, "threshold", &v.threshold) &&
+                        Optional(*it, "prefix_padding_ms", &v.prefix_padding_ms) &&
+                        Optional(*it, "silence_duration_ms", &v.silence_duration_ms) &&
+                        Optional(j, "vad_model_path", &p.vad_model_path);
+    if (!vad_ok) return Bad("bad_param", "the VAD settings have the wrong type");
+    p.vad = v;
+  }
   return p;
 }
 

@@ -3,10 +3,13 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include <whisper.h>
 
+#include "engine/speech_timeline.h"
+#include "engine/vad.h"
 #include "engine/whisper_model.h"
 
 namespace steno::engine {
@@ -31,9 +34,20 @@ struct RunContext {
   whisper_state* state;
   const DecodeParams* params;
   const StreamCallbacks* callbacks;
-  double duration = 0;  // of the audio, in seconds: no segment ends after it
+  double duration = 0;                       // of the audio, in seconds: no segment ends after it
+  const SpeechTimeline* timeline = nullptr;  // with VAD: maps decoded times back
   bool aborted = false;
 };
+
+double StartTime(const RunContext& rc, int64_t centiseconds) {
+  const double t = static_cast<double>(centiseconds) / 100.0;
+  return rc.timeline ? rc.timeline->StartToOriginal(t) : t;
+}
+
+double EndTime(const RunContext& rc, int64_t centiseconds) {
+  const double t = static_cast<double>(centiseconds) / 100.0;
+  return rc.timeline ? rc.timeline->EndToOriginal(t) : t;
+}
 
 // Reads segment i out of the state, with the per-segment statistics OpenAI reports.
 Segment ReadSegment(const RunContext& rc, int i) {
@@ -45,8 +59,8 @@ Segment ReadSegment(const RunContext& rc, int i) {
   seg.id = i;
   int64_t t0 = whisper_full_get_segment_t0_from_state(st, i);
   int64_t t1 = whisper_full_get_segment_t1_from_state(st, i);
-  seg.start = static_cast<double>(t0) / 100.0;
-  seg.end = static_cast<double>(t1) / 100.0;
+  seg.start = StartTime(rc, t0);
+  seg.end = EndTime(rc, t1);
   // whisper.cpp does not expose the window offset; the segment's own start frame is the
   // closest thing it reports.
   seg.seek = static_cast<int>(t0);
@@ -69,11 +83,11 @@ Segment ReadSegment(const RunContext& rc, int i) {
     std::string piece = whisper_full_get_token_text_from_state(ctx, st, i, j);
     // A token that starts with a space begins a new word; others continue the current one.
     if (!word || (!piece.empty() && piece[0] == ' ')) {
-      seg.words.push_back(Word{piece, td.t0 / 100.0, td.t1 / 100.0, td.p});
+      seg.words.push_back(Word{piece, StartTime(rc, td.t0), EndTime(rc, td.t1), td.p});
       word = &seg.words.back();
     } else {
       word->text += piece;
-      word->end = td.t1 / 100.0;
+      word->end = EndTime(rc, td.t1);
       word->probability = std::min(word->probability, td.p);
     }
   }
@@ -101,10 +115,33 @@ bool ShouldAbort(RunContext* rc) {
   return rc->aborted;
 }
 
+// The transcript of audio in which VAD found no speech: nothing decoded, nothing invented.
+Transcript NoSpeech(const DecodeParams& params, double duration, const std::string& language) {
+  Transcript t;
+  t.task = params.translate ? "translate" : "transcribe";
+  t.duration = duration;
+  t.has_words = params.word_timestamps;
+  t.language = language == "auto" ? "en" : language;
+  return t;
+}
+
 }  // namespace
+
+WhisperStream::WhisperStream(const WhisperModel* model, whisper_state* state, Footprint fp)
+    : model_(model), state_(state), footprint_(fp) {}
 
 WhisperStream::~WhisperStream() {
   if (state_) whisper_free_state(state_);
+}
+
+Result<std::vector<SpeechRegion>> WhisperStream::DetectSpeech(std::span<const float> pcm,
+                                                              const DecodeParams& params) {
+  if (!vad_ || vad_->path() != params.vad_model_path) {
+    auto loaded = VadDetector::Load(params.vad_model_path, params.n_threads);
+    if (!loaded.ok()) return loaded.error();
+    vad_ = std::move(loaded).value();
+  }
+  return vad_->Detect(pcm, *params.vad);
 }
 
 Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodeParams& params,
@@ -122,13 +159,23 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
 
   const double duration = static_cast<double>(pcm.size()) / 16000.0;
   RunContext rc{model_, state_, &params, &callbacks, duration};
+  std::string language = multilingual ? params.language : "en";
+  std::span<const float> input = pcm;
+  std::optional<SpeechTimeline> timeline;
+  if (params.vad) {
+    auto regions = DetectSpeech(pcm, params);
+    if (!regions.ok()) return regions.error();
+    timeline.emplace(pcm, std::move(regions).value());
+    if (timeline->samples().empty()) return NoSpeech(params, duration, language);
+    input = timeline->samples();
+    rc.timeline = &*timeline;
+  }
   const auto strategy =
       params.beam_size > 1 ? WHISPER_SAMPLING_BEAM_SEARCH : WHISPER_SAMPLING_GREEDY;
   whisper_full_params wp = whisper_full_default_params(strategy);
   wp.n_threads = params.n_threads;
   wp.translate = params.translate;
   // English-only models always decode English; "auto" would waste a language-detection pass.
-  std::string language = multilingual ? params.language : "en";
   wp.language = language.c_str();
   wp.detect_language = false;
   wp.initial_prompt = params.initial_prompt.empty() ? nullptr : params.initial_prompt.c_str();
@@ -155,8 +202,10 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
   };
   wp.encoder_begin_callback_user_data = &rc;
 
-  int rcode =
-      whisper_full_with_state(model_->ctx(), state_, wp, pcm.data(), static_cast<int>(pcm.size()));
+  // whisper_full_params.vad is not used: whisper.cpp 1.9.1 applies it in whisper_full only (on the
+  // context's default state), never in whisper_full_with_state, so each stream does it itself.
+  int rcode = whisper_full_with_state(model_->ctx(), state_, wp, input.data(),
+                                      static_cast<int>(input.size()));
   if (rc.aborted) return Error(ErrorKind::kCancelled, "aborted", "transcription was stopped");
   if (rcode != 0) {
     return Error(ErrorKind::kInternal, "decode_failed",

@@ -1,15 +1,18 @@
 // One decoding stream over a loaded model: a whisper_state with its KV caches and compute
 // buffers. Run() transcribes one audio buffer; a stream runs one buffer at a time, and several
-// streams of one model run concurrently on separate threads.
+// streams of one model run concurrently on separate threads. A run with VAD (DecodeParams::vad)
+// loads the VAD model on the CPU the first time and keeps it with the stream.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "core/result.h"
 #include "engine/decode_params.h"
 #include "engine/footprint.h"
+#include "engine/speech_timeline.h"
 #include "engine/transcript.h"
 
 struct whisper_state;
@@ -17,6 +20,7 @@ struct whisper_state;
 namespace steno::engine {
 
 class WhisperModel;
+class VadDetector;
 
 struct StreamCallbacks {
   std::function<void(int percent)> on_progress;    // 0..100, from the decoding thread
@@ -30,9 +34,12 @@ class WhisperStream {
   WhisperStream(const WhisperStream&) = delete;
   WhisperStream& operator=(const WhisperStream&) = delete;
 
-  // Transcribes 16 kHz mono float samples. Errors: kBadInput (invalid params, language the model
-  // cannot handle, empty audio), kCancelled "aborted" when should_abort returned true (the caller
-  // knows whether that meant cancel or timeout), kInternal "decode_failed" otherwise.
+  // Transcribes 16 kHz mono float samples. With VAD, only the speech it finds is decoded (no
+  // speech: no segments) and every time is in the original audio's timeline. Errors: kBadInput
+  // (invalid params, language the model cannot handle, empty audio, a VAD model whisper.cpp
+  // cannot load, "vad_model_missing"), kCancelled "aborted" when should_abort returned
+  // true (the caller knows whether that meant cancel or timeout), kInternal "decode_failed" or
+  // "vad_failed" otherwise.
   Result<Transcript> Run(std::span<const float> pcm, const DecodeParams& params,
                          const StreamCallbacks& callbacks = {});
 
@@ -41,12 +48,15 @@ class WhisperStream {
 
  private:
   friend class WhisperModel;
-  WhisperStream(const WhisperModel* model, whisper_state* state, Footprint fp)
-      : model_(model), state_(state), footprint_(fp) {}
+  WhisperStream(const WhisperModel* model, whisper_state* state, Footprint fp);
+  // The speech regions of `pcm` by the VAD model `params` names (loaded here the first time).
+  Result<std::vector<SpeechRegion>> DetectSpeech(std::span<const float> pcm,
+                                                 const DecodeParams& params);
 
   const WhisperModel* model_;
   whisper_state* state_;
   Footprint footprint_;
+  std::unique_ptr<VadDetector> vad_;
 };
 
 }  // namespace steno::engine

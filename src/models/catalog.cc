@@ -13,6 +13,9 @@ constexpr int64_t kGiB = int64_t{1} << 30;
 constexpr std::string_view kTdrzBaseUrl =
     "https://huggingface.co/akashmjn/tinydiarize-whisper.cpp/resolve/main";
 
+// whisper.cpp's VAD models (models/download-vad-model.sh: "$src/resolve/main/ggml-NAME.bin").
+constexpr std::string_view kVadBaseUrl = "https://huggingface.co/ggml-org/whisper-vad/resolve/main";
+
 // Source: whisper.cpp 1.9.1, models/README.md ("Available models": name, disk size, SHA) and
 // models/download-ggml-model.sh (names, base URL). Upstream's script also offers q5_1/q8_0
 // variants (tiny-q5_1, base-q8_0, medium-q5_0, large-v3-turbo-q8_0, ...) but publishes no hash
@@ -52,6 +55,12 @@ constexpr std::array kEntries{
                  kDefaultBaseUrl, true},
     CatalogEntry{"large-v3-turbo-q5_0", "e050f7970618a659205450ad97eb95a18d69c9ee", 547 * kMiB,
                  kDefaultBaseUrl, true},
+    // Upstream's download-vad-model.sh publishes no hash. The hub file's SHA-256
+    // (2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987, 885,098 bytes, as its
+    // Hugging Face LFS metadata lists it) is that of the copy tests use (../shared/models), so
+    // this SHA-1 is the SHA-1 of those same bytes.
+    CatalogEntry{"silero-v6.2.0", "470e5d9d094ddba2f0a512cecc3732a252188abd", 885'098, kVadBaseUrl,
+                 true, ModelPurpose::kVoiceActivity},
 };
 
 }  // namespace
@@ -65,6 +74,11 @@ const CatalogEntry* FindCatalogEntry(std::string_view name) {
     if (e.name == name) return &e;
   }
   return nullptr;
+}
+
+bool IsVoiceActivityModel(std::string_view name) {
+  const CatalogEntry* e = FindCatalogEntry(name);
+  return e != nullptr && e->purpose == ModelPurpose::kVoiceActivity;
 }
 
 std::string ModelFileName(std::string_view name) {

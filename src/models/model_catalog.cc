@@ -131,7 +131,10 @@ std::vector<ModelEntry> ModelCatalog::List() const {
   for (const auto& m : ListInstalledModels(models_dir_)) {
     const bool hidden = std::any_of(declared->begin(), declared->end(),
                                     [&](const DeclaredModel& d) { return d.name == m.name; });
-    if (!hidden) out.push_back(WhisperEntry(m.name, m.name, m.path, m.file_bytes));
+    // The VAD model is a tool of the whisper runners, not a model a job can name.
+    if (!hidden && !IsVoiceActivityModel(m.name)) {
+      out.push_back(WhisperEntry(m.name, m.name, m.path, m.file_bytes));
+    }
   }
   return out;
 }
@@ -144,6 +147,13 @@ Result<ModelEntry> ModelCatalog::Find(const std::string& name, bool allow_paths)
   if (!allow_paths && (IsPathLike(name) || name.starts_with("."))) {
     return Error(ErrorKind::kBadInput, "bad_model_name",
                  "model \"" + name + "\" must be a model name, not a path");
+  }
+  if (IsVoiceActivityModel(name)) {
+    return Error(ErrorKind::kBadInput, "bad_model_name",
+                 "model \"" + name +
+                     "\" is a voice activity detection model, not a speech-to-text model; ask "
+                     "for VAD with chunking_strategy (steno transcribe --vad) and name a Whisper "
+                     "model");
   }
   auto path = ResolveModel(name, models_dir_);
   if (!path.ok()) return path.error();

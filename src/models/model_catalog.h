@@ -96,12 +96,13 @@ class ModelCatalog {
   // Replaces every declared model at once (a config reload); the ggml files are unaffected.
   void SetDeclared(std::vector<DeclaredModel> declared) EXCLUDES(mu_);
 
-  // Every model: the declared ones, then the installed ggml files a declared name does not hide,
-  // each group by name.
+  // Every model: the declared ones, then the installed ggml files a declared name does not hide
+  // (but not the VAD model: models::IsVoiceActivityModel), each group by name.
   std::vector<ModelEntry> List() const;
   // A model by name: a declared one, else a ggml file by resolve.h's ResolveModel rules. Paths
   // (and hidden names such as "..") only when `allow_paths`: else kBadInput "bad_model_name".
-  // ResolveModel's errors otherwise (kNotFound "model_not_found").
+  // ResolveModel's errors otherwise (kNotFound "model_not_found"). The VAD model's name is
+  // kBadInput "bad_model_name" (it transcribes nothing).
   Result<ModelEntry> Find(const std::string& name_or_path, bool allow_paths) const;
 
   const std::string& models_dir() const { return models_dir_; }

@@ -23,6 +23,31 @@ bool ValidDevice(const std::string& d) {
          std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// chunking_strategy and the VAD settings it carries.
+std::optional<ParamProblem> CheckVadParams(const JobParams& p) {
+  const std::string& c = p.chunking_strategy;
+  if (!c.empty() && c != "auto" && c != "server_vad") {
+    return Bad("chunking_strategy", "bad_chunking_strategy",
+               "'chunking_strategy' must be \"auto\" or {\"type\": \"server_vad\", ...}");
+  }
+  if (!p.vad) return std::nullopt;
+  if (!std::isfinite(p.vad->threshold) || p.vad->threshold < 0 || p.vad->threshold > 1) {
+    return Bad("chunking_strategy", "bad_chunking_strategy",
+               "'chunking_strategy.threshold' must be a number from 0 to 1");
+  }
+  if (p.vad->prefix_padding_ms < 0 || p.vad->prefix_padding_ms > kMaxVadPaddingMs) {
+    return Bad("chunking_strategy", "bad_chunking_strategy",
+               "'chunking_strategy.prefix_padding_ms' must be from 0 to " +
+                   std::to_string(kMaxVadPaddingMs));
+  }
+  if (p.vad->silence_duration_ms < 0 || p.vad->silence_duration_ms > kMaxVadSilenceMs) {
+    return Bad("chunking_strategy", "bad_chunking_strategy",
+               "'chunking_strategy.silence_duration_ms' must be from 0 to " +
+                   std::to_string(kMaxVadSilenceMs));
+  }
+  return std::nullopt;
+}
+
 // Characters (code points) of UTF-8 text: continuation bytes are not counted.
 size_t Utf8Chars(const std::string& s) {
   return static_cast<size_t>(std::count_if(
@@ -107,6 +132,7 @@ std::optional<ParamProblem> CheckJobParams(const JobParams& p) {
   if (p.prompt.size() > kMaxPromptBytes) {
     return Bad("prompt", "bad_prompt", "'prompt' must be at most 16 KiB");
   }
+  if (auto problem = CheckVadParams(p)) return problem;
   return std::nullopt;
 }
 

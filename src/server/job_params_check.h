@@ -19,6 +19,8 @@
 //   bad_timeout          outside 1..604800 seconds
 //   bad_device           not "", auto, cpu or cuda:N (N up to 3 digits)
 //   bad_prompt           longer than 16 KiB
+//   bad_chunking_strategy  not "", auto or server_vad, or VAD settings out of range (threshold
+//                        0..1, prefix_padding_ms 0..10000, silence_duration_ms 0..60000)
 #pragma once
 
 #include <optional>

@@ -134,6 +134,12 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
   if (auto st = CheckModel(request.model, request.params.task); !st) return refuse(st.error());
   auto audio_seconds = TakeAudio(request, digest);
   if (!audio_seconds.ok()) return refuse(audio_seconds.error());
+  std::optional<VadSettings> vad;  // a speech job has no audio to find speech in
+  if (request.params.task != "speech") {
+    auto decided = DecideVad(request.params, *audio_seconds, p_.vad);
+    if (!decided.ok()) return refuse(decided.error());
+    vad = *decided;
+  }
   if (p_.cluster && !digest.empty()) {
     // Durable in the shared store before the job names it: any node can run it.
     auto pushed = p_.cluster->PushBlob(*p_.blobs, digest);
@@ -165,6 +171,7 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
   job.model = request.model;
   job.priority = request.priority;
   job.params = request.params;
+  job.params.vad = vad;
   job.blob_digest = digest;
   job.idempotency_key = request.idempotency_key;
   auto inserted = p_.jobs->Insert(job);

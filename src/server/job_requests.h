@@ -27,6 +27,7 @@
 #include "server/live_events.h"
 #include "server/queue_stats.h"
 #include "server/runtime_slot.h"
+#include "server/vad_policy.h"
 #include "store/blob_store.h"
 #include "store/cluster_store.h"
 #include "store/job_store.h"
@@ -56,6 +57,7 @@ struct JobRequestParts {
   size_t queue_bound = 0;    // pending + running jobs accepted
   sched::QueueConfig queue;  // what Retry-After is derived from
   audio::Limits limits;      // longest audio accepted
+  VadPolicy vad;             // the server's VAD default (decided per job at Submit)
   std::string results_dir;   // where speech jobs' audio is (store::ResultsDir of the data dir)
 };
 
@@ -68,7 +70,8 @@ class JobRequests {
   // (kBadInput "unexpected_audio" if it does), and its result is an audio file (ResultAudio).
   // Probes the audio (kBadInput with the probe's code: not_media, no_audio_stream, too_long,
   // ...), checks the model resolves (kNotFound "model_not_found") and the params (kBadInput),
-  // stores the job durably and queues it. kUnavailable "queue_full" (with Error::retry_after_s,
+  // decides its VAD (vad_policy.h: kBadInput "vad_model_missing"), stores the job durably and
+  // queues it. kUnavailable "queue_full" (with Error::retry_after_s,
   // see RetryAfterSeconds) or "shutting_down". Returns the stored job (with
   // `existing` when the idempotency key matched).
   Result<store::Inserted> Submit(const SubmitJob& job) EXCLUDES(mu_);

@@ -93,6 +93,7 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
   rp.queue_bound = queue_bound;
   rp.queue = queue;
   rp.limits = options.limits;
+  rp.vad = options.vad;
   rp.results_dir = store::ResultsDir(options.data_dir);
   requests = std::make_unique<JobRequests>(std::move(rp));
   writer =

@@ -59,6 +59,7 @@ struct ServiceOptions {
   // Shared store: how often this node publishes itself to the nodes table (cluster()->Nodes).
   int64_t publish_ms = 2'000;
   audio::Limits limits;  // longest audio accepted (0: unlimited)
+  VadPolicy vad;         // the VAD default for jobs that do not choose (needs a restart to change)
   // Jobs the service holds at most (--max-queue): pending + running here, or the cluster's pending
   // jobs on a shared store; Submit refuses more with queue_full. The scheduler's own queue is left
   // unbounded (runtime.scheduler.queue.max_length is not used): it must take every job the store

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // End to end with the official `openai` npm client (pinned in package-lock.json, installed at test
 // time): a real `steno serve` on loopback transcribes files sent by the unchanged client in every
-// response format, translates once, lists models, and rejects a wrong API key the way OpenAI
-// does. Exits non-zero on any mismatch; the server (and its runners) never outlive the script.
+// response format, streams a transcript (stream: true), sends a chunking_strategy object (voice
+// activity detection with the real Silero model when ../shared/models has it), translates once,
+// lists models, and rejects a wrong API key the way OpenAI does. Exits non-zero on any mismatch; the server (and its runners) never outlive the script.
 //
 //   STENO_BIN=build/steno STENO_TEST_DATA=build/test-data node tests/e2e/openai_client.mjs
 import fs from 'node:fs';
@@ -31,12 +32,19 @@ const tmp = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), 'steno-e2e-openai
 const modelsDir = path.join(tmp, 'models');
 fs.mkdirSync(modelsDir);
 fs.copyFileSync(path.join(data, 'models', 'tiny-random.bin'), path.join(modelsDir, `${MODEL}.bin`));
+// The real VAD model, linked (never copied into the repo) when the project's sibling shared/ has it.
+const silero = path.join(process.env.STENO_SOURCE_DIR || '.', '..', 'shared', 'models', 'ggml-silero-v6.2.0.bin');
+const haveVad = fs.existsSync(silero);
+if (haveVad) fs.symlinkSync(path.resolve(silero), path.join(modelsDir, 'ggml-silero-v6.2.0.bin'));
 
 let server;
 let code = 1;
 try {
   server = await checks.step('steno serve starts on 127.0.0.1:0', () =>
-    startSteno({ bin, dataDir: path.join(tmp, 'data'), modelsDir, args: ['--api-key', API_KEY] }));
+    // Greedy without temperature fallback: two runs of one file give the same text (the streaming
+    // check); beam search over the random model's near-uniform scores is not repeatable here.
+    startSteno({ bin, dataDir: path.join(tmp, 'data'), modelsDir,
+                 args: ['--api-key', API_KEY, '--temperature-inc', '0', '--beam-size', '1'] }));
   if (server) {
     console.log(`server at ${server.url}`);
     await run(server.url);
@@ -137,6 +145,51 @@ async function run(url) {
     const r = await transcribe('speech.wav', { response_format: 'verbose_json' });
     assertType(r.segments, 'array', 'verbose_json .segments');
     assert(r.words === undefined, 'words present although only segment granularity was asked for');
+  });
+
+  await checks.step('stream: true yields transcript.text.delta events, then done with the non-streamed text', async () => {
+    const plain = await transcribe('speech_60s.wav', { response_format: 'json' });
+    const stream = await transcribe('speech_60s.wav', { stream: true });
+    let joined = '';
+    let deltas = 0;
+    let done = null;
+    for await (const event of stream) {
+      assert(!done, `an event after transcript.text.done: ${JSON.stringify(event)}`);
+      if (event.type === 'transcript.text.delta') {
+        assertType(event.delta, 'string', 'delta .delta');
+        joined += event.delta;
+        deltas += 1;
+      } else if (event.type === 'transcript.text.done') {
+        done = event;
+      } else {
+        assert(false, `unexpected event ${JSON.stringify(event)}`);
+      }
+    }
+    assert(done, 'no transcript.text.done event');
+    assert(deltas >= 2, `expected a delta per segment of 60 s of speech, got ${deltas}`);
+    assert(done.text === plain.text, `streamed ${JSON.stringify(done.text)} != ${JSON.stringify(plain.text)}`);
+    assert(joined === plain.text, `the deltas joined ${JSON.stringify(joined)} != ${JSON.stringify(plain.text)}`);
+  });
+
+  await checks.step('chunking_strategy object: sent by the client, read by the server', async () => {
+    const request = transcribe('speech.wav', {
+      response_format: 'verbose_json',
+      chunking_strategy: { type: 'server_vad', threshold: 0.5, prefix_padding_ms: 200, silence_duration_ms: 300 },
+    });
+    if (!haveVad) {
+      // Without the model an explicit VAD request is refused, naming the field.
+      let err = null;
+      try { await request; } catch (e) { err = e; }
+      assert(err instanceof OpenAI.BadRequestError, `expected BadRequestError, got ${err ? err.constructor.name : 'success'}`);
+      assert(err.param === 'chunking_strategy', `error param ${err.param}`);
+      return;
+    }
+    const { data: r, response } = await request.withResponse();
+    assertType(r.segments, 'array', 'verbose_json .segments');
+    const id = response.headers.get('x-steno-job-id');
+    const job = await (await fetch(`${url}/v1/jobs/${id}`, { headers: { Authorization: `Bearer ${API_KEY}` } })).json();
+    assert(job.vad && job.vad.prefix_padding_ms === 200 && job.vad.silence_duration_ms === 300,
+           `the job's VAD settings: ${JSON.stringify(job.vad)}`);
   });
 
   await checks.step('other containers through the client: mp3 and webm', async () => {

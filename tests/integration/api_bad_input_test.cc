@@ -193,9 +193,23 @@ TEST_F(ApiBadInputTest, BadDevice) {
       400, "bad_device");
 }
 TEST_F(ApiBadInputTest, StreamingAsked) {
+  // Transcriptions stream (transcription_stream_test); translations and jobs do not.
   Expect(
       [](auto& c) {
-        return Audio(c, "speech.wav", {Field("model", "tiny"), Field("stream", "true")});
+        return c.Post(
+            "/v1/audio/translations",
+            Items{FilePart("speech.wav"), Field("model", "tiny"), Field("stream", "true")});
+      },
+      400, "streaming_not_supported");
+  Expect(
+      [](auto& c) {
+        return c.Post("/v1/jobs", Items{FilePart("speech.wav"), Field("model", "tiny"),
+                                        Field("stream", "true")});
+      },
+      400, "streaming_not_supported");
+  Expect(
+      [](auto& c) {
+        return Audio(c, "speech.wav", {Field("model", "tiny"), Field("stream", "maybe")});
       },
       400, "streaming_not_supported");
 }

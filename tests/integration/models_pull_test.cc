@@ -29,6 +29,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/gapped_speech.h"
 #include "support/process.h"
 #include "support/test_env.h"
 
@@ -394,6 +395,54 @@ TEST_F(ModelsPullTest, ListJsonShowsPulledModel) {
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("tiny.en"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("broken"), std::string::npos) << table.out;
+}
+
+TEST_F(ModelsPullTest, PullsTheVadModelAgainstItsPinnedHash) {
+  const std::string silero = test::SileroModel();
+  if (silero.empty()) GTEST_SKIP() << "the real VAD model is not at ../shared/models";
+  const std::string real = ReadAll(silero);
+  std::string served = real;
+  served[served.size() / 2] ^= 0x01;  // first a corrupted copy
+  std::mutex mu;
+  httplib::Server mirror;
+  mirror.Get("/ggml-silero-v6.2.0.bin", [&](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    res.set_content(served, "application/octet-stream");
+  });
+  const int port = mirror.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { mirror.listen_after_bind(); });
+  while (!mirror.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+
+  // No --sha1: the catalog's pinned hash decides.
+  auto bad = Steno({"models", "pull", "silero-v6.2.0", "--base-url", url});
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_NE(bad.err.find("470e5d9d094ddba2f0a512cecc3732a252188abd"), std::string::npos) << bad.err;
+  EXPECT_TRUE(DirEntries(models_dir_).empty());
+
+  {
+    std::lock_guard lock(mu);
+    served = real;
+  }
+  auto r = Steno({"models", "pull", "silero-v6.2.0", "--base-url", url});
+  mirror.stop();
+  t.join();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadAll(models_dir_ + "/ggml-silero-v6.2.0.bin"), real);
+
+  // Listed as what it is, not as a broken Whisper model.
+  auto list = Steno({"models", "list", "--json", "--available"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  auto j = nlohmann::json::parse(list.out);
+  ASSERT_EQ(j["models"].size(), 1u) << list.out;
+  EXPECT_EQ(j["models"][0]["name"], "silero-v6.2.0");
+  EXPECT_EQ(j["models"][0]["type"], "vad");
+  EXPECT_FALSE(j["models"][0].contains("error")) << list.out;
+  bool available = false;
+  for (const auto& a : j["available"]) {
+    if (a["name"] == "silero-v6.2.0") available = a["installed"] == true && a["type"] == "vad";
+  }
+  EXPECT_TRUE(available) << list.out;
 }
 
 }  // namespace

@@ -210,3 +210,82 @@ TEST(ApiJobRequestTest, EachBadSpeechValueIsA400NamingItsField) {
 
 }  // namespace
 }  // namespace steno::api
+
+namespace steno::api {
+namespace {
+
+// OpenAI's chunking_strategy in each spelling a client uses.
+TEST(ApiChunkingStrategyTest, AutoObjectAndBracketedFormsAreRead) {
+  server::SubmitJob none;
+  ASSERT_FALSE(Parse({{"model", {"tiny"}}}, none));
+  EXPECT_EQ(none.params.chunking_strategy, "");
+  EXPECT_FALSE(none.params.vad.has_value());
+
+  server::SubmitJob auto_job;
+  ASSERT_FALSE(Parse({{"model", {"tiny"}}, {"chunking_strategy", {"auto"}}}, auto_job));
+  EXPECT_EQ(auto_job.params.chunking_strategy, "auto");
+  EXPECT_FALSE(auto_job.params.vad.has_value());  // the server decides at Submit
+
+  server::SubmitJob object;
+  auto e = Parse({{"model", {"tiny"}},
+                  {"chunking_strategy",
+                   {R"({"type":"server_vad","threshold":0.3,"silence_duration_ms":800})"}}},
+                 object);
+  ASSERT_FALSE(e) << e->message;
+  EXPECT_EQ(object.params.chunking_strategy, "server_vad");
+  ASSERT_TRUE(object.params.vad.has_value());
+  // The field left out takes OpenAI's default.
+  EXPECT_EQ(*object.params.vad,
+            (VadSettings{0.3f, kOpenAiServerVadDefaults.prefix_padding_ms, 800}));
+
+  // What the official clients send in a multipart form.
+  server::SubmitJob brackets;
+  e = Parse({{"model", {"tiny"}},
+             {"chunking_strategy[type]", {"server_vad"}},
+             {"chunking_strategy[prefix_padding_ms]", {"120"}}},
+            brackets);
+  ASSERT_FALSE(e) << e->message;
+  ASSERT_TRUE(brackets.params.vad.has_value());
+  EXPECT_EQ(*brackets.params.vad, (VadSettings{0.5f, 120, 200}));
+
+  // A JSON body's nested object.
+  RequestFields fields;
+  ASSERT_FALSE(FieldsFromJson(
+      nlohmann::json::parse(
+          R"({"model":"tiny","chunking_strategy":{"type":"server_vad","threshold":0.6}})"),
+      fields));
+  server::SubmitJob json_job;
+  ASSERT_FALSE(Parse(fields, json_job));
+  ASSERT_TRUE(json_job.params.vad.has_value());
+  EXPECT_FLOAT_EQ(json_job.params.vad->threshold, 0.6f);
+}
+
+TEST(ApiChunkingStrategyTest, EveryBadValueIs400NamingTheField) {
+  const std::vector<RequestFields> bad = {
+      {{"chunking_strategy", {"fixed"}}},
+      {{"chunking_strategy", {""}}},
+      {{"chunking_strategy", {"{not json"}}},
+      {{"chunking_strategy", {R"({"type":"client_vad"})"}}},
+      {{"chunking_strategy", {R"({"threshold":0.5})"}}},
+      {{"chunking_strategy", {R"({"type":"server_vad","threshold":"high"})"}}},
+      {{"chunking_strategy", {R"({"type":"server_vad","threshold":1.5})"}}},
+      {{"chunking_strategy", {R"({"type":"server_vad","prefix_padding_ms":-1})"}}},
+      {{"chunking_strategy", {R"({"type":"server_vad","prefix_padding_ms":2.5})"}}},
+      {{"chunking_strategy", {R"({"type":"server_vad","silence_duration_ms":600000})"}}},
+      {{"chunking_strategy", {R"({"type":"server_vad","eagerness":"high"})"}}},
+      {{"chunking_strategy[type]", {"semantic_vad"}}},
+      {{"chunking_strategy[type]", {"server_vad"}}, {"chunking_strategy[threshold]", {"x"}}},
+  };
+  for (RequestFields f : bad) {
+    f["model"] = {"tiny"};
+    server::SubmitJob job;
+    auto e = Parse(f, job);
+    ASSERT_TRUE(e.has_value()) << f.begin()->first << "=" << f.begin()->second[0];
+    EXPECT_EQ(e->status, 400);
+    EXPECT_EQ(e->code, "bad_chunking_strategy") << e->message;
+    EXPECT_EQ(e->param, "chunking_strategy") << e->message;
+  }
+}
+
+}  // namespace
+}  // namespace steno::api

@@ -3,11 +3,15 @@
 // same code, and the lists come from the engine.
 #include "server/job_params_check.h"
 
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "api/job_request.h"
 #include "engine/decode_params.h"
 #include "engine/languages.h"
+#include "server/vad_policy.h"
+#include "support/test_env.h"
 
 namespace steno::server {
 namespace {
@@ -193,6 +197,66 @@ TEST(JobParamsCheckTest, SpeechParamsSurviveTheStore) {
   EXPECT_EQ(back->response_format, "flac");
   // A transcription's stored params carry none of them.
   EXPECT_EQ(JobParamsToJson(JobParams{}).find("voice"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace steno::server
+
+namespace steno::server {
+namespace {
+
+// The decision of a call expected to succeed.
+std::optional<VadSettings> Decided(const JobParams& params, double seconds, const VadPolicy& p) {
+  auto d = DecideVad(params, seconds, p);
+  EXPECT_TRUE(d.ok()) << d.error().message;
+  return d.ok() ? *d : std::nullopt;
+}
+
+// DecideVad: the request's chunking_strategy against the server's --vad default.
+TEST(VadPolicyTest, RequestAndServerDefaultDecide) {
+  test::ScopedTempDir dir("steno-vad-policy");
+  const std::string model = dir.path + "/ggml-silero-v6.2.0.bin";
+  VadPolicy with{VadPolicy::Mode::kAuto, 30, model};
+  std::ofstream(model) << "any file counts as installed here";
+  VadPolicy without{VadPolicy::Mode::kAuto, 30, dir.path + "/missing.bin"};
+
+  JobParams asked;
+  asked.chunking_strategy = "server_vad";
+  asked.vad = VadSettings{0.4f, 100, 500};
+  auto d = DecideVad(asked, 5, with);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, std::optional<VadSettings>(VadSettings{0.4f, 100, 500}));
+  // Asked for explicitly without the model: refused, with the pull hint.
+  d = DecideVad(asked, 5, without);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().kind, ErrorKind::kBadInput);
+  EXPECT_EQ(d.error().code, "vad_model_missing");
+  EXPECT_NE(d.error().message.find("steno models pull silero-v6.2.0"), std::string::npos);
+
+  JobParams auto_asked;
+  auto_asked.chunking_strategy = "auto";
+  EXPECT_EQ(Decided(auto_asked, 5, with), std::optional<VadSettings>(VadSettings{}));
+  EXPECT_EQ(Decided(auto_asked, 5, without), std::nullopt);  // quietly without
+
+  // Not asked: the server's default. auto: only for audio at least min_duration_s long.
+  JobParams plain;
+  EXPECT_EQ(Decided(plain, 29.9, with), std::nullopt);
+  EXPECT_EQ(Decided(plain, 30, with), std::optional<VadSettings>(VadSettings{}));
+  EXPECT_EQ(Decided(plain, 600, without), std::nullopt);
+  VadPolicy on = with;
+  on.mode = VadPolicy::Mode::kOn;
+  EXPECT_EQ(Decided(plain, 1, on), std::optional<VadSettings>(VadSettings{}));
+  VadPolicy off = with;
+  off.mode = VadPolicy::Mode::kOff;
+  EXPECT_EQ(Decided(plain, 600, off), std::nullopt);
+  // A stray decision in the params is never trusted without the request asking.
+  plain.vad = VadSettings{0.9f, 0, 0};
+  EXPECT_EQ(Decided(plain, 600, off), std::nullopt);
+
+  EXPECT_EQ(ParseVadMode("on"), VadPolicy::Mode::kOn);
+  EXPECT_EQ(ParseVadMode("auto"), VadPolicy::Mode::kAuto);
+  EXPECT_EQ(ParseVadMode("off"), VadPolicy::Mode::kOff);
+  EXPECT_FALSE(ParseVadMode("yes").has_value());
 }
 
 }  // namespace

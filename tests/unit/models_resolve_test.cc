@@ -157,7 +157,9 @@ TEST(ModelsCatalogTest, EntriesAreWellFormed) {
     EXPECT_TRUE(names.insert(e.name).second) << "duplicate " << e.name;
     ASSERT_EQ(e.sha1.size(), 40u) << e.name;
     for (char c : e.sha1) EXPECT_TRUE(std::isxdigit(c) && !std::isupper(c)) << e.name;
-    EXPECT_GT(e.approx_bytes, 30 << 20) << e.name;
+    // Whisper models are tens of MiB at least; the Silero VAD model is under one.
+    EXPECT_GT(e.approx_bytes, e.purpose == ModelPurpose::kVoiceActivity ? 500 << 10 : 30 << 20)
+        << e.name;
     EXPECT_EQ(e.base_url.rfind("https://", 0), 0u) << e.name;
     EXPECT_EQ(e.multilingual, e.name.find(".en") == std::string_view::npos) << e.name;
   }
@@ -169,6 +171,14 @@ TEST(ModelsCatalogTest, EntriesAreWellFormed) {
   EXPECT_EQ(FindCatalogEntry("tiny.en")->sha1, "c78c86eb1a8faa21b369bcd33207cc90d64ae9df");
   EXPECT_EQ(FindCatalogEntry("large-v3-turbo")->sha1, "4af2b29d7ec73d781377bfd1758ca957a807e941");
   EXPECT_EQ(FindCatalogEntry("huge"), nullptr);
+  // The VAD model: pinned, from whisper.cpp's VAD repository, and no speech-to-text model.
+  const CatalogEntry* vad = FindCatalogEntry(kVadModelName);
+  ASSERT_NE(vad, nullptr);
+  EXPECT_EQ(vad->sha1, "470e5d9d094ddba2f0a512cecc3732a252188abd");
+  EXPECT_EQ(vad->base_url, "https://huggingface.co/ggml-org/whisper-vad/resolve/main");
+  EXPECT_TRUE(IsVoiceActivityModel("silero-v6.2.0"));
+  EXPECT_FALSE(IsVoiceActivityModel("tiny.en"));
+  EXPECT_FALSE(IsVoiceActivityModel("my-own"));
   EXPECT_EQ(ModelFileName("large-v3-turbo"), "ggml-large-v3-turbo.bin");
   EXPECT_NE(KnownModelNames().find("base.en, small"), std::string::npos);
 }

@@ -49,6 +49,27 @@ TEST(StoreJob, ParamsRoundTripThroughJson) {
   EXPECT_EQ(back->keep_alive_s, 0);
   EXPECT_EQ(back->timeout_s, 120);
   EXPECT_EQ(back->filename, "talk.mp3");
+  EXPECT_EQ(back->chunking_strategy, "");
+  EXPECT_FALSE(back->vad.has_value());
+}
+
+TEST(StoreJob, VadDecisionRoundTripsAndOldJobsRunWithout) {
+  JobParams p;
+  p.chunking_strategy = "server_vad";
+  p.vad = VadSettings{0.35f, 250, 700};
+  auto back = JobParamsFromJson(JobParamsToJson(p));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->chunking_strategy, "server_vad");
+  ASSERT_TRUE(back->vad.has_value());
+  EXPECT_EQ(*back->vad, (VadSettings{0.35f, 250, 700}));
+
+  // A job stored before VAD existed (no such fields) reads back as one without VAD.
+  auto old = JobParamsFromJson(R"({"task":"transcribe","language":"en","prompt":"",)"
+                               R"("temperature":0,"response_format":"json"})");
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  EXPECT_FALSE(old->vad.has_value());
+  EXPECT_EQ(old->chunking_strategy, "");
+  EXPECT_EQ(JobParamsFromJson(R"({"vad":3})").error().code, "bad_job_params");
 }
 
 TEST(StoreJob, ParamsToleranceAndErrors) {

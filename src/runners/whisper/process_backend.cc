@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/job.h"
 #include "engine/transcript_json.h"
 #include "runner/release_check.h"
 #include "runner/runner_handle.h"
@@ -60,6 +61,9 @@ engine::DecodeParams DecodeParamsForJob(const engine::DecodeParams& defaults,
   p.initial_prompt = job_params.value("prompt", p.initial_prompt);
   p.temperature = job_params.value("temperature", p.temperature);
   p.word_timestamps = job_params.value("word_timestamps", p.word_timestamps);
+  // The VAD decision made when the job was accepted (JobParams::vad); the model file is this
+  // server's (defaults.vad_model_path).
+  if (auto params = JobParamsFromJson(job_params.dump()); params.ok()) p.vad = params->vad;
   return p;
 }
 

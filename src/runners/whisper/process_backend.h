@@ -54,7 +54,8 @@ struct ProcessBackendOptions {
       on_unreleased;
 };
 
-// The runner's decode parameters for one job: the defaults, then the request's own choices.
+// The runner's decode parameters for one job: the defaults, then the request's own choices
+// (language, task, prompt, temperature, word timestamps, and VAD: JobParams::vad).
 engine::DecodeParams DecodeParamsForJob(const engine::DecodeParams& defaults,
                                         const nlohmann::json& job_params);
 

@@ -1,0 +1,48 @@
+// Voice activity detection with whisper.cpp's VAD API (Silero VAD in ggml format,
+// `steno models pull silero-v6.2.0`). The model is small and always runs on the CPU.
+//
+// One detector belongs to one thread at a time (whisper.cpp's VAD context keeps the LSTM state
+// of the audio it last read); a runner keeps one per stream.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "core/vad_settings.h"
+#include "engine/speech_timeline.h"
+
+struct whisper_vad_context;
+
+namespace steno::engine {
+
+class VadDetector {
+ public:
+  // Loads the model at `path` on the CPU with `n_threads`. Errors: kBadInput "vad_model_missing"
+  // (no such file; the message says to run `steno models pull silero-v6.2.0`), kBadInput
+  // "bad_vad_model" (whisper.cpp cannot load it).
+  static Result<std::unique_ptr<VadDetector>> Load(const std::string& path, int n_threads);
+  ~VadDetector();
+  VadDetector(const VadDetector&) = delete;
+  VadDetector& operator=(const VadDetector&) = delete;
+
+  // The speech in 16 kHz mono samples, sorted, in seconds (whisper.cpp's
+  // whisper_vad_segments_from_samples with `settings`; its other parameters keep whisper.cpp's
+  // defaults). An empty list: no speech. Errors: kInternal "vad_failed".
+  Result<std::vector<SpeechRegion>> Detect(std::span<const float> pcm, const VadSettings& settings);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  VadDetector(whisper_vad_context* ctx, std::string path) : ctx_(ctx), path_(std::move(path)) {}
+  whisper_vad_context* ctx_;
+  std::string path_;
+};
+
+// The error for a VAD model that is not installed: kBadInput "vad_model_missing", telling the user
+// to run `steno models pull silero-v6.2.0`. `where` names the file or dir looked in.
+Error VadModelMissing(const std::string& where);
+
+}  // namespace steno::engine
