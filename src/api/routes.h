@@ -110,6 +110,9 @@ std::map<std::string, std::vector<std::string>> FieldsOf(const MultipartUpload& 
 // the completed job, or nullopt with the error response set (504 timeout, 409 job_cancelled,
 // the job's own error for a failed one).
 std::optional<Job> WaitCompleted(Context& ctx, Call& call, const std::string& id);
+// The request's Idempotency-Key into `job` (none: left empty); 400 bad_idempotency_key for one
+// longer than 255 bytes or holding control characters.
+std::optional<ApiError> TakeIdempotencyKey(const Call& call, server::SubmitJob& job);
 // 503 queue_full (with Retry-After) when the scheduler's queue is at the bound already.
 std::optional<ApiError> RefuseEarly(Context& ctx);
 // 404 model_not_found (naming "model") for a name no catalog entry has; nullopt otherwise

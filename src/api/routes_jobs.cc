@@ -22,14 +22,6 @@
 namespace steno::api {
 namespace {
 
-bool ValidIdempotencyKey(const std::string& key) {
-  if (key.size() > 255) return false;
-  for (unsigned char c : key) {
-    if (c < 0x20 || c == 0x7f) return false;
-  }
-  return true;
-}
-
 std::string Basename(const std::string& path) {
   auto pos = path.find_last_of('/');
   return pos == std::string::npos ? path : path.substr(pos + 1);
@@ -88,14 +80,7 @@ void SubmitPath(Context& ctx, Call& call) {
   }
   job.server_path = file->proc_path();
   job.params.filename = Basename(file->real_path());
-  if (auto key = call.req.get_header_value("Idempotency-Key"); !key.empty()) {
-    if (!ValidIdempotencyKey(key)) {
-      return SendError(call.res,
-                       MakeApiError(400, "bad_idempotency_key",
-                                    "Idempotency-Key must be at most 255 printable bytes"));
-    }
-    job.idempotency_key = key;
-  }
+  if (auto e = TakeIdempotencyKey(call, job)) return SendError(call.res, *e);
   auto inserted = ctx.service.jobs().Submit(job);  // `file` stays open until the copy is made
   if (!inserted.ok()) {
     Error e = inserted.error();

@@ -118,6 +118,19 @@ std::string ParamForError(const Error& e) {
   return "";
 }
 
+std::optional<ApiError> TakeIdempotencyKey(const Call& call, server::SubmitJob& job) {
+  const std::string key = call.req.get_header_value("Idempotency-Key");
+  if (key.empty()) return std::nullopt;
+  bool printable = key.size() <= 255;
+  for (unsigned char c : key) printable = printable && c >= 0x20 && c != 0x7f;
+  if (!printable) {
+    return MakeApiError(400, "bad_idempotency_key",
+                        "Idempotency-Key must be at most 255 printable bytes");
+  }
+  job.idempotency_key = key;
+  return std::nullopt;
+}
+
 std::optional<ApiError> RefuseEarly(Context& ctx) {
   const size_t max_queue = ctx.service.jobs().max_queue();
   const auto snap = ctx.service.runners().Snapshot();
@@ -195,13 +208,9 @@ std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
     return std::nullopt;
   }
   job.params.filename = CleanFilename(upload.filename());
-  if (auto key = call.req.get_header_value("Idempotency-Key"); !key.empty()) {
-    if (key.size() > 255) {
-      SendError(call.res, MakeApiError(400, "bad_idempotency_key",
-                                       "Idempotency-Key must be at most 255 bytes"));
-      return std::nullopt;
-    }
-    job.idempotency_key = key;
+  if (auto e = TakeIdempotencyKey(call, job)) {
+    SendError(call.res, *e);
+    return std::nullopt;
   }
   if (auto e = CheckModel(ctx, job.model)) {
     SendError(call.res, *e);

@@ -55,13 +55,9 @@ std::optional<store::Inserted> SubmitSpeech(Context& ctx, Call& call, server::Su
     SendError(call.res, *e);
     return std::nullopt;
   }
-  if (auto key = call.req.get_header_value("Idempotency-Key"); !key.empty()) {
-    if (key.size() > 255) {
-      SendError(call.res, MakeApiError(400, "bad_idempotency_key",
-                                       "Idempotency-Key must be at most 255 bytes"));
-      return std::nullopt;
-    }
-    job.idempotency_key = key;
+  if (auto e = TakeIdempotencyKey(call, job)) {
+    SendError(call.res, *e);
+    return std::nullopt;
   }
   if (auto e = CheckModel(ctx, job.model)) {
     SendError(call.res, *e);

@@ -14,6 +14,7 @@
 #include "runners/server/server_transcript.h"
 #include "server/runtime.h"
 #include "support/child_process.h"
+#include "support/final_jobs.h"
 #include "support/server_events.h"
 #include "support/test_env.h"
 
@@ -25,28 +26,7 @@ using runners::ServerModel;
 
 constexpr int64_t kGiB = int64_t{1} << 30;
 
-// Waits (on the scheduler's hook) until a job reaches a final state.
-struct FinalJobs {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<std::string, sched::JobUpdate> final;
-
-  sched::SchedulerHooks Hooks() {
-    sched::SchedulerHooks h;
-    h.on_job = [this](const sched::JobUpdate& u) {
-      if (u.kind != sched::JobUpdate::Kind::kState || !IsFinal(u.job.state)) return;
-      std::lock_guard<std::mutex> lock(mu);
-      final[u.job.id] = u;
-      cv.notify_all();
-    };
-    return h;
-  }
-  std::optional<sched::JobUpdate> Wait(const std::string& id, std::chrono::seconds timeout = 120s) {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, timeout, [&] { return final.count(id) > 0; })) return std::nullopt;
-    return final.at(id);
-  }
-};
+using test::FinalJobs;
 
 server::RuntimeOptions ServerRuntime(const test::ScopedTempDir& dir,
                                      std::vector<ServerModel> models) {

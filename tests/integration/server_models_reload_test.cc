@@ -12,6 +12,7 @@
 #include "runners/server/server_model.h"
 #include "server/runtime.h"
 #include "support/child_process.h"
+#include "support/final_jobs.h"
 #include "support/test_env.h"
 
 namespace steno {
@@ -35,28 +36,7 @@ ServerModel FakeServer(const std::string& name, const std::string& answer) {
   return m;
 }
 
-// Waits (on the scheduler's hook) until a job reaches a final state.
-struct FinalJobs {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<std::string, sched::JobUpdate> final;
-
-  sched::SchedulerHooks Hooks() {
-    sched::SchedulerHooks h;
-    h.on_job = [this](const sched::JobUpdate& u) {
-      if (u.kind != sched::JobUpdate::Kind::kState || !IsFinal(u.job.state)) return;
-      std::lock_guard<std::mutex> lock(mu);
-      final[u.job.id] = u;
-      cv.notify_all();
-    };
-    return h;
-  }
-  std::optional<sched::JobUpdate> Wait(const std::string& id) {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, 120s, [&] { return final.count(id) > 0; })) return std::nullopt;
-    return final.at(id);
-  }
-};
+using test::FinalJobs;
 
 struct ReloadRuntime {
   test::ScopedTempDir dir{"steno-server-reload"};

@@ -15,6 +15,7 @@
 #include "sched/scheduler.h"
 #include "server/runtime.h"
 #include "support/echo_kind.h"
+#include "support/final_jobs.h"
 #include "support/test_env.h"
 
 namespace steno {
@@ -220,28 +221,7 @@ TEST(RunnerKindsEcho, TheSchedulerPlacesAdmitsAndChargesAnotherKind) {
   EXPECT_FALSE(runner_updates.back().crashed);
 }
 
-// Waits (on the scheduler's hook) until a job reaches a final state.
-struct FinalJobs {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<std::string, sched::JobUpdate> final;
-
-  sched::SchedulerHooks Hooks() {
-    sched::SchedulerHooks h;
-    h.on_job = [this](const sched::JobUpdate& u) {
-      if (u.kind != sched::JobUpdate::Kind::kState || !IsFinal(u.job.state)) return;
-      std::lock_guard<std::mutex> lock(mu);
-      final[u.job.id] = u;
-      cv.notify_all();
-    };
-    return h;
-  }
-  std::optional<sched::JobUpdate> Wait(const std::string& id) {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, 60s, [&] { return final.count(id) > 0; })) return std::nullopt;
-    return final.at(id);
-  }
-};
+using test::FinalJobs;
 
 server::RuntimeOptions EchoRuntime(const test::ScopedTempDir& dir, EchoBackend** echo) {
   server::RuntimeOptions o;
