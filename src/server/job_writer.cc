@@ -64,13 +64,17 @@ void JobWriter::CancelRun(const std::string& id, bool drop) {
       0);
 }
 
-bool JobWriter::ClaimStarted(const Job& j, Status& st) {
-  if (p_.held->TakePreclaimed(j.id)) return true;  // the claim loop claimed it
+Result<std::optional<Job>> JobWriter::ClaimInStore(const std::string& id) {
   store::ClaimRequest claim;
   claim.owner = p_.node;
   claim.lease_ms = p_.lease_ms;
-  claim.job_id = j.id;
-  auto claimed = p_.jobs->Claim(claim);
+  claim.job_id = id;
+  return p_.jobs->Claim(claim);
+}
+
+bool JobWriter::ClaimStarted(const Job& j, Status& st) {
+  if (p_.held->TakePreclaimed(j.id)) return true;  // the claim loop claimed it
+  auto claimed = ClaimInStore(j.id);
   if (!claimed.ok()) {
     st = claimed.error();
   } else if (*claimed) {
@@ -90,11 +94,7 @@ bool JobWriter::ClaimStarted(const Job& j, Status& st) {
 
 bool JobWriter::ClaimUnstarted(const Job& j, Status& st) {
   if (p_.held->TakePreclaimed(j.id)) return true;
-  store::ClaimRequest claim;
-  claim.owner = p_.node;
-  claim.lease_ms = p_.lease_ms;
-  claim.job_id = j.id;
-  auto claimed = p_.jobs->Claim(claim);
+  auto claimed = ClaimInStore(j.id);
   if (!claimed.ok()) {
     st = claimed.error();
     return false;

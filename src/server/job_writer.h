@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
@@ -66,6 +67,8 @@ class JobWriter {
   // One scheduler change, made durable, then shown to subscribers.
   void Apply(const sched::JobUpdate& u);
   // pending → loading: claims the job for this node (false: the run was cancelled here).
+  // Claims job `id` in the store for this node with the lease length (nullopt: not pending).
+  Result<std::optional<Job>> ClaimInStore(const std::string& id);
   bool ClaimStarted(const Job& j, Status& st);
   // pending → failed without a run (its model was removed while it waited:
   // Scheduler::Redeclare): the store still has it pending unless the claim loop claimed it, so
