@@ -98,6 +98,10 @@ bool ReadRaw(Call& call, const httplib::ContentReceiver& receiver);
 std::optional<ApiError> ReadBody(Call& call, int64_t limit, std::string& out);
 // Parses the body as a JSON object: 400 bad_json. An empty body gives an empty object.
 std::optional<ApiError> ReadJsonObject(Call& call, int64_t limit, nlohmann::json& out);
+// A job request sent as a JSON object (ReadJsonObject within max_json_bytes, then
+// ParseJobRequest with `rules`): its fields into `fields`, the job into `job`.
+std::optional<ApiError> ReadJsonJobRequest(Context& ctx, Call& call, const JobRequestRules& rules,
+                                           RequestFields& fields, server::SubmitJob& job);
 // Streams a multipart/form-data body into `upload` (415 if the body is not multipart).
 std::optional<ApiError> ReadMultipart(Call& call, MultipartUpload& upload);
 bool IsMultipart(const httplib::Request& req);

@@ -145,6 +145,14 @@ std::optional<ApiError> ReadBody(Call& call, int64_t limit, std::string& out) {
   return std::nullopt;
 }
 
+std::optional<ApiError> ReadJsonJobRequest(Context& ctx, Call& call, const JobRequestRules& rules,
+                                           RequestFields& fields, server::SubmitJob& job) {
+  nlohmann::json body;
+  if (auto e = ReadJsonObject(call, ctx.options.max_json_bytes, body)) return e;
+  if (auto e = FieldsFromJson(body, fields)) return e;
+  return ParseJobRequest(fields, rules, job);
+}
+
 std::optional<ApiError> ReadJsonObject(Call& call, int64_t limit, nlohmann::json& out) {
   std::string body;
   if (auto e = ReadBody(call, limit, body)) return e;

@@ -42,14 +42,9 @@ void SendCreated(Call& call, const store::Inserted& inserted) {
 
 // POST /v1/jobs with {"path": "/srv/audio/x.wav", "model": ..., ...}.
 void SubmitPath(Context& ctx, Call& call) {
-  nlohmann::json body;
-  if (auto e = ReadJsonObject(call, ctx.options.max_json_bytes, body)) {
-    return SendError(call.res, *e);
-  }
   RequestFields fields;
-  if (auto e = FieldsFromJson(body, fields)) return SendError(call.res, *e);
   server::SubmitJob job;
-  if (auto e = ParseJobRequest(fields, {"", ctx.options.default_model}, job)) {
+  if (auto e = ReadJsonJobRequest(ctx, call, {"", ctx.options.default_model}, fields, job)) {
     return SendError(call.res, *e);
   }
   if (job.params.task == "speech") {

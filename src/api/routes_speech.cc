@@ -32,14 +32,11 @@ void Speech(Context& ctx, Call& call) {
     return SendError(call.res, MakeApiError(415, "unsupported_content_type",
                                             "send OpenAI's speech request as application/json"));
   }
-  nlohmann::json body;
-  if (auto e = ReadJsonObject(call, ctx.options.max_json_bytes, body)) {
+  RequestFields fields;
+  server::SubmitJob job;
+  if (auto e = ReadJsonJobRequest(ctx, call, {"speech", ""}, fields, job)) {
     return SendError(call.res, *e);
   }
-  RequestFields fields;
-  if (auto e = FieldsFromJson(body, fields)) return SendError(call.res, *e);
-  server::SubmitJob job;
-  if (auto e = ParseJobRequest(fields, {"speech", ""}, job)) return SendError(call.res, *e);
   auto inserted = SubmitSpeech(ctx, call, std::move(job));
   if (!inserted) return;
   const std::string id = inserted->job.id;
