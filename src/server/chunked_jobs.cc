@@ -95,11 +95,6 @@ void ChunkedJobs::Stop() {
   jobs_.clear();
 }
 
-size_t ChunkedJobs::Count() const {
-  MutexLock lock(mu_);
-  return jobs_.size();
-}
-
 bool ChunkedJobs::Wants(const Job& job, const sched::BlobRef& input) {
   const JobParams& p = job.params;
   if (options_.cap < 1 || !p.vad || p.chunk || input.path.empty()) return false;

@@ -76,8 +76,6 @@ class ChunkedJobs {
   // Cancels job `id`'s sub-jobs and reports it cancelled once none runs. Does nothing for a
   // job that is not chunked here.
   void Cancel(const std::string& id) EXCLUDES(mu_);
-  // Chunked jobs not ended yet.
-  size_t Count() const EXCLUDES(mu_);
   // Joins the thread and deletes the decoded audio of the jobs not ended (a shutdown: they go
   // back to the queue and are planned again at the next start). Idempotent.
   void Stop() EXCLUDES(mu_);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <regex>
@@ -20,6 +21,7 @@
 #include "api_test_server.h"
 #include "support/child_process.h"
 #include "support/gapped_speech.h"
+#include "support/process.h"
 #include "support/test_env.h"
 
 namespace steno::test {
@@ -381,6 +383,35 @@ TEST_F(ChunkedJobsTest, ShortJobGoesAheadOfTheRemainingChunks) {
     ++later;
   }
   EXPECT_GE(later, 1) << "no chunk was submitted after the short job: " << log;
+}
+
+// --chunk-streams is read from the flag, STENO_CHUNK_STREAMS and the config file's
+// `chunk-streams`; a value out of 1..64 from any of them refuses to start, naming the flag.
+TEST(ChunkStreamsFlagTest, OutOfRangeIsAUsageErrorFromEverySource) {
+  ScopedTempDir dir("steno-chunk-flag");
+  const std::string config = dir.path + "/steno.toml";
+  std::ofstream(config) << "[serve]\nchunk-streams = 65\n";
+  const std::vector<std::string> serve = {
+      StenoBin(),         "serve",        "--port", "0",        "--data-dir",
+      dir.path + "/data", "--models-dir", dir.path, "--device", "cpu"};
+  ProcessOptions o;
+  o.timeout_s = 60;
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = serve;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  };
+  auto flag = RunProcess(with({"--chunk-streams", "0"}), o);
+  EXPECT_EQ(flag.exit_code, 2) << flag.err;
+  EXPECT_NE(flag.err.find("--chunk-streams must be from 1 to 64"), std::string::npos) << flag.err;
+  auto file = RunProcess(with({"--config", config}), o);
+  EXPECT_EQ(file.exit_code, 2) << file.err;
+  EXPECT_NE(file.err.find("--chunk-streams"), std::string::npos) << file.err;
+  ProcessOptions env = o;
+  env.env = {{"STENO_CHUNK_STREAMS", "0"}};
+  auto from_env = RunProcess(serve, env);
+  EXPECT_EQ(from_env.exit_code, 2) << from_env.err;
+  EXPECT_NE(from_env.err.find("--chunk-streams"), std::string::npos) << from_env.err;
 }
 
 }  // namespace
