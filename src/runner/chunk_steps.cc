@@ -71,11 +71,15 @@ class MappedPcm {
 }  // namespace
 
 Result<nlohmann::json> RunPlan(engine::WhisperStream& stream, const audio::MediaFile& input,
-                               const engine::DecodeParams& params, const ChunkWork& work) {
+                               const engine::DecodeParams& params, const ChunkWork& work,
+                               const std::function<bool()>& should_abort) {
+  const Error aborted(ErrorKind::kCancelled, "aborted", "the plan was stopped");
   auto pcm = audio::Decode(input);
   if (!pcm.ok()) return pcm.error();
+  if (should_abort()) return aborted;
   auto speech = stream.DetectSpeech(*pcm, params);
   if (!speech.ok()) return speech.error();
+  if (should_abort()) return aborted;
   const auto chunks = engine::PlanChunks(*pcm, std::move(speech).value(), work.max_chunk_s);
   if (auto st = WritePcm(work.pcm_path, *pcm); !st) return st.error();
   nlohmann::json out = {{"duration", static_cast<double>(pcm->size()) / audio::kSampleRate},

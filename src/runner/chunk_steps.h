@@ -3,6 +3,8 @@
 // own speech from the decoded audio, never decoding the file again.
 #pragma once
 
+#include <functional>
+
 #include <nlohmann/json.hpp>
 
 #include "audio/probe.h"
@@ -18,9 +20,11 @@ namespace steno::runner {
 // chunks of at most work.max_chunk_s (engine/chunk_plan.h) and writes the decoded audio to
 // work.pcm_path (whole, or not at all: a temp file renamed). The result:
 //   {"duration": s, "chunks": [{"start": s, "end": s, "speech": [[start, end], ...]}, ...]}
-// Errors: the decoder's, the VAD's, kIo "pcm_write_failed".
+// `should_abort` is asked between the steps (decoding and VAD themselves run to their end).
+// Errors: the decoder's, the VAD's, kIo "pcm_write_failed", kCancelled "aborted".
 Result<nlohmann::json> RunPlan(engine::WhisperStream& stream, const audio::MediaFile& input,
-                               const engine::DecodeParams& params, const ChunkWork& work);
+                               const engine::DecodeParams& params, const ChunkWork& work,
+                               const std::function<bool()>& should_abort);
 
 // Transcribes the speech of one chunk (work.speech, times in the original audio) from the
 // decoded audio at work.pcm_path, with every time in the original audio's timeline. Errors:

@@ -272,10 +272,16 @@ json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
     return json{
         {"type", "done"}, {"job_id", job.id}, {"processing_ms", ms}, {"result", std::move(result)}};
   };
+  auto should_abort = [&job] { return job.cancel.load() || Clock::now() >= job.deadline; };
+  auto failed = [&job, &should_abort](const Error& e) {
+    if (e.kind == ErrorKind::kCancelled && !job.cancel && should_abort()) {
+      return ErrorMessage(job.id, RunnerErrorKind::kTimeout, "the job ran past its timeout");
+    }
+    return ErrorMessage(job.id, ErrorKindForProtocol(e.kind), e.message);
+  };
   if (chunk && chunk->step == ChunkWork::Step::kPlan) {
-    auto plan = RunPlan(*slot->stream, input, params, *chunk);
-    if (!plan)
-      return ErrorMessage(job.id, ErrorKindForProtocol(plan.error().kind), plan.error().message);
+    auto plan = RunPlan(*slot->stream, input, params, *chunk, should_abort);
+    if (!plan) return failed(plan.error());
     return done(std::move(plan).value());
   }
   int last_percent = -1;
@@ -290,7 +296,7 @@ json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
           {"job_id", job.id},
           {"segment", {{"id", s.id}, {"start", s.start}, {"end", s.end}, {"text", s.text}}}});
   };
-  cb.should_abort = [&] { return job.cancel.load() || Clock::now() >= job.deadline; };
+  cb.should_abort = should_abort;
   Result<engine::Transcript> t = Error(ErrorKind::kInternal, "not_run", "not run");
   if (chunk) {
     t = RunChunk(*slot->stream, *chunk, params, cb);
@@ -302,10 +308,7 @@ json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
     t = slot->stream->Run(*pcm, params, cb);
   }
   if (t) return done(engine::ToVerboseJson(*t));
-  if (t.error().kind == ErrorKind::kCancelled && !job.cancel && Clock::now() >= job.deadline) {
-    return ErrorMessage(job.id, RunnerErrorKind::kTimeout, "the job ran past its timeout");
-  }
-  return ErrorMessage(job.id, ErrorKindForProtocol(t.error().kind), t.error().message);
+  return failed(t.error());
 }
 
 void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
