@@ -124,7 +124,9 @@ bool WaitFirstAudio(Context& ctx, Call& call, const SpeechStream& stream, const 
       first = v;
       return true;
     }
-    if (v.job_ended || ctx.stopping) {
+    // The store too: a final state the events did not bring (another node's, a user's cancel).
+    auto job = ctx.service.jobs().Get(id);
+    if (v.job_ended || ctx.stopping || (job.ok() && IsFinal(job->state))) {
       // Final (or stopping): WaitCompleted answers at once.
       if (WaitCompleted(ctx, call, id)) SendAudioResult(ctx, call, id);
       return false;
