@@ -27,6 +27,11 @@ endif
 CMAKE_FLAGS := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ifeq ($(SANITIZE),1)
   CMAKE_FLAGS += -DSTENO_SANITIZE=ON
+  # As for TSAN below: every process the tests start writes what ASan/UBSan find to
+  # SAN_REPORTS/*.PID, and any report fails `make test` (UBSan alone would only print and go on).
+  SAN_REPORTS := $(CURDIR)/$(BUILD)/sanitizer-reports
+  export ASAN_OPTIONS ?= log_path=$(SAN_REPORTS)/asan
+  export UBSAN_OPTIONS ?= print_stacktrace=1 log_path=$(SAN_REPORTS)/ubsan
 endif
 ifeq ($(TSAN),1)
   ifeq ($(SANITIZE),1)
@@ -62,6 +67,11 @@ ifeq ($(TSAN),1)
 	@cd $(BUILD) && GGML_NO_BACKTRACE=1 ctest --output-on-failure -j $(JOBS) --timeout 900 $(CTEST_FLAGS); \
 	  rc=$$?; if [ -n "$$(ls -A $(TSAN_REPORTS))" ]; then cat $(TSAN_REPORTS)/*; \
 	  echo "ThreadSanitizer reported the races above (files in $(TSAN_REPORTS))"; exit 1; fi; exit $$rc
+else ifeq ($(SANITIZE),1)
+	@rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
+	@cd $(BUILD) && GGML_NO_BACKTRACE=1 ctest --output-on-failure -j $(JOBS) --timeout 900; \
+	  rc=$$?; if [ -n "$$(ls -A $(SAN_REPORTS))" ]; then cat $(SAN_REPORTS)/*; \
+	  echo "AddressSanitizer/UBSan reported the errors above (files in $(SAN_REPORTS))"; exit 1; fi; exit $$rc
 else
 	@cd $(BUILD) && GGML_NO_BACKTRACE=1 ctest --output-on-failure -j $(JOBS) --timeout 900
 endif
