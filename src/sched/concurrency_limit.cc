@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <utility>
 
 namespace steno::sched {
 
@@ -39,6 +40,7 @@ std::string ConcurrencyLimitText(const ConcurrencyConfig& config) {
 ConcurrencyLimiter::ConcurrencyLimiter(ConcurrencyConfig config) : config_(config) {
   config_.max_limit = std::max(1, config_.max_limit);
   limit_ = std::clamp(config_.initial_limit, 1, config_.max_limit);
+  hold_ = std::max(1, config_.probe_after_windows);
 }
 
 int ConcurrencyLimiter::limit() const {
@@ -98,6 +100,7 @@ void ConcurrencyLimiter::CloseWindow(int64_t now_ms) {
   window_start_ms_ = -1;  // the next start opens the next window
   ++windows_;
   if (config_.mode != ConcurrencyConfig::Mode::kAuto) return;
+  if (std::exchange(settling_, false)) return;  // the first window after a change: a transient
   if (w.mean_in_flight < config_.saturation * limit_) return;  // demand, not the device, limited
   Decide(w);
 }
@@ -121,10 +124,12 @@ void ConcurrencyLimiter::Decide(const Reference& w) {
   if (last_->level < level) {  // after a raise: did the added streams add throughput?
     if (Worth(*last_, w)) {
       last_ = w;
+      hold_ = config_.probe_after_windows;
       Grow();
     } else {  // it stopped growing: back to the last good limit (last_ measured it)
       slow_start_ = false;
       probe_down_next_ = true;
+      ProbeFailed();
       SetLimit(last_->level);
     }
     return;
@@ -133,9 +138,11 @@ void ConcurrencyLimiter::Decide(const Reference& w) {
     const bool probed = probing_down_;
     probing_down_ = false;
     if (probed && Worth(w, *last_)) {
+      ProbeFailed();
       SetLimit(last_->level);  // the streams were worth it: back up (last_ measured it)
       return;
     }
+    if (probed) hold_ = config_.probe_after_windows;
     last_ = w;  // this limit is the reference now
     if (probed) {
       ProbeDown();  // fewer streams delivered as much: try fewer still
@@ -148,16 +155,21 @@ void ConcurrencyLimiter::Decide(const Reference& w) {
     // The same concurrency got slower: the device has less to give. Multiplicative decrease.
     slow_start_ = false;
     last_ = w;
+    hold_ = config_.probe_after_windows;
     SetLimit(std::min(level - 1, static_cast<int>(std::floor(level * config_.backoff))));
     return;
   }
   last_ = w;
-  if (++held_ < config_.probe_after_windows) return;
+  if (++held_ < hold_) return;
   if (probe_down_next_ && level > 1) {
     ProbeDown();
   } else {
     Grow();
   }
+}
+
+void ConcurrencyLimiter::ProbeFailed() {
+  hold_ = std::min(2 * hold_, config_.probe_after_windows * config_.max_probe_backoff);
 }
 
 void ConcurrencyLimiter::Grow() {
@@ -175,7 +187,10 @@ void ConcurrencyLimiter::ProbeDown() {
 
 void ConcurrencyLimiter::SetLimit(int limit) {
   const int next = std::clamp(limit, 1, config_.max_limit);
-  if (next != limit_) held_ = 0;
+  if (next != limit_) {
+    held_ = 0;
+    settling_ = true;
+  }
   limit_ = next;
 }
 

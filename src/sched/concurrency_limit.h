@@ -16,6 +16,8 @@
 //                 real-time factor is Σ run time / Σ audio (a job's latency per audio second).
 //   saturated     a window where on average at least `saturation` × limit jobs ran. Only those
 //                 teach anything: with less demand than the limit, the device was not the limit.
+//                 Nor does the first window after the limit changed (jobs started under the old
+//                 limit still share the device): each change is judged on the window after it.
 //   decision      (mode kAuto, saturated windows only)
 //     - a window after a raise: the stream(s) added must each add at least min_marginal_gain ×
 //       what an average stream delivered at the lower limit. Then grow again (doubling while in
@@ -25,7 +27,9 @@
 //       latency_tolerance × the previous one means the device got slower (another tenant,
 //       throttling): multiplicative decrease to ⌊limit × backoff⌋ (at least one less). Otherwise,
 //       after probe_after_windows quiet windows, probe: one stream more (recovery), or, after
-//       a probe upward failed, one stream less (slow start may have overshot the knee).
+//       a probe upward failed, one stream less (slow start may have overshot the knee). Each
+//       failed probe doubles the wait before the next (up to max_probe_backoff times); a probe
+//       that moves the limit, or a decrease, resets it.
 //     - a window after a probe downward: if the stream taken away was worth it (the same
 //       marginal-gain test), back up; else stay, and probe one less again.
 //     - the first window, or one after a decrease: the reference for the next step (the first
@@ -59,6 +63,7 @@ struct ConcurrencyConfig {
   double latency_tolerance = 1.5;
   double backoff = 0.75;
   int probe_after_windows = 3;
+  int max_probe_backoff = 8;  // failed probes double the wait, up to this × probe_after_windows
   int64_t stale_after_ms = 300'000;
 
   bool operator==(const ConcurrencyConfig&) const = default;
@@ -110,13 +115,16 @@ class ConcurrencyLimiter {
   void SetLimit(int limit);
   void Grow();
   void ProbeDown();
+  void ProbeFailed();  // the limit probed was no better: wait twice as long before the next
 
   ConcurrencyConfig config_;
   int limit_ = 1;
   bool slow_start_ = true;
   int held_ = 0;                  // quiet windows at this limit since it was reached
+  int hold_ = 3;                  // quiet windows before the next probe
   bool probe_down_next_ = false;  // the last probe upward failed: the next probe goes down
   bool probing_down_ = false;     // the limit was just lowered by one to test that stream
+  bool settling_ = false;         // the limit just changed: the next window is not judged
   std::optional<Reference> last_;
   std::optional<Reference> shown_;  // the last measured window, for View()
   int64_t windows_ = 0;
