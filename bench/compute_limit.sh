@@ -7,13 +7,17 @@
 # over the time from the first submission to the last result) and the limit the card ended at;
 # then the ratios auto / unlimited, measured in this one run. Target: median latency below
 # unlimited's at equal or better throughput (throughput ratio >= 1.0 within noise).
+# Measured once here (JOBS=40, a 2-core machine shared with other builds, load average 8-11):
+# auto settled at 2; median run time 0.155x unlimited's, but median latency 1.58x and throughput
+# 0.81x (the learning's first windows, at 1 job and probing, weigh heavily in 40 jobs; and on a
+# loaded machine more threads also take CPU from other tenants). The target is not met yet.
 #
-#   bench/compute_limit.sh            Environment: BUILD (default build), JOBS (default 60),
+#   bench/compute_limit.sh            Environment: BUILD (default build), JOBS (default 200),
 #                                     CLIP_S (seconds of speech per job, default 3)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 BUILD="${BUILD:-build}"
-JOBS="${JOBS:-60}"
+JOBS="${JOBS:-200}"
 CLIP_S="${CLIP_S:-3}"
 data="$BUILD/test-data"
 if [ ! -f "$data/media/speech.wav" ] || [ ! -f "$data/models/tiny-random.bin" ]; then
@@ -46,7 +50,7 @@ run() {  # LIMIT → prints "median_ms p90_ms median_run_ms throughput limit_at_
     >"$dir/serve.out" 2>"$dir/serve.err" &
   server=$!
   for _ in $(seq 600); do
-    url="$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/serve.out" | head -1 || true)"
+    url="$(grep -so 'http://127.0.0.1:[0-9]*' "$dir/serve.out" | head -1 || true)"
     [ -n "$url" ] && break
     kill -0 "$server" 2>/dev/null || { cat "$dir/serve.err" >&2; exit 1; }
     sleep 0.1

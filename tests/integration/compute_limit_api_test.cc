@@ -8,17 +8,15 @@
 #include <fstream>
 
 #include "api_test_server.h"
+#include "support/child_process.h"
 #include "support/process.h"
 
 namespace steno {
 namespace {
 
 using test::ApiTestServer;
+using test::Field;
 using test::JsonOf;
-
-httplib::MultipartFormData Field(const std::string& name, const std::string& value) {
-  return {name, value, "", ""};
-}
 
 std::vector<std::string> OneCard(std::vector<std::string> extra, const std::string& data) {
   std::vector<std::string> flags = {"--device", "auto",       "--simulate-gpus",

@@ -159,7 +159,7 @@ struct TwoCoreCard {
 struct Outcome {
   int64_t median_latency_ms = 0;  // submitted → completed
   int64_t median_run_ms = 0;      // claimed → completed
-  double throughput = 0;  // audio s per s from the first submission to the last end
+  double throughput = 0;          // audio s per s from the first submission to the last end
   int median_concurrency = 0;
   int limit_at_end = 0;
 };
