@@ -35,7 +35,8 @@ class WhisperStream {
   WhisperStream& operator=(const WhisperStream&) = delete;
 
   // Transcribes 16 kHz mono float samples. With VAD, only the speech it finds is decoded (no
-  // speech: no segments) and every time is in the original audio's timeline. Errors: kBadInput
+  // speech: no segments) and every time is in the original audio's timeline; with known speech
+  // (DecodeParams::speech) the same, over those regions. Errors: kBadInput
   // (invalid params, language the model cannot handle, empty audio, a VAD model whisper.cpp
   // cannot load, "vad_model_missing"), kCancelled "aborted" when should_abort returned
   // true (the caller knows whether that meant cancel or timeout), kInternal "decode_failed" or
@@ -43,15 +44,18 @@ class WhisperStream {
   Result<Transcript> Run(std::span<const float> pcm, const DecodeParams& params,
                          const StreamCallbacks& callbacks = {});
 
+  // The speech regions of 16 kHz mono `pcm` by the VAD model `params.vad_model_path` names (loaded
+  // on the CPU the first time and kept with the stream), with `params.vad`'s settings
+  // (whisper.cpp's defaults when unset). Errors: VadDetector::Load's and Detect's.
+  Result<std::vector<SpeechRegion>> DetectSpeech(std::span<const float> pcm,
+                                                 const DecodeParams& params);
+
   // Per-stream sizes reported when the state was created (weights are the model's).
   const Footprint& footprint() const { return footprint_; }
 
  private:
   friend class WhisperModel;
   WhisperStream(const WhisperModel* model, whisper_state* state, Footprint fp);
-  // The speech regions of `pcm` by the VAD model `params` names (loaded here the first time).
-  Result<std::vector<SpeechRegion>> DetectSpeech(std::span<const float> pcm,
-                                                 const DecodeParams& params);
 
   const WhisperModel* model_;
   whisper_state* state_;
