@@ -83,6 +83,7 @@ bench: build
 	@BUILD=$(BUILD) bench/transcribe_vs_whisper_cli.sh
 	@BUILD=$(BUILD) bench/api_vs_whisper_server.sh
 	@BUILD=$(BUILD) bench/server_vs_whisper_server.sh
+	@BUILD=$(BUILD) bench/compute_limit.sh
 	@BUILD=$(BUILD) bench/api_load.sh; rc=$$?; [ $$rc -ne 3 ] || echo "api_load: p99 target missed (figures above)"; [ $$rc -eq 0 ] || [ $$rc -eq 3 ]
 	@for b in $(BUILD)/bench/*_bench; do echo "== $$b"; $$b || exit 1; done
 

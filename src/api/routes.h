@@ -159,11 +159,18 @@ models::ModelCatalog CatalogOf(Context& ctx);
 ojson RunnerJson(const sched::RunnerInfo& runner, const sched::SchedulerSnapshot& snap,
                  int64_t now);
 // A GPU's ledger with the original design's field names (GET /api/memory_status): device,
-// index, total, reserved, allocatable, allocated, external, available, usage_percent.
+// index, total, reserved, allocatable, allocated, external, available, usage_percent, and its
+// compute limit (ComputeJson).
 ojson LedgerJson(const sched::DeviceLedger& device);
-// The CPU's ledger (device, cores, used_threads, available_threads); null without a CPU device.
+// A device's compute limit: {"mode": "auto"|"fixed"|"off", "limit" (null: none), "running",
+// "throughput_audio_s_per_s", "real_time_factor", "mean_running", "windows"} (the last four
+// from the latest measured window; 0 before one).
+ojson ComputeJson(const sched::ConcurrencyView& compute);
+// The CPU's ledger (device, cores, used_threads, available_threads, compute); null without a CPU
+// device.
 ojson CpuJson(const sched::SchedulerSnapshot& snap);
-// A device sample as GET /v1/gpus shows it (gpu::SampleJson with the server's reserve).
+// A device sample as GET /v1/gpus shows it (gpu::SampleJson with the server's reserve); GET
+// /v1/gpus adds each device's "compute" (ComputeJson).
 ojson DeviceJson(const gpu::DeviceSample& sample, const HttpOptions& options);
 // This node as it publishes itself to a shared store (ClusterMember::SetNodeDescriber) and as
 // GET /v1/cluster shows it on the single-node store: `url`, devices as GET /v1/gpus, runners as

@@ -34,7 +34,14 @@ void Gpus(Context& ctx, Call& call) {
   if (!devices.ok()) return SendError(call.res, FromError(devices.error()));
   ojson data = ojson::array();
   const auto live = ctx.live.Get();
-  for (const auto& s : *devices) data.push_back(DeviceJson(s, *live));
+  const auto snap = ctx.service.runners().Snapshot();
+  for (const auto& s : *devices) {
+    ojson d = DeviceJson(s, *live);
+    for (const auto& l : snap.devices) {
+      if (!l.cpu && l.name == gpu::DeviceName(s)) d["compute"] = ComputeJson(l.compute);
+    }
+    data.push_back(std::move(d));
+  }
   SendJson(call.res, 200, {{"object", "list"}, {"data", std::move(data)}});
 }
 
@@ -92,10 +99,26 @@ ojson DeviceJson(const gpu::DeviceSample& sample, const HttpOptions& options) {
 
 ojson LedgerJson(const sched::DeviceLedger& d) {
   const auto& m = d.memory;
-  return {
-      {"device", d.name},       {"index", m.device_index},      {"total", m.total},
-      {"reserved", m.reserved}, {"allocatable", m.allocatable}, {"allocated", m.allocated},
-      {"external", m.external}, {"available", m.available},     {"usage_percent", m.usage_percent}};
+  return {{"device", d.name},
+          {"index", m.device_index},
+          {"total", m.total},
+          {"reserved", m.reserved},
+          {"allocatable", m.allocatable},
+          {"allocated", m.allocated},
+          {"external", m.external},
+          {"available", m.available},
+          {"usage_percent", m.usage_percent},
+          {"compute", ComputeJson(d.compute)}};
+}
+
+ojson ComputeJson(const sched::ConcurrencyView& c) {
+  return {{"mode", c.mode},
+          {"limit", c.limit > 0 ? ojson(c.limit) : ojson(nullptr)},
+          {"running", c.running},
+          {"throughput_audio_s_per_s", c.throughput},
+          {"real_time_factor", c.real_time_factor},
+          {"mean_running", c.mean_running},
+          {"windows", c.windows}};
 }
 
 ojson CpuJson(const sched::SchedulerSnapshot& snap) {
@@ -104,7 +127,8 @@ ojson CpuJson(const sched::SchedulerSnapshot& snap) {
     return {{"device", d.name},
             {"cores", d.cores.cores},
             {"used_threads", d.cores.used_threads},
-            {"available_threads", d.cores.available_threads}};
+            {"available_threads", d.cores.available_threads},
+            {"compute", ComputeJson(d.compute)}};
   }
   return nullptr;
 }

@@ -38,6 +38,7 @@
 #include "gpu/size.h"
 #include "models/catalog.h"
 #include "runners/server/server_config.h"
+#include "sched/concurrency_limit.h"
 #include "server/job_service.h"
 #include "store/open_job_store.h"
 #include "store/pg_connection.h"
@@ -58,6 +59,7 @@ struct ServeOptions {
   std::string keep_alive = "600";
   int max_queue = 10'000;
   int max_running = 0;
+  std::string max_concurrency = "auto";  // per device: auto, 0 (none) or N
   int max_streams = 4;
   bool allow_cpu = false;
   int threads = 0;  // per stream; 0: min(4, cores)
@@ -186,6 +188,13 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
   if (o.max_running < 0) return Usage("--max-running must be 0 (no limit) or more");
   s.max_queue = static_cast<size_t>(o.max_queue);
   rt.scheduler.queue.max_running = o.max_running;
+  auto concurrency = sched::ParseConcurrencyLimit(o.max_concurrency);
+  if (!concurrency) {
+    return Usage(
+        "--max-concurrency-per-device must be auto, 0 (no compute limit: memory alone) "
+        "or a number of jobs from 1 to 1024");
+  }
+  rt.scheduler.concurrency = *concurrency;
   if (o.max_streams < 1 || o.max_streams > 64) return Usage("--max-streams must be from 1 to 64");
   rt.scheduler.placement.max_streams_per_runner = o.max_streams;
   rt.scheduler.allow_cpu = o.allow_cpu;
@@ -459,6 +468,13 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->capture_default_str();
   cmd->add_option("--max-running", o->max_running, "Jobs running at once (0: no limit)")
       ->envname("STENO_MAX_RUNNING")
+      ->capture_default_str();
+  cmd->add_option("--max-concurrency-per-device", o->max_concurrency,
+                  "Jobs one device computes at once: auto (learned from the audio seconds per "
+                  "second it delivers: grows while throughput grows, backs off when it stops or "
+                  "latency climbs), N (at most N), or 0 (no compute limit: memory alone). A job "
+                  "that fits in memory but finds its device at the limit waits in the queue")
+      ->envname("STENO_MAX_CONCURRENCY_PER_DEVICE")
       ->capture_default_str();
   cmd->add_option("--max-streams", o->max_streams,
                   "Jobs one loaded model (runner) runs at once, each on its own stream; more "

@@ -47,7 +47,7 @@ std::vector<const DeviceView*> Ranked(const PlacementRequest& req,
                                       const PlacementPolicy& policy) {
   std::vector<std::pair<double, const DeviceView*>> scored;
   for (const auto& d : devices) {
-    if (!DeviceAllowed(req, d)) continue;
+    if (!DeviceAllowed(req, d) || !ComputeRoom(req, d)) continue;
     scored.emplace_back(ScoreDevice(d, req, HoldsModel(d, runners, req.model), policy), &d);
   }
   std::stable_sort(scored.begin(), scored.end(),
@@ -64,6 +64,10 @@ bool DeviceAllowed(const PlacementRequest& r, const DeviceView& d) {
   if (r.allowed_devices.empty()) return !d.only_if_allowed;
   return std::find(r.allowed_devices.begin(), r.allowed_devices.end(), d.name) !=
          r.allowed_devices.end();
+}
+
+bool ComputeRoom(const PlacementRequest& r, const DeviceView& d) {
+  return !r.needs_compute || d.compute_limit <= 0 || d.running < d.compute_limit;
 }
 
 const char* PlacementActionName(PlacementAction action) {
@@ -113,7 +117,7 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
   for (const auto& r : runners) {
     if (r.model != req.model || r.busy_streams >= r.streams) continue;
     const DeviceView* d = FindDevice(devices, r.device);
-    if (!d || !DeviceAllowed(req, *d)) continue;
+    if (!d || !DeviceAllowed(req, *d) || !ComputeRoom(req, *d)) continue;
     if (!best || r.busy_streams < best->busy_streams) best = &r;
   }
   if (best) {
@@ -162,11 +166,18 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
     }
   }
 
-  // 5. Wait for a stream to free or memory to appear.
-  out.reason = ranked.empty() ? "no device " + req.model + " may run on is in use"
-                              : "no device has room for " + req.model + " (weights + one stream: " +
-                                    std::to_string(req.weights_bytes + req.stream_bytes) +
-                                    " bytes), even after evicting idle runners";
+  // 5. Wait for a stream to free, memory to appear or a job to end.
+  const bool any_allowed = std::any_of(devices.begin(), devices.end(),
+                                       [&](const DeviceView& d) { return DeviceAllowed(req, d); });
+  if (!any_allowed) {
+    out.reason = "no device " + req.model + " may run on is in use";
+  } else if (ranked.empty()) {
+    out.reason = "every device " + req.model + " may run on is at its compute limit";
+  } else {
+    out.reason = "no device has room for " + req.model +
+                 " (weights + one stream: " + std::to_string(req.weights_bytes + req.stream_bytes) +
+                 " bytes), even after evicting idle runners";
+  }
   return out;
 }
 

@@ -20,6 +20,9 @@
 // another only once its own demand has paused; a model starved by a continuous flood of another's
 // work gets its turn through the scheduler's starvation bound (SchedulerConfig::starvation_ms).
 // A GPU runner also needs `gpu_overhead_bytes` (its CUDA context) on top of weights and a stream.
+// Memory is the hard limit, compute the soft one: every step skips a device already running as
+// many jobs as its compute limit allows (ComputeRoom), so such a job waits in the queue, where
+// priorities decide who goes next once a job there ends.
 #pragma once
 
 #include <cstdint>
@@ -51,8 +54,12 @@ struct PlacementPolicy {
 struct DeviceView {
   std::string name;  // "cuda:0" or "cpu"
   bool cpu = false;
-  VramLedger memory;             // GPUs
-  CpuLedger cores;               // the CPU
+  VramLedger memory;  // GPUs
+  CpuLedger cores;    // the CPU
+  // Compute, the soft limit (concurrency_limit.h): jobs holding a stream here now, and the most
+  // it should run at once (0: no limit). A device at its limit takes no job that needs compute.
+  int running = 0;
+  int compute_limit = 0;
   int utilization_percent = -1;  // −1: unknown (counts as 50%)
   int temperature_c = -1;        // −1: unknown
   bool only_if_allowed = false;  // only for requests whose allowed_devices name it
@@ -87,11 +94,17 @@ struct PlacementRequest {
   // most streams one of its runners takes (0: the policy's max_streams_per_runner).
   std::vector<std::string> allowed_devices{};
   int max_streams = 0;
+  // A job computes; a load without one (Scheduler::Load, --preload) does not, so a device at its
+  // compute limit (DeviceView::compute_limit) may still take it.
+  bool needs_compute = true;
 };
 
 // Whether `request` may use `device` (DeviceView::name): its explicit device, its model's
 // allowed devices, and the device's only_if_allowed mark all agree.
 bool DeviceAllowed(const PlacementRequest& request, const DeviceView& device);
+// Whether `device` may start one more of `request`'s jobs: it needs no compute, or the device runs
+// fewer jobs than its compute limit.
+bool ComputeRoom(const PlacementRequest& request, const DeviceView& device);
 
 enum class PlacementAction { kUseStream, kAddStream, kNewRunner, kEvict, kWait };
 const char* PlacementActionName(PlacementAction action);

@@ -9,9 +9,11 @@
 //
 // Policies are the pure functions in this directory: placement.h (where a job runs, eviction,
 // hysteresis), keep_alive.h (when an idle runner unloads, with an exact timer), job_queue.h
-// (order, aging, limits, the groups a pass walks), vram_ledger.h (what fits). A pass tries the
-// best job of each group (same model and requested device) and skips a group whose best job
-// cannot be placed, so a job waiting for memory never blocks a job whose model is loaded, and a
+// (order, aging, limits, the groups a pass walks), vram_ledger.h (what fits), and one stateful
+// policy, concurrency_limit.h (how many jobs a device computes at once, learned from what it
+// delivers: fed each job's start and end on the scheduler's clock by the worker thread). A pass
+// tries the best job of each group (same model and requested device) and skips a group whose best
+// job cannot be placed, so a job waiting for memory never blocks a job whose model is loaded, and a
 // pass costs O(groups), not O(queued jobs).
 //
 // Anti-thrash: eviction spares runners that are young (min_residency_ms), recently used
@@ -108,8 +110,9 @@ class Scheduler {
   // Replaces the settings a config reload (SIGHUP) may change: queue limits (length, running
   // jobs; not the aging step, which queued jobs were keyed with), placement weights and
   // residency, reserves and safety factor, default keep-alive and timeout, retries, starvation
-  // bound. Runners keep the keep-alive they were given; everything else applies from the next
-  // decision on. Other fields of `config` are ignored. Returns once the worker has applied it.
+  // bound, the compute limit (a changed one starts learning again). Runners keep the keep-alive
+  // they were given; everything else applies from the next decision on. Other fields of
+  // `config` are ignored. Returns once the worker has applied it.
   void Reconfigure(const SchedulerConfig& config);
   // The declarations of `models` changed (a config reload added, changed or removed them): each
   // is resolved again, and the figures measured for the old declaration are forgotten. Runners

@@ -121,7 +121,8 @@ void SchedulerState::TryPendingLoads(std::set<std::string>& evicting) {
 
 SchedulerState::LoadOutcome SchedulerState::PlaceLoad(const LoadRequest& load,
                                                       std::set<std::string>& evicting) {
-  const PlacementRequest req = RequestFor(load.model, load.device, Priority::kNormal);
+  PlacementRequest req = RequestFor(load.model, load.device, Priority::kNormal);
+  req.needs_compute = false;  // a load runs no job
   const PlacementDecision d =
       Place(req, BuildDevices(), Views(), config_.placement, clock_.NowMs());
   switch (d.action) {
@@ -198,7 +199,10 @@ void SchedulerState::CheckStarvation(std::set<std::string>& evicting) {
       continue;
     }
     if (devices.empty()) devices = BuildDevices();
-    const PlacementRequest req = RequestFor(head->model, head->device, head->priority);
+    PlacementRequest req = RequestFor(head->model, head->device, head->priority);
+    // A drain frees memory, not compute: a job that fits but waits for a compute slot waits its
+    // turn in the queue.
+    req.needs_compute = false;
     const std::vector<RunnerView> views = Views();
     // Already placeable (or evicting for it): the pass handles it.
     const PlacementDecision d = Place(req, devices, views, config_.placement, now);
@@ -322,6 +326,8 @@ void SchedulerState::SendJob(JobEntry& job, RunnerEntry& runner) {
   Job& j = job.info.job;
   runner.sent.insert(j.id);
   const int64_t now = clock_.NowMs();
+  job.computing_since_ms = now;
+  LimiterOn(runner.info.view.device).OnStart(now);
   j.updated_ms = now;
   JobRunSpec spec;
   spec.job_id = j.id;

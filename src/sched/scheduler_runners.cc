@@ -241,9 +241,42 @@ int64_t SchedulerState::ChargedOn(const std::string& device) const {
   return sum;
 }
 
+ConcurrencyConfig SchedulerState::ConcurrencyFor(const std::string& device) const {
+  ConcurrencyConfig c = config_.concurrency;
+  if (device == "cpu") {
+    // The cores already bound the CPU's streams: learning starts there, not at one.
+    c.initial_limit = std::max(1, config_.cpu_cores / std::max(1, config_.threads_per_stream));
+  }
+  return c;
+}
+
+ConcurrencyLimiter& SchedulerState::LimiterOn(const std::string& device) {
+  auto it = limiters_.find(device);
+  if (it == limiters_.end()) it = limiters_.emplace(device, ConcurrencyFor(device)).first;
+  return it->second;
+}
+
+ConcurrencyView SchedulerState::ComputeOn(const std::string& device, int running) const {
+  auto it = limiters_.find(device);
+  ConcurrencyView v =
+      it != limiters_.end() ? it->second.View() : ConcurrencyLimiter(ConcurrencyFor(device)).View();
+  v.running = running;
+  return v;
+}
+
 std::vector<DeviceView> SchedulerState::BuildDevices() const {
   std::vector<DeviceView> out;
   out.reserve(samples_.size() + 1);
+  // Jobs holding a stream, per device: every runner's, draining and stopping ones included.
+  std::map<std::string, int> running;
+  for (const auto& [id, r] : runners_) running[r.info.view.device] += r.info.view.busy_streams;
+  auto compute = [&](DeviceView& d) {
+    const auto n = running.find(d.name);
+    d.running = n == running.end() ? 0 : n->second;
+    const auto l = limiters_.find(d.name);
+    d.compute_limit = l != limiters_.end() ? l->second.limit()
+                                           : ConcurrencyLimiter(ConcurrencyFor(d.name)).limit();
+  };
   std::vector<RunnerCharge> charges;
   for (size_t i = 0; i < samples_.size(); ++i) {
     const gpu::DeviceSample& s = samples_[i];
@@ -269,6 +302,7 @@ std::vector<DeviceView> SchedulerState::BuildDevices() const {
     }
     d.utilization_percent = s.gpu_utilization_percent;
     d.temperature_c = s.temperature_c;
+    compute(d);
     out.push_back(std::move(d));
   }
   if (CpuInUse()) {
@@ -284,6 +318,7 @@ std::vector<DeviceView> SchedulerState::BuildDevices() const {
       }
     }
     d.cores = BuildCpuLedger(config_.cpu_cores, cpu);
+    compute(d);
     out.push_back(std::move(d));
   }
   return out;
@@ -313,7 +348,9 @@ SchedulerSnapshot SchedulerState::Snapshot() const {
   s.events_handled = events_handled_;
   s.runners.reserve(runners_.size());
   for (const auto& [id, r] : runners_) s.runners.push_back(r.info);
-  for (const auto& d : BuildDevices()) s.devices.push_back({d.name, d.cpu, d.memory, d.cores});
+  for (const auto& d : BuildDevices()) {
+    s.devices.push_back({d.name, d.cpu, d.memory, d.cores, ComputeOn(d.name, d.running)});
+  }
   s.queued_by_priority = queue_.size_by_priority();
   s.queued = queue_.size();
   s.running = static_cast<size_t>(std::max(0, running_.total));

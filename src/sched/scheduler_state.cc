@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <utility>
 
 #include "core/log.h"
 
@@ -17,6 +18,13 @@ Overloaded(Fs...) -> Overloaded<Fs...>;
 
 bool Transient(RunnerErrorKind kind) {
   return kind == RunnerErrorKind::kOom || kind == RunnerErrorKind::kCrash;
+}
+
+// The audio a result says it covered (a transcript's "duration"); 0 when it says none.
+double AudioSecondsOf(const nlohmann::json& result) {
+  if (!result.is_object()) return 0;
+  auto d = result.find("duration");
+  return d != result.end() && d->is_number() ? d->get<double>() : 0;
 }
 
 ErrorKind KindFor(RunnerErrorKind kind) {
@@ -197,7 +205,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
       job->info.result = e.payload;
       queue_.RecordJobDuration(now - job->info.job.started_ms);
       ++runner.info.jobs_done;
-      Release(*job);
+      Release(*job, AudioSecondsOf(e.payload));
       Finish(*job, JobState::kCompleted, std::nullopt);
       MaybeRecycle(runner);
       break;
@@ -364,12 +372,15 @@ void SchedulerState::RunFailed(JobEntry& job, RunnerErrorKind kind, const std::s
   clock_.Schedule(j.not_before_ms, [post = post_] { post(event::RetryDue{}); });
 }
 
-void SchedulerState::Release(JobEntry& job) {
+void SchedulerState::Release(JobEntry& job, double audio_s) {
   if (job.timeout_timer) clock_.CancelTimer(job.timeout_timer);
   job.timeout_timer = 0;
   auto it = runners_.find(job.info.runner_id);
   if (job.info.runner_id >= 0) job.ran = true;
   job.info.runner_id = -1;
+  if (const int64_t since = std::exchange(job.computing_since_ms, -1); since >= 0) {
+    LimiterOn(job.last_device).OnEnd(clock_.NowMs(), since, audio_s);
+  }
   if (it == runners_.end()) return;
   RunnerEntry& runner = it->second;
   const std::string& id = job.info.job.id;
@@ -477,6 +488,10 @@ void SchedulerState::OnReconfigure(const SchedulerConfig& c) {
   config_.retry_base_ms = c.retry_base_ms;
   config_.starvation_ms = c.starvation_ms;
   config_.timeout_grace_ms = c.timeout_grace_ms;
+  if (!(c.concurrency == config_.concurrency)) {
+    config_.concurrency = c.concurrency;
+    limiters_.clear();  // learning starts again under the new setting
+  }
   spdlog::info("scheduler settings reloaded");
 }
 

@@ -51,6 +51,7 @@ class SchedulerState {
     int64_t last_runner = -1;  // the runner of its current or last run
     std::string last_device;
     bool ran = false;  // its current attempt reached a runner (reported with its final state)
+    int64_t computing_since_ms = -1;   // sent to its runner (the device's limiter counts it)
     Clock::TimerId timeout_timer = 0;  // the backstop while processing
   };
   struct RunnerEntry {
@@ -150,7 +151,14 @@ class SchedulerState {
   int64_t ReadingOf(const RunnerEntry& runner) const;
 
   // A run of `job` ended on `runner` (or before one): frees its stream and rearms keep-alive.
-  void Release(JobEntry& job);
+  // `audio_s`: the audio it decoded, for its device's limiter (0: none or unknown).
+  void Release(JobEntry& job, double audio_s = 0);
+  // The compute limiter of a device (created on first use), its settings, and what it shows.
+  // On the CPU a learned limit starts at the streams the cores allow (cpu_cores / threads per
+  // stream); on a GPU at ConcurrencyConfig::initial_limit.
+  ConcurrencyConfig ConcurrencyFor(const std::string& device) const;
+  ConcurrencyLimiter& LimiterOn(const std::string& device);
+  ConcurrencyView ComputeOn(const std::string& device, int running) const;
   void Finish(JobEntry& job, JobState state, std::optional<Error> error);
   // A failed run: retried with backoff when `kind` is transient and retries are left.
   void RunFailed(JobEntry& job, RunnerErrorKind kind, const std::string& message);
@@ -189,6 +197,7 @@ class SchedulerState {
   std::map<std::pair<std::string, std::string>, int64_t> grown_weights_;
   bool cpu_wanted_ = false;  // a model resolved here listed "cpu" among its allowed devices
   std::vector<gpu::DeviceSample> samples_;
+  std::map<std::string, ConcurrencyLimiter> limiters_;  // device name → its compute limit
   // Per sample: what our runners were charged on its device when it was taken. Where the device
   // cannot attribute memory to processes, external = used − ours must use the charges of that
   // moment, not later ones (a runner started since is in our charges but not in `used` yet).

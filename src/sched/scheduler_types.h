@@ -18,6 +18,7 @@
 #include "gpu/gpu_config.h"
 #include "runner/recycle_policy.h"
 #include "sched/calibration.h"
+#include "sched/concurrency_limit.h"
 #include "sched/estimator.h"
 #include "sched/job_queue.h"
 #include "sched/placement.h"
@@ -89,6 +90,13 @@ struct SchedulerConfig {
   // abort hook): a job still without an outcome this long after its timeout is failed with kind
   // "timeout" and its runner killed.
   int64_t timeout_grace_ms = 30'000;
+  // Compute, the soft limit beside memory's hard one: how many jobs each device runs at once
+  // (concurrency_limit.h). kOff (the default here; `steno serve` defaults to kAuto): memory alone
+  // decides. kFixed: at most `fixed` jobs per device. kAuto: a limit per device learned from the
+  // audio seconds per second it delivers. A job that fits in memory but finds its device at the
+  // limit waits in the queue. On the CPU the cores (CpuLedger) stay the hard bound and the limit
+  // applies on top of them: the fewer of the two wins (a learned one starts at the cores' bound).
+  ConcurrencyConfig concurrency;
   // When a runner is replaced by a fresh one (after max_jobs jobs, or when the device's reading
   // of its process grew past max_growth_ratio × its size at ready; the latter only where the
   // device lists processes). The replacement starts where it fits beside the old runner; the
@@ -134,6 +142,7 @@ struct DeviceLedger {
   bool cpu = false;
   VramLedger memory;
   CpuLedger cores;
+  ConcurrencyView compute;  // the compute limit, the jobs running and what they deliver
 };
 
 // A copy of the scheduler's runners and devices after one event, for readers (`steno ps`, the

@@ -245,6 +245,26 @@ std::string ServiceMetrics::RenderPrometheus(const sched::SchedulerSnapshot& sna
       w.Sample("steno_gpu_temperature_celsius", Label("device", r.device), r.sample->temperature_c);
     }
   }
+  // --- Compute, per device (GPUs and the CPU): the soft limit beside memory.
+  w.Family("steno_device_concurrency_limit", "gauge",
+           "Jobs the device may compute at once (--max-concurrency-per-device: learned, fixed; "
+           "absent: no limit).");
+  for (const auto& l : snapshot.devices) {
+    if (l.compute.limit > 0) {
+      w.Sample("steno_device_concurrency_limit",
+               Labels({{"device", l.name}, {"mode", l.compute.mode}}), l.compute.limit);
+    }
+  }
+  w.Family("steno_device_jobs_running", "gauge", "Jobs holding a stream on the device.");
+  for (const auto& l : snapshot.devices) {
+    w.Sample("steno_device_jobs_running", Label("device", l.name), l.compute.running);
+  }
+  w.Family("steno_device_throughput_audio_seconds_per_second", "gauge",
+           "Audio seconds the device decoded per second over its latest measured window.");
+  for (const auto& l : snapshot.devices) {
+    w.Sample("steno_device_throughput_audio_seconds_per_second", Label("device", l.name),
+             l.compute.throughput);
+  }
   for (const auto& l : snapshot.devices) {
     if (!l.cpu) continue;
     w.Family("steno_cpu_threads", "gauge", "CPU threads given to steno's runners.");

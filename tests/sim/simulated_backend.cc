@@ -135,6 +135,7 @@ Status SimulatedBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
       if (!plan.fail_kind) {
         e.kind = Kind::kDone;
         e.payload = {{"text", "simulated " + job_id}};
+        if (plan.audio_s > 0) e.payload["duration"] = plan.audio_s;
       } else {
         e.kind = Kind::kError;
         e.error_kind = *plan.fail_kind;

@@ -33,6 +33,7 @@ struct SimJobPlan {
   bool crash = false;  // the runner dies half-way through (its jobs fail with kCrash)
   bool hang = false;   // never ends and ignores its timeout (a runner stuck in a call its
                        // abort hook cannot reach): only the scheduler's backstop ends it
+  double audio_s = 0;  // > 0: the result covers this much audio (its "duration", as a transcript's)
 };
 using SimJobPlanFn = std::function<SimJobPlan(const JobRunSpec& job, int run_index)>;
 

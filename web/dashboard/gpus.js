@@ -21,6 +21,26 @@ function ledgerItem(field, label, swatch) {
     h('dd', { dataset: { field } }, '—'));
 }
 
+// The compute limit (--max-concurrency-per-device) beside memory: "3 of 4 jobs (learned)",
+// with what the device delivered in its latest measured window as the tooltip.
+function updateCompute(dd, compute) {
+  if (!dd) return;
+  if (!compute) {
+    setText(dd, '—');
+    return;
+  }
+  const how = { auto: 'learned', fixed: 'fixed', off: 'no limit' }[compute.mode] || compute.mode;
+  const limit = compute.limit == null ? '∞' : compute.limit;
+  setText(dd, `${compute.running} of ${limit} jobs (${how})`);
+  setAttr(dd, 'data-limit', compute.limit ?? '');
+  setAttr(dd, 'data-mode', compute.mode);
+  const rate = compute.throughput_audio_s_per_s || 0;
+  setAttr(dd, 'title', rate > 0
+    ? `${rate.toFixed(2)} audio s per s with ${(compute.mean_running || 0).toFixed(1)} jobs running `
+      + `(real-time factor ${(compute.real_time_factor || 0).toFixed(3)})`
+    : 'not measured yet');
+}
+
 function createGpuCard(gpu, panel) {
   const id = `gpu-${String(gpu.device).replace(/[^a-z0-9]/gi, '-')}`;
   const svg = document.createElementNS(SVG, 'svg');
@@ -42,7 +62,8 @@ function createGpuCard(gpu, panel) {
       PARTS.map(([field, label]) => ledgerItem(field, label, field)),
       ledgerItem('total', 'Total', null),
       ledgerItem('allocatable', 'Allocatable', null),
-      ledgerItem('usage_percent', 'steno of allocatable', null)),
+      ledgerItem('usage_percent', 'steno of allocatable', null),
+      ledgerItem('compute', 'Compute', null)),
     h('figure', { class: 'chart' },
       h('figcaption', {}, 'Memory, last 15 minutes'),
       chartBox));
@@ -83,6 +104,7 @@ function updateGpuCard(card, gpu, panel) {
   const share = card.querySelector('dd[data-field="usage_percent"]');
   setText(share, percent(gpu.usage_percent));
   setAttr(share, 'title', 'steno\'s share of the memory it may allocate');
+  updateCompute(card.querySelector('dd[data-field="compute"]'), gpu.compute);
   panel.drawChart(card);
 }
 
@@ -94,7 +116,8 @@ function createCpuCard() {
     h('dl', { class: 'ledger' },
       ledgerItem('cores', 'Cores', null),
       ledgerItem('used_threads', 'Threads in use', 'steno'),
-      ledgerItem('available_threads', 'Threads free', 'available')));
+      ledgerItem('available_threads', 'Threads free', 'available'),
+      ledgerItem('compute', 'Compute', null)));
 }
 
 function updateCpuCard(card, cpu) {
@@ -107,6 +130,7 @@ function updateCpuCard(card, cpu) {
   for (const f of ['cores', 'used_threads', 'available_threads']) {
     setText(card.querySelector(`dd[data-field="${f}"]`), cpu[f] ?? '—');
   }
+  updateCompute(card.querySelector('dd[data-field="compute"]'), cpu.compute);
 }
 
 export class DevicePanel {

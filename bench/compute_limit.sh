@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Compute-aware admission (issue 23): the same burst of small jobs on one simulated 8 GiB card
+# whose runners compute on this machine's cores, once with no compute limit (memory alone:
+# --max-concurrency-per-device 0, dozens of jobs share the cores) and once with the learned limit
+# (auto). Prints, for each, the median and 90th-percentile latency (submission to result), the
+# median run time (claimed to result), the throughput in audio seconds per second (all the audio
+# over the time from the first submission to the last result) and the limit the card ended at;
+# then the ratios auto / unlimited, measured in this one run. Target: median latency below
+# unlimited's at equal or better throughput (throughput ratio >= 1.0 within noise).
+# Measured once here (JOBS=40, a 2-core machine shared with other builds, load average 8-11):
+# auto settled at 2; median run time 0.155x unlimited's, but median latency 1.58x and throughput
+# 0.81x (the learning's first windows, at 1 job and probing, weigh heavily in 40 jobs; and on a
+# loaded machine more threads also take CPU from other tenants). The target is not met yet.
+#
+#   bench/compute_limit.sh            Environment: BUILD (default build), JOBS (default 200),
+#                                     CLIP_S (seconds of speech per job, default 3)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+BUILD="${BUILD:-build}"
+JOBS="${JOBS:-200}"
+CLIP_S="${CLIP_S:-3}"
+data="$BUILD/test-data"
+if [ ! -f "$data/media/speech.wav" ] || [ ! -f "$data/models/tiny-random.bin" ]; then
+  MAKE_TEST_MODEL="$BUILD/make_test_model" "$here/../tests/support/make_test_data.sh" "$data" >/dev/null
+fi
+tmp="$(mktemp -d /tmp/steno-compute-limit.XXXXXX)"
+server=""
+stop_server() {
+  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
+    kill -TERM "$server" 2>/dev/null || true
+    for _ in $(seq 300); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server" 2>/dev/null || true
+  fi
+  server=""
+}
+trap 'stop_server; rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/models" "$tmp/audio"
+cp "$data/models/tiny-random.bin" "$tmp/models/tiny-random.bin"
+ffmpeg -loglevel error -i "$data/media/speech.wav" -t "$CLIP_S" -ac 1 -ar 16000 "$tmp/audio/clip.wav"
+clip_s="$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$tmp/audio/clip.wav")"
+
+# One run: start the server with this limit, submit every job at once, wait for all, summarise.
+run() {  # LIMIT → prints "median_ms p90_ms median_run_ms throughput limit_at_end"
+  local limit="$1" dir="$tmp/run-$1" url=""
+  mkdir -p "$dir"
+  GGML_NO_BACKTRACE=1 "$BUILD/steno" --log-level warn serve --host 127.0.0.1 --port 0 \
+    --data-dir "$dir/data" --models-dir "$tmp/models" --device auto --simulate-gpus 1x8GiB \
+    --threads 1 --cpu-cores "$(nproc)" --max-streams 4 --temperature-inc 0 --no-warmup \
+    --allow-path "$tmp/audio" --max-concurrency-per-device "$limit" \
+    >"$dir/serve.out" 2>"$dir/serve.err" &
+  server=$!
+  for _ in $(seq 600); do
+    url="$(grep -so 'http://127.0.0.1:[0-9]*' "$dir/serve.out" | head -1 || true)"
+    [ -n "$url" ] && break
+    kill -0 "$server" 2>/dev/null || { cat "$dir/serve.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "steno serve did not start" >&2; exit 1; }
+  local body
+  body="$(jq -cn --arg p "$tmp/audio/clip.wav" '{path: $p, model: "tiny-random", language: "en"}')"
+  for i in $(seq "$JOBS"); do
+    curl -sf -H 'Content-Type: application/json' -d "$body" "$url/v1/jobs" | jq -r .id
+  done >"$dir/ids"
+  [ "$(wc -l <"$dir/ids")" -eq "$JOBS" ] || { echo "submissions failed" >&2; exit 1; }
+  local id state
+  while read -r id; do
+    for _ in $(seq 36000); do
+      state="$(curl -sf "$url/v1/jobs/$id" | tee "$dir/job.json" | jq -r .state)"
+      case "$state" in completed) break ;; failed|cancelled) echo "job $id $state" >&2; exit 1 ;; esac
+      sleep 0.1
+    done
+    cat "$dir/job.json" >>"$dir/jobs.jsonl"
+  done <"$dir/ids"
+  local limit_at_end
+  limit_at_end="$(curl -sf "$url/v1/gpus" | jq -r '.data[0].compute.limit // "none"')"
+  stop_server
+  jq -rs --argjson clip "$clip_s" --arg limit "$limit_at_end" '
+    def median: sort | .[(length / 2 | floor)];
+    def p90: sort | .[((length * 9 / 10) | floor)];
+    (map(.finished_ms - .created_ms)) as $lat
+    | (map(.finished_ms - .started_ms)) as $run
+    | ((map(.finished_ms) | max) - (map(.created_ms) | min)) as $span
+    | "\($lat | median) \($lat | p90) \($run | median) \(length * $clip / ($span / 1000)) \($limit)"
+  ' "$dir/jobs.jsonl"
+}
+
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "workload: $JOBS jobs of ${clip_s} s (tiny random model, beam 5, 1 thread a stream) on one simulated 8 GiB card"
+read -r u_med u_p90 u_run u_tput u_lim <<<"$(run 0)"
+read -r a_med a_p90 a_run a_tput a_lim <<<"$(run auto)"
+printf '%-10s median latency %6d ms  p90 %6d ms  median run %6d ms  throughput %.2f audio s/s  limit %s\n' \
+  unlimited "$u_med" "$u_p90" "$u_run" "$u_tput" "$u_lim" auto "$a_med" "$a_p90" "$a_run" "$a_tput" "$a_lim"
+awk -v am="$a_med" -v um="$u_med" -v at="$a_tput" -v ut="$u_tput" -v ar="$a_run" -v ur="$u_run" 'BEGIN {
+  printf "auto / unlimited: median latency %.3f (target < 1), throughput %.3f (target >= 1.0), median run time %.3f\n",
+    am / um, at / ut, ar / ur }'
