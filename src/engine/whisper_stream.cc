@@ -137,7 +137,7 @@ WhisperStream::~WhisperStream() {
 Result<std::vector<SpeechRegion>> WhisperStream::DetectSpeech(std::span<const float> pcm,
                                                               const DecodeParams& params) {
   if (!vad_ || vad_->path() != params.vad_model_path) {
-    auto loaded = VadDetector::Load(params.vad_model_path, params.n_threads);
+    auto loaded = VadDetector::Load(params.vad_model_path);
     if (!loaded.ok()) return loaded.error();
     vad_ = std::move(loaded).value();
   }
