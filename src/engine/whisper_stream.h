@@ -34,10 +34,12 @@ class WhisperStream {
   WhisperStream(const WhisperStream&) = delete;
   WhisperStream& operator=(const WhisperStream&) = delete;
 
-  // Transcribes 16 kHz mono float samples. With VAD, only the speech it finds is decoded (no
-  // speech: no segments) and every time is in the original audio's timeline. Errors: kBadInput
-  // (invalid params, language the model cannot handle, empty audio, a VAD model whisper.cpp
-  // cannot load, "vad_model_missing"), kCancelled "aborted" when should_abort returned
+  // Transcribes 16 kHz mono float samples. With word timestamps, the transcript's word_timing
+  // says where the words' times come from: "dtw" when the model was loaded with
+  // ModelOptions::dtw_words and matched a preset, "tokens" otherwise. With VAD, only the speech it
+  // finds is decoded (no speech: no segments) and every time is in the original audio's timeline.
+  // Errors: kBadInput (invalid params, language the model cannot handle, empty audio, a VAD model
+  // whisper.cpp cannot load, "vad_model_missing"), kCancelled "aborted" when should_abort returned
   // true (the caller knows whether that meant cancel or timeout), kInternal "decode_failed" or
   // "vad_failed" otherwise.
   Result<Transcript> Run(std::span<const float> pcm, const DecodeParams& params,
@@ -52,6 +54,7 @@ class WhisperStream {
   // The speech regions of `pcm` by the VAD model `params` names (loaded here the first time).
   Result<std::vector<SpeechRegion>> DetectSpeech(std::span<const float> pcm,
                                                  const DecodeParams& params);
+  std::string WordTiming() const;  // "dtw" or "tokens", by how the model was loaded
 
   const WhisperModel* model_;
   whisper_state* state_;
