@@ -40,7 +40,7 @@ else
   one_flags=(--max-streams 1 --threads 2 --cpu-cores 2)
 fi
 
-input="$work/speech_${length}s.wav"
+input="$work/long_speech_${length}s.wav"
 "$here/../tests/support/make_long_recording.sh" "$input" "$length" 0
 model="$work/ggml-$preset-random.bin"
 [ -f "$model" ] || "$BUILD/make_test_model" --preset "$preset" --seed 3 --out "$model" >/dev/null
@@ -86,7 +86,7 @@ latency() {
     total=$(echo "$total + $t1 - $t0" | bc)
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
-  echo "scale=3; $total / $runs" | bc
+  printf '%.3f' "$(echo "scale=4; $total / $runs" | bc)"
 }
 
 echo "input: $input ($length s of speech), model: $preset (random weights), device: ${device[1]}," \
@@ -96,4 +96,4 @@ b="$(latency one 1 "${one_flags[@]}")"
 echo "$many streams (${many_flags[*]}) mean $a s, 1 stream (${one_flags[*]}) mean $b s"
 target=""
 [ "$mode" = gpu ] && target=" (target >= 3)"
-echo "speedup 1 stream / $many streams = $(echo "scale=2; $b / $a" | bc)x$target"
+echo "speedup 1 stream / $many streams = $(printf '%.2f' "$(echo "scale=4; $b / $a" | bc)")x$target"

@@ -44,7 +44,7 @@ run() {  # run NAME [FLAGS...]: prints the mean wall seconds of RUNS runs
     t1=$(date +%s.%N)
     total=$(echo "$total + $t1 - $t0" | bc)
   done
-  echo "scale=3; $total / $runs" | bc
+  printf '%.3f' "$(echo "scale=4; $total / $runs" | bc)"
 }
 
 quiet="$(awk '{ s += $2 - $1 } END { printf "%.0f", s }' "$input.silences")"
@@ -53,4 +53,4 @@ with="$(run vad --vad)"
 without="$(run plain)"
 segs() { jq '.segments | length' "$work/vad_bench_$1.json"; }
 echo "with VAD mean $with s ($(segs vad) segments), without mean $without s ($(segs plain) segments)"
-echo "ratio with VAD / without = $(echo "scale=3; $with / $without" | bc) (target <= 0.55)"
+echo "ratio with VAD / without = $(printf '%.3f' "$(echo "scale=4; $with / $without" | bc)") (target <= 0.55)"
