@@ -67,6 +67,7 @@ struct ServeOptions {
   double max_duration_s = 0;
   std::string vad = "auto";
   std::string vad_min_duration = "30s";
+  int chunk_streams = 4;
   bool no_warmup = false;
   bool dtw_words = false;
   std::vector<std::string> api_keys;
@@ -208,6 +209,10 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
   if (o.max_duration_s < 0) return Usage("--max-duration must be 0 (no limit) or more");
   s.limits.max_duration_s = o.max_duration_s;
   if (auto st = ApplyVadFlags(o, s); !st) return st.error();
+  if (o.chunk_streams < 1 || o.chunk_streams > 64) {
+    return Usage("--chunk-streams must be from 1 to 64");
+  }
+  s.chunk_streams = o.chunk_streams;
   return s;
 }
 
@@ -479,6 +484,12 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->capture_default_str();
   cmd->add_option("--vad-min-duration", o->vad_min_duration,
                   "With --vad auto: the shortest audio that gets VAD (30s, 2m)")
+      ->capture_default_str();
+  cmd->add_option("--chunk-streams", o->chunk_streams,
+                  "A job with VAD longer than 30 s runs as chunks of at most 30 s cut at "
+                  "silences: at most this many of its chunks run at once, on as many streams, "
+                  "runners and devices as the scheduler grants (1: one at a time)")
+      ->envname("STENO_CHUNK_STREAMS")
       ->capture_default_str();
   cmd->add_flag("--no-warmup", o->no_warmup, "Skip the runners' warm-up pass (faster loads)");
   cmd->add_flag("--dtw-words", o->dtw_words,

@@ -68,6 +68,7 @@ std::string JobParamsToJson(const JobParams& p) {
                 {"prefix_padding_ms", p.vad->prefix_padding_ms},
                 {"silence_duration_ms", p.vad->silence_duration_ms}};
   }
+  if (p.chunk) j["chunk"] = ChunkWorkToJson(*p.chunk);
   if (p.task == "speech") {
     j["input"] = p.input;
     j["voice"] = p.voice;
@@ -114,6 +115,11 @@ Result<JobParams> JobParamsFromJson(std::string_view text) {
       v.prefix_padding_ms = it->value("prefix_padding_ms", v.prefix_padding_ms);
       v.silence_duration_ms = it->value("silence_duration_ms", v.silence_duration_ms);
       p.vad = v;
+    }
+    if (auto it = j.find("chunk"); it != j.end() && !it->is_null()) {
+      auto work = ChunkWorkFromJson(*it);
+      if (!work.ok()) return bad(work.error().message);
+      p.chunk = std::move(work).value();
     }
   } catch (const nlohmann::json::exception& e) {
     return bad(e.what());

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/chunk_work.h"
 #include "core/error.h"
 #include "core/result.h"
 #include "core/vad_settings.h"
@@ -68,6 +69,8 @@ struct JobParams {
   // The decision made when the job was accepted: set, the job runs with VAD and these settings;
   // unset, without. Jobs stored before VAD existed have neither field and run without.
   std::optional<VadSettings> vad;
+  // Set only on the internal sub-jobs of a chunked job (server/chunked_jobs.h), never stored.
+  std::optional<ChunkWork> chunk;
 };
 
 std::string JobParamsToJson(const JobParams& params);

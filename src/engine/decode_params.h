@@ -4,9 +4,11 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "core/vad_settings.h"
+#include "engine/speech_timeline.h"
 
 namespace steno::engine {
 
@@ -27,6 +29,10 @@ struct DecodeParams {
   // times stay in the original audio's timeline (engine/speech_timeline.h).
   std::optional<VadSettings> vad;
   std::string vad_model_path;  // the Silero ggml file; needed when `vad` is set
+  // Set: the speech is already known (one chunk of a long recording, core/chunk_work.h): only
+  // these regions (sorted, disjoint, seconds of the audio) are decoded, no VAD runs, and times
+  // are in the audio's timeline as with `vad`. Not carried on the wire (DecodeParamsToJson).
+  std::optional<std::vector<SpeechRegion>> speech;
 };
 
 // Checks ranges and the language (engine/languages.h). kBadInput "bad_language" for an unknown

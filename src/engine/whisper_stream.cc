@@ -184,7 +184,7 @@ Result<std::vector<SpeechRegion>> WhisperStream::DetectSpeech(std::span<const fl
     if (!loaded.ok()) return loaded.error();
     vad_ = std::move(loaded).value();
   }
-  return vad_->Detect(pcm, *params.vad);
+  return vad_->Detect(pcm, params.vad.value_or(VadSettings{}));
 }
 
 std::string WhisperStream::WordTiming() const {
@@ -209,10 +209,14 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
   std::string language = multilingual ? params.language : "en";
   std::span<const float> input = pcm;
   std::optional<SpeechTimeline> timeline;
-  if (params.vad) {
+  if (params.speech) {
+    timeline.emplace(pcm, *params.speech);
+  } else if (params.vad) {
     auto regions = DetectSpeech(pcm, params);
     if (!regions.ok()) return regions.error();
     timeline.emplace(pcm, std::move(regions).value());
+  }
+  if (timeline) {
     if (timeline->samples().empty()) {
       Transcript none = NoSpeech(params, duration, language);
       if (none.has_words) none.word_timing = WordTiming();

@@ -37,13 +37,20 @@ class WhisperStream {
   // Transcribes 16 kHz mono float samples. With word timestamps, the transcript's word_timing
   // says where the words' times come from: "dtw" when the model was loaded with
   // ModelOptions::dtw_words and matched a preset, "tokens" otherwise. With VAD, only the speech it
-  // finds is decoded (no speech: no segments) and every time is in the original audio's timeline.
-  // Errors: kBadInput (invalid params, language the model cannot handle, empty audio, a VAD model
-  // whisper.cpp cannot load, "vad_model_missing"), kCancelled "aborted" when should_abort returned
+  // finds is decoded (no speech: no segments) and every time is in the original audio's timeline;
+  // with known speech (DecodeParams::speech) the same, over those regions. Errors: kBadInput
+  // (invalid params, language the model cannot handle, empty audio, a VAD model whisper.cpp
+  // cannot load, "vad_model_missing"), kCancelled "aborted" when should_abort returned
   // true (the caller knows whether that meant cancel or timeout), kInternal "decode_failed" or
   // "vad_failed" otherwise.
   Result<Transcript> Run(std::span<const float> pcm, const DecodeParams& params,
                          const StreamCallbacks& callbacks = {});
+
+  // The speech regions of 16 kHz mono `pcm` by the VAD model `params.vad_model_path` names (loaded
+  // on the CPU the first time and kept with the stream), with `params.vad`'s settings
+  // (whisper.cpp's defaults when unset). Errors: VadDetector::Load's and Detect's.
+  Result<std::vector<SpeechRegion>> DetectSpeech(std::span<const float> pcm,
+                                                 const DecodeParams& params);
 
   // Per-stream sizes reported when the state was created (weights are the model's).
   const Footprint& footprint() const { return footprint_; }
@@ -51,9 +58,6 @@ class WhisperStream {
  private:
   friend class WhisperModel;
   WhisperStream(const WhisperModel* model, whisper_state* state, Footprint fp);
-  // The speech regions of `pcm` by the VAD model `params` names (loaded here the first time).
-  Result<std::vector<SpeechRegion>> DetectSpeech(std::span<const float> pcm,
-                                                 const DecodeParams& params);
   std::string WordTiming() const;  // "dtw" or "tokens", by how the model was loaded
 
   const WhisperModel* model_;

@@ -21,6 +21,7 @@
 #include "engine/whisper_model.h"
 #include "engine/whisper_stream.h"
 #include "gpu/simulated_devices.h"
+#include "runner/chunk_steps.h"
 #include "runner/messages.h"
 #include "runner/protocol.h"
 
@@ -73,7 +74,10 @@ class Runner {
   void SetStreams(const json& m);
   void StartJob(const json& m);
   void RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
-              engine::DecodeParams params);
+              engine::DecodeParams params, std::optional<ChunkWork> chunk);
+  // The outcome frame of one job: its done (with the result) or its error.
+  json Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
+               const engine::DecodeParams& params, const std::optional<ChunkWork>& chunk);
   void Send(const json& m) {
     if (auto st = writer_.Write(m); !st) spdlog::debug("runner: {}", st.error().message);
   }
@@ -222,6 +226,15 @@ void Runner::StartJob(const json& m) {
     Send(ErrorMessage(id, RunnerErrorKind::kBadInput, params.error().message));
     return;
   }
+  std::optional<ChunkWork> chunk;  // one step of a chunked job (chunk_steps.h)
+  if (auto c = m.find("chunk"); c != m.end() && !c->is_null()) {
+    auto work = ChunkWorkFromJson(*c);
+    if (!work.ok()) {
+      Send(ErrorMessage(id, RunnerErrorKind::kBadInput, work.error().message));
+      return;
+    }
+    chunk = std::move(work).value();
+  }
   auto job = std::make_shared<Job>();
   job->id = id;
   if (double timeout_s = m.value("timeout_s", 0.0); timeout_s > 0) {
@@ -247,45 +260,61 @@ void Runner::StartJob(const json& m) {
   jobs_[id] = job;
   ++active_;
   audio::MediaFile input(m.value("audio_path", ""), m.value("audio_name", ""));
-  std::thread(&Runner::RunJob, this, free_slot, job, std::move(input), *params).detach();
+  std::thread(&Runner::RunJob, this, free_slot, job, std::move(input), *params, std::move(chunk))
+      .detach();
+}
+
+json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
+                     const engine::DecodeParams& params, const std::optional<ChunkWork>& chunk) {
+  const auto started = Clock::now();
+  auto done = [&](json result) {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    return json{
+        {"type", "done"}, {"job_id", job.id}, {"processing_ms", ms}, {"result", std::move(result)}};
+  };
+  auto should_abort = [&job] { return job.cancel.load() || Clock::now() >= job.deadline; };
+  auto failed = [&job, &should_abort](const Error& e) {
+    if (e.kind == ErrorKind::kCancelled && !job.cancel && should_abort()) {
+      return ErrorMessage(job.id, RunnerErrorKind::kTimeout, "the job ran past its timeout");
+    }
+    return ErrorMessage(job.id, ErrorKindForProtocol(e.kind), e.message);
+  };
+  if (chunk && chunk->step == ChunkWork::Step::kPlan) {
+    auto plan = RunPlan(*slot->stream, input, params, *chunk, should_abort);
+    if (!plan) return failed(plan.error());
+    return done(std::move(plan).value());
+  }
+  int last_percent = -1;
+  engine::StreamCallbacks cb;
+  cb.on_progress = [&](int percent) {
+    if (percent == last_percent) return;
+    last_percent = percent;
+    Send({{"type", "progress"}, {"job_id", job.id}, {"percent", percent}});
+  };
+  cb.on_segment = [&](const engine::Segment& s) {
+    Send({{"type", "segment"},
+          {"job_id", job.id},
+          {"segment", {{"id", s.id}, {"start", s.start}, {"end", s.end}, {"text", s.text}}}});
+  };
+  cb.should_abort = should_abort;
+  Result<engine::Transcript> t = Error(ErrorKind::kInternal, "not_run", "not run");
+  if (chunk) {
+    t = RunChunk(*slot->stream, *chunk, params, cb);
+  } else {
+    auto pcm = audio::Decode(input);
+    if (!pcm) {
+      return ErrorMessage(job.id, ErrorKindForProtocol(pcm.error().kind), pcm.error().message);
+    }
+    t = slot->stream->Run(*pcm, params, cb);
+  }
+  if (t) return done(engine::ToVerboseJson(*t));
+  return failed(t.error());
 }
 
 void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
-                    engine::DecodeParams params) {
-  const auto started = Clock::now();
-  json outcome;
-  auto pcm = audio::Decode(input);
-  if (!pcm) {
-    outcome = ErrorMessage(job->id, ErrorKindForProtocol(pcm.error().kind), pcm.error().message);
-  } else {
-    int last_percent = -1;
-    engine::StreamCallbacks cb;
-    cb.on_progress = [&](int percent) {
-      if (percent == last_percent) return;
-      last_percent = percent;
-      Send({{"type", "progress"}, {"job_id", job->id}, {"percent", percent}});
-    };
-    cb.on_segment = [&](const engine::Segment& s) {
-      Send({{"type", "segment"},
-            {"job_id", job->id},
-            {"segment", {{"id", s.id}, {"start", s.start}, {"end", s.end}, {"text", s.text}}}});
-    };
-    cb.should_abort = [&] { return job->cancel.load() || Clock::now() >= job->deadline; };
-    auto t = slot->stream->Run(*pcm, params, cb);
-    if (t) {
-      const auto ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-      outcome = {{"type", "done"},
-                 {"job_id", job->id},
-                 {"processing_ms", ms},
-                 {"result", engine::ToVerboseJson(*t)}};
-    } else if (t.error().kind == ErrorKind::kCancelled && !job->cancel &&
-               Clock::now() >= job->deadline) {
-      outcome = ErrorMessage(job->id, RunnerErrorKind::kTimeout, "the job ran past its timeout");
-    } else {
-      outcome = ErrorMessage(job->id, ErrorKindForProtocol(t.error().kind), t.error().message);
-    }
-  }
+                    engine::DecodeParams params, std::optional<ChunkWork> chunk) {
+  json outcome = Outcome(slot, *job, input, params, chunk);
   {
     // The stream is free before the supervisor hears the outcome, so a job it sends in reply
     // always finds a slot.

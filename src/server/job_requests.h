@@ -34,6 +34,8 @@
 
 namespace steno::server {
 
+class ChunkedJobs;  // chunked_jobs.h
+
 // Where a job's audio comes from: an upload already streamed into the blob store (committed), or
 // a file on the server the caller has already confined to an allowed root.
 struct SubmitJob {
@@ -59,6 +61,7 @@ struct JobRequestParts {
   audio::Limits limits;      // longest audio accepted
   VadPolicy vad;             // the server's VAD default (decided per job at Submit)
   std::string results_dir;   // where speech jobs' audio is (store::ResultsDir of the data dir)
+  ChunkedJobs* chunked = nullptr;  // runs long recordings with VAD as chunks; null: never
 };
 
 class JobRequests {
@@ -115,7 +118,8 @@ class JobRequests {
   void Reconfigure(size_t queue_bound, const sched::QueueConfig& queue, const audio::Limits& limits)
       EXCLUDES(mu_);
 
-  // Hands a stored job to this node's scheduler with a local copy of its upload.
+  // Hands a stored job to this node's scheduler with a local copy of its upload; a long
+  // recording with VAD to the chunked jobs instead (chunked_jobs.h).
   Status Schedule(const Job& job);
 
   static Error ShuttingDown();

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/paths.h"
+#include "server/chunked_jobs.h"
 #include "server/held_jobs.h"
 #include "server/job_end_signal.h"
 #include "server/job_writer.h"
@@ -53,6 +54,7 @@ struct JobService::Impl {
   HeldJobs held;
   RuntimeSlot runtime;
   std::unique_ptr<LiveEvents> live;
+  std::unique_ptr<ChunkedJobs> chunked;
   std::unique_ptr<ClusterLink> link;  // with cluster_store
   std::unique_ptr<JobRequests> requests;
   std::unique_ptr<JobWriter> writer;
@@ -64,6 +66,7 @@ struct JobService::Impl {
 
   ~Impl() {
     (void)runtime.Take();  // stopped here if Shutdown did not run
+    if (chunked) chunked->Stop();
     if (link) link->Stop();
     if (leases) leases->Stop();
     if (writer) writer->Stop();
@@ -77,6 +80,16 @@ struct JobService::Impl {
 
 void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& queue) {
   live = std::make_unique<LiveEvents>(*jobs);
+  ChunkedJobsOptions co;
+  co.cap = options.chunk_streams;
+  co.work_dir = options.data_dir + "/chunks";
+  co.default_timeout_s = options.runtime.scheduler.default_timeout_s;
+  // A chunked job's own changes go where the scheduler's changes of a job go (hooks.on_job).
+  chunked =
+      std::make_unique<ChunkedJobs>(std::move(co), runtime, [this](const sched::JobUpdate& u) {
+        metrics.OnJob(u);
+        writer->Enqueue(u);
+      });
   if (cluster_store) {
     link = std::make_unique<ClusterLink>(options.node, options.publish_ms, kClaimPollMs,
                                          *cluster_store);
@@ -94,11 +107,12 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
   rp.queue = queue;
   rp.limits = options.limits;
   rp.vad = options.vad;
+  rp.chunked = chunked.get();
   rp.results_dir = store::ResultsDir(options.data_dir);
   requests = std::make_unique<JobRequests>(std::move(rp));
-  writer =
-      std::make_unique<JobWriter>(JobWriterParts{options.node, options.lease_ms, jobs.get(), &held,
-                                                 live.get(), &stats, &ended, &runtime, link.get()});
+  writer = std::make_unique<JobWriter>(JobWriterParts{options.node, options.lease_ms, jobs.get(),
+                                                      &held, live.get(), &stats, &ended, &runtime,
+                                                      link.get(), chunked.get()});
   JobRequests* req = requests.get();
   proxies = std::make_unique<ProxyHolds>(runtime);
   runners = std::make_unique<RunnerControl>(runtime, metrics, [req] { return req->admitting(); });
@@ -190,6 +204,12 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
   };
   sched::SchedulerHooks hooks;
   hooks.on_job = [raw](const sched::JobUpdate& u) {
+    if (u.kind == sched::JobUpdate::Kind::kState && u.job.state == JobState::kLoading) {
+      // In the scheduler's order (its thread), sub-jobs of chunked jobs included.
+      spdlog::debug("job {} placed on runner {} ({}), attempt {}", u.job.id, u.runner_id, u.device,
+                    u.job.attempt);
+    }
+    if (raw->chunked->OnJob(u)) return;  // a chunked job's sub-job: never stored
     if (raw->proxies->OnJob(u)) return;  // a relayed request's hold: never stored
     raw->metrics.OnJob(u);
     raw->writer->Enqueue(u);
@@ -299,6 +319,7 @@ JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace)
   s.writer->Discard();
   s.runners->Park();
   if (auto runtime = s.runtime.Take()) report.runners = runtime->Stop();
+  s.chunked->Stop();  // the jobs it ran go back to the queue below, and are planned again
   s.runners->Unpark();
   s.writer->Stop();
   s.leases->Stop();

@@ -9,9 +9,10 @@
 //                             servers (proxy_holds.h)
 //   cluster()  ClusterMember  claims, other nodes' events, the nodes table; null unless the
 //                             store is shared (cluster_member.h)
-// and, inside: the writer that makes the scheduler's changes durable in order (job_writer.h),
-// the lease heartbeats (lease_keeper.h), and the slot that holds the runtime (runtime_slot.h).
-// None of them holds a lock across a store, network or driver call.
+// and, inside: the coordinator of long recordings run as chunks (chunked_jobs.h), the writer that
+// makes the scheduler's changes durable in order (job_writer.h), the lease heartbeats
+// (lease_keeper.h), and the slot that holds the runtime (runtime_slot.h). None of them holds a lock
+// across a store, network or driver call.
 //
 // Promise 3, no job is lost: a job is durable before the scheduler sees it; the scheduler's
 // changes are written in order under this node's lease. On start, jobs a crash left
@@ -60,6 +61,10 @@ struct ServiceOptions {
   int64_t publish_ms = 2'000;
   audio::Limits limits;  // longest audio accepted (0: unlimited)
   VadPolicy vad;         // the VAD default for jobs that do not choose (needs a restart to change)
+  // Long recordings with VAD run as chunks on several streams (chunked_jobs.h): at most this
+  // many of one job's chunks queued or running at once (--chunk-streams; 1: one at a time; needs
+  // a restart to change).
+  int chunk_streams = 4;
   // Jobs the service holds at most (--max-queue): pending + running here, or the cluster's pending
   // jobs on a shared store; Submit refuses more with queue_full. The scheduler's own queue is left
   // unbounded (runtime.scheduler.queue.max_length is not used): it must take every job the store

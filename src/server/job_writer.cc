@@ -1,6 +1,7 @@
 #include "server/job_writer.h"
 
 #include "core/log.h"
+#include "server/chunked_jobs.h"
 
 namespace steno::server {
 
@@ -62,6 +63,7 @@ void JobWriter::CancelRun(const std::string& id, bool drop) {
         return 0;
       },
       0);
+  if (p_.chunked) p_.chunked->Cancel(id);
 }
 
 Result<std::optional<Job>> JobWriter::ClaimInStore(const std::string& id) {

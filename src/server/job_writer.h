@@ -27,6 +27,8 @@
 
 namespace steno::server {
 
+class ChunkedJobs;  // chunked_jobs.h
+
 // One item for the writer thread: a scheduler change to apply to the store, or a footprint.
 using WriteItem = std::variant<sched::JobUpdate, sched::FootprintUpdate>;
 
@@ -39,7 +41,8 @@ struct JobWriterParts {
   QueueStats* stats = nullptr;
   JobEndSignal* ended = nullptr;
   RuntimeSlot* runtime = nullptr;
-  ClusterLink* link = nullptr;  // null: a single-node store
+  ClusterLink* link = nullptr;     // null: a single-node store
+  ChunkedJobs* chunked = nullptr;  // the jobs run as chunks (their runs are stopped there)
 };
 
 class JobWriter {

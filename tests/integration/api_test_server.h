@@ -32,35 +32,18 @@ namespace steno::test {
 class ApiTestServer {
  public:
   // `extra` flags are appended to the defaults (a later value of a flag wins).
-  explicit ApiTestServer(std::vector<std::string> extra = {}) {
+  explicit ApiTestServer(std::vector<std::string> extra = {},
+                         const std::string& log_level = "info") {
     // A client writing to a connection the server closed must get EPIPE, not die.
     signal(SIGPIPE, SIG_IGN);
     namespace fs = std::filesystem;
     fs::create_directories(models);
     fs::copy_file(TinyModel(), models + "/ggml-tiny.bin");
-    std::vector<std::string> argv = {StenoBin(),
-                                     "--log-level",
-                                     "info",
-                                     "serve",
-                                     "--host",
-                                     "127.0.0.1",
-                                     "--port",
-                                     "0",
-                                     "--data-dir",
-                                     data,
-                                     "--models-dir",
-                                     models,
-                                     "--device",
-                                     "cpu",
-                                     "--threads",
-                                     "1",
-                                     "--cpu-cores",
-                                     "2",
-                                     "--beam-size",
-                                     "1",
-                                     "--temperature-inc",
-                                     "0",
-                                     "--no-warmup"};
+    std::vector<std::string> argv = {
+        StenoBin(),    "--log-level", log_level,           "serve", "--host",       "127.0.0.1",
+        "--port",      "0",           "--data-dir",        data,    "--models-dir", models,
+        "--device",    "cpu",         "--threads",         "1",     "--cpu-cores",  "2",
+        "--beam-size", "1",           "--temperature-inc", "0",     "--no-warmup"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     Start(argv);
   }

@@ -28,19 +28,25 @@ void Put16(std::ofstream& out, uint16_t v) {
   out.write(b, 2);
 }
 
-}  // namespace
-
-GappedSpeech MakeGappedSpeech(double lead_s, double gap_s, double tail_s) {
-  GappedSpeech g;
+// speech.wav from its first loud sample to its last (empty, and the test failed, if unreadable).
+std::vector<float> TrimmedSpeech() {
   auto pcm = audio::Decode(audio::MediaFile(MediaPath("speech.wav")));
   if (!pcm.ok()) {
     ADD_FAILURE() << "cannot decode speech.wav: " << pcm.error().message;
-    return g;
+    return {};
   }
   auto loud = [](float x) { return std::fabs(x) > kLoud; };
   auto first = std::find_if(pcm->begin(), pcm->end(), loud);
   auto last = std::find_if(pcm->rbegin(), pcm->rend(), loud).base();
-  const std::vector<float> speech(first, last);
+  return std::vector<float>(first, last);
+}
+
+}  // namespace
+
+GappedSpeech MakeGappedSpeech(double lead_s, double gap_s, double tail_s) {
+  GappedSpeech g;
+  const std::vector<float> speech = TrimmedSpeech();
+  if (speech.empty()) return g;
   const double speech_s = static_cast<double>(speech.size()) / kRate;
   auto silence = [&g](double s) {
     g.pcm.insert(g.pcm.end(), static_cast<size_t>(std::lround(s * kRate)), 0.0f);
@@ -56,6 +62,22 @@ GappedSpeech MakeGappedSpeech(double lead_s, double gap_s, double tail_s) {
   g.second_end = g.second_start + speech_s;
   silence(tail_s);
   return g;
+}
+
+SpacedSpeech MakeSpacedSpeech(int copies, double period_s, double lead_s, double tail_s) {
+  SpacedSpeech s;
+  const std::vector<float> speech = TrimmedSpeech();
+  if (speech.empty()) return s;
+  const double speech_s = static_cast<double>(speech.size()) / kRate;
+  for (int i = 0; i < copies; ++i) {
+    const double at = lead_s + i * period_s;
+    s.pcm.resize(static_cast<size_t>(std::lround(at * kRate)), 0.0f);
+    const double start = static_cast<double>(s.pcm.size()) / kRate;
+    s.pcm.insert(s.pcm.end(), speech.begin(), speech.end());
+    s.copies.emplace_back(start, start + speech_s);
+  }
+  s.pcm.insert(s.pcm.end(), static_cast<size_t>(std::lround(tail_s * kRate)), 0.0f);
+  return s;
 }
 
 void WriteWav16k(const std::string& path, std::span<const float> pcm) {

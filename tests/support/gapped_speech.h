@@ -6,6 +6,7 @@
 
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace steno::test {
@@ -19,6 +20,16 @@ struct GappedSpeech {
 
 // Fails the calling test (and returns an empty pcm) when speech.wav cannot be read.
 GappedSpeech MakeGappedSpeech(double lead_s, double gap_s, double tail_s);
+
+// `copies` copies of the same speech, the first at `lead_s`, one every `period_s` seconds, with
+// silence everywhere else (and `tail_s` of it after the last). For long recordings.
+struct SpacedSpeech {
+  std::vector<float> pcm;
+  std::vector<std::pair<double, double>> copies;  // each copy's [start, end], in seconds
+  double duration() const { return static_cast<double>(pcm.size()) / 16000.0; }
+};
+SpacedSpeech MakeSpacedSpeech(int copies, double period_s, double lead_s = 1.0,
+                              double tail_s = 1.0);
 
 // A 16 kHz mono 16-bit PCM WAV file of `pcm` at `path`.
 void WriteWav16k(const std::string& path, std::span<const float> pcm);

@@ -163,6 +163,10 @@ Status ProcessBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
             {"audio_name", job.input.name},
             {"params", engine::DecodeParamsToJson(p)}};
   if (job.timeout_s > 0) m["timeout_s"] = job.timeout_s;
+  // A step of a chunked job (core/chunk_work.h): the runner plans or runs one chunk.
+  if (job.params.is_object()) {
+    if (auto c = job.params.find("chunk"); c != job.params.end()) m["chunk"] = *c;
+  }
   return h->Send(m);
 }
 
