@@ -71,6 +71,7 @@ struct ServeOptions {
   std::string vad_min_duration = "30s";
   int chunk_streams = 4;
   bool no_warmup = false;
+  bool dtw_words = false;
   std::vector<std::string> api_keys;
   std::string api_key_file;
   std::vector<std::string> allow_paths;
@@ -213,6 +214,7 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
   }
   rt.decode_defaults.temperature_inc = o.temperature_inc;
   rt.warmup = !o.no_warmup;
+  rt.dtw_words = o.dtw_words;
   if (o.max_duration_s < 0) return Usage("--max-duration must be 0 (no limit) or more");
   s.limits.max_duration_s = o.max_duration_s;
   if (auto st = ApplyVadFlags(o, s); !st) return st.error();
@@ -506,6 +508,9 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->envname("STENO_CHUNK_STREAMS")
       ->capture_default_str();
   cmd->add_flag("--no-warmup", o->no_warmup, "Skip the runners' warm-up pass (faster loads)");
+  cmd->add_flag("--dtw-words", o->dtw_words,
+                "Time requested words by DTW over the model's alignment heads (whisper.cpp "
+                "then decodes every request without flash attention: slower)");
   cmd->add_option("--api-key", o->api_keys, "Require this key (Authorization: Bearer KEY)")
       ->envname("STENO_API_KEY")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

@@ -133,7 +133,8 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   ro.models_dir = models_dir;
   ro.data_dir = data_dir;
   ro.decode_defaults = decode;
-  ro.warmup = false;  // one-shot: the first job is the warm-up
+  ro.warmup = false;                      // one-shot: the first job is the warm-up
+  ro.dtw_words = decode.word_timestamps;  // every file of this run wants words
   // Runners are stopped when every file is done (idle: they exit at once) or on Ctrl+C, when a
   // runner still in a decode window is not worth waiting for: killed after a second.
   ro.runner_grace = std::chrono::milliseconds(1000);
@@ -296,7 +297,8 @@ void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action) {
   cmd->add_option("--best-of", opts->decode.best_of, "Candidates when sampling")
       ->capture_default_str();
   cmd->add_flag("--word-timestamps", opts->decode.word_timestamps,
-                "Word-level timestamps (verbose_json)");
+                "Word-level timestamps (verbose_json), timed by DTW over the model's alignment "
+                "heads when its dimensions match an official model's");
   cmd->add_flag("--vad", opts->vad,
                 "Voice activity detection: transcribe only the speech (times stay those of the "
                 "input); needs `steno models pull silero-v6.2.0`");

@@ -248,6 +248,7 @@ nlohmann::ordered_json ToVerboseJson(const Transcript& t) {
   j["text"] = std::string(TrimLeft(t.Text()));
   j["segments"] = std::move(segments);
   if (t.has_words) j["words"] = std::move(all_words);
+  if (t.has_words && !t.word_timing.empty()) j["word_timing"] = t.word_timing;
   return j;
 }
 

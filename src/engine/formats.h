@@ -27,7 +27,8 @@
 //   "start","end","text","tokens","temperature","avg_logprob","compression_ratio",
 //   "no_speech_prob"}]}. Only when t.has_words: each segment gets "words":[{"word","start","end",
 //   "probability"}] (word text as decoded, like openai-whisper's result) and the top level gets
-//   "words":[{"word","start","end"}] with words trimmed (like the OpenAI API). Float statistics
+//   "words":[{"word","start","end"}] with words trimmed (like the OpenAI API), then steno's own
+//   "word_timing": "dtw" or "tokens" (Transcript::word_timing) when set. Float statistics
 //   are written with float precision (0.2f is 0.2, not 0.20000000298...); non-finite ones as 0.
 // - JSON documents are indented by 2 and end with '\n'.
 #pragma once

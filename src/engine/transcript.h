@@ -53,6 +53,9 @@ struct Transcript {
   double duration = 0;              // length of the input audio
   std::vector<Segment> segments;
   bool has_words = false;  // word timestamps were requested
+  // With words: where their times come from, "dtw" (DTW over the model's alignment heads,
+  // engine/alignment_heads.h) or "tokens" (whisper.cpp's token timestamps); empty otherwise.
+  std::string word_timing;
 
   // Concatenation of segment texts, as OpenAI's "text" field.
   std::string Text() const {

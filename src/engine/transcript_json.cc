@@ -30,7 +30,7 @@ Result<Transcript> TranscriptFromVerboseJson(const json& j) {
   }
   Transcript t;
   bool ok = Optional(j, "task", &t.task) && Optional(j, "language", &t.language) &&
-            Optional(j, "duration", &t.duration);
+            Optional(j, "duration", &t.duration) && Optional(j, "word_timing", &t.word_timing);
   t.has_words = j.contains("words");
   for (const auto& js : j["segments"]) {
     if (!js.is_object()) return Bad("bad_transcript", "segment is not an object");

@@ -15,13 +15,13 @@ Error VadModelMissing(const std::string& where) {
                    "); install it with `steno models pull " + name + "`");
 }
 
-Result<std::unique_ptr<VadDetector>> VadDetector::Load(const std::string& path, int n_threads) {
+Result<std::unique_ptr<VadDetector>> VadDetector::Load(const std::string& path) {
   std::error_code ec;
   if (path.empty() || !std::filesystem::is_regular_file(path, ec)) {
     return VadModelMissing(path.empty() ? "no models dir" : path);
   }
   whisper_vad_context_params cp = whisper_vad_default_context_params();
-  cp.n_threads = std::max(1, n_threads);
+  cp.n_threads = 1;
   cp.use_gpu = false;  // tiny: the CPU is fast enough and needs no device memory
   whisper_vad_context* ctx = whisper_vad_init_from_file_with_params(path.c_str(), cp);
   if (!ctx) {

@@ -20,10 +20,12 @@ namespace steno::engine {
 
 class VadDetector {
  public:
-  // Loads the model at `path` on the CPU with `n_threads`. Errors: kBadInput "vad_model_missing"
-  // (no such file; the message says to run `steno models pull silero-v6.2.0`), kBadInput
-  // "bad_vad_model" (whisper.cpp cannot load it).
-  static Result<std::unique_ptr<VadDetector>> Load(const std::string& path, int n_threads);
+  // Loads the model at `path` on the CPU, on one thread: the model runs one tiny graph per 32 ms
+  // of audio, and a second thread costs far more in synchronisation than it saves (600 s of
+  // audio on a busy 2-core machine: 1.7 s of CPU on one thread, 72 s on two). Errors: kBadInput
+  // "vad_model_missing" (no such file; the message says to run `steno models pull
+  // silero-v6.2.0`), kBadInput "bad_vad_model" (whisper.cpp cannot load it).
+  static Result<std::unique_ptr<VadDetector>> Load(const std::string& path);
   ~VadDetector();
   VadDetector(const VadDetector&) = delete;
   VadDetector& operator=(const VadDetector&) = delete;

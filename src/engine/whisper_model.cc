@@ -2,8 +2,10 @@
 
 #include <chrono>
 
+#include <spdlog/spdlog.h>
 #include <whisper.h>
 
+#include "engine/alignment_heads.h"
 #include "engine/whisper_log.h"
 #include "engine/whisper_stream.h"
 
@@ -22,6 +24,21 @@ Result<std::unique_ptr<WhisperModel>> WhisperModel::Load(const std::string& path
 
   std::unique_ptr<WhisperModel> model(new WhisperModel());
   model->info_ = std::move(info).value();
+  if (options.dtw_words) {
+    if (auto heads = AlignmentHeadsFor(model->info_.hparams, path)) {
+      cparams.dtw_token_timestamps = true;
+      cparams.dtw_aheads_preset = static_cast<whisper_alignment_heads_preset>(heads->preset);
+      cparams.flash_attn = false;  // whisper.cpp 1.9.1 turns DTW off under flash attention
+      model->word_alignment_ = heads->name;
+      spdlog::info("{}: words timed by DTW with the {} alignment heads", path, heads->name);
+    } else {
+      spdlog::warn(
+          "{}: no alignment-heads preset matches this model's dimensions (audio layers {}, text "
+          "layers {}, state {}, vocabulary {}): word timestamps come from token timestamps",
+          path, model->info_.hparams.n_audio_layer, model->info_.hparams.n_text_layer,
+          model->info_.hparams.n_text_state, model->info_.hparams.n_vocab);
+    }
+  }
   auto start = std::chrono::steady_clock::now();
   {
     FootprintCapture capture(&model->footprint_);

@@ -22,6 +22,12 @@ struct ModelOptions {
   bool use_gpu = false;  // false: CPU only
   int gpu_device = 0;    // CUDA ordinal when use_gpu
   bool flash_attn = true;
+  // Time words by DTW over the alignment heads matching the model's dimensions
+  // (engine/alignment_heads.h). whisper.cpp 1.9.1 sets this up per loaded model, not per decode,
+  // and only without flash attention, which it then turns off: on the CPU that doubled the
+  // decoding time of a tiny model here, so a model is loaded this way only when its work wants
+  // words. A model matching no preset loads as without it, and the log says so once.
+  bool dtw_words = false;
 };
 
 class WhisperModel {
@@ -43,6 +49,9 @@ class WhisperModel {
   const ModelFileInfo& info() const { return info_; }
   bool multilingual() const;
   int64_t load_ms() const { return load_ms_; }
+  // The official model whose alignment heads time this model's words by DTW ("tiny.en", ...);
+  // empty: words take whisper.cpp's token timestamps.
+  const std::string& word_alignment() const { return word_alignment_; }
   whisper_context* ctx() const { return ctx_; }
 
  private:
@@ -51,6 +60,7 @@ class WhisperModel {
   ModelFileInfo info_;
   Footprint footprint_;
   int64_t load_ms_ = 0;
+  std::string word_alignment_;
 };
 
 }  // namespace steno::engine

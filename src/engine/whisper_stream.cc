@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <vector>
@@ -37,6 +38,7 @@ struct RunContext {
   double duration = 0;                       // of the audio, in seconds: no segment ends after it
   const SpeechTimeline* timeline = nullptr;  // with VAD: maps decoded times back
   bool aborted = false;
+  int emitted = 0;  // segments handed to on_segment so far
 };
 
 double StartTime(const RunContext& rc, int64_t centiseconds) {
@@ -47,6 +49,46 @@ double StartTime(const RunContext& rc, int64_t centiseconds) {
 double EndTime(const RunContext& rc, int64_t centiseconds) {
   const double t = static_cast<double>(centiseconds) / 100.0;
   return rc.timeline ? rc.timeline->EndToOriginal(t) : t;
+}
+
+struct TextToken {
+  std::string piece;
+  int64_t t0, t1, t_dtw;  // centiseconds in the decoded audio; t_dtw -1: not computed
+  float p;
+};
+
+// Words from a segment's text tokens: a token that starts with a space begins a new word, others
+// continue the current one. With DTW (the model's word_alignment()), a word starts at its first
+// token's DTW time and ends where the next word starts (the last one at the segment's end), kept
+// inside the segment and in order; otherwise it spans its tokens' timestamps.
+std::vector<Word> ReadWords(const RunContext& rc, const std::vector<TextToken>& tokens,
+                            const Segment& seg) {
+  std::vector<Word> words;
+  std::vector<size_t> first;  // each word's first token
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    const TextToken& tk = tokens[k];
+    if (words.empty() || (!tk.piece.empty() && tk.piece[0] == ' ')) {
+      words.push_back(Word{tk.piece, StartTime(rc, tk.t0), EndTime(rc, tk.t1), tk.p});
+      first.push_back(k);
+    } else {
+      words.back().text += tk.piece;
+      words.back().end = EndTime(rc, tk.t1);
+      words.back().probability = std::min(words.back().probability, tk.p);
+    }
+  }
+  const bool dtw =
+      !rc.model->word_alignment().empty() &&
+      std::all_of(tokens.begin(), tokens.end(), [](const TextToken& t) { return t.t_dtw >= 0; });
+  if (!dtw) return words;
+  double floor = seg.start;
+  for (size_t w = 0; w < words.size(); ++w) {
+    const double start = StartTime(rc, tokens[first[w]].t_dtw);
+    const double end = w + 1 < words.size() ? EndTime(rc, tokens[first[w + 1]].t_dtw) : seg.end;
+    words[w].start = std::clamp(start, floor, seg.end);
+    words[w].end = std::clamp(end, words[w].start, seg.end);
+    floor = words[w].end;
+  }
+  return words;
 }
 
 // Reads segment i out of the state, with the per-segment statistics OpenAI reports.
@@ -70,37 +112,38 @@ Segment ReadSegment(const RunContext& rc, int i) {
   seg.compression_ratio = CompressionRatio(seg.text);
 
   double logprob_sum = 0;
-  int n_text = 0;
-  Word* word = nullptr;
+  std::vector<TextToken> text_tokens;
   const int n_tokens = whisper_full_n_tokens_from_state(st, i);
   for (int j = 0; j < n_tokens; ++j) {
     whisper_token_data td = whisper_full_get_token_data_from_state(st, i, j);
     if (td.id >= eot) continue;  // special and timestamp tokens
     seg.tokens.push_back(td.id);
     logprob_sum += td.plog;
-    ++n_text;
     if (!rc.params->word_timestamps) continue;
-    std::string piece = whisper_full_get_token_text_from_state(ctx, st, i, j);
-    // A token that starts with a space begins a new word; others continue the current one.
-    if (!word || (!piece.empty() && piece[0] == ' ')) {
-      seg.words.push_back(Word{piece, StartTime(rc, td.t0), EndTime(rc, td.t1), td.p});
-      word = &seg.words.back();
-    } else {
-      word->text += piece;
-      word->end = EndTime(rc, td.t1);
-      word->probability = std::min(word->probability, td.p);
-    }
+    text_tokens.push_back(TextToken{whisper_full_get_token_text_from_state(ctx, st, i, j), td.t0,
+                                    td.t1, td.t_dtw, td.p});
   }
-  seg.avg_logprob = n_text > 0 ? static_cast<float>(logprob_sum / n_text) : 0.0f;
+  const auto n_text = seg.tokens.size();
+  seg.avg_logprob =
+      n_text > 0 ? static_cast<float>(logprob_sum / static_cast<double>(n_text)) : 0.0f;
+  if (rc.params->word_timestamps) seg.words = ReadWords(rc, text_tokens, seg);
   ClampToDuration(seg, rc.duration);
   return seg;
 }
 
-void OnNewSegment(whisper_context*, whisper_state* state, int n_new, void* user) {
-  auto* rc = static_cast<RunContext*>(user);
+// Hands the segments decoded since the last call to on_segment. whisper.cpp's new-segment
+// callback cannot be trusted for which ones are new: with DTW it passes a segment index as the
+// count, and after the first window none at all. So the callback, each window's start and the
+// end of the run all flush whatever was not handed out yet (each window's segments are final
+// before the next window starts).
+void FlushSegments(RunContext* rc) {
   if (!rc->callbacks->on_segment) return;
-  const int n = whisper_full_n_segments_from_state(state);
-  for (int i = n - n_new; i < n; ++i) rc->callbacks->on_segment(ReadSegment(*rc, i));
+  const int n = whisper_full_n_segments_from_state(rc->state);
+  for (; rc->emitted < n; ++rc->emitted) rc->callbacks->on_segment(ReadSegment(*rc, rc->emitted));
+}
+
+void OnNewSegment(whisper_context*, whisper_state*, int, void* user) {
+  FlushSegments(static_cast<RunContext*>(user));
 }
 
 void OnProgress(whisper_context*, whisper_state*, int percent, void* user) {
@@ -137,11 +180,15 @@ WhisperStream::~WhisperStream() {
 Result<std::vector<SpeechRegion>> WhisperStream::DetectSpeech(std::span<const float> pcm,
                                                               const DecodeParams& params) {
   if (!vad_ || vad_->path() != params.vad_model_path) {
-    auto loaded = VadDetector::Load(params.vad_model_path, params.n_threads);
+    auto loaded = VadDetector::Load(params.vad_model_path);
     if (!loaded.ok()) return loaded.error();
     vad_ = std::move(loaded).value();
   }
   return vad_->Detect(pcm, params.vad.value_or(VadSettings{}));
+}
+
+std::string WhisperStream::WordTiming() const {
+  return model_->word_alignment().empty() ? "tokens" : "dtw";
 }
 
 Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodeParams& params,
@@ -170,7 +217,11 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
     timeline.emplace(pcm, std::move(regions).value());
   }
   if (timeline) {
-    if (timeline->samples().empty()) return NoSpeech(params, duration, language);
+    if (timeline->samples().empty()) {
+      Transcript none = NoSpeech(params, duration, language);
+      if (none.has_words) none.word_timing = WordTiming();
+      return none;
+    }
     input = timeline->samples();
     rc.timeline = &*timeline;
   }
@@ -202,7 +253,9 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
   wp.abort_callback = [](void* user) { return ShouldAbort(static_cast<RunContext*>(user)); };
   wp.abort_callback_user_data = &rc;
   wp.encoder_begin_callback = [](whisper_context*, whisper_state*, void* user) {
-    return !ShouldAbort(static_cast<RunContext*>(user));
+    auto* rc = static_cast<RunContext*>(user);
+    FlushSegments(rc);
+    return !ShouldAbort(rc);
   };
   wp.encoder_begin_callback_user_data = &rc;
 
@@ -216,10 +269,13 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
                  "whisper.cpp failed to decode the audio (code " + std::to_string(rcode) + ")");
   }
 
+  FlushSegments(&rc);
+
   Transcript t;
   t.task = params.translate ? "translate" : "transcribe";
   t.duration = duration;
   t.has_words = params.word_timestamps;
+  if (t.has_words) t.word_timing = WordTiming();
   int lang_id = whisper_full_lang_id_from_state(state_);
   t.language = lang_id >= 0 ? whisper_lang_str(lang_id) : language;
   const int n = whisper_full_n_segments_from_state(state_);

@@ -34,9 +34,11 @@ class WhisperStream {
   WhisperStream(const WhisperStream&) = delete;
   WhisperStream& operator=(const WhisperStream&) = delete;
 
-  // Transcribes 16 kHz mono float samples. With VAD, only the speech it finds is decoded (no
-  // speech: no segments) and every time is in the original audio's timeline; with known speech
-  // (DecodeParams::speech) the same, over those regions. Errors: kBadInput
+  // Transcribes 16 kHz mono float samples. With word timestamps, the transcript's word_timing
+  // says where the words' times come from: "dtw" when the model was loaded with
+  // ModelOptions::dtw_words and matched a preset, "tokens" otherwise. With VAD, only the speech it
+  // finds is decoded (no speech: no segments) and every time is in the original audio's timeline;
+  // with known speech (DecodeParams::speech) the same, over those regions. Errors: kBadInput
   // (invalid params, language the model cannot handle, empty audio, a VAD model whisper.cpp
   // cannot load, "vad_model_missing"), kCancelled "aborted" when should_abort returned
   // true (the caller knows whether that meant cancel or timeout), kInternal "decode_failed" or
@@ -56,6 +58,7 @@ class WhisperStream {
  private:
   friend class WhisperModel;
   WhisperStream(const WhisperModel* model, whisper_state* state, Footprint fp);
+  std::string WordTiming() const;  // "dtw" or "tokens", by how the model was loaded
 
   const WhisperModel* model_;
   whisper_state* state_;

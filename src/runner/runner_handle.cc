@@ -96,6 +96,7 @@ Result<std::unique_ptr<RunnerHandle>> RunnerHandle::Start(const RunnerOptions& o
                          {"streams", options.streams},
                          {"threads", options.threads},
                          {"flash_attn", options.flash_attn},
+                         {"dtw_words", options.dtw_words},
                          {"warmup", options.warmup},
                          {"heartbeat_ms", options.heartbeat_ms}};
   if (!options.sim_data_dir.empty()) {

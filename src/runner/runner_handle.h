@@ -41,7 +41,8 @@ struct RunnerOptions {
   int streams = 1;
   int threads = 1;  // threads for the warm-up pass
   bool flash_attn = true;
-  bool warmup = true;  // a silent pass per stream before `ready` (see runner_main.h)
+  bool dtw_words = false;  // words timed by DTW (engine::ModelOptions::dtw_words)
+  bool warmup = true;      // a silent pass per stream before `ready` (see runner_main.h)
   int heartbeat_ms = 1000;
   // A simulated device (gpu/simulated_devices.h) that the runner charges what it holds: the
   // weights (tensor bytes from the file header) before loading, each stream's reported size as

@@ -110,6 +110,7 @@ bool Runner::Load(const json& m) {
   options.use_gpu = device.rfind("cuda", 0) == 0;
   options.gpu_device = 0;  // the supervisor narrows CUDA_VISIBLE_DEVICES to this runner's card
   options.flash_attn = m.value("flash_attn", true);
+  options.dtw_words = m.value("dtw_words", false);
   heartbeat_ms_ = std::max(50, m.value("heartbeat_ms", 1000));
   warmup_threads_ = std::max(1, m.value("threads", 1));
   warmup_ = m.value("warmup", true);

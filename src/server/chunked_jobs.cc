@@ -321,6 +321,7 @@ void ChunkedJobs::SubmitChunks(Parent& p) {
     merged.has_words = p.job.params.word_timestamps;
     for (const auto& t : p.done) {
       if (merged.language.empty() && t && !t->language.empty()) merged.language = t->language;
+      if (merged.word_timing.empty() && t) merged.word_timing = t->word_timing;
       for (const engine::Segment& s : t->segments) {
         merged.segments.push_back(s);
         merged.segments.back().id = static_cast<int>(merged.segments.size()) - 1;

@@ -33,6 +33,9 @@ struct RuntimeOptions {
                                          // are filled in by SchedulerConfigFor (runtime_config.h)
   engine::DecodeParams decode_defaults;  // threads per stream, beam size, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
+  // Whisper runners load their models to time words by DTW (engine::ModelOptions::dtw_words:
+  // flash attention off, for every job of the runner).
+  bool dtw_words = false;
   // How long an unloading runner may take to exit before it is killed (SIGKILL).
   std::chrono::milliseconds runner_grace{5000};
   std::string runner_exe;            // empty: this executable

@@ -299,8 +299,8 @@ inline std::vector<std::string> ValidateVerboseJsonShape(
     const nlohmann::json& j, WordsExpectation words = WordsExpectation::kAny) {
   using namespace subtitle_detail;
   std::vector<std::string> problems;
-  if (!CheckKeys(j, "document", {"task", "language", "duration", "text", "segments"}, {"words"},
-                 problems)) {
+  if (!CheckKeys(j, "document", {"task", "language", "duration", "text", "segments"},
+                 {"words", "word_timing"}, problems)) {
     return problems;
   }
   CheckHeader(j, problems);
@@ -309,6 +309,11 @@ inline std::vector<std::string> ValidateVerboseJsonShape(
     problems.push_back("document.task is neither \"transcribe\" nor \"translate\"");
   }
   const bool top_words = j.contains("words");
+  // steno's own "word_timing" ("dtw" or "tokens") comes with the words only.
+  if (j.contains("word_timing") &&
+      (!top_words || (j["word_timing"] != "dtw" && j["word_timing"] != "tokens"))) {
+    problems.push_back("document.word_timing is not \"dtw\" or \"tokens\" beside words");
+  }
   if (words == WordsExpectation::kPresent && !top_words) problems.push_back("document lacks words");
   if (words == WordsExpectation::kAbsent && top_words) problems.push_back("document has words");
   std::size_t segment_word_count = 0;

@@ -123,7 +123,7 @@ TEST_F(VadRealModelTest, WhisperApiFindsTheInsertedSilences) {
 TEST_F(VadRealModelTest, DetectorAgreesWithTheWhisperApi) {
   const auto g = test::MakeGappedSpeech(1.0, 5.0, 1.0);
   ASSERT_FALSE(g.pcm.empty());
-  auto detector = VadDetector::Load(model_path_, 1);
+  auto detector = VadDetector::Load(model_path_);
   ASSERT_TRUE(detector.ok()) << detector.error().message;
   auto regions = (*detector)->Detect(g.pcm, VadSettings{});
   ASSERT_TRUE(regions.ok()) << regions.error().message;
@@ -141,7 +141,7 @@ TEST_F(VadRealModelTest, DetectorAgreesWithTheWhisperApi) {
 }
 
 TEST(VadDetectorTest, MissingModelSaysHowToInstallIt) {
-  auto d = VadDetector::Load("/nonexistent/ggml-silero-v6.2.0.bin", 1);
+  auto d = VadDetector::Load("/nonexistent/ggml-silero-v6.2.0.bin");
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().kind, ErrorKind::kBadInput);
   EXPECT_EQ(d.error().code, "vad_model_missing");
@@ -181,7 +181,7 @@ TEST_F(VadStreamTest, DecodesOnlySpeechAndKeepsTheOriginalTimeline) {
   // A long silence: the decoded audio (speech only) is 10 s shorter than the input.
   const auto g = test::MakeGappedSpeech(1.0, 10.0, 1.0);
   ASSERT_FALSE(g.pcm.empty());
-  auto detector = VadDetector::Load(model_path_, 1);
+  auto detector = VadDetector::Load(model_path_);
   ASSERT_TRUE(detector.ok());
   auto regions = (*detector)->Detect(g.pcm, VadSettings{});
   ASSERT_TRUE(regions.ok());

@@ -47,6 +47,8 @@ struct ProcessBackendOptions {
   // a measured footprint that includes the compute buffers). A one-shot CLI run skips it: its
   // first job is the warm-up.
   bool warmup = true;
+  // Runners load their models to time words by DTW (engine::ModelOptions::dtw_words).
+  bool dtw_words = false;
   // An unload whose release could not be verified (runner::UnloadRunner's alert), with the
   // runner's model and device. Called on the unloading thread.
   std::function<void(const std::string& model, const std::string& device,

@@ -11,6 +11,7 @@ KindFactory WhisperKind(WhisperKindOptions options) {
     o.exe = options.exe;
     o.decode_defaults = options.decode_defaults;
     o.warmup = options.warmup;
+    o.dtw_words = options.dtw_words;
     o.grace = context.grace;
     o.devices = context.devices;
     o.env_for_device = context.env_for_device;

@@ -16,6 +16,7 @@ struct WhisperKindOptions {
   std::string exe;                       // the steno binary; empty: this process's executable
   engine::DecodeParams decode_defaults;  // beam size, threads, thresholds, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
+  bool dtw_words = false;                // words timed by DTW (engine::ModelOptions::dtw_words)
 };
 
 // The factory that builds the whisper kind's backend from the Runtime's context.
