@@ -53,6 +53,7 @@ struct JobService::Impl {
   HeldJobs held;
   RuntimeSlot runtime;
   std::unique_ptr<LiveEvents> live;
+  std::unique_ptr<SyncRuns> sync;     // synchronous requests' runs (in memory only)
   std::unique_ptr<ClusterLink> link;  // with cluster_store
   std::unique_ptr<JobRequests> requests;
   std::unique_ptr<JobWriter> writer;
@@ -76,7 +77,10 @@ struct JobService::Impl {
 };
 
 void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& queue) {
-  live = std::make_unique<LiveEvents>(*jobs);
+  // The lookup runs only once `sync` exists (after Assemble, with the first subscription).
+  live =
+      std::make_unique<LiveEvents>(*jobs, [this](const std::string& id) { return sync->Get(id); });
+  sync = std::make_unique<SyncRuns>(options.node, runtime, *live, stats);
   if (cluster_store) {
     link = std::make_unique<ClusterLink>(options.node, options.publish_ms, kClaimPollMs,
                                          *cluster_store);
@@ -88,6 +92,7 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
   rp.link = link.get();
   rp.runtime = &runtime;
   rp.live = live.get();
+  rp.sync = sync.get();
   rp.stats = &stats;
   rp.ended = &ended;
   rp.queue_bound = queue_bound;
@@ -192,6 +197,7 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
   hooks.on_job = [raw](const sched::JobUpdate& u) {
     if (raw->proxies->OnJob(u)) return;  // a relayed request's hold: never stored
     raw->metrics.OnJob(u);
+    if (raw->sync->OnJob(u)) return;  // a synchronous request's run: kept in memory only
     raw->writer->Enqueue(u);
   };
   hooks.on_footprint = [raw](const sched::FootprintUpdate& f) { raw->writer->Enqueue(f); };
@@ -228,6 +234,10 @@ RunnerControl& JobService::runners() {
 
 ProxyHolds& JobService::proxies() {
   return *impl_->proxies;
+}
+
+SyncRuns& JobService::sync() {
+  return *impl_->sync;
 }
 
 ClusterMember* JobService::cluster() {
@@ -300,6 +310,7 @@ JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace)
   s.runners->Park();
   if (auto runtime = s.runtime.Take()) report.runners = runtime->Stop();
   s.runners->Unpark();
+  s.sync->Abandon();  // synchronous requests cut short: nothing of them to keep
   s.writer->Stop();
   s.leases->Stop();
   // Whatever is still loading/processing under our lease goes back to the queue for the next

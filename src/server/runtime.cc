@@ -102,9 +102,9 @@ Status CheckServerModelNames(const std::vector<runners::ServerModel>& models,
 Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options,
                                          const ServerModelTable& servers) {
   runners::KindRegistry kinds;
-  if (auto st = kinds.Add(
-          runners::kWhisperKind,
-          runners::WhisperKind({options.runner_exe, options.decode_defaults, options.warmup}));
+  if (auto st = kinds.Add(runners::kWhisperKind,
+                          runners::WhisperKind({options.runner_exe, options.decode_defaults,
+                                                options.warmup, options.prefetch_inputs}));
       !st) {
     return st.error();
   }

@@ -33,6 +33,9 @@ struct RuntimeOptions {
                                          // are filled in by SchedulerConfigFor (runtime_config.h)
   engine::DecodeParams decode_defaults;  // threads per stream, beam size, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
+  // Inputs (path, name) whisper runners decode while their model loads: a one-shot run's files,
+  // known before any runner starts (runners::WhisperKindOptions::prefetch).
+  std::vector<std::pair<std::string, std::string>> prefetch_inputs;
   // How long an unloading runner may take to exit before it is killed (SIGKILL).
   std::chrono::milliseconds runner_grace{5000};
   std::string runner_exe;            // empty: this executable
