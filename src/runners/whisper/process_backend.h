@@ -47,6 +47,9 @@ struct ProcessBackendOptions {
   // a measured footprint that includes the compute buffers). A one-shot CLI run skips it: its
   // first job is the warm-up.
   bool warmup = true;
+  // Inputs every runner decodes while its model loads (runner::RunnerOptions::prefetch): a
+  // one-shot CLI run's files.
+  std::vector<std::pair<std::string, std::string>> prefetch;
   // An unload whose release could not be verified (runner::UnloadRunner's alert), with the
   // runner's model and device. Called on the unloading thread.
   std::function<void(const std::string& model, const std::string& device,

@@ -11,6 +11,7 @@ KindFactory WhisperKind(WhisperKindOptions options) {
     o.exe = options.exe;
     o.decode_defaults = options.decode_defaults;
     o.warmup = options.warmup;
+    o.prefetch = options.prefetch;
     o.grace = context.grace;
     o.devices = context.devices;
     o.env_for_device = context.env_for_device;
