@@ -4,6 +4,7 @@
 //   fake_model_server --port N [--host H] [--health-status N] [--never-healthy]
 //                     [--fork-worker SIZE] [--answer TEXT] [--slow-ms N]
 //                     [--crash-after-requests N] [--json-only] [--ignore-term] [--record FILE]
+//                     [--hold-file PATH]
 // --fork-worker SIZE: forks a worker that charges SIZE on the simulated card named by
 //   STENO_SIM_DATA_DIR / STENO_SIM_DEVICE (as steno starts a server on a simulated GPU), and
 //   the server charges SIZE too; both before the health check answers.
@@ -12,6 +13,8 @@
 // verbose_json with 400 (and answers {"text": ...} to json). --crash-after-requests N: the
 // N+1th transcription request kills the server (SIGKILL) before it answers.
 // --record FILE appends "PID" of the server and its worker, one a line.
+// --hold-file PATH: each transcription waits until PATH exists (at most 120 s) before it answers,
+// so a test keeps a request in flight as long as it needs.
 // The worker dies with the server (PR_SET_PDEATHSIG); the server dies with whoever started it
 // only if that one asked for it (steno does). Exits 2 on bad arguments.
 #include <httplib.h>
@@ -45,6 +48,7 @@ struct Flags {
   bool json_only = false;
   bool ignore_term = false;
   std::string record;
+  std::string hold_file;
 };
 
 int Usage(const std::string& why) {
@@ -124,6 +128,11 @@ void Transcribe(const Flags& f, std::atomic<int>& served, const httplib::Request
                 httplib::Response& res) {
   if (f.crash_after >= 0 && served.fetch_add(1) >= f.crash_after) kill(getpid(), SIGKILL);
   if (f.slow_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(f.slow_ms));
+  const auto held_until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!f.hold_file.empty() && access(f.hold_file.c_str(), F_OK) != 0 &&
+         std::chrono::steady_clock::now() < held_until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   if (!req.has_file("file")) {
     res.status = 400;
     res.set_content(R"({"error":{"message":"no 'file' field in the request"}})",
@@ -187,6 +196,8 @@ int main(int argc, char** argv) {
         f.ignore_term = true;
       else if (a == "--record")
         f.record = value();
+      else if (a == "--hold-file")
+        f.hold_file = value();
       else
         return Usage("unknown flag " + a);
     } catch (const std::exception&) {

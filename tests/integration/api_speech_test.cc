@@ -4,13 +4,18 @@
 // decodes to espeak-ng's own duration; the same request as a job stores the audio, which outlives
 // a restart; bad requests get a 400 naming the field; /v1/servers/{name}/{path} relays any route
 // with its status and body and counts as a busy stream of the runner while it is in flight.
+// Streaming: with the helper sending its audio in pieces a test lets out (--pieces, --gate-file),
+// the client has the first piece while the helper still holds the rest; a run that breaks off
+// after it cuts the client's response; a client that leaves mid-stream cancels its job.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "api_test_server.h"
@@ -26,15 +31,20 @@ using json = nlohmann::json;
 const char* kText = "Steno manages the memory of every speech model on this machine.";
 
 // The models config declaring the helper as "tts" (two streams: a held proxy request leaves one
-// for speech).
-std::string WriteModelsConfig(const std::string& dir) {
+// for speech); `pieces` > 0: it sends its audio in that many pieces, gated by `dir`/gate.
+std::string WriteModelsConfig(const std::string& dir, int pieces = 0) {
   const std::string path = dir + "/models.toml";
+  std::string gated;
+  if (pieces > 0) {
+    gated =
+        ", \"--pieces\", \"" + std::to_string(pieces) + "\", \"--gate-file\", \"" + dir + "/gate\"";
+  }
   std::ofstream(path) << "[[models]]\n"
                       << "name = \"tts\"\n"
                       << "kind = \"server\"\n"
                       << "command = [\"" << HelperBin("tts_server")
                       << "\", \"--port\", \"{port}\", \"--host\", \"{host}\", \"--hold-file\", \""
-                      << dir << "/release\"]\n"
+                      << dir << "/release\"" << gated << "]\n"
                       << "protocol = \"openai-speech\"\n"
                       << "ram = \"64MiB\"\n"
                       << "streams = 2\n"
@@ -63,6 +73,87 @@ double EspeakSeconds(const std::string& dir, const std::string& text) {
 
 httplib::Result PostJson(httplib::Client& c, const std::string& path, const json& body) {
   return c.Post(path.c_str(), body.dump(), "application/json");
+}
+
+// One POST /v1/audio/speech on a thread of its own, its answer taken as it comes. `leave`: the
+// client goes away once the first bytes of the body came.
+class SpeechCall {
+ public:
+  SpeechCall(const ApiTestServer& s, const json& request, bool leave = false)
+      : thread_([this, port = s.port, body = request.dump(), leave] { Run(port, body, leave); }) {}
+  ~SpeechCall() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Waits (up to 120 s) for the first bytes of the body; false if the call ended without any.
+  bool WaitFirstBytes() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(120), [&] { return !body_.empty() || done_; });
+    return !body_.empty();
+  }
+  // Waits for the call's end: whether the whole response came (false: it failed or was cut).
+  bool Finish() {
+    if (thread_.joinable()) thread_.join();
+    return ok_;
+  }
+  int status() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+  std::string header(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = headers_.find(name);
+    return it == headers_.end() ? "" : it->second;
+  }
+  std::string body() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return body_;
+  }
+  httplib::Error error() const { return error_; }  // after Finish
+
+ private:
+  void Run(int port, const std::string& body, bool leave) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(300, 0);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/audio/speech";
+    req.body = body;
+    req.set_header("Content-Type", "application/json");
+    req.response_handler = [this](const httplib::Response& r) {
+      std::lock_guard<std::mutex> lock(mu_);
+      status_ = r.status;
+      headers_ = r.headers;
+      return true;
+    };
+    req.content_receiver = [this, leave](const char* data, size_t n, uint64_t, uint64_t) {
+      std::lock_guard<std::mutex> lock(mu_);
+      body_.append(data, n);
+      cv_.notify_all();
+      return !leave;
+    };
+    httplib::Response res;
+    const bool sent = c.send(req, res, error_);
+    std::lock_guard<std::mutex> lock(mu_);
+    ok_ = sent;
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int status_ = 0;
+  httplib::Headers headers_;
+  std::string body_;
+  bool done_ = false;
+  bool ok_ = false;
+  httplib::Error error_ = httplib::Error::Success;
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+// Lets the helper send its pieces up to `n` (--gate-file).
+void OpenGate(const std::string& dir, int n) {
+  std::ofstream(dir + "/gate") << n;
 }
 
 class ApiSpeechTest : public ::testing::Test {
@@ -103,6 +194,63 @@ TEST_F(ApiSpeechTest, SpeechIsEspeaksAudioInTheAskedFormat) {
   EXPECT_NE(metrics->body.find("steno_runners{model=\"tts\",kind=\"server\",device=\"cpu\"} 1"),
             std::string::npos)
       << metrics->body.substr(0, 2000);
+}
+
+TEST_F(ApiSpeechTest, SpeechIsStreamedToTheClientAsTheServerProducesIt) {
+  ApiTestServer s({"--models-config", WriteModelsConfig(scratch_.path, 6)});
+  SpeechCall call(
+      s, {{"model", "tts"}, {"input", kText}, {"voice", "alloy"}, {"response_format", "wav"}});
+  // The helper holds pieces 2..6 until the gate opens: the client must have piece 1 before.
+  const bool first = call.WaitFirstBytes();
+  if (!first) OpenGate(scratch_.path, 6);  // lets the call end
+  ASSERT_TRUE(first) << "no audio reached the client while the server held the rest";
+  EXPECT_EQ(call.status(), 200);
+  EXPECT_EQ(call.header("Content-Type"), "audio/wav");
+  EXPECT_EQ(call.header("Transfer-Encoding"), "chunked");
+  const std::string id = call.header("X-Steno-Job-Id");
+  ASSERT_FALSE(id.empty());
+  auto c = s.Client();
+  EXPECT_EQ(JsonOf(c.Get("/v1/jobs/" + id))["state"], "processing") << "the server still holds";
+  OpenGate(scratch_.path, 6);
+  ASSERT_TRUE(call.Finish()) << httplib::to_string(call.error());
+  const std::string audio = call.body();
+  EXPECT_NEAR(DecodedSeconds(scratch_.path, "streamed.wav", audio),
+              EspeakSeconds(scratch_.path, kText), 0.1);
+  // The same audio is the job's stored result.
+  EXPECT_EQ(WaitForJob(c, id)["state"], "completed");
+  auto result = c.Get(("/v1/jobs/" + id + "/result").c_str());
+  ASSERT_EQ(StatusOf(result), 200);
+  EXPECT_TRUE(result->body == audio)
+      << "stored " << result->body.size() << " B, streamed " << audio.size() << " B";
+}
+
+TEST_F(ApiSpeechTest, ARunThatBreaksOffAfterTheFirstByteCutsTheResponse) {
+  ApiTestServer s({"--models-config", WriteModelsConfig(scratch_.path, 4)});
+  SpeechCall call(
+      s, {{"model", "tts"}, {"input", kText}, {"voice", "cut-midway"}, {"response_format", "wav"}});
+  const bool first = call.WaitFirstBytes();
+  OpenGate(scratch_.path, 4);  // the helper breaks its answer off where piece 2 would go
+  ASSERT_TRUE(first) << "no audio reached the client";
+  EXPECT_EQ(call.status(), 200);
+  EXPECT_FALSE(call.Finish()) << "a response cut short must not read as a success ("
+                              << call.body().size() << " B)";
+  EXPECT_NE(call.error(), httplib::Error::Success);
+}
+
+TEST_F(ApiSpeechTest, AClientThatLeavesMidStreamCancelsItsJob) {
+  ApiTestServer s({"--models-config", WriteModelsConfig(scratch_.path, 8)});
+  SpeechCall call(
+      s, {{"model", "tts"}, {"input", kText}, {"voice", "alloy"}, {"response_format", "wav"}},
+      /*leave=*/true);
+  const bool first = call.WaitFirstBytes();
+  EXPECT_FALSE(call.Finish()) << "the client left";
+  ASSERT_TRUE(first) << "no audio reached the client";
+  const std::string id = call.header("X-Steno-Job-Id");
+  ASSERT_FALSE(id.empty());
+  // Pieces 2..7 go out, to a client that left; the last stays held, so only a cancel ends the job.
+  OpenGate(scratch_.path, 7);
+  auto c = s.Client();
+  EXPECT_EQ(WaitForJob(c, id)["state"], "cancelled");
 }
 
 TEST_F(ApiSpeechTest, SpeechAsAJobStoresItsAudioAcrossARestart) {

@@ -17,7 +17,8 @@
 //   - "speech" (protocol openai-speech): params "input", "voice", "speed", "response_format" are
 //     sent as OpenAI's speech request; the returned audio is written to
 //     `<KindContext::results_dir>/<job id>.<format>` and kDone's payload is
-//     {"audio_file": "<that path>", "content_type": "...", "bytes": N}.
+//     {"audio_file": "<that path>", "content_type": "...", "bytes": N}. While it runs, each
+//     write is reported to the job's SpeechStream if the API watches the job (speech_stream.h).
 //   - "proxy" (any protocol; the http protocol takes only these): holds one stream of the runner
 //     for a request the API proxies itself. The backend answers at once with one kSegment whose
 //     payload is {"endpoint": "http://HOST:PORT"} and keeps the stream until Cancel(job), after
