@@ -6,7 +6,8 @@
 // goes when the run ends, no job row is written, and it runs on this node. It is still checked,
 // admitted, placed and counted like any job, X-Steno-Job-Id names it, GET /v1/jobs/{id} and
 // DELETE answer for it while it runs (and for a while after), and the dashboard lists it; it is
-// not in GET /v1/jobs's list (the store's) and its result is not kept.
+// not in GET /v1/jobs's list (the store's) and its result is not kept. An Idempotency-Key is
+// checked but matches nothing (there is no stored job to match): a repeated request runs again.
 #include <chrono>
 
 #include <spdlog/spdlog.h>
