@@ -129,7 +129,12 @@ std::optional<store::Inserted> SubmitSpeech(Context& ctx, Call& call, server::Su
 // client takes it), with its Content-Type. Errors: 404 result_file_missing, ...
 void SendAudioResult(Context& ctx, Call& call, const std::string& id);
 
-// Reads a multipart upload (the audio in "file") and submits it as a job. On failure the error
+// Reads a multipart upload (the audio in "file", streamed into `upload`) and its fields into
+// `job`, every field checked (the model named exists; the Idempotency-Key is well formed). On
+// failure the error response is already set and false is returned.
+bool ReadMultipartJob(Context& ctx, Call& call, const JobRequestRules& rules,
+                      MultipartUpload& upload, server::SubmitJob& job);
+// Reads a multipart upload (ReadMultipartJob) and submits it as a job. On failure the error
 // response is already set and nullopt is returned.
 std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
                                                const JobRequestRules& rules);

@@ -1,11 +1,12 @@
 // GET /v1/events: the dashboard's one live stream (Server-Sent Events). `hello` first (the last
 // 15 minutes of GPU memory, from MemoryHistory), then a `snapshot` right away and every second
-// (GPUs with their ledger, runners, queue, recent jobs with progress and real-time factor, job
-// counts, active alerts; on a node sharing its store, "nodes" as GET /v1/cluster lists them, with
-// "nodes_error" when they could not be read). With ?job=ID the same stream also carries that
-// job's state, progress and segment events, as GET /v1/jobs/{id}/events does, so a page that
-// submitted a job follows it without a second stream. web/dashboard/ is its client; the field
-// names are its contract.
+// (GPUs with their ledger, runners, queue, recent jobs with progress and real-time factor — this
+// node's synchronous requests among them —, job counts (the store's), active alerts; on a node
+// sharing its store, "nodes" as GET /v1/cluster lists them, with "nodes_error" when they could not
+// be read). With ?job=ID the same stream also carries that job's state, progress and segment
+// events, as GET /v1/jobs/{id}/events does, so a page that submitted a job follows it without a
+// second stream. web/dashboard/ is its client; the field names are its contract.
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -41,27 +42,38 @@ ojson GpusJson(Context& ctx, const sched::SchedulerSnapshot& snap) {
   return gpus;
 }
 
-// Jobs not final first (in queue order: priority, then oldest), then the newest finished ones.
+// Jobs not final first (in queue order: priority, then oldest), then the newest finished ones;
+// the stored jobs and this node's synchronous requests' runs (kept in memory only) together.
 std::vector<Job> RecentJobs(Context& ctx) {
-  std::vector<Job> out;
+  std::vector<Job> active, ended;
+  for (Job& j : ctx.service.sync().List()) (IsFinal(j.state) ? ended : active).push_back(j);
+  store::JobFilter pending;
+  pending.states = {JobState::kPending, JobState::kLoading, JobState::kProcessing};
+  pending.order = store::ListOrder::kQueueOrder;
+  pending.limit = kJobsShown;
+  if (auto page = ctx.service.jobs().List(pending); page.ok()) {
+    for (auto& j : page->jobs) active.push_back(std::move(j));
+  }
+  std::stable_sort(active.begin(), active.end(), [](const Job& a, const Job& b) {
+    return a.priority != b.priority ? a.priority < b.priority : a.created_ms < b.created_ms;
+  });
   std::set<std::string> seen;
-  store::JobFilter active;
-  active.states = {JobState::kPending, JobState::kLoading, JobState::kProcessing};
-  active.order = store::ListOrder::kQueueOrder;
-  active.limit = kJobsShown;
-  if (auto page = ctx.service.jobs().List(active); page.ok()) {
-    for (auto& j : page->jobs) {
-      seen.insert(j.id);
-      out.push_back(std::move(j));
-    }
+  std::vector<Job> out;
+  for (auto& j : active) {
+    if (out.size() >= static_cast<size_t>(kJobsShown)) break;
+    seen.insert(j.id);
+    out.push_back(std::move(j));
   }
   store::JobFilter recent;
   recent.limit = kJobsShown;
   if (auto page = ctx.service.jobs().List(recent); page.ok()) {
-    for (auto& j : page->jobs) {
-      if (out.size() >= static_cast<size_t>(kJobsShown)) break;
-      if (seen.insert(j.id).second) out.push_back(std::move(j));
-    }
+    for (auto& j : page->jobs) ended.push_back(std::move(j));
+  }
+  std::stable_sort(ended.begin(), ended.end(),
+                   [](const Job& a, const Job& b) { return a.created_ms > b.created_ms; });
+  for (auto& j : ended) {
+    if (out.size() >= static_cast<size_t>(kJobsShown)) break;
+    if (seen.insert(j.id).second) out.push_back(std::move(j));
   }
   return out;
 }

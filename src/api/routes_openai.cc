@@ -1,7 +1,13 @@
 // OpenAI-compatible synchronous transcription: POST /v1/audio/transcriptions and
-// /v1/audio/translations. The upload becomes a job like any other (durable, scheduled, visible
-// in GET /v1/jobs); the request then waits for it and answers in the requested format, the way
-// OpenAI's API does, so its clients work unchanged.
+// /v1/audio/translations. The request waits for its transcript and answers in the requested
+// format, the way OpenAI's API does, so its clients work unchanged. Its client holds the
+// connection (and sends the request again if the server dies), so the run needs no durability:
+// it is kept in memory only (server/sync_runs.h): the upload stays in an unsynced temp file that
+// goes when the run ends, no job row is written, and it runs on this node. It is still checked,
+// admitted, placed and counted like any job, X-Steno-Job-Id names it, GET /v1/jobs/{id} and
+// DELETE answer for it while it runs (and for a while after), and the dashboard lists it; it is
+// not in GET /v1/jobs's list (the store's) and its result is not kept. An Idempotency-Key is
+// checked but matches nothing (there is no stored job to match): a repeated request runs again.
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -51,40 +57,84 @@ std::optional<Job> WaitFinal(Context& ctx, Call& call, const std::string& id) {
   }
 }
 
-void Transcribe(Context& ctx, Call& call, const std::string& task) {
-  bool stream = false;  // only transcriptions stream (as OpenAI's API)
-  auto inserted = SubmitMultipart(
-      ctx, call, {task, ctx.options.default_model, task == "transcribe" ? &stream : nullptr});
-  if (!inserted) return;
-  const std::string id = inserted->job.id;
-  call.res.set_header("X-Steno-Job-Id", id);
-  if (stream) return StreamTranscription(ctx, call, id);
-  auto job = WaitCompleted(ctx, call, id);
-  if (!job) return;
-  const std::string& format = job->params.response_format;
-  auto text = ctx.service.jobs().ResultText(id, format);
+// Sends the error of a job that ended without completing and returns false; true if completed.
+bool CheckCompleted(Call& call, const Job& job) {
+  const std::string& id = job.id;
+  if (job.state == JobState::kCancelled) {
+    SendError(call.res, MakeApiError(409, "job_cancelled", "job " + id + " was cancelled"));
+    return false;
+  }
+  if (job.state == JobState::kFailed) {
+    Error e = job.error.value_or(Error(ErrorKind::kInternal, "job_failed", "the job failed"));
+    ApiError api = FromError(e, ParamForError(e));
+    if (e.kind == ErrorKind::kBadInput && api.status == 400 && e.code.empty())
+      api.code = "bad_input";
+    SendError(call.res, api);
+    return false;
+  }
+  return true;
+}
+
+// Waits for the synchronous run `id` and answers with its transcript.
+void AnswerRun(Context& ctx, Call& call, const std::string& id) {
+  server::SyncRuns& runs = ctx.service.sync();
+  struct Finish {  // the result is dropped however the request ends
+    server::SyncRuns& runs;
+    const std::string& id;
+    ~Finish() { runs.Finish(id); }
+  } finish{runs, id};
+  auto outcome = runs.Wait(id, ctx.live.Get()->sync_timeout_ms, ctx.stopping);
+  if (!outcome.ok()) {
+    // Nobody will read this transcript: it stops now.
+    (void)runs.Cancel(id);
+    if (outcome.error().kind == ErrorKind::kTimeout) {
+      return SendError(call.res, MakeApiError(504, "timeout",
+                                              "the transcription did not finish in time (job " +
+                                                  id + "); it was cancelled"));
+    }
+    if (outcome.error().kind == ErrorKind::kUnavailable) {
+      return SendError(call.res, MakeApiError(503, "shutting_down",
+                                              "the server is shutting down; send the request "
+                                              "again once it is back"));
+    }
+    return SendError(call.res, FromError(outcome.error()));
+  }
+  if (!CheckCompleted(call, outcome->job)) return;
+  const std::string& format = outcome->job.params.response_format;
+  auto text = server::JobRequests::RenderResult(outcome->result, outcome->job.params, format);
   if (!text.ok()) return SendError(call.res, FromError(text.error()));
   call.res.status = 200;
   call.res.set_content(*text, ContentTypeFor(format));
+}
+
+void Transcribe(Context& ctx, Call& call, const std::string& task) {
+  bool stream = false;  // only transcriptions stream (as OpenAI's API)
+  MultipartUpload upload(&ctx.service.blobs(), UploadLimitsOf(ctx.options), "file");
+  server::SubmitJob job;
+  if (!ReadMultipartJob(ctx, call,
+                        {task, ctx.options.default_model, task == "transcribe" ? &stream : nullptr},
+                        upload, job)) {
+    return;
+  }
+  // The upload stays in its temp file (never synced); the run owns it until it ends.
+  auto temp = upload.TakeTempFile();
+  if (!temp.ok()) return SendError(call.res, FromUploadError(temp.error(), job.params.filename));
+  auto file = std::make_shared<store::BlobWriter>(std::move(temp).value());
+  sched::BlobRef input;
+  input.path = file->temp_path();
+  auto run = ctx.service.jobs().RunNow(job, std::move(input), file, /*keep_result=*/!stream);
+  if (!run.ok()) return SendError(call.res, FromError(run.error(), ParamForError(run.error())));
+  const std::string id = run->id;
+  call.res.set_header("X-Steno-Job-Id", id);
+  if (stream) return StreamTranscription(ctx, call, id);
+  AnswerRun(ctx, call, id);
 }
 
 }  // namespace
 
 std::optional<Job> WaitCompleted(Context& ctx, Call& call, const std::string& id) {
   auto job = WaitFinal(ctx, call, id);
-  if (!job) return std::nullopt;
-  if (job->state == JobState::kCancelled) {
-    SendError(call.res, MakeApiError(409, "job_cancelled", "job " + id + " was cancelled"));
-    return std::nullopt;
-  }
-  if (job->state == JobState::kFailed) {
-    Error e = job->error.value_or(Error(ErrorKind::kInternal, "job_failed", "the job failed"));
-    ApiError api = FromError(e, ParamForError(e));
-    if (e.kind == ErrorKind::kBadInput && api.status == 400 && e.code.empty())
-      api.code = "bad_input";
-    SendError(call.res, api);
-    return std::nullopt;
-  }
+  if (!job || !CheckCompleted(call, *job)) return std::nullopt;
   return job;
 }
 
@@ -180,42 +230,48 @@ std::optional<ApiError> CheckModel(Context& ctx, const std::string& model) {
                       "model");
 }
 
-std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
-                                               const JobRequestRules& rules) {
+bool ReadMultipartJob(Context& ctx, Call& call, const JobRequestRules& rules,
+                      MultipartUpload& upload, server::SubmitJob& job) {
   if (auto e = RefuseEarly(ctx)) {
     DrainBody(call);
     SendError(call.res, *e);
-    return std::nullopt;
+    return false;
   }
   if (auto e = RefuseLowDisk(ctx, static_cast<int64_t>(ContentLength(call.req)))) {
     DrainBody(call);
     SendError(call.res, *e);
-    return std::nullopt;
+    return false;
   }
-  MultipartUpload upload(&ctx.service.blobs(), UploadLimitsOf(ctx.options), "file");
   if (auto e = ReadMultipart(call, upload)) {
     SendError(call.res, *e);
-    return std::nullopt;
+    return false;
   }
   if (!upload.has_file()) {
     SendError(call.res, MakeApiError(400, "missing_file",
                                      "the audio file is missing (form field 'file')", "file"));
-    return std::nullopt;
+    return false;
   }
-  server::SubmitJob job;
   if (auto e = ParseJobRequest(FieldsOf(upload), rules, job)) {
     SendError(call.res, *e);
-    return std::nullopt;
+    return false;
   }
   job.params.filename = CleanFilename(upload.filename());
   if (auto e = TakeIdempotencyKey(call, job)) {
     SendError(call.res, *e);
-    return std::nullopt;
+    return false;
   }
   if (auto e = CheckModel(ctx, job.model)) {
     SendError(call.res, *e);
-    return std::nullopt;
+    return false;
   }
+  return true;
+}
+
+std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
+                                               const JobRequestRules& rules) {
+  MultipartUpload upload(&ctx.service.blobs(), UploadLimitsOf(ctx.options), "file");
+  server::SubmitJob job;
+  if (!ReadMultipartJob(ctx, call, rules, upload, job)) return std::nullopt;
   // Only now, with every field valid, does the upload become a blob.
   auto blob = upload.CommitFile();
   if (!blob.ok()) {

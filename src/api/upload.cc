@@ -129,4 +129,13 @@ Result<store::BlobInfo> MultipartUpload::CommitFile() {
   return *committed_;
 }
 
+Result<store::BlobWriter> MultipartUpload::TakeTempFile() {
+  if (!writer_) {
+    return Error(ErrorKind::kBadInput, "missing_file", "the form has no '" + file_field_ + "'");
+  }
+  store::BlobWriter w = std::move(*writer_);
+  writer_.reset();
+  return w;
+}
+
 }  // namespace steno::api

@@ -7,7 +7,8 @@
 // The upload becomes a blob only when CommitFile() is called, after the caller has validated
 // every field: an upload refused for a bad field, a size limit, a full disk (507, see
 // FromUploadError) or a cut connection leaves no blob behind (the uncommitted temp file is
-// removed with the writer).
+// removed with the writer). An upload that needs no durability (a synchronous request's audio)
+// is never committed: TakeTempFile hands its unsynced temp file over instead.
 #pragma once
 
 #include <cstdint>
@@ -57,6 +58,10 @@ class MultipartUpload {
 
   // fsync + rename into the blob store. Only once, after validation.
   Result<store::BlobInfo> CommitFile();
+  // Instead of CommitFile: the writer still holding the file part in its temp file
+  // (BlobWriter::temp_path; never synced), which is removed when the writer is destroyed.
+  // kBadInput "missing_file" when the form had no file (or it was taken or committed already).
+  Result<store::BlobWriter> TakeTempFile();
 
  private:
   bool Fail(ApiError error);

@@ -1,6 +1,9 @@
 // `steno transcribe FILE...`: every file becomes a job for the same scheduler and runner processes
 // `steno serve` uses; one output is written per input, in input order. Every input is probed before
-// anything runs, so a bad file (or flag) exits 2 having written nothing.
+// anything runs, so a bad file (or flag) exits 2 having written nothing. What a one-shot run does
+// not need is skipped: no store, no warm-up pass (the first job is the warm-up), no device
+// sampling; and the first inputs are decoded by the runner while its model loads
+// (RuntimeOptions::prefetch_inputs), not after.
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,6 +53,10 @@ struct TranscribeOptions {
 };
 
 constexpr int kExitInterrupted = 130;  // 128 + SIGINT, what shells expect after Ctrl+C
+// Inputs decoded while the runner loads its model: the first ones, as many as a runner starts
+// at once, while their audio (4 bytes a sample at 16 kHz) stays under an hour in all.
+constexpr size_t kPrefetchFiles = 4;
+constexpr double kPrefetchSeconds = 3600;
 
 int Fail(int code, const std::string& message) {
   std::fprintf(stderr, "steno transcribe: %s\n", message.c_str());
@@ -106,9 +113,15 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   auto output_names = OutputNames(o.files, engine::FormatExtension(*format));
   if (!output_names) return UsageError(output_names.error());
   const audio::Limits limits{o.max_duration_s};
+  std::vector<std::pair<std::string, std::string>> prefetch;
+  double prefetch_seconds = 0;
   for (const auto& file : o.files) {
     auto info = audio::Probe(file, limits);
     if (!info) return UsageError(info.error());
+    prefetch_seconds += info->duration_s;
+    if (prefetch.size() < kPrefetchFiles && prefetch_seconds <= kPrefetchSeconds) {
+      prefetch.emplace_back(file, "");  // as the job names it (SubmitRequest::input below)
+    }
   }
   const std::string models_dir = global.models_dir.empty() ? ModelsDir() : global.models_dir;
   auto model_path = models::ResolveModel(o.model, models_dir);
@@ -135,6 +148,7 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   ro.decode_defaults = decode;
   ro.warmup = false;                      // one-shot: the first job is the warm-up
   ro.dtw_words = decode.word_timestamps;  // every file of this run wants words
+  ro.prefetch_inputs = std::move(prefetch);
   // Runners are stopped when every file is done (idle: they exit at once) or on Ctrl+C, when a
   // runner still in a decode window is not worth waiting for: killed after a second.
   ro.runner_grace = std::chrono::milliseconds(1000);

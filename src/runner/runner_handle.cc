@@ -99,6 +99,9 @@ Result<std::unique_ptr<RunnerHandle>> RunnerHandle::Start(const RunnerOptions& o
                          {"dtw_words", options.dtw_words},
                          {"warmup", options.warmup},
                          {"heartbeat_ms", options.heartbeat_ms}};
+  for (const auto& [path, name] : options.prefetch) {
+    load["prefetch"].push_back({{"path", path}, {"name", name}});
+  }
   if (!options.sim_data_dir.empty()) {
     load["simulated"] = {{"data_dir", options.sim_data_dir}, {"device", options.sim_device}};
   }

@@ -43,6 +43,9 @@ struct RunnerOptions {
   bool flash_attn = true;
   bool dtw_words = false;  // words timed by DTW (engine::ModelOptions::dtw_words)
   bool warmup = true;      // a silent pass per stream before `ready` (see runner_main.h)
+  // Inputs the runner decodes while its model loads (path, name), for jobs known in advance (a
+  // one-shot CLI run): their decode overlaps the load instead of following it.
+  std::vector<std::pair<std::string, std::string>> prefetch;
   int heartbeat_ms = 1000;
   // A simulated device (gpu/simulated_devices.h) that the runner charges what it holds: the
   // weights (tensor bytes from the file header) before loading, each stream's reported size as

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,10 +75,15 @@ class Runner {
   void SetStreams(const json& m);
   void StartJob(const json& m);
   void RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
-              engine::DecodeParams params, std::optional<ChunkWork> chunk);
-  // The outcome frame of one job: its done (with the result) or its error.
+              engine::DecodeParams params, std::optional<ChunkWork> chunk,
+              std::future<Result<std::vector<float>>> decoded);
+  // The outcome frame of one job: its done (with the result) or its error. `decoded`: its
+  // input's decode, when it was prefetched (not valid otherwise).
   json Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
-               const engine::DecodeParams& params, const std::optional<ChunkWork>& chunk);
+               const engine::DecodeParams& params, const std::optional<ChunkWork>& chunk,
+               std::future<Result<std::vector<float>>> decoded);
+  // Starts decoding the load frame's "prefetch" inputs, each on its own thread.
+  void Prefetch(const json& m);
   void Send(const json& m) {
     if (auto st = writer_.Write(m); !st) spdlog::debug("runner: {}", st.error().message);
   }
@@ -97,6 +103,9 @@ class Runner {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;
+  // Inputs decoded ahead (Prefetch), by path and name; a job of that input takes its decode.
+  std::map<std::pair<std::string, std::string>, std::future<Result<std::vector<float>>>>
+      prefetched_;
   int active_ = 0;
   int64_t jobs_done_ = 0;
   bool stopping_ = false;
@@ -129,6 +138,7 @@ bool Runner::Load(const json& m) {
     sim_ = std::move(opened).value();
     sim_device_ = sim->value("device", 0);
   }
+  Prefetch(m);  // decodes while the model loads
   const int64_t free_before_load = options.use_gpu ? GpuFreeBytes() : -1;
   auto model = engine::WhisperModel::Load(path, options);
   if (!model) {
@@ -157,6 +167,21 @@ bool Runner::Load(const json& m) {
   }
   Send(ready);
   return true;
+}
+
+void Runner::Prefetch(const json& m) {
+  auto list = m.find("prefetch");
+  if (list == m.end() || !list->is_array()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& item : *list) {
+    if (!item.is_object()) continue;
+    audio::MediaFile file(item.value("path", ""), item.value("name", ""));
+    if (file.path.empty()) continue;
+    auto key = std::make_pair(file.path, file.name);
+    if (prefetched_.count(key)) continue;
+    prefetched_.emplace(std::move(key),
+                        std::async(std::launch::async, [file] { return audio::Decode(file); }));
+  }
 }
 
 // Creates n streams and warms each up with one second of silence, so its compute buffers are
@@ -260,12 +285,19 @@ void Runner::StartJob(const json& m) {
   jobs_[id] = job;
   ++active_;
   audio::MediaFile input(m.value("audio_path", ""), m.value("audio_name", ""));
-  std::thread(&Runner::RunJob, this, free_slot, job, std::move(input), *params, std::move(chunk))
+  std::future<Result<std::vector<float>>> decoded;  // its decode, if it was prefetched
+  if (auto it = prefetched_.find({input.path, input.name}); it != prefetched_.end()) {
+    decoded = std::move(it->second);
+    prefetched_.erase(it);
+  }
+  std::thread(&Runner::RunJob, this, free_slot, job, std::move(input), *params, std::move(chunk),
+              std::move(decoded))
       .detach();
 }
 
 json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
-                     const engine::DecodeParams& params, const std::optional<ChunkWork>& chunk) {
+                     const engine::DecodeParams& params, const std::optional<ChunkWork>& chunk,
+                     std::future<Result<std::vector<float>>> decoded) {
   const auto started = Clock::now();
   auto done = [&](json result) {
     const auto ms =
@@ -302,7 +334,7 @@ json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
   if (chunk) {
     t = RunChunk(*slot->stream, *chunk, params, cb);
   } else {
-    auto pcm = audio::Decode(input);
+    auto pcm = decoded.valid() ? decoded.get() : audio::Decode(input);
     if (!pcm) {
       return ErrorMessage(job.id, ErrorKindForProtocol(pcm.error().kind), pcm.error().message);
     }
@@ -313,8 +345,9 @@ json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
 }
 
 void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
-                    engine::DecodeParams params, std::optional<ChunkWork> chunk) {
-  json outcome = Outcome(slot, *job, input, params, chunk);
+                    engine::DecodeParams params, std::optional<ChunkWork> chunk,
+                    std::future<Result<std::vector<float>>> decoded) {
+  json outcome = Outcome(slot, *job, input, params, chunk, std::move(decoded));
   {
     // The stream is free before the supervisor hears the outcome, so a job it sends in reply
     // always finds a slot.

@@ -7,10 +7,12 @@
 
 #include "core/log.h"
 #include "core/speech_format.h"
+#include "core/wall_clock.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
 #include "server/chunked_jobs.h"
 #include "server/job_params_check.h"
+#include "store/job_id.h"
 
 namespace steno::server {
 
@@ -152,27 +154,8 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
     if (!pushed.ok()) return refuse(pushed.error());
   }
 
-  // A place in the queue is reserved under the lock and the insert runs without it: no lock is
-  // held across the store, and submissions in flight count against the bound, so it stays a
-  // bound (one may be refused early while another's reservation and its job overlap, never late).
-  const size_t held = QueueLength();  // a store read on a shared store: before the lock
-  {
-    MutexLock lock(mu_);
-    if (held + reserved_ >= queue_bound_) {
-      const int retry_after = RetryAfterFor(queue_);
-      return refuse(Error(ErrorKind::kUnavailable, "queue_full",
-                          "the queue is full; retry after " + std::to_string(retry_after) + " s",
-                          retry_after));
-    }
-    ++reserved_;
-  }
-  struct Reservation {
-    JobRequests* self;
-    ~Reservation() {
-      MutexLock lock(self->mu_);
-      --self->reserved_;
-    }
-  } reservation{this};
+  auto place = ReservePlace(QueueLength());  // a store read on a shared store: before the lock
+  if (!place.ok()) return refuse(place.error());
   store::NewJob job;
   job.model = request.model;
   job.priority = request.priority;
@@ -195,11 +178,94 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
   return inserted;
 }
 
+// A place in the queue is reserved under the lock and the insert runs without it: no lock is
+// held across the store, and submissions in flight count against the bound, so it stays a
+// bound (one may be refused early while another's reservation and its job overlap, never late).
+class JobRequests::QueuePlace {
+ public:
+  explicit QueuePlace(JobRequests* self) : self_(self) {}
+  ~QueuePlace() {
+    MutexLock lock(self_->mu_);
+    --self_->reserved_;
+  }
+
+ private:
+  JobRequests* self_;
+};
+
+Result<std::unique_ptr<JobRequests::QueuePlace>> JobRequests::ReservePlace(size_t held) {
+  MutexLock lock(mu_);
+  if (held + reserved_ >= queue_bound_) {
+    const int retry_after = RetryAfterFor(queue_);
+    return Error(ErrorKind::kUnavailable, "queue_full",
+                 "the queue is full; retry after " + std::to_string(retry_after) + " s",
+                 retry_after);
+  }
+  ++reserved_;
+  return std::make_unique<QueuePlace>(this);
+}
+
+Result<Job> JobRequests::RunNow(const SubmitJob& request, sched::BlobRef input,
+                                std::shared_ptr<void> input_owner, bool keep_result) {
+  if (!admitting_) return ShuttingDown();
+  if (request.params.task == "speech") {
+    return Error(ErrorKind::kBadInput, "unexpected_audio",
+                 "a speech job reads its 'input' text aloud; it takes no audio file");
+  }
+  if (auto problem = CheckJobParams(request.params)) return problem->error;
+  if (auto st = CheckModel(request.model, request.params.task); !st) return st.error();
+  audio::Limits limits;
+  {
+    MutexLock lock(mu_);  // a reload may change them
+    limits = limits_;
+  }
+  // The user's file name, not the temp file's: messages name it, and its extension is the
+  // format hint headerless formats need.
+  auto info = audio::Probe({input.path, request.params.filename}, limits);
+  if (!info.ok()) return info.error();
+  auto vad = DecideVad(request.params, info->duration_s, p_.vad);
+  if (!vad.ok()) return vad.error();
+  // Counted against the bound like any job, by this node (it never reaches a shared queue).
+  auto place = ReservePlace(static_cast<size_t>(p_.stats->in_scheduler()));
+  if (!place.ok()) return place.error();
+  Job job;
+  job.created_ms = job.updated_ms = UnixMillis();
+  job.id = store::NewJobId(job.created_ms);
+  job.model = request.model;
+  job.priority = request.priority;
+  job.params = request.params;
+  job.params.vad = *vad;
+  input.name = request.params.filename;
+  if (info->duration_s > 0) p_.live->NoteAudio(job.id, info->duration_s);
+  if (auto st = p_.sync->Start(job, std::move(input), std::move(input_owner), keep_result); !st) {
+    return st.error();
+  }
+  return job;
+}
+
 Result<Job> JobRequests::Get(const std::string& id) {
+  if (auto run = p_.sync->Get(id)) return *run;
   return p_.jobs->Get(id);
 }
 
 Result<store::JobWithAttempts> JobRequests::GetWithAttempts(const std::string& id) {
+  if (auto run = p_.sync->Get(id)) {
+    store::JobWithAttempts out;
+    out.job = *run;
+    if (run->started_ms > 0) {
+      store::AttemptRecord a;
+      a.attempt = run->attempt;
+      a.owner = run->node;
+      a.started_ms = run->started_ms;
+      if (IsFinal(run->state)) {
+        a.ended_ms = run->finished_ms;
+        a.outcome = JobStateName(run->state);
+        a.error = run->error;
+      }
+      out.attempts.push_back(std::move(a));
+    }
+    return out;
+  }
   return p_.jobs->GetWithAttempts(id);
 }
 
@@ -211,9 +277,27 @@ Result<store::JobCounts> JobRequests::Counts() {
   return p_.jobs->Count();
 }
 
+Result<std::string> JobRequests::RenderResult(const nlohmann::json& result, const JobParams& params,
+                                              const std::string& format) {
+  auto f = engine::ParseFormat(format);
+  if (!f.ok()) return f.error();
+  auto transcript = engine::TranscriptFromVerboseJson(result);
+  if (!transcript.ok()) return transcript.error();
+  if (!params.word_timestamps) {
+    for (auto& seg : transcript->segments) seg.words.clear();
+  }
+  return engine::Render(*transcript, *f);
+}
+
 Result<std::string> JobRequests::ResultText(const std::string& id, const std::string& format) {
   auto f = engine::ParseFormat(format);
   if (!f.ok()) return f.error();
+  if (p_.sync->Get(id)) {
+    return Error(ErrorKind::kNotFound, store::kErrResultNotFound,
+                 "job " + id +
+                     " was a synchronous request: its result was its response and is "
+                     "not kept");
+  }
   auto job = p_.jobs->Get(id);
   if (!job.ok()) return job.error();
   auto text = p_.jobs->GetResult(id);
@@ -223,12 +307,7 @@ Result<std::string> JobRequests::ResultText(const std::string& id, const std::st
     return Error(ErrorKind::kIntegrity, "bad_result",
                  "the stored result of " + id + " is not JSON");
   }
-  auto transcript = engine::TranscriptFromVerboseJson(json);
-  if (!transcript.ok()) return transcript.error();
-  if (!job->params.word_timestamps) {
-    for (auto& seg : transcript->segments) seg.words.clear();
-  }
-  return engine::Render(*transcript, *f);
+  return RenderResult(json, job->params, format);
 }
 
 Result<JobRequests::AudioFile> JobRequests::ResultAudio(const std::string& id) {
@@ -265,6 +344,7 @@ Result<JobRequests::AudioFile> JobRequests::ResultAudio(const std::string& id) {
 }
 
 Result<Job> JobRequests::Cancel(const std::string& id) {
+  if (auto run = p_.sync->Cancel(id)) return *run;
   auto cancelled = p_.jobs->Cancel(id);
   if (!cancelled.ok()) return cancelled.error();
   // The scheduler may not know it (already ended there, or it runs on another node); fine.

@@ -5,7 +5,9 @@
 // Promise 3, no job is lost: Submit returns only after the upload is fsynced in the blob store
 // (and, on a shared store, pushed to it) and the job row is committed; only then does the
 // scheduler see it (on a shared store: the claim loop of whichever node has room). Readers read
-// the store.
+// the store. A synchronous request's run (RunNow) is the exception the promise allows: its client
+// holds the connection, so it is kept in memory only (sync_runs.h), and the readers below answer
+// for it from there.
 //
 // One mutex: the queue bound, the queue settings, the audio limits and the places reserved by
 // submissions in flight. Submit reserves a place under it and inserts without it: no lock here
@@ -15,7 +17,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "audio/probe.h"
 #include "core/job.h"
@@ -27,6 +32,7 @@
 #include "server/live_events.h"
 #include "server/queue_stats.h"
 #include "server/runtime_slot.h"
+#include "server/sync_runs.h"
 #include "server/vad_policy.h"
 #include "store/blob_store.h"
 #include "store/cluster_store.h"
@@ -54,6 +60,7 @@ struct JobRequestParts {
   ClusterLink* link = nullptr;             // with `cluster`
   RuntimeSlot* runtime = nullptr;
   LiveEvents* live = nullptr;
+  SyncRuns* sync = nullptr;  // synchronous requests' runs
   QueueStats* stats = nullptr;
   JobEndSignal* ended = nullptr;
   size_t queue_bound = 0;    // pending + running jobs accepted
@@ -79,6 +86,22 @@ class JobRequests {
   // `existing` when the idempotency key matched).
   Result<store::Inserted> Submit(const SubmitJob& job) EXCLUDES(mu_);
 
+  // A synchronous request's run (sync_runs.h): checked like Submit (params, model, the audio at
+  // input.path probed, its VAD decided, the queue bound, counted on this node only) but never
+  // stored: it goes straight to this node's scheduler. `input_owner` keeps input.path alive until
+  // the run ends; with `keep_result` the result waits for SyncRuns::Wait. Returns the run's job.
+  // Errors: Submit's, less the store's (a speech job: kBadInput "unexpected_audio" if it names
+  // audio; its result is a file, so it is Submit's alone).
+  Result<Job> RunNow(const SubmitJob& request, sched::BlobRef input,
+                     std::shared_ptr<void> input_owner, bool keep_result) EXCLUDES(mu_);
+  // A transcription result (the runner's verbose JSON) in `format`, as ResultText renders a
+  // stored one: words only when the job asked for word timestamps.
+  static Result<std::string> RenderResult(const nlohmann::json& result, const JobParams& params,
+                                          const std::string& format);
+
+  // Get, GetWithAttempts and Cancel answer for synchronous requests' runs (from memory) as for
+  // stored jobs; ResultText has no result of theirs (kNotFound "result_not_found": it was their
+  // response).
   Result<Job> Get(const std::string& id);
   // The job with every run it had (which node, when, how it ended), read in one snapshot.
   Result<store::JobWithAttempts> GetWithAttempts(const std::string& id);
@@ -129,6 +152,11 @@ class JobRequests {
   // job of the cluster (what each node runs is bounded by its room, not by this bound).
   size_t QueueLength();
   int RetryAfterFor(const sched::QueueConfig& queue) const;
+  // Reserves a place in the queue for a submission in flight when `held` (jobs counted against
+  // the bound) leaves room: kUnavailable "queue_full" (with Retry-After) otherwise. The place is
+  // given back when the returned handle is destroyed.
+  class QueuePlace;
+  Result<std::unique_ptr<QueuePlace>> ReservePlace(size_t held) EXCLUDES(mu_);
   // The model resolves (kNotFound "model_not_found", ...) and can do `task` (kBadInput
   // "model_cannot_do_task", server/job_params_check.h).
   Status CheckModel(const std::string& model, const std::string& task);

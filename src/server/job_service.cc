@@ -55,6 +55,7 @@ struct JobService::Impl {
   RuntimeSlot runtime;
   std::unique_ptr<LiveEvents> live;
   std::unique_ptr<ChunkedJobs> chunked;
+  std::unique_ptr<SyncRuns> sync;     // synchronous requests' runs (in memory only)
   std::unique_ptr<ClusterLink> link;  // with cluster_store
   std::unique_ptr<JobRequests> requests;
   std::unique_ptr<JobWriter> writer;
@@ -79,7 +80,9 @@ struct JobService::Impl {
 };
 
 void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& queue) {
-  live = std::make_unique<LiveEvents>(*jobs);
+  // The lookup runs only once `sync` exists (after Assemble, with the first subscription).
+  live =
+      std::make_unique<LiveEvents>(*jobs, [this](const std::string& id) { return sync->Get(id); });
   ChunkedJobsOptions co;
   co.cap = options.chunk_streams;
   co.work_dir = options.data_dir + "/chunks";
@@ -88,8 +91,10 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
   chunked =
       std::make_unique<ChunkedJobs>(std::move(co), runtime, [this](const sched::JobUpdate& u) {
         metrics.OnJob(u);
+        if (sync->OnJob(u)) return;  // a synchronous request run as chunks
         writer->Enqueue(u);
       });
+  sync = std::make_unique<SyncRuns>(options.node, runtime, *live, stats, chunked.get());
   if (cluster_store) {
     link = std::make_unique<ClusterLink>(options.node, options.publish_ms, kClaimPollMs,
                                          *cluster_store);
@@ -101,6 +106,7 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
   rp.link = link.get();
   rp.runtime = &runtime;
   rp.live = live.get();
+  rp.sync = sync.get();
   rp.stats = &stats;
   rp.ended = &ended;
   rp.queue_bound = queue_bound;
@@ -212,6 +218,7 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
     if (raw->chunked->OnJob(u)) return;  // a chunked job's sub-job: never stored
     if (raw->proxies->OnJob(u)) return;  // a relayed request's hold: never stored
     raw->metrics.OnJob(u);
+    if (raw->sync->OnJob(u)) return;  // a synchronous request's run: kept in memory only
     raw->writer->Enqueue(u);
   };
   hooks.on_footprint = [raw](const sched::FootprintUpdate& f) { raw->writer->Enqueue(f); };
@@ -248,6 +255,10 @@ RunnerControl& JobService::runners() {
 
 ProxyHolds& JobService::proxies() {
   return *impl_->proxies;
+}
+
+SyncRuns& JobService::sync() {
+  return *impl_->sync;
 }
 
 ClusterMember* JobService::cluster() {
@@ -321,6 +332,7 @@ JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace)
   if (auto runtime = s.runtime.Take()) report.runners = runtime->Stop();
   s.chunked->Stop();  // the jobs it ran go back to the queue below, and are planned again
   s.runners->Unpark();
+  s.sync->Abandon();  // synchronous requests cut short: nothing of them to keep
   s.writer->Stop();
   s.leases->Stop();
   // Whatever is still loading/processing under our lease goes back to the queue for the next

@@ -7,6 +7,8 @@
 //                             (runner_control.h)
 //   proxies()  ProxyHolds     the in-memory work items of requests relayed to managed model
 //                             servers (proxy_holds.h)
+//   sync()     SyncRuns       the in-memory runs of synchronous OpenAI requests: never stored,
+//                             run on this node (sync_runs.h; started by jobs().RunNow)
 //   cluster()  ClusterMember  claims, other nodes' events, the nodes table; null unless the
 //                             store is shared (cluster_member.h)
 // and, inside: the coordinator of long recordings run as chunks (chunked_jobs.h), the writer that
@@ -15,9 +17,10 @@
 // across a store, network or driver call.
 //
 // Promise 3, no job is lost: a job is durable before the scheduler sees it; the scheduler's
-// changes are written in order under this node's lease. On start, jobs a crash left
-// loading/processing are requeued by the store and every pending job is handed to the scheduler
-// again, so each ends exactly once.
+// changes are written in order under this node's lease. Synchronous requests' runs need no
+// durability (their client holds the connection and retries): they never touch the store. On start,
+// jobs a crash left loading/processing are requeued by the store and every pending job is handed to
+// the scheduler again, so each ends exactly once.
 //
 // Shared store (ServiceOptions::store = postgres://...): several nodes share one PostgreSQL
 // queue, and the store is their only coordinator (server/cluster_link.h). Jobs, results and
@@ -45,6 +48,7 @@
 #include "server/runner_control.h"
 #include "server/runtime.h"
 #include "server/service_metrics.h"
+#include "server/sync_runs.h"
 #include "store/blob_store.h"
 
 namespace steno::server {
@@ -84,6 +88,7 @@ class JobService {
   LiveEvents& events();
   RunnerControl& runners();
   ProxyHolds& proxies();
+  SyncRuns& sync();
   // This node's part in a cluster; null on a single-node store (the one way to ask "shared?").
   ClusterMember* cluster();
   ServiceMetrics& metrics();        // fed from the scheduler's hooks

@@ -50,7 +50,8 @@ struct LiveEvents::Subscriber {
   int last_attempt GUARDED_BY(mu) = -1;  // the first state is always shown
 };
 
-LiveEvents::LiveEvents(store::JobStore& jobs) : jobs_(jobs) {}
+LiveEvents::LiveEvents(store::JobStore& jobs, MemoryJobs memory)
+    : jobs_(jobs), memory_(std::move(memory)) {}
 
 LiveEvents::~LiveEvents() = default;
 
@@ -66,7 +67,9 @@ Result<LiveEvents::Subscription> LiveEvents::Subscribe(const std::string& id,
     stream_seen_[id] = SteadyMillis();  // a remote job's state is re-read only after silence
     if (auto it = segments_.find(id); it != segments_.end()) earlier = it->second;
   }
-  auto job = jobs_.Get(id);  // no lock held: a slow store holds up nobody else
+  std::optional<Job> in_memory = memory_ ? memory_(id) : std::nullopt;
+  // No lock held: a slow store holds up nobody else.
+  Result<Job> job = in_memory ? Result<Job>(*in_memory) : jobs_.Get(id);
   if (!job.ok()) {
     Forget(id, sub.get());
     return job.error();

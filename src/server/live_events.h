@@ -3,10 +3,12 @@
 // order; the segments of running jobs so far (a late subscriber gets them first); and, for the
 // dashboard, what the store does not keep (audio length, latest progress).
 //
-// Events come from the service's writer thread (this node's jobs, after the store has them) and,
-// on a shared store, from other nodes (cluster_member.h). Subscribe reads the job from the store
-// with no lock held: a subscriber is registered first and the events that arrive during the
-// read are held back and shown after it, so none is lost and none blocks the writer.
+// Events come from the service's writer thread (this node's jobs, after the store has them), from
+// the scheduler's thread for runs kept in memory only (sync_runs.h: their first look is read
+// from memory, not the store) and, on a shared store, from other nodes (cluster_member.h).
+// Subscribe reads the job from the store with no lock held: a subscriber is registered first and
+// the events that arrive during the read are held back and shown after it, so none is lost and none
+// blocks the writer.
 //
 // Locks: mu_ (subscribers, segments, stream times), then each subscriber's own (held while its
 // callback runs). info_mu_ is never held with another.
@@ -52,8 +54,11 @@ nlohmann::json JobEventJson(const JobEvent& ev);
 
 class LiveEvents {
  public:
-  // `jobs` must outlive this object.
-  explicit LiveEvents(store::JobStore& jobs);
+  // Jobs that live in memory only (synchronous requests' runs, sync_runs.h): the job as it is
+  // now, or nullopt for one that is not such a job (it is read from the store then).
+  using MemoryJobs = std::function<std::optional<Job>(const std::string& id)>;
+  // `jobs` must outlive this object; `memory` may be empty.
+  explicit LiveEvents(store::JobStore& jobs, MemoryJobs memory = {});
   ~LiveEvents();
 
   // Calls `fn` for every later event of the job, in order: first (before Subscribe returns, on
@@ -89,6 +94,7 @@ class LiveEvents {
   void UpdateInfo(const std::string& id, F update) EXCLUDES(info_mu_);
 
   store::JobStore& jobs_;
+  const MemoryJobs memory_;
 
   mutable Mutex mu_;
   std::map<std::string, std::vector<nlohmann::json>> segments_ GUARDED_BY(mu_);

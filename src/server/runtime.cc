@@ -104,7 +104,8 @@ Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options,
   runners::KindRegistry kinds;
   if (auto st = kinds.Add(runners::kWhisperKind,
                           runners::WhisperKind({options.runner_exe, options.decode_defaults,
-                                                options.warmup, options.dtw_words}));
+                                                options.warmup, options.dtw_words,
+                                                options.prefetch_inputs}));
       !st) {
     return st.error();
   }

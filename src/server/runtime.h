@@ -36,6 +36,9 @@ struct RuntimeOptions {
   // Whisper runners load their models to time words by DTW (engine::ModelOptions::dtw_words:
   // flash attention off, for every job of the runner).
   bool dtw_words = false;
+  // Inputs (path, name) whisper runners decode while their model loads: a one-shot run's files,
+  // known before any runner starts (runners::WhisperKindOptions::prefetch).
+  std::vector<std::pair<std::string, std::string>> prefetch_inputs;
   // How long an unloading runner may take to exit before it is killed (SIGKILL).
   std::chrono::milliseconds runner_grace{5000};
   std::string runner_exe;            // empty: this executable

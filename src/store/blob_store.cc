@@ -103,6 +103,11 @@ int64_t BlobWriter::size() const {
   return state_ ? state_->size : 0;
 }
 
+const std::string& BlobWriter::temp_path() const {
+  static const std::string kNone;
+  return state_ && state_->fd >= 0 ? state_->temp_path : kNone;
+}
+
 Status BlobWriter::Append(std::string_view bytes) {
   if (!state_ || state_->fd < 0) {
     return Error(ErrorKind::kInternal, "blob_writer_spent", "blob writer used after commit");

@@ -55,6 +55,9 @@ class BlobWriter {
   // fsync, rename to the digest name, fsync the directory. The writer is spent afterwards.
   Result<BlobInfo> Commit();
   int64_t size() const;
+  // The temp file the bytes went to (readable by path while the writer lives; never synced);
+  // "" once committed. For uploads that need no durability (a synchronous request's audio).
+  const std::string& temp_path() const;
 
  private:
   friend class BlobStore;

@@ -69,6 +69,29 @@ TEST(RunnerTest, ConcurrentJobsGiveTheSameSegmentsAsSequentialOnes) {
   }
 }
 
+TEST(RunnerTest, PrefetchedInputServesItsOwnJobWithTheSameSegments) {
+  Events ev;
+  RunnerOptions o = TinyRunner(1);
+  o.prefetch = {{test::MediaPath("speech.mp3"), ""}};  // decoded while the model loads
+  auto h = RunnerHandle::Start(o, ev.Sink());
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(ev.WaitType("ready").has_value());
+  // Another input first: decoded on its own, never given the prefetched audio.
+  ASSERT_TRUE((*h)->Send(Transcribe("other", "speech_short.wav")).ok());
+  json other = ev.WaitOutcome("other");
+  ASSERT_EQ(other["type"], "done") << other.dump();
+  ASSERT_TRUE((*h)->Send(Transcribe("prefetched", "speech.mp3")).ok());
+  json prefetched = ev.WaitOutcome("prefetched");
+  ASSERT_EQ(prefetched["type"], "done") << prefetched.dump();
+  // The same input again: the prefetched decode was taken once; this one decodes afresh.
+  ASSERT_TRUE((*h)->Send(Transcribe("again", "speech.mp3")).ok());
+  json again = ev.WaitOutcome("again");
+  ASSERT_EQ(again["type"], "done") << again.dump();
+  EXPECT_EQ(Segments(prefetched), Segments(again));
+  EXPECT_NE(Segments(other), Segments(prefetched));
+  EXPECT_EQ(prefetched["result"]["duration"], again["result"]["duration"]);
+}
+
 TEST(RunnerTest, CancelTimeoutAndBadInputEndOneJobAndTheRunnerServesOn) {
   Events ev;
   auto h = RunnerHandle::Start(TinyRunner(1), ev.Sink());

@@ -124,9 +124,17 @@ TEST_F(TranscriptionStreamTest, DeltasThenDoneGiveTheNonStreamedText) {
   }
   EXPECT_GE(deltas, 2);
   EXPECT_EQ(Joined(run.events), text);
-  // The job is an ordinary one, completed.
+  // A synchronous request's run: answered by id, completed, never stored (not in the list).
   auto job = JsonOf(c.Get("/v1/jobs/" + run.job_id));
   EXPECT_EQ(job["state"], "completed") << job.dump();
+  EXPECT_TRUE(JsonOf(c.Get("/v1/jobs"))["data"].empty());
+}
+
+// The value of the metric line `name` (labels included) in an exposition; -1 if absent.
+double MetricValue(const std::string& text, const std::string& name) {
+  const size_t at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + name.size() + 2));
 }
 
 TEST_F(TranscriptionStreamTest, FirstDeltaComesWhileTheJobRunsAndHangingUpCancelsIt) {
@@ -140,19 +148,42 @@ TEST_F(TranscriptionStreamTest, FirstDeltaComesWhileTheJobRunsAndHangingUpCancel
   WriteWav16k(dir.path + "/long.wav", longer);
 
   std::string state_at_first_delta;
+  double running_at_first_delta = -1;
+  int busy_streams_at_first_delta = -1;
+  auto c = server_->Client();
+  const double cancelled_before = MetricValue(
+      c.Get("/metrics")->body, "steno_jobs_finished_total{state=\"cancelled\",error_kind=\"\"}");
   StreamRun run =
       Stream(*server_, dir.path + "/long.wav", [&](const SseEvent& e, const std::string& id) {
         if (e.event != "transcript.text.delta") return true;
         auto c = server_->Client();
         state_at_first_delta = JsonOf(c.Get("/v1/jobs/" + id)).value("state", "");
+        // In memory only, yet counted like any job while it runs.
+        running_at_first_delta = MetricValue(c.Get("/metrics")->body, "steno_jobs_running");
+        busy_streams_at_first_delta = 0;
+        const json runners = JsonOf(c.Get("/v1/runners"));
+        for (const auto& r : runners["data"]) {
+          busy_streams_at_first_delta += r.value("busy_streams", 0);
+        }
         return false;  // hang up
       });
   EXPECT_EQ(run.status, 200);
   ASSERT_FALSE(run.job_id.empty());
   EXPECT_EQ(state_at_first_delta, "processing") << "the first delta came only after the job ended";
-  auto c = server_->Client();
+  EXPECT_EQ(running_at_first_delta, 1);
+  EXPECT_EQ(busy_streams_at_first_delta, 1);
   auto job = WaitForJob(c, run.job_id);
   EXPECT_EQ(job["state"], "cancelled") << job.dump();
+  // The runner stops decoding it: its stream is free and the scheduler counts it cancelled.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  double cancelled = cancelled_before;
+  while (cancelled <= cancelled_before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    cancelled = MetricValue(c.Get("/metrics")->body,
+                            "steno_jobs_finished_total{state=\"cancelled\",error_kind=\"\"}");
+  }
+  EXPECT_EQ(cancelled, std::max(0.0, cancelled_before) + 1);
+  EXPECT_EQ(MetricValue(c.Get("/metrics")->body, "steno_jobs_running"), 0);
 }
 
 }  // namespace

@@ -49,6 +49,9 @@ struct ProcessBackendOptions {
   bool warmup = true;
   // Runners load their models to time words by DTW (engine::ModelOptions::dtw_words).
   bool dtw_words = false;
+  // Inputs every runner decodes while its model loads (runner::RunnerOptions::prefetch): a
+  // one-shot CLI run's files.
+  std::vector<std::pair<std::string, std::string>> prefetch;
   // An unload whose release could not be verified (runner::UnloadRunner's alert), with the
   // runner's model and device. Called on the unloading thread.
   std::function<void(const std::string& model, const std::string& device,

@@ -12,6 +12,7 @@ KindFactory WhisperKind(WhisperKindOptions options) {
     o.decode_defaults = options.decode_defaults;
     o.warmup = options.warmup;
     o.dtw_words = options.dtw_words;
+    o.prefetch = options.prefetch;
     o.grace = context.grace;
     o.devices = context.devices;
     o.env_for_device = context.env_for_device;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/decode_params.h"
 #include "runners/kind_registry.h"
@@ -17,6 +19,8 @@ struct WhisperKindOptions {
   engine::DecodeParams decode_defaults;  // beam size, threads, thresholds, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
   bool dtw_words = false;                // words timed by DTW (engine::ModelOptions::dtw_words)
+  // Inputs (path, name) runners decode while their model loads (ProcessBackendOptions::prefetch).
+  std::vector<std::pair<std::string, std::string>> prefetch;
 };
 
 // The factory that builds the whisper kind's backend from the Runtime's context.
