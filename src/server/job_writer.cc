@@ -175,19 +175,7 @@ void JobWriter::Apply(const sched::JobUpdate& u) {
 }
 
 void JobWriter::Notify(const sched::JobUpdate& u) {
-  JobEvent ev;
-  ev.job = u.job;
-  switch (u.kind) {
-    case sched::JobUpdate::Kind::kState: ev.kind = JobEvent::Kind::kState; break;
-    case sched::JobUpdate::Kind::kProgress:
-      ev.kind = JobEvent::Kind::kProgress;
-      ev.percent = u.percent;
-      break;
-    case sched::JobUpdate::Kind::kSegment:
-      ev.kind = JobEvent::Kind::kSegment;
-      ev.segment = u.payload;
-      break;
-  }
+  JobEvent ev = JobEventOf(u, u.job);
   // The state subscribers see is the store's (a user's cancel may have won over the outcome).
   if (ev.kind == JobEvent::Kind::kState && IsFinal(u.job.state)) {
     if (auto stored = p_.jobs->Get(u.job.id); stored.ok()) ev.job = *stored;

@@ -187,6 +187,23 @@ std::vector<std::string> LiveEvents::QuietStreams(int64_t quiet_ms) const {
   return ids;
 }
 
+JobEvent JobEventOf(const sched::JobUpdate& u, Job shown) {
+  JobEvent ev;
+  ev.job = std::move(shown);
+  switch (u.kind) {
+    case sched::JobUpdate::Kind::kState: ev.kind = JobEvent::Kind::kState; break;
+    case sched::JobUpdate::Kind::kProgress:
+      ev.kind = JobEvent::Kind::kProgress;
+      ev.percent = u.percent;
+      break;
+    case sched::JobUpdate::Kind::kSegment:
+      ev.kind = JobEvent::Kind::kSegment;
+      ev.segment = u.payload;
+      break;
+  }
+  return ev;
+}
+
 nlohmann::json JobEventJson(const JobEvent& ev) {
   nlohmann::json out = {{"id", ev.job.id}};
   switch (ev.kind) {

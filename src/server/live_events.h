@@ -28,6 +28,7 @@
 #include "core/job.h"
 #include "core/mutex.h"
 #include "core/result.h"
+#include "sched/scheduler_types.h"
 #include "store/job_store.h"
 
 namespace steno::server {
@@ -40,6 +41,10 @@ struct JobEvent {
   int percent = 0;         // kProgress
   nlohmann::json segment;  // kSegment
 };
+
+// The event a scheduler update `u` is, showing the job as `shown` (the update's own job, or what
+// its owner keeps of it).
+JobEvent JobEventOf(const sched::JobUpdate& u, Job shown);
 
 // What the store does not keep about a job, for the dashboard: the length of its audio (probed
 // when it was submitted to this process) and its latest progress.

@@ -95,20 +95,7 @@ bool SyncRuns::OnJob(const sched::JobUpdate& u) {
 }
 
 void SyncRuns::Deliver(const sched::JobUpdate& u, const Job& shown) {
-  JobEvent ev;
-  ev.job = shown;
-  switch (u.kind) {
-    case sched::JobUpdate::Kind::kState: ev.kind = JobEvent::Kind::kState; break;
-    case sched::JobUpdate::Kind::kProgress:
-      ev.kind = JobEvent::Kind::kProgress;
-      ev.percent = u.percent;
-      break;
-    case sched::JobUpdate::Kind::kSegment:
-      ev.kind = JobEvent::Kind::kSegment;
-      ev.segment = u.payload;
-      break;
-  }
-  live_.Deliver(ev);
+  live_.Deliver(JobEventOf(u, shown));
 }
 
 void SyncRuns::ForgetIfDone(std::map<std::string, Entry>::iterator it) {

@@ -12,8 +12,8 @@
 //
 // A run: Start registers it, with the owner of its input (the upload's temp file, released once
 // the scheduler is done with the run) and submits it (to ChunkedJobs when it wants the run: a
-// long recording with VAD, whose chunks' changes come back to OnJob as one job's); the scheduler's hook (OnJob) keeps its
-// state; the request waits for it (Wait) and then lets it go (Finish).
+// long recording with VAD, whose chunks' changes come back to OnJob as one job's); the scheduler's
+// hook (OnJob) keeps its state; the request waits for it (Wait) and then lets it go (Finish).
 //
 // One mutex (the runs); OnJob never blocks (the scheduler's worker calls it); no lock is held
 // across a scheduler call or an event delivery. Safe from any thread.
