@@ -332,6 +332,8 @@ void ChunkedJobs::SubmitChunks(Parent& p) {
     }
     p.job.state = JobState::kCompleted;
     p.job.updated_ms = p.job.finished_ms = UnixMillis();
+    // Every chunk is done: the decoded audio goes before anyone hears of the end.
+    if (p.outstanding.empty()) RemoveDecoded(p);
     Report(p, sched::JobUpdate::Kind::kState, engine::ToVerboseJson(merged));
     p.ending = true;  // reported: MaybeFinish forgets it
     p.end_state = JobState::kCompleted;
@@ -399,17 +401,21 @@ void ChunkedJobs::End(Parent& p, JobState state, std::optional<Error> error) {
 void ChunkedJobs::MaybeFinish(const std::string& id) {
   auto p = Find(id);
   if (!p || !p->ending || !p->outstanding.empty()) return;
+  RemoveDecoded(*p);  // no chunk reads it any more; gone before the end is reported
   if (p->end_state != JobState::kCompleted) {
     p->job.state = p->end_state;
     p->job.updated_ms = UnixMillis();
     if (p->end_state != JobState::kPending) p->job.finished_ms = p->job.updated_ms;
     Report(*p, sched::JobUpdate::Kind::kState);
   }
-  std::error_code ec;
-  fs::remove(p->pcm_path, ec);
-  fs::remove(p->pcm_path + ".tmp", ec);
   MutexLock lock(mu_);
   jobs_.erase(id);
+}
+
+void ChunkedJobs::RemoveDecoded(const Parent& p) {
+  std::error_code ec;
+  fs::remove(p.pcm_path, ec);
+  fs::remove(p.pcm_path + ".tmp", ec);
 }
 
 void ChunkedJobs::Report(Parent& p, sched::JobUpdate::Kind kind, nlohmann::json payload,

@@ -105,6 +105,8 @@ class ChunkedJobs {
   void End(Parent& p, JobState state, std::optional<Error> error);
   // Reports the parent's end if it is ending and nothing runs; then forgets it.
   void MaybeFinish(const std::string& id) EXCLUDES(mu_);
+  // Deletes the job's decoded audio (and a half-written one).
+  void RemoveDecoded(const Parent& p);
   void Report(Parent& p, sched::JobUpdate::Kind kind, nlohmann::json payload = {}, int percent = 0);
   std::shared_ptr<Parent> Find(const std::string& id) const EXCLUDES(mu_);
 

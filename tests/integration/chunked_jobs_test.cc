@@ -237,6 +237,11 @@ TEST_F(ChunkedJobsTest, TwoStreamsGiveTheSameTranscriptAsOneAtATime) {
   EXPECT_EQ(events.back().event, "transcript.text.done");
   EXPECT_EQ(events.back().data.value("text", ""), deltas);
   EXPECT_EQ(Trimmed(deltas), Trimmed(r2.value("text", "")));
+  // That synchronous request (kept in memory, never stored) ran as the same chunks.
+  const std::string sync_id = r->get_header_value("X-Steno-Job-Id");
+  ASSERT_FALSE(sync_id.empty());
+  EXPECT_EQ(PlannedChunks(ReadFileText(two->log), sync_id), chunks);
+  EXPECT_TRUE(NoDecodedAudioLeft(*two));
 }
 
 // kill -9 of the runner while it runs a chunk (not the first): that chunk runs again, alone;
