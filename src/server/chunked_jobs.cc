@@ -106,6 +106,12 @@ bool ChunkedJobs::Wants(const Job& job, const sched::BlobRef& input) {
   return info.ok() && info->duration_s > options_.chunk_s;
 }
 
+Status ChunkedJobs::Submit(sched::SubmitRequest r) {
+  if (Wants(r.job, r.input)) return Start(r.job, r.input);
+  return runtime_.With([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
+                       Status(ShuttingDown()));
+}
+
 Status ChunkedJobs::Start(const Job& job, const sched::BlobRef& input) {
   auto p = std::make_shared<Parent>();
   p->job = job;

@@ -70,6 +70,9 @@ class ChunkedJobs {
   bool Wants(const Job& job, const sched::BlobRef& input);
   // Starts a chunked job (still pending): submits its plan. Errors: the scheduler's Submit's.
   Status Start(const Job& job, const sched::BlobRef& input) EXCLUDES(mu_);
+  // The one way the service hands a job to the scheduler: one this Wants starts as chunks
+  // (Start), any other is submitted as it is. Errors: the scheduler's Submit's.
+  Status Submit(sched::SubmitRequest r) EXCLUDES(mu_);
   // The scheduler's job hook, called before the others: true when `u` is a sub-job's (queued
   // for the thread; never stored). Never blocks.
   bool OnJob(const sched::JobUpdate& u) EXCLUDES(mu_);

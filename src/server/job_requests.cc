@@ -38,13 +38,7 @@ Status JobRequests::Schedule(const Job& job) {
     r.input.path = p_.blobs->PathOf(job.blob_digest);
   }
   p_.stats->Entered();
-  if (p_.chunked && p_.chunked->Wants(job, r.input)) {
-    auto st = p_.chunked->Start(job, r.input);
-    if (!st) p_.stats->Left();
-    return st;
-  }
-  auto st = p_.runtime->With([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
-                             Status(ShuttingDown()));
+  auto st = p_.chunked->Submit(std::move(r));
   if (!st) p_.stats->Left();
   return st;
 }
@@ -349,7 +343,7 @@ Result<Job> JobRequests::Cancel(const std::string& id) {
   if (!cancelled.ok()) return cancelled.error();
   // The scheduler may not know it (already ended there, or it runs on another node); fine.
   (void)p_.runtime->With([&](Runtime& rt) { return rt.scheduler().Cancel(id); }, Status());
-  if (p_.chunked) p_.chunked->Cancel(id);  // every chunk of a job run as chunks
+  p_.chunked->Cancel(id);  // every chunk of a job run as chunks
   if (p_.link) {
     // The node running it stops at once, and streams of it on any node end.
     JobEvent ev;

@@ -68,7 +68,8 @@ struct JobRequestParts {
   audio::Limits limits;      // longest audio accepted
   VadPolicy vad;             // the server's VAD default (decided per job at Submit)
   std::string results_dir;   // where speech jobs' audio is (store::ResultsDir of the data dir)
-  ChunkedJobs* chunked = nullptr;  // runs long recordings with VAD as chunks; null: never
+  ChunkedJobs* chunked =
+      nullptr;  // hands jobs to the scheduler (long recordings with VAD as chunks)
 };
 
 class JobRequests {

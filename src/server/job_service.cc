@@ -94,7 +94,7 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
         if (sync->OnJob(u)) return;  // a synchronous request run as chunks
         writer->Enqueue(u);
       });
-  sync = std::make_unique<SyncRuns>(options.node, runtime, *live, stats, chunked.get());
+  sync = std::make_unique<SyncRuns>(options.node, runtime, *live, stats, *chunked);
   if (cluster_store) {
     link = std::make_unique<ClusterLink>(options.node, options.publish_ms, kClaimPollMs,
                                          *cluster_store);

@@ -19,7 +19,7 @@ Error NotFound(const std::string& id) {
 }  // namespace
 
 SyncRuns::SyncRuns(std::string node, RuntimeSlot& runtime, LiveEvents& live, QueueStats& stats,
-                   ChunkedJobs* chunked)
+                   ChunkedJobs& chunked)
     : node_(std::move(node)), runtime_(runtime), live_(live), stats_(stats), chunked_(chunked) {}
 
 Status SyncRuns::Start(Job job, sched::BlobRef input, std::shared_ptr<void> input_owner,
@@ -37,13 +37,8 @@ Status SyncRuns::Start(Job job, sched::BlobRef input, std::shared_ptr<void> inpu
   sched::SubmitRequest r;
   r.job = std::move(job);
   r.input = std::move(input);
-  Status st;
-  if (chunked_ && chunked_->Wants(r.job, r.input)) {
-    st = chunked_->Start(r.job, r.input);  // its changes come back through OnJob as a job's
-  } else {
-    st = runtime_.With([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
-                       Status(ShuttingDown()));
-  }
+  // A run made of chunks reports its changes to OnJob as one job's.
+  auto st = chunked_.Submit(std::move(r));
   if (!st) {
     stats_.Left();
     std::shared_ptr<void> release;  // released after the lock
@@ -168,7 +163,7 @@ std::optional<Result<Job>> SyncRuns::Cancel(const std::string& id) {
   }
   // The scheduler may have ended it meanwhile (its final update then finds it cancelled); fine.
   (void)runtime_.With([&](Runtime& rt) { return rt.scheduler().Cancel(id); }, Status());
-  if (chunked_) chunked_->Cancel(id);  // every chunk of a run made of chunks
+  chunked_.Cancel(id);  // every chunk of a run made of chunks
   JobEvent ev;
   ev.job = shown;
   live_.Deliver(ev);

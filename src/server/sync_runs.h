@@ -48,7 +48,7 @@ class SyncRuns {
 
   // `node` names this node in the runs' jobs. Every reference must outlive this object.
   SyncRuns(std::string node, RuntimeSlot& runtime, LiveEvents& live, QueueStats& stats,
-           ChunkedJobs* chunked);
+           ChunkedJobs& chunked);
 
   // Registers `job` (id set, pending) and hands it to the scheduler with `input`; `input_owner`
   // is kept until the scheduler's final update for it (the run no longer reads its input). With
@@ -102,7 +102,7 @@ class SyncRuns {
   RuntimeSlot& runtime_;
   LiveEvents& live_;
   QueueStats& stats_;
-  ChunkedJobs* const chunked_;  // null: nothing runs as chunks
+  ChunkedJobs& chunked_;  // hands each run to the scheduler (as chunks where it wants them)
 
   mutable Mutex mu_;
   CondVar changed_;  // a run became final
