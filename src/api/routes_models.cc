@@ -1,6 +1,7 @@
 // Models and runners: GET /v1/models (OpenAI's list shape: the model catalog, with each model's
 // runner kind, capabilities and footprint source), GET /v1/models/{name}, GET /v1/runners (like
-// `ollama ps`), POST /v1/models/{name}/load
+// `ollama ps`; a whisper runner says how it times words: "word_timing" dtw or tokens), POST
+// /v1/models/{name}/load
 // ({"device": ..., "keep_alive": ...}) and POST /v1/models/{name}/unload.
 #include <ctime>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include "api/routes.h"
 #include "core/paths.h"
 #include "models/model_catalog.h"
+#include "models/model_variant.h"
 
 namespace steno::api {
 namespace {
@@ -31,7 +33,7 @@ std::string Iso8601(int64_t wall_ms) {
 
 ojson ModelJson(const models::ModelEntry& m, const sched::SchedulerSnapshot& snap) {
   int runners = 0;
-  for (const auto& r : snap.runners) runners += r.view.model == m.name;
+  for (const auto& r : snap.runners) runners += models::ModelOfKey(r.view.model) == m.name;
   return {{"id", m.name},
           {"object", "model"},
           {"created", m.path.empty() ? 0 : MtimeSeconds(m.path)},
@@ -78,7 +80,7 @@ ojson RunnerJson(const sched::RunnerInfo& r, const sched::SchedulerSnapshot& sna
   const auto& v = r.view;
   const int64_t bytes = v.weights_bytes + static_cast<int64_t>(v.streams) * v.stream_bytes;
   ojson j = {{"id", v.id},
-             {"model", v.model},
+             {"model", models::ModelOfKey(v.model)},
              {"kind", r.kind},
              {"device", v.device},
              {"state", sched::RunnerStateName(r.state)},
@@ -92,6 +94,9 @@ ojson RunnerJson(const sched::RunnerInfo& r, const sched::SchedulerSnapshot& sna
              {"jobs_done", r.jobs_done},
              {"loaded_at_ms", v.loaded_ms > 0 ? wall(v.loaded_ms) : 0},
              {"last_used_at_ms", v.last_used_ms > 0 ? wall(v.last_used_ms) : 0}};
+  // A whisper model's words are timed by DTW on a runner loaded for it (its DTW variant, or
+  // every runner with --dtw-words): why one model may have two runners.
+  if (r.kind == models::kWhisperKind) j["word_timing"] = r.load.dtw_words ? "dtw" : "tokens";
   if (r.expires_at_ms) {
     const int64_t at = wall(*r.expires_at_ms);
     j["expires_at"] = Iso8601(at);
@@ -140,7 +145,7 @@ void LoadModel(Context& ctx, Call& call) {
   const int64_t now = UnixMillis();
   ojson runners = ojson::array();
   for (const auto& r : snap.runners) {
-    if (r.view.model == name) runners.push_back(RunnerJson(r, snap, now));
+    if (models::ModelOfKey(r.view.model) == name) runners.push_back(RunnerJson(r, snap, now));
   }
   SendJson(call.res, 200, {{"model", name}, {"status", "loaded"}, {"runners", runners}});
 }

@@ -509,8 +509,10 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->capture_default_str();
   cmd->add_flag("--no-warmup", o->no_warmup, "Skip the runners' warm-up pass (faster loads)");
   cmd->add_flag("--dtw-words", o->dtw_words,
-                "Time requested words by DTW over the model's alignment heads (whisper.cpp "
-                "then decodes every request without flash attention: slower)");
+                "Load every runner to time words by DTW over the model's alignment heads "
+                "(whisper.cpp then decodes every request without flash attention: slower). "
+                "Without it, requests for words run on runners of the model loaded this way "
+                "(shown in /v1/runners as word_timing dtw) and the others keep flash attention");
   cmd->add_option("--api-key", o->api_keys, "Require this key (Authorization: Bearer KEY)")
       ->envname("STENO_API_KEY")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);

@@ -51,6 +51,14 @@ struct BackendEvent {
 
 using BackendSink = std::function<void(BackendEvent)>;
 
+// How a runner loads its model beyond naming the file, as the model's resolver (ModelInfoFn)
+// says. The same file loaded another way is another model to the scheduler (a variant under its
+// own name: models/model_variant.h), so the runners of one model all load it the same way.
+struct RunnerLoadOptions {
+  bool dtw_words = false;  // the whisper kind: words timed by DTW (flash attention off)
+  bool operator==(const RunnerLoadOptions&) const = default;
+};
+
 struct RunnerStartSpec {
   int64_t runner_id = 0;
   std::string model;       // as the job named it
@@ -62,6 +70,7 @@ struct RunnerStartSpec {
   int64_t weights_bytes = 0;
   int64_t stream_bytes = 0;
   std::string kind;  // the model's runner kind ("whisper", ...): the dispatcher routes on it
+  RunnerLoadOptions load{};  // the model's (ModelSpec::load)
 };
 
 // A work item's input as a reference the kind reads: a local file, and/or the blob store's

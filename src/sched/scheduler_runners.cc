@@ -148,7 +148,8 @@ Result<SchedulerState::RunnerEntry*> SchedulerState::StartRunner(const std::stri
   // it, so an estimate that forgot the context would show up as a refusal.
   const ModelSpec& m = model_specs_[model];
   entry.info.kind = m.kind;
-  RunnerStartSpec spec{id, model, m.path, device, 1, v.weights_bytes, stream, m.kind};
+  entry.info.load = m.load;
+  RunnerStartSpec spec{id, model, m.path, device, 1, v.weights_bytes, stream, m.kind, m.load};
   if (auto st = backend_.Start(spec); !st) {
     Error failed(
         st.error().kind, st.error().code,

@@ -33,6 +33,7 @@ struct ModelSpec {
   std::string path;
   MemoryEstimate estimate;  // from the file (at the beam size jobs decode with), or declared
   std::string kind;  // models::ModelEntry::kind ("whisper", ...): passed on to RunnerStartSpec
+  RunnerLoadOptions load{};  // how its runners load it: passed on to RunnerStartSpec and RunnerInfo
   // Added to a runner's measured stream before it is planned with or charged: for whisper.cpp,
   // BeamExtraStreamBytes at that beam size (its warm-up measures a greedy state; estimator.h).
   int64_t measured_stream_extra_bytes = 0;
@@ -116,7 +117,8 @@ const char* RunnerStateName(RunnerState state);
 
 struct RunnerInfo {
   RunnerView view;
-  std::string kind;  // its model's runner kind ("whisper", "server", ...)
+  std::string kind;          // its model's runner kind ("whisper", "server", ...)
+  RunnerLoadOptions load{};  // how it loaded its model (ModelSpec::load)
   RunnerState state = RunnerState::kLoading;
   std::optional<int64_t> expires_at_ms;  // unset: busy, or kept forever
   int keep_alive_s = 0;

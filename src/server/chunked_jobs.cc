@@ -51,6 +51,7 @@ Error ShuttingDown() {
 struct ChunkedJobs::Parent {
   Job job;  // as reported: state, attempt, times, error
   sched::BlobRef input;
+  std::string scheduler_model;  // its sub-jobs' (Runtime::SchedulerModel)
   std::string pcm_path;
   int64_t deadline_ms = 0;  // wall clock; 0 until it started
   int64_t runner_id = -1;   // of the latest sub-job placed
@@ -108,8 +109,12 @@ bool ChunkedJobs::Wants(const Job& job, const sched::BlobRef& input) {
 
 Status ChunkedJobs::Submit(sched::SubmitRequest r) {
   if (Wants(r.job, r.input)) return Start(r.job, r.input);
-  return runtime_.With([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
-                       Status(ShuttingDown()));
+  return runtime_.With(
+      [&](Runtime& rt) {
+        r.job.model = rt.SchedulerModel(r.job);
+        return rt.scheduler().Submit(std::move(r));
+      },
+      Status(ShuttingDown()));
 }
 
 Status ChunkedJobs::Start(const Job& job, const sched::BlobRef& input) {
@@ -117,6 +122,8 @@ Status ChunkedJobs::Start(const Job& job, const sched::BlobRef& input) {
   p->job = job;
   p->input = input;
   p->pcm_path = (fs::path(options_.work_dir) / (job.id + ".f32")).string();
+  p->scheduler_model =
+      runtime_.With([&](Runtime& rt) { return rt.SchedulerModel(job); }, std::string(job.model));
   {
     MutexLock lock(mu_);
     if (jobs_.count(job.id)) {
@@ -149,7 +156,7 @@ Status ChunkedJobs::SubmitSub(Parent& p, const std::string& sub_id, ChunkWork wo
   }
   sched::SubmitRequest r;
   r.job.id = sub_id;
-  r.job.model = p.job.model;
+  r.job.model = p.scheduler_model;
   r.job.priority = p.job.priority;
   r.job.params = p.job.params;
   r.job.params.timeout_s = timeout_s;

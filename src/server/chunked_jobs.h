@@ -71,7 +71,10 @@ class ChunkedJobs {
   // Starts a chunked job (still pending): submits its plan. Errors: the scheduler's Submit's.
   Status Start(const Job& job, const sched::BlobRef& input) EXCLUDES(mu_);
   // The one way the service hands a job to the scheduler: one this Wants starts as chunks
-  // (Start), any other is submitted as it is. Errors: the scheduler's Submit's.
+  // (Start), any other is submitted as it is, under the model Runtime::SchedulerModel chooses
+  // (a variant's key for a job asking for DTW-timed words; sub-jobs too). The scheduler's
+  // updates then name that key: the service shows them under the job's model
+  // (models::ModelOfKey). Errors: the scheduler's Submit's.
   Status Submit(sched::SubmitRequest r) EXCLUDES(mu_);
   // The scheduler's job hook, called before the others: true when `u` is a sub-job's (queued
   // for the thread; never stored). Never blocks.

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "core/log.h"
 #include "core/paths.h"
+#include "models/model_variant.h"
 #include "server/chunked_jobs.h"
 #include "server/held_jobs.h"
 #include "server/job_end_signal.h"
@@ -209,7 +211,14 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
     raw->runners->OnUnreleased(model, device, report);
   };
   sched::SchedulerHooks hooks;
-  hooks.on_job = [raw](const sched::JobUpdate& u) {
+  hooks.on_job = [raw](const sched::JobUpdate& scheduled) {
+    // A job run on a variant of its model (Runtime::SchedulerModel) is shown under its model.
+    std::optional<sched::JobUpdate> renamed;
+    if (models::IsVariantKey(scheduled.job.model)) {
+      renamed = scheduled;
+      renamed->job.model = models::ModelOfKey(scheduled.job.model);
+    }
+    const sched::JobUpdate& u = renamed ? *renamed : scheduled;
     if (u.kind == sched::JobUpdate::Kind::kState && u.job.state == JobState::kLoading) {
       // In the scheduler's order (its thread), sub-jobs of chunked jobs included.
       spdlog::debug("job {} placed on runner {} ({}), attempt {}", u.job.id, u.runner_id, u.device,

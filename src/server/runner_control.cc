@@ -1,5 +1,6 @@
 #include "server/runner_control.h"
 
+#include "models/model_variant.h"
 #include "server/job_requests.h"
 
 namespace steno::server {
@@ -24,8 +25,14 @@ Status RunnerControl::Load(const std::string& model, const std::string& device,
 }
 
 Status RunnerControl::Unload(const std::string& model) {
-  return runtime_.With([&](Runtime& rt) { return rt.scheduler().Unload(model); },
-                       Status(JobRequests::ShuttingDown()));
+  return runtime_.With(
+      [&](Runtime& rt) -> Status {
+        // Its DTW variant's runners too (Runtime::SchedulerModel): they are the model's.
+        auto plain = rt.scheduler().Unload(model);
+        auto variant = rt.scheduler().Unload(models::VariantKey({model, /*dtw_words=*/true}));
+        return plain.ok() || !variant.ok() ? plain : variant;
+      },
+      Status(JobRequests::ShuttingDown()));
 }
 
 std::optional<models::ModelCatalog> RunnerControl::Catalog() const {

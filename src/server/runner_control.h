@@ -42,6 +42,7 @@ class RunnerControl {
   RunnerControl(RuntimeSlot& runtime, ServiceMetrics& metrics, std::function<bool()> admitting);
 
   Status Load(const std::string& model, const std::string& device, std::optional<int> keep_alive_s);
+  // Unloads the model's runners, its DTW variant's included (models/model_variant.h).
   Status Unload(const std::string& model);
 
   // The runtime's model catalog (ggml files, declared and managed server models); nullopt while

@@ -13,12 +13,14 @@
 #include "core/mutex.h"
 #include "core/paths.h"
 #include "core/wall_clock.h"
+#include "engine/alignment_heads.h"
 #include "engine/model_file.h"
 #include "gpu/device_selection.h"
 #include "gpu/open_devices.h"
 #include "gpu/owner_process.h"
 #include "gpu/size.h"
 #include "gpu/visible_devices.h"
+#include "models/model_variant.h"
 #include "runners/dispatcher.h"
 #include "runners/server/server_kind.h"
 #include "runners/whisper/whisper_kind.h"
@@ -102,10 +104,9 @@ Status CheckServerModelNames(const std::vector<runners::ServerModel>& models,
 Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options,
                                          const ServerModelTable& servers) {
   runners::KindRegistry kinds;
-  if (auto st = kinds.Add(
-          runners::kWhisperKind,
-          runners::WhisperKind({options.runner_exe, options.decode_defaults, options.warmup,
-                                options.dtw_words, options.prefetch_inputs}));
+  if (auto st = kinds.Add(runners::kWhisperKind,
+                          runners::WhisperKind({options.runner_exe, options.decode_defaults,
+                                                options.warmup, options.prefetch_inputs}));
       !st) {
     return st.error();
   }
@@ -148,6 +149,9 @@ struct Runtime::Impl {
   // step. Held while the scheduler applies Redeclare; its worker never takes it (it reads the
   // table and the catalog, each behind its own lock, taken after this one or alone).
   std::mutex replace_mu;
+  // The files TimesWordsByDtw said have no alignment heads (each logged once).
+  mutable std::mutex no_heads_mu;
+  mutable std::set<std::string> no_heads_logged;
 
   // The catalog's declared models: the options' own, then each server model's entry.
   std::vector<models::DeclaredModel> DeclaredModels() const {
@@ -167,9 +171,16 @@ struct Runtime::Impl {
     return chosen;
   }
 
-  Result<sched::ModelSpec> Resolve(const std::string& name) const {
-    auto entry = catalog->Find(name, options.allow_model_paths);
+  // A model's name, or a variant's key (models/model_variant.h): the same entry, loaded as the
+  // variant says.
+  Result<sched::ModelSpec> Resolve(const std::string& key) const {
+    const models::ModelVariant variant = models::ParseVariantKey(key);
+    auto entry = catalog->Find(variant.model, options.allow_model_paths);
     if (!entry.ok()) return entry.error();
+    if (variant.dtw_words && entry->kind != runners::kWhisperKind) {
+      return Error(ErrorKind::kBadInput, "no_dtw_variant",
+                   "model " + variant.model + " is not a whisper model: it has no DTW variant");
+    }
     sched::ModelSpec spec{entry->path, {}, entry->kind};
     spec.allowed_devices = entry->allowed_devices;
     spec.max_streams = entry->max_streams;
@@ -188,7 +199,28 @@ struct Runtime::Impl {
         break;
       }
     }
+    if (entry->kind == runners::kWhisperKind && (variant.dtw_words || options.dtw_words)) {
+      auto dtw = TimesWordsByDtw(entry->path);
+      if (!dtw.ok()) return dtw.error();
+      spec.load.dtw_words = *dtw;
+    }
     return spec;
+  }
+
+  // Whether a runner loaded with DTW times the words of the model at `path` by it: its
+  // dimensions match an alignment-heads preset. One that matches none is logged once.
+  Result<bool> TimesWordsByDtw(const std::string& path) const {
+    auto info = engine::ReadModelFile(path);
+    if (!info.ok()) return info.error();
+    if (engine::AlignmentHeadsFor(info->hparams, path)) return true;
+    std::lock_guard<std::mutex> lock(no_heads_mu);
+    if (no_heads_logged.insert(path).second) {
+      spdlog::info(
+          "{}: no alignment-heads preset matches this model's dimensions; its words keep "
+          "token timestamps",
+          path);
+    }
+    return false;
   }
 };
 
@@ -333,6 +365,14 @@ gpu::Devices* Runtime::devices() {
 
 Result<sched::ModelSpec> Runtime::ResolveModel(const std::string& name) const {
   return impl_->Resolve(name);
+}
+
+std::string Runtime::SchedulerModel(const Job& job) const {
+  const JobParams& p = job.params;
+  if (!p.word_timestamps || p.task == "speech" || impl_->options.dtw_words) return job.model;
+  const std::string key = models::VariantKey({job.model, /*dtw_words=*/true});
+  auto spec = impl_->Resolve(key);
+  return spec.ok() && spec->load.dtw_words ? key : job.model;
 }
 
 const models::ModelCatalog& Runtime::catalog() const {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/job.h"
 #include "core/result.h"
 #include "engine/decode_params.h"
 #include "gpu/device.h"
@@ -33,8 +34,10 @@ struct RuntimeOptions {
                                          // are filled in by SchedulerConfigFor (runtime_config.h)
   engine::DecodeParams decode_defaults;  // threads per stream, beam size, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
-  // Whisper runners load their models to time words by DTW (engine::ModelOptions::dtw_words:
-  // flash attention off, for every job of the runner).
+  // Every whisper runner loads its model to time words by DTW (engine::ModelOptions::dtw_words:
+  // flash attention off, for every job of the runner) where the model's dimensions match an
+  // alignment-heads preset. Without it, only the jobs that ask for words run on such runners:
+  // their model's DTW variant (SchedulerModel).
   bool dtw_words = false;
   // Inputs (path, name) whisper runners decode while their model loads: a one-shot run's files,
   // known before any runner starts (runners::WhisperKindOptions::prefetch).
@@ -102,8 +105,16 @@ class Runtime {
   sched::Scheduler& scheduler();
   gpu::Devices* devices();  // null: no GPU backend (CPU only)
   // Resolves a model name the way jobs do (models::ModelCatalog::Find): its kind, file and
-  // memory figure (estimated from a whisper file, or declared).
+  // memory figure (estimated from a whisper file, or declared), and how its runners load it.
+  // A variant's key (models/model_variant.h) resolves to its model's entry loaded the variant's
+  // way (kBadInput "no_dtw_variant" for a model of another kind than whisper).
   Result<sched::ModelSpec> ResolveModel(const std::string& name) const;
+  // The model the scheduler runs `job` under (the one home of that choice): the DTW variant's
+  // key when the job asks for words (JobParams::word_timestamps) of a whisper model whose
+  // dimensions match an alignment-heads preset and RuntimeOptions::dtw_words is off; else the
+  // job's model. The variant's runners are separate runners (own memory, keep-alive, eviction);
+  // runners of the model itself keep flash attention.
+  std::string SchedulerModel(const Job& job) const;
   const models::ModelCatalog& catalog() const;
   const RuntimeOptions& options() const;
 

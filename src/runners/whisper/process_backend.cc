@@ -125,7 +125,7 @@ Status ProcessBackend::Start(const RunnerStartSpec& spec) {
   o.threads = options_.decode_defaults.n_threads;
   o.heartbeat_ms = options_.heartbeat_ms;
   o.warmup = options_.warmup;
-  o.dtw_words = options_.dtw_words;
+  o.dtw_words = spec.load.dtw_words;
   o.prefetch = options_.prefetch;
   if (spec.device.rfind("cuda:", 0) == 0) {
     if (!options_.sim_data_dir.empty()) {

@@ -1,5 +1,6 @@
 // The whisper kind's RunnerBackend: each runner is a `steno runner` child process (whisper.cpp;
 // runner/runner_handle.h) that loads a ggml file and reads each job's input from a local file.
+// A runner loads its model as its RunnerStartSpec::load says (DTW word timing or not).
 //
 // Frames from the runner become BackendEvents for the scheduler (its child's pid is the process
 // that holds its memory); a job's JobParams (the user's request) become the runner's decode
@@ -47,8 +48,6 @@ struct ProcessBackendOptions {
   // a measured footprint that includes the compute buffers). A one-shot CLI run skips it: its
   // first job is the warm-up.
   bool warmup = true;
-  // Runners load their models to time words by DTW (engine::ModelOptions::dtw_words).
-  bool dtw_words = false;
   // Inputs every runner decodes while its model loads (runner::RunnerOptions::prefetch): a
   // one-shot CLI run's files.
   std::vector<std::pair<std::string, std::string>> prefetch;

@@ -11,7 +11,6 @@ KindFactory WhisperKind(WhisperKindOptions options) {
     o.exe = options.exe;
     o.decode_defaults = options.decode_defaults;
     o.warmup = options.warmup;
-    o.dtw_words = options.dtw_words;
     o.prefetch = options.prefetch;
     o.grace = context.grace;
     o.devices = context.devices;

@@ -18,7 +18,6 @@ struct WhisperKindOptions {
   std::string exe;                       // the steno binary; empty: this process's executable
   engine::DecodeParams decode_defaults;  // beam size, threads, thresholds, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
-  bool dtw_words = false;                // words timed by DTW (engine::ModelOptions::dtw_words)
   // Inputs (path, name) runners decode while their model loads (ProcessBackendOptions::prefetch).
   std::vector<std::pair<std::string, std::string>> prefetch;
 };
