@@ -8,7 +8,11 @@
 #                                       2 cores; report the figure)
 #   bench/chunk_streams.sh gpu [RUNS]   a large-v3-size generated model on cuda:0: 4 streams
 #                                       against 1 (target >= 3x faster). Without a GPU it says so
-#                                       and exits 0: `make bench` runs it everywhere.
+#                                       and exits 0: `make bench` runs it everywhere. A bare GPU
+#                                       machine (no FFmpeg, espeak-ng, curl, bc, CUDA build) runs
+#                                       the same measurement from the GPU bundle:
+#                                       `dist/gpu-bundle/run.sh --steps 9 OUT_DIR` (step 9 of
+#                                       scripts/gpu-acceptance.sh, Silero model included).
 # Environment: BUILD (default build; a CUDA build for gpu, e.g. build-cuda90), SECONDS_LONG (the
 # recording's length, default 600), PRESET (make_test_model preset; default base, large-v3 on
 # the GPU), SILERO (the VAD model, as bench/vad_half_silence.sh finds it).
@@ -29,7 +33,7 @@ if [ "$mode" = gpu ]; then
     exit 0
   fi
   if ! ldd "$BUILD/steno" 2>/dev/null | grep -q libggml-cuda; then
-    echo "chunk_streams gpu: skipped, $BUILD/steno is not a CUDA build (make STENO_CUDA=1 build, then BUILD=build-cuda90)"
+    echo "chunk_streams gpu: skipped, $BUILD/steno is not a CUDA build (make STENO_CUDA=1 build, then BUILD=build-cuda90; or the bundle's step 9: dist/gpu-bundle/run.sh --steps 9 OUT_DIR)"
     exit 0
   fi
   preset="${PRESET:-large-v3}" many=4 device=(--device cuda:0)

@@ -14,12 +14,16 @@
 #   6 SIGTERM mid-job: every byte back, exit 0, how long
 #   7 cold and warm load times of the large-v3-size model
 #   8 the CUDA context's size per runner process
+#   9 (only when --steps names it) one long recording's chunks on 4 streams against 1:
+#     bench/chunk_streams.sh gpu for a machine without its tools (gpu-acceptance/chunk_streams.py)
 #
 # Binaries: STENO, MAKE_TEST_MODEL, WHISPER_SERVER, WHISPER_CLI, else beside this script (the
 # dist/gpu-bundle layout), else the repository's build dir (BUILD, default build). Media: MEDIA
 # (a dir with speech.wav), else ./media beside the script, else BUILD/test-data/media. Models are
 # generated (make_test_model) into a temporary work dir (TMPDIR), removed at the end (KEEP_WORK=1
 # keeps it). TOTAL_BUDGET (seconds; default 470 on a GPU, 170 in a dry run) bounds the whole run.
+# Step 9's Silero VAD model: SILERO, else ggml-silero-v6.2.0.bin beside this script (the bundle),
+# else the repository's ../shared/models, else the models dir ($STENO_MODELS).
 # Needs bash, coreutils' timeout and python3 (standard library only; PyTorch for step 5 on a GPU).
 # Exit: 0 every step passed, 1 a step failed, 2 bad usage or nothing to run with.
 set -euo pipefail
@@ -42,7 +46,7 @@ usage() {
 }
 
 # Per-step budgets in seconds (a step past its budget is stopped and reported as timed out).
-declare -A budget=([prepare]=90 [1]=30 [2]=60 [3]=70 [4]=100 [5]=60 [6]=40 [7]=50 [8]=25)
+declare -A budget=([prepare]=90 [1]=30 [2]=60 [3]=70 [4]=100 [5]=60 [6]=40 [7]=50 [8]=25 [9]=240)
 
 parse_args() {
   while (($#)); do
@@ -103,6 +107,9 @@ setup() {
   whisper_cli="$(find_bin WHISPER_CLI whisper-cli "${prefix:+$prefix/bin/whisper-cli}" 2>/dev/null || true)"
   media="$(first_dir "${MEDIA:-}" "$here/media" "$build/test-data/media")"
   calibration_h="$(first_file "${CALIBRATION_H:-}" "$here/calibration.h" "$repo/src/sched/calibration.h")"
+  vad_model="$(first_file "${SILERO:-}" "$here/ggml-silero-v6.2.0.bin" \
+    "$repo/../shared/models/ggml-silero-v6.2.0.bin" \
+    "${STENO_MODELS:-$HOME/.local/share/steno/models}/ggml-silero-v6.2.0.bin")"
   mkdir -p "$out"
   out="$(cd "$out" && pwd)"
   rm -rf "$out/steps" "$out/logs" "$out/report.json" "$out/summary.txt"
@@ -151,14 +158,14 @@ main() {
   local prepare_args=(prepare "$work" --mode "$mode" --out "$out" --steno "$steno"
     --make-test-model "$make_test_model" --whisper-server "$whisper_server"
     --whisper-cli "$whisper_cli" --media "$media" --simulate-gpus "$simulate"
-    --calibration-header "$calibration_h")
+    --calibration-header "$calibration_h" --vad-model "$vad_model")
   if ! timeout -k 5 "${budget[prepare]}" python3 -u "$helpers/main.py" "${prepare_args[@]}"; then
     echo "gpu-acceptance: preparing the models and inputs failed" >&2
     exit 2
   fi
   rcs=()
   local n
-  for n in 1 2 3 4 5 6 7 8; do
+  for n in 1 2 3 4 5 6 7 8 9; do
     [[ ",$only," == *",$n,"* ]] || { rcs+=("$n=not-selected"); continue; }
     run_step "$n"
   done

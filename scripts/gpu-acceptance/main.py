@@ -2,9 +2,9 @@
 
   main.py prepare WORK --mode gpu|dry-run --out OUT --steno BIN --make-test-model BIN
                   --whisper-server BIN [--whisper-cli BIN] [--media DIR] [--simulate-gpus SPEC]
-                  [--calibration-header FILE]
+                  [--calibration-header FILE] [--vad-model FILE]
       generates the models and inputs every step shares, writes WORK/context.json
-  main.py step N WORK        runs step N (1..8), writing OUT/steps/N.json as it goes
+  main.py step N WORK        runs step N (1..9), writing OUT/steps/N.json as it goes
   main.py report WORK RC...  writes OUT/report.json and OUT/summary.txt from the step records
                              (RC: each step's exit status as the script saw it, "N=rc")
 """
@@ -53,6 +53,7 @@ def prepare(args):
         "steno": args.steno, "make_test_model": args.make_test_model,
         "whisper_server": args.whisper_server, "whisper_cli": args.whisper_cli,
         "simulate_spec": args.simulate_gpus, "calibration_header": args.calibration_header,
+        "vad_model": args.vad_model,
         "models_dir": os.path.join(os.path.abspath(args.work), "models"),
         "job_role": JOB_ROLE[args.mode],
         "substitutions": SUBSTITUTIONS if args.mode == "dry-run" else [],
@@ -176,6 +177,7 @@ def main():
     p.add_argument("--media", default="")
     p.add_argument("--simulate-gpus", default="1x80GiB")
     p.add_argument("--calibration-header", default="")
+    p.add_argument("--vad-model", default="")
     prepare(p.parse_args())
 
 

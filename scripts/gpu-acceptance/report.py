@@ -12,7 +12,7 @@ from lib import MiB, mib
 
 STEP_NAMES = ["gpus_vs_nvidia_smi", "load_unload", "concurrent_streams",
               "throughput_vs_whisper_server", "other_tenant", "sigterm", "load_times",
-              "context_size"]
+              "context_size", "chunk_streams"]
 COMPUTE_FACTORS = ["kConvPerCtxState", "kConvPerCtxMel", "kEncodePerCtxState",
                    "kCrossPerCtxState", "kDecodePerTokState", "kFixedOverhead"]
 

@@ -1,4 +1,4 @@
-"""The eight steps of the GPU acceptance run. Each takes the run's Context and its Step record,
+"""The steps of the GPU acceptance run (the ninth, chunk_streams.py, only when asked for). Each takes the run's Context and its Step record,
 records figures and checks as it measures, and raises only for what stops it (the record then
 says why). Every step starts its own `steno serve` on a fresh data dir, so no measured footprint
 from an earlier step replaces an estimate, and stops it before returning."""
@@ -239,6 +239,11 @@ def step_throughput(ctx, st):
     throughput.run(ctx, st)
 
 
+def step_chunk_streams(ctx, st):
+    import chunk_streams
+    chunk_streams.run(ctx, st)
+
+
 # ---- 5 --------------------------------------------------------------------------------------
 
 class Tenant:
@@ -446,4 +451,6 @@ STEPS = [
     (6, "sigterm", "SIGTERM mid-job: every byte back, exit 0, how long", step_sigterm),
     (7, "load_times", "cold and warm load times of the large-v3-size model", step_load_times),
     (8, "context_size", "the CUDA context's size per runner process", step_context),
+    (9, "chunk_streams", "one long recording's chunks on 4 streams against 1 (--steps 9)",
+     step_chunk_streams),
 ]

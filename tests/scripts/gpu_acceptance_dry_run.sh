@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU acceptance script's dry run (scripts/gpu-acceptance.sh --dry-run: simulated GPUs, CPU
-# runners) end to end: it exits 0, writes report.json and summary.txt, the report has its shape,
+# runners) end to end, every step selected (step 9, the chunk-streams benchmark, runs only when
+# named): it exits 0, writes report.json and summary.txt, the report has its shape,
 # every step ran and passed, and the calibration table names every constant of
 # src/sched/calibration.h with its current value. Needs STENO, MAKE_TEST_MODEL, WHISPER_SERVER
 # and MEDIA (the tests' environment sets them).
@@ -10,7 +11,9 @@ out="$(mktemp -d "${TMPDIR:-/tmp}/steno-acceptance-test.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
 
 rc=0
-"$source_dir/scripts/gpu-acceptance.sh" --dry-run "$out" || rc=$?
+# Step 9 needs the Silero VAD model (SILERO, or ../shared/models beside the repository).
+TOTAL_BUDGET="${TOTAL_BUDGET:-250}" \
+  "$source_dir/scripts/gpu-acceptance.sh" --dry-run --steps 1,2,3,4,5,6,7,8,9 "$out" || rc=$?
 if [[ -f "$out/summary.txt" ]]; then cat "$out/summary.txt"; fi
 if ((rc != 0)); then
   echo "gpu-acceptance.sh --dry-run exited $rc" >&2
@@ -32,7 +35,7 @@ for key in ("mode", "generated_at", "wall_s", "machine", "substitutions", "model
 need(r.get("mode") == "dry-run", "mode is %r, not dry-run" % r.get("mode"))
 need(r.get("substitutions"), "a dry run must say what it substituted")
 names = ["gpus_vs_nvidia_smi", "load_unload", "concurrent_streams", "throughput_vs_whisper_server",
-         "other_tenant", "sigterm", "load_times", "context_size"]
+         "other_tenant", "sigterm", "load_times", "context_size", "chunk_streams"]
 steps = r.get("steps", [])
 need([s.get("name") for s in steps] == names, "steps %s" % [s.get("name") for s in steps])
 for s in steps:
@@ -49,6 +52,9 @@ for role in ("tiny", "base", "large"):
 need(set(f.get("throughput_vs_whisper_server", {}).get("ratios", {})) == {"1", "4", "8"},
      "throughput ratios at 1, 4, 8 clients")
 need(f.get("concurrent_streams", {}).get("streams") == 8, "8 streams")
+chunks = f.get("chunk_streams", {})
+need(set(chunks.get("latency_s", {})) == {"1", "2"}, "chunk_streams latencies on 2 and 1 streams")
+need(chunks.get("same_text") is True, "chunk_streams: the same text on 2 streams as on 1")
 consts = set(re.findall(r"constexpr\s+int64_t\s+(k\w+)", open(header).read()))
 table = {c["name"]: c for c in r.get("calibration", [])}
 need("kCudaContextBytes" in table and table["kCudaContextBytes"].get("current") == 300 << 20,
@@ -59,9 +65,9 @@ for c in table.values():
     need("suggested" in c, "calibration %s has no suggestion field" % c["name"])
 need(r.get("result", {}).get("all_passed") is True, "result.all_passed")
 summary = open(os.path.join(out, "summary.txt")).read()
-need(summary.count("[PASS]") == 8, "summary.txt lists 8 passed steps")
+need(summary.count("[PASS]") == 9, "summary.txt lists 9 passed steps")
 if problems:
     print("\n".join("FAIL: " + p for p in problems))
     sys.exit(1)
-print("report.json: 8 steps passed, shape as expected (%.0f s)" % r["wall_s"])
+print("report.json: 9 steps passed, shape as expected (%.0f s)" % r["wall_s"])
 PY
