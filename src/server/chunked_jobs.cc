@@ -1,6 +1,7 @@
 #include "server/chunked_jobs.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -94,6 +95,37 @@ void ChunkedJobs::Stop() {
   std::error_code ec;
   for (const auto& [id, p] : jobs_) fs::remove(p->pcm_path, ec);
   jobs_.clear();
+  counted_jobs_.clear();
+  counted_subs_.clear();
+}
+
+void ChunkedJobs::CountOnce(sched::SchedulerSnapshot& snapshot) const {
+  std::array<int64_t, 3> queued{};
+  int64_t running = 0;
+  {
+    MutexLock lock(mu_);
+    if (counted_jobs_.empty() && counted_subs_.empty()) return;
+    auto count = [&](const std::map<std::string, Counted>& counted, int sign) {
+      for (const auto& [id, c] : counted) {
+        if (c.running) {
+          running += sign;
+        } else {
+          queued[static_cast<size_t>(c.priority)] += sign;
+        }
+      }
+    };
+    count(counted_subs_, -1);
+    count(counted_jobs_, +1);
+  }
+  auto corrected = [](size_t n, int64_t delta) {
+    return static_cast<size_t>(std::max<int64_t>(0, static_cast<int64_t>(n) + delta));
+  };
+  snapshot.queued = 0;
+  for (size_t p = 0; p < queued.size(); ++p) {
+    snapshot.queued_by_priority[p] = corrected(snapshot.queued_by_priority[p], queued[p]);
+    snapshot.queued += snapshot.queued_by_priority[p];
+  }
+  snapshot.running = corrected(snapshot.running, running);
 }
 
 bool ChunkedJobs::Wants(const Job& job, const sched::BlobRef& input) {
@@ -130,6 +162,7 @@ Status ChunkedJobs::Start(const Job& job, const sched::BlobRef& input) {
       return Error(ErrorKind::kBadInput, "duplicate_job", "job " + job.id + " is already queued");
     }
     jobs_[job.id] = p;
+    counted_jobs_[job.id] = Counted{job.priority, false};
   }
   ChunkWork plan;
   plan.step = ChunkWork::Step::kPlan;
@@ -139,6 +172,7 @@ Status ChunkedJobs::Start(const Job& job, const sched::BlobRef& input) {
   if (auto st = SubmitSub(*p, job.id + kPlanSuffix, plan); !st) {
     MutexLock lock(mu_);
     jobs_.erase(job.id);
+    counted_jobs_.erase(job.id);
     return st;
   }
   return {};
@@ -164,9 +198,17 @@ Status ChunkedJobs::SubmitSub(Parent& p, const std::string& sub_id, ChunkWork wo
   r.job.created_ms = now;
   r.input = p.input;
   p.outstanding.insert(sub_id);
+  {
+    MutexLock lock(mu_);
+    counted_subs_[sub_id] = Counted{r.job.priority, false};
+  }
   auto st = runtime_.With([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
                           Status(ShuttingDown()));
-  if (!st) p.outstanding.erase(sub_id);
+  if (!st) {
+    p.outstanding.erase(sub_id);
+    MutexLock lock(mu_);
+    counted_subs_.erase(sub_id);
+  }
   return st;
 }
 
@@ -175,6 +217,14 @@ bool ChunkedJobs::OnJob(const sched::JobUpdate& u) {
   {
     MutexLock lock(mu_);
     items_.push_back(u);
+    auto counted = counted_subs_.find(u.job.id);
+    if (u.kind == sched::JobUpdate::Kind::kState && counted != counted_subs_.end()) {
+      if (IsFinal(u.job.state)) {
+        counted_subs_.erase(counted);
+      } else {
+        counted->second.running = u.job.state != JobState::kPending;
+      }
+    }
   }
   cv_.Signal();
   return true;
@@ -423,6 +473,7 @@ void ChunkedJobs::MaybeFinish(const std::string& id) {
   }
   MutexLock lock(mu_);
   jobs_.erase(id);
+  counted_jobs_.erase(id);
 }
 
 void ChunkedJobs::RemoveDecoded(const Parent& p) {
@@ -433,6 +484,16 @@ void ChunkedJobs::RemoveDecoded(const Parent& p) {
 
 void ChunkedJobs::Report(Parent& p, sched::JobUpdate::Kind kind, nlohmann::json payload,
                          int percent) {
+  if (kind == sched::JobUpdate::Kind::kState) {
+    MutexLock lock(mu_);
+    if (auto c = counted_jobs_.find(p.job.id); c != counted_jobs_.end()) {
+      if (IsFinal(p.job.state)) {
+        counted_jobs_.erase(c);
+      } else {
+        c->second.running = p.job.state != JobState::kPending;
+      }
+    }
+  }
   sched::JobUpdate u;
   u.kind = kind;
   u.job = p.job;

@@ -79,6 +79,11 @@ class ChunkedJobs {
   // The scheduler's job hook, called before the others: true when `u` is a sub-job's (queued
   // for the thread; never stored). Never blocks.
   bool OnJob(const sched::JobUpdate& u) EXCLUDES(mu_);
+  // Corrects a scheduler snapshot's job counts (queued, queued_by_priority, running) so that
+  // each chunked job counts once, as the job it is (queued until its plan is placed, then
+  // running), and its sub-jobs not at all. The sub-jobs' states are taken from the scheduler's
+  // hook, which runs before the snapshot that shows them is published; counts never go below 0.
+  void CountOnce(sched::SchedulerSnapshot& snapshot) const EXCLUDES(mu_);
   // Cancels job `id`'s sub-jobs and reports it cancelled once none runs. Does nothing for a
   // job that is not chunked here.
   void Cancel(const std::string& id) EXCLUDES(mu_);
@@ -124,6 +129,14 @@ class ChunkedJobs {
   CondVar cv_;  // an item, or stop
   std::deque<Item> items_ GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<Parent>> jobs_ GUARDED_BY(mu_);
+  // What CountOnce corrects: each job's priority and whether it runs, as last reported, and
+  // each sub-job's in the scheduler (from Submit until its final update).
+  struct Counted {
+    Priority priority = Priority::kNormal;
+    bool running = false;
+  };
+  std::map<std::string, Counted> counted_jobs_ GUARDED_BY(mu_);
+  std::map<std::string, Counted> counted_subs_ GUARDED_BY(mu_);
   bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

@@ -123,7 +123,9 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
                                                       link.get(), chunked.get()});
   JobRequests* req = requests.get();
   proxies = std::make_unique<ProxyHolds>(runtime);
-  runners = std::make_unique<RunnerControl>(runtime, metrics, [req] { return req->admitting(); });
+  runners = std::make_unique<RunnerControl>(
+      runtime, metrics, [req] { return req->admitting(); },
+      [c = chunked.get()](sched::SchedulerSnapshot& s) { c->CountOnce(s); });
   leases = std::make_unique<LeaseKeeper>(options.node, options.lease_ms, *jobs, held, *writer,
                                          link.get());
   if (link) {

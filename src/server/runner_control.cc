@@ -6,8 +6,11 @@
 namespace steno::server {
 
 RunnerControl::RunnerControl(RuntimeSlot& runtime, ServiceMetrics& metrics,
-                             std::function<bool()> admitting)
-    : runtime_(runtime), metrics_(metrics), admitting_(std::move(admitting)) {}
+                             std::function<bool()> admitting, SnapshotFix count_jobs)
+    : runtime_(runtime),
+      metrics_(metrics),
+      admitting_(std::move(admitting)),
+      count_jobs_(std::move(count_jobs)) {}
 
 Status RunnerControl::Load(const std::string& model, const std::string& device,
                            std::optional<int> keep_alive_s) {
@@ -43,7 +46,10 @@ std::optional<models::ModelCatalog> RunnerControl::Catalog() const {
 sched::SchedulerSnapshot RunnerControl::Snapshot() const {
   auto snap = runtime_.With([](Runtime& rt) { return std::optional(rt.scheduler().Snapshot()); },
                             std::optional<sched::SchedulerSnapshot>());
-  if (snap) return *snap;
+  if (snap) {
+    if (count_jobs_) count_jobs_(*snap);
+    return *snap;
+  }
   MutexLock lock(seen_mu_);
   return parked_.value_or(sched::SchedulerSnapshot{});
 }

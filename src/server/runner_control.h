@@ -38,8 +38,11 @@ struct RunnerIncident {
 class RunnerControl {
  public:
   // `runtime` and `metrics` must outlive this object; `admitting` says whether loads are still
-  // accepted (not after the service stopped admitting).
-  RunnerControl(RuntimeSlot& runtime, ServiceMetrics& metrics, std::function<bool()> admitting);
+  // accepted (not after the service stopped admitting); `count_jobs` corrects each snapshot's
+  // job counts (ChunkedJobs::CountOnce: a chunked job counts once; empty: none).
+  using SnapshotFix = std::function<void(sched::SchedulerSnapshot&)>;
+  RunnerControl(RuntimeSlot& runtime, ServiceMetrics& metrics, std::function<bool()> admitting,
+                SnapshotFix count_jobs = {});
 
   Status Load(const std::string& model, const std::string& device, std::optional<int> keep_alive_s);
   // Unloads the model's runners, its DTW variant's included (models/model_variant.h).
@@ -48,6 +51,8 @@ class RunnerControl {
   // The runtime's model catalog (ggml files, declared and managed server models); nullopt while
   // no runtime runs (before the start, during a shutdown).
   std::optional<models::ModelCatalog> Catalog() const;
+  // The scheduler's snapshot, its job counts as the service shows them (count_jobs); while no
+  // runtime runs, the one taken at Park.
   sched::SchedulerSnapshot Snapshot() const EXCLUDES(seen_mu_);
   Result<std::vector<gpu::DeviceSample>> Devices() const EXCLUDES(seen_mu_);
   ServiceMetrics& metrics() { return metrics_; }
@@ -74,6 +79,7 @@ class RunnerControl {
   RuntimeSlot& runtime_;
   ServiceMetrics& metrics_;
   const std::function<bool()> admitting_;
+  const SnapshotFix count_jobs_;
 
   Mutex incident_mu_;
   std::function<void(const RunnerIncident&)> listener_ GUARDED_BY(incident_mu_);

@@ -84,17 +84,22 @@ size_t Count(const std::string& text, const std::string& what) {
   return n;
 }
 
-// The value of an unlabelled gauge, or the sum of a labelled family's samples, from /metrics.
-double Metric(httplib::Client& c, const std::string& name) {
-  auto r = c.Get("/metrics");
-  if (!r) return -1;
+// The value of an unlabelled gauge, or the sum of a labelled family's samples, in a /metrics
+// body.
+double MetricIn(const std::string& body, const std::string& name) {
   double sum = 0;
   const std::regex re("^" + name + R"((\{[^}]*\})? ([0-9.eE+-]+)$)", std::regex::multiline);
-  for (auto it = std::sregex_iterator(r->body.begin(), r->body.end(), re);
-       it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(body.begin(), body.end(), re); it != std::sregex_iterator();
+       ++it) {
     sum += std::stod((*it)[2]);
   }
   return sum;
+}
+
+// The same from a fresh GET /metrics (-1: no answer).
+double Metric(httplib::Client& c, const std::string& name) {
+  auto r = c.Get("/metrics");
+  return r ? MetricIn(r->body, name) : -1;
 }
 
 int BusyStreams(httplib::Client& c) {
@@ -388,6 +393,31 @@ TEST_F(ChunkedJobsTest, ShortJobGoesAheadOfTheRemainingChunks) {
     ++later;
   }
   EXPECT_GE(later, 1) << "no chunk was submitted after the short job: " << log;
+}
+
+// The job gauges count a chunked job once, as the job it is: in one /metrics answer that shows
+// two of its chunks running at once (two busy streams), one job runs and none is queued (the
+// scheduler itself holds two sub-jobs); once it ended, none.
+TEST_F(ChunkedJobsTest, GaugesCountAChunkedJobOnce) {
+  auto s = ChunkServer(2);
+  auto c = s->Client();
+  const std::string id = PostAudio(c, Long());
+  ASSERT_FALSE(id.empty());
+  std::string both;  // the first /metrics body with both streams busy
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto r = c.Get("/metrics");
+        if (r && MetricIn(r->body, "steno_runner_streams_busy") == 2) both = r->body;
+        return !both.empty();
+      },
+      300s))
+      << "two chunks never ran at once: " << ReadFileText(s->log);
+  EXPECT_EQ(MetricIn(both, "steno_jobs_running"), 1) << both;
+  EXPECT_EQ(MetricIn(both, "steno_queue_length"), 0) << both;
+  ASSERT_EQ(WaitForJob(c, id).value("state", ""), "completed");
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Metric(c, "steno_jobs_running") == 0 && Metric(c, "steno_queue_length") == 0; },
+      60s));
 }
 
 // --chunk-streams is read from the flag, STENO_CHUNK_STREAMS and the config file's
