@@ -139,7 +139,9 @@ class Session : public std::enable_shared_from_this<Session> {
       res.set(http::field::server, "steno");
       if (!protocol.empty()) res.set(http::field::sec_websocket_protocol, protocol);
     }));
-    ws_.read_message_max(static_cast<size_t>(svc_->options.max_frame_bytes));
+    // Beast's own bound is a backstop (it resets the connection); the session's is checked as a
+    // message arrives (ReadSome), so that one over it is drained and closed properly with 1009.
+    ws_.read_message_max(static_cast<size_t>(svc_->options.max_frame_bytes) * kDrainFactor);
     ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
       if (ec) {
         spdlog::debug("realtime: the WebSocket handshake failed: {}", ec.message());
@@ -156,9 +158,28 @@ class Session : public std::enable_shared_from_this<Session> {
     Read();
   }
 
+  // Reads the next message piece by piece (at most kReadChunk bytes a time): OnRead gets each
+  // whole one; a message over max_frame_bytes is read to its end and dropped, then the session
+  // closes with 1009 (its client reads the close frame instead of a reset connection).
   void Read() {
-    ws_.async_read(buf_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    ws_.async_read_some(
+        buf_, kReadChunk, [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) return self->OnRead(ec);
+          if (self->buf_.size() > static_cast<size_t>(self->svc_->options.max_frame_bytes)) {
+            self->oversized_ = true;
+            self->buf_.consume(self->buf_.size());
+          }
+          if (!self->ws_.is_message_done()) return self->Read();
+          if (!self->oversized_) return self->OnRead(ec);
+          self->oversized_ = false;
+          self->Fail(ProtocolError{
+              "message_too_big",
+              fmt::format("a message is larger than {} bytes", self->svc_->options.max_frame_bytes),
+              "", ""});
+          self->Cancel();
+          self->CloseWith(websocket::close_code::too_big, "message too big");
+          self->Read();  // until the close completes
+        });
   }
 
   void OnRead(beast::error_code ec) {
@@ -177,7 +198,7 @@ class Session : public std::enable_shared_from_this<Session> {
       buf_.consume(buf_.size());
       Fail(ProtocolError{"unsupported_frame", "binary frames are not supported: send JSON text", "",
                          ""});
-      CloseWith(websocket::close_code::bad_payload, "binary frames are not supported");
+      CloseWith(websocket::close_code::unknown_data, "binary frames are not supported");
       Read();  // until the close completes
       return;
     }
@@ -249,12 +270,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const bool settings_changed = !(next.settings == config_.settings);
     config_ = next;
+    // A model named now starts the job (an unknown one is refused, and the model left unset).
+    if (!started && !config_.model.empty()) StartJob();
     Send(realtime::SessionEvent("transcription_session.updated", NextEventId(), config_, id_));
     if (started && settings_changed) {
       live::Input in{live::Input::Op::kUpdate, {}, config_.settings};
       Enqueue(std::move(in), e.event_id);
     }
-    if (!started && !config_.model.empty()) StartJob();
   }
 
   static live::Input AudioInput(std::vector<int16_t> pcm) {
@@ -440,6 +462,9 @@ class Session : public std::enable_shared_from_this<Session> {
     out_.clear();
   }
 
+  static constexpr size_t kReadChunk = 64 * 1024;
+  static constexpr size_t kDrainFactor = 16;
+
   void Fail(const ProtocolError& e) {
     svc_->sessions.NoteError(e.code);
     Send(realtime::ErrorEvent(NextEventId(), e));
@@ -522,8 +547,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string writing_text_;
   size_t queued_bytes_ = 0;
   bool writing_ = false;
-  bool closing_ = false;  // a close is queued or done: no more events are sent
-  bool gone_ = false;     // the connection ended
+  bool closing_ = false;    // a close is queued or done: no more events are sent
+  bool gone_ = false;       // the connection ended
+  bool oversized_ = false;  // the message being read is over max_frame_bytes: dropped
 
   JobState job_ = JobState::kNone;
   std::string job_id_;

@@ -27,8 +27,9 @@
 //    committed, transcription delta/completed/failed; the runner's refusals such as "buffer_full"
 //    as error events). `clear` is answered `input_audio_buffer.cleared` at once.
 //  - bad input gets an OpenAI error event and the session goes on: invalid JSON, an unknown
-//    event type, bad base64, a bad field. A binary frame closes it with 1003, a frame over
-//    max_frame_bytes with 1009 (Beast's read_message_max).
+//    event type, bad base64, a bad field. A binary frame gets an error event and a close with
+//    1003; a message over max_frame_bytes is read to its end and dropped (never held whole),
+//    then an error event "message_too_big" and a close with 1009.
 //  - no audio for idle_timeout_ms: error event "idle_timeout", close 1000. A client that reads
 //    its events too slowly (over kMaxQueuedBytes unsent): close 1008.
 //  - the client gone (or its close frame): the job is cancelled at once (its stream is free).

@@ -14,9 +14,11 @@
 #include <nlohmann/json.hpp>
 
 #include "api/http_server.h"
+#include "api_test_server.h"
 #include "core/base64.h"
 #include "server/job_service.h"
 #include "support/echo_kind.h"
+#include "support/process.h"
 #include "support/test_env.h"
 #include "support/ws_client.h"
 
@@ -267,7 +269,7 @@ TEST(RealtimeApi, BadInputGetsAnErrorEventAndTheSessionGoesOn) {
   expect_error(R"({"type": "response.create"})", "unknown_event", "type");
   expect_error(R"({"type": "input_audio_buffer.append", "audio": "@@@"})", "invalid_base64",
                "audio");
-  expect_error(R"({"type": "input_audio_buffer.append", "audio": "AAA="})", "invalid_audio",
+  expect_error(R"({"type": "input_audio_buffer.append", "audio": "AA=="})", "invalid_audio",
                "audio");
   // Audio before any model is named (this server has no default).
   expect_error(Append(Samples(160, 1)).dump(), "model_required",
@@ -288,6 +290,7 @@ TEST(RealtimeApi, BadInputGetsAnErrorEventAndTheSessionGoesOn) {
   e = c.WaitFor("error", kLong);
   ASSERT_FALSE(e.is_null());
   EXPECT_EQ(e["error"]["param"], "session.input_audio_transcription.model");
+  ASSERT_FALSE(c.WaitFor("transcription_session.updated", kLong).is_null());
 
   // Still usable.
   c.Send(Update16k());
@@ -305,6 +308,9 @@ TEST(RealtimeApi, FramesItCannotTakeCloseWithTheirCodeAndTheServerCarriesOn) {
     WsClient c(server.port, "/v1/realtime?intent=transcription");
     ASSERT_TRUE(c.ok()) << c.error();
     c.SendText(Append(Samples(64 * 1024, 1)).dump());  // ~170 KiB of JSON
+    json e = c.WaitFor("error", kLong);
+    ASSERT_FALSE(e.is_null());
+    EXPECT_EQ(e["error"]["code"], "message_too_big");
     EXPECT_TRUE(c.WaitClosed(kLong));
     EXPECT_EQ(c.close_code(), 1009);
   }
@@ -506,6 +512,46 @@ TEST(RealtimeApi, APlainGetIsToldToUpgrade) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 400);
   EXPECT_NE(res->body.find("intent"), std::string::npos);
+}
+
+// The real `steno serve` (its HTTP worker pool, whisper models): the upgrade is taken over from
+// the HTTP server, sessions start, and HTTP requests go on being served beside them.
+TEST(RealtimeApi, StenoServeTakesTheUpgradeOnItsOwnPort) {
+  test::ApiTestServer server({"--api-key", "k1"});
+  ASSERT_GT(server.port, 0);
+  WsClient c(server.port, "/v1/realtime?intent=transcription", {{"Authorization", "Bearer k1"}});
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_FALSE(c.WaitFor("transcription_session.created", kLong).is_null());
+  c.Send(Update16k("no-such-model"));
+  json e = c.WaitFor("error", kLong);
+  ASSERT_FALSE(e.is_null());
+  EXPECT_EQ(e["error"]["code"], "model_not_found");
+  json refused = c.WaitFor("transcription_session.updated", kLong);  // the model left unset
+  ASSERT_FALSE(refused.is_null());
+  EXPECT_TRUE(refused["session"]["input_audio_transcription"]["model"].is_null());
+  c.Send(Update16k("tiny"));
+  json updated = c.WaitFor("transcription_session.updated", kLong);
+  ASSERT_FALSE(updated.is_null());
+  EXPECT_EQ(updated["session"]["input_audio_transcription"]["model"], "tiny");
+  // The HTTP server goes on beside the session (the socket it handed over is not its own).
+  auto client = server.Client();
+  client.set_bearer_token_auth("k1");
+  for (int i = 0; i < 3; ++i) {
+    auto res = client.Get("/v1/runners");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+  }
+}
+
+TEST(RealtimeApi, ServeRefusesABadRealtimeFlagNamingIt) {
+  test::ScopedTempDir dir;
+  for (const char* flag :
+       {"--realtime-admit-timeout", "--realtime-idle-timeout", "--realtime-max-buffer"}) {
+    auto r = test::RunProcess({test::StenoBin(), "serve", "--port", "0", "--data-dir", dir.path,
+                               "--models-dir", dir.path, flag, "0s"});
+    EXPECT_EQ(r.exit_code, 2) << flag;
+    EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace
