@@ -177,6 +177,7 @@ TEST_F(LiveRunnerTest, ServerVadFindsEachUtteranceAndItsTextIsTheUtteranceTransc
     EXPECT_EQ(committed[i].audio_end_ms, stopped[i].audio_end_ms);
     EXPECT_EQ(completed[i].audio_start_ms, committed[i].audio_start_ms);
     EXPECT_EQ(completed[i].audio_end_ms, committed[i].audio_end_ms);
+    EXPECT_FALSE(completed[i].text.empty()) << "the comparison below would prove nothing";
     EXPECT_EQ(completed[i].text,
               TranscribeAlone(pcm, committed[i].audio_start_ms, committed[i].audio_end_ms));
   }
