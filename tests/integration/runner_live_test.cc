@@ -255,6 +255,31 @@ TEST_F(LiveRunnerTest, ManualCommitAndClearWithoutTurnDetection) {
   }
 }
 
+// Whisper's window: a buffer reaching 30 s is committed there, and the audio after it opens the
+// next utterance.
+TEST_F(LiveRunnerTest, AnUtteranceIsCommittedAtThirtySeconds) {
+  const std::vector<int16_t> speech = ToPcm16(test::MakeGappedSpeech(0.0, 0.0, 0.0).pcm);
+  std::vector<int16_t> pcm;
+  while (pcm.size() < 35u * 16000) pcm.insert(pcm.end(), speech.begin(), speech.end());
+  pcm.resize(35u * 16000);
+  ASSERT_TRUE(runner->Send(StartLive("w1", Settings(false))).ok());
+  FeedAudio(*runner, "w1", pcm);
+  SendOp(*runner, "w1", Input::Op::kCommit);
+  SendOp(*runner, "w1", Input::Op::kClose);
+  ASSERT_EQ(ev.WaitOutcome("w1")["type"], "done");
+  const auto events = LiveEvents(ev, "w1");
+  const auto committed = OfKind(events, Event::Kind::kCommitted);
+  ASSERT_EQ(committed.size(), 2u);
+  EXPECT_EQ(committed[0].item, 1);
+  EXPECT_EQ(committed[0].audio_start_ms, 0);
+  EXPECT_EQ(committed[0].audio_end_ms, 30'000);
+  EXPECT_EQ(committed[1].item, 2);
+  EXPECT_EQ(committed[1].audio_start_ms, 30'000);
+  EXPECT_EQ(committed[1].audio_end_ms, 35'000);
+  EXPECT_EQ(OfKind(events, Event::Kind::kCompleted).size(), 2u);
+  EXPECT_TRUE(OfKind(events, Event::Kind::kFailed).empty());
+}
+
 TEST_F(LiveRunnerTest, CloseCompletesTheCommittedUtteranceThenEndsTheJob) {
   const std::vector<int16_t> speech = ToPcm16(test::MakeGappedSpeech(0.5, 0.0, 0.0).pcm);
   ASSERT_TRUE(runner->Send(StartLive("c1", Settings(true))).ok());
