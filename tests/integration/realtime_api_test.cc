@@ -4,6 +4,7 @@
 // the samples it received. One simulated 8 GiB card holds one runner of the "echo-live" model
 // (6 GiB) with one stream: a second session must wait for the first.
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <thread>
@@ -541,6 +542,37 @@ TEST(RealtimeApi, StenoServeTakesTheUpgradeOnItsOwnPort) {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
   }
+}
+
+// A live utterance on a real whisper runner (the tiny random model: its text is garbage, but one
+// committed and one completed event come for the commit), over the real `steno serve`.
+TEST(RealtimeApi, StenoServeTranscribesACommittedUtteranceOnAWhisperRunner) {
+  test::ApiTestServer server;
+  WsClient c(server.port, "/v1/realtime?intent=transcription");
+  ASSERT_TRUE(c.ok()) << c.error();
+  c.Send(Update16k("tiny"));  // manual commits: no VAD model needed
+  ASSERT_FALSE(c.WaitFor("transcription_session.updated", kLong).is_null());
+  std::vector<int16_t> tone(16000);
+  for (size_t i = 0; i < tone.size(); ++i) {
+    tone[i] =
+        static_cast<int16_t>(6000 * std::sin(2 * M_PI * 220 * static_cast<double>(i) / 16000));
+  }
+  for (size_t at = 0; at < tone.size(); at += 1600) {
+    c.Send(Append(
+        {tone.begin() + static_cast<long>(at), tone.begin() + static_cast<long>(at + 1600)}));
+  }
+  c.Send(kCommit);
+  json committed = c.WaitFor("input_audio_buffer.committed", std::chrono::seconds(120));
+  ASSERT_FALSE(committed.is_null()) << (c.skipped.empty() ? "" : c.skipped.back().dump());
+  EXPECT_EQ(committed["item_id"], "item_000001");
+  json done =
+      c.WaitFor("conversation.item.input_audio_transcription.completed", std::chrono::seconds(120));
+  ASSERT_FALSE(done.is_null()) << (c.skipped.empty() ? "" : c.skipped.back().dump());
+  EXPECT_EQ(done["item_id"], "item_000001");
+  EXPECT_TRUE(done["transcript"].is_string());
+  c.Send({{"type", "session.close"}});
+  EXPECT_TRUE(c.WaitClosed(kLong));
+  EXPECT_EQ(c.close_code(), 1000);
 }
 
 TEST(RealtimeApi, ServeRefusesABadRealtimeFlagNamingIt) {
