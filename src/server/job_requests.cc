@@ -375,6 +375,12 @@ void JobRequests::Reconfigure(size_t queue_bound, const sched::QueueConfig& queu
   limits_ = limits;
 }
 
+bool JobRequests::QueueFull() {
+  const size_t held = p_.cluster ? 0 : static_cast<size_t>(p_.stats->in_scheduler());
+  MutexLock lock(mu_);
+  return held + reserved_ >= queue_bound_;
+}
+
 size_t JobRequests::max_queue() const {
   MutexLock lock(mu_);
   return queue_bound_;

@@ -137,6 +137,11 @@ class JobRequests {
   int RetryAfterSeconds() const EXCLUDES(mu_);
   // The current queue bound (--max-queue; a reload may change it).
   size_t max_queue() const EXCLUDES(mu_);
+  // Whether a submission now would be refused with queue_full by this node's own count (the
+  // jobs it holds and the submissions in flight; on a shared store only the latter, as reading
+  // the cluster's queue costs a store read). Reserves nothing: a hint for refusing before an
+  // upload is stored and fsynced; Submit and RunNow still decide.
+  bool QueueFull() EXCLUDES(mu_);
   // A config reload (SIGHUP): the queue bound, the queue settings Retry-After is derived from and
   // the audio limits, swapped at once. Jobs already accepted are not affected.
   void Reconfigure(size_t queue_bound, const sched::QueueConfig& queue, const audio::Limits& limits)
