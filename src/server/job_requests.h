@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -149,7 +150,8 @@ class JobRequests {
 
   // Hands a stored job to this node's scheduler with a local copy of its upload; a long
   // recording with VAD to the chunked jobs instead (chunked_jobs.h).
-  Status Schedule(const Job& job);
+  // `audio_s`: the upload's duration when Submit probed it (nullopt: probed again if needed).
+  Status Schedule(const Job& job, std::optional<double> audio_s = std::nullopt);
 
   static Error ShuttingDown();
 
