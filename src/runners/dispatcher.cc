@@ -56,6 +56,12 @@ void Dispatcher::Cancel(int64_t runner_id, const std::string& job_id) {
   if (auto* owner = OwnerOf(runner_id)) owner->Cancel(runner_id, job_id);
 }
 
+Status Dispatcher::Feed(int64_t runner_id, const std::string& job_id, const nlohmann::json& input) {
+  auto* owner = OwnerOf(runner_id);
+  if (!owner) return Error(ErrorKind::kNotFound, "runner_not_found", "no such runner");
+  return owner->Feed(runner_id, job_id, input);
+}
+
 Status Dispatcher::SetStreams(int64_t runner_id, int streams) {
   auto* owner = OwnerOf(runner_id);
   if (!owner) return Error(ErrorKind::kNotFound, "runner_not_found", "no such runner");

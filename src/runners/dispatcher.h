@@ -34,6 +34,8 @@ class Dispatcher final : public sched::RunnerBackend {
   // kNotFound "runner_not_found" for a runner that is not live; else the kind's answer.
   Status SendJob(int64_t runner_id, const sched::JobRunSpec& job) override;
   void Cancel(int64_t runner_id, const std::string& job_id) override;
+  // kNotFound "runner_not_found" for a runner that is not live; else the kind's answer.
+  Status Feed(int64_t runner_id, const std::string& job_id, const nlohmann::json& input) override;
   Status SetStreams(int64_t runner_id, int streams) override;
   void Stop(int64_t runner_id) override;
 

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/result.h"
 #include "runner/messages.h"
 
@@ -89,9 +90,19 @@ class RunnerBackend {
   virtual Status SendJob(int64_t runner_id, const JobRunSpec& job) = 0;
   // Asks the runner to abort a job; its kError (kind kCancelled) or kDone follows.
   virtual void Cancel(int64_t runner_id, const std::string& job_id) = 0;
+  // Hands more input to a job the runner is running: a live session's audio and controls
+  // (core/live_items.h: live::Input as JSON), in the order given. The job's events come back as
+  // kSegment payloads and it ends, as any job, with one kDone or kError. A kind that runs no
+  // live work keeps this default: kBadInput "live_unsupported".
+  virtual Status Feed(int64_t runner_id, const std::string& job_id, const nlohmann::json& input);
   virtual Status SetStreams(int64_t runner_id, int streams) = 0;
   // Unloads the runner; its kExited follows once its release was checked.
   virtual void Stop(int64_t runner_id) = 0;
 };
+
+inline Status RunnerBackend::Feed(int64_t, const std::string&, const nlohmann::json&) {
+  return Error(ErrorKind::kBadInput, "live_unsupported",
+               "this kind of runner does not run live sessions");
+}
 
 }  // namespace steno::sched

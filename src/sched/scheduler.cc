@@ -137,6 +137,10 @@ Status Scheduler::Cancel(const std::string& job_id) {
   return PostAndWait(*this, [&](Reply reply) { return event::Cancel{job_id, std::move(reply)}; });
 }
 
+void Scheduler::Feed(const std::string& job_id, nlohmann::json input) {
+  Post(event::Feed{job_id, std::move(input)});
+}
+
 void Scheduler::Preload(const std::string& model) {
   Post(event::Load{LoadRequest{model, "", kKeepForever}, {}});
 }

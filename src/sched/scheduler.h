@@ -88,6 +88,12 @@ class Scheduler {
   // Cancels a job in any state: pending and loading ones end `cancelled` at once; a processing
   // one when its runner confirms. kNotFound "job_not_found", kBadInput "job_final".
   Status Cancel(const std::string& job_id);
+  // Hands `input` (a live session's audio or control, core/live_items.h) to the runner running
+  // the job, in the order of the calls. Does not wait: input for a job that is not processing on
+  // a runner (still queued or loading, or ended) is dropped, and so is input its runner's kind
+  // refuses (RunnerBackend::Feed), each with a log line. A caller feeds a job only after its
+  // JobUpdate to processing (SchedulerHooks::on_job) and until its end. Safe from any thread.
+  void Feed(const std::string& job_id, nlohmann::json input);
   // Loads a model where it fits, kept loaded for good (--preload). Does not wait; a model that
   // does not fit is logged and skipped.
   void Preload(const std::string& model);

@@ -66,6 +66,7 @@ void SchedulerState::Handle(Event event) {
   std::visit(Overloaded{
                  [&](event::Submit& e) { OnSubmit(e); },
                  [&](event::Cancel& e) { OnCancel(e); },
+                 [&](event::Feed& e) { OnFeed(e); },
                  [&](event::Runner& e) { OnRunner(e.event); },
                  [&](event::KeepAliveExpired& e) { OnExpired(e); },
                  [&](event::RetryDue&) {},
@@ -171,6 +172,23 @@ void SchedulerState::OnCancel(event::Cancel& e) {
     }
   }
   e.reply(Status());
+}
+
+void SchedulerState::OnFeed(const event::Feed& e) {
+  auto it = jobs_.find(e.job_id);
+  if (it == jobs_.end() || it->second.info.job.state != JobState::kProcessing) {
+    spdlog::debug("input for job {} dropped: it is not processing", e.job_id);
+    return;
+  }
+  auto r = runners_.find(it->second.info.runner_id);
+  if (r == runners_.end() || !r->second.sent.count(e.job_id)) {
+    spdlog::debug("input for job {} dropped: its runner does not run it", e.job_id);
+    return;
+  }
+  if (Status st = backend_.Feed(r->first, e.job_id, e.input); !st) {
+    spdlog::warn("input for job {} refused by runner {}: {}", e.job_id, r->first,
+                 st.error().message);
+  }
 }
 
 void SchedulerState::OnRunner(const BackendEvent& e) {

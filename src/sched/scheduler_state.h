@@ -78,6 +78,7 @@ class SchedulerState {
 
   void OnSubmit(event::Submit& e);
   void OnCancel(event::Cancel& e);
+  void OnFeed(const event::Feed& e);
   void OnRunner(const BackendEvent& e);
   void OnReady(RunnerEntry& runner, const BackendEvent& e);
   void OnExpired(const event::KeepAliveExpired& e);

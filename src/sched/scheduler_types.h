@@ -227,6 +227,10 @@ struct Cancel {
   std::string job_id;
   std::function<void(Status)> reply;
 };
+struct Feed {  // more input for a running job (Scheduler::Feed)
+  std::string job_id;
+  nlohmann::json input;
+};
 struct Runner {
   BackendEvent event;
 };
@@ -272,9 +276,10 @@ struct Placeable {          // which of `models` a job could start on now (Sched
 };
 }  // namespace event
 
-using Event = std::variant<event::Submit, event::Cancel, event::Runner, event::KeepAliveExpired,
-                           event::RetryDue, event::DeviceSampleReady, event::Load, event::Unload,
-                           event::StopAdmitting, event::Reconfigure, event::Redeclare,
-                           event::JobTimeout, event::StarvationCheck, event::Placeable>;
+using Event =
+    std::variant<event::Submit, event::Cancel, event::Feed, event::Runner, event::KeepAliveExpired,
+                 event::RetryDue, event::DeviceSampleReady, event::Load, event::Unload,
+                 event::StopAdmitting, event::Reconfigure, event::Redeclare, event::JobTimeout,
+                 event::StarvationCheck, event::Placeable>;
 
 }  // namespace steno::sched
