@@ -63,7 +63,7 @@ try {
       assert(fs.existsSync(chromiumPath), `${chromiumPath} not found: scripts/install-deps installs chromium`);
       const b = await chromium.launch({ executablePath: chromiumPath, args: [
         '--no-sandbox', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-        `--use-file-for-fake-audio-capture=${mic}%noloop`, '--autoplay-policy=no-user-gesture-required'] });
+        `--use-file-for-fake-audio-capture=${mic}%noloop`] });
       const serverTree = new Set([server.pid, ...descendants(server.pid)]);
       browserPids = descendants(process.pid).filter((pid) => !serverTree.has(pid));
       return b;

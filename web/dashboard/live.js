@@ -46,8 +46,13 @@ function base64(bytes) {
   return btoa(s);
 }
 
-// Microphone capture: calls onPcm(Int16Array of CHUNK_SAMPLES at RATE) every 100 ms of audio.
+// Microphone capture into `ctx` (an AudioContext made while the user's click still counts, so
+// the browser lets it run): calls onPcm(Int16Array of CHUNK_SAMPLES at RATE) every 100 ms.
 class Microphone {
+  constructor(ctx) {
+    this.ctx = ctx;
+  }
+
   async start(onPcm) {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new Error('this page cannot use the microphone here (it needs https or localhost)');
@@ -55,7 +60,6 @@ class Microphone {
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
     });
-    this.ctx = new AudioContext();
     const resampler = new Resampler(this.ctx.sampleRate);
     let pending = new Int16Array(0);
     const onFloat = (block) => {
@@ -87,10 +91,8 @@ class Microphone {
   stop() {
     if (this.node) this.node.disconnect();
     if (this.stream) for (const track of this.stream.getTracks()) track.stop();
-    if (this.ctx) this.ctx.close().catch(() => {});
     this.node = null;
     this.stream = null;
-    this.ctx = null;
   }
 }
 
@@ -142,9 +144,12 @@ export class LiveCaptionsPanel {
     const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/realtime?intent=transcription`;
     const key = apiKey();
     this.show('connecting', `Connecting to ${model}…`);
+    this.audioCtx = new AudioContext();
     const ws = new WebSocket(url, key ? ['realtime', `openai-insecure-api-key.${key}`] : undefined);
     this.ws = ws;
     this.settings = { model, language: this.els.language.value.trim() };
+    this.opened = false;
+    ws.onopen = () => { this.opened = true; };
     ws.onmessage = (e) => this.onEvent(JSON.parse(e.data));
     ws.onclose = (e) => this.onClose(e);
   }
@@ -156,22 +161,28 @@ export class LiveCaptionsPanel {
   stop() {
     if (!this.ws) return;
     this.show('stopping', 'Stopping…');
-    if (this.mic) this.mic.stop();
-    this.mic = null;
+    this.stopMicrophone();
     this.ws.close(1000, 'stopped');
   }
 
-  onClose(e) {
+  stopMicrophone() {
     if (this.mic) this.mic.stop();
     this.mic = null;
+    if (this.audioCtx) this.audioCtx.close().catch(() => {});
+    this.audioCtx = null;
+  }
+
+  onClose(e) {
+    this.stopMicrophone();
     this.ws = null;
     const clean = e.code === 1000 || e.code === 1005;
-    this.show(clean ? 'idle' : 'closed',
-      clean ? 'Stopped.' : `The session ended (${e.code}${e.reason ? `: ${e.reason}` : ''}).`);
+    let text = clean ? 'Stopped.' : `The session ended (${e.code}${e.reason ? `: ${e.reason}` : ''}).`;
+    if (!this.opened) text = 'Could not open a live session (is the server reachable, and the API key right?).';
+    this.show(clean && this.opened ? 'idle' : 'closed', text);
   }
 
   async startMicrophone() {
-    this.mic = new Microphone();
+    this.mic = new Microphone(this.audioCtx);
     try {
       await this.mic.start((pcm) => this.send({
         type: 'input_audio_buffer.append', audio: base64(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength)),
@@ -179,8 +190,7 @@ export class LiveCaptionsPanel {
       this.show('live', `Listening (${this.settings.model}).`);
     } catch (err) {
       this.show('stopping', `Microphone: ${err.message}`);
-      if (this.mic) this.mic.stop();
-      this.mic = null;
+      this.stopMicrophone();
       if (this.ws) this.ws.close(1000, 'no microphone');
       if (this.hooks.onError) this.hooks.onError(err);
     }
