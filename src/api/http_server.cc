@@ -213,6 +213,27 @@ httplib::ContentReader TimedReader(const httplib::ContentReader& inner, Call& ca
       });
 }
 
+// The request's API key as an Authorization value: the header, or, for a WebSocket upgrade
+// without one, what OpenAI's browser client sends instead (browsers cannot set headers on a
+// WebSocket): the subprotocol `openai-insecure-api-key.KEY`.
+std::string AuthorizationOf(const httplib::Request& req) {
+  std::string header = req.get_header_value("Authorization");
+  if (!header.empty() || !req.has_header("Sec-WebSocket-Protocol")) return header;
+  const std::string offered = req.get_header_value("Sec-WebSocket-Protocol");
+  const std::string prefix = "openai-insecure-api-key.";
+  size_t at = offered.find(prefix);
+  if (at == std::string::npos) return header;
+  at += prefix.size();
+  const size_t end = offered.find_first_of(", ", at);
+  return "Bearer " + offered.substr(at, end == std::string::npos ? end : end - at);
+}
+
+RealtimeOptions RealtimeOptionsOf(const HttpOptions& o) {
+  RealtimeOptions r = o.realtime;
+  r.default_model = o.default_model;
+  return r;
+}
+
 std::string MessageForStatus(int status) {
   switch (status) {
     case 400: return "malformed HTTP request";
@@ -236,6 +257,7 @@ struct HttpServer::Impl {
   MemoryHistory history;
   SnapshotCache snapshots;
   std::string url;  // what the node publishes (AdvertisedUrl)
+  RealtimeService realtime;
   Context ctx;
   ApiRouter router;
   ApiHttpServer svr;
@@ -244,9 +266,11 @@ struct HttpServer::Impl {
   std::once_flag stop_once;
 
   Impl(HttpOptions o, server::JobService& s, PathPolicy p)
-      : options(std::move(o)), service(s), paths(std::move(p)), ctx{service,   options,  *live,
-                                                                    paths,     stopping, history,
-                                                                    snapshots, url} {}
+      : options(std::move(o)),
+        service(s),
+        paths(std::move(p)),
+        realtime(RealtimeOptionsOf(options), s.sessions()),
+        ctx{service, options, *live, paths, stopping, history, snapshots, url, realtime} {}
 
   void AddCors(const httplib::Request& req, httplib::Response& res) const {
     if (options.cors_origin.empty()) return;
@@ -325,7 +349,7 @@ struct HttpServer::Impl {
       return MakeApiError(404, "route_not_found", "no such route: " + req.path);
     }
     if (match.route->is_public) return std::nullopt;
-    switch (options.keys.Check(req.get_header_value("Authorization"))) {
+    switch (options.keys.Check(AuthorizationOf(req))) {
       case ApiKeys::Verdict::kOk: return std::nullopt;
       case ApiKeys::Verdict::kMissing:
         res.set_header("WWW-Authenticate", "Bearer");
@@ -433,6 +457,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options,
   AddClusterRoutes(p->router, p->ctx);
   AddSpeechRoutes(p->router, p->ctx);
   AddServerProxyRoutes(p->router, p->ctx);
+  AddRealtimeRoutes(p->router, p->ctx);
   p->history.Start([p] { return p->service.runners().Snapshot().devices; },
                    [] { return UnixMillis(); });
 
@@ -544,6 +569,7 @@ void HttpServer::Stop() {
   std::call_once(impl_->stop_once, [this] {
     impl_->stopping = true;
     impl_->history.Stop();
+    impl_->realtime.Stop();  // every live session gets its close frame
     impl_->svr.stop();
     if (impl_->thread.joinable()) impl_->thread.join();
   });

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "api/auth.h"
+#include "api/realtime_service.h"
 #include "core/mutex.h"
 #include "core/result.h"
 #include "gpu/gpu_config.h"
@@ -79,6 +80,9 @@ struct HttpOptions {
   // empty: no alert monitor (an empty list, no lines).
   std::function<std::string()> alerts_json;
   std::function<std::string()> alerts_metrics;
+  // Live transcription sessions (GET /v1/realtime): timeouts and bounds (default_model is
+  // this struct's).
+  RealtimeOptions realtime;
 };
 
 // The HTTP options as a reload last set them, swapped whole: readers take the current value

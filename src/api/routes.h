@@ -18,6 +18,7 @@
 #include "api/job_request.h"
 #include "api/memory_history.h"
 #include "api/path_policy.h"
+#include "api/realtime_service.h"
 #include "api/router.h"
 #include "api/upload.h"
 #include "core/wall_clock.h"
@@ -62,6 +63,8 @@ struct Context {
   SnapshotCache& snapshots;  // the dashboard's latest snapshot
   // This node's API URL as other nodes and browsers reach it (set before the first request).
   const std::string& url;
+  // Live transcription sessions over WebSocket (GET /v1/realtime).
+  RealtimeService& realtime;
 };
 
 void AddOpenAiRoutes(ApiRouter& router, Context& ctx);
@@ -73,6 +76,7 @@ void AddDashboardRoutes(ApiRouter& router, Context& ctx);
 void AddClusterRoutes(ApiRouter& router, Context& ctx);
 void AddSpeechRoutes(ApiRouter& router, Context& ctx);
 void AddServerProxyRoutes(ApiRouter& router, Context& ctx);
+void AddRealtimeRoutes(ApiRouter& router, Context& ctx);
 
 // --- responses ---
 void SendJson(httplib::Response& res, int status, const ojson& body);
@@ -186,6 +190,14 @@ store::NodeInfo DescribeNode(server::JobService& service, const HttpOptions& opt
 // Every node as GET /v1/cluster's "nodes" lists them (see routes_cluster.cc). Errors: the
 // store's (reading the shared nodes table).
 Result<ojson> ClusterNodesJson(Context& ctx);
+// Live transcription sessions as the dashboard's snapshot lists them ("live_sessions"): each
+// {"id" (its job), "model", "state" ("waiting" for a stream | "active"), "runner_id" (null while
+// waiting), "device", "created_ms", "admitted_ms" (null while waiting), "audio_ms" (audio received
+// so far), "completed" (utterances transcribed)}, oldest first.
+ojson LiveSessionsJson(Context& ctx);
+// Sets each runner's "live_sessions" (live sessions holding one of its streams now) in `runners`,
+// a list of RunnerJson objects.
+void AddLiveSessionCounts(Context& ctx, ojson& runners);
 // What GET /v1/events sends as `snapshot` (see routes_events.cc); from ctx.snapshots when it
 // is fresh.
 ojson DashboardSnapshot(Context& ctx);

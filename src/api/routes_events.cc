@@ -151,6 +151,7 @@ ojson ComputeSnapshot(Context& ctx) {
   const auto snap = ctx.service.runners().Snapshot();
   ojson runners = ojson::array();
   for (const auto& r : snap.runners) runners.push_back(RunnerJson(r, snap, now));
+  AddLiveSessionCounts(ctx, runners);
   ojson by_priority = ojson::object();
   for (int p = 0; p < 3; ++p) {
     by_priority[PriorityName(static_cast<Priority>(p))] = snap.queued_by_priority[p];
@@ -163,7 +164,8 @@ ojson ComputeSnapshot(Context& ctx) {
       {"queue", {{"queued", snap.queued}, {"running", snap.running}, {"by_priority", by_priority}}},
       {"jobs", JobsJson(ctx, now)},
       {"counts", CountsJson(ctx)},
-      {"alerts", AlertsJson(ctx)}};
+      {"alerts", AlertsJson(ctx)},
+      {"live_sessions", LiveSessionsJson(ctx)}};
   // Only a node sharing its store shows the cluster (one read of the nodes table per snapshot).
   if (ctx.service.cluster()) {
     auto nodes = ClusterNodesJson(ctx);

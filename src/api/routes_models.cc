@@ -1,6 +1,7 @@
 // Models and runners: GET /v1/models (OpenAI's list shape: the model catalog, with each model's
 // runner kind, capabilities and footprint source), GET /v1/models/{name}, GET /v1/runners (like
-// `ollama ps`), POST /v1/models/{name}/load
+// `ollama ps`; each runner with "live_sessions", the live transcription sessions holding one of
+// its streams), POST /v1/models/{name}/load
 // ({"device": ..., "keep_alive": ...}) and POST /v1/models/{name}/unload.
 #include <ctime>
 #include <filesystem>
@@ -112,6 +113,7 @@ void ListRunners(Context& ctx, Call& call) {
   const int64_t now = UnixMillis();
   ojson data = ojson::array();
   for (const auto& r : snap.runners) data.push_back(RunnerJson(r, snap, now));
+  AddLiveSessionCounts(ctx, data);
   SendJson(call.res, 200, {{"object", "list"}, {"data", std::move(data)}});
 }
 

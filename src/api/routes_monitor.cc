@@ -67,6 +67,7 @@ void Metrics(Context& ctx, Call& call) {
       "(--min-free-disk; 0: only when full).\n"
       "# TYPE steno_disk_min_free_bytes gauge\nsteno_disk_min_free_bytes {}\n",
       o.min_free_disk_bytes);
+  text += ctx.service.sessions().RenderPrometheus();
   if (o.alerts_metrics) text += o.alerts_metrics();
   call.res.status = 200;
   call.res.set_content(text, "text/plain; version=0.0.4; charset=utf-8");

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -84,6 +85,9 @@ struct ServeOptions {
   std::string min_free_disk = "1GiB";
   std::string default_model;
   std::string sync_timeout = "1h";
+  std::string realtime_admit_timeout = "30s";
+  std::string realtime_idle_timeout = "60s";
+  std::string realtime_max_buffer = "30s";
   std::string shutdown_grace = "30s";
   std::string config;
   std::string models_config;  // [[models]] tables of managed model servers, beside --config's
@@ -253,6 +257,18 @@ Result<api::HttpOptions> HttpOptionsFor(const ServeOptions& o, const server::Ser
   auto sync = ParseDurationSeconds(o.sync_timeout);
   if (!sync || *sync <= 0) return Usage("--sync-timeout must be a positive duration (30s, 5m, 1h)");
   h.sync_timeout_ms = int64_t{*sync} * 1000;
+  for (auto [flag, text, out] :
+       {std::tuple{"--realtime-admit-timeout", &o.realtime_admit_timeout,
+                   &h.realtime.admit_timeout_ms},
+        std::tuple{"--realtime-idle-timeout", &o.realtime_idle_timeout,
+                   &h.realtime.idle_timeout_ms},
+        std::tuple{"--realtime-max-buffer", &o.realtime_max_buffer, &h.realtime.max_buffer_ms}}) {
+    auto seconds = ParseDurationSeconds(*text);
+    if (!seconds || *seconds <= 0 || *seconds > 86'400) {
+      return Usage(std::string(flag) + " must be a duration from 1s to 24h (30s, 5m)");
+    }
+    *out = int64_t{*seconds} * 1000;
+  }
   h.cors_origin = o.cors_origin;
   if (!o.dashboard_dir.empty() && !std::filesystem::is_directory(o.dashboard_dir)) {
     return Usage("--dashboard-dir: " + o.dashboard_dir + " is not a directory");
@@ -548,6 +564,20 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->envname("STENO_DEFAULT_MODEL");
   cmd->add_option("--sync-timeout", o->sync_timeout,
                   "Longest a synchronous /v1/audio request waits (504 beyond; the job goes on)")
+      ->capture_default_str();
+  cmd->add_option("--realtime-admit-timeout", o->realtime_admit_timeout,
+                  "Longest a live session (WebSocket /v1/realtime) waits for a stream of its "
+                  "model; then an admission_timeout error and a close")
+      ->envname("STENO_REALTIME_ADMIT_TIMEOUT")
+      ->capture_default_str();
+  cmd->add_option("--realtime-idle-timeout", o->realtime_idle_timeout,
+                  "A live session that sends no audio for this long is closed")
+      ->envname("STENO_REALTIME_IDLE_TIMEOUT")
+      ->capture_default_str();
+  cmd->add_option("--realtime-max-buffer", o->realtime_max_buffer,
+                  "Audio a live session may send while it waits for a stream (held in memory; "
+                  "beyond it, buffer_full errors and the audio is dropped)")
+      ->envname("STENO_REALTIME_MAX_BUFFER")
       ->capture_default_str();
 }
 

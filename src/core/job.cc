@@ -69,6 +69,7 @@ std::string JobParamsToJson(const JobParams& p) {
                 {"silence_duration_ms", p.vad->silence_duration_ms}};
   }
   if (p.chunk) j["chunk"] = ChunkWorkToJson(*p.chunk);
+  if (p.live) j["live"] = live::SettingsToJson(*p.live);
   if (p.task == "speech") {
     j["input"] = p.input;
     j["voice"] = p.voice;
@@ -120,6 +121,11 @@ Result<JobParams> JobParamsFromJson(std::string_view text) {
       auto work = ChunkWorkFromJson(*it);
       if (!work.ok()) return bad(work.error().message);
       p.chunk = std::move(work).value();
+    }
+    if (auto it = j.find("live"); it != j.end() && !it->is_null()) {
+      auto settings = live::SettingsFromJson(*it);
+      if (!settings.ok()) return bad(settings.error().message);
+      p.live = std::move(settings).value();
     }
   } catch (const nlohmann::json::exception& e) {
     return bad(e.what());

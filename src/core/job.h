@@ -13,6 +13,7 @@
 
 #include "core/chunk_work.h"
 #include "core/error.h"
+#include "core/live_items.h"
 #include "core/result.h"
 #include "core/vad_settings.h"
 
@@ -71,6 +72,10 @@ struct JobParams {
   std::optional<VadSettings> vad;
   // Set only on the internal sub-jobs of a chunked job (server/chunked_jobs.h), never stored.
   std::optional<ChunkWork> chunk;
+  // Set only on a live session's job (server/live_sessions.h: OpenAI Realtime transcription, in
+  // memory, never stored): the session's settings at its start; its audio comes by
+  // Scheduler::Feed.
+  std::optional<live::Settings> live;
 };
 
 std::string JobParamsToJson(const JobParams& params);

@@ -1,5 +1,6 @@
 #include "engine/vad.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <whisper.h>
@@ -28,6 +29,7 @@ Result<std::unique_ptr<VadDetector>> VadDetector::Load(const std::string& path) 
     return Error(ErrorKind::kBadInput, "bad_vad_model",
                  "whisper.cpp could not load the VAD model " + path);
   }
+  whisper_vad_reset_state(ctx);  // the model's state is not zeroed when it is allocated
   return std::unique_ptr<VadDetector>(new VadDetector(ctx, path));
 }
 
@@ -54,6 +56,25 @@ Result<std::vector<SpeechRegion>> VadDetector::Detect(std::span<const float> pcm
   }
   whisper_vad_free_segments(segs);
   return out;
+}
+
+Result<std::vector<float>> VadDetector::FrameProbabilities(std::span<const float> pcm) {
+  if (pcm.size() % kFrameSamples != 0) {
+    return Error(
+        ErrorKind::kBadInput, "bad_vad_frames",
+        "streaming VAD reads whole frames of " + std::to_string(kFrameSamples) + " samples");
+  }
+  if (pcm.empty()) return std::vector<float>();
+  if (!whisper_vad_detect_speech_no_reset(ctx_, pcm.data(), static_cast<int>(pcm.size()))) {
+    return Error(ErrorKind::kInternal, "vad_failed", "voice activity detection failed");
+  }
+  const int n = whisper_vad_n_probs(ctx_);
+  const float* probs = whisper_vad_probs(ctx_);
+  return std::vector<float>(probs, probs + std::max(0, n));
+}
+
+void VadDetector::ResetState() {
+  whisper_vad_reset_state(ctx_);
 }
 
 }  // namespace steno::engine

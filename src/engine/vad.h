@@ -20,6 +20,9 @@ namespace steno::engine {
 
 class VadDetector {
  public:
+  // The Silero model reads 16 kHz audio in windows of 512 samples (32 ms).
+  static constexpr int kFrameSamples = 512;
+
   // Loads the model at `path` on the CPU, on one thread: the model runs one tiny graph per 32 ms
   // of audio, and a second thread costs far more in synchronisation than it saves (600 s of
   // audio on a busy 2-core machine: 1.7 s of CPU on one thread, 72 s on two). Errors: kBadInput
@@ -34,6 +37,14 @@ class VadDetector {
   // whisper_vad_segments_from_samples with `settings`; its other parameters keep whisper.cpp's
   // defaults). An empty list: no speech. Errors: kInternal "vad_failed".
   Result<std::vector<SpeechRegion>> Detect(std::span<const float> pcm, const VadSettings& settings);
+
+  // Streaming (a live session): the speech probability of each frame of kFrameSamples samples in
+  // `pcm` (its size a multiple of kFrameSamples), carrying the model's state over from the audio
+  // read before, so audio read in pieces gives the probabilities it gives read whole. Detect and
+  // ResetState start afresh. Errors: kBadInput "bad_vad_frames" (a partial frame), kInternal
+  // "vad_failed".
+  Result<std::vector<float>> FrameProbabilities(std::span<const float> pcm);
+  void ResetState();
 
   const std::string& path() const { return path_; }
 

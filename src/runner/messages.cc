@@ -43,6 +43,10 @@ RunnerErrorKind ErrorKindForProtocol(ErrorKind kind) {
   }
 }
 
+nlohmann::json FeedMessage(const std::string& job_id, const nlohmann::json& input) {
+  return {{"type", "feed"}, {"job_id", job_id}, {"input", input}};
+}
+
 nlohmann::json ErrorMessage(const std::string& job_id, RunnerErrorKind kind,
                             const std::string& message) {
   nlohmann::json m = {{"type", "error"}, {"kind", ErrorKindName(kind)}, {"message", message}};

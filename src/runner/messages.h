@@ -33,6 +33,10 @@ RunnerErrorKind ParseErrorKind(std::string_view name);
 // Maps an engine/audio error to the kind a runner reports.
 RunnerErrorKind ErrorKindForProtocol(ErrorKind kind);
 
+// {"type":"feed","job_id":...,"input":...}: the next input of a live job (protocol.h); `input`
+// is a live::Input as JSON (core/live_items.h).
+nlohmann::json FeedMessage(const std::string& job_id, const nlohmann::json& input);
+
 // {"type":"error","kind":...,"message":...} plus "job_id" when it concerns one job.
 nlohmann::json ErrorMessage(const std::string& job_id, RunnerErrorKind kind,
                             const std::string& message);

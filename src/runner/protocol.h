@@ -3,9 +3,19 @@
 // A frame is a 4-byte big-endian payload length followed by that many bytes of UTF-8 JSON (one
 // object with a "type" field). Audio never travels through the socket: a job names a file.
 //
-// Supervisor -> runner: load, transcribe, cancel, set_streams, exit.
+// Supervisor -> runner: load, transcribe, feed, cancel, set_streams, exit.
 // Runner -> supervisor: ready, progress, segment, done, error, heartbeat.
 // (The fields of each are built and read in runner/messages.h.)
+//
+// Live sessions (core/live_items.h, runner/live_steps.h) travel as one job: a `transcribe`
+// frame with "live" (the session's live::Settings as JSON; "vad_model_path": the Silero model;
+// no audio_path) starts it, each `feed` frame {"type":"feed","job_id":...,"input":
+// live::Input as JSON} hands it the next input (audio as base64 PCM16 in the frame, the one
+// exception to "audio never travels through the socket", bounded by kMaxFrameBytes), its
+// `segment` frames carry live::Events ("segment": live::EventToJson), and it ends with `done`
+// ("result": {"items", "audio_ms"}) or `error` like any job. A feed for a job that is not a live
+// one running on the runner is dropped. A transcribe frame's "live_max_buffer_ms" bounds the audio
+// the session holds (runner/live_steps.h; tests set it small).
 //
 // A frame longer than kMaxFrameBytes, or one that is not a JSON object with a string "type", is a
 // protocol violation: the reader reports it and the connection must be closed. Never a crash.

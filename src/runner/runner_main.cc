@@ -23,6 +23,7 @@
 #include "engine/whisper_stream.h"
 #include "gpu/simulated_devices.h"
 #include "runner/chunk_steps.h"
+#include "runner/live_steps.h"
 #include "runner/messages.h"
 #include "runner/protocol.h"
 
@@ -62,6 +63,12 @@ struct Job {
   std::string id;
   std::atomic<bool> cancel{false};
   Clock::time_point deadline = Clock::time_point::max();
+  std::shared_ptr<LiveItem> live;  // set for a live session (live_steps.h)
+
+  void Cancel() {
+    cancel = true;
+    if (live) live->Cancel();
+  }
 };
 
 class Runner {
@@ -74,6 +81,14 @@ class Runner {
   Status AddStreams(int n);
   void SetStreams(const json& m);
   void StartJob(const json& m);
+  // A transcribe frame with "live": the job is a live session on a free stream.
+  void StartLive(const json& m, const std::string& id, const engine::DecodeParams& params);
+  void RunLive(Slot* slot, std::shared_ptr<Job> job);
+  // A feed frame: the next input of a live job (dropped when the job is not running here).
+  void Feed(const json& m);
+  // Frees the job's stream, then reports its outcome.
+  void Finish(Slot* slot, const Job& job, const json& outcome);
+  Slot* FreeSlotLocked();
   void RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
               engine::DecodeParams params, std::optional<ChunkWork> chunk,
               std::future<Result<std::vector<float>>> decoded);
@@ -251,6 +266,10 @@ void Runner::StartJob(const json& m) {
     Send(ErrorMessage(id, RunnerErrorKind::kBadInput, params.error().message));
     return;
   }
+  if (auto live = m.find("live"); live != m.end() && !live->is_null()) {
+    StartLive(m, id, *params);
+    return;
+  }
   std::optional<ChunkWork> chunk;  // one step of a chunked job (chunk_steps.h)
   if (auto c = m.find("chunk"); c != m.end() && !c->is_null()) {
     auto work = ChunkWorkFromJson(*c);
@@ -270,13 +289,7 @@ void Runner::StartJob(const json& m) {
     Send(ErrorMessage(id, RunnerErrorKind::kBadInput, "job " + id + " is already running here"));
     return;
   }
-  Slot* free_slot = nullptr;
-  for (auto& s : slots_) {
-    if (!s->busy) {
-      free_slot = s.get();
-      break;
-    }
-  }
+  Slot* free_slot = FreeSlotLocked();
   if (!free_slot) {
     Send(ErrorMessage(id, RunnerErrorKind::kInternal, "no free stream on this runner"));
     return;
@@ -293,6 +306,83 @@ void Runner::StartJob(const json& m) {
   std::thread(&Runner::RunJob, this, free_slot, job, std::move(input), *params, std::move(chunk),
               std::move(decoded))
       .detach();
+}
+
+Slot* Runner::FreeSlotLocked() {
+  for (auto& s : slots_) {
+    if (!s->busy) return s.get();
+  }
+  return nullptr;
+}
+
+void Runner::StartLive(const json& m, const std::string& id, const engine::DecodeParams& params) {
+  auto settings = live::SettingsFromJson(m["live"]);
+  if (!settings) {
+    Send(ErrorMessage(id, RunnerErrorKind::kBadInput, settings.error().message));
+    return;
+  }
+  LiveOptions options;
+  options.params = params;
+  options.settings = std::move(settings).value();
+  options.vad_model_path = m.value("vad_model_path", "");
+  options.max_buffer_ms = std::max<int64_t>(1, m.value("live_max_buffer_ms", kLiveMaxBufferMs));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (jobs_.count(id)) {
+    Send(ErrorMessage(id, RunnerErrorKind::kBadInput, "job " + id + " is already running here"));
+    return;
+  }
+  Slot* slot = FreeSlotLocked();
+  if (!slot) {
+    Send(ErrorMessage(id, RunnerErrorKind::kInternal, "no free stream on this runner"));
+    return;
+  }
+  auto job = std::make_shared<Job>();
+  job->id = id;  // no deadline: a session lasts as long as its client keeps it
+  job->live = std::make_shared<LiveItem>(
+      *slot->stream, std::move(options), [this, id](const live::Event& e) {
+        Send({{"type", "segment"}, {"job_id", id}, {"segment", live::EventToJson(e)}});
+      });
+  slot->busy = true;
+  jobs_[id] = job;
+  ++active_;
+  std::thread(&Runner::RunLive, this, slot, job).detach();
+}
+
+void Runner::RunLive(Slot* slot, std::shared_ptr<Job> job) {
+  const auto started = Clock::now();
+  const Status st = job->live->Run();
+  json outcome;
+  if (st) {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    outcome = {{"type", "done"},
+               {"job_id", job->id},
+               {"processing_ms", ms},
+               {"result", {{"items", job->live->items()}, {"audio_ms", job->live->audio_ms()}}}};
+  } else {
+    outcome = ErrorMessage(job->id, ErrorKindForProtocol(st.error().kind), st.error().message);
+  }
+  Finish(slot, *job, outcome);
+}
+
+void Runner::Feed(const json& m) {
+  std::shared_ptr<LiveItem> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(m.value("job_id", ""));
+    if (it != jobs_.end()) live = it->second->live;
+  }
+  if (!live) {
+    spdlog::debug("runner: input for job {} dropped: no live job of that id runs here",
+                  m.value("job_id", ""));
+    return;
+  }
+  auto input = live::InputFromJson(m.value("input", json::object()));
+  if (!input) {
+    live->Refuse(input.error().code, input.error().message);
+    return;
+  }
+  live->Push(std::move(input).value());
 }
 
 json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
@@ -347,13 +437,16 @@ json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
 void Runner::RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
                     engine::DecodeParams params, std::optional<ChunkWork> chunk,
                     std::future<Result<std::vector<float>>> decoded) {
-  json outcome = Outcome(slot, *job, input, params, chunk, std::move(decoded));
+  Finish(slot, *job, Outcome(slot, *job, input, params, chunk, std::move(decoded)));
+}
+
+void Runner::Finish(Slot* slot, const Job& job, const json& outcome) {
   {
     // The stream is free before the supervisor hears the outcome, so a job it sends in reply
     // always finds a slot.
     std::lock_guard<std::mutex> lock(mu_);
     slot->busy = false;
-    jobs_.erase(job->id);
+    jobs_.erase(job.id);
     ++jobs_done_;
   }
   Send(outcome);
@@ -383,7 +476,7 @@ void Runner::HeartbeatLoop() {
 int Runner::Shutdown(int code) {
   std::unique_lock<std::mutex> lock(mu_);
   stopping_ = true;
-  for (auto& [id, job] : jobs_) job->cancel = true;
+  for (auto& [id, job] : jobs_) job->Cancel();
   cv_.notify_all();
   cv_.wait(lock, [this] { return active_ == 0; });
   lock.unlock();
@@ -417,8 +510,9 @@ int Runner::Main() {
       StartJob(*m);
     } else if (type == "cancel") {
       std::lock_guard<std::mutex> lock(mu_);
-      if (auto it = jobs_.find((*m).value("job_id", "")); it != jobs_.end())
-        it->second->cancel = true;
+      if (auto it = jobs_.find((*m).value("job_id", "")); it != jobs_.end()) it->second->Cancel();
+    } else if (type == "feed") {
+      Feed(*m);
     } else if (type == "set_streams") {
       SetStreams(*m);
     } else {

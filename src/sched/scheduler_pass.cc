@@ -326,15 +326,18 @@ void SchedulerState::SendJob(JobEntry& job, RunnerEntry& runner) {
   Job& j = job.info.job;
   runner.sent.insert(j.id);
   const int64_t now = clock_.NowMs();
-  job.computing_since_ms = now;
-  LimiterOn(runner.info.view.device).OnStart(now);
   j.updated_ms = now;
   JobRunSpec spec;
   spec.job_id = j.id;
   spec.input = job.input;
   if (spec.input.name.empty()) spec.input.name = j.params.filename;
   spec.params = nlohmann::json::parse(JobParamsToJson(j.params), nullptr, false);
-  spec.timeout_s = j.params.timeout_s.value_or(config_.default_timeout_s);
+  job.live = spec.params.is_object() && spec.params.contains("live");
+  spec.timeout_s = job.live ? 0 : j.params.timeout_s.value_or(config_.default_timeout_s);
+  if (!job.live) {
+    job.computing_since_ms = now;
+    LimiterOn(runner.info.view.device).OnStart(now);
+  }
   SetState(job, JobState::kProcessing);
   if (auto st = backend_.SendJob(runner.info.view.id, spec); !st) {
     RunFailed(job, RunnerErrorKind::kCrash, st.error().message);

@@ -221,7 +221,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
     case BackendEvent::Kind::kDone:
       if (!job) break;
       job->info.result = e.payload;
-      queue_.RecordJobDuration(now - job->info.job.started_ms);
+      if (!job->live) queue_.RecordJobDuration(now - job->info.job.started_ms);
       ++runner.info.jobs_done;
       Release(*job, AudioSecondsOf(e.payload));
       Finish(*job, JobState::kCompleted, std::nullopt);

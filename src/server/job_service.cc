@@ -55,8 +55,9 @@ struct JobService::Impl {
   RuntimeSlot runtime;
   std::unique_ptr<LiveEvents> live;
   std::unique_ptr<ChunkedJobs> chunked;
-  std::unique_ptr<SyncRuns> sync;     // synchronous requests' runs (in memory only)
-  std::unique_ptr<ClusterLink> link;  // with cluster_store
+  std::unique_ptr<SyncRuns> sync;          // synchronous requests' runs (in memory only)
+  std::unique_ptr<LiveSessions> sessions;  // live transcription sessions (in memory only)
+  std::unique_ptr<ClusterLink> link;       // with cluster_store
   std::unique_ptr<JobRequests> requests;
   std::unique_ptr<JobWriter> writer;
   std::unique_ptr<RunnerControl> runners;
@@ -95,6 +96,7 @@ void JobService::Impl::Assemble(size_t queue_bound, const sched::QueueConfig& qu
         writer->Enqueue(u);
       });
   sync = std::make_unique<SyncRuns>(options.node, runtime, *live, stats, *chunked);
+  sessions = std::make_unique<LiveSessions>(options.node, runtime, stats);
   if (cluster_store) {
     link = std::make_unique<ClusterLink>(options.node, options.publish_ms, kClaimPollMs,
                                          *cluster_store);
@@ -218,7 +220,8 @@ Result<std::unique_ptr<JobService>> JobService::Open(ServiceOptions options) {
     if (raw->chunked->OnJob(u)) return;  // a chunked job's sub-job: never stored
     if (raw->proxies->OnJob(u)) return;  // a relayed request's hold: never stored
     raw->metrics.OnJob(u);
-    if (raw->sync->OnJob(u)) return;  // a synchronous request's run: kept in memory only
+    if (raw->sync->OnJob(u)) return;      // a synchronous request's run: kept in memory only
+    if (raw->sessions->OnJob(u)) return;  // a live session's job: kept in memory only
     raw->writer->Enqueue(u);
   };
   hooks.on_footprint = [raw](const sched::FootprintUpdate& f) { raw->writer->Enqueue(f); };
@@ -255,6 +258,10 @@ RunnerControl& JobService::runners() {
 
 ProxyHolds& JobService::proxies() {
   return *impl_->proxies;
+}
+
+LiveSessions& JobService::sessions() {
+  return *impl_->sessions;
 }
 
 SyncRuns& JobService::sync() {
@@ -309,6 +316,9 @@ JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace)
   ShutdownReport report;
   if (s.shut_down.exchange(true)) return report;  // done before
   StopAdmitting();
+  // Live sessions end now (their clients get a close frame), not after the grace: they would
+  // run for as long as their clients keep them.
+  s.sessions->StopAdmitting();
   // Runs in progress: the scheduler's count, or the jobs this node holds (the store may already
   // show a run as processing while the scheduler's published snapshot does not yet).
   auto running_now = [&s] {
@@ -333,6 +343,7 @@ JobService::ShutdownReport JobService::Shutdown(std::chrono::milliseconds grace)
   s.chunked->Stop();  // the jobs it ran go back to the queue below, and are planned again
   s.runners->Unpark();
   s.sync->Abandon();  // synchronous requests cut short: nothing of them to keep
+  s.sessions->Abandon();
   s.writer->Stop();
   s.leases->Stop();
   // Whatever is still loading/processing under our lease goes back to the queue for the next

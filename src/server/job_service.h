@@ -9,6 +9,8 @@
 //                             servers (proxy_holds.h)
 //   sync()     SyncRuns       the in-memory runs of synchronous OpenAI requests: never stored,
 //                             run on this node (sync_runs.h; started by jobs().RunNow)
+//   sessions() LiveSessions   the in-memory jobs of live transcription sessions (WebSocket,
+//                             live_sessions.h): never stored, run on this node
 //   cluster()  ClusterMember  claims, other nodes' events, the nodes table; null unless the
 //                             store is shared (cluster_member.h)
 // and, inside: the coordinator of long recordings run as chunks (chunked_jobs.h), the writer that
@@ -44,6 +46,7 @@
 #include "server/cluster_member.h"
 #include "server/job_requests.h"
 #include "server/live_events.h"
+#include "server/live_sessions.h"
 #include "server/proxy_holds.h"
 #include "server/runner_control.h"
 #include "server/runtime.h"
@@ -89,6 +92,7 @@ class JobService {
   RunnerControl& runners();
   ProxyHolds& proxies();
   SyncRuns& sync();
+  LiveSessions& sessions();
   // This node's part in a cluster; null on a single-node store (the one way to ask "shared?").
   ClusterMember* cluster();
   ServiceMetrics& metrics();        // fed from the scheduler's hooks

@@ -168,6 +168,22 @@ void SimulatedBackend::Cancel(int64_t runner_id, const std::string& job_id) {
   });
 }
 
+Status SimulatedBackend::Feed(int64_t runner_id, const std::string& job_id,
+                              const nlohmann::json& input) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto r = runners_.find(runner_id);
+  if (r == runners_.end() || !r->second.jobs.count(job_id)) {
+    return Error(ErrorKind::kNotFound, "job_not_running", "the job does not run on that runner");
+  }
+  fed_.emplace_back(job_id, input);
+  return Status();
+}
+
+std::vector<std::pair<std::string, nlohmann::json>> SimulatedBackend::fed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fed_;
+}
+
 Status SimulatedBackend::SetStreams(int64_t runner_id, int streams) {
   std::lock_guard<std::mutex> lock(mu_);
   auto r = runners_.find(runner_id);

@@ -48,6 +48,9 @@ class SimulatedBackend final : public RunnerBackend {
   Status Start(const RunnerStartSpec& spec) override;
   Status SendJob(int64_t runner_id, const JobRunSpec& job) override;
   void Cancel(int64_t runner_id, const std::string& job_id) override;
+  // Records a live session's input for a job running on the runner (fed()); kNotFound
+  // "job_not_running" otherwise.
+  Status Feed(int64_t runner_id, const std::string& job_id, const nlohmann::json& input) override;
   Status SetStreams(int64_t runner_id, int streams) override;
   void Stop(int64_t runner_id) override;
 
@@ -68,6 +71,8 @@ class SimulatedBackend final : public RunnerBackend {
   int oom_refusals() const;
   int live_runners() const;
   int runners_started() const;
+  // Every input Feed accepted, in order: (job id, input).
+  std::vector<std::pair<std::string, nlohmann::json>> fed() const;
   // Highest number of simultaneously running copies of one job id ever seen (must stay ≤ 1).
   int max_concurrent_runs_of_one_job() const;
 
@@ -110,6 +115,7 @@ class SimulatedBackend final : public RunnerBackend {
   std::map<std::string, std::pair<int64_t, int64_t>> footprints_;  // model → measured
   std::map<std::string, int> runs_;                                // job id → runs started
   std::map<std::string, int> running_;                             // job id → runs in flight now
+  std::vector<std::pair<std::string, nlohmann::json>> fed_;
   bool list_processes_ = false;
   int oom_refusals_ = 0;
   int started_ = 0;

@@ -2,10 +2,16 @@
 
 #include <fstream>
 
+#include "core/live_items.h"
+
 namespace steno::test {
 
 using sched::BackendEvent;
 using Kind = sched::BackendEvent::Kind;
+
+std::string EchoLiveText(int64_t samples, int first_sample) {
+  return std::to_string(samples) + " samples, first " + std::to_string(first_sample);
+}
 
 int EchoPid(int64_t runner_id, int i) {
   return static_cast<int>(50'000 + 10 * runner_id + i);
@@ -88,6 +94,10 @@ Status EchoBackend::SendJob(int64_t runner_id, const sched::JobRunSpec& job) {
     if (!runners_.count(runner_id)) {
       return Error(ErrorKind::kNotFound, "runner_not_found", "no such runner");
     }
+    if (job.params.contains("live") && !job.params["live"].is_null()) {
+      live_[job.job_id].runner_id = runner_id;
+      return Status();
+    }
     if (options_.hold_jobs) {
       held_[job.job_id] = {runner_id, job};
       return Status();
@@ -126,11 +136,96 @@ int EchoBackend::Fork(int64_t runner_id, int64_t bytes) {
   return e.pids.back();
 }
 
+namespace {
+
+BackendEvent LiveEvent(int64_t runner_id, const std::string& job_id, live::Event event) {
+  BackendEvent e;
+  e.kind = Kind::kSegment;
+  e.runner_id = runner_id;
+  e.job_id = job_id;
+  e.payload = live::EventToJson(event);
+  return e;
+}
+
+}  // namespace
+
+Status EchoBackend::Feed(int64_t runner_id, const std::string& job_id,
+                         const nlohmann::json& input) {
+  auto in = live::InputFromJson(input);
+  if (!in.ok()) return in.error();
+  using Op = live::Input::Op;
+  using EK = live::Event::Kind;
+  std::vector<BackendEvent> out;
+  auto event = [&](EK kind, int64_t item, std::string text, std::string code, int64_t start,
+                   int64_t end) {
+    live::Event e;
+    e.kind = kind;
+    e.item = item;
+    e.text = std::move(text);
+    e.code = std::move(code);
+    e.audio_start_ms = start;
+    e.audio_end_ms = end;
+    out.push_back(LiveEvent(runner_id, job_id, std::move(e)));
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(job_id);
+    if (it == live_.end()) return Error(ErrorKind::kNotFound, "job_not_found", "not live here");
+    LiveJob& j = it->second;
+    auto ms = [](int64_t samples) { return samples * 1000 / live::kSampleRate; };
+    switch (in->op) {
+      case Op::kAudio: {
+        auto n = static_cast<int64_t>(in->pcm.size());
+        if (options_.live_max_samples > 0 && j.utterance + n > options_.live_max_samples) {
+          event(EK::kFailed, 0, "audio came faster than it is decoded", "buffer_full", 0, 0);
+          break;
+        }
+        if (n > 0 && j.utterance == 0) {
+          j.first = in->pcm[0];
+          j.start = j.total;
+          event(EK::kSpeechStarted, j.item + 1, "", "", ms(j.start), 0);
+        }
+        j.utterance += n;
+        j.total += n;
+        break;
+      }
+      case Op::kCommit: {
+        if (j.utterance == 0) {
+          event(EK::kFailed, 0, "the buffer holds no audio", "commit_empty", 0, 0);
+          break;
+        }
+        const int64_t item = ++j.item;
+        const std::string text = EchoLiveText(j.utterance, j.first);
+        const int64_t start = ms(j.start), end = ms(j.start + j.utterance);
+        event(EK::kCommitted, item, "", "", start, end);
+        event(EK::kDelta, item, text.substr(0, text.find(' ')), "", start, end);
+        event(EK::kCompleted, item, text, "", start, end);
+        j.utterance = 0;
+        break;
+      }
+      case Op::kClear: j.utterance = 0; break;
+      case Op::kUpdate: break;
+      case Op::kClose: {
+        BackendEvent done;
+        done.kind = Kind::kDone;
+        done.runner_id = runner_id;
+        done.job_id = job_id;
+        done.payload = {{"text", "echo live: " + std::to_string(j.total) + " samples"}};
+        out.push_back(std::move(done));
+        live_.erase(it);
+        break;
+      }
+    }
+  }
+  Emit(std::move(out));
+  return Status();
+}
+
 void EchoBackend::Cancel(int64_t runner_id, const std::string& job_id) {
   BackendEvent e;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!held_.erase(job_id)) return;
+    if (!held_.erase(job_id) && !live_.erase(job_id)) return;
   }
   e.kind = Kind::kError;
   e.runner_id = runner_id;
@@ -153,6 +248,20 @@ void EchoBackend::Stop(int64_t runner_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!runners_.erase(runner_id)) return;
+    for (auto it = live_.begin(); it != live_.end();) {
+      if (it->second.runner_id != runner_id) {
+        ++it;
+        continue;
+      }
+      BackendEvent e;
+      e.kind = Kind::kError;
+      e.runner_id = runner_id;
+      e.job_id = it->first;
+      e.error_kind = sched::RunnerErrorKind::kCrash;
+      e.message = "stopped";
+      out.push_back(std::move(e));
+      it = live_.erase(it);
+    }
     for (auto it = held_.begin(); it != held_.end();) {
       if (it->second.first != runner_id) {
         ++it;

@@ -5,6 +5,14 @@
 // declared footprint as measured and a process tree of fake pids, jobs can be held until the
 // test finishes them (to watch admission with streams in use), and a runner can fork a worker
 // that holds more memory (Fork: a server growing under load).
+//
+// Live sessions (a job whose params carry "live", core/live_items.h) are held until their kClose
+// and answer Feed: the first audio of an utterance gives speech_started; a commit gives
+// committed, one delta and completed, whose text is EchoLiveText(samples of the utterance, the
+// first sample); an empty commit gives failed (item 0, "commit_empty"); clear forgets the
+// utterance; close ends the job (kDone, {"text": "echo live: N samples"} with the session's
+// total). With live_max_samples, audio beyond that many uncommitted samples is dropped with a
+// failed event (item 0, "buffer_full"), as a runner that falls behind answers.
 #pragma once
 
 #include <cstdint>
@@ -22,12 +30,16 @@ namespace steno::test {
 inline constexpr const char* kEchoKind = "echo";
 
 struct EchoKindOptions {
-  int64_t weights_bytes = 0;  // reported as measured when a runner is ready
-  int64_t stream_bytes = 0;   // per stream
-  int pids_per_runner = 2;    // its process tree: EchoPid(runner id, 0..n−1)
-  bool hold_jobs = false;     // jobs end only with FinishHeld()
-  bool exit_twice = false;    // a careless kind: reports kExited twice for each Stop
+  int64_t weights_bytes = 0;     // reported as measured when a runner is ready
+  int64_t stream_bytes = 0;      // per stream
+  int pids_per_runner = 2;       // its process tree: EchoPid(runner id, 0..n−1)
+  bool hold_jobs = false;        // jobs end only with FinishHeld()
+  bool exit_twice = false;       // a careless kind: reports kExited twice for each Stop
+  int64_t live_max_samples = 0;  // > 0: a live utterance holds at most this many samples
 };
+
+// A live utterance's transcript: "N samples, first F".
+std::string EchoLiveText(int64_t samples, int first_sample);
 
 // The fake pid of process `i` of runner `runner_id`'s tree.
 int EchoPid(int64_t runner_id, int i);
@@ -43,6 +55,7 @@ class EchoBackend final : public sched::RunnerBackend {
   Status Start(const sched::RunnerStartSpec& spec) override;
   Status SendJob(int64_t runner_id, const sched::JobRunSpec& job) override;
   void Cancel(int64_t runner_id, const std::string& job_id) override;
+  Status Feed(int64_t runner_id, const std::string& job_id, const nlohmann::json& input) override;
   Status SetStreams(int64_t runner_id, int streams) override;
   void Stop(int64_t runner_id) override;
 
@@ -75,6 +88,15 @@ class EchoBackend final : public sched::RunnerBackend {
   mutable std::mutex mu_;
   std::map<int64_t, Runner> runners_;
   std::map<std::string, std::pair<int64_t, sched::JobRunSpec>> held_;  // job id → (runner, job)
+  struct LiveJob {
+    int64_t runner_id = 0;
+    int64_t total = 0;      // samples received
+    int64_t utterance = 0;  // samples since the last commit or clear
+    int first = 0;          // the utterance's first sample
+    int64_t start = 0;      // the utterance's first sample's index
+    int64_t item = 0;       // the last item committed
+  };
+  std::map<std::string, LiveJob> live_;  // live sessions' jobs
   int starts_ = 0;
   int exits_ = 0;
 };

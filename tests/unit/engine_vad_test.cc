@@ -120,6 +120,44 @@ TEST_F(VadRealModelTest, WhisperApiFindsTheInsertedSilences) {
   ExpectKnownBoundaries(DetectWithWhisperApi(model_path_, g.pcm), g);
 }
 
+// Streaming (a live session): probabilities read 100 ms at a time, frames carried over between
+// calls, are those of the audio read whole; a reset starts afresh.
+TEST_F(VadRealModelTest, FrameProbabilitiesReadInPiecesAreThoseOfTheWhole) {
+  const auto g = test::MakeGappedSpeech(1.0, 2.0, 1.0);
+  ASSERT_FALSE(g.pcm.empty());
+  constexpr size_t kFrame = VadDetector::kFrameSamples;
+  const std::vector<float> pcm(g.pcm.begin(), g.pcm.begin() + g.pcm.size() / kFrame * kFrame);
+  auto whole = VadDetector::Load(model_path_);
+  auto pieces = VadDetector::Load(model_path_);
+  ASSERT_TRUE(whole.ok() && pieces.ok());
+  auto all = (*whole)->FrameProbabilities(pcm);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->size(), pcm.size() / kFrame);
+  std::vector<float> streamed;
+  std::vector<float> pending;
+  for (size_t at = 0; at < pcm.size(); at += 1600) {  // 100 ms, never a whole number of frames
+    pending.insert(pending.end(), pcm.begin() + at, pcm.begin() + std::min(pcm.size(), at + 1600));
+    const size_t n = pending.size() / kFrame * kFrame;
+    auto p = (*pieces)->FrameProbabilities(std::span(pending).first(n));
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    streamed.insert(streamed.end(), p->begin(), p->end());
+    pending.erase(pending.begin(), pending.begin() + n);
+  }
+  ASSERT_EQ(streamed.size(), all->size());
+  for (size_t i = 0; i < all->size(); ++i) EXPECT_NEAR(streamed[i], (*all)[i], 1e-5) << i;
+  // Speech and the inserted silence are told apart.
+  const size_t in_speech = static_cast<size_t>((g.first_start + 1.0) * 16000) / kFrame;
+  const size_t in_gap = static_cast<size_t>((g.first_end + 1.0) * 16000) / kFrame;
+  EXPECT_GT((*all)[in_speech], 0.5f);
+  EXPECT_LT((*all)[in_gap], 0.2f);
+  (*pieces)->ResetState();
+  auto again = (*pieces)->FrameProbabilities(std::span(pcm).first(10 * kFrame));
+  ASSERT_TRUE(again.ok());
+  for (size_t i = 0; i < again->size(); ++i) EXPECT_NEAR((*again)[i], (*all)[i], 1e-5) << i;
+  EXPECT_EQ((*pieces)->FrameProbabilities(std::span(pcm).first(100)).error().code,
+            "bad_vad_frames");
+}
+
 TEST_F(VadRealModelTest, DetectorAgreesWithTheWhisperApi) {
   const auto g = test::MakeGappedSpeech(1.0, 5.0, 1.0);
   ASSERT_FALSE(g.pcm.empty());

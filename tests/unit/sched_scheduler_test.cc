@@ -579,6 +579,94 @@ TEST(SchedSchedulerTimeout, NoBackstopWhenTheJobEndsInTime) {
   EXPECT_EQ(Runners(sim), 1u) << "its runner was not killed";
 }
 
+// A live session's input (Scheduler::Feed) reaches the runner running its job, in the order
+// fed, and only while the job is processing there: before (queued, loading) and after its end it
+// is dropped.
+TEST(SchedSchedulerFeed, ReachesTheBackendInOrderOnlyWhileTheJobIsProcessing) {
+  SimCluster sim(Options(OneCard()));
+  sim.backend.SetJobPlan([](const JobRunSpec&, int) { return SimJobPlan{60'000, {}, false}; });
+  auto input = [](int n) { return nlohmann::json{{"op", "audio"}, {"n", n}}; };
+  ASSERT_TRUE(sim.Submit("a", "small").ok());
+  sim.scheduler->Feed("a", input(0));  // queued
+  sim.Advance(500);
+  ASSERT_EQ(sim.State("a"), JobState::kLoading);
+  sim.scheduler->Feed("a", input(1));  // its runner is still loading
+  sim.Advance(3000);
+  ASSERT_EQ(sim.State("a"), JobState::kProcessing);
+  for (int n = 2; n < 7; ++n) sim.scheduler->Feed("a", input(n));
+  sim.scheduler->Feed("nope", input(99));  // no such job
+  sim.Advance(0);
+  sim.AdvanceTo(70'000);
+  ASSERT_EQ(sim.State("a"), JobState::kCompleted);
+  sim.scheduler->Feed("a", input(7));  // ended
+  sim.Advance(0);
+  const auto fed = sim.backend.fed();
+  ASSERT_EQ(fed.size(), 5u);
+  for (size_t i = 0; i < fed.size(); ++i) {
+    EXPECT_EQ(fed[i].first, "a");
+    EXPECT_EQ(fed[i].second["n"], static_cast<int>(i) + 2) << "in the order fed";
+  }
+}
+
+// A live session's job has no timeout (its params say 0): neither the runner nor the scheduler's
+// backstop ends it, however long it runs, whatever the server's default.
+TEST(SchedSchedulerTimeout, AJobWithoutATimeoutRunsForHours) {
+  SchedulerConfig config;
+  config.default_timeout_s = 60;
+  config.timeout_grace_ms = 1000;
+  SimCluster sim(Options(OneCard(), config));
+  sim.backend.SetJobPlan([](const JobRunSpec& job, int) {
+    EXPECT_EQ(job.timeout_s, 0) << "the runner is given no timeout";
+    SimJobPlan p;
+    p.hang = true;  // only a cancel ends it
+    return p;
+  });
+  SubmitRequest r;
+  r.job.id = "live";
+  r.job.model = "small";
+  r.job.params.timeout_s = 0;
+  ASSERT_TRUE(sim.scheduler->Submit(r).ok());
+  sim.Advance(3000);
+  ASSERT_EQ(sim.State("live"), JobState::kProcessing);
+  sim.Advance(10 * 3600 * 1000);
+  EXPECT_EQ(sim.State("live"), JobState::kProcessing);
+  EXPECT_EQ(Runners(sim), 1u) << "its runner was not killed";
+  ASSERT_TRUE(sim.scheduler->Cancel("live").ok());
+  sim.Advance(0);
+  EXPECT_EQ(sim.State("live"), JobState::kCancelled);
+}
+
+// A live session's job (params "live") gets no timeout even when its params leave it to the
+// server's default: neither its runner nor the backstop ends it.
+TEST(SchedSchedulerTimeout, ALiveSessionsJobHasNoTimeoutWhateverTheDefault) {
+  auto params = JobParamsFromJson(R"({"live": {"language": "en", "turn_detection": null}})");
+  ASSERT_TRUE(params.ok());
+  if (JobParamsToJson(*params).find("\"live\"") == std::string::npos) {
+    GTEST_SKIP() << "JobParams has no live settings yet (they come with the live API's branch)";
+  }
+  SchedulerConfig config;
+  config.default_timeout_s = 60;
+  config.timeout_grace_ms = 1000;
+  SimCluster sim(Options(OneCard(), config));
+  sim.backend.SetJobPlan([](const JobRunSpec& job, int) {
+    EXPECT_EQ(job.timeout_s, 0) << "the runner is given no timeout";
+    SimJobPlan p;
+    p.hang = true;
+    return p;
+  });
+  SubmitRequest r;
+  r.job.id = "live";
+  r.job.model = "small";
+  r.job.params = *params;
+  ASSERT_FALSE(r.job.params.timeout_s.has_value());
+  ASSERT_TRUE(sim.scheduler->Submit(r).ok());
+  sim.Advance(3000);
+  ASSERT_EQ(sim.State("live"), JobState::kProcessing);
+  sim.Advance(3 * 3600 * 1000);
+  EXPECT_EQ(sim.State("live"), JobState::kProcessing);
+  EXPECT_EQ(Runners(sim), 1u) << "its runner was not killed";
+}
+
 }  // namespace
 }  // namespace steno::sched
 

@@ -4,6 +4,8 @@
 
 #include "core/job.h"
 #include "engine/transcript_json.h"
+#include "runner/messages.h"
+#include "runner/protocol.h"
 #include "runner/release_check.h"
 #include "runner/runner_handle.h"
 
@@ -152,6 +154,15 @@ Status ProcessBackend::Start(const RunnerStartSpec& spec) {
 Status ProcessBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
   auto* h = Find(runner_id);
   if (!h) return Error(ErrorKind::kNotFound, "runner_not_found", "no such runner");
+  if (job.params.is_object() && job.params.contains("live") && !job.params.at("live").is_null()) {
+    engine::DecodeParams p = DecodeParamsForJob(options_.decode_defaults, job.params);
+    p.vad.reset();
+    return h->Send({{"type", "transcribe"},
+                    {"job_id", job.job_id},
+                    {"params", engine::DecodeParamsToJson(p)},
+                    {"live", job.params.at("live")},
+                    {"vad_model_path", options_.decode_defaults.vad_model_path}});
+  }
   if (job.input.path.empty()) {
     return Error(
         ErrorKind::kBadInput, "no_local_input",
@@ -173,6 +184,22 @@ Status ProcessBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
 
 void ProcessBackend::Cancel(int64_t runner_id, const std::string& job_id) {
   if (auto* h = Find(runner_id)) (void)h->Send({{"type", "cancel"}, {"job_id", job_id}});
+}
+
+Status ProcessBackend::Feed(int64_t runner_id, const std::string& job_id, const json& input) {
+  auto* h = Find(runner_id);
+  if (!h) return Error(ErrorKind::kNotFound, "runner_not_found", "no such runner");
+  // The base64 audio is nearly all of the frame; the rest is far below this margin.
+  constexpr size_t kMargin = 4096;
+  if (auto pcm = input.find("pcm16");
+      pcm != input.end() && pcm->is_string() &&
+      pcm->get_ref<const std::string&>().size() + kMargin > runner::kMaxFrameBytes) {
+    return Error(ErrorKind::kBadInput, "input_too_large",
+                 "one audio append is limited to " +
+                     std::to_string((runner::kMaxFrameBytes - kMargin) / 1024 / 1024) +
+                     " MiB of base64");
+  }
+  return h->Send(runner::FeedMessage(job_id, input));
 }
 
 Status ProcessBackend::SetStreams(int64_t runner_id, int streams) {

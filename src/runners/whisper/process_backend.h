@@ -60,7 +60,10 @@ struct ProcessBackendOptions {
 };
 
 // The runner's decode parameters for one job: the defaults, then the request's own choices
-// (language, task, prompt, temperature, word timestamps, and VAD: JobParams::vad).
+// (language, task, prompt, temperature, word timestamps, and VAD: JobParams::vad). A live
+// session's job (params "live") runs the same decode on each utterance, which the runner cuts
+// itself: without the job's VAD, and with the session's language and prompt (SendJob sends its
+// settings and the VAD model for that).
 engine::DecodeParams DecodeParamsForJob(const engine::DecodeParams& defaults,
                                         const nlohmann::json& job_params);
 
@@ -72,6 +75,9 @@ class ProcessBackend : public sched::RunnerBackend {
   Status Start(const RunnerStartSpec& spec) override;
   Status SendJob(int64_t runner_id, const JobRunSpec& job) override;
   void Cancel(int64_t runner_id, const std::string& job_id) override;
+  // A live session's input, as a `feed` frame (runner/protocol.h). kBadInput "input_too_large"
+  // for input whose frame would pass the protocol's limit; kNotFound "runner_not_found".
+  Status Feed(int64_t runner_id, const std::string& job_id, const nlohmann::json& input) override;
   Status SetStreams(int64_t runner_id, int streams) override;
   void Stop(int64_t runner_id) override;
 
