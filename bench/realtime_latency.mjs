@@ -11,8 +11,13 @@
 // kept loaded). Not a pass/fail test: exits non-zero only when sessions fail (errors, lost
 // utterances).
 //
-//   node bench/realtime_latency.mjs --bin build/steno --data build/test-data \
-//     [--sessions 1,10,20] [--device cpu] [--model-file F] [--threads 1] [--silero F]
+// The CPU figures come from a simulated GPU whose runner computes on the CPU (--simulate-gpus,
+// the default): one runner then holds every session, where the CPU device itself would give a
+// small machine one stream per core.
+//
+//   node bench/realtime_latency.mjs --bin build/steno --data build/test-data --silero F \
+//     [--sessions 1,10,20] [--device auto --simulate-gpus 1x16GiB | --device cuda:0 --simulate-gpus '']
+//     [--model-file F] [--threads 1]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,7 +34,8 @@ const { values: opt } = parseArgs({ options: {
   bin: { type: 'string', default: 'build/steno' },
   data: { type: 'string', default: 'build/test-data' },
   sessions: { type: 'string', default: '1,10,20' },
-  device: { type: 'string', default: 'cpu' },
+  device: { type: 'string', default: 'auto' },
+  'simulate-gpus': { type: 'string', default: '1x16GiB' },
   'model-file': { type: 'string', default: '' },
   threads: { type: 'string', default: '1' },
   silero: { type: 'string', default: '' },
@@ -49,10 +55,11 @@ fs.symlinkSync(path.resolve(opt['model-file'] || path.join(opt.data, 'models', '
 fs.symlinkSync(path.resolve(opt.silero), path.join(models, 'ggml-silero-v6.2.0.bin'));
 
 const server = await startSteno({ bin: opt.bin, dataDir: path.join(tmp, 'data'), modelsDir: models, timeoutMs: 300_000,
-  args: [...SERVE_ARGS, '--device', opt.device, '--max-streams', String(most), '--threads', opt.threads,
+  args: [...SERVE_ARGS, '--device', opt.device, ...(opt['simulate-gpus'] ? ['--simulate-gpus', opt['simulate-gpus']] : []),
+         '--max-streams', String(most), '--threads', opt.threads,
          '--preload', MODEL, '--keep-alive', '-1'] });
 console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ` +
-            `device ${opt.device}; dialogue ${talk.utterances.length} utterances, ${(talk.durationMs / 1000).toFixed(1)} s`);
+            `device ${opt.device}${opt['simulate-gpus'] ? ` (simulated ${opt['simulate-gpus']}, computing on the CPU)` : ''}; dialogue ${talk.utterances.length} utterances, ${(talk.durationMs / 1000).toFixed(1)} s`);
 
 let failed = false;
 const rows = [];

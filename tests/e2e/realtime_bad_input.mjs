@@ -103,13 +103,15 @@ async function run(url) {
     const bin = new RealtimeSession(WebSocket, realtimeUrl(url));
     await bin.opened;
     await configure(bin, { model: MODEL, extra: FORMAT_16K });
+    const from = bin.events.length;
     bin.send(Buffer.from([1, 2, 3, 4]));
     const closed = await bin.closed;
-    console.log(`  closed: ${closed.code} ${closed.reason}`);
+    const ev = bin.events.slice(from).find((e) => e.type === 'error');
+    console.log(`  error: ${JSON.stringify(ev && ev.error)}; closed: ${closed.code} ${closed.reason}`);
     assert(closed.code === 1003 && closed.reason.length > 0, `closed with ${closed.code} "${closed.reason}"`);
   });
 
-  await checks.step('an oversized frame (32 MiB) → close 1009 with a reason', async () => {
+  await checks.step('an oversized frame (32 MiB) → close 1009 (message too big)', async () => {
     const big = new RealtimeSession(WebSocket, realtimeUrl(url));
     await big.opened;
     await configure(big, { model: MODEL, extra: FORMAT_16K });
@@ -119,9 +121,9 @@ async function run(url) {
     assert(closed.code === 1009, `closed with ${closed.code} "${closed.reason}"`);
   });
 
-  await checks.step('the server carries on: GET /health, and a new session transcribes the first utterance', async () => {
-    const health = await timed(`${url}/health`);
-    assert(health.status === 200, `GET /health: ${health.status}`);
+  await checks.step('the server carries on: GET /healthz, and a new session transcribes the first utterance', async () => {
+    const health = await timed(`${url}/healthz`);
+    assert(health.status === 200, `GET /healthz: ${health.status}`);
     const s = new RealtimeSession(WebSocket, realtimeUrl(url));
     await s.opened;
     await configure(s, { model: MODEL, extra: FORMAT_16K });

@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { assert } from './check.mjs';
+import { timed } from './http.mjs';
+import { sleep } from './server.mjs';
 
 // Greedy decoding without temperature fallback on both paths (live and POST): the same audio
 // gives the same text, which the transcript comparison relies on.
@@ -33,10 +35,12 @@ export function modelsDirWithVad(tmp, data, model) {
   return dir;
 }
 
-// An item's audio bounds in ms of the session's timeline, as the server reported them.
+// An item's audio bounds in ms of the session's timeline, as the server reported them: the
+// completed event's (steno's audio_start_ms / audio_end_ms: exactly the audio it decoded), else
+// speech_started's and speech_stopped's.
 export function itemTimes(it) {
-  const start = it.started?.audio_start_ms ?? it.committed?.audio_start_ms ?? it.completed?.audio_start_ms;
-  const end = it.stopped?.audio_end_ms ?? it.committed?.audio_end_ms ?? it.completed?.audio_end_ms;
+  const start = it.completed?.audio_start_ms ?? it.started?.audio_start_ms;
+  const end = it.completed?.audio_end_ms ?? it.stopped?.audio_end_ms;
   return { start, end };
 }
 
@@ -68,4 +72,23 @@ export const LOAD_SESSION = {};
 // The live sessions a runner of GET /v1/runners holds.
 export function runnerSessions(r) {
   return r.live_sessions ?? r.busy_streams ?? 0;
+}
+
+// GET /v1/runners of `model` ({object: "list", data: [...]}).
+export async function runnersOf(url, model, headers = {}) {
+  const res = await timed(`${url}/v1/runners`, { headers });
+  assert(res.status === 200, `GET /v1/runners: ${res.status} ${res.text}`);
+  return res.json.data.filter((r) => r.model === model);
+}
+
+// Polls GET /v1/runners every 100 ms until pred(runners of `model`) holds; throws with the last
+// answer after `timeoutMs`.
+export async function waitRunners(url, model, pred, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = await runnersOf(url, model);
+    if (pred(list)) return list;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms; runners: ${JSON.stringify(list)}`);
+    await sleep(100);
+  }
 }
