@@ -68,11 +68,13 @@ try {
 } finally {
   await server.stop();
 }
-const fmt = (x) => (Number.isFinite(x) ? `${Math.round(x)}`.padStart(6) : '     -');
-console.log('\nsessions | end of speech → completed (ms) p50    p99    max | speech_stopped → completed (ms) p50    p99');
+const fmt = (x) => (Number.isFinite(x) ? `${Math.round(x)}` : '-').padStart(9);
+console.log('\nlatency in ms; eos = end of speech → completed, decode = speech_stopped → completed');
+console.log(`${'sessions'.padStart(8)} ${'utterances'.padStart(10)} ${'eos p50'.padStart(9)} ${'eos p99'.padStart(9)} ` +
+            `${'eos max'.padStart(9)} ${'decode p50'.padStart(11)} ${'decode p99'.padStart(11)}`);
 for (const r of rows) {
-  console.log(`${String(r.n).padStart(8)} |                            ${fmt(r.eos.p50)} ${fmt(r.eos.p99)} ${fmt(r.eos.max)} |` +
-              `                            ${fmt(r.dec.p50)} ${fmt(r.dec.p99)}   (${r.count} utterances)`);
+  console.log(`${String(r.n).padStart(8)} ${String(r.count).padStart(10)} ${fmt(r.eos.p50)} ${fmt(r.eos.p99)} ` +
+              `${fmt(r.eos.max)} ${fmt(r.dec.p50).padStart(11)} ${fmt(r.dec.p99).padStart(11)}`);
 }
 process.exit(failed ? 1 : 0);
 
