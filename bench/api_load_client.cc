@@ -10,12 +10,20 @@
 // instead of one poll in --list-every; a 503 queue_full waits its Retry-After. After --seconds,
 // every accepted job must complete within --drain-seconds, with a result.
 //
+// The machine's own noise is measured in the same run: each poll of steno is followed at once, on
+// a second keep-alive connection, by the same GET to a trivial HTTP server in this process (one
+// thread per connection, cpp-httplib like steno) answering the bytes steno just answered that
+// client. Its latency is what any HTTP server gets from this machine and this client right then.
+//
 //   api_load_client --url http://127.0.0.1:8080 --clip clip.wav --model tiny-random
 //                   [--clients 200] [--seconds 60] [--poll-ms 250] [--list-every 10]
-//                   [--drain-seconds 180] [--p99-limit-ms 10]
-// Prints the latency figures and a JSON summary. Exit: 0 all good, 1 a lost job or an
-// unexpected status (any 5xx but 503 queue_full, connection errors), 3 only the p99 target
-// missed, 2 bad usage.
+//                   [--drain-seconds 180] [--p99-limit-ms 10] [--trivial-ratio 1.5]
+//                   [--submit-p99-limit-ms 50]
+// Prints the latency figures, the targets as ratios (issue 23: GET /v1/jobs/{id} p99 under
+// --p99-limit-ms, or within --trivial-ratio of the trivial server's p99; POST /v1/jobs p99 under
+// --submit-p99-limit-ms, refusals included) and a JSON summary. Exit: 0 all good, 1 a lost job
+// or an unexpected status (any 5xx but 503 queue_full, connection errors), 3 only a latency
+// target missed, 2 bad usage.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -43,14 +51,54 @@ using json = nlohmann::json;
 struct Options {
   std::string url, clip, model;
   int clients = 200, seconds = 60, poll_ms = 250, list_every = 10, drain_seconds = 180;
-  double p99_limit_ms = 10;
+  double p99_limit_ms = 10, trivial_ratio = 1.5, submit_p99_limit_ms = 50;
+};
+
+// The trivial server: GET /c/{n} answers the body steno last answered client n's poll.
+class TrivialServer {
+ public:
+  explicit TrivialServer(int clients) : bodies_(static_cast<size_t>(clients)) {
+    const size_t threads = static_cast<size_t>(clients) + 8;  // one per keep-alive connection
+    svr_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    svr_.set_keep_alive_timeout(5);
+    svr_.set_keep_alive_max_count(1000);
+    svr_.Get(R"(/c/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+      const size_t n = std::stoul(req.matches[1]);
+      std::string body;
+      {
+        std::lock_guard lock(mu_);
+        if (n < bodies_.size()) body = bodies_[n];
+      }
+      res.set_content(body, "application/json");
+    });
+    port_ = svr_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { svr_.listen_after_bind(); });
+    while (!svr_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~TrivialServer() {
+    svr_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void SetBody(int n, const std::string& body) {
+    std::lock_guard lock(mu_);
+    bodies_[static_cast<size_t>(n)] = body;
+  }
+
+ private:
+  httplib::Server svr_;
+  std::mutex mu_;
+  std::vector<std::string> bodies_;
+  int port_ = 0;
+  std::thread thread_;
 };
 
 struct Shared {
   std::mutex mu;
-  std::vector<double> get_ms, submit_ms, list_ms;
-  std::map<std::string, int> statuses;  // "GET /v1/jobs/{id} 200" -> count
-  std::vector<std::string> problems;    // the first ones in full
+  std::vector<double> get_ms, submit_ms, list_ms, trivial_ms;
+  std::vector<double> accepted_ms, refused_ms;  // submit_ms split: 2xx, 503 queue_full
+  std::map<std::string, int> statuses;          // "GET /v1/jobs/{id} 200" -> count
+  std::vector<std::string> problems;            // the first ones in full
   int problem_count = 0;
   std::map<std::string, std::string> jobs;  // accepted id -> last state seen
   int rejected_full = 0;
@@ -105,11 +153,12 @@ httplib::Result TimedGet(httplib::Client& c, const std::string& path, double& ms
 }
 
 void RunClient(int n, const Options& o, const std::string& clip, Clock::time_point end,
-               Shared& shared) {
+               TrivialServer& trivial, Shared& shared) {
   auto c = Connect(o.url);
+  auto t = Connect(trivial.url());
   std::mt19937 rng(static_cast<unsigned>(n));
   std::this_thread::sleep_for(std::chrono::milliseconds((n * 997) % 1000));
-  std::vector<double> get_ms, submit_ms, list_ms;
+  std::vector<double> get_ms, submit_ms, list_ms, trivial_ms, accepted_ms, refused_ms;
   std::map<std::string, std::string> mine;
   std::map<std::string, int> statuses;
   int rejected = 0, ticks = n, submissions = 0;
@@ -129,6 +178,7 @@ void RunClient(int n, const Options& o, const std::string& clip, Clock::time_poi
       continue;
     }
     note("POST /v1/jobs " + std::to_string(r->status));
+    (r->status == 503 ? refused_ms : accepted_ms).push_back(submit_ms.back());
     if (r->status == 503) {
       ++rejected;
       const auto body = json::parse(r->body, nullptr, false);
@@ -177,6 +227,12 @@ void RunClient(int n, const Options& o, const std::string& clip, Clock::time_poi
         continue;
       }
       note("GET /v1/jobs/{id} 200");
+      trivial.SetBody(n, g->body);
+      auto tg = TimedGet(*t, "/c/" + std::to_string(n), ms);
+      trivial_ms.push_back(ms);
+      if (!tg || tg->status != 200 || tg->body != g->body) {
+        shared.Problem("the trivial server did not answer steno's bytes");
+      }
       const auto j = json::parse(g->body, nullptr, false);
       if (j.is_discarded() || !j.contains("state")) {
         shared.Problem("GET /v1/jobs/" + id + " without a state");
@@ -190,6 +246,9 @@ void RunClient(int n, const Options& o, const std::string& clip, Clock::time_poi
   shared.get_ms.insert(shared.get_ms.end(), get_ms.begin(), get_ms.end());
   shared.submit_ms.insert(shared.submit_ms.end(), submit_ms.begin(), submit_ms.end());
   shared.list_ms.insert(shared.list_ms.end(), list_ms.begin(), list_ms.end());
+  shared.trivial_ms.insert(shared.trivial_ms.end(), trivial_ms.begin(), trivial_ms.end());
+  shared.accepted_ms.insert(shared.accepted_ms.end(), accepted_ms.begin(), accepted_ms.end());
+  shared.refused_ms.insert(shared.refused_ms.end(), refused_ms.begin(), refused_ms.end());
   for (auto& [k, v] : statuses) shared.statuses[k] += v;
   for (auto& [k, v] : mine) shared.jobs[k] = v;
   shared.rejected_full += rejected;
@@ -234,6 +293,10 @@ int main(int argc, char** argv) {
       o.drain_seconds = std::atoi(v.c_str());
     else if (a == "--p99-limit-ms")
       o.p99_limit_ms = std::atof(v.c_str());
+    else if (a == "--trivial-ratio")
+      o.trivial_ratio = std::atof(v.c_str());
+    else if (a == "--submit-p99-limit-ms")
+      o.submit_p99_limit_ms = std::atof(v.c_str());
     else
       return Usage(("unknown flag " + a).c_str());
   }
@@ -251,12 +314,14 @@ int main(int argc, char** argv) {
               o.clients, o.seconds, o.url.c_str(), o.poll_ms, o.list_every);
   std::fflush(stdout);
   Shared shared;
+  TrivialServer trivial(o.clients);
   const double cpu0 = CpuSeconds();
   const auto start = Clock::now();
   const auto end = start + std::chrono::seconds(o.seconds);
   std::vector<std::thread> threads;
   for (int n = 0; n < o.clients; ++n) {
-    threads.emplace_back(RunClient, n, std::cref(o), std::cref(clip), end, std::ref(shared));
+    threads.emplace_back(RunClient, n, std::cref(o), std::cref(clip), end, std::ref(trivial),
+                         std::ref(shared));
   }
   for (auto& t : threads) t.join();
   const double load_s = Ms(Clock::now() - start) / 1000;
@@ -304,6 +369,8 @@ int main(int argc, char** argv) {
   }
 
   const json get = Summary(shared.get_ms);
+  const json trivial_get = Summary(shared.trivial_ms);
+  const json submit = Summary(shared.submit_ms);
   const json summary = {
       {"clients", o.clients},
       {"seconds", load_s},
@@ -314,7 +381,10 @@ int main(int argc, char** argv) {
       {"drain_seconds", drain_s},
       {"with_result", with_result},
       {"get_job_ms", get},
-      {"submit_ms", Summary(shared.submit_ms)},
+      {"trivial_get_ms", trivial_get},
+      {"submit_ms", submit},
+      {"submit_accepted_ms", Summary(shared.accepted_ms)},
+      {"submit_refused_ms", Summary(shared.refused_ms)},
       {"list_ms", Summary(shared.list_ms)},
       {"get_requests_per_second", std::round(static_cast<double>(shared.get_ms.size()) / load_s)},
       {"client_cpu_cores", std::round(client_cores * 100) / 100},
@@ -342,9 +412,21 @@ int main(int argc, char** argv) {
     std::printf("FAIL: only %zu GETs measured\n", shared.get_ms.size());
     rc = 1;
   }
+  // The targets, each as a ratio (<= 1 met), from this one run.
   const double p99 = get["p99"].get<double>();
-  std::printf("p99 of GET /v1/jobs/{id}: %.2f ms (target under %.1f ms): %s\n", p99, o.p99_limit_ms,
-              p99 < o.p99_limit_ms ? "met" : "MISSED");
-  if (rc == 0 && !(p99 < o.p99_limit_ms)) rc = 3;
+  const double trivial_p99 = trivial_get["p99"].get<double>();
+  const double submit_p99 = submit["p99"].get<double>();
+  const double get_ratio = p99 / o.p99_limit_ms;
+  const double trivial_ratio = p99 / (o.trivial_ratio * trivial_p99);
+  const double submit_ratio = submit_p99 / o.submit_p99_limit_ms;
+  const bool get_met = get_ratio <= 1 || trivial_ratio <= 1;
+  std::printf(
+      "target GET /v1/jobs/{id} p99 %.2f ms: / %.1f ms = %.2f; / (%.1f x trivial server's p99 "
+      "%.2f ms) = %.2f: %s\n",
+      p99, o.p99_limit_ms, get_ratio, o.trivial_ratio, trivial_p99, trivial_ratio,
+      get_met ? "met" : "MISSED");
+  std::printf("target POST /v1/jobs p99 %.2f ms: / %.1f ms = %.2f: %s\n", submit_p99,
+              o.submit_p99_limit_ms, submit_ratio, submit_ratio <= 1 ? "met" : "MISSED");
+  if (rc == 0 && (!get_met || !(submit_ratio <= 1))) rc = 3;
   return rc;
 }

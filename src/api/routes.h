@@ -121,7 +121,8 @@ std::optional<Job> WaitCompleted(Context& ctx, Call& call, const std::string& id
 // The request's Idempotency-Key into `job` (none: left empty); 400 bad_idempotency_key for one
 // longer than 255 bytes or holding control characters.
 std::optional<ApiError> TakeIdempotencyKey(const Call& call, server::SubmitJob& job);
-// 503 queue_full (with Retry-After) when the scheduler's queue is at the bound already.
+// 503 queue_full (with Retry-After) when the job queue is at its bound already
+// (JobRequests::QueueFull).
 std::optional<ApiError> RefuseEarly(Context& ctx);
 // 404 model_not_found (naming "model") for a name no catalog entry has; nullopt otherwise
 // (paths and the rest are left to the service).

@@ -182,11 +182,10 @@ std::optional<ApiError> TakeIdempotencyKey(const Call& call, server::SubmitJob& 
 }
 
 std::optional<ApiError> RefuseEarly(Context& ctx) {
-  const size_t max_queue = ctx.service.jobs().max_queue();
-  const auto snap = ctx.service.runners().Snapshot();
-  // The service bounds pending + running jobs; a scheduler queue already at the bound alone
-  // means a refusal for sure. Refusing now spares storing (and fsyncing) the upload.
-  if (snap.queued < max_queue) return std::nullopt;
+  // The service bounds pending + running jobs (and submissions in flight): at the bound now, the
+  // submission would be refused after its upload was stored, fsynced and probed. Refusing now
+  // spares all of that (under load, a third of the submissions are refused).
+  if (!ctx.service.jobs().QueueFull()) return std::nullopt;
   ApiError e = MakeApiError(503, "queue_full", "the queue is full; retry later");
   e.retry_after_s = std::max(1, ctx.service.jobs().RetryAfterSeconds());
   return e;

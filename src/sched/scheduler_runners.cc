@@ -244,8 +244,11 @@ int64_t SchedulerState::ChargedOn(const std::string& device) const {
 ConcurrencyConfig SchedulerState::ConcurrencyFor(const std::string& device) const {
   ConcurrencyConfig c = config_.concurrency;
   if (device == "cpu") {
-    // The cores already bound the CPU's streams: learning starts there, not at one.
+    // The cores already bound the CPU's streams: learning starts there, not at one, and never
+    // goes above it (placement would not run more anyway, so a limit above it would only be
+    // shown, never tested: windows there never fill).
     c.initial_limit = std::max(1, config_.cpu_cores / std::max(1, config_.threads_per_stream));
+    c.max_limit = std::min(c.max_limit, c.initial_limit);
   }
   return c;
 }

@@ -95,19 +95,21 @@ void ChunkedJobs::Stop() {
   jobs_.clear();
 }
 
-bool ChunkedJobs::Wants(const Job& job, const sched::BlobRef& input) {
+bool ChunkedJobs::Wants(const Job& job, const sched::BlobRef& input,
+                        std::optional<double> audio_s) {
   const JobParams& p = job.params;
   if (options_.cap < 1 || !p.vad || p.chunk || input.path.empty()) return false;
   if (p.task != "transcribe" && p.task != "translate") return false;
   auto spec = runtime_.With([&](Runtime& rt) { return rt.ResolveModel(job.model); },
                             Result<sched::ModelSpec>(ShuttingDown()));
   if (!spec.ok() || spec->kind != models::kWhisperKind) return false;
+  if (audio_s) return *audio_s > options_.chunk_s;
   auto info = audio::Probe(audio::MediaFile(input.path, p.filename));
   return info.ok() && info->duration_s > options_.chunk_s;
 }
 
-Status ChunkedJobs::Submit(sched::SubmitRequest r) {
-  if (Wants(r.job, r.input)) return Start(r.job, r.input);
+Status ChunkedJobs::Submit(sched::SubmitRequest r, std::optional<double> audio_s) {
+  if (Wants(r.job, r.input, audio_s)) return Start(r.job, r.input);
   return runtime_.With([&](Runtime& rt) { return rt.scheduler().Submit(std::move(r)); },
                        Status(ShuttingDown()));
 }

@@ -66,13 +66,15 @@ class ChunkedJobs {
   ChunkedJobs& operator=(const ChunkedJobs&) = delete;
 
   // Whether `job` runs chunked: a transcription or translation with VAD (JobParams::vad) of a
-  // model of the built-in whisper kind, whose audio (`input`, probed) is longer than chunk_s.
-  bool Wants(const Job& job, const sched::BlobRef& input);
+  // model of the built-in whisper kind, whose audio is longer than chunk_s. `audio_s`: its
+  // duration when the caller probed it already (else `input` is probed here).
+  bool Wants(const Job& job, const sched::BlobRef& input, std::optional<double> audio_s);
   // Starts a chunked job (still pending): submits its plan. Errors: the scheduler's Submit's.
   Status Start(const Job& job, const sched::BlobRef& input) EXCLUDES(mu_);
   // The one way the service hands a job to the scheduler: one this Wants starts as chunks
-  // (Start), any other is submitted as it is. Errors: the scheduler's Submit's.
-  Status Submit(sched::SubmitRequest r) EXCLUDES(mu_);
+  // (Start), any other is submitted as it is. `audio_s`: the input's duration when the caller
+  // probed it already (each input is probed once). Errors: the scheduler's Submit's.
+  Status Submit(sched::SubmitRequest r, std::optional<double> audio_s = std::nullopt) EXCLUDES(mu_);
   // The scheduler's job hook, called before the others: true when `u` is a sub-job's (queued
   // for the thread; never stored). Never blocks.
   bool OnJob(const sched::JobUpdate& u) EXCLUDES(mu_);

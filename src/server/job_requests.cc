@@ -23,7 +23,7 @@ Error JobRequests::ShuttingDown() {
   return Error(ErrorKind::kUnavailable, "shutting_down", "the server is shutting down");
 }
 
-Status JobRequests::Schedule(const Job& job) {
+Status JobRequests::Schedule(const Job& job, std::optional<double> audio_s) {
   sched::SubmitRequest r;
   r.job = job;
   r.input.digest = job.blob_digest;
@@ -38,7 +38,7 @@ Status JobRequests::Schedule(const Job& job) {
     r.input.path = p_.blobs->PathOf(job.blob_digest);
   }
   p_.stats->Entered();
-  auto st = p_.chunked->Submit(std::move(r));
+  auto st = p_.chunked->Submit(std::move(r), audio_s);
   if (!st) p_.stats->Left();
   return st;
 }
@@ -165,7 +165,7 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
     p_.link->AnnounceJobs();  // whichever node has room claims it
     return inserted;
   }
-  if (auto st = Schedule(inserted->job); !st) {
+  if (auto st = Schedule(inserted->job, *audio_seconds); !st) {
     // Durable already: it runs after the next start. Tell the client it is accepted.
     spdlog::warn("job {} stored but not queued now: {}", inserted->job.id, st.error().message);
   }
@@ -231,7 +231,9 @@ Result<Job> JobRequests::RunNow(const SubmitJob& request, sched::BlobRef input,
   job.params.vad = *vad;
   input.name = request.params.filename;
   if (info->duration_s > 0) p_.live->NoteAudio(job.id, info->duration_s);
-  if (auto st = p_.sync->Start(job, std::move(input), std::move(input_owner), keep_result); !st) {
+  if (auto st = p_.sync->Start(job, std::move(input), std::move(input_owner), keep_result,
+                               info->duration_s);
+      !st) {
     return st.error();
   }
   return job;
@@ -373,6 +375,12 @@ void JobRequests::Reconfigure(size_t queue_bound, const sched::QueueConfig& queu
   queue_bound_ = queue_bound;
   queue_ = queue;
   limits_ = limits;
+}
+
+bool JobRequests::QueueFull() {
+  const size_t held = p_.cluster ? 0 : static_cast<size_t>(p_.stats->in_scheduler());
+  MutexLock lock(mu_);
+  return held + reserved_ >= queue_bound_;
 }
 
 size_t JobRequests::max_queue() const {

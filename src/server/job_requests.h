@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -137,6 +138,11 @@ class JobRequests {
   int RetryAfterSeconds() const EXCLUDES(mu_);
   // The current queue bound (--max-queue; a reload may change it).
   size_t max_queue() const EXCLUDES(mu_);
+  // Whether a submission now would be refused with queue_full by this node's own count (the
+  // jobs it holds and the submissions in flight; on a shared store only the latter, as reading
+  // the cluster's queue costs a store read). Reserves nothing: a hint for refusing before an
+  // upload is stored and fsynced; Submit and RunNow still decide.
+  bool QueueFull() EXCLUDES(mu_);
   // A config reload (SIGHUP): the queue bound, the queue settings Retry-After is derived from and
   // the audio limits, swapped at once. Jobs already accepted are not affected.
   void Reconfigure(size_t queue_bound, const sched::QueueConfig& queue, const audio::Limits& limits)
@@ -144,7 +150,8 @@ class JobRequests {
 
   // Hands a stored job to this node's scheduler with a local copy of its upload; a long
   // recording with VAD to the chunked jobs instead (chunked_jobs.h).
-  Status Schedule(const Job& job);
+  // `audio_s`: the upload's duration when Submit probed it (nullopt: probed again if needed).
+  Status Schedule(const Job& job, std::optional<double> audio_s = std::nullopt);
 
   static Error ShuttingDown();
 

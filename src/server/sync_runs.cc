@@ -23,7 +23,7 @@ SyncRuns::SyncRuns(std::string node, RuntimeSlot& runtime, LiveEvents& live, Que
     : node_(std::move(node)), runtime_(runtime), live_(live), stats_(stats), chunked_(chunked) {}
 
 Status SyncRuns::Start(Job job, sched::BlobRef input, std::shared_ptr<void> input_owner,
-                       bool keep_result) {
+                       bool keep_result, double audio_s) {
   const std::string id = job.id;
   {
     MutexLock lock(mu_);
@@ -38,7 +38,7 @@ Status SyncRuns::Start(Job job, sched::BlobRef input, std::shared_ptr<void> inpu
   r.job = std::move(job);
   r.input = std::move(input);
   // A run made of chunks reports its changes to OnJob as one job's.
-  auto st = chunked_.Submit(std::move(r));
+  auto st = chunked_.Submit(std::move(r), audio_s);
   if (!st) {
     stats_.Left();
     std::shared_ptr<void> release;  // released after the lock

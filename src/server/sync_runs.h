@@ -52,10 +52,11 @@ class SyncRuns {
 
   // Registers `job` (id set, pending) and hands it to the scheduler with `input`; `input_owner`
   // is kept until the scheduler's final update for it (the run no longer reads its input). With
-  // `keep_result`, the completed run's result is kept for Wait until Finish. The scheduler's
-  // errors (kUnavailable "shutting_down", ...); nothing stays registered then.
-  Status Start(Job job, sched::BlobRef input, std::shared_ptr<void> input_owner, bool keep_result)
-      EXCLUDES(mu_);
+  // `keep_result`, the completed run's result is kept for Wait until Finish. `audio_s`: the
+  // input's duration, probed by the caller. The scheduler's errors (kUnavailable
+  // "shutting_down", ...); nothing stays registered then.
+  Status Start(Job job, sched::BlobRef input, std::shared_ptr<void> input_owner, bool keep_result,
+               double audio_s) EXCLUDES(mu_);
 
   // The scheduler's job hook: true when `u` is a run of this object's (handled here: never to be
   // stored). Never blocks.

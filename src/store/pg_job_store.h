@@ -117,6 +117,10 @@ class PgJobStore final : public JobStore {
                        int64_t delay_ms, const char* outcome);
   Result<std::optional<Job>> ClaimLocked(pg::Connection& conn, const ClaimRequest& request,
                                          int64_t now);
+  // Folds the count deltas (schema v6) into one row per state, in one statement, so Count reads
+  // a handful of rows. Rows another compaction is folding right now are left to it (SKIP LOCKED):
+  // two nodes compacting at once never wait for each other, and the sums stay exact.
+  Status CompactCounts(pg::Connection& conn);
 
   std::unique_ptr<pg::ConnectionPool> pool_;
   PgOptions options_;

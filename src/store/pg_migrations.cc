@@ -117,6 +117,50 @@ CREATE INDEX jobs_state_created ON jobs (state, created_ms, id);
 CREATE INDEX jobs_model_created ON jobs (model, created_ms, id);
 )sql";
 
+// v6: Count without a scan of jobs. Every statement that adds, removes or moves jobs between
+// states appends its net change per state to job_count_deltas (statement triggers, in the same
+// transaction); a count is the sum of the deltas, which Count folds into one row per state when
+// they pile up (PgJobStore::CompactCounts). Appending takes no row lock, so concurrent writers on
+// any number of nodes never wait for each other here (a counter row per state would serialize
+// every state change of the cluster on it). The table is locked while the deltas are seeded, so
+// the seed and the triggers agree with every write.
+constexpr const char kV6[] = R"sql(
+LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE;
+CREATE TABLE job_count_deltas (
+  state TEXT NOT NULL,
+  n     BIGINT NOT NULL
+);
+INSERT INTO job_count_deltas (state, n) SELECT state, count(*) FROM jobs GROUP BY state;
+CREATE FUNCTION steno_job_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO job_count_deltas (state, n) SELECT state, count(*) FROM new_jobs GROUP BY state;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION steno_job_counts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO job_count_deltas (state, n) SELECT state, -count(*) FROM old_jobs GROUP BY state;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION steno_job_counts_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO job_count_deltas (state, n)
+  SELECT state, sum(d) FROM (
+    SELECT o.state, -1 AS d FROM old_jobs o JOIN new_jobs n ON n.id = o.id
+      WHERE o.state <> n.state
+    UNION ALL
+    SELECT n.state, 1 FROM old_jobs o JOIN new_jobs n ON n.id = o.id WHERE o.state <> n.state
+  ) moved GROUP BY state HAVING sum(d) <> 0;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER job_counts_inserted AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_jobs
+  FOR EACH STATEMENT EXECUTE FUNCTION steno_job_counts_inserted();
+CREATE TRIGGER job_counts_deleted AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_jobs
+  FOR EACH STATEMENT EXECUTE FUNCTION steno_job_counts_deleted();
+CREATE TRIGGER job_counts_updated AFTER UPDATE ON jobs
+  REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+  FOR EACH STATEMENT EXECUTE FUNCTION steno_job_counts_updated();
+)sql";
+
 // Any 64-bit constant shared by every steno: serializes schema changes across nodes.
 constexpr int64_t kMigrationLock = 0x737465'6e6f'6d67;  // "stenomg"
 
@@ -166,6 +210,7 @@ const std::vector<Migration>& Migrations() {
       {3, "upload blobs", kV3},
       {4, "the node of each job", kV4},
       {5, "indexes for listing by state and model", kV5},
+      {6, "job counts kept by triggers", kV6},
   };
   return kAll;
 }

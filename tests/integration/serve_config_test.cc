@@ -98,6 +98,31 @@ TEST(ServeConfigTest, SighupAppliesNewQueueLimits) {
   for (const auto& id : {first, second}) (void)c.Delete("/v1/jobs/" + id);
 }
 
+// A queue at its bound with running jobs only (none waiting) refuses a submission before its
+// upload is stored: nothing is written (nor fsynced, nor probed) for a job that cannot be taken.
+TEST(ServeConfigTest, QueueFullRefusesBeforeStoringTheUpload) {
+  ApiTestServer s({"--max-running", "1", "--max-queue", "1", "--shutdown-grace", "0s"});
+  auto c = s.Client();
+  const std::string running = SubmitLongJob(s, 10);
+  ASSERT_FALSE(running.empty());
+  ASSERT_TRUE(test::WaitUntil([&] { return StateOf(c, running) == "processing"; }, 120s));
+  // A stored upload, even one dropped afterwards, changes both directories (its temp file is
+  // created in blobs/tmp, renamed into blobs/, then removed).
+  auto touched = [&] {
+    namespace fs = std::filesystem;
+    return std::make_pair(fs::last_write_time(s.data + "/blobs"),
+                          fs::last_write_time(s.data + "/blobs/tmp"));
+  };
+  const auto before = touched();
+  auto full = c.Post(
+      "/v1/jobs", httplib::MultipartFormDataItems{FilePart("speech.wav"), Field("model", "tiny")});
+  ASSERT_EQ(test::StatusOf(full), 503) << (full ? full->body : "");
+  EXPECT_EQ(JsonOf(full)["error"]["code"], "queue_full") << full->body;
+  EXPECT_FALSE(full->get_header_value("Retry-After").empty());
+  EXPECT_TRUE(touched() == before) << "the refused upload was written to the blob store";
+  (void)c.Delete("/v1/jobs/" + running);
+}
+
 // A server on one simulated 8 GiB card whose config file says `reserve = "512MiB"`.
 struct ReserveServer {
   test::ScopedTempDir dir{"steno-reload"};

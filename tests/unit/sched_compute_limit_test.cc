@@ -227,5 +227,34 @@ TEST(SchedComputeLimit, LearnedLimitSettlesAtWhatTheCardSustainsAndCutsLatency) 
       << limited.throughput << " vs " << unlimited.throughput;
 }
 
+// On the CPU the cores already bound the streams: a learned limit starts there and never shows
+// more (placement would never run more, so a window above it could never fill and the shown
+// limit would stay wrong for good).
+TEST(SchedComputeLimit, TheCpusLearnedLimitNeverExceedsItsCores) {
+  Running running;
+  ConcurrencyConfig learned;
+  learned.mode = ConcurrencyConfig::Mode::kAuto;
+  SimClusterOptions o = OneCard(learned, running);
+  o.config.cpu_cores = 2;
+  o.config.threads_per_stream = 1;
+  SimCluster sim(o);
+  sim.specs["small"].allowed_devices = {"cpu"};
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(sim.Submit("small/" + std::to_string(i), "small").ok());
+  sim.Advance(120'000);
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_EQ(sim.State("small/" + std::to_string(i)), JobState::kCompleted) << i;
+  }
+  EXPECT_EQ(running.peak, 2) << "the cores bound the CPU's streams";
+  bool seen = false;
+  for (const DeviceLedger& d : sim.scheduler->Snapshot().devices) {
+    if (d.name != "cpu") continue;
+    seen = true;
+    EXPECT_EQ(d.compute.mode, "auto");
+    EXPECT_GE(d.compute.windows, 2) << "the limiter measured the CPU's jobs";
+    EXPECT_EQ(d.compute.limit, 2);
+  }
+  EXPECT_TRUE(seen) << "no cpu device in the snapshot";
+}
+
 }  // namespace
 }  // namespace steno::sched
