@@ -87,6 +87,8 @@ bench: build
 	@BUILD=$(BUILD) bench/vad_half_silence.sh
 	@BUILD=$(BUILD) bench/chunk_streams.sh cpu
 	@BUILD=$(BUILD) bench/chunk_streams.sh gpu
+	@BUILD=$(BUILD) bench/realtime_latency.sh cpu
+	@BUILD=$(BUILD) bench/realtime_latency.sh gpu
 	@BUILD=$(BUILD) bench/api_load.sh; rc=$$?; [ $$rc -ne 3 ] || echo "api_load: a latency target missed (figures above)"; [ $$rc -eq 0 ] || [ $$rc -eq 3 ]
 	@for b in $(BUILD)/bench/*_bench; do echo "== $$b"; $$b || exit 1; done
 

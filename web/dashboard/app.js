@@ -4,12 +4,14 @@
 // progress and segment. The modules: sse.js (stream), api.js (requests, API key), gpus.js
 // (device cards), chart.js (memory chart), tables.js (runners, jobs), nodes.js (the nodes
 // sharing the job queue, when the server shares it), upload.js (form, live transcript),
-// jobdetail.js (a job's node and attempts), format.js and dom.js (helpers).
+// jobdetail.js (a job's node and attempts), live.js (live captions from the microphone over the
+// /v1/realtime WebSocket), format.js and dom.js (helpers).
 import { apiKey, listModels, setApiKey, cancelJob, unloadModel } from './api.js';
 import { setAttr, setText, h, syncChildren } from './dom.js';
 import { FINAL_STATES } from './format.js';
 import { DevicePanel } from './gpus.js';
 import { JobDetailPanel } from './jobdetail.js';
+import { LiveCaptionsPanel } from './live.js';
 import { renderNodes } from './nodes.js';
 import { EventStream } from './sse.js';
 import { renderJobs, renderRunners, tickRunners } from './tables.js';
@@ -238,6 +240,11 @@ const upload = new UploadPanel({
   onError: onApiError,
 });
 
+const captions = new LiveCaptionsPanel({
+  form: $('captions-form'), model: $('captions-model'), language: $('captions-language'),
+  start: $('captions-start'), stop: $('captions-stop'), status: $('captions-status'), list: $('captions-list'),
+}, { onError: (err) => notify(err.message, 'error') });
+
 const detail = new JobDetailPanel({
   section: $('job-detail'), title: $('job-detail-heading'), attempts: $('job-detail-attempts'),
   empty: $('job-detail-empty'), close: $('job-detail-close'),
@@ -263,6 +270,7 @@ async function loadModels() {
   try {
     state.models = await listModels();
     upload.setModels(state.models);
+    captions.setModels(state.models);
     setText($('curl-example'), curlExample());
   } catch (err) {
     if (err.status === 401) keyNeeded(err.message);

@@ -1,7 +1,7 @@
-// The runners table (model and its runner kind, device, VRAM, streams, keep-alive countdown, unload) and the jobs
-// table (state, priority, progress, real-time factor, durations, follow, details, cancel). Rows
-// are keyed and updated in place; buttons call back into the app (actions.unload / follow /
-// details / cancel).
+// The runners table (model and its runner kind, device, VRAM, streams, live caption sessions,
+// keep-alive countdown, unload) and the jobs table (state, priority, progress, real-time factor,
+// durations, follow, details, cancel). Rows are keyed and updated in place; buttons call back
+// into the app (actions.unload / follow / details / cancel).
 // Every cell carries data-label: on narrow screens the CSS shows rows as stacked cards with it.
 import { h, setAttr, setText, syncChildren } from './dom.js';
 import { FINAL_STATES, bytes, countdown, duration, percent, rtf } from './format.js';
@@ -22,6 +22,7 @@ function createRunnerRow(r, actions) {
     cell('State', h('span', { class: 'state' })),
     cell('VRAM', h('span', { class: 'vram' })),
     cell('Streams', h('span', { class: 'streams' })),
+    cell('Live', h('span', { class: 'live-sessions', 'data-testid': 'runner-live-sessions' })),
     cell('Unloads in', h('span', { class: 'countdown', 'data-testid': 'runner-countdown' })),
     cell('Actions', button));
 }
@@ -39,6 +40,10 @@ function updateRunnerRow(row, r) {
   setText(vram, r.device === 'cpu' ? `— (RAM ${bytes(r.bytes)})` : bytes(r.vram_bytes));
   setAttr(vram, 'data-bytes', r.vram_bytes ?? 0);
   setText(row.querySelector('.streams'), `${r.busy_streams ?? 0} / ${r.streams ?? 0} busy`);
+  const live = row.querySelector('.live-sessions');
+  setText(live, String(r.live_sessions ?? 0));
+  setAttr(live, 'data-count', r.live_sessions ?? 0);
+  setAttr(live, 'title', `${r.live_sessions ?? 0} live caption sessions on this runner`);
   const button = row.querySelector('button');
   setAttr(button, 'aria-label', `Unload ${r.model} from ${r.device}`);
 }
