@@ -10,6 +10,8 @@ namespace steno::engine {
 namespace {
 
 thread_local Footprint* t_capture = nullptr;
+// 0: no AbortedRunLogs scope; 1: in one, no abort yet; 2: in one, aborted.
+thread_local int t_abort_scope = 0;
 thread_local std::string t_pending;  // a line arriving in pieces (GGML_LOG_LEVEL_CONT)
 thread_local ggml_log_level t_pending_level = GGML_LOG_LEVEL_INFO;
 
@@ -17,7 +19,13 @@ void EmitLine(ggml_log_level level, const std::string& line) {
   if (line.empty()) return;
   if (t_capture) ParseFootprintLine(line, t_capture);
   switch (level) {
-    case GGML_LOG_LEVEL_ERROR: spdlog::error("whisper: {}", line); break;
+    case GGML_LOG_LEVEL_ERROR:
+      if (t_abort_scope == 2) {
+        spdlog::debug("whisper (aborted on request): {}", line);
+      } else {
+        spdlog::error("whisper: {}", line);
+      }
+      break;
     case GGML_LOG_LEVEL_WARN: spdlog::warn("whisper: {}", line); break;
     default: spdlog::debug("whisper: {}", line); break;
   }
@@ -39,6 +47,18 @@ void OnLog(ggml_log_level level, const char* text, void* /*user_data*/) {
 void InstallWhisperLogRouting() {
   static std::once_flag once;
   std::call_once(once, [] { whisper_log_set(OnLog, nullptr); });
+}
+
+AbortedRunLogs::AbortedRunLogs() : previous_(t_abort_scope) {
+  t_abort_scope = 1;
+}
+
+AbortedRunLogs::~AbortedRunLogs() {
+  t_abort_scope = previous_;
+}
+
+void AbortedRunLogs::MarkAborted() {
+  if (t_abort_scope != 0) t_abort_scope = 2;
 }
 
 FootprintCapture::FootprintCapture(Footprint* fp) : previous_(t_capture) {

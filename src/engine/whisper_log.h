@@ -14,6 +14,21 @@ namespace steno::engine {
 void InstallWhisperLogRouting();
 
 // While alive, size lines logged on this thread are parsed into `*fp`.
+// While alive, on this thread: once MarkAborted() was called (the caller asked the run to stop,
+// through whisper.cpp's abort hooks), whisper.cpp's ERROR lines are logged at debug level. An
+// asked-for abort makes whisper.cpp log "failed to encode" and the like; they are no error then.
+class AbortedRunLogs {
+ public:
+  AbortedRunLogs();
+  ~AbortedRunLogs();
+  AbortedRunLogs(const AbortedRunLogs&) = delete;
+  AbortedRunLogs& operator=(const AbortedRunLogs&) = delete;
+  static void MarkAborted();  // no effect outside a scope
+
+ private:
+  int previous_;
+};
+
 class FootprintCapture {
  public:
   explicit FootprintCapture(Footprint* fp);

@@ -11,6 +11,7 @@
 
 #include "engine/speech_timeline.h"
 #include "engine/vad.h"
+#include "engine/whisper_log.h"
 #include "engine/whisper_model.h"
 
 namespace steno::engine {
@@ -154,6 +155,7 @@ void OnProgress(whisper_context*, whisper_state*, int percent, void* user) {
 bool ShouldAbort(RunContext* rc) {
   if (!rc->aborted && rc->callbacks->should_abort && rc->callbacks->should_abort()) {
     rc->aborted = true;
+    AbortedRunLogs::MarkAborted();
   }
   return rc->aborted;
 }
@@ -261,8 +263,12 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
 
   // whisper_full_params.vad is not used: whisper.cpp 1.9.1 applies it in whisper_full only (on the
   // context's default state), never in whisper_full_with_state, so each stream does it itself.
-  int rcode = whisper_full_with_state(model_->ctx(), state_, wp, input.data(),
-                                      static_cast<int>(input.size()));
+  int rcode = 0;
+  {
+    AbortedRunLogs quiet_if_aborted;
+    rcode = whisper_full_with_state(model_->ctx(), state_, wp, input.data(),
+                                    static_cast<int>(input.size()));
+  }
   if (rc.aborted) return Error(ErrorKind::kCancelled, "aborted", "transcription was stopped");
   if (rcode != 0) {
     return Error(ErrorKind::kInternal, "decode_failed",

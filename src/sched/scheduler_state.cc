@@ -361,7 +361,10 @@ void SchedulerState::RunFailed(JobEntry& job, RunnerErrorKind kind, const std::s
   }
   // A model that was removed meanwhile (Redeclare) has no spec: its job cannot run again.
   const auto spec = model_specs_.find(j.model);
-  if (!Transient(kind) || j.attempt > config_.max_retries || spec == model_specs_.end()) {
+  // A live session's state (its audio, its open utterance) lived on the runner it lost: it
+  // cannot run again elsewhere as if nothing happened, so its client is told (it may reconnect).
+  if (!Transient(kind) || j.attempt > config_.max_retries || spec == model_specs_.end() ||
+      job.live) {
     Finish(job, JobState::kFailed, error);
     return;
   }

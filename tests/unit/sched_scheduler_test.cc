@@ -641,9 +641,7 @@ TEST(SchedSchedulerTimeout, AJobWithoutATimeoutRunsForHours) {
 TEST(SchedSchedulerTimeout, ALiveSessionsJobHasNoTimeoutWhateverTheDefault) {
   auto params = JobParamsFromJson(R"({"live": {"language": "en", "turn_detection": null}})");
   ASSERT_TRUE(params.ok());
-  if (JobParamsToJson(*params).find("\"live\"") == std::string::npos) {
-    GTEST_SKIP() << "JobParams has no live settings yet (they come with the live API's branch)";
-  }
+  ASSERT_NE(JobParamsToJson(*params).find("\"live\""), std::string::npos);
   SchedulerConfig config;
   config.default_timeout_s = 60;
   config.timeout_grace_ms = 1000;
@@ -714,6 +712,38 @@ TEST(SchedSchedulerPlaceable, AModelThatDoesNotFitTheFreeMemoryIsLeftOut) {
   sim.Advance(5'000);
   ASSERT_EQ(sim.Job("a").job.state, JobState::kProcessing);
   EXPECT_EQ(sim.scheduler->Placeable({"big", "small"}), (Models{"small"}));
+}
+
+// A live session whose runner dies is failed, not retried: its audio and open utterance lived on
+// that runner, so a rerun elsewhere would silently restart it. An ordinary job beside it on the
+// same runner is retried.
+TEST(SchedSchedulerRetry, ALiveSessionWhoseRunnerDiesFailsAndAnOrdinaryJobIsRetried) {
+  auto params = JobParamsFromJson(R"({"live": {"language": "en", "turn_detection": null}})");
+  ASSERT_TRUE(params.ok());
+  SchedulerConfig config;
+  config.retry_base_ms = 100;
+  SimCluster sim(Options(OneCard(), config));
+  sim.backend.SetJobPlan([](const JobRunSpec&, int) {
+    SimJobPlan p;
+    p.hang = true;
+    return p;
+  });
+  SubmitRequest live;
+  live.job.id = "live";
+  live.job.model = "small";
+  live.job.params = *params;
+  ASSERT_TRUE(sim.scheduler->Submit(live).ok());
+  ASSERT_TRUE(sim.Submit("plain", "small").ok());
+  sim.Advance(3000);
+  ASSERT_EQ(sim.State("live"), JobState::kProcessing);
+  ASSERT_EQ(sim.State("plain"), JobState::kProcessing);
+  const auto snap = sim.scheduler->Snapshot();
+  ASSERT_EQ(snap.runners.size(), 1u);
+  sim.backend.Crash(snap.runners[0].view.id);
+  sim.Advance(0);
+  EXPECT_EQ(sim.State("live"), JobState::kFailed);
+  EXPECT_EQ(sim.scheduler->FindJob("live")->job.error->code, "crash");
+  EXPECT_EQ(sim.State("plain"), JobState::kPending) << "an ordinary job is retried";
 }
 
 }  // namespace
