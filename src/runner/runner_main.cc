@@ -89,6 +89,9 @@ class Runner {
   // Frees the job's stream, then reports its outcome.
   void Finish(Slot* slot, const Job& job, const json& outcome);
   Slot* FreeSlotLocked();
+  // The free stream job `id` starts on; nullptr, with the error sent, when it already runs here
+  // or no stream is free.
+  Slot* SlotForLocked(const std::string& id);
   void RunJob(Slot* slot, std::shared_ptr<Job> job, audio::MediaFile input,
               engine::DecodeParams params, std::optional<ChunkWork> chunk,
               std::future<Result<std::vector<float>>> decoded);
@@ -285,15 +288,8 @@ void Runner::StartJob(const json& m) {
     job->deadline = Clock::now() + std::chrono::microseconds(static_cast<int64_t>(timeout_s * 1e6));
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (jobs_.count(id)) {
-    Send(ErrorMessage(id, RunnerErrorKind::kBadInput, "job " + id + " is already running here"));
-    return;
-  }
-  Slot* free_slot = FreeSlotLocked();
-  if (!free_slot) {
-    Send(ErrorMessage(id, RunnerErrorKind::kInternal, "no free stream on this runner"));
-    return;
-  }
+  Slot* free_slot = SlotForLocked(id);
+  if (!free_slot) return;
   free_slot->busy = true;
   jobs_[id] = job;
   ++active_;
@@ -306,6 +302,16 @@ void Runner::StartJob(const json& m) {
   std::thread(&Runner::RunJob, this, free_slot, job, std::move(input), *params, std::move(chunk),
               std::move(decoded))
       .detach();
+}
+
+Slot* Runner::SlotForLocked(const std::string& id) {
+  if (jobs_.count(id)) {
+    Send(ErrorMessage(id, RunnerErrorKind::kBadInput, "job " + id + " is already running here"));
+    return nullptr;
+  }
+  Slot* slot = FreeSlotLocked();
+  if (!slot) Send(ErrorMessage(id, RunnerErrorKind::kInternal, "no free stream on this runner"));
+  return slot;
 }
 
 Slot* Runner::FreeSlotLocked() {
@@ -327,15 +333,8 @@ void Runner::StartLive(const json& m, const std::string& id, const engine::Decod
   options.vad_model_path = m.value("vad_model_path", "");
   options.max_buffer_ms = std::max<int64_t>(1, m.value("live_max_buffer_ms", kLiveMaxBufferMs));
   std::lock_guard<std::mutex> lock(mu_);
-  if (jobs_.count(id)) {
-    Send(ErrorMessage(id, RunnerErrorKind::kBadInput, "job " + id + " is already running here"));
-    return;
-  }
-  Slot* slot = FreeSlotLocked();
-  if (!slot) {
-    Send(ErrorMessage(id, RunnerErrorKind::kInternal, "no free stream on this runner"));
-    return;
-  }
+  Slot* slot = SlotForLocked(id);
+  if (!slot) return;
   auto job = std::make_shared<Job>();
   job->id = id;  // no deadline: a session lasts as long as its client keeps it
   job->live = std::make_shared<LiveItem>(

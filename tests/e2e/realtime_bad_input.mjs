@@ -9,32 +9,19 @@
 // Exits 77 (skipped) when the Silero model is not there.
 //
 //   STENO_BIN=build/steno STENO_TEST_DATA=build/test-data node tests/e2e/realtime_bad_input.mjs
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 
-import { Checks, assert } from './lib/check.mjs';
-import { installDeps } from './lib/deps.mjs';
+import { assert } from './lib/check.mjs';
 import { timed } from './lib/http.mjs';
-import { FORMAT_16K, SERVE_ARGS, matchUtterances, modelsDirWithVad } from './lib/live_setup.mjs';
-import { RealtimeSession, configure, dialogue, loadWs, pcmChunks, realtimeUrl, streamAudio } from './lib/realtime.mjs';
-import { removeOnExit, startSteno, stopStenoChecked } from './lib/server.mjs';
+import { FORMAT_16K, SERVE_ARGS, matchUtterances, liveTest } from './lib/live_setup.mjs';
+import { RealtimeSession, configure, dialogue, pcmChunks, realtimeUrl, streamAudio } from './lib/realtime.mjs';
+import { startSteno, stopStenoChecked } from './lib/server.mjs';
 
 const bin = process.env.STENO_BIN || 'build/steno';
 const data = process.env.STENO_TEST_DATA || 'build/test-data';
 const MODEL = 'tiny-random';
 
-const checks = new Checks('e2e.realtime_bad_input');
-const tmp = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), 'steno-e2e-realtime-bad-')));
-const modelsDir = modelsDirWithVad(tmp, data, MODEL);
-if (!modelsDir) {
-  console.log('SKIP: the Silero VAD model is not in ../shared/models');
-  process.exit(77);
-}
-const depsDir = await checks.step('npm ci of the pinned ws package', () => installDeps());
-if (!depsDir) process.exit(checks.finish());
-const WebSocket = loadWs(depsDir);
-const talk = dialogue(path.join(data, 'live'));
+const { checks, tmp, modelsDir, WebSocket, talk } = await liveTest('e2e.realtime_bad_input', data, MODEL);
 
 let server;
 let code = 1;

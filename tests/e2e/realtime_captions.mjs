@@ -15,18 +15,14 @@
 // (and its runners) never outlive the script.
 //
 //   STENO_BIN=build/steno STENO_TEST_DATA=build/test-data node tests/e2e/realtime_captions.mjs
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { Checks, assert } from './lib/check.mjs';
-import { installDeps } from './lib/deps.mjs';
+import { assert } from './lib/check.mjs';
 import { multipart, timed } from './lib/http.mjs';
-import { RealtimeSession, configure, dialogue, loadWs, pcmChunks, realtimeUrl, streamAudio, wavSlice }
-  from './lib/realtime.mjs';
-import { removeOnExit, startSteno, stopStenoChecked } from './lib/server.mjs';
-import { FORMAT_16K, FORMAT_24K, SERVE_ARGS, itemTimes, matchUtterances, modelsDirWithVad, waitRunners }
+import { RealtimeSession, configure, dialogue, pcmChunks, realtimeUrl, streamAudio, wavSlice } from './lib/realtime.mjs';
+import { startSteno, stopStenoChecked } from './lib/server.mjs';
+import { FORMAT_16K, FORMAT_24K, SERVE_ARGS, itemTimes, matchUtterances, liveTest, waitRunners }
   from './lib/live_setup.mjs';
 
 const { values: opt } = parseArgs({ options: {
@@ -37,17 +33,7 @@ const data = process.env.STENO_TEST_DATA || 'build/test-data';
 const MODEL = 'tiny-random';
 const FIRST_DELTA_MS = Number(opt['first-delta-ms']);
 
-const checks = new Checks('e2e.realtime_captions');
-const tmp = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), 'steno-e2e-realtime-')));
-const modelsDir = modelsDirWithVad(tmp, data, MODEL);
-if (!modelsDir) {
-  console.log('SKIP: the Silero VAD model is not in ../shared/models');
-  process.exit(77);
-}
-const depsDir = await checks.step('npm ci of the pinned ws package', () => installDeps());
-if (!depsDir) process.exit(checks.finish());
-const WebSocket = loadWs(depsDir);
-const talk = dialogue(path.join(data, 'live'));
+const { checks, tmp, modelsDir, WebSocket, talk } = await liveTest('e2e.realtime_captions', data, MODEL);
 console.log(`dialogue: ${talk.utterances.length} utterances, ${talk.durationMs} ms`);
 
 let server;

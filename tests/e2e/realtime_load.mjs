@@ -15,18 +15,15 @@
 //
 //   STENO_BIN=build/steno STENO_TEST_DATA=build/test-data node tests/e2e/realtime_load.mjs
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
-import { Checks, assert } from './lib/check.mjs';
-import { installDeps } from './lib/deps.mjs';
-import { FORMAT_24K, LOAD_SESSION, SERVE_ARGS, matchUtterances, modelsDirWithVad, runnerSessions, waitRunners }
+import { assert } from './lib/check.mjs';
+import { FORMAT_24K, LOAD_SESSION, SERVE_ARGS, matchUtterances, liveTest, runnerSessions, waitRunners }
   from './lib/live_setup.mjs';
-import { RealtimeSession, configure, dialogue, loadWs, pcmChunks, realtimeUrl, sleep, streamAudio }
-  from './lib/realtime.mjs';
-import { removeOnExit, startSteno, stopStenoChecked } from './lib/server.mjs';
+import { RealtimeSession, configure, dialogue, pcmChunks, realtimeUrl, sleep, streamAudio } from './lib/realtime.mjs';
+import { startSteno, stopStenoChecked } from './lib/server.mjs';
 
 const { values: opt } = parseArgs({ options: {
   sessions: { type: 'string', default: '20' },
@@ -38,17 +35,7 @@ const MODEL = 'tiny-random';
 const SESSIONS = Number(opt.sessions);
 const RSS_GROWTH = Number(opt['rss-growth-mib']) * 1024 * 1024;
 
-const checks = new Checks('e2e.realtime_load');
-const tmp = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), 'steno-e2e-realtime-load-')));
-const modelsDir = modelsDirWithVad(tmp, data, MODEL);
-if (!modelsDir) {
-  console.log('SKIP: the Silero VAD model is not in ../shared/models');
-  process.exit(77);
-}
-const depsDir = await checks.step('npm ci of the pinned ws package', () => installDeps());
-if (!depsDir) process.exit(checks.finish());
-const WebSocket = loadWs(depsDir);
-const talk = dialogue(path.join(data, 'live'));
+const { checks, tmp, modelsDir, WebSocket, talk } = await liveTest('e2e.realtime_load', data, MODEL);
 
 let server;
 let code = 1;

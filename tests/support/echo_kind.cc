@@ -248,34 +248,25 @@ void EchoBackend::Stop(int64_t runner_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!runners_.erase(runner_id)) return;
-    for (auto it = live_.begin(); it != live_.end();) {
-      if (it->second.runner_id != runner_id) {
-        ++it;
-        continue;
+    // Every job still on it, live or held, ends as a crash.
+    auto fail_on_runner = [&](auto& jobs, auto runner_of) {
+      for (auto it = jobs.begin(); it != jobs.end();) {
+        if (runner_of(it->second) != runner_id) {
+          ++it;
+          continue;
+        }
+        BackendEvent e;
+        e.kind = Kind::kError;
+        e.runner_id = runner_id;
+        e.job_id = it->first;
+        e.error_kind = sched::RunnerErrorKind::kCrash;
+        e.message = "stopped";
+        out.push_back(std::move(e));
+        it = jobs.erase(it);
       }
-      BackendEvent e;
-      e.kind = Kind::kError;
-      e.runner_id = runner_id;
-      e.job_id = it->first;
-      e.error_kind = sched::RunnerErrorKind::kCrash;
-      e.message = "stopped";
-      out.push_back(std::move(e));
-      it = live_.erase(it);
-    }
-    for (auto it = held_.begin(); it != held_.end();) {
-      if (it->second.first != runner_id) {
-        ++it;
-        continue;
-      }
-      BackendEvent e;
-      e.kind = Kind::kError;
-      e.runner_id = runner_id;
-      e.job_id = it->first;
-      e.error_kind = sched::RunnerErrorKind::kCrash;
-      e.message = "stopped";
-      out.push_back(std::move(e));
-      it = held_.erase(it);
-    }
+    };
+    fail_on_runner(live_, [](const auto& job) { return job.runner_id; });
+    fail_on_runner(held_, [](const auto& job) { return job.first; });
     BackendEvent exited;
     exited.kind = Kind::kExited;
     exited.runner_id = runner_id;

@@ -2,11 +2,14 @@
 // input formats, a models dir with the real VAD model, and the check that a session's items
 // are the dialogue's utterances.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
-import { assert } from './check.mjs';
+import { Checks, assert } from './check.mjs';
+import { installDeps } from './deps.mjs';
 import { timed } from './http.mjs';
-import { sleep } from './server.mjs';
+import { dialogue, loadWs } from './realtime.mjs';
+import { removeOnExit, sleep } from './server.mjs';
 
 // Greedy decoding without temperature fallback on both paths (live and POST): the same audio
 // gives the same text, which the transcript comparison relies on.
@@ -33,6 +36,23 @@ export function modelsDirWithVad(tmp, data, model) {
   fs.copyFileSync(path.join(data, 'models', 'tiny-random.bin'), path.join(dir, `${model}.bin`));
   fs.symlinkSync(silero, path.join(dir, 'ggml-silero-v6.2.0.bin'));
   return dir;
+}
+
+// What every live-caption test starts with: its Checks named `name`, a temporary directory
+// removed on exit, TMP/models with `model` and the Silero model, the pinned `ws` package's
+// WebSocket and the synthesised dialogue under DATA/live. Exits 77 (skipped) when the Silero
+// model is not there, and with the checks' outcome when the package cannot be installed.
+export async function liveTest(name, data, model) {
+  const checks = new Checks(name);
+  const tmp = removeOnExit(fs.mkdtempSync(path.join(os.tmpdir(), `steno-${name}-`)));
+  const modelsDir = modelsDirWithVad(tmp, data, model);
+  if (!modelsDir) {
+    console.log('SKIP: the Silero VAD model is not in ../shared/models');
+    process.exit(77);
+  }
+  const depsDir = await checks.step('npm ci of the pinned ws package', () => installDeps());
+  if (!depsDir) process.exit(checks.finish());
+  return { checks, tmp, modelsDir, WebSocket: loadWs(depsDir), talk: dialogue(path.join(data, 'live')) };
 }
 
 // An item's audio bounds in ms of the session's timeline, as the server reported them: the
