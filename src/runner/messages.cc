@@ -47,6 +47,14 @@ nlohmann::json FeedMessage(const std::string& job_id, const nlohmann::json& inpu
   return {{"type", "feed"}, {"job_id", job_id}, {"input", input}};
 }
 
+nlohmann::json DoneMessage(const std::string& job_id, int64_t processing_ms,
+                           nlohmann::json result) {
+  return {{"type", "done"},
+          {"job_id", job_id},
+          {"processing_ms", processing_ms},
+          {"result", std::move(result)}};
+}
+
 nlohmann::json ErrorMessage(const std::string& job_id, RunnerErrorKind kind,
                             const std::string& message) {
   nlohmann::json m = {{"type", "error"}, {"kind", ErrorKindName(kind)}, {"message", message}};

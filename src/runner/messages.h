@@ -3,6 +3,7 @@
 // their names exist only here, where frames are built and read.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,9 @@ RunnerErrorKind ErrorKindForProtocol(ErrorKind kind);
 // {"type":"feed","job_id":...,"input":...}: the next input of a live job (protocol.h); `input`
 // is a live::Input as JSON (core/live_items.h).
 nlohmann::json FeedMessage(const std::string& job_id, const nlohmann::json& input);
+
+// {"type":"done","job_id":...,"processing_ms":...,"result":...}: a job's success.
+nlohmann::json DoneMessage(const std::string& job_id, int64_t processing_ms, nlohmann::json result);
 
 // {"type":"error","kind":...,"message":...} plus "job_id" when it concerns one job.
 nlohmann::json ErrorMessage(const std::string& job_id, RunnerErrorKind kind,

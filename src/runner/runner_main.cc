@@ -354,10 +354,8 @@ void Runner::RunLive(Slot* slot, std::shared_ptr<Job> job) {
   if (st) {
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-    outcome = {{"type", "done"},
-               {"job_id", job->id},
-               {"processing_ms", ms},
-               {"result", {{"items", job->live->items()}, {"audio_ms", job->live->audio_ms()}}}};
+    outcome = DoneMessage(job->id, ms,
+                          {{"items", job->live->items()}, {"audio_ms", job->live->audio_ms()}});
   } else {
     outcome = ErrorMessage(job->id, ErrorKindForProtocol(st.error().kind), st.error().message);
   }
@@ -391,8 +389,7 @@ json Runner::Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
   auto done = [&](json result) {
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-    return json{
-        {"type", "done"}, {"job_id", job.id}, {"processing_ms", ms}, {"result", std::move(result)}};
+    return DoneMessage(job.id, ms, std::move(result));
   };
   auto should_abort = [&job] { return job.cancel.load() || Clock::now() >= job.deadline; };
   auto failed = [&job, &should_abort](const Error& e) {

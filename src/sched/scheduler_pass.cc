@@ -332,9 +332,8 @@ void SchedulerState::SendJob(JobEntry& job, RunnerEntry& runner) {
   spec.input = job.input;
   if (spec.input.name.empty()) spec.input.name = j.params.filename;
   spec.params = nlohmann::json::parse(JobParamsToJson(j.params), nullptr, false);
-  job.live = spec.params.is_object() && spec.params.contains("live");
-  spec.timeout_s = job.live ? 0 : j.params.timeout_s.value_or(config_.default_timeout_s);
-  if (!job.live) {
+  spec.timeout_s = job.live() ? 0 : j.params.timeout_s.value_or(config_.default_timeout_s);
+  if (!job.live()) {
     job.computing_since_ms = now;
     LimiterOn(runner.info.view.device).OnStart(now);
   }

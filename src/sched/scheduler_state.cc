@@ -221,7 +221,7 @@ void SchedulerState::OnRunner(const BackendEvent& e) {
     case BackendEvent::Kind::kDone:
       if (!job) break;
       job->info.result = e.payload;
-      if (!job->live) queue_.RecordJobDuration(now - job->info.job.started_ms);
+      if (!job->live()) queue_.RecordJobDuration(now - job->info.job.started_ms);
       ++runner.info.jobs_done;
       Release(*job, AudioSecondsOf(e.payload));
       Finish(*job, JobState::kCompleted, std::nullopt);
@@ -351,6 +351,8 @@ void SchedulerState::OnTimeout(const event::JobTimeout& e) {
 }
 
 void SchedulerState::RunFailed(JobEntry& job, RunnerErrorKind kind, const std::string& msg) {
+  // A live session that reached its runner (one still waiting for a load has lost nothing).
+  const bool live_run = job.live() && job.info.job.state == JobState::kProcessing;
   Release(job);
   Job& j = job.info.job;
   const Error error(KindFor(kind), runner::ErrorKindName(kind), msg);
@@ -364,7 +366,7 @@ void SchedulerState::RunFailed(JobEntry& job, RunnerErrorKind kind, const std::s
   // A live session's state (its audio, its open utterance) lived on the runner it lost: it
   // cannot run again elsewhere as if nothing happened, so its client is told (it may reconnect).
   if (!Transient(kind) || j.attempt > config_.max_retries || spec == model_specs_.end() ||
-      job.live) {
+      live_run) {
     Finish(job, JobState::kFailed, error);
     return;
   }

@@ -53,10 +53,10 @@ class SchedulerState {
     bool ran = false;  // its current attempt reached a runner (reported with its final state)
     int64_t computing_since_ms = -1;   // sent to its runner (the device's limiter counts it)
     Clock::TimerId timeout_timer = 0;  // the backstop while processing
-    // A live session (params "live", core/live_items.h): it holds its stream for as long as its
-    // client keeps it, decoding in real time. It has no timeout, and neither the device's
-    // limiter nor the mean job duration (queue hints) learns from it.
-    bool live = false;
+    // A live session (its params carry `live`, core/live_items.h): it holds its stream for as
+    // long as its client keeps it, decoding in real time. It has no timeout, and neither the
+    // device's limiter nor the mean job duration (queue hints) learns from it.
+    bool live() const { return info.job.params.live.has_value(); }
   };
   struct RunnerEntry {
     RunnerInfo info;
