@@ -117,10 +117,8 @@ class MonoResampler {
   AVChannelLayout layout_{};
 };
 
-Result<std::vector<float>> DecodeFile(const MediaFile& file, const Limits& limits) {
-  auto opened = internal::OpenInput(file, limits, /*scan_when_unknown=*/false);
-  if (!opened) return opened.error();
-  internal::OpenedInput& in = opened.value();
+Result<std::vector<float>> DecodeOpened(const MediaFile& file, const Limits& limits,
+                                        internal::OpenedInput& in) {
   AVFormatContext* fmt = in.format.get();
   const int index = in.info.stream_index;
   for (unsigned i = 0; i < fmt->nb_streams; ++i) {
@@ -264,16 +262,39 @@ Result<std::vector<float>> DecodeFile(const MediaFile& file, const Limits& limit
   return pcm;
 }
 
-}  // namespace
-
-Result<std::vector<float>> Decode(const MediaFile& file, const Limits& limits) {
+// Decodes `in` (of `file`), turning an allocation failure into this file's error.
+Result<std::vector<float>> DecodeCatching(const MediaFile& file, const Limits& limits,
+                                          internal::OpenedInput& in) {
   try {
-    return DecodeFile(file, limits);
+    return DecodeOpened(file, limits, in);
   } catch (const std::bad_alloc&) {
     // The output vector for a very long file: an error for this file, not the process's end.
     return Error(ErrorKind::kOutOfMemory, "out_of_memory",
                  fmt::format("out of memory while decoding {}", file.Shown()));
   }
+}
+
+}  // namespace
+
+Result<std::vector<float>> Decode(const MediaFile& file, const Limits& limits) {
+  auto opened = internal::OpenInput(file, limits, /*scan_when_unknown=*/false);
+  if (!opened) return opened.error();
+  return DecodeCatching(file, limits, opened.value());
+}
+
+Result<OpenedMedia> Open(const MediaFile& file, const Limits& limits) {
+  auto opened = internal::OpenInput(file, limits, /*scan_when_unknown=*/false);
+  if (!opened) return opened.error();
+  return OpenedMedia(file, limits, std::move(opened).value());
+}
+
+Result<std::vector<float>> OpenedMedia::Decode() {
+  if (!in_.format) {
+    return Error(ErrorKind::kInternal, "decoded_already", file_.Shown() + " was decoded already");
+  }
+  auto pcm = DecodeCatching(file_, limits_, in_);
+  in_.format.reset();  // the file is closed once decoded
+  return pcm;
 }
 
 }  // namespace steno::audio

@@ -49,4 +49,27 @@ namespace steno::audio {
 
 Result<std::vector<float>> Decode(const MediaFile& file, const Limits& limits = {});
 
+// An input opened and probed once, decoded later if at all: Decode()'s work in two steps, for a
+// caller that decides from the probe whether it decodes here (the server, for a synchronous
+// request: see server/job_requests.h). Open's errors are Probe's, except that a file whose
+// container declares no duration is not scanned for it (duration_known() is false; decoding
+// tells, and enforces the limit). Decode's errors are Decode()'s beyond the probe's. Move-only;
+// Decode at most once.
+class OpenedMedia {
+ public:
+  const MediaInfo& info() const { return in_.info; }
+  bool duration_known() const { return in_.duration_known; }
+  Result<std::vector<float>> Decode();
+
+ private:
+  friend Result<OpenedMedia> Open(const MediaFile& file, const Limits& limits);
+  OpenedMedia(MediaFile file, Limits limits, internal::OpenedInput in)
+      : file_(std::move(file)), limits_(limits), in_(std::move(in)) {}
+  MediaFile file_;
+  Limits limits_;
+  internal::OpenedInput in_;
+};
+
+Result<OpenedMedia> Open(const MediaFile& file, const Limits& limits = {});
+
 }  // namespace steno::audio

@@ -1,7 +1,13 @@
 // The supervisor <-> runner wire format: length-prefixed JSON frames over a socketpair.
 //
 // A frame is a 4-byte big-endian payload length followed by that many bytes of UTF-8 JSON (one
-// object with a "type" field). Audio never travels through the socket: a job names a file.
+// object with a "type" field). Audio never travels through the socket: a job names a file, or
+// hands its decoded audio over as a descriptor. A frame may carry one file descriptor
+// (SCM_RIGHTS, sent with its first bytes); the frame then says so, and its reader takes the
+// descriptor (FrameReader::TakeFd) as it handles the frame: descriptors are taken in the order
+// their frames arrive. A `transcribe` frame with "pcm_samples": N carries a sealed memory file of
+// N 16 kHz mono float samples (audio/shared_pcm.h): the input already decoded (a synchronous
+// request's, decoded by the server), which the runner reads instead of opening "audio_path".
 //
 // Supervisor -> runner: load, transcribe, feed, cancel, set_streams, exit.
 // Runner -> supervisor: ready, progress, segment, done, error, heartbeat.
@@ -21,7 +27,10 @@
 // protocol violation: the reader reports it and the connection must be closed. Never a crash.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
+#include <deque>
 #include <mutex>
 #include <string>
 
@@ -41,8 +50,9 @@ std::string EncodeFrame(const nlohmann::json& message);
 class FrameWriter {
  public:
   explicit FrameWriter(int fd) : fd_(fd) {}
-  // kUnavailable "peer_closed" once the other side is gone.
-  Status Write(const nlohmann::json& message);
+  // kUnavailable "peer_closed" once the other side is gone. With `fd` >= 0, a socket's frame
+  // carries that descriptor (a copy: the caller keeps its own).
+  Status Write(const nlohmann::json& message, int fd = -1);
 
  private:
   int fd_;
@@ -54,6 +64,9 @@ class FrameReader {
  public:
   explicit FrameReader(int fd, size_t max_frame_bytes = kMaxFrameBytes)
       : fd_(fd), max_frame_bytes_(max_frame_bytes) {}
+  ~FrameReader();  // closes the descriptors nobody took
+  FrameReader(const FrameReader&) = delete;
+  FrameReader& operator=(const FrameReader&) = delete;
 
   // Blocks until a whole frame arrives or `timeout_ms` passes (-1: wait forever).
   // Errors: kTimeout "timeout" (nothing complete yet; call again), kUnavailable "peer_closed"
@@ -61,12 +74,19 @@ class FrameReader {
   // kIo "read_failed".
   Result<nlohmann::json> Read(int timeout_ms = -1);
 
+  // The oldest descriptor received and not yet taken (close-on-exec; the caller owns it), or -1.
+  // A frame that says it carries one takes it when it is handled (the order frames arrive in).
+  int TakeFd();
+
  private:
+  ssize_t ReadSome(char* data, size_t size);  // read(), keeping any descriptors that came along
+
   Result<nlohmann::json> TakeFrame();  // from buffer_, if a whole one is there
 
   int fd_;
   size_t max_frame_bytes_;
   std::string buffer_;
+  std::deque<int> fds_;  // received, not yet taken
 };
 
 }  // namespace steno::runner

@@ -116,12 +116,12 @@ RunnerHandle::~RunnerHandle() {
   if (fd_ >= 0) close(fd_);
 }
 
-Status RunnerHandle::Send(const nlohmann::json& message) {
+Status RunnerHandle::Send(const nlohmann::json& message, int fd) {
   if (message.value("type", "") == "transcribe") {
     std::lock_guard<std::mutex> lock(mu_);
     in_flight_.insert(message.value("job_id", ""));
   }
-  return writer_->Write(message);
+  return writer_->Write(message, fd);
 }
 
 void RunnerHandle::Kill(const std::string& reason) {

@@ -80,8 +80,9 @@ class RunnerHandle {
   pid_t pid() const { return pid_; }
   bool exited() const { return exited_.load(); }
 
-  // kUnavailable "peer_closed" once the runner is gone.
-  Status Send(const nlohmann::json& message);
+  // kUnavailable "peer_closed" once the runner is gone. `fd` >= 0: the frame carries a copy of
+  // that descriptor (protocol.h).
+  Status Send(const nlohmann::json& message, int fd = -1);
 
   // Unload: sends `exit`, waits up to `grace` for the process to end, then SIGKILLs its process
   // group. Returns when it has been reaped (the kExited event has been delivered).

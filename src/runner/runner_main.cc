@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "audio/decoder.h"
+#include "audio/shared_pcm.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
 #include "engine/whisper_model.h"
@@ -53,6 +54,14 @@ int64_t GpuFreeBytes() {
   return -1;
 }
 
+// Closes a descriptor it was given (-1: none) when it goes.
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) close(fd);
+  }
+};
+
 struct Slot {
   std::unique_ptr<engine::WhisperStream> stream;
   int64_t charged_bytes = 0;  // on the simulated device, if any
@@ -80,7 +89,8 @@ class Runner {
   bool Load(const json& m);
   Status AddStreams(int n);
   void SetStreams(const json& m);
-  void StartJob(const json& m);
+  // `pcm_fd`: the frame's decoded input (protocol.h), owned (closed here), or -1.
+  void StartJob(const json& m, int pcm_fd);
   // A transcribe frame with "live": the job is a live session on a free stream.
   void StartLive(const json& m, const std::string& id, const engine::DecodeParams& params);
   void RunLive(Slot* slot, std::shared_ptr<Job> job);
@@ -258,7 +268,8 @@ void Runner::SetStreams(const json& m) {
   Send({{"type", "streams"}, {"streams", slots_.size()}, {"rss_bytes", ResidentBytes()}});
 }
 
-void Runner::StartJob(const json& m) {
+void Runner::StartJob(const json& m, int pcm_fd) {
+  const FdCloser pcm_closer{pcm_fd};
   const std::string id = m.value("job_id", "");
   if (id.empty()) {
     Send(ErrorMessage("", RunnerErrorKind::kBadInput, "transcribe needs a job_id"));
@@ -282,6 +293,13 @@ void Runner::StartJob(const json& m) {
     }
     chunk = std::move(work).value();
   }
+  std::future<Result<std::vector<float>>> decoded;  // its samples, decoded ahead
+  if (pcm_fd >= 0) {
+    // Decoded by the server already: read here, before the job claims a stream.
+    std::promise<Result<std::vector<float>>> samples;
+    samples.set_value(audio::ReadSharedPcm(pcm_fd, m.value("pcm_samples", size_t{0})));
+    decoded = samples.get_future();
+  }
   auto job = std::make_shared<Job>();
   job->id = id;
   if (double timeout_s = m.value("timeout_s", 0.0); timeout_s > 0) {
@@ -294,8 +312,8 @@ void Runner::StartJob(const json& m) {
   jobs_[id] = job;
   ++active_;
   audio::MediaFile input(m.value("audio_path", ""), m.value("audio_name", ""));
-  std::future<Result<std::vector<float>>> decoded;  // its decode, if it was prefetched
-  if (auto it = prefetched_.find({input.path, input.name}); it != prefetched_.end()) {
+  if (auto it = prefetched_.find({input.path, input.name});
+      !decoded.valid() && it != prefetched_.end()) {  // decoded while the model loaded
     decoded = std::move(it->second);
     prefetched_.erase(it);
   }
@@ -490,6 +508,10 @@ int Runner::Main() {
       return Shutdown(2);
     }
     const std::string type = (*m)["type"].get<std::string>();
+    // A frame that carries a descriptor takes it now, whatever becomes of the frame, so that
+    // the next such frame takes its own.
+    const int pcm_fd = m->contains("pcm_samples") ? reader_.TakeFd() : -1;
+    const FdCloser pcm_closer{type == "transcribe" && loaded ? -1 : pcm_fd};
     if (type == "exit") return Shutdown(0);
     if (type == "load") {
       if (loaded) {
@@ -503,7 +525,7 @@ int Runner::Main() {
       Send(ErrorMessage((*m).value("job_id", ""), RunnerErrorKind::kBadInput,
                         "no model loaded yet"));
     } else if (type == "transcribe") {
-      StartJob(*m);
+      StartJob(*m, pcm_fd);
     } else if (type == "cancel") {
       std::lock_guard<std::mutex> lock(mu_);
       if (auto it = jobs_.find((*m).value("job_id", "")); it != jobs_.end()) it->second->Cancel();

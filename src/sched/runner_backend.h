@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@
 #include "core/error.h"
 #include "core/result.h"
 #include "runner/messages.h"
+
+namespace steno::audio {
+class SharedPcm;  // audio/shared_pcm.h
+}  // namespace steno::audio
 
 namespace steno::sched {
 
@@ -83,6 +88,10 @@ struct BlobRef {
   // The name the user gave it (an upload's file name; empty: the path's own): shown in messages
   // about it, and its extension tells FFmpeg a headerless format (audio/probe.h).
   std::string name;
+  // The input already decoded (a synchronous request's, decoded once by the server), for kinds
+  // that take samples (the whisper runner): they need not open, probe and decode `path` again.
+  // Others read `path`, which is still set. Null: decode `path`.
+  std::shared_ptr<const audio::SharedPcm> pcm = nullptr;
 };
 
 struct JobRunSpec {

@@ -5,11 +5,14 @@
 #include <fstream>
 #include <vector>
 
+#include "audio/decoder.h"
+#include "audio/shared_pcm.h"
 #include "core/log.h"
 #include "core/speech_format.h"
 #include "core/wall_clock.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
+#include "models/model_catalog.h"
 #include "server/chunked_jobs.h"
 #include "server/job_params_check.h"
 #include "store/job_id.h"
@@ -43,7 +46,7 @@ Status JobRequests::Schedule(const Job& job, std::optional<double> audio_s) {
   return st;
 }
 
-Status JobRequests::CheckModel(const std::string& model, const std::string& task) {
+Result<std::string> JobRequests::CheckModel(const std::string& model, const std::string& task) {
   auto entry = p_.runtime->With(
       [&](Runtime& rt) { return rt.catalog().Find(model, rt.options().allow_model_paths); },
       Result<models::ModelEntry>(ShuttingDown()));
@@ -52,7 +55,7 @@ Status JobRequests::CheckModel(const std::string& model, const std::string& task
   auto spec = p_.runtime->With([&](Runtime& rt) { return rt.ResolveModel(model); },
                                Result<sched::ModelSpec>(ShuttingDown()));
   if (!spec.ok()) return spec.error();
-  return {};
+  return spec->kind;
 }
 
 size_t JobRequests::QueueLength() {
@@ -207,17 +210,26 @@ Result<Job> JobRequests::RunNow(const SubmitJob& request, sched::BlobRef input,
                  "a speech job reads its 'input' text aloud; it takes no audio file");
   }
   if (auto problem = CheckJobParams(request.params)) return problem->error;
-  if (auto st = CheckModel(request.model, request.params.task); !st) return st.error();
+  auto kind = CheckModel(request.model, request.params.task);
+  if (!kind.ok()) return kind.error();
   audio::Limits limits;
   {
     MutexLock lock(mu_);  // a reload may change them
     limits = limits_;
   }
-  // The user's file name, not the temp file's: messages name it, and its extension is the
-  // format hint headerless formats need.
-  auto info = audio::Probe({input.path, request.params.filename}, limits);
-  if (!info.ok()) return info.error();
-  auto vad = DecideVad(request.params, info->duration_s, p_.vad);
+  // Opened and probed once, by the user's file name, not the temp file's: messages name it, and
+  // its extension is the format hint headerless formats need.
+  auto opened = audio::Open({input.path, request.params.filename}, limits);
+  if (!opened.ok()) return opened.error();
+  std::optional<std::vector<float>> pcm;
+  double audio_s = opened->info().duration_s;
+  if (!opened->duration_known()) {  // the container declares none: decoding tells
+    auto decoded = opened->Decode();
+    if (!decoded.ok()) return decoded.error();
+    pcm = std::move(decoded).value();
+    audio_s = static_cast<double>(pcm->size()) / audio::kSampleRate;
+  }
+  auto vad = DecideVad(request.params, audio_s, p_.vad);
   if (!vad.ok()) return vad.error();
   // Counted against the bound like any job, by this node (it never reaches a shared queue).
   auto place = ReservePlace(static_cast<size_t>(p_.stats->in_scheduler()));
@@ -230,9 +242,25 @@ Result<Job> JobRequests::RunNow(const SubmitJob& request, sched::BlobRef input,
   job.params = request.params;
   job.params.vad = *vad;
   input.name = request.params.filename;
-  if (info->duration_s > 0) p_.live->NoteAudio(job.id, info->duration_s);
-  if (auto st = p_.sync->Start(job, std::move(input), std::move(input_owner), keep_result,
-                               info->duration_s);
+  if (*kind == models::kWhisperKind && !p_.chunked->Wants(job, input, audio_s)) {
+    // The whisper runner takes samples: decoded here, once, they reach it as a sealed memory
+    // file instead of a file it would open, probe and decode again. (A chunked run's plan
+    // decodes the file in the runner; other kinds read the file.)
+    if (!pcm) {
+      auto decoded = opened->Decode();
+      if (!decoded.ok()) return decoded.error();
+      pcm = std::move(decoded).value();
+    }
+    auto shared = audio::SharedPcm::Create(*pcm);
+    if (shared.ok()) {
+      input.pcm = std::move(shared).value();
+    } else {
+      spdlog::debug("job {}: its runner decodes the file: {}", job.id, shared.error().message);
+    }
+    pcm.reset();
+  }
+  if (audio_s > 0) p_.live->NoteAudio(job.id, audio_s);
+  if (auto st = p_.sync->Start(job, std::move(input), std::move(input_owner), keep_result, audio_s);
       !st) {
     return st.error();
   }

@@ -90,10 +90,12 @@ class JobRequests {
 
   // A synchronous request's run (sync_runs.h): checked like Submit (params, model, the audio at
   // input.path probed, its VAD decided, the queue bound, counted on this node only) but never
-  // stored: it goes straight to this node's scheduler. `input_owner` keeps input.path alive until
-  // the run ends; with `keep_result` the result waits for SyncRuns::Wait. Returns the run's job.
-  // Errors: Submit's, less the store's (a speech job: kBadInput "unexpected_audio" if it names
-  // audio; its result is a file, so it is Submit's alone).
+  // stored: it goes straight to this node's scheduler. For the whisper runner (unless the run is
+  // chunked) the audio is decoded here, once, and travels as BlobRef::pcm: a bad file's decoding
+  // errors (truncated, corrupt_audio, ...) are this call's, as its probe errors are. `input_owner`
+  // keeps input.path alive until the run ends; with `keep_result` the result waits for
+  // SyncRuns::Wait. Returns the run's job. Errors: Submit's, less the store's (a speech job:
+  // kBadInput "unexpected_audio" if it names audio; its result is a file, so it is Submit's alone).
   Result<Job> RunNow(const SubmitJob& request, sched::BlobRef input,
                      std::shared_ptr<void> input_owner, bool keep_result) EXCLUDES(mu_);
   // A transcription result (the runner's verbose JSON) in `format`, as ResultText renders a
@@ -166,8 +168,8 @@ class JobRequests {
   class QueuePlace;
   Result<std::unique_ptr<QueuePlace>> ReservePlace(size_t held) EXCLUDES(mu_);
   // The model resolves (kNotFound "model_not_found", ...) and can do `task` (kBadInput
-  // "model_cannot_do_task", server/job_params_check.h).
-  Status CheckModel(const std::string& model, const std::string& task);
+  // "model_cannot_do_task", server/job_params_check.h): its runner kind.
+  Result<std::string> CheckModel(const std::string& model, const std::string& task);
   // The job's audio as a committed blob: `digest` (an upload's, probed) or a copy of its server
   // path (probed, then copied; `digest` set). Returns its duration (0 for a speech job, which
   // has none: kBadInput "unexpected_audio" if it names any). The probe's errors, "no_audio".

@@ -110,6 +110,25 @@ TEST_F(ApiBadInputTest, VideoWithoutAudio) {
 TEST_F(ApiBadInputTest, TruncatedWav) {
   Expect([](auto& c) { return Audio(c, "truncated.wav"); }, 415, "truncated");
 }
+TEST_F(ApiBadInputTest, Mp3CutShortIsFoundByTheServersOneDecodeNotByARunner) {
+  // The probe passes (the header is whole); decoding finds the audio missing. The server decodes
+  // a synchronous request's upload itself, once, so the request is refused with the file's own
+  // error and no runner is started for it (Expect checks that none is left).
+  const std::vector<char> whole = ReadFileBytes(MediaPath("speech.mp3"));
+  const std::string cut(whole.begin(),
+                        whole.begin() + static_cast<std::ptrdiff_t>(whole.size() / 2));
+  Expect(
+      [&](auto& c) {
+        auto r = Upload(c, {{"file", cut, "cut.mp3", ""}, Field("model", "tiny")});
+        if (r) {
+          auto body = json::parse(r->body, nullptr, false);
+          EXPECT_EQ(body["error"]["param"], "file") << r->body;
+          EXPECT_NE(r->body.find("cut.mp3"), std::string::npos) << r->body;
+        }
+        return r;
+      },
+      415, "truncated");
+}
 TEST_F(ApiBadInputTest, WavWithoutSamples) {
   Expect([](auto& c) { return Audio(c, "empty.wav"); }, 415, "empty_audio");
 }

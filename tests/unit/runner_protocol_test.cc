@@ -1,13 +1,18 @@
 // Framing of the runner protocol over a real socketpair.
 #include "runner/protocol.h"
 
+#include <sys/mman.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <set>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
+
+#include "audio/shared_pcm.h"
 
 namespace steno::runner {
 namespace {
@@ -122,6 +127,56 @@ TEST_F(ProtocolTest, ConcurrentWritersNeverInterleaveFrames) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(seen.size(), static_cast<size_t>(kThreads * kEach));
+}
+
+TEST_F(ProtocolTest, DescriptorsTravelWithTheirFramesInOrder) {
+  // Two frames with a descriptor each and one without, read in one go: each frame that says it
+  // carries one takes its own, in order, and the descriptor works on the other side.
+  auto pcm_a = audio::SharedPcm::Create({0.25f, -0.5f});
+  auto pcm_b = audio::SharedPcm::Create({1.0f, 0.0f, -1.0f});
+  ASSERT_TRUE(pcm_a.ok() && pcm_b.ok());
+  FrameWriter w(fds_[0]);
+  ASSERT_TRUE(w.Write({{"type", "transcribe"}, {"pcm_samples", 2}}, (*pcm_a)->fd()).ok());
+  ASSERT_TRUE(w.Write({{"type", "cancel"}}).ok());
+  ASSERT_TRUE(w.Write({{"type", "transcribe"}, {"pcm_samples", 3}}, (*pcm_b)->fd()).ok());
+  FrameReader r(fds_[1]);
+  std::vector<std::vector<float>> got;
+  for (int i = 0; i < 3; ++i) {
+    auto m = r.Read(5000);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    if (!m->contains("pcm_samples")) continue;
+    const int fd = r.TakeFd();
+    ASSERT_GE(fd, 0);
+    EXPECT_NE(fd, (*pcm_a)->fd());  // a copy, the receiver's own
+    auto samples = audio::ReadSharedPcm(fd, (*m)["pcm_samples"].get<size_t>());
+    close(fd);
+    ASSERT_TRUE(samples.ok()) << samples.error().message;
+    got.push_back(*samples);
+  }
+  EXPECT_EQ(r.TakeFd(), -1);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], (std::vector<float>{0.25f, -0.5f}));
+  EXPECT_EQ(got[1], (std::vector<float>{1.0f, 0.0f, -1.0f}));
+}
+
+TEST(SharedPcm, ReaderRefusesAWrongSizeOrAnUnsealedFile) {
+  auto pcm = audio::SharedPcm::Create(std::vector<float>(100, 0.5f));
+  ASSERT_TRUE(pcm.ok()) << pcm.error().message;
+  EXPECT_EQ(audio::ReadSharedPcm((*pcm)->fd(), 99).error().code, "bad_pcm");
+  EXPECT_EQ(audio::ReadSharedPcm((*pcm)->fd(), 101).error().code, "bad_pcm");
+  // Sealed: nobody can change the samples the runner reads.
+  const float one = 1.0f;
+  EXPECT_LT(pwrite((*pcm)->fd(), &one, sizeof one, 0), 0);
+  EXPECT_NE(ftruncate((*pcm)->fd(), 0), 0);
+  auto read = audio::ReadSharedPcm((*pcm)->fd(), 100);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(*read, std::vector<float>(100, 0.5f));
+  // A memory file anyone could still write to is refused.
+  const int plain = memfd_create("plain", MFD_CLOEXEC);
+  ASSERT_GE(plain, 0);
+  ASSERT_EQ(ftruncate(plain, 100 * sizeof(float)), 0);
+  EXPECT_EQ(audio::ReadSharedPcm(plain, 100).error().code, "bad_pcm");
+  close(plain);
 }
 
 }  // namespace

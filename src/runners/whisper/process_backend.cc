@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "audio/shared_pcm.h"
 #include "core/job.h"
 #include "engine/transcript_json.h"
 #include "runner/messages.h"
@@ -178,6 +179,12 @@ Status ProcessBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
   // A step of a chunked job (core/chunk_work.h): the runner plans or runs one chunk.
   if (job.params.is_object()) {
     if (auto c = job.params.find("chunk"); c != job.params.end()) m["chunk"] = *c;
+  }
+  if (job.input.pcm && !m.contains("chunk")) {
+    // Decoded already (a synchronous request's upload): the runner reads these samples instead
+    // of opening the file again.
+    m["pcm_samples"] = job.input.pcm->samples();
+    return h->Send(m, job.input.pcm->fd());
   }
   return h->Send(m);
 }
