@@ -194,16 +194,20 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
       return;
     }
   });
-  // Joined before the runtime goes (it uses the scheduler), on every path out of here.
+  // Joined before the runtime goes (it uses the scheduler), on every path out of here; woken so
+  // that the join does not wait out its poll.
   struct JoinOnExit {
     std::thread& t;
     std::atomic<bool>& finished;
+    SignalWatch& signals;
     void Join() {
       finished = true;
-      if (t.joinable()) t.join();
+      if (!t.joinable()) return;
+      signals.Wake();
+      t.join();
     }
     ~JoinOnExit() { Join(); }
-  } join_watcher{watcher, finished};
+  } join_watcher{watcher, finished, signals};
 
   for (size_t i = 0; i < o.files.size(); ++i) {
     sched::SubmitRequest r;
