@@ -3,10 +3,13 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -132,6 +135,25 @@ TEST(RunnerTest, StreamsCanBeAddedAndDropped) {
   auto shrunk =
       ev.WaitFor([](const json& m) { return m["type"] == "streams" && m["streams"] == 1; });
   EXPECT_TRUE(shrunk.has_value());
+}
+
+// A runner is scheduled 5 below its supervisor (so a server's API stays responsive), unless
+// asked not to be (a one-shot `steno transcribe`, as fast as whisper-cli at the same priority).
+TEST(RunnerTest, RunsBelowTheSupervisorUnlessAskedNotTo) {
+  const int ours = getpriority(PRIO_PROCESS, 0);
+  for (bool lower : {true, false}) {
+    Events ev;
+    RunnerOptions o = TinyRunner(1);
+    o.lower_priority = lower;
+    auto h = RunnerHandle::Start(o, ev.Sink());
+    ASSERT_TRUE(h.ok());
+    ASSERT_TRUE(ev.WaitType("ready").has_value());
+    errno = 0;
+    const int nice = getpriority(PRIO_PROCESS, (*h)->pid());
+    ASSERT_EQ(errno, 0);
+    EXPECT_EQ(nice, lower ? std::min(ours + 5, 19) : ours) << "lower_priority " << lower;
+    (*h)->Stop(5s);
+  }
 }
 
 // The death is seen from the process itself (its socket closing, its exit), not from missing
