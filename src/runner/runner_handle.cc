@@ -21,7 +21,7 @@ extern char** environ;
 namespace steno::runner {
 namespace {
 
-// How much lower than the supervisor runners are scheduled (nice increment), when they are
+// The nice value runners are scheduled at, below the supervisor, when they are
 // (RunnerOptions::lower_priority).
 constexpr int kRunnerNice = 5;
 

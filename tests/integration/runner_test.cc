@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <map>
 
@@ -137,8 +136,8 @@ TEST(RunnerTest, StreamsCanBeAddedAndDropped) {
   EXPECT_TRUE(shrunk.has_value());
 }
 
-// A runner is scheduled 5 below its supervisor (so a server's API stays responsive), unless
-// asked not to be (a one-shot `steno transcribe`, as fast as whisper-cli at the same priority).
+// A runner is scheduled at nice 5, below its supervisor (so a server's API stays responsive),
+// unless asked not to be (a one-shot `steno transcribe`: at the command's own priority).
 TEST(RunnerTest, RunsBelowTheSupervisorUnlessAskedNotTo) {
   const int ours = getpriority(PRIO_PROCESS, 0);
   for (bool lower : {true, false}) {
@@ -151,7 +150,12 @@ TEST(RunnerTest, RunsBelowTheSupervisorUnlessAskedNotTo) {
     errno = 0;
     const int nice = getpriority(PRIO_PROCESS, (*h)->pid());
     ASSERT_EQ(errno, 0);
-    EXPECT_EQ(nice, lower ? std::min(ours + 5, 19) : ours) << "lower_priority " << lower;
+    // Lowering it below 5 again (when started above) is allowed to fail without privileges.
+    if (lower) {
+      EXPECT_GE(nice, 5);
+    } else {
+      EXPECT_EQ(nice, ours);
+    }
     (*h)->Stop(5s);
   }
 }
