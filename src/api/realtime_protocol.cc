@@ -7,12 +7,7 @@
 
 #include <fmt/format.h>
 
-extern "C" {
-#include <libavutil/channel_layout.h>
-#include <libavutil/samplefmt.h>
-#include <libswresample/swresample.h>
-}
-
+#include "audio/ffmpeg_api.h"
 #include "core/base64.h"
 
 namespace steno::api::realtime {
@@ -350,16 +345,19 @@ std::optional<json> RunnerEventJson(const std::string& event_id, const live::Eve
 
 struct Resampler::Swr {
   SwrContext* ctx = nullptr;
-  ~Swr() { swr_free(&ctx); }
+  ~Swr() { audio::ffmpeg::Api().swr_free(&ctx); }
 };
 
 Resampler::Resampler(int input_rate) : rate_(input_rate) {
   if (rate_ == live::kSampleRate) return;
+  if (auto loaded = audio::ffmpeg::Load(); !loaded)
+    throw std::runtime_error(loaded.error().message);
   swr_ = std::make_unique<Swr>();
   AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-  if (swr_alloc_set_opts2(&swr_->ctx, &mono, AV_SAMPLE_FMT_S16, live::kSampleRate, &mono,
-                          AV_SAMPLE_FMT_S16, rate_, 0, nullptr) < 0 ||
-      swr_init(swr_->ctx) < 0) {
+  if (audio::ffmpeg::Api().swr_alloc_set_opts2(&swr_->ctx, &mono, AV_SAMPLE_FMT_S16,
+                                               live::kSampleRate, &mono, AV_SAMPLE_FMT_S16, rate_,
+                                               0, nullptr) < 0 ||
+      audio::ffmpeg::Api().swr_init(swr_->ctx) < 0) {
     throw std::runtime_error("cannot set up the audio resampler");
   }
 }
@@ -369,11 +367,12 @@ Resampler::~Resampler() = default;
 std::vector<int16_t> Resampler::Convert(const std::vector<int16_t>& in) {
   if (!swr_) return in;
   const int count = static_cast<int>(in.size());
-  std::vector<int16_t> out(static_cast<size_t>(swr_get_out_samples(swr_->ctx, count)) + 16);
+  std::vector<int16_t> out(
+      static_cast<size_t>(audio::ffmpeg::Api().swr_get_out_samples(swr_->ctx, count)) + 16);
   auto* dst = reinterpret_cast<uint8_t*>(out.data());
   const auto* src = reinterpret_cast<const uint8_t*>(in.data());
-  const int got =
-      swr_convert(swr_->ctx, &dst, static_cast<int>(out.size()), count > 0 ? &src : nullptr, count);
+  const int got = audio::ffmpeg::Api().swr_convert(swr_->ctx, &dst, static_cast<int>(out.size()),
+                                                   count > 0 ? &src : nullptr, count);
   out.resize(static_cast<size_t>(std::max(0, got)));
   return out;
 }
@@ -382,7 +381,7 @@ std::vector<int16_t> Resampler::Flush() {
   if (!swr_) return {};
   std::vector<int16_t> out = Convert({});
   // Drained: start the filter afresh for the audio that follows.
-  swr_init(swr_->ctx);
+  audio::ffmpeg::Api().swr_init(swr_->ctx);
   return out;
 }
 

@@ -134,11 +134,14 @@ std::optional<store::Inserted> SubmitSpeech(Context& ctx, Call& call, server::Su
 // client takes it), with its Content-Type. Errors: 404 result_file_missing, ...
 void SendAudioResult(Context& ctx, Call& call, const std::string& id);
 
-// Reads a multipart upload (the audio in "file", streamed into `upload`) and its fields into
-// `job`, every field checked (the model named exists; the Idempotency-Key is well formed). On
-// failure the error response is already set and false is returned.
+// Reserves a place in the queue for the request (503 queue_full with Retry-After when there is
+// none: JobRequests::Reserve), then reads a multipart upload (the audio in "file", streamed into
+// `upload`) and its fields into `job`, every field checked (the model named exists; the
+// Idempotency-Key is well formed). The place is for JobRequests::Submit or RunNow. On failure
+// the error response is already set and false is returned.
 bool ReadMultipartJob(Context& ctx, Call& call, const JobRequestRules& rules,
-                      MultipartUpload& upload, server::SubmitJob& job);
+                      MultipartUpload& upload, server::SubmitJob& job,
+                      std::unique_ptr<server::QueuePlace>& place);
 // Reads a multipart upload (ReadMultipartJob) and submits it as a job. On failure the error
 // response is already set and nullopt is returned.
 std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,

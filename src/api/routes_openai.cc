@@ -111,9 +111,10 @@ void Transcribe(Context& ctx, Call& call, const std::string& task) {
   bool stream = false;  // only transcriptions stream (as OpenAI's API)
   MultipartUpload upload(&ctx.service.blobs(), UploadLimitsOf(ctx.options), "file");
   server::SubmitJob job;
+  std::unique_ptr<server::QueuePlace> place;
   if (!ReadMultipartJob(ctx, call,
                         {task, ctx.options.default_model, task == "transcribe" ? &stream : nullptr},
-                        upload, job)) {
+                        upload, job, place)) {
     return;
   }
   // The upload stays in its temp file (never synced); the run owns it until it ends.
@@ -122,7 +123,8 @@ void Transcribe(Context& ctx, Call& call, const std::string& task) {
   auto file = std::make_shared<store::BlobWriter>(std::move(temp).value());
   sched::BlobRef input;
   input.path = file->temp_path();
-  auto run = ctx.service.jobs().RunNow(job, std::move(input), file, /*keep_result=*/!stream);
+  auto run = ctx.service.jobs().RunNow(job, std::move(input), file, /*keep_result=*/!stream,
+                                       std::move(place));
   if (!run.ok()) return SendError(call.res, FromError(run.error(), ParamForError(run.error())));
   const std::string id = run->id;
   call.res.set_header("X-Steno-Job-Id", id);
@@ -230,12 +232,17 @@ std::optional<ApiError> CheckModel(Context& ctx, const std::string& model) {
 }
 
 bool ReadMultipartJob(Context& ctx, Call& call, const JobRequestRules& rules,
-                      MultipartUpload& upload, server::SubmitJob& job) {
-  if (auto e = RefuseEarly(ctx)) {
+                      MultipartUpload& upload, server::SubmitJob& job,
+                      std::unique_ptr<server::QueuePlace>& place) {
+  // The place is held from before the upload is read: submissions past the room left are refused
+  // now, not once their upload was stored, fsynced and probed.
+  auto reserved = ctx.service.jobs().Reserve();
+  if (!reserved.ok()) {
     DrainBody(call);
-    SendError(call.res, *e);
+    SendError(call.res, FromError(reserved.error()));
     return false;
   }
+  place = std::move(reserved).value();
   if (auto e = RefuseLowDisk(ctx, static_cast<int64_t>(ContentLength(call.req)))) {
     DrainBody(call);
     SendError(call.res, *e);
@@ -270,7 +277,8 @@ std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
                                                const JobRequestRules& rules) {
   MultipartUpload upload(&ctx.service.blobs(), UploadLimitsOf(ctx.options), "file");
   server::SubmitJob job;
-  if (!ReadMultipartJob(ctx, call, rules, upload, job)) return std::nullopt;
+  std::unique_ptr<server::QueuePlace> place;
+  if (!ReadMultipartJob(ctx, call, rules, upload, job, place)) return std::nullopt;
   // Only now, with every field valid, does the upload become a blob.
   auto blob = upload.CommitFile();
   if (!blob.ok()) {
@@ -278,7 +286,7 @@ std::optional<store::Inserted> SubmitMultipart(Context& ctx, Call& call,
     return std::nullopt;
   }
   job.blob_digest = blob->digest;
-  auto inserted = ctx.service.jobs().Submit(job);
+  auto inserted = ctx.service.jobs().Submit(job, std::move(place));
   if (!inserted.ok()) {
     SendError(call.res, FromError(inserted.error(), ParamForError(inserted.error())));
     return std::nullopt;

@@ -5,17 +5,10 @@
 #include <limits>
 #include <new>
 
-extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/channel_layout.h>
-#include <libavutil/opt.h>
-#include <libswresample/swresample.h>
-}
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "audio/ffmpeg_api.h"
 #include "audio/ffmpeg_util.h"
 
 namespace steno::audio {
@@ -40,25 +33,25 @@ Error Failure(const MediaFile& file, const std::string& what, int averror) {
 // AAC and others), after draining what the old converter still holds.
 class MonoResampler {
  public:
-  ~MonoResampler() { av_channel_layout_uninit(&layout_); }
+  ~MonoResampler() { ffmpeg::Api().av_channel_layout_uninit(&layout_); }
 
   int Push(const AVFrame* frame, std::vector<float>& out) {
     AVChannelLayout layout{};
     if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC || frame->ch_layout.nb_channels <= 0) {
       // Decoders that only know a channel count: assume the usual layout for it.
-      av_channel_layout_default(&layout, std::max(frame->ch_layout.nb_channels, 1));
-    } else if (int rc = av_channel_layout_copy(&layout, &frame->ch_layout); rc < 0) {
+      ffmpeg::Api().av_channel_layout_default(&layout, std::max(frame->ch_layout.nb_channels, 1));
+    } else if (int rc = ffmpeg::Api().av_channel_layout_copy(&layout, &frame->ch_layout); rc < 0) {
       return rc;
     }
     if (!swr_ || frame->format != format_ || frame->sample_rate != rate_ ||
-        av_channel_layout_compare(&layout, &layout_) != 0) {
+        ffmpeg::Api().av_channel_layout_compare(&layout, &layout_) != 0) {
       if (swr_) {
         if (int rc = Flush(out); rc < 0) {
-          av_channel_layout_uninit(&layout);
+          ffmpeg::Api().av_channel_layout_uninit(&layout);
           return rc;
         }
       }
-      av_channel_layout_uninit(&layout_);
+      ffmpeg::Api().av_channel_layout_uninit(&layout_);
       layout_ = layout;  // takes ownership
       format_ = frame->format;
       rate_ = frame->sample_rate;
@@ -67,7 +60,7 @@ class MonoResampler {
         return rc;
       }
     } else {
-      av_channel_layout_uninit(&layout);
+      ffmpeg::Api().av_channel_layout_uninit(&layout);
     }
     return Convert(const_cast<const uint8_t**>(frame->extended_data), frame->nb_samples, out);
   }
@@ -86,27 +79,28 @@ class MonoResampler {
     swr_.reset();
     SwrContext* swr = nullptr;
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-    int rc = swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, kSampleRate, &layout_,
-                                 static_cast<AVSampleFormat>(format_), rate_, 0, nullptr);
+    int rc =
+        ffmpeg::Api().swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, kSampleRate, &layout_,
+                                          static_cast<AVSampleFormat>(format_), rate_, 0, nullptr);
     if (rc < 0) return rc;
     swr_.reset(swr);
     // Normalise the downmix so each output sample is a weighted mean of the channels (stereo:
     // (L + R) / 2, as whisper-cli's reader does). For float output libswresample otherwise keeps
     // its unnormalised matrix (L·0.707 + R·0.707), 3 dB louder and able to exceed full scale.
-    if (int rc = av_opt_set_double(swr, "rematrix_maxval", 1.0, 0); rc < 0) return rc;
-    return swr_init(swr);
+    if (int rc = ffmpeg::Api().av_opt_set_double(swr, "rematrix_maxval", 1.0, 0); rc < 0) return rc;
+    return ffmpeg::Api().swr_init(swr);
   }
 
   // Converts `count` input samples (nullptr/0 drains), appending the output. Returns the number of
   // samples appended or an AVERROR.
   int Convert(const uint8_t** in, int count, std::vector<float>& out) {
-    const int room = swr_get_out_samples(swr_.get(), count);
+    const int room = ffmpeg::Api().swr_get_out_samples(swr_.get(), count);
     if (room < 0) return room;
     if (room == 0) return 0;
     const size_t old = out.size();
     out.resize(old + static_cast<size_t>(room));
     uint8_t* dst = reinterpret_cast<uint8_t*>(out.data() + old);
-    const int got = swr_convert(swr_.get(), &dst, room, in, count);
+    const int got = ffmpeg::Api().swr_convert(swr_.get(), &dst, room, in, count);
     out.resize(old + static_cast<size_t>(std::max(got, 0)));
     return got;
   }
@@ -127,15 +121,16 @@ Result<std::vector<float>> DecodeOpened(const MediaFile& file, const Limits& lim
   }
   const AVStream* st = fmt->streams[index];
 
-  const AVCodec* codec = avcodec_find_decoder(st->codecpar->codec_id);  // OpenInput checked it
-  ffmpeg::CodecContextPtr ctx(avcodec_alloc_context3(codec));
+  const AVCodec* codec =
+      ffmpeg::Api().avcodec_find_decoder(st->codecpar->codec_id);  // OpenInput checked it
+  ffmpeg::CodecContextPtr ctx(ffmpeg::Api().avcodec_alloc_context3(codec));
   if (!ctx) return Failure(file, "allocating the decoder", AVERROR(ENOMEM));
-  if (int rc = avcodec_parameters_to_context(ctx.get(), st->codecpar); rc < 0) {
+  if (int rc = ffmpeg::Api().avcodec_parameters_to_context(ctx.get(), st->codecpar); rc < 0) {
     return Failure(file, "configuring the decoder", rc);
   }
   ctx->pkt_timebase = st->time_base;  // lets the decoder apply priming/padding trims exactly
   ctx->thread_count = 1;              // callers parallelise across files, not within one
-  if (int rc = avcodec_open2(ctx.get(), codec, nullptr); rc < 0) {
+  if (int rc = ffmpeg::Api().avcodec_open2(ctx.get(), codec, nullptr); rc < 0) {
     if (rc == AVERROR(ENOMEM)) return Failure(file, "opening the decoder", rc);
     if (rc == AVERROR_PATCHWELCOME || rc == AVERROR(ENOSYS)) {
       return Error(ErrorKind::kBadInput, "unsupported_codec",
@@ -148,8 +143,8 @@ Result<std::vector<float>> DecodeOpened(const MediaFile& file, const Limits& lim
                              in.info.codec, ffmpeg::ErrorString(rc)));
   }
 
-  ffmpeg::PacketPtr pkt(av_packet_alloc());
-  ffmpeg::FramePtr frame(av_frame_alloc());
+  ffmpeg::PacketPtr pkt(ffmpeg::Api().av_packet_alloc());
+  ffmpeg::FramePtr frame(ffmpeg::Api().av_frame_alloc());
   if (!pkt || !frame) return Failure(file, "allocating buffers", AVERROR(ENOMEM));
 
   std::vector<float> pcm;
@@ -174,7 +169,7 @@ Result<std::vector<float>> DecodeOpened(const MediaFile& file, const Limits& lim
   // Moves every frame the decoder has ready into pcm.
   auto drain = [&]() {
     while (true) {
-      const int rc = avcodec_receive_frame(ctx.get(), frame.get());
+      const int rc = ffmpeg::Api().avcodec_receive_frame(ctx.get(), frame.get());
       if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
       if (rc < 0) {
         if (rc == AVERROR(ENOMEM)) failure = rc;
@@ -182,7 +177,7 @@ Result<std::vector<float>> DecodeOpened(const MediaFile& file, const Limits& lim
         return;
       }
       const int pushed = resampler.Push(frame.get(), pcm);
-      av_frame_unref(frame.get());
+      ffmpeg::Api().av_frame_unref(frame.get());
       if (pushed < 0) {
         (pushed == AVERROR(ENOMEM) ? failure : convert_failure) = pushed;
         return;
@@ -192,14 +187,14 @@ Result<std::vector<float>> DecodeOpened(const MediaFile& file, const Limits& lim
 
   int read_rc = 0;
   while (failure == 0 && convert_failure == 0 && double(pcm.size()) <= cap) {
-    read_rc = av_read_frame(fmt, pkt.get());
+    read_rc = ffmpeg::Api().av_read_frame(fmt, pkt.get());
     if (read_rc < 0) break;
     if (pkt->stream_index != index) {
-      av_packet_unref(pkt.get());
+      ffmpeg::Api().av_packet_unref(pkt.get());
       continue;
     }
-    const int rc = avcodec_send_packet(ctx.get(), pkt.get());
-    av_packet_unref(pkt.get());
+    const int rc = ffmpeg::Api().avcodec_send_packet(ctx.get(), pkt.get());
+    ffmpeg::Api().av_packet_unref(pkt.get());
     if (rc < 0 && rc != AVERROR(EAGAIN)) {
       if (rc == AVERROR(ENOMEM)) failure = rc;
       ++decode_errors;  // a damaged packet: skip it, as the ffmpeg tool does
@@ -224,7 +219,7 @@ Result<std::vector<float>> DecodeOpened(const MediaFile& file, const Limits& lim
   }
 
   // End of input: take what the decoder and the resampler still hold.
-  avcodec_send_packet(ctx.get(), nullptr);
+  ffmpeg::Api().avcodec_send_packet(ctx.get(), nullptr);
   drain();
   if (failure == 0 && convert_failure == 0) {
     const int rc = resampler.Flush(pcm);

@@ -4,16 +4,9 @@
 #include <cstring>
 #include <mutex>
 
-extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/error.h>
-#include <libavutil/frame.h>
-#include <libavutil/log.h>
-#include <libswresample/swresample.h>
-}
-
 #include <spdlog/spdlog.h>
+
+#include "audio/ffmpeg_api.h"
 
 namespace steno::audio::ffmpeg {
 
@@ -21,25 +14,26 @@ void FormatContextDeleter::operator()(AVFormatContext* p) const {
   if (!p) return;
   // With caller-supplied I/O (OpenLocalInput), avformat_close_input leaves the file open.
   AVIOContext* pb = (p->flags & AVFMT_FLAG_CUSTOM_IO) ? p->pb : nullptr;
-  avformat_close_input(&p);
-  avio_closep(&pb);
+  Api().avformat_close_input(&p);
+  Api().avio_closep(&pb);
 }
 void CodecContextDeleter::operator()(AVCodecContext* p) const {
-  avcodec_free_context(&p);
+  Api().avcodec_free_context(&p);
 }
 void PacketDeleter::operator()(AVPacket* p) const {
-  av_packet_free(&p);
+  Api().av_packet_free(&p);
 }
 void FrameDeleter::operator()(AVFrame* p) const {
-  av_frame_free(&p);
+  Api().av_frame_free(&p);
 }
 void SwrContextDeleter::operator()(SwrContext* p) const {
-  swr_free(&p);
+  Api().swr_free(&p);
 }
 
 std::string ErrorString(int averror) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-  if (av_strerror(averror, buf, sizeof buf) < 0) return "FFmpeg error " + std::to_string(averror);
+  if (Api().av_strerror(averror, buf, sizeof buf) < 0)
+    return "FFmpeg error " + std::to_string(averror);
   return buf;
 }
 
@@ -59,7 +53,7 @@ void LogCallback(void* avcl, int level, const char* fmt, va_list vl) {
     return;
   }
   char line[1024];
-  av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
+  Api().av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
   pending += line;
   if (!pending.empty() && pending.back() == '\n') {
     pending.pop_back();
@@ -81,23 +75,23 @@ int OpenLocalInput(const std::string& path, const std::string& format_hint, Form
   *io_failed = false;
   AVIOContext* pb = nullptr;
   // "file:" makes FFmpeg take the rest literally as a local path.
-  if (int rc = avio_open2(&pb, ("file:" + path).c_str(), AVIO_FLAG_READ, nullptr, nullptr);
+  if (int rc = Api().avio_open2(&pb, ("file:" + path).c_str(), AVIO_FLAG_READ, nullptr, nullptr);
       rc < 0) {
     *io_failed = true;
     return rc;
   }
-  AVFormatContext* fmt = avformat_alloc_context();
+  AVFormatContext* fmt = Api().avformat_alloc_context();
   if (!fmt) {
-    avio_closep(&pb);
+    Api().avio_closep(&pb);
     return AVERROR(ENOMEM);
   }
   fmt->pb = pb;  // marks the context AVFMT_FLAG_CUSTOM_IO
   fmt->io_open = RefuseNestedOpen;
   // With caller-supplied I/O the URL is only a name: FFmpeg probes its extension, opens nothing.
-  if (int rc = avformat_open_input(&fmt, format_hint.c_str(), nullptr, nullptr); rc < 0) {
+  if (int rc = Api().avformat_open_input(&fmt, format_hint.c_str(), nullptr, nullptr); rc < 0) {
     // FFmpeg freed fmt, not pb.
     *io_failed = pb->error < 0 && pb->error != AVERROR_EOF;
-    avio_closep(&pb);
+    Api().avio_closep(&pb);
     return rc;
   }
   out->reset(fmt);
@@ -110,7 +104,7 @@ bool IoFailed(const AVFormatContext* fmt) {
 
 void RouteLogsToSpdlog() {
   static std::once_flag once;
-  std::call_once(once, [] { av_log_set_callback(LogCallback); });
+  std::call_once(once, [] { Api().av_log_set_callback(LogCallback); });
 }
 
 std::string DisplayName(const std::string& path) {

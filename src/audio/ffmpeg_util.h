@@ -60,8 +60,8 @@ int OpenLocalInput(const std::string& path, const std::string& format_hint, Form
 bool IoFailed(const AVFormatContext* fmt);
 
 // Sends FFmpeg's log lines to spdlog (FFmpeg's info and below at debug, verbose at trace; its own
-// debug chatter is dropped) instead of letting FFmpeg print them to stderr. Call before any other
-// FFmpeg use; idempotent and thread-safe. Probe() and Decode() call it themselves.
+// debug chatter is dropped) instead of letting FFmpeg print them to stderr. Idempotent and
+// thread-safe; ffmpeg::Load() (ffmpeg_api.h) calls it once FFmpeg is loaded, before any other use.
 void RouteLogsToSpdlog();
 
 // The file name a user sees in messages: the last path component. Messages never carry the

@@ -11,12 +11,9 @@
 #include <utility>
 #include <vector>
 
-extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-}
-
 #include <fmt/format.h>
+
+#include "audio/ffmpeg_api.h"
 
 namespace steno::audio {
 namespace internal {
@@ -98,7 +95,7 @@ Error OpenFailure(const MediaFile& file, int averror, bool io_failed) {
   pd.buf = buf.data();
   pd.buf_size = static_cast<int>(in.gcount());
   int score = 0;
-  const AVInputFormat* guess = av_probe_input_format2(&pd, 1, &score);
+  const AVInputFormat* guess = ffmpeg::Api().av_probe_input_format2(&pd, 1, &score);
   if (guess && score >= AVPROBE_SCORE_MAX / 2) {
     return BadInput(
         "not_media",
@@ -158,9 +155,9 @@ double ScanDuration(AVFormatContext* fmt, int stream, const Limits& limits, bool
     if (int(i) != stream) fmt->streams[i]->discard = AVDISCARD_ALL;
   }
   const AVRational tb = fmt->streams[stream]->time_base;
-  ffmpeg::PacketPtr pkt(av_packet_alloc());
+  ffmpeg::PacketPtr pkt(ffmpeg::Api().av_packet_alloc());
   int64_t first = AV_NOPTS_VALUE, last_end = AV_NOPTS_VALUE, duration_sum = 0;
-  while (pkt && av_read_frame(fmt, pkt.get()) >= 0) {
+  while (pkt && ffmpeg::Api().av_read_frame(fmt, pkt.get()) >= 0) {
     if (pkt->stream_index == stream) {
       const int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
       if (pkt->duration > 0) duration_sum += pkt->duration;
@@ -176,7 +173,7 @@ double ScanDuration(AVFormatContext* fmt, int stream, const Limits& limits, bool
         return so_far;
       }
     }
-    av_packet_unref(pkt.get());
+    ffmpeg::Api().av_packet_unref(pkt.get());
   }
   return first != AV_NOPTS_VALUE ? Seconds(last_end - first, tb) : Seconds(duration_sum, tb);
 }
@@ -197,7 +194,7 @@ bool HeaderIsComplete(const AVFormatContext* fmt) {
       par->codec_id >= AV_CODEC_ID_PCM_S16LE && par->codec_id < AV_CODEC_ID_ADPCM_IMA_QT;
   return par->codec_type == AVMEDIA_TYPE_AUDIO && pcm && par->sample_rate > 0 &&
          par->ch_layout.nb_channels > 0 && st->duration > 0 && st->time_base.num > 0 &&
-         avcodec_find_decoder(par->codec_id) != nullptr;
+         ffmpeg::Api().avcodec_find_decoder(par->codec_id) != nullptr;
 }
 
 }  // namespace
@@ -207,9 +204,9 @@ bool IsTruncated(double declared_s, double actual_s) {
 }
 
 Result<OpenedInput> OpenInput(const MediaFile& file, const Limits& limits, bool scan_when_unknown) {
-  ffmpeg::RouteLogsToSpdlog();
   auto file_size = CheckFile(file);
   if (!file_size) return file_size.error();
+  if (auto loaded = ffmpeg::Load(); !loaded) return loaded.error();
 
   OpenedInput in;
   bool io_failed = false;
@@ -234,7 +231,7 @@ Result<OpenedInput> OpenInput(const MediaFile& file, const Limits& limits, bool 
     // audio. The first packet is what that check needs.
     fmt->probesize = kPcmContentProbeBytes;
   } else {
-    if (int rc = avformat_find_stream_info(fmt, nullptr); rc < 0) {
+    if (int rc = ffmpeg::Api().avformat_find_stream_info(fmt, nullptr); rc < 0) {
       if (ffmpeg::IoFailed(fmt)) return ReadError(file, ffmpeg::ErrorString(rc));
       return NotMedia(file);
     }
@@ -248,13 +245,14 @@ Result<OpenedInput> OpenInput(const MediaFile& file, const Limits& limits, bool 
     if (par->codec_type != AVMEDIA_TYPE_AUDIO) {
       if (par->codec_type == AVMEDIA_TYPE_VIDEO || par->codec_type == AVMEDIA_TYPE_SUBTITLE) {
         if (!other_streams.empty()) other_streams += ", ";
-        other_streams += fmt::format("{} {}", av_get_media_type_string(par->codec_type),
-                                     avcodec_get_name(par->codec_id));
+        other_streams +=
+            fmt::format("{} {}", ffmpeg::Api().av_get_media_type_string(par->codec_type),
+                        ffmpeg::Api().avcodec_get_name(par->codec_id));
       }
       continue;
     }
     if (first_audio < 0) first_audio = int(i);
-    if (avcodec_find_decoder(par->codec_id) != nullptr) {
+    if (ffmpeg::Api().avcodec_find_decoder(par->codec_id) != nullptr) {
       audio = int(i);
       break;
     }
@@ -274,13 +272,13 @@ Result<OpenedInput> OpenInput(const MediaFile& file, const Limits& limits, bool 
             ? fmt::format("{} has audio in an unknown encoding that FFmpeg cannot decode",
                           file.Shown())
             : fmt::format("{} has audio encoded as {}, which this FFmpeg build cannot decode",
-                          file.Shown(), avcodec_get_name(id)));
+                          file.Shown(), ffmpeg::Api().avcodec_get_name(id)));
   }
 
   const AVStream* st = fmt->streams[audio];
   MediaInfo& info = in.info;
   info.container = ContainerName(fmt->iformat, file.FormatHint());
-  info.codec = avcodec_get_name(st->codecpar->codec_id);
+  info.codec = ffmpeg::Api().avcodec_get_name(st->codecpar->codec_id);
   info.sample_rate = st->codecpar->sample_rate;
   info.channels = st->codecpar->ch_layout.nb_channels;
   info.stream_index = audio;

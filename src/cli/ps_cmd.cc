@@ -78,15 +78,18 @@ int Run(const PsOptions& o) {
     std::printf("No models loaded.\n");
     return kExitOk;
   }
-  const char* kRow = "%-24.24s %-8.8s %-7s %-8s %10s %8s %6s  %s\n";
-  std::printf(kRow, "MODEL", "KIND", "DEVICE", "STATE", "MEMORY", "STREAMS", "JOBS", "UNTIL");
+  // WORDS: how a whisper runner times words (dtw or tokens), why one model may have two runners.
+  const char* kRow = "%-24.24s %-8.8s %-6s %-7s %-8s %10s %8s %6s  %s\n";
+  std::printf(kRow, "MODEL", "KIND", "WORDS", "DEVICE", "STATE", "MEMORY", "STREAMS", "JOBS",
+              "UNTIL");
   for (const auto& r : runners) {
     const std::string streams =
         std::to_string(r.value("busy_streams", 0)) + "/" + std::to_string(r.value("streams", 0));
     std::printf(kRow, r.value("model", "").c_str(), r.value("kind", "").c_str(),
-                r.value("device", "").c_str(), r.value("state", "").c_str(),
-                gpu::FormatSize(r.value("bytes", int64_t{0})).c_str(), streams.c_str(),
-                std::to_string(r.value("jobs_done", int64_t{0})).c_str(), Until(r).c_str());
+                r.value("word_timing", "-").c_str(), r.value("device", "").c_str(),
+                r.value("state", "").c_str(), gpu::FormatSize(r.value("bytes", int64_t{0})).c_str(),
+                streams.c_str(), std::to_string(r.value("jobs_done", int64_t{0})).c_str(),
+                Until(r).c_str());
   }
   return kExitOk;
 }

@@ -13,6 +13,7 @@ namespace {
 
 int g_pipe[2] = {-1, -1};
 std::atomic<int> g_stops{0};
+constexpr char kWakeByte = 0;  // Wake(): no signal has number 0
 
 void OnSignal(int sig) {
   const int saved = errno;
@@ -49,6 +50,7 @@ SignalKind SignalWatch::Wait(std::chrono::milliseconds timeout) {
   if (n <= 0) return SignalKind::kNone;
   char byte = 0;
   if (read(g_pipe[0], &byte, 1) != 1) return SignalKind::kNone;
+  if (byte == kWakeByte) return SignalKind::kNone;
   return byte == SIGHUP ? SignalKind::kReload : SignalKind::kStop;
 }
 
@@ -56,6 +58,10 @@ void SignalWatch::RequestStop() {
   g_stops.fetch_add(1);
   const char byte = static_cast<char>(SIGTERM);
   (void)!write(g_pipe[1], &byte, 1);
+}
+
+void SignalWatch::Wake() {
+  (void)!write(g_pipe[1], &kWakeByte, 1);
 }
 
 }  // namespace steno::cli

@@ -23,6 +23,9 @@ class SignalWatch {
   SignalKind Wait(std::chrono::milliseconds timeout);
   // Makes a thread blocked in Wait() return kStop, as if SIGTERM had arrived (and counts it).
   void RequestStop();
+  // Makes a thread blocked in Wait() return kNone now (no signal counted), e.g. so that it sees
+  // the flag that ends its loop without waiting out its timeout.
+  void Wake();
 
  private:
   SignalWatch() = default;

@@ -2,8 +2,9 @@
 // `steno serve` uses; one output is written per input, in input order. Every input is probed before
 // anything runs, so a bad file (or flag) exits 2 having written nothing. What a one-shot run does
 // not need is skipped: no store, no warm-up pass (the first job is the warm-up), no device
-// sampling; and the first inputs are decoded by the runner while its model loads
-// (RuntimeOptions::prefetch_inputs), not after.
+// sampling, no lower priority for the runner (a server keeps its API responsive that way); and the
+// first inputs are decoded by the runner while its model loads (RuntimeOptions::prefetch_inputs),
+// not after.
 #include <unistd.h>
 
 #include <algorithm>
@@ -149,6 +150,7 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   ro.warmup = false;                      // one-shot: the first job is the warm-up
   ro.dtw_words = decode.word_timestamps;  // every file of this run wants words
   ro.prefetch_inputs = std::move(prefetch);
+  ro.runners_lower_priority = false;  // nothing here to keep responsive: whisper-cli's priority
   // Runners are stopped when every file is done (idle: they exit at once) or on Ctrl+C, when a
   // runner still in a decode window is not worth waiting for: killed after a second.
   ro.runner_grace = std::chrono::milliseconds(1000);
@@ -194,16 +196,20 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
       return;
     }
   });
-  // Joined before the runtime goes (it uses the scheduler), on every path out of here.
+  // Joined before the runtime goes (it uses the scheduler), on every path out of here; woken so
+  // that the join does not wait out its poll.
   struct JoinOnExit {
     std::thread& t;
     std::atomic<bool>& finished;
+    SignalWatch& signals;
     void Join() {
       finished = true;
-      if (t.joinable()) t.join();
+      if (!t.joinable()) return;
+      signals.Wake();
+      t.join();
     }
     ~JoinOnExit() { Join(); }
-  } join_watcher{watcher, finished};
+  } join_watcher{watcher, finished, signals};
 
   for (size_t i = 0; i < o.files.size(); ++i) {
     sched::SubmitRequest r;

@@ -58,7 +58,7 @@ std::vector<SpeechChunk> PlanChunks(std::span<const float> pcm, std::vector<Spee
     if (!chunks.empty()) {
       SpeechChunk& c = chunks.back();
       const double with = decoded + SpeechTimeline::kGapSeconds + len;
-      if (r.end - c.start <= max_s && with <= max_s) {
+      if (with <= max_s) {
         c.speech.push_back(r);
         c.end = r.end;
         decoded = with;

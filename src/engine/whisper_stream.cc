@@ -7,8 +7,10 @@
 #include <optional>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <whisper.h>
 
+#include "engine/chunk_plan.h"
 #include "engine/speech_timeline.h"
 #include "engine/vad.h"
 #include "engine/whisper_log.h"
@@ -36,10 +38,15 @@ struct RunContext {
   whisper_state* state;
   const DecodeParams* params;
   const StreamCallbacks* callbacks;
-  double duration = 0;                       // of the audio, in seconds: no segment ends after it
-  const SpeechTimeline* timeline = nullptr;  // with VAD: maps decoded times back
+  double duration = 0;  // of the audio, in seconds: no segment ends after it
+  // Of the whisper_full call in progress (one per speech group with VAD, else one):
+  const SpeechTimeline* timeline = nullptr;     // with VAD: maps its decoded times back
+  int first_id = 0;                             // its first segment's id in the transcript
+  int emitted = 0;                              // its segments handed to on_segment so far
+  double progress_from = 0, progress_span = 1;  // the share of the run before it, and its own
   bool aborted = false;
-  int emitted = 0;  // segments handed to on_segment so far
+  int encodes = 0;  // encoder passes (30 s windows) of the run so far
+  int steps = 0;    // decoder steps of the run so far (one per token per decoder)
 };
 
 double StartTime(const RunContext& rc, int64_t centiseconds) {
@@ -99,7 +106,7 @@ Segment ReadSegment(const RunContext& rc, int i) {
   const whisper_token eot = whisper_token_eot(ctx);
 
   Segment seg;
-  seg.id = i;
+  seg.id = rc.first_id + i;
   int64_t t0 = whisper_full_get_segment_t0_from_state(st, i);
   int64_t t1 = whisper_full_get_segment_t1_from_state(st, i);
   seg.start = StartTime(rc, t0);
@@ -149,7 +156,9 @@ void OnNewSegment(whisper_context*, whisper_state*, int, void* user) {
 
 void OnProgress(whisper_context*, whisper_state*, int percent, void* user) {
   auto* rc = static_cast<RunContext*>(user);
-  if (rc->callbacks->on_progress) rc->callbacks->on_progress(percent);
+  if (!rc->callbacks->on_progress) return;
+  const double done = rc->progress_from + rc->progress_span * percent / 100.0;
+  rc->callbacks->on_progress(std::clamp(static_cast<int>(done * 100.0), 0, 100));
 }
 
 bool ShouldAbort(RunContext* rc) {
@@ -158,16 +167,6 @@ bool ShouldAbort(RunContext* rc) {
     AbortedRunLogs::MarkAborted();
   }
   return rc->aborted;
-}
-
-// The transcript of audio in which VAD found no speech: nothing decoded, nothing invented.
-Transcript NoSpeech(const DecodeParams& params, double duration, const std::string& language) {
-  Transcript t;
-  t.task = params.translate ? "translate" : "transcribe";
-  t.duration = duration;
-  t.has_words = params.word_timestamps;
-  t.language = language == "auto" ? "en" : language;
-  return t;
 }
 
 }  // namespace
@@ -193,40 +192,11 @@ std::string WhisperStream::WordTiming() const {
   return model_->word_alignment().empty() ? "tokens" : "dtw";
 }
 
-Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodeParams& params,
-                                      const StreamCallbacks& callbacks) {
-  if (auto st = ValidateDecodeParams(params); !st) return st.error();
-  if (pcm.empty()) {
-    return Error(ErrorKind::kBadInput, "empty_audio", "the audio contains no samples");
-  }
-  const bool multilingual = model_->multilingual();
-  if (!multilingual && params.language != "auto" && params.language != "en") {
-    return Error(ErrorKind::kBadInput, "language_unsupported",
-                 "this model is English-only; language '" + params.language +
-                     "' needs a multilingual model");
-  }
+namespace {
 
-  const double duration = static_cast<double>(pcm.size()) / 16000.0;
-  RunContext rc{model_, state_, &params, &callbacks, duration};
-  std::string language = multilingual ? params.language : "en";
-  std::span<const float> input = pcm;
-  std::optional<SpeechTimeline> timeline;
-  if (params.speech) {
-    timeline.emplace(pcm, *params.speech);
-  } else if (params.vad) {
-    auto regions = DetectSpeech(pcm, params);
-    if (!regions.ok()) return regions.error();
-    timeline.emplace(pcm, std::move(regions).value());
-  }
-  if (timeline) {
-    if (timeline->samples().empty()) {
-      Transcript none = NoSpeech(params, duration, language);
-      if (none.has_words) none.word_timing = WordTiming();
-      return none;
-    }
-    input = timeline->samples();
-    rc.timeline = &*timeline;
-  }
+// whisper.cpp's parameters for one whisper_full call of `rc`'s run; `language` must outlive it.
+whisper_full_params FullParams(RunContext& rc, const std::string& language) {
+  const DecodeParams& params = *rc.params;
   const auto strategy =
       params.beam_size > 1 ? WHISPER_SAMPLING_BEAM_SEARCH : WHISPER_SAMPLING_GREEDY;
   whisper_full_params wp = whisper_full_default_params(strategy);
@@ -257,16 +227,31 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
   wp.encoder_begin_callback = [](whisper_context*, whisper_state*, void* user) {
     auto* rc = static_cast<RunContext*>(user);
     FlushSegments(rc);
-    return !ShouldAbort(rc);
+    if (ShouldAbort(rc)) return false;
+    ++rc->encodes;
+    return true;
   };
   wp.encoder_begin_callback_user_data = &rc;
+  wp.logits_filter_callback = [](whisper_context*, whisper_state*, const whisper_token_data*, int,
+                                 float*, void* user) { ++static_cast<RunContext*>(user)->steps; };
+  wp.logits_filter_callback_user_data = &rc;
+  return wp;
+}
 
+// One whisper_full call over `input` (decoded with `timeline`'s times when set), its segments
+// appended to `out`; sets out.language from the first call. Errors: as WhisperStream::Run's.
+Status DecodeInto(RunContext& rc, std::span<const float> input, const SpeechTimeline* timeline,
+                  const std::string& language, Transcript& out) {
+  rc.timeline = timeline;
+  rc.first_id = static_cast<int>(out.segments.size());
+  rc.emitted = 0;
+  const whisper_full_params wp = FullParams(rc, language);
   // whisper_full_params.vad is not used: whisper.cpp 1.9.1 applies it in whisper_full only (on the
   // context's default state), never in whisper_full_with_state, so each stream does it itself.
   int rcode = 0;
   {
     AbortedRunLogs quiet_if_aborted;
-    rcode = whisper_full_with_state(model_->ctx(), state_, wp, input.data(),
+    rcode = whisper_full_with_state(rc.model->ctx(), rc.state, wp, input.data(),
                                     static_cast<int>(input.size()));
   }
   if (rc.aborted) return Error(ErrorKind::kCancelled, "aborted", "transcription was stopped");
@@ -274,19 +259,76 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
     return Error(ErrorKind::kInternal, "decode_failed",
                  "whisper.cpp failed to decode the audio (code " + std::to_string(rcode) + ")");
   }
-
   FlushSegments(&rc);
+  if (out.language.empty()) {
+    const int lang_id = whisper_full_lang_id_from_state(rc.state);
+    out.language = lang_id >= 0 ? whisper_lang_str(lang_id) : language;
+  }
+  const int n = whisper_full_n_segments_from_state(rc.state);
+  for (int i = 0; i < n; ++i) out.segments.push_back(ReadSegment(rc, i));
+  return {};
+}
 
+// The seconds a group of speech decodes: its regions laid back to back (SpeechTimeline).
+double DecodedSeconds(const SpeechChunk& g) {
+  double s = SpeechTimeline::kGapSeconds * static_cast<double>(g.speech.size() - 1);
+  for (const SpeechRegion& r : g.speech) s += r.end - r.start;
+  return s;
+}
+
+}  // namespace
+
+Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodeParams& params,
+                                      const StreamCallbacks& callbacks) {
+  if (auto st = ValidateDecodeParams(params); !st) return st.error();
+  if (pcm.empty()) {
+    return Error(ErrorKind::kBadInput, "empty_audio", "the audio contains no samples");
+  }
+  const bool multilingual = model_->multilingual();
+  if (!multilingual && params.language != "auto" && params.language != "en") {
+    return Error(ErrorKind::kBadInput, "language_unsupported",
+                 "this model is English-only; language '" + params.language +
+                     "' needs a multilingual model");
+  }
+
+  const double duration = static_cast<double>(pcm.size()) / 16000.0;
+  RunContext rc{model_, state_, &params, &callbacks, duration};
+  const std::string language = multilingual ? params.language : "en";
+  std::optional<std::vector<SpeechRegion>> speech = params.speech;
+  if (!speech && params.vad) {
+    auto regions = DetectSpeech(pcm, params);
+    if (!regions.ok()) return regions.error();
+    speech = std::move(regions).value();
+  }
   Transcript t;
   t.task = params.translate ? "translate" : "transcribe";
   t.duration = duration;
   t.has_words = params.word_timestamps;
   if (t.has_words) t.word_timing = WordTiming();
-  int lang_id = whisper_full_lang_id_from_state(state_);
-  t.language = lang_id >= 0 ? whisper_lang_str(lang_id) : language;
-  const int n = whisper_full_n_segments_from_state(state_);
-  t.segments.reserve(n);
-  for (int i = 0; i < n; ++i) t.segments.push_back(ReadSegment(rc, i));
+  double decoded = 0;
+  if (!speech) {
+    if (auto st = DecodeInto(rc, pcm, nullptr, language, t); !st) return st.error();
+    decoded = duration;
+  } else {
+    // Each group of speech that fits one window is decoded alone (as one chunk of a chunked job
+    // is), so no window straddles a silence cut and a group costs one encoder pass, or a few
+    // when whisper's timestamps stop short of its end.
+    const std::vector<SpeechChunk> groups = PlanChunks(pcm, std::move(*speech), kWindowSeconds);
+    double total = 0;  // seconds to decode, for the progress
+    for (const SpeechChunk& g : groups) total += DecodedSeconds(g);
+    for (const SpeechChunk& g : groups) {
+      const SpeechTimeline timeline(pcm, g.speech);
+      rc.progress_span = DecodedSeconds(g) / total;
+      if (auto st = DecodeInto(rc, timeline.samples(), &timeline, language, t); !st) {
+        return st.error();
+      }
+      rc.progress_from += rc.progress_span;
+      decoded += static_cast<double>(timeline.samples().size()) / 16000.0;
+    }
+    if (t.language.empty()) t.language = language == "auto" ? "en" : language;  // no speech
+  }
+  spdlog::debug("whisper: {:.2f} s of {:.2f} s decoded in {} encoder passes, {} decoder steps",
+                decoded, duration, rc.encodes, rc.steps);
   return t;
 }
 

@@ -38,7 +38,11 @@ class WhisperStream {
   // says where the words' times come from: "dtw" when the model was loaded with
   // ModelOptions::dtw_words and matched a preset, "tokens" otherwise. With VAD, only the speech it
   // finds is decoded (no speech: no segments) and every time is in the original audio's timeline;
-  // with known speech (DecodeParams::speech) the same, over those regions. Errors: kBadInput
+  // with known speech (DecodeParams::speech) the same, over those regions. Speech is decoded in
+  // the chunk plan's groups (engine/chunk_plan.h, at most kWindowSeconds each), one whisper_full
+  // call per group with no text carried from one to the next: the transcript is that of each
+  // group decoded alone, in order, segments numbered from 0 (a chunked job's chunks give the same
+  // text), and no segment spans the silence between two groups. Errors: kBadInput
   // (invalid params, language the model cannot handle, empty audio, a VAD model whisper.cpp
   // cannot load, "vad_model_missing"), kCancelled "aborted" when should_abort returned
   // true (the caller knows whether that meant cancel or timeout), kInternal "decode_failed" or

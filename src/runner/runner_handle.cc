@@ -21,7 +21,8 @@ extern char** environ;
 namespace steno::runner {
 namespace {
 
-// How much lower than the supervisor runners are scheduled (nice increment).
+// The nice value runners are scheduled at, below the supervisor, when they are
+// (RunnerOptions::lower_priority).
 constexpr int kRunnerNice = 5;
 
 using Clock = std::chrono::steady_clock;
@@ -63,6 +64,7 @@ Result<std::unique_ptr<RunnerHandle>> RunnerHandle::Start(const RunnerOptions& o
   std::string arg0 = "steno", arg1 = "runner", arg2 = "--fd", arg3 = "3";
   char* argv[] = {arg0.data(), arg1.data(), arg2.data(), arg3.data(), nullptr};
   const pid_t parent = getpid();
+  const bool lower_priority = options.lower_priority;
 
   const pid_t pid = fork();
   if (pid < 0) {
@@ -76,7 +78,7 @@ Result<std::unique_ptr<RunnerHandle>> RunnerHandle::Start(const RunnerOptions& o
     if (getppid() != parent) _exit(127);  // the parent died before the line above
     // Inference below the supervisor: on a busy CPU the API's and scheduler's short requests
     // must not queue behind decoding threads (their latency, not throughput, is what suffers).
-    (void)setpriority(PRIO_PROCESS, 0, kRunnerNice);
+    if (lower_priority) (void)setpriority(PRIO_PROCESS, 0, kRunnerNice);
     if (dup2(sv[1], 3) < 0) _exit(127);  // dup2 clears close-on-exec on descriptor 3
     execve(exe.c_str(), argv, envp.data());
     _exit(127);

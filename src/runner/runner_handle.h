@@ -55,6 +55,10 @@ struct RunnerOptions {
   int heartbeat_timeout_ms = 10000;  // after the first frame; silence longer than this kills
   int load_timeout_ms = 600000;      // before the first frame (ready or error)
   std::vector<std::pair<std::string, std::string>> env;  // added to the runner's environment
+  // The runner is scheduled below the supervisor (at nice 5), so that on a busy CPU the API's and
+  // scheduler's short requests do not queue behind decoding threads. False: at the supervisor's
+  // own priority, for a one-shot CLI run, whose supervisor serves no requests.
+  bool lower_priority = true;
 };
 
 struct RunnerEvent {

@@ -1,5 +1,7 @@
 #include "server/job_requests.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -52,10 +54,31 @@ Result<std::string> JobRequests::CheckModel(const std::string& model, const std:
       Result<models::ModelEntry>(ShuttingDown()));
   if (!entry.ok()) return entry.error();
   if (auto problem = CheckModelTask(model, task, entry->capabilities)) return problem->error;
+  // Resolving reads the model file's header and tensor table: milliseconds of CPU, for every
+  // submission. A file that resolved before and is unchanged since resolves the same.
+  const std::optional<FileStamp> stamp = StampOf(entry->path);
+  if (stamp) {
+    MutexLock lock(mu_);
+    auto it = resolved_.find(model);
+    if (it != resolved_.end() && it->second == *stamp) return entry->kind;
+  }
   auto spec = p_.runtime->With([&](Runtime& rt) { return rt.ResolveModel(model); },
                                Result<sched::ModelSpec>(ShuttingDown()));
   if (!spec.ok()) return spec.error();
-  return spec->kind;
+  if (stamp) {
+    MutexLock lock(mu_);
+    if (resolved_.size() >= 256) resolved_.clear();  // names are the server's models: a few
+    resolved_[model] = *stamp;
+  }
+  return entry->kind;
+}
+
+std::optional<JobRequests::FileStamp> JobRequests::StampOf(const std::string& path) {
+  struct stat st {};
+  if (path.empty() || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return FileStamp{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                   static_cast<int64_t>(st.st_size),
+                   int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
 }
 
 size_t JobRequests::QueueLength() {
@@ -128,7 +151,8 @@ Result<double> JobRequests::TakeAudio(const SubmitJob& request, std::string& dig
   return info->duration_s;
 }
 
-Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
+Result<store::Inserted> JobRequests::Submit(const SubmitJob& request,
+                                            std::unique_ptr<QueuePlace> place) {
   if (!admitting_) return ShuttingDown();
   std::string digest = request.blob_digest;
   auto refuse = [&](Error e) -> Result<store::Inserted> {
@@ -151,8 +175,14 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
     if (!pushed.ok()) return refuse(pushed.error());
   }
 
-  auto place = ReservePlace(QueueLength());  // a store read on a shared store: before the lock
-  if (!place.ok()) return refuse(place.error());
+  if (!place) {
+    auto reserved = ReservePlace(QueueLength());  // a store read on a shared store: before the lock
+    if (!reserved.ok()) return refuse(reserved.error());
+    place = std::move(reserved).value();
+  } else if (p_.cluster) {
+    // Reserved by this node's own count: the cluster's queue may have filled since.
+    if (auto st = CheckPlace(QueueLength()); !st) return refuse(st.error());
+  }
   store::NewJob job;
   job.model = request.model;
   job.priority = request.priority;
@@ -178,32 +208,38 @@ Result<store::Inserted> JobRequests::Submit(const SubmitJob& request) {
 // A place in the queue is reserved under the lock and the insert runs without it: no lock is
 // held across the store, and submissions in flight count against the bound, so it stays a
 // bound (one may be refused early while another's reservation and its job overlap, never late).
-class JobRequests::QueuePlace {
- public:
-  explicit QueuePlace(JobRequests* self) : self_(self) {}
-  ~QueuePlace() {
-    MutexLock lock(self_->mu_);
-    --self_->reserved_;
-  }
+QueuePlace::~QueuePlace() {
+  MutexLock lock(owner_->mu_);
+  --owner_->reserved_;
+}
 
- private:
-  JobRequests* self_;
-};
+Error JobRequests::QueueFullError(const sched::QueueConfig& queue) const {
+  const int retry_after = RetryAfterFor(queue);
+  return Error(ErrorKind::kUnavailable, "queue_full",
+               "the queue is full; retry after " + std::to_string(retry_after) + " s", retry_after);
+}
 
-Result<std::unique_ptr<JobRequests::QueuePlace>> JobRequests::ReservePlace(size_t held) {
+Result<std::unique_ptr<QueuePlace>> JobRequests::ReservePlace(size_t held) {
   MutexLock lock(mu_);
-  if (held + reserved_ >= queue_bound_) {
-    const int retry_after = RetryAfterFor(queue_);
-    return Error(ErrorKind::kUnavailable, "queue_full",
-                 "the queue is full; retry after " + std::to_string(retry_after) + " s",
-                 retry_after);
-  }
+  if (held + reserved_ >= queue_bound_) return QueueFullError(queue_);
   ++reserved_;
-  return std::make_unique<QueuePlace>(this);
+  return std::unique_ptr<QueuePlace>(new QueuePlace(this));
+}
+
+Result<std::unique_ptr<QueuePlace>> JobRequests::Reserve() {
+  return ReservePlace(p_.cluster ? 0 : static_cast<size_t>(p_.stats->in_scheduler()));
+}
+
+Status JobRequests::CheckPlace(size_t held) {
+  MutexLock lock(mu_);
+  // reserved_ counts this submission's own place.
+  if (held + reserved_ > queue_bound_) return QueueFullError(queue_);
+  return {};
 }
 
 Result<Job> JobRequests::RunNow(const SubmitJob& request, sched::BlobRef input,
-                                std::shared_ptr<void> input_owner, bool keep_result) {
+                                std::shared_ptr<void> input_owner, bool keep_result,
+                                std::unique_ptr<QueuePlace> place) {
   if (!admitting_) return ShuttingDown();
   if (request.params.task == "speech") {
     return Error(ErrorKind::kBadInput, "unexpected_audio",
@@ -232,8 +268,11 @@ Result<Job> JobRequests::RunNow(const SubmitJob& request, sched::BlobRef input,
   auto vad = DecideVad(request.params, audio_s, p_.vad);
   if (!vad.ok()) return vad.error();
   // Counted against the bound like any job, by this node (it never reaches a shared queue).
-  auto place = ReservePlace(static_cast<size_t>(p_.stats->in_scheduler()));
-  if (!place.ok()) return place.error();
+  if (!place) {
+    auto reserved = ReservePlace(static_cast<size_t>(p_.stats->in_scheduler()));
+    if (!reserved.ok()) return reserved.error();
+    place = std::move(reserved).value();
+  }
   Job job;
   job.created_ms = job.updated_ms = UnixMillis();
   job.id = store::NewJobId(job.created_ms);

@@ -9,14 +9,16 @@
 // holds the connection, so it is kept in memory only (sync_runs.h), and the readers below answer
 // for it from there.
 //
-// One mutex: the queue bound, the queue settings, the audio limits and the places reserved by
-// submissions in flight. Submit reserves a place under it and inserts without it: no lock here
-// is held across a store call, and no other lock is taken under it. Safe from any thread.
+// One mutex: the queue bound, the queue settings, the audio limits, the places reserved by
+// submissions in flight and the model files resolved. Submit reserves a place under it and inserts
+// without it: no lock here is held across a store call, and no other lock is taken under it. Safe
+// from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +56,22 @@ struct SubmitJob {
   std::string idempotency_key;
 };
 
+class JobRequests;
+
+// A place in the queue held by one submission (JobRequests::Reserve): counted against the queue
+// bound from its reservation until it is destroyed.
+class QueuePlace {
+ public:
+  ~QueuePlace();
+  QueuePlace(const QueuePlace&) = delete;
+  QueuePlace& operator=(const QueuePlace&) = delete;
+
+ private:
+  friend class JobRequests;
+  explicit QueuePlace(JobRequests* owner) : owner_(owner) {}
+  JobRequests* owner_;
+};
+
 struct JobRequestParts {
   store::JobStore* jobs = nullptr;
   store::BlobStore* blobs = nullptr;       // this node's upload files
@@ -86,7 +104,18 @@ class JobRequests {
   // queues it. kUnavailable "queue_full" (with Error::retry_after_s,
   // see RetryAfterSeconds) or "shutting_down". Returns the stored job (with
   // `existing` when the idempotency key matched).
-  Result<store::Inserted> Submit(const SubmitJob& job) EXCLUDES(mu_);
+  // `place`: the one Reserve gave this submission before its upload was read (on a shared store
+  // the cluster's queue is checked again here); none: Submit reserves one itself.
+  Result<store::Inserted> Submit(const SubmitJob& job, std::unique_ptr<QueuePlace> place = nullptr)
+      EXCLUDES(mu_);
+
+  // A place in the queue for a submission about to send its upload, by this node's own count
+  // (the jobs it holds and the submissions holding a place; on a shared store only the latter,
+  // as reading the cluster's queue costs a store read): kUnavailable "queue_full" (with
+  // Retry-After) when there is none. Reserved before the upload is read, so that a burst of
+  // submissions larger than the room left is refused at once rather than after each upload was
+  // stored, fsynced and probed.
+  Result<std::unique_ptr<QueuePlace>> Reserve() EXCLUDES(mu_);
 
   // A synchronous request's run (sync_runs.h): checked like Submit (params, model, the audio at
   // input.path probed, its VAD decided, the queue bound, counted on this node only) but never
@@ -96,8 +125,10 @@ class JobRequests {
   // keeps input.path alive until the run ends; with `keep_result` the result waits for
   // SyncRuns::Wait. Returns the run's job. Errors: Submit's, less the store's (a speech job:
   // kBadInput "unexpected_audio" if it names audio; its result is a file, so it is Submit's alone).
+  // `place`: as Submit's (none: RunNow reserves one itself).
   Result<Job> RunNow(const SubmitJob& request, sched::BlobRef input,
-                     std::shared_ptr<void> input_owner, bool keep_result) EXCLUDES(mu_);
+                     std::shared_ptr<void> input_owner, bool keep_result,
+                     std::unique_ptr<QueuePlace> place = nullptr) EXCLUDES(mu_);
   // A transcription result (the runner's verbose JSON) in `format`, as ResultText renders a
   // stored one: words only when the job asked for word timestamps.
   static Result<std::string> RenderResult(const nlohmann::json& result, const JobParams& params,
@@ -141,9 +172,9 @@ class JobRequests {
   // The current queue bound (--max-queue; a reload may change it).
   size_t max_queue() const EXCLUDES(mu_);
   // Whether a submission now would be refused with queue_full by this node's own count (the
-  // jobs it holds and the submissions in flight; on a shared store only the latter, as reading
-  // the cluster's queue costs a store read). Reserves nothing: a hint for refusing before an
-  // upload is stored and fsynced; Submit and RunNow still decide.
+  // jobs it holds and the submissions holding a place; on a shared store only the latter).
+  // Reserves nothing: a hint for refusing before a request's body is read (Reserve holds the
+  // place as well); Submit and RunNow still decide.
   bool QueueFull() EXCLUDES(mu_);
   // A config reload (SIGHUP): the queue bound, the queue settings Retry-After is derived from and
   // the audio limits, swapped at once. Jobs already accepted are not affected.
@@ -162,14 +193,27 @@ class JobRequests {
   // job of the cluster (what each node runs is bounded by its room, not by this bound).
   size_t QueueLength();
   int RetryAfterFor(const sched::QueueConfig& queue) const;
+  friend class QueuePlace;
   // Reserves a place in the queue for a submission in flight when `held` (jobs counted against
   // the bound) leaves room: kUnavailable "queue_full" (with Retry-After) otherwise. The place is
   // given back when the returned handle is destroyed.
-  class QueuePlace;
   Result<std::unique_ptr<QueuePlace>> ReservePlace(size_t held) EXCLUDES(mu_);
+  // For a submission that holds `place` already: on a shared store, whether the cluster's queue
+  // (`held` pending jobs) still leaves it room beside the other places held (queue_full if not).
+  Status CheckPlace(size_t held) EXCLUDES(mu_);
+  Error QueueFullError(const sched::QueueConfig& queue) const;
   // The model resolves (kNotFound "model_not_found", ...) and can do `task` (kBadInput
-  // "model_cannot_do_task", server/job_params_check.h): its runner kind.
-  Result<std::string> CheckModel(const std::string& model, const std::string& task);
+  // "model_cannot_do_task", server/job_params_check.h): its runner kind. A model whose file
+  // resolved before and has not changed since (FileStamp) is not resolved again.
+  Result<std::string> CheckModel(const std::string& model, const std::string& task) EXCLUDES(mu_);
+  // A model file as last resolved: a change of any field means a different file.
+  struct FileStamp {
+    std::string path;
+    uint64_t device = 0, inode = 0;
+    int64_t size = 0, mtime_ns = 0;
+    bool operator==(const FileStamp&) const = default;
+  };
+  static std::optional<FileStamp> StampOf(const std::string& path);
   // The job's audio as a committed blob: `digest` (an upload's, probed) or a copy of its server
   // path (probed, then copied; `digest` set). Returns its duration (0 for a speech job, which
   // has none: kBadInput "unexpected_audio" if it names any). The probe's errors, "no_audio".
@@ -186,6 +230,7 @@ class JobRequests {
   size_t queue_bound_ GUARDED_BY(mu_);
   sched::QueueConfig queue_ GUARDED_BY(mu_);
   size_t reserved_ GUARDED_BY(mu_) = 0;  // submissions between the bound's check and their end
+  std::map<std::string, FileStamp> resolved_ GUARDED_BY(mu_);  // model -> its file when resolved
   audio::Limits limits_ GUARDED_BY(mu_);
 };
 

@@ -85,14 +85,16 @@ void RunnerControl::Incident(const RunnerIncident& incident) {
 void RunnerControl::OnRunner(const sched::RunnerUpdate& r) {
   metrics_.OnRunner(r);
   if (r.kind == sched::RunnerUpdate::Kind::kUnloaded && r.crashed) {
-    Incident({RunnerIncident::Kind::kCrash, r.model, r.device, 0, "runner crashed"});
+    // Alerts name the model the user knows, a DTW variant's runner included.
+    Incident(
+        {RunnerIncident::Kind::kCrash, models::ModelOfKey(r.model), r.device, 0, "runner crashed"});
   }
 }
 
 void RunnerControl::OnUnreleased(const std::string& model, const std::string& device,
                                  const runner::ReleaseReport& report) {
-  Incident(
-      {RunnerIncident::Kind::kUnreleased, model, device, report.leftover_bytes, report.detail});
+  Incident({RunnerIncident::Kind::kUnreleased, models::ModelOfKey(model), device,
+            report.leftover_bytes, report.detail});
 }
 
 void RunnerControl::Park() {

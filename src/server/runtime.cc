@@ -104,9 +104,10 @@ Status CheckServerModelNames(const std::vector<runners::ServerModel>& models,
 Result<runners::KindRegistry> BuildKinds(const RuntimeOptions& options,
                                          const ServerModelTable& servers) {
   runners::KindRegistry kinds;
-  if (auto st = kinds.Add(runners::kWhisperKind,
-                          runners::WhisperKind({options.runner_exe, options.decode_defaults,
-                                                options.warmup, options.prefetch_inputs}));
+  if (auto st = kinds.Add(
+          runners::kWhisperKind,
+          runners::WhisperKind({options.runner_exe, options.decode_defaults, options.warmup,
+                                options.prefetch_inputs, options.runners_lower_priority}));
       !st) {
     return st.error();
   }

@@ -42,6 +42,10 @@ struct RuntimeOptions {
   // Inputs (path, name) whisper runners decode while their model loads: a one-shot run's files,
   // known before any runner starts (runners::WhisperKindOptions::prefetch).
   std::vector<std::pair<std::string, std::string>> prefetch_inputs;
+  // Whisper runners scheduled below this process, so that its API stays responsive on a busy
+  // CPU (runner::RunnerOptions::lower_priority). A one-shot CLI run, which serves no requests,
+  // runs them at its own priority, as whisper-cli runs.
+  bool runners_lower_priority = true;
   // How long an unloading runner may take to exit before it is killed (SIGKILL).
   std::chrono::milliseconds runner_grace{5000};
   std::string runner_exe;            // empty: this executable

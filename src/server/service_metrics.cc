@@ -8,10 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
 #include "gpu/owner_process.h"
+#include "models/model_catalog.h"
+#include "models/model_variant.h"
 
 namespace steno::server {
 namespace {
@@ -159,7 +162,7 @@ void ServiceMetrics::OnJob(const sched::JobUpdate& u) {
 void ServiceMetrics::OnRunner(const sched::RunnerUpdate& u) {
   std::lock_guard lock(mu_);
   if (u.kind == sched::RunnerUpdate::Kind::kLoaded) {
-    loads_[{u.model, u.device}]++;
+    loads_[{models::ModelOfKey(u.model), u.device}]++;  // a DTW variant's loads are its model's
     load_s_.Observe(u.duration_ms / 1000.0);
   } else {
     unloads_[u.reason.empty() ? "unknown" : u.reason]++;
@@ -274,16 +277,20 @@ std::string ServiceMetrics::RenderPrometheus(const sched::SchedulerSnapshot& sna
     w.Sample("steno_cpu_threads_used", "", l.cores.used_threads);
   }
 
-  // --- Runners, per (model, device), labelled with the model's runner kind too.
+  // --- Runners, per (model, device, word timing), labelled with the model's runner kind too.
+  // The model is the user's name: a model's DTW variant (models/model_variant.h) is the same
+  // model with word_timing="dtw" (whisper runners say "dtw" or "tokens"; other kinds "").
   struct RunnerRow {
     std::string kind;
     int runners = 0;
     int64_t bytes = 0;
     int streams = 0, busy = 0;
   };
-  std::map<std::pair<std::string, std::string>, RunnerRow> runners;
+  std::map<std::tuple<std::string, std::string, std::string>, RunnerRow> runners;
   for (const auto& r : snapshot.runners) {
-    auto& row = runners[{r.view.model, r.view.device}];
+    const std::string timing =
+        r.kind == models::kWhisperKind ? (r.load.dtw_words ? "dtw" : "tokens") : "";
+    auto& row = runners[{models::ModelOfKey(r.view.model), r.view.device, timing}];
     row.kind = r.kind;
     row.runners++;
     row.bytes += r.view.weights_bytes + r.view.streams * r.view.stream_bytes;
@@ -293,8 +300,9 @@ std::string ServiceMetrics::RenderPrometheus(const sched::SchedulerSnapshot& sna
   auto runner_family = [&](const char* name, const char* help, auto value) {
     w.Family(name, "gauge", help);
     for (const auto& [key, row] : runners) {
-      w.Sample(name, Labels({{"model", key.first}, {"kind", row.kind}, {"device", key.second}}),
-               value(row));
+      const auto& [model, device, timing] = key;
+      const std::string base = Labels({{"model", model}, {"kind", row.kind}, {"device", device}});
+      w.Sample(name, timing.empty() ? base : base + "," + Label("word_timing", timing), value(row));
     }
   };
   runner_family("steno_runners", "Loaded (or loading) runners.",

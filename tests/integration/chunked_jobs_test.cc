@@ -1,9 +1,10 @@
 // Long recordings across streams (server/chunked_jobs.h) against real `steno serve` processes:
-// the real Silero model (../shared/models) on six copies of the espeak-ng speech, one every 25 s
-// (so at least four chunks of at most 30 s), and the tiny random-weight model, greedy without
-// temperature fallback (ApiTestServer's flags), so a chunk decodes to the same text wherever it
-// runs. Two streams: --threads 1 on --cpu-cores 2. The assertions read the server's log for what
-// ran where (its lines are written in the order they happened) and wait for events, never for time.
+// the real Silero model (../shared/models) on twenty copies of the espeak-ng speech, one every
+// 12 s (some 130 s of speech: at least four chunks of at most 30 s of it, engine/chunk_plan.h),
+// and the tiny random-weight model, greedy without temperature fallback (ApiTestServer's flags),
+// so a chunk decodes to the same text wherever it runs. Two streams: --threads 1 on --cpu-cores 2.
+// The assertions read the server's log for what ran where (its lines are written in the order they
+// happened) and wait for events, never for time.
 #include <signal.h>
 
 #include <chrono>
@@ -31,9 +32,9 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-constexpr int kCopies = 6;
-constexpr double kPeriod = 25;   // copy k+1 ends more than 30 s after copy k starts
-constexpr int kMinChunks = 4;    // so at least four chunks (the VAD cuts between sentences too)
+constexpr int kCopies = 20;
+constexpr double kPeriod = 12;   // a silence of some 5 s after each copy
+constexpr int kMinChunks = 4;    // some 130 s of speech: at least four chunks of 30 s
 constexpr double kMargin = 0.3;  // beyond the VAD's own boundary error
 
 std::unique_ptr<ApiTestServer> ChunkServer(int chunk_streams, const std::string& level = "info") {

@@ -102,6 +102,18 @@ TEST(DtwWordsServeTest, WordsRunOnTheModelsDtwRunnerAndOtherRequestsKeepTheirOwn
   EXPECT_FALSE(p.contains("words")) << p.dump();
   EXPECT_FALSE(p.contains("word_timing")) << p.dump();
   ASSERT_TRUE(RunnersBecome(server, {{"dtw", 1}, {"tokens", 1}}));
+  // `steno ps` and /metrics show both runners under the model's name, told apart by how they
+  // time words, never by the internal variant key.
+  auto table = RunProcess({StenoBin(), "ps", "--url", server.Url()});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.find("#dtw"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("WORDS"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(" dtw "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(" tokens "), std::string::npos) << table.out;
+  auto metrics = c.Get("/metrics");
+  ASSERT_EQ(StatusOf(metrics), 200);
+  EXPECT_EQ(metrics->body.find("#dtw"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("word_timing=\"dtw\""), std::string::npos) << metrics->body;
 
   // The jobs API's equivalent runs on the DTW runner too; the stored job names the model.
   auto posted = c.Post("/v1/jobs", httplib::MultipartFormDataItems{

@@ -194,6 +194,22 @@ TEST(JobServiceTest, RefusedSubmissionsLeaveNoJobOrBlob) {
   EXPECT_EQ(BlobCount(dirs.data), 0u) << "a refused upload was kept";
 }
 
+// A model file is not read again for every submission once it resolved, but a file replaced
+// since is: a model overwritten with something that is not a model is refused, not taken for
+// the one that resolved before.
+TEST(JobServiceTest, AModelFileReplacedAfterItResolvedIsResolvedAgain) {
+  ServiceDirs dirs;
+  auto service = JobService::Open(OptionsFor(dirs));
+  ASSERT_TRUE(service.ok()) << service.error().message;
+  auto first = (*service)->jobs().Submit(SpeechJob());
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  (void)(*service)->jobs().Cancel(first->job.id);
+  { std::ofstream(dirs.models + "/ggml-tiny.bin", std::ios::trunc) << "not a model any more"; }
+  auto second = (*service)->jobs().Submit(SpeechJob());
+  ASSERT_FALSE(second.ok()) << "a job was accepted for a model file that is no model";
+  EXPECT_EQ(second.error().code, "not_a_model") << second.error().message;
+}
+
 TEST(JobServiceTest, StopMidRunRequeuesAndNextStartCompletesEachJobOnce) {
   ServiceDirs dirs;
   std::vector<std::string> ids;

@@ -3,10 +3,12 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -132,6 +134,30 @@ TEST(RunnerTest, StreamsCanBeAddedAndDropped) {
   auto shrunk =
       ev.WaitFor([](const json& m) { return m["type"] == "streams" && m["streams"] == 1; });
   EXPECT_TRUE(shrunk.has_value());
+}
+
+// A runner is scheduled at nice 5, below its supervisor (so a server's API stays responsive),
+// unless asked not to be (a one-shot `steno transcribe`: at the command's own priority).
+TEST(RunnerTest, RunsBelowTheSupervisorUnlessAskedNotTo) {
+  const int ours = getpriority(PRIO_PROCESS, 0);
+  for (bool lower : {true, false}) {
+    Events ev;
+    RunnerOptions o = TinyRunner(1);
+    o.lower_priority = lower;
+    auto h = RunnerHandle::Start(o, ev.Sink());
+    ASSERT_TRUE(h.ok());
+    ASSERT_TRUE(ev.WaitType("ready").has_value());
+    errno = 0;
+    const int nice = getpriority(PRIO_PROCESS, (*h)->pid());
+    ASSERT_EQ(errno, 0);
+    // Lowering it below 5 again (when started above) is allowed to fail without privileges.
+    if (lower) {
+      EXPECT_GE(nice, 5);
+    } else {
+      EXPECT_EQ(nice, ours);
+    }
+    (*h)->Stop(5s);
+  }
 }
 
 // The death is seen from the process itself (its socket closing, its exit), not from missing

@@ -4,7 +4,11 @@
 // the precedence flags > environment (STENO_*) > config file holds for every source. Each reload
 // is waited for by its effect (or by the server's own "config reloaded" line where the effect is a
 // refusal), never by a sleep.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -121,6 +125,78 @@ TEST(ServeConfigTest, QueueFullRefusesBeforeStoringTheUpload) {
   EXPECT_FALSE(full->get_header_value("Retry-After").empty());
   EXPECT_TRUE(touched() == before) << "the refused upload was written to the blob store";
   (void)c.Delete("/v1/jobs/" + running);
+}
+
+// A connection that sent the start of a `POST /v1/jobs` upload (headers announcing a large body,
+// the file part begun) and then waits: a submission still sending its audio. -1 on failure.
+int StartUpload(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  const std::string part =
+      "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+      "Content-Type: audio/wav\r\n\r\nRIFF";
+  const std::string request =
+      "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n" +
+      part;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 ||
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+          static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Upload temp files in the data dir's blob store (one per upload being received).
+int UploadsBeingReceived(const std::string& data) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(data + "/blobs/tmp", ec)) {
+    n += e.path().extension() == ".part";
+  }
+  return n;
+}
+
+// Submissions still sending their upload hold their place in the queue: with --max-queue 2 and
+// two uploads under way, a third submission is refused at once (503 queue_full) rather than
+// stored, fsynced and probed alongside them (and then accepted past the bound, or refused only
+// after all that work). Once the two connections go, their places are free again.
+TEST(ServeConfigTest, UploadsUnderWayHoldTheirPlaceInTheQueue) {
+  ApiTestServer s({"--max-queue", "2"});
+  auto c = s.Client();
+  std::vector<int> uploads;
+  for (int i = 0; i < 2; ++i) {
+    uploads.push_back(StartUpload(s.port));
+    ASSERT_GE(uploads.back(), 0);
+  }
+  ASSERT_TRUE(test::WaitUntil([&] { return UploadsBeingReceived(s.data) == 2; }, 60s))
+      << UploadsBeingReceived(s.data) << " uploads under way";
+  auto third = c.Post(
+      "/v1/jobs", httplib::MultipartFormDataItems{FilePart("speech.wav"), Field("model", "tiny")});
+  ASSERT_EQ(test::StatusOf(third), 503) << (third ? third->body : "");
+  EXPECT_EQ(JsonOf(third)["error"]["code"], "queue_full") << third->body;
+  EXPECT_FALSE(third->get_header_value("Retry-After").empty());
+
+  for (int fd : uploads) close(fd);
+  ASSERT_TRUE(test::WaitUntil([&] { return UploadsBeingReceived(s.data) == 0; }, 60s));
+  int status = 0;
+  std::string body;
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        auto r = c.Post("/v1/jobs", httplib::MultipartFormDataItems{FilePart("speech.wav"),
+                                                                    Field("model", "tiny")});
+        status = test::StatusOf(r);
+        body = r ? r->body : "";
+        return status != 503;
+      },
+      60s))
+      << "the places of the uploads that went away were not given back";
+  EXPECT_EQ(status, 202) << body;
 }
 
 // A server on one simulated 8 GiB card whose config file says `reserve = "512MiB"`.

@@ -176,6 +176,31 @@ TEST(ApiMetricsTest, EmptyMetricsAreValidExposition) {
   EXPECT_EQ(Value(samples, "steno_job_queue_wait_seconds_count"), 0);
 }
 
+// A model's DTW variant (scheduler key "NAME#dtw") is shown as the model the user named, told
+// apart by how its runners time words, never by the internal key; its loads count as the model's.
+TEST(ApiMetricsTest, ADtwVariantsRunnersAreLabelledWithTheUsersModelName) {
+  ServiceMetrics m([](int) { return false; });
+  sched::SchedulerSnapshot s = Snapshot();
+  s.runners[1].view.model = "base.en#dtw";
+  s.runners[1].load.dtw_words = true;
+  sched::RunnerUpdate loaded;
+  loaded.model = "base.en#dtw";
+  loaded.device = "cuda:0";
+  m.OnRunner(loaded);
+  const std::string text = m.RenderPrometheus(s, {}, store::JobCounts{});
+  EXPECT_EQ(text.find("#dtw"), std::string::npos) << text;
+  auto samples = ParseExposition(text);
+  const std::map<std::string, std::string> plain = {
+      {"model", "base.en"}, {"kind", "whisper"}, {"device", "cuda:0"}, {"word_timing", "tokens"}};
+  std::map<std::string, std::string> dtw = plain;
+  dtw["word_timing"] = "dtw";
+  EXPECT_EQ(Value(samples, "steno_runners", plain), 1);
+  EXPECT_EQ(Value(samples, "steno_runners", dtw), 1);
+  EXPECT_EQ(Value(samples, "steno_runner_streams", dtw), 1);
+  EXPECT_EQ(
+      Value(samples, "steno_runner_loads_total", {{"model", "base.en"}, {"device", "cuda:0"}}), 1);
+}
+
 TEST(ApiMetricsTest, GaugesComeFromSnapshotSamplesAndCounts) {
   ServiceMetrics m([](int pid) { return pid == 222; });
   store::JobCounts counts;
@@ -189,7 +214,7 @@ TEST(ApiMetricsTest, GaugesComeFromSnapshotSamplesAndCounts) {
   EXPECT_EQ(Value(samples, "steno_gpu_memory_allocatable_bytes", dev), double(20LL << 30));
   EXPECT_EQ(Value(samples, "steno_gpu_memory_allocated_bytes", dev), 130);
   const std::map<std::string, std::string> runner = {
-      {"model", "base.en"}, {"kind", "whisper"}, {"device", "cuda:0"}};
+      {"model", "base.en"}, {"kind", "whisper"}, {"device", "cuda:0"}, {"word_timing", "tokens"}};
   EXPECT_EQ(Value(samples, "steno_runners", runner), 2);
   EXPECT_EQ(Value(samples, "steno_runner_bytes", runner), 100 + 20 + 100 + 10);
   EXPECT_EQ(Value(samples, "steno_runner_streams", runner), 3);

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <whisper.h>
 
+#include "engine/chunk_plan.h"
 #include "engine/speech_timeline.h"
 #include "engine/vad.h"
 #include "engine/whisper_model.h"
@@ -253,6 +254,54 @@ TEST_F(VadStreamTest, DecodesOnlySpeechAndKeepsTheOriginalTimeline) {
   for (size_t i = 0; i < live.size(); ++i) {
     EXPECT_DOUBLE_EQ(live[i].start, t->segments[i].start);
     EXPECT_DOUBLE_EQ(live[i].end, t->segments[i].end);
+  }
+}
+
+// A VAD run decodes its speech as the chunk plan groups it (engine/chunk_plan.h), one
+// whisper_full call per chunk: its transcript is that of each chunk decoded alone, merged in
+// order (as a chunked job's is), and no segment spans the silence between two chunks.
+TEST_F(VadStreamTest, AVadRunIsItsChunksEachDecodedAlone) {
+  // Six copies of the speech, one every 20 s: more than one window of speech in all.
+  const auto s = test::MakeSpacedSpeech(6, 20.0);
+  ASSERT_FALSE(s.pcm.empty());
+  auto detector = VadDetector::Load(model_path_);
+  ASSERT_TRUE(detector.ok());
+  auto regions = (*detector)->Detect(s.pcm, VadSettings{});
+  ASSERT_TRUE(regions.ok());
+  const std::vector<SpeechChunk> chunks = PlanChunks(s.pcm, *regions, kWindowSeconds);
+  ASSERT_GE(chunks.size(), 2u) << Describe(*regions);
+
+  std::vector<Segment> live;
+  StreamCallbacks cb;
+  cb.on_segment = [&live](const Segment& seg) { live.push_back(seg); };
+  auto whole = stream_->Run(s.pcm, Params(true), cb);
+  ASSERT_TRUE(whole.ok()) << whole.error().message;
+  std::vector<Segment> alone;
+  std::vector<size_t> chunk_of;  // the chunk each segment of `alone` came from
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    DecodeParams p = Params(false);
+    p.speech = chunks[c].speech;
+    auto t = stream_->Run(s.pcm, p);
+    ASSERT_TRUE(t.ok()) << t.error().message;
+    for (const Segment& seg : t->segments) {
+      alone.push_back(seg);
+      chunk_of.push_back(c);
+    }
+  }
+  ASSERT_FALSE(alone.empty());
+  ASSERT_EQ(whole->segments.size(), alone.size()) << whole->Text() << " | chunks alone:";
+  ASSERT_EQ(live.size(), alone.size());
+  for (size_t i = 0; i < alone.size(); ++i) {
+    const Segment& seg = whole->segments[i];
+    EXPECT_EQ(seg.id, static_cast<int>(i));
+    EXPECT_EQ(live[i].id, static_cast<int>(i));
+    EXPECT_EQ(seg.text, alone[i].text) << i;
+    EXPECT_DOUBLE_EQ(seg.start, alone[i].start) << i;
+    EXPECT_DOUBLE_EQ(seg.end, alone[i].end) << i;
+    // Inside its chunk: never across the silence that separates it from the next.
+    const SpeechChunk& c = chunks[chunk_of[i]];
+    EXPECT_GE(seg.start, c.start - 0.011) << i;
+    EXPECT_LE(seg.end, c.end + 0.011) << i;
   }
 }
 

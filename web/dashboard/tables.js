@@ -33,7 +33,9 @@ function updateRunnerRow(row, r) {
   setAttr(row, 'data-device', r.device);
   setAttr(row, 'data-state', r.state);
   setText(row.querySelector('.model-name'), r.model);
-  setText(row.querySelector('.runner-kind'), r.kind ? `(${r.kind})` : '');
+  // A whisper model may have two runners: one timing words by DTW (asked for words), one not.
+  const words = r.word_timing === 'dtw' ? ', DTW words' : '';
+  setText(row.querySelector('.runner-kind'), r.kind ? `(${r.kind}${words})` : '');
   setText(row.querySelector('.device'), r.device);
   setText(row.querySelector('.state'), r.state);
   const vram = row.querySelector('.vram');

@@ -130,6 +130,7 @@ Status ProcessBackend::Start(const RunnerStartSpec& spec) {
   o.warmup = options_.warmup;
   o.dtw_words = spec.load.dtw_words;
   o.prefetch = options_.prefetch;
+  o.lower_priority = options_.runners_lower_priority;
   if (spec.device.rfind("cuda:", 0) == 0) {
     if (!options_.sim_data_dir.empty()) {
       o.sim_data_dir = options_.sim_data_dir;

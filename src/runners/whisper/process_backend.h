@@ -51,6 +51,9 @@ struct ProcessBackendOptions {
   // Inputs every runner decodes while its model loads (runner::RunnerOptions::prefetch): a
   // one-shot CLI run's files.
   std::vector<std::pair<std::string, std::string>> prefetch;
+  // Runners scheduled below this process (runner::RunnerOptions::lower_priority); a one-shot
+  // CLI run's are not.
+  bool runners_lower_priority = true;
   // An unload whose release could not be verified (runner::UnloadRunner's alert), with the
   // runner's model and device. Called on the unloading thread.
   std::function<void(const std::string& model, const std::string& device,

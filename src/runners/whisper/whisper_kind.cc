@@ -12,6 +12,7 @@ KindFactory WhisperKind(WhisperKindOptions options) {
     o.decode_defaults = options.decode_defaults;
     o.warmup = options.warmup;
     o.prefetch = options.prefetch;
+    o.runners_lower_priority = options.runners_lower_priority;
     o.grace = context.grace;
     o.devices = context.devices;
     o.env_for_device = context.env_for_device;

@@ -20,6 +20,8 @@ struct WhisperKindOptions {
   bool warmup = true;                    // runners run one encoder pass before `ready`
   // Inputs (path, name) runners decode while their model loads (ProcessBackendOptions::prefetch).
   std::vector<std::pair<std::string, std::string>> prefetch;
+  // Runners scheduled below this process (ProcessBackendOptions::runners_lower_priority).
+  bool runners_lower_priority = true;
 };
 
 // The factory that builds the whisper kind's backend from the Runtime's context.
