@@ -1,8 +1,9 @@
 // The supervisor <-> runner wire format: length-prefixed JSON frames over a socketpair.
 //
 // A frame is a 4-byte big-endian payload length followed by that many bytes of UTF-8 JSON (one
-// object with a "type" field). Audio never travels through the socket: a job names a file, or
-// hands its decoded audio over as a descriptor. A frame may carry one file descriptor
+// object with a "type" field). A job's audio never travels through the socket: a job names a file,
+// or hands its decoded audio over as a descriptor (only a live session's `feed` frames carry audio,
+// in small pieces as it arrives). A frame may carry one file descriptor
 // (SCM_RIGHTS, sent with its first bytes); the frame then says so, and its reader takes the
 // descriptor (FrameReader::TakeFd) as it handles the frame: descriptors are taken in the order
 // their frames arrive. A `transcribe` frame with "pcm_samples": N carries a sealed memory file of
