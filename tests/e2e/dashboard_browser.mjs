@@ -34,7 +34,9 @@ import { parseArgs } from 'node:util';
 
 import { Checks, assert, parseSrt, parseVtt } from './lib/check.mjs';
 import { installDeps } from './lib/deps.mjs';
-import { alive, descendants, removeOnExit, sleep, startSteno, stopStenoChecked } from './lib/server.mjs';
+import {
+  browserProcesses, closeBrowserChecked, removeOnExit, sleep, startSteno, stopStenoChecked,
+} from './lib/server.mjs';
 
 const { values: opt } = parseArgs({ options: {
   'tenant-bin': { type: 'string', default: '' },
@@ -87,9 +89,7 @@ try {
       assert(fs.existsSync(chromiumPath), `${chromiumPath} not found: scripts/install-deps installs chromium`);
       const b = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
       console.log(`chromium ${b.version()}`);
-      // The browser's processes: this script's descendants that are not the server's.
-      const serverTree = new Set([server.pid, ...descendants(server.pid)]);
-      browserPids = descendants(process.pid).filter((pid) => !serverTree.has(pid));
+      browserPids = browserProcesses(server);
       assert(browserPids.length > 0, 'no browser process found');
       return b;
     });
@@ -97,15 +97,7 @@ try {
   }
 } finally {
   if (browser) {
-    await checks.step('the browser closes, leaving no process', async () => {
-      await browser.close();
-      let left = alive(browserPids);
-      for (let i = 0; left.length > 0 && i < 300; i++) {  // up to 30 s
-        await sleep(100);
-        left = alive(browserPids);
-      }
-      assert(left.length === 0, `browser processes left after close(): ${left.join(', ')}`);
-    });
+    await closeBrowserChecked(checks, browser, browserPids);
   }
   if (tenant && tenant.exitCode === null) tenant.kill('SIGKILL');
   if (server) {

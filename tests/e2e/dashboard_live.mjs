@@ -24,7 +24,9 @@ import { Checks, assert } from './lib/check.mjs';
 import { installDeps } from './lib/deps.mjs';
 import { SERVE_ARGS, modelsDirWithVad } from './lib/live_setup.mjs';
 import { dialogue, wavSlice } from './lib/realtime.mjs';
-import { alive, descendants, removeOnExit, sleep, startSteno, stopStenoChecked } from './lib/server.mjs';
+import {
+  browserProcesses, closeBrowserChecked, removeOnExit, startSteno, stopStenoChecked,
+} from './lib/server.mjs';
 
 const { values: opt } = parseArgs({ options: { 'dashboard-dir': { type: 'string', default: '' } } });
 const bin = process.env.STENO_BIN || 'build/steno';
@@ -64,23 +66,14 @@ try {
       const b = await chromium.launch({ executablePath: chromiumPath, args: [
         '--no-sandbox', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
         `--use-file-for-fake-audio-capture=${mic}%noloop`] });
-      const serverTree = new Set([server.pid, ...descendants(server.pid)]);
-      browserPids = descendants(process.pid).filter((pid) => !serverTree.has(pid));
+      browserPids = browserProcesses(server);
       return b;
     });
     if (browser) await run(server.url);
   }
 } finally {
   if (browser) {
-    await checks.step('the browser closes, leaving no process', async () => {
-      await browser.close();
-      let left = alive(browserPids);
-      for (let i = 0; left.length > 0 && i < 300; i++) {
-        await sleep(100);
-        left = alive(browserPids);
-      }
-      assert(left.length === 0, `browser processes left after close(): ${left.join(', ')}`);
-    });
+    await closeBrowserChecked(checks, browser, browserPids);
   }
   if (server) await stopStenoChecked(checks, server);
   code = checks.finish();

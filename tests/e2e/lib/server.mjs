@@ -246,6 +246,26 @@ export function machineBusySeconds() {
 
 // The step an e2e test ends with: SIGTERM stops `server` within 20 s and leaves no process
 // behind; its output is printed when any check failed.
+// A browser's processes: this script's descendants that are not `server`'s (its runners
+// included). Taken once the browser is up, to check that close() leaves none of them behind.
+export function browserProcesses(server) {
+  const serverTree = new Set([server.pid, ...descendants(server.pid)]);
+  return descendants(process.pid).filter((pid) => !serverTree.has(pid));
+}
+
+// The checked step that closes `browser` and waits up to 30 s for every one of `pids` to exit.
+export async function closeBrowserChecked(checks, browser, pids) {
+  await checks.step('the browser closes, leaving no process', async () => {
+    await browser.close();
+    let left = alive(pids);
+    for (let i = 0; left.length > 0 && i < 300; i++) {  // up to 30 s
+      await sleep(100);
+      left = alive(pids);
+    }
+    assert(left.length === 0, `browser processes left after close(): ${left.join(', ')}`);
+  });
+}
+
 export async function stopStenoChecked(checks, server) {
   await checks.step('steno serve stops on SIGTERM, leaving no process', async () => {
     const s = await server.stop();
