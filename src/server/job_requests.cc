@@ -1,7 +1,5 @@
 #include "server/job_requests.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -54,31 +52,11 @@ Result<std::string> JobRequests::CheckModel(const std::string& model, const std:
       Result<models::ModelEntry>(ShuttingDown()));
   if (!entry.ok()) return entry.error();
   if (auto problem = CheckModelTask(model, task, entry->capabilities)) return problem->error;
-  // Resolving reads the model file's header and tensor table: milliseconds of CPU, for every
-  // submission. A file that resolved before and is unchanged since resolves the same.
-  const std::optional<FileStamp> stamp = StampOf(entry->path);
-  if (stamp) {
-    MutexLock lock(mu_);
-    auto it = resolved_.find(model);
-    if (it != resolved_.end() && it->second == *stamp) return entry->kind;
-  }
+  // Resolving reads the model file (Runtime reads an unchanged file once).
   auto spec = p_.runtime->With([&](Runtime& rt) { return rt.ResolveModel(model); },
                                Result<sched::ModelSpec>(ShuttingDown()));
   if (!spec.ok()) return spec.error();
-  if (stamp) {
-    MutexLock lock(mu_);
-    if (resolved_.size() >= 256) resolved_.clear();  // names are the server's models: a few
-    resolved_[model] = *stamp;
-  }
   return entry->kind;
-}
-
-std::optional<JobRequests::FileStamp> JobRequests::StampOf(const std::string& path) {
-  struct stat st {};
-  if (path.empty() || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-  return FileStamp{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
-                   static_cast<int64_t>(st.st_size),
-                   int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
 }
 
 size_t JobRequests::QueueLength() {

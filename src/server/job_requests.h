@@ -203,17 +203,8 @@ class JobRequests {
   Status CheckPlace(size_t held) EXCLUDES(mu_);
   Error QueueFullError(const sched::QueueConfig& queue) const;
   // The model resolves (kNotFound "model_not_found", ...) and can do `task` (kBadInput
-  // "model_cannot_do_task", server/job_params_check.h): its runner kind. A model whose file
-  // resolved before and has not changed since (FileStamp) is not resolved again.
-  Result<std::string> CheckModel(const std::string& model, const std::string& task) EXCLUDES(mu_);
-  // A model file as last resolved: a change of any field means a different file.
-  struct FileStamp {
-    std::string path;
-    uint64_t device = 0, inode = 0;
-    int64_t size = 0, mtime_ns = 0;
-    bool operator==(const FileStamp&) const = default;
-  };
-  static std::optional<FileStamp> StampOf(const std::string& path);
+  // "model_cannot_do_task", server/job_params_check.h): its runner kind.
+  Result<std::string> CheckModel(const std::string& model, const std::string& task);
   // The job's audio as a committed blob: `digest` (an upload's, probed) or a copy of its server
   // path (probed, then copied; `digest` set). Returns its duration (0 for a speech job, which
   // has none: kBadInput "unexpected_audio" if it names any). The probe's errors, "no_audio".
@@ -230,7 +221,6 @@ class JobRequests {
   size_t queue_bound_ GUARDED_BY(mu_);
   sched::QueueConfig queue_ GUARDED_BY(mu_);
   size_t reserved_ GUARDED_BY(mu_) = 0;  // submissions between the bound's check and their end
-  std::map<std::string, FileStamp> resolved_ GUARDED_BY(mu_);  // model -> its file when resolved
   audio::Limits limits_ GUARDED_BY(mu_);
 };
 

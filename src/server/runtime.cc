@@ -1,5 +1,6 @@
 #include "server/runtime.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -153,6 +154,43 @@ struct Runtime::Impl {
   // The files TimesWordsByDtw said have no alignment heads (each logged once).
   mutable std::mutex no_heads_mu;
   mutable std::set<std::string> no_heads_logged;
+  // Model files read (ReadModel), by path, with the file they were read from.
+  struct FileStamp {
+    uint64_t device = 0, inode = 0;
+    int64_t size = 0, mtime_ns = 0;
+    bool operator==(const FileStamp&) const = default;
+  };
+  struct ReadFile {
+    FileStamp stamp;
+    engine::ModelFileInfo info;
+  };
+  mutable std::mutex model_files_mu;
+  mutable std::map<std::string, ReadFile> model_files;
+
+  // engine::ReadModelFile, once per file: reading a model's header, vocabulary and tensor table
+  // takes milliseconds of CPU, and a model is resolved for every submission, every job the
+  // scheduler places and every DTW check. A file unchanged since (same device, inode, size and
+  // modification time) reads the same; a changed or replaced one is read again. Errors are not
+  // kept (the next call reads the file again).
+  Result<engine::ModelFileInfo> ReadModel(const std::string& path) const {
+    struct stat st {};
+    std::optional<FileStamp> stamp;
+    if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      stamp = FileStamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                        static_cast<int64_t>(st.st_size),
+                        int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
+      std::lock_guard<std::mutex> lock(model_files_mu);
+      auto it = model_files.find(path);
+      if (it != model_files.end() && it->second.stamp == *stamp) return it->second.info;
+    }
+    auto info = engine::ReadModelFile(path);
+    if (info.ok() && stamp) {
+      std::lock_guard<std::mutex> lock(model_files_mu);
+      if (model_files.size() >= 256) model_files.clear();  // the server's models: a few
+      model_files[path] = ReadFile{*stamp, *info};
+    }
+    return info;
+  }
 
   // The catalog's declared models: the options' own, then each server model's entry.
   std::vector<models::DeclaredModel> DeclaredModels() const {
@@ -192,7 +230,7 @@ struct Runtime::Impl {
         spec.estimate = sched::MemoryEstimate{entry->weights_bytes, entry->stream_bytes, false};
         break;
       case models::FootprintSource::kEstimated: {  // a whisper.cpp ggml file
-        auto info = engine::ReadModelFile(entry->path);
+        auto info = ReadModel(entry->path);
         if (!info.ok()) return info.error();
         const int beam = options.decode_defaults.beam_size;
         spec.estimate = sched::EstimateModel(*info, beam);
@@ -211,7 +249,7 @@ struct Runtime::Impl {
   // Whether a runner loaded with DTW times the words of the model at `path` by it: its
   // dimensions match an alignment-heads preset. One that matches none is logged once.
   Result<bool> TimesWordsByDtw(const std::string& path) const {
-    auto info = engine::ReadModelFile(path);
+    auto info = ReadModel(path);
     if (!info.ok()) return info.error();
     if (engine::AlignmentHeadsFor(info->hparams, path)) return true;
     std::lock_guard<std::mutex> lock(no_heads_mu);
