@@ -115,6 +115,7 @@ bool ConcurrencyLimiter::Worth(const Reference& lower, const Reference& upper) c
 void ConcurrencyLimiter::Decide(const Reference& w) {
   if (last_ && w.at_ms - last_->at_ms > config_.stale_after_ms) last_.reset();
   const int level = limit_;
+  if (w.throughput >= 0) measured_[level] = w;
   if (!last_ || w.throughput < 0 || last_->throughput < 0) {
     // Nothing to compare with (the first window, or work without audio): probe upward.
     last_ = w;
@@ -145,7 +146,7 @@ void ConcurrencyLimiter::Decide(const Reference& w) {
     if (probed) hold_ = config_.probe_after_windows;
     last_ = w;  // this limit is the reference now
     if (probed) {
-      ProbeDown();  // fewer streams delivered as much: try fewer still
+      ProbeDown(w.at_ms);  // fewer streams delivered as much: try fewer still
     } else {
       held_ = 1;
     }
@@ -162,7 +163,7 @@ void ConcurrencyLimiter::Decide(const Reference& w) {
   last_ = w;
   if (++held_ < hold_) return;
   if (probe_down_next_ && level > 1) {
-    ProbeDown();
+    ProbeDown(w.at_ms);
   } else {
     Grow();
   }
@@ -177,10 +178,22 @@ void ConcurrencyLimiter::Grow() {
   held_ = 0;
 }
 
-void ConcurrencyLimiter::ProbeDown() {
+bool ConcurrencyLimiter::KnownWorseBelow(int64_t now_ms) const {
+  auto below = measured_.find(limit_ - 1);
+  auto here = measured_.find(limit_);
+  if (below == measured_.end() || here == measured_.end()) return false;
+  if (now_ms - below->second.at_ms > config_.stale_after_ms) return false;
+  return Worth(below->second, here->second);
+}
+
+void ConcurrencyLimiter::ProbeDown(int64_t now_ms) {
   probe_down_next_ = false;
   held_ = 1;
   if (limit_ <= 1) return;
+  if (KnownWorseBelow(now_ms)) {
+    ProbeFailed();
+    return;
+  }
   probing_down_ = true;
   SetLimit(limit_ - 1);
 }

@@ -32,6 +32,10 @@
 //       that moves the limit, or a decrease, resets it.
 //     - a window after a probe downward: if the stream taken away was worth it (the same
 //       marginal-gain test), back up; else stay, and probe one less again.
+//     - a probe downward is skipped (counted as a failed probe: the next one goes up) when the
+//       level below was measured within stale_after_ms and the stream above it was worth it by
+//       that measurement: running below the knee again would only re-learn what is known, at
+//       the cost of the throughput of a stream for two windows.
 //     - the first window, or one after a decrease: the reference for the next step (the first
 //       one probes upward at once).
 //   A window whose jobs reported no audio (failed, cancelled, work that is not transcription)
@@ -45,6 +49,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -114,7 +119,9 @@ class ConcurrencyLimiter {
   bool Worth(const Reference& lower, const Reference& upper) const;
   void SetLimit(int limit);
   void Grow();
-  void ProbeDown();
+  void ProbeDown(int64_t now_ms);
+  // Whether the level below the limit is known, freshly, to deliver less than it is worth.
+  bool KnownWorseBelow(int64_t now_ms) const;
   void ProbeFailed();  // the limit probed was no better: wait twice as long before the next
 
   ConcurrencyConfig config_;
@@ -126,7 +133,8 @@ class ConcurrencyLimiter {
   bool probing_down_ = false;     // the limit was just lowered by one to test that stream
   bool settling_ = false;         // the limit just changed: the next window is not judged
   std::optional<Reference> last_;
-  std::optional<Reference> shown_;  // the last measured window, for View()
+  std::map<int, Reference> measured_;  // the last judged window at each level
+  std::optional<Reference> shown_;     // the last measured window, for View()
   int64_t windows_ = 0;
 
   int in_flight_ = 0;

@@ -402,7 +402,16 @@ void SchedulerState::Release(JobEntry& job, double audio_s) {
   if (job.info.runner_id >= 0) job.ran = true;
   job.info.runner_id = -1;
   if (const int64_t since = std::exchange(job.computing_since_ms, -1); since >= 0) {
-    LimiterOn(job.last_device).OnEnd(clock_.NowMs(), since, audio_s);
+    ConcurrencyLimiter& limiter = LimiterOn(job.last_device);
+    const int before = limiter.limit();
+    limiter.OnEnd(clock_.NowMs(), since, audio_s);
+    if (limiter.limit() != before) {
+      const ConcurrencyView v = limiter.View();
+      spdlog::debug(
+          "compute limit on {}: {} -> {} (last window: {:.2f} audio s/s, {:.2f} jobs in "
+          "flight, real-time factor {:.3f})",
+          job.last_device, before, v.limit, v.throughput, v.mean_running, v.real_time_factor);
+    }
   }
   if (it == runners_.end()) return;
   RunnerEntry& runner = it->second;

@@ -126,6 +126,22 @@ TEST(SchedConcurrencyLimitTest, SettlesWhereThroughputStopsGrowing) {
   EXPECT_GT(at_three, static_cast<long>(settled.size() / 2)) << "mostly at the knee";
 }
 
+TEST(SchedConcurrencyLimitTest, DoesNotProbeBelowTheKneeAgainWhileItsMeasurementIsFresh) {
+  // Two cores' worth: slow start measures one stream, then two (worth it), then four (not):
+  // back to two. One stream is known to deliver half as much; probing it again would only
+  // cost a stream's throughput. With the measurement never going stale, it is never probed.
+  ConcurrencyConfig config = Auto(64);
+  config.stale_after_ms = int64_t{1} << 50;
+  ConcurrencyLimiter limiter(config);
+  SimDevice device(limiter, [](int n) { return std::min(n, 2) * 1.0; });
+  device.Run(2000);
+  const std::vector<int>& limits = device.limits();
+  const auto first_two = std::find(limits.begin(), limits.end(), 2);
+  ASSERT_NE(first_two, limits.end());
+  EXPECT_EQ(*std::min_element(first_two, limits.end()), 2) << "never back to one stream";
+  EXPECT_EQ(Median(Tail(limits, 1000)), 2);
+}
+
 TEST(SchedConcurrencyLimitTest, ThroughputThatFallsWithConcurrencyKeepsOneStreamNeverZero) {
   // A device that thrashes: two jobs together deliver less than one alone.
   ConcurrencyLimiter limiter(Auto(64));
