@@ -48,9 +48,11 @@ def transcribe_chunked(s, model, path, timeout):
 def latency(ctx, st, models_dir, model, path, streams, extra):
     """Starts a server whose jobs' chunks run on `streams` streams; returns (seconds of the timed
     request, its text, the most streams a runner of the model had)."""
+    # The streams are what is measured, not the learned compute limit: memory alone decides.
     s = Steno(ctx, 9, ["--models-dir", models_dir, "--chunk-streams", str(streams),
                        "--max-streams", str(streams), "--beam-size", "1",
-                       "--temperature-inc", "0"] + extra, tag="-%d" % streams)
+                       "--temperature-inc", "0", "--max-concurrency-per-device", "0"] + extra,
+              tag="-%d" % streams)
     try:
         transcribe_chunked(s, model, path, 900)  # untimed: loads the runner, grows its streams
         t0 = now()

@@ -171,7 +171,10 @@ def concurrently(fn, args_list):
 
 
 def step_concurrency(ctx, st):
-    s = Steno(ctx, 3, ["--max-streams", "8", "--beam-size", "1", "--temperature-inc", "0"])
+    # Streams themselves are measured here, not the learned compute limit (which would start
+    # the card at one job): memory alone decides, as the step asks of the runner.
+    s = Steno(ctx, 3, ["--max-streams", "8", "--beam-size", "1", "--temperature-inc", "0",
+                       "--max-concurrency-per-device", "0"])
     smi = Smi(ctx, s.data_dir)
     m = ctx.model(ctx.job_role)
     st.figure("model", m["preset"])

@@ -60,7 +60,7 @@ struct ServeOptions {
   std::string keep_alive = "600";
   int max_queue = 10'000;
   int max_running = 0;
-  std::string max_concurrency = "0";  // per device: auto, 0 (none) or N
+  std::string max_concurrency = "auto";  // per device: auto, 0 (none) or N
   int max_streams = 4;
   bool allow_cpu = false;
   int threads = 0;  // per stream; 0: min(4, cores)

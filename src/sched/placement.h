@@ -56,8 +56,9 @@ struct DeviceView {
   bool cpu = false;
   VramLedger memory;  // GPUs
   CpuLedger cores;    // the CPU
-  // Compute, the soft limit (concurrency_limit.h): jobs holding a stream here now, and the most
-  // it should run at once (0: no limit). A device at its limit takes no job that needs compute.
+  // Compute, the soft limit (concurrency_limit.h): jobs holding a stream here now (live sessions
+  // not counted), and the most it should run at once (0: no limit). A device at its limit takes
+  // no job that needs compute.
   int running = 0;
   int compute_limit = 0;
   int utilization_percent = -1;  // −1: unknown (counts as 50%)
@@ -95,7 +96,8 @@ struct PlacementRequest {
   std::vector<std::string> allowed_devices{};
   int max_streams = 0;
   // A job computes; a load without one (Scheduler::Load, --preload) does not, so a device at its
-  // compute limit (DeviceView::compute_limit) may still take it.
+  // compute limit (DeviceView::compute_limit) may still take it; nor does a live session count
+  // (it computes at the pace of speech: memory alone admits it).
   bool needs_compute = true;
 };
 

@@ -300,7 +300,12 @@ PlacementRequest SchedulerState::RequestFor(const std::string& model, const std:
 
 PlacementRequest SchedulerState::RequestFor(const JobEntry& job) const {
   const Job& j = job.info.job;
-  return RequestFor(j.model, j.params.device, j.priority);
+  PlacementRequest req = RequestFor(j.model, j.params.device, j.priority);
+  // A live session computes at the pace of the speech it is sent, a small share of a device for
+  // as long as it is open; the compute limit, learned from batch jobs (which the limiter alone
+  // measures), would make sessions wait minutes for each other. Memory alone admits them.
+  req.needs_compute = !job.live();
+  return req;
 }
 
 void SchedulerState::Assign(JobEntry& job, RunnerEntry& runner) {
@@ -312,6 +317,7 @@ void SchedulerState::Assign(JobEntry& job, RunnerEntry& runner) {
   job.last_device = runner.info.view.device;
   job.info.progress_percent = 0;
   ++runner.info.view.busy_streams;
+  if (job.live()) ++runner.live_streams;
   runner.keep_alive.JobStarted(j.params.keep_alive_s, KeepAliveOf(j.model));
   ArmKeepAlive(runner);
   SetState(job, JobState::kLoading);

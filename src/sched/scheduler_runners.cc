@@ -271,9 +271,12 @@ ConcurrencyView SchedulerState::ComputeOn(const std::string& device, int running
 std::vector<DeviceView> SchedulerState::BuildDevices() const {
   std::vector<DeviceView> out;
   out.reserve(samples_.size() + 1);
-  // Jobs holding a stream, per device: every runner's, draining and stopping ones included.
+  // Jobs computing, per device: every runner's busy streams, draining and stopping ones
+  // included, less those live sessions hold (they are admitted by memory alone: RequestFor).
   std::map<std::string, int> running;
-  for (const auto& [id, r] : runners_) running[r.info.view.device] += r.info.view.busy_streams;
+  for (const auto& [id, r] : runners_) {
+    running[r.info.view.device] += r.info.view.busy_streams - r.live_streams;
+  }
   auto compute = [&](DeviceView& d) {
     const auto n = running.find(d.name);
     d.running = n == running.end() ? 0 : n->second;

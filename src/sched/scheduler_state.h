@@ -64,6 +64,7 @@ class SchedulerState {
     std::string device_name;           // the device's model name (footprints are keyed by it)
     std::vector<std::string> waiting;  // assigned while loading: sent once ready
     std::set<std::string> sent;        // sent to the runner, no outcome yet
+    int live_streams = 0;              // of its busy streams, those held by live sessions
     Clock::TimerId expiry_timer = 0;
     uint64_t generation = 0;
     // Draining: no new jobs; stopped with `drain_reason` once its jobs end.

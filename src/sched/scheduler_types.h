@@ -92,9 +92,9 @@ struct SchedulerConfig {
   // "timeout" and its runner killed.
   int64_t timeout_grace_ms = 30'000;
   // Compute, the soft limit beside memory's hard one: how many jobs each device runs at once
-  // (concurrency_limit.h). kOff (the default, here and in `steno serve`'s
-  // --max-concurrency-per-device 0): memory alone decides. kFixed: at most `fixed` jobs per
-  // device. kAuto: a limit per device learned from the audio seconds per second it delivers. A
+  // (concurrency_limit.h). kOff (the default here; `steno serve`'s --max-concurrency-per-device
+  // 0): memory alone decides. kFixed: at most `fixed` jobs per device. kAuto (`steno serve`'s
+  // default): a limit per device learned from the audio seconds per second it delivers. A
   // job that fits in memory but finds its device at the limit waits in the queue. On the CPU the
   // cores (CpuLedger) stay the hard bound and the limit applies on top of them: the fewer of the
   // two wins (a learned one starts at the cores' bound and never goes above it).

@@ -91,6 +91,34 @@ TEST(SchedComputeLimit, JobsBeyondTheLimitWaitThoughMemoryHasRoom) {
   EXPECT_EQ(running.peak, 2);
 }
 
+// A live session computes at the pace of speech for as long as it is open: memory alone admits
+// it, and it does not take a batch job's compute slot (the limit is learned from batch jobs).
+TEST(SchedComputeLimit, LiveSessionsAreAdmittedByMemoryAloneAndTakeNoComputeSlot) {
+  Running running;
+  SimCluster sim(OneCard(Fixed(1), running));
+  ASSERT_TRUE(sim.Submit("small/first", "small").ok());
+  sim.Advance(2100);  // loaded: "first" runs, the card is at its limit
+  ASSERT_EQ(sim.State("small/first"), JobState::kProcessing);
+  for (int i = 0; i < 3; ++i) {
+    SubmitRequest r;
+    r.job.id = "small/live" + std::to_string(i);
+    r.job.model = "small";
+    r.job.params.live = live::Settings{};
+    r.input.path = "/audio/live.wav";
+    ASSERT_TRUE(sim.scheduler->Submit(std::move(r)).ok());
+  }
+  ASSERT_TRUE(sim.Submit("small/second", "small").ok());
+  sim.Advance(100);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(sim.State("small/live" + std::to_string(i)), JobState::kProcessing) << i;
+  }
+  EXPECT_EQ(sim.State("small/second"), JobState::kPending) << "the batch slot is still taken";
+  const DeviceLedger card = sim.scheduler->Snapshot().devices.at(0);
+  EXPECT_EQ(card.compute.running, 1) << "live sessions are not counted as computing jobs";
+  sim.Advance(60'000);
+  EXPECT_EQ(sim.State("small/second"), JobState::kCompleted);
+}
+
 TEST(SchedComputeLimit, PrioritiesDecideWhoTakesTheFreedSlot) {
   Running running;
   SimCluster sim(OneCard(Fixed(1), running));
