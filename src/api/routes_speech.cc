@@ -30,18 +30,11 @@
 #include <spdlog/spdlog.h>
 
 #include "api/routes.h"
+#include "core/unique_fd.h"
 #include "runners/server/speech_stream.h"
 
 namespace steno::api {
 namespace {
-
-// An open result file, closed when the response no longer needs it.
-struct OpenFile {
-  int fd = -1;
-  ~OpenFile() {
-    if (fd >= 0) close(fd);
-  }
-};
 
 using runners::SpeechStream;
 
@@ -198,9 +191,9 @@ std::optional<store::Inserted> SubmitSpeech(Context& ctx, Call& call, server::Su
 void SendAudioResult(Context& ctx, Call& call, const std::string& id) {
   auto audio = ctx.service.jobs().ResultAudio(id);
   if (!audio.ok()) return SendError(call.res, FromError(audio.error()));
-  auto file = std::make_shared<OpenFile>();
-  file->fd = open(audio->path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (file->fd < 0) {
+  // Closed when the response no longer needs it.
+  auto file = std::make_shared<const UniqueFd>(open(audio->path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (file->get() < 0) {
     return SendError(call.res, MakeApiError(404, "result_file_missing",
                                             "the audio of job " + id + " is no longer stored"));
   }
@@ -210,7 +203,7 @@ void SendAudioResult(Context& ctx, Call& call, const std::string& id) {
       [file](size_t offset, size_t length, httplib::DataSink& sink) {
         char buf[64 * 1024];
         const ssize_t n =
-            pread(file->fd, buf, std::min(length, sizeof buf), static_cast<off_t>(offset));
+            pread(file->get(), buf, std::min(length, sizeof buf), static_cast<off_t>(offset));
         if (n <= 0) return false;  // shorter than it was: the connection is cut, not padded
         return sink.write(buf, static_cast<size_t>(n));
       });

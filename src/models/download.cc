@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "core/unique_fd.h"
 #include "models/catalog.h"
 
 namespace steno::models {
@@ -344,21 +345,13 @@ Status SyncDir(const std::string& dir) {
   return {};
 }
 
-// Closes the fd on every path out of PullModel.
-struct FdCloser {
-  int fd;
-  ~FdCloser() {
-    if (fd >= 0) close(fd);
-  }
-};
-
 }  // namespace
 
 Result<std::string> Sha1OfFile(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return Error(ErrorKind::kIo, "read_failed", "Cannot read " + path + ": " + Errno(errno));
-  FdCloser closer{fd};
+  const UniqueFd closer(fd);
   Sha1 sha;
   if (!HashPrefix(fd, FileSize(fd), sha)) {
     return Error(ErrorKind::kIo, "read_failed", "Cannot read " + path + ": " + Errno(errno));
@@ -429,7 +422,7 @@ Result<PullResult> PullModel(const PullOptions& o) {
 
   auto locked = OpenLockedPart(part, o.name);
   if (!locked.ok()) return locked.error();
-  FdCloser closer{*locked};
+  const UniqueFd closer(*locked);
   const int fd = *locked;
 
   const std::string offline_hint =

@@ -18,6 +18,7 @@
 
 #include "audio/decoder.h"
 #include "audio/shared_pcm.h"
+#include "core/unique_fd.h"
 #include "engine/formats.h"
 #include "engine/transcript_json.h"
 #include "engine/whisper_model.h"
@@ -53,14 +54,6 @@ int64_t GpuFreeBytes() {
   }
   return -1;
 }
-
-// Closes a descriptor it was given (-1: none) when it goes.
-struct FdCloser {
-  int fd;
-  ~FdCloser() {
-    if (fd >= 0) close(fd);
-  }
-};
 
 struct Slot {
   std::unique_ptr<engine::WhisperStream> stream;
@@ -269,7 +262,7 @@ void Runner::SetStreams(const json& m) {
 }
 
 void Runner::StartJob(const json& m, int pcm_fd) {
-  const FdCloser pcm_closer{pcm_fd};
+  const UniqueFd pcm_closer(pcm_fd);
   const std::string id = m.value("job_id", "");
   if (id.empty()) {
     Send(ErrorMessage("", RunnerErrorKind::kBadInput, "transcribe needs a job_id"));
@@ -511,7 +504,7 @@ int Runner::Main() {
     // A frame that carries a descriptor takes it now, whatever becomes of the frame, so that
     // the next such frame takes its own.
     const int pcm_fd = m->contains("pcm_samples") ? reader_.TakeFd() : -1;
-    const FdCloser pcm_closer{type == "transcribe" && loaded ? -1 : pcm_fd};
+    const UniqueFd pcm_closer(type == "transcribe" && loaded ? -1 : pcm_fd);
     if (type == "exit") return Shutdown(0);
     if (type == "load") {
       if (loaded) {

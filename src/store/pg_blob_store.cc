@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/unique_fd.h"
 #include "store/pg_connection.h"
 #include "store/pg_migrations.h"
 
@@ -102,20 +103,6 @@ class Sha256 {
   EVP_MD_CTX* ctx_;
 };
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // Reads up to `want` bytes (fewer only at the end of the file).
 Result<std::string> ReadChunk(int fd, int64_t want, const std::string& path) {
   std::string buf(static_cast<size_t>(want), '\0');
@@ -162,7 +149,7 @@ Result<std::unique_ptr<PgBlobStore>> PgBlobStore::Open(const PgOptions& options)
 Result<BlobInfo> PgBlobStore::Push(const BlobStore& local, std::string_view digest) {
   if (!IsValidDigest(digest)) return BadDigest(digest);
   const std::string path = local.PathOf(digest);
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  const UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return NotFound(digest, "the local blob store " + local.dir());
     return IoError("cannot open " + path);
