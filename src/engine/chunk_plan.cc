@@ -52,21 +52,19 @@ std::vector<SpeechChunk> PlanChunks(std::span<const float> pcm, std::vector<Spee
     SplitLong(pcm, r, max_s, sample_rate, pieces);
   }
   std::vector<SpeechChunk> chunks;
-  double decoded = 0;  // of the last chunk: its regions and the gaps between them
   for (const SpeechRegion& r : pieces) {
     const double len = r.end - r.start;
     if (!chunks.empty()) {
       SpeechChunk& c = chunks.back();
-      const double with = decoded + SpeechTimeline::kGapSeconds + len;
+      const double with = c.decoded_s + SpeechTimeline::kGapSeconds + len;
       if (with <= max_s) {
         c.speech.push_back(r);
         c.end = r.end;
-        decoded = with;
+        c.decoded_s = with;
         continue;
       }
     }
-    chunks.push_back({r.start, r.end, {r}});
-    decoded = len;
+    chunks.push_back({r.start, r.end, {r}, len});
   }
   return chunks;
 }

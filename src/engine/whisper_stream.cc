@@ -269,13 +269,6 @@ Status DecodeInto(RunContext& rc, std::span<const float> input, const SpeechTime
   return {};
 }
 
-// The seconds a group of speech decodes: its regions laid back to back (SpeechTimeline).
-double DecodedSeconds(const SpeechChunk& g) {
-  double s = SpeechTimeline::kGapSeconds * static_cast<double>(g.speech.size() - 1);
-  for (const SpeechRegion& r : g.speech) s += r.end - r.start;
-  return s;
-}
-
 }  // namespace
 
 Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodeParams& params,
@@ -315,10 +308,10 @@ Result<Transcript> WhisperStream::Run(std::span<const float> pcm, const DecodePa
     // when whisper's timestamps stop short of its end.
     const std::vector<SpeechChunk> groups = PlanChunks(pcm, std::move(*speech), kWindowSeconds);
     double total = 0;  // seconds to decode, for the progress
-    for (const SpeechChunk& g : groups) total += DecodedSeconds(g);
+    for (const SpeechChunk& g : groups) total += g.decoded_s;
     for (const SpeechChunk& g : groups) {
       const SpeechTimeline timeline(pcm, g.speech);
-      rc.progress_span = DecodedSeconds(g) / total;
+      rc.progress_span = g.decoded_s / total;
       if (auto st = DecodeInto(rc, timeline.samples(), &timeline, language, t); !st) {
         return st.error();
       }

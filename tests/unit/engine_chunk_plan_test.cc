@@ -48,6 +48,7 @@ TEST(ChunkPlanTest, GroupsRegionsGreedilyAndCutsOnlyBetweenThem) {
     const SpeechChunk& c = chunks[i];
     regions += c.speech.size();
     EXPECT_LE(DecodedSeconds(c), 30.0);
+    EXPECT_NEAR(c.decoded_s, DecodedSeconds(c), 1e-9) << "the plan's own count of it";
     EXPECT_DOUBLE_EQ(c.start, c.speech.front().start);
     EXPECT_DOUBLE_EQ(c.end, c.speech.back().end);
     // Every boundary is in a silence: the next chunk starts after this one ends.
