@@ -97,7 +97,9 @@ ojson RunnerJson(const sched::RunnerInfo& r, const sched::SchedulerSnapshot& sna
              {"last_used_at_ms", v.last_used_ms > 0 ? wall(v.last_used_ms) : 0}};
   // A whisper model's words are timed by DTW on a runner loaded for it (its DTW variant, or
   // every runner with --dtw-words): why one model may have two runners.
-  if (r.kind == models::kWhisperKind) j["word_timing"] = r.load.dtw_words ? "dtw" : "tokens";
+  if (const auto timing = models::WordTimingOf(r.kind, r.load.dtw_words); !timing.empty()) {
+    j["word_timing"] = timing;
+  }
   if (r.expires_at_ms) {
     const int64_t at = wall(*r.expires_at_ms);
     j["expires_at"] = Iso8601(at);

@@ -1,5 +1,7 @@
 #include "models/model_variant.h"
 
+#include "models/model_catalog.h"
+
 namespace steno::models {
 namespace {
 
@@ -26,6 +28,11 @@ std::string ModelOfKey(std::string_view key) {
 
 bool IsVariantKey(std::string_view key) {
   return EndsWithDtw(key);
+}
+
+std::string_view WordTimingOf(std::string_view kind, bool dtw_words) {
+  if (kind != kWhisperKind) return "";
+  return dtw_words ? "dtw" : "tokens";
 }
 
 }  // namespace steno::models

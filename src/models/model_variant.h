@@ -28,5 +28,9 @@ ModelVariant ParseVariantKey(std::string_view key);
 std::string ModelOfKey(std::string_view key);
 // Whether `key` names a variant rather than a model itself.
 bool IsVariantKey(std::string_view key);
+// How a runner of `kind` loaded with `dtw_words` times words, as users are shown it (GET
+// /v1/runners' "word_timing", /metrics' word_timing label): "dtw" or "tokens" for a whisper
+// runner, "" for other kinds.
+std::string_view WordTimingOf(std::string_view kind, bool dtw_words);
 
 }  // namespace steno::models

@@ -13,7 +13,6 @@
 #include <fmt/format.h>
 
 #include "gpu/owner_process.h"
-#include "models/model_catalog.h"
 #include "models/model_variant.h"
 
 namespace steno::server {
@@ -288,8 +287,7 @@ std::string ServiceMetrics::RenderPrometheus(const sched::SchedulerSnapshot& sna
   };
   std::map<std::tuple<std::string, std::string, std::string>, RunnerRow> runners;
   for (const auto& r : snapshot.runners) {
-    const std::string timing =
-        r.kind == models::kWhisperKind ? (r.load.dtw_words ? "dtw" : "tokens") : "";
+    const std::string timing(models::WordTimingOf(r.kind, r.load.dtw_words));
     auto& row = runners[{models::ModelOfKey(r.view.model), r.view.device, timing}];
     row.kind = r.kind;
     row.runners++;
