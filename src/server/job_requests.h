@@ -9,16 +9,14 @@
 // holds the connection, so it is kept in memory only (sync_runs.h), and the readers below answer
 // for it from there.
 //
-// One mutex: the queue bound, the queue settings, the audio limits, the places reserved by
-// submissions in flight and the model files resolved. Submit reserves a place under it and inserts
-// without it: no lock here is held across a store call, and no other lock is taken under it. Safe
-// from any thread.
+// One mutex: the queue bound, the queue settings, the audio limits and the places reserved by
+// submissions in flight. Submit reserves a place under it and inserts without it: no lock here is
+// held across a store call, and no other lock is taken under it. Safe from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
