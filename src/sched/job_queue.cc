@@ -128,6 +128,11 @@ std::vector<const QueuedJob*> JobQueue::GroupHeads() const {
   return out;
 }
 
+size_t JobQueue::GroupSize(const std::string& group) const {
+  auto it = groups_.find(group);
+  return it == groups_.end() ? 0 : it->second.size();
+}
+
 std::optional<int64_t> JobQueue::NextDue() const {
   if (delayed_.empty()) return std::nullopt;
   return delayed_.begin()->first;

@@ -103,6 +103,8 @@ class JobQueue {
   const QueuedJob* Best(const std::unordered_set<std::string>& skipped, std::string* group) const;
   // The first candidate of each group, in queue order (for starvation checks).
   std::vector<const QueuedJob*> GroupHeads() const;
+  // The candidates in `group` (QueueGroupOf): those that could start now.
+  size_t GroupSize(const std::string& group) const;
   // When the earliest job in backoff becomes a candidate.
   std::optional<int64_t> NextDue() const;
 

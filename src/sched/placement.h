@@ -23,6 +23,9 @@
 // Memory is the hard limit, compute the soft one: every step skips a device already running as
 // many jobs as its compute limit allows (ComputeRoom), so such a job waits in the queue, where
 // priorities decide who goes next once a job there ends.
+// On the CPU, cores take memory's place: every step needs a core free for the job (CpuThreadsFree
+// ≥ 1), and the job is then given as many threads as CpuThreadsFor says, so a job alone has every
+// core it may use and jobs waiting side by side share them.
 #pragma once
 
 #include <cstdint>
@@ -74,11 +77,11 @@ struct RunnerView {
   int busy_streams = 0;  // running a job
   int64_t weights_bytes = 0;
   int64_t stream_bytes = 0;
-  int threads_per_stream = 1;  // CPU runners
-  int64_t loaded_ms = 0;       // when it was started
-  int64_t last_used_ms = 0;    // when its last job ended (or loaded_ms)
-  bool pinned = false;         // kept for good (--preload, keep-alive −1): never a victim
-  bool wanted = false;         // never evicted: pinned, or its model has jobs waiting
+  int busy_threads = 0;      // the CPU: threads its running jobs were given, together
+  int64_t loaded_ms = 0;     // when it was started
+  int64_t last_used_ms = 0;  // when its last job ended (or loaded_ms)
+  bool pinned = false;       // kept for good (--preload, keep-alive −1): never a victim
+  bool wanted = false;       // never evicted: pinned, or its model has jobs waiting
 
   bool idle() const { return busy_streams == 0; }
 };
@@ -89,7 +92,6 @@ struct PlacementRequest {
   Priority priority = Priority::kNormal;
   int64_t weights_bytes = 0;  // the model's estimate (estimator.h)
   int64_t stream_bytes = 0;
-  int threads_per_stream = 1;      // on the CPU
   int64_t gpu_overhead_bytes = 0;  // per new runner on a GPU (the CUDA context)
   // The model's own settings (ModelSpec): the devices its runners may use (empty: any) and the
   // most streams one of its runners takes (0: the policy's max_streams_per_runner).
@@ -107,6 +109,19 @@ bool DeviceAllowed(const PlacementRequest& request, const DeviceView& device);
 // Whether `device` may start one more of `request`'s jobs: it needs no compute, or the device runs
 // fewer jobs than its compute limit.
 bool ComputeRoom(const PlacementRequest& request, const DeviceView& device);
+
+// The CPU's threads a job could be given on `runner` (nullptr: a new runner) of the CPU device
+// `cpu`: the cores free, and the one an idle runner holds (vram_ledger.h, CpuThreadsHeld).
+int CpuThreadsFree(const DeviceView& cpu, const RunnerView* runner);
+// The threads a job starting on the CPU is given, from the `free` ones (CpuThreadsFree),
+// `most` per job (--threads), and the jobs that could start beside it now (`waiting`, itself
+// included): the free threads shared evenly among those that can start (no more than the free
+// threads, nor than the device's compute limit leaves room for: `room`, < 0 for no limit), at
+// least 1, at most `most`. A job alone gets `most`: its lowest latency. Jobs waiting together
+// each get fewer: on 2 cores, two one-thread whisper.cpp streams decode about 15 % more audio
+// per second than one stream of two threads (its single-threaded steps and its threads' waits on
+// each other leave cores idle), and a job that started cannot take more threads later.
+int CpuThreadsFor(int free, int most, int waiting, int room);
 
 enum class PlacementAction { kUseStream, kAddStream, kNewRunner, kEvict, kWait };
 const char* PlacementActionName(PlacementAction action);

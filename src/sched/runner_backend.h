@@ -99,6 +99,7 @@ struct JobRunSpec {
   BlobRef input;
   nlohmann::json params;  // decode parameters, as the runner protocol carries them
   int timeout_s = 0;      // 0: none
+  int threads = 0;        // on the CPU: the threads it may use (CpuThreadsFor); 0: the default
 };
 
 class RunnerBackend {

@@ -74,11 +74,33 @@ void SchedulerState::Pass() {
       skipped.insert(group);
       continue;
     }
+    if (runner->info.view.device == "cpu") {
+      job.threads =
+          CpuThreadsOn(req, d.action == PlacementAction::kNewRunner ? nullptr : runner, devices);
+    }
     queue_.Remove(job.info.job.id);  // `c` is invalid from here
     Assign(job, *runner);
     devices = BuildDevices();
     views = Views();
   }
+}
+
+int SchedulerState::CpuThreadsOn(const PlacementRequest& req, const RunnerEntry* runner,
+                                 const std::vector<DeviceView>& devices) const {
+  auto cpu =
+      std::find_if(devices.begin(), devices.end(), [](const DeviceView& d) { return d.cpu; });
+  if (cpu == devices.end()) return config_.threads_per_stream;
+  // The jobs that could start on the CPU now, this one included (it is still queued).
+  int waiting = 0;
+  for (const QueuedJob* head : queue_.GroupHeads()) {
+    if (!DeviceAllowed(RequestFor(head->model, head->device, head->priority), *cpu)) continue;
+    waiting += static_cast<int>(queue_.GroupSize(QueueGroupOf(*head)));
+    if (waiting >= cpu->cores.cores) break;  // more cannot start at once anyway
+  }
+  const int room =
+      req.needs_compute && cpu->compute_limit > 0 ? cpu->compute_limit - cpu->running : -1;
+  return CpuThreadsFor(CpuThreadsFree(*cpu, runner ? &runner->info.view : nullptr),
+                       config_.threads_per_stream, waiting, room);
 }
 
 std::vector<std::string> SchedulerState::PlaceableModels(const std::vector<std::string>& models) {
@@ -262,7 +284,6 @@ PlacementRequest SchedulerState::RequestFor(const std::string& model, const std:
   req.model = model;
   req.device = device == "auto" ? "" : device;
   req.priority = priority;
-  req.threads_per_stream = config_.threads_per_stream;
   req.gpu_overhead_bytes = config_.cuda_context_bytes;
   if (auto spec = model_specs_.find(model); spec != model_specs_.end()) {
     req.allowed_devices = spec->second.allowed_devices;
@@ -317,6 +338,7 @@ void SchedulerState::Assign(JobEntry& job, RunnerEntry& runner) {
   job.last_device = runner.info.view.device;
   job.info.progress_percent = 0;
   ++runner.info.view.busy_streams;
+  runner.info.view.busy_threads += job.threads;
   if (job.live()) ++runner.live_streams;
   runner.keep_alive.JobStarted(j.params.keep_alive_s, KeepAliveOf(j.model));
   ArmKeepAlive(runner);
@@ -339,6 +361,7 @@ void SchedulerState::SendJob(JobEntry& job, RunnerEntry& runner) {
   if (spec.input.name.empty()) spec.input.name = j.params.filename;
   spec.params = nlohmann::json::parse(JobParamsToJson(j.params), nullptr, false);
   spec.timeout_s = job.live() ? 0 : j.params.timeout_s.value_or(config_.default_timeout_s);
+  spec.threads = job.threads;
   if (!job.live()) {
     job.computing_since_ms = now;
     LimiterOn(runner.info.view.device).OnStart(now);

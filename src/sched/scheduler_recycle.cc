@@ -33,7 +33,7 @@ void SchedulerState::MaybeRecycle(RunnerEntry& old) {
   for (const DeviceView& d : BuildDevices()) {
     if (d.name != device) continue;
     const bool fits =
-        d.cpu ? d.cores.Fits(req.threads_per_stream) : d.memory.Fits(NewRunnerBytes(req, d));
+        d.cpu ? CpuThreadsFree(d, nullptr) >= 1 : d.memory.Fits(NewRunnerBytes(req, d));
     if (!fits) {
       spdlog::info("the replacement for runner {} waits for its memory", id);
       return;

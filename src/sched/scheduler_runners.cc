@@ -140,7 +140,6 @@ Result<SchedulerState::RunnerEntry*> SchedulerState::StartRunner(const std::stri
   v.streams = 1;
   v.weights_bytes = weights + (device == "cpu" ? 0 : config_.cuda_context_bytes);
   v.stream_bytes = stream;
-  v.threads_per_stream = config_.threads_per_stream;
   v.loaded_ms = v.last_used_ms = now;
   entry.device_name = DeviceNameOf(device);
   entry.keep_alive = KeepAlive(now, keep_alive_s.value_or(KeepAliveOf(model)));
@@ -245,11 +244,14 @@ int64_t SchedulerState::ChargedOn(const std::string& device) const {
 ConcurrencyConfig SchedulerState::ConcurrencyFor(const std::string& device) const {
   ConcurrencyConfig c = config_.concurrency;
   if (device == "cpu") {
-    // The cores already bound the CPU's streams: learning starts there, not at one, and never
-    // goes above it (placement would not run more anyway, so a limit above it would only be
-    // shown, never tested: windows there never fill).
-    c.initial_limit = std::max(1, config_.cpu_cores / std::max(1, config_.threads_per_stream));
+    // The cores already bound the CPU's jobs (one core each at least): learning starts there,
+    // not at one, and never goes above it (placement would not run more anyway, so a limit
+    // above it would only be shown, never tested: windows there never fill). A job more on the
+    // CPU brings no cores of its own: the jobs share them (CpuThreadsFor), so it is worth its
+    // place when the device's throughput grows at all.
+    c.initial_limit = std::max(1, config_.cpu_cores);
     c.max_limit = std::min(c.max_limit, c.initial_limit);
+    c.min_marginal_gain = 0;
   }
   return c;
 }
@@ -321,7 +323,7 @@ std::vector<DeviceView> SchedulerState::BuildDevices() const {
     std::vector<CpuCharge> cpu;
     for (const auto& [id, r] : runners_) {
       if (r.info.view.device == "cpu") {
-        cpu.push_back(CpuCharge{r.info.view.streams, r.info.view.threads_per_stream});
+        cpu.push_back(CpuCharge{r.info.view.busy_threads});
       }
     }
     d.cores = BuildCpuLedger(config_.cpu_cores, cpu);

@@ -422,6 +422,8 @@ void SchedulerState::Release(JobEntry& job, double audio_s) {
   if (was_waiting) runner.waiting.erase(w);
   if (!was_sent && !was_waiting) return;
   runner.info.view.busy_streams = std::max(0, runner.info.view.busy_streams - 1);
+  runner.info.view.busy_threads = std::max(0, runner.info.view.busy_threads - job.threads);
+  job.threads = 0;
   if (job.live()) runner.live_streams = std::max(0, runner.live_streams - 1);
   runner.keep_alive.JobEnded(clock_.NowMs());
   if (!runner.keep_alive.busy()) runner.info.view.last_used_ms = clock_.NowMs();

@@ -52,6 +52,7 @@ class SchedulerState {
     std::string last_device;
     bool ran = false;  // its current attempt reached a runner (reported with its final state)
     int64_t computing_since_ms = -1;   // sent to its runner (the device's limiter counts it)
+    int threads = 0;                   // on the CPU: the threads it was given (CpuThreadsFor)
     Clock::TimerId timeout_timer = 0;  // the backstop while processing
     // A live session (its params carry `live`, core/live_items.h): it holds its stream for as
     // long as its client keeps it, decoding in real time. It has no timeout, and neither the
@@ -141,6 +142,10 @@ class SchedulerState {
   MemoryEstimate EstimateOn(const std::string& model, const std::string& device) const;
   std::string DeviceNameOf(const std::string& device) const;  // "cuda:0" → its model name
   void Assign(JobEntry& job, RunnerEntry& runner);
+  // The threads a job placed on the CPU by `req` is given there (placement.h, CpuThreadsFor), on
+  // `runner` (nullptr: one started for it after `devices` were built) while still queued.
+  int CpuThreadsOn(const PlacementRequest& req, const RunnerEntry* runner,
+                   const std::vector<DeviceView>& devices) const;
   void SendJob(JobEntry& job, RunnerEntry& runner);
   // `weights` and `stream` are the model's own; a GPU runner is charged cuda_context_bytes more.
   // The backend's refusal is logged and returned.

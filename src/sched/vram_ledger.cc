@@ -52,7 +52,7 @@ VramLedger Charge(VramLedger l, int64_t bytes) {
 CpuLedger BuildCpuLedger(int cores, const std::vector<CpuCharge>& charges) {
   CpuLedger l;
   l.cores = std::max(0, cores);
-  for (const auto& c : charges) l.used_threads += c.streams * std::max(1, c.threads_per_stream);
+  for (const auto& c : charges) l.used_threads += CpuThreadsHeld(c.busy_threads);
   l.available_threads = std::max(0, l.cores - l.used_threads);
   return l;
 }

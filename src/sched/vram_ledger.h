@@ -8,8 +8,11 @@
 //   available     = max(0, allocatable − allocated − external)
 //   usage_percent = allocated / allocatable × 100
 //
-// The CPU is a device too, but its scarce resource is cores: CpuLedger counts streams × threads
-// per stream against the cores given to steno (oversubscribing only slows every job down).
+// The CPU is a device too, but its scarce resource is cores: CpuLedger counts the threads our CPU
+// runners hold against the cores given to steno (oversubscribing only slows every job down). A
+// runner holds the threads of the jobs it runs (each job is given its own count: placement.h,
+// CpuThreadsFor), and one while it runs none: a loaded runner keeps a core, so that no more
+// runners stay loaded on the CPU than it has cores, and eviction frees them as on a GPU.
 // Pure values built from a sample; the scheduler rebuilds them after every sample or change.
 #pragma once
 
@@ -57,14 +60,18 @@ VramLedger BuildLedger(const gpu::DeviceSample& sample, const std::vector<Runner
 // (what the ledger would be without a runner: eviction's arithmetic).
 VramLedger Charge(VramLedger ledger, int64_t bytes);
 
+// The threads one of our CPU runners holds when its jobs use `busy_threads` together.
+inline int CpuThreadsHeld(int busy_threads) {
+  return busy_threads > 0 ? busy_threads : 1;
+}
+
 struct CpuCharge {
-  int streams = 0;
-  int threads_per_stream = 1;
+  int busy_threads = 0;  // of the jobs it runs now
 };
 
 struct CpuLedger {
   int cores = 0;         // given to steno
-  int used_threads = 0;  // Σ streams × threads per stream of our CPU runners
+  int used_threads = 0;  // Σ CpuThreadsHeld of our CPU runners
   int available_threads = 0;
 
   bool Fits(int threads) const { return threads >= 0 && threads <= available_threads; }

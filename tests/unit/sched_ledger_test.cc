@@ -91,14 +91,15 @@ TEST(SchedLedgerTest, AvailableNeverNegativeAndFitsIsExactToTheByte) {
   EXPECT_FALSE(l.Fits(1));
 }
 
-TEST(SchedLedgerTest, CpuLedgerCountsStreamsTimesThreads) {
-  const CpuLedger l = BuildCpuLedger(
-      8, {{.streams = 2, .threads_per_stream = 2}, {.streams = 1, .threads_per_stream = 3}});
+TEST(SchedLedgerTest, CpuLedgerCountsTheThreadsOfRunningJobsAndOneCorePerIdleRunner) {
+  // Runners whose jobs use 4 and 2 threads, and an idle one (loaded: it keeps a core).
+  const CpuLedger l = BuildCpuLedger(8, {{.busy_threads = 4}, {.busy_threads = 2}, {}});
   EXPECT_EQ(l.used_threads, 7);
   EXPECT_EQ(l.available_threads, 1);
   EXPECT_TRUE(l.Fits(1));
-  EXPECT_FALSE(l.Fits(2)) << "a second 2-thread stream would oversubscribe the cores";
-  EXPECT_EQ(BuildCpuLedger(4, {{.streams = 3, .threads_per_stream = 2}}).available_threads, 0);
+  EXPECT_FALSE(l.Fits(2)) << "a 2-thread job more would oversubscribe the cores";
+  EXPECT_EQ(BuildCpuLedger(4, {{.busy_threads = 3}, {.busy_threads = 3}}).available_threads, 0)
+      << "over-committed: clamps at 0";
 }
 
 }  // namespace

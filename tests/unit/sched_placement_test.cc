@@ -157,25 +157,43 @@ TEST(SchedPlacementTest, EvictsAsManyAsNeededButNeverBusyOrYoungRunners) {
   EXPECT_EQ(d.evict.front(), 3);
 }
 
-TEST(SchedPlacementTest, CpuStreamsTimesThreadsStayWithinItsCores) {
+TEST(SchedPlacementTest, EachCpuJobNeedsAFreeCore) {
   DeviceView cpu;
   cpu.name = "cpu";
   cpu.cpu = true;
-  cpu.cores = BuildCpuLedger(8, {{.streams = 3, .threads_per_stream = 2}});  // 2 threads left
+  cpu.cores = BuildCpuLedger(8, {{.busy_threads = 6}});  // 2 threads left
   RunnerView r = Runner(1, "base", "cpu", 3, 3);
-  r.threads_per_stream = 2;
-  PlacementRequest req = Req("base");
-  req.threads_per_stream = 2;
-  auto d = Place(req, {cpu}, {r}, {}, kNow);
+  r.busy_threads = 6;
+  auto d = Place(Req("base"), {cpu}, {r}, {}, kNow);
   EXPECT_EQ(d.action, PlacementAction::kAddStream);
+  EXPECT_EQ(CpuThreadsFree(cpu, &r), 2);
 
-  r.threads_per_stream = 4;  // a 4-thread stream would oversubscribe
-  cpu.cores = BuildCpuLedger(8, {{.streams = 1, .threads_per_stream = 4},
-                                 {.streams = 1, .threads_per_stream = 2}});  // 2 left
-  r.streams = r.busy_streams = 1;
-  req.threads_per_stream = 4;
-  d = Place(req, {cpu}, {r}, {}, kNow);
+  cpu.cores = BuildCpuLedger(8, {{.busy_threads = 8}});  // every core computing
+  r.busy_threads = 8;
+  d = Place(Req("base"), {cpu}, {r}, {}, kNow);
   EXPECT_EQ(d.action, PlacementAction::kWait);
+  r.streams = 4;  // a free stream is no free core
+  d = Place(Req("base"), {cpu}, {r}, {}, kNow);
+  EXPECT_EQ(d.action, PlacementAction::kWait);
+
+  // An idle runner holds one core, which its next job may use.
+  RunnerView idle = Runner(2, "base", "cpu", 1, 0);
+  cpu.cores = BuildCpuLedger(2, {{}});
+  d = Place(Req("base"), {cpu}, {idle}, {}, kNow);
+  EXPECT_EQ(d.action, PlacementAction::kUseStream);
+  EXPECT_EQ(CpuThreadsFree(cpu, &idle), 2);
+  EXPECT_EQ(CpuThreadsFree(cpu, nullptr), 1) << "a new runner has no core held for it";
+}
+
+TEST(SchedPlacementTest, CpuJobsShareTheFreeCoresOnlyWhenOthersWait) {
+  EXPECT_EQ(CpuThreadsFor(/*free=*/8, /*most=*/4, /*waiting=*/1, /*room=*/-1), 4) << "alone";
+  EXPECT_EQ(CpuThreadsFor(2, 2, 1, -1), 2);
+  EXPECT_EQ(CpuThreadsFor(2, 2, 4, -1), 1) << "four waiting share two cores";
+  EXPECT_EQ(CpuThreadsFor(8, 8, 3, -1), 2);
+  EXPECT_EQ(CpuThreadsFor(2, 2, 4, 1), 2) << "only one can start: it takes both";
+  EXPECT_EQ(CpuThreadsFor(1, 4, 1, -1), 1);
+  EXPECT_EQ(CpuThreadsFor(0, 4, 1, -1), 1) << "at least one";
+  EXPECT_EQ(CpuThreadsFor(16, 4, 2, 8), 4) << "never more than --threads";
 }
 
 TEST(SchedPlacementTest, HysteresisSparesRecentlyUsedAndWantedRunners) {
