@@ -63,7 +63,8 @@ struct ServeOptions {
   std::string max_concurrency = "auto";  // per device: auto, 0 (none) or N
   int max_streams = 4;
   bool allow_cpu = false;
-  int threads = 0;  // per stream; 0: min(4, cores)
+  int threads = 0;      // the most one CPU job uses; 0: min(4, cores)
+  int min_threads = 1;  // the fewest
   int cpu_cores = 0;
   int beam_size = 5;
   float temperature_inc = 0.2f;
@@ -208,7 +209,11 @@ Result<server::ServiceOptions> ServiceOptionsFor(const ServeOptions& o, const Gl
       o.threads > 0
           ? o.threads
           : static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
-  rt.decode_defaults.n_threads = threads;  // also the scheduler's threads per stream
+  rt.decode_defaults.n_threads = threads;  // also the most the scheduler gives one CPU job
+  if (o.min_threads < 1 || o.min_threads > threads) {
+    return Usage("--min-threads must be from 1 to --threads (" + std::to_string(threads) + ")");
+  }
+  rt.scheduler.min_threads_per_job = o.min_threads;
   if (o.cpu_cores < 0) return Usage("--cpu-cores must be 0 (all) or more");
   rt.scheduler.cpu_cores = o.cpu_cores;
   if (o.beam_size < 1 || o.beam_size > 16) return Usage("--beam-size must be from 1 to 16");
@@ -500,7 +505,14 @@ void RegisterServeOptions(CLI::App& app_cmd, ServeOptions& opts) {
       ->envname("STENO_MAX_STREAMS")
       ->capture_default_str();
   cmd->add_flag("--allow-cpu", o->allow_cpu, "Also run jobs on the CPU when GPUs exist");
-  cmd->add_option("-t,--threads", o->threads, "CPU threads per stream (default min(4, cores))");
+  cmd->add_option("-t,--threads", o->threads,
+                  "CPU threads a job uses alone; jobs waiting together share the cores "
+                  "(default min(4, cores))");
+  cmd->add_option("--min-threads", o->min_threads,
+                  "CPU threads a job uses at least when jobs share the cores; --threads' value "
+                  "gives every job the same count, and so the same transcript of a file whatever "
+                  "the load (whisper.cpp's results can differ with its thread count)")
+      ->capture_default_str();
   cmd->add_option("--cpu-cores", o->cpu_cores, "Cores CPU runners may use (0: all)");
   cmd->add_option("--beam-size", o->beam_size, "Beam size (1 = greedy)")->capture_default_str();
   cmd->add_option("--temperature-inc", o->temperature_inc,

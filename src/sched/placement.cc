@@ -18,9 +18,12 @@ double PriorityValue(Priority p) {
   return 0.5;
 }
 
-// Room for `bytes` more (a GPU), or a core for a job on `runner` (the CPU; nullptr: a new one).
-bool Fits(const DeviceView& d, int64_t bytes, const RunnerView* runner) {
-  return d.cpu ? CpuThreadsFree(d, runner) >= 1 : d.memory.Fits(bytes);
+// Room for `bytes` more (a GPU), or on the CPU the cores `req`'s job computes on at least, and
+// one for a new stream to hold when it needs one (`new_stream`: a new runner's first, or one
+// more).
+bool Fits(const DeviceView& d, const PlacementRequest& req, int64_t bytes, bool new_stream) {
+  if (!d.cpu) return d.memory.Fits(bytes);
+  return d.cores.idle_threads() >= req.cpu_threads && (!new_stream || d.cores.Fits(1));
 }
 
 int64_t StreamBytes(const RunnerView& r, const PlacementRequest& req) {
@@ -70,15 +73,12 @@ bool ComputeRoom(const PlacementRequest& r, const DeviceView& d) {
   return !r.needs_compute || d.compute_limit <= 0 || d.running < d.compute_limit;
 }
 
-int CpuThreadsFree(const DeviceView& cpu, const RunnerView* runner) {
-  const int held_idle = runner && runner->busy_threads == 0 ? CpuThreadsHeld(0) : 0;
-  return cpu.cores.available_threads + held_idle;
-}
-
-int CpuThreadsFor(int free, int most, int waiting, int room) {
-  int starters = std::min(std::max(1, waiting), std::max(1, free));
+int CpuThreadsFor(int free, int least, int most, int waiting, int room) {
+  most = std::max(1, most);
+  least = std::clamp(least, 1, most);
+  int starters = std::min(std::max(1, waiting), std::max(1, free / least));
   if (room >= 0) starters = std::min(starters, std::max(1, room));
-  return std::clamp(free / starters, 1, std::max(1, most));
+  return std::clamp(free / starters, least, most);
 }
 
 const char* PlacementActionName(PlacementAction action) {
@@ -129,7 +129,7 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
     if (r.model != req.model || r.busy_streams >= r.streams) continue;
     const DeviceView* d = FindDevice(devices, r.device);
     if (!d || !DeviceAllowed(req, *d) || !ComputeRoom(req, *d)) continue;
-    if (d->cpu && !Fits(*d, 0, &r)) continue;
+    if (d->cpu && !Fits(*d, req, 0, false)) continue;
     if (!best || r.busy_streams < best->busy_streams) best = &r;
   }
   if (best) {
@@ -147,7 +147,7 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
     for (const auto& r : runners) {
       if (r.model != req.model || r.device != d->name) continue;
       if (r.streams >= max_streams) continue;
-      if (!Fits(*d, StreamBytes(r, req), &r)) continue;
+      if (!Fits(*d, req, StreamBytes(r, req), true)) continue;
       if (!pick || r.streams < pick->streams) pick = &r;
     }
     if (pick) {
@@ -159,7 +159,7 @@ PlacementDecision Place(const PlacementRequest& req, const std::vector<DeviceVie
 
   // 3. A new runner where weights + one stream fit.
   for (const DeviceView* d : ranked) {
-    if (Fits(*d, NewRunnerBytes(req, *d), nullptr)) {
+    if (Fits(*d, req, NewRunnerBytes(req, *d), true)) {
       out.action = PlacementAction::kNewRunner;
       out.device = d->name;
       return out;
@@ -219,7 +219,7 @@ std::vector<int64_t> ChooseVictims(const PlacementRequest& req, const DeviceView
   std::vector<int64_t> victims;
   for (const RunnerView* r : candidates) {
     memory = Charge(memory, -(r->weights_bytes + r->streams * r->stream_bytes));
-    cores = Charge(cores, -CpuThreadsHeld(r->busy_threads));
+    cores = Charge(cores, -CpuThreadsHeld(r->streams, r->busy_threads));
     victims.push_back(r->id);
     if (d.cpu ? cores.Fits(1) : memory.Fits(need)) return victims;
   }

@@ -23,9 +23,11 @@
 // Memory is the hard limit, compute the soft one: every step skips a device already running as
 // many jobs as its compute limit allows (ComputeRoom), so such a job waits in the queue, where
 // priorities decide who goes next once a job there ends.
-// On the CPU, cores take memory's place: every step needs a core free for the job (CpuThreadsFree
-// ≥ 1), and the job is then given as many threads as CpuThreadsFor says, so a job alone has every
-// core it may use and jobs waiting side by side share them.
+// On the CPU, cores take memory's place: a job needs cores no running job uses (cpu_threads), and
+// a new stream
+// (of a new runner or one more) a core its ledger can hold (vram_ledger.h); the job is then given
+// as many threads as CpuThreadsFor says, so a job alone has every core it may use and jobs
+// waiting side by side share them.
 #pragma once
 
 #include <cstdint>
@@ -92,6 +94,7 @@ struct PlacementRequest {
   Priority priority = Priority::kNormal;
   int64_t weights_bytes = 0;  // the model's estimate (estimator.h)
   int64_t stream_bytes = 0;
+  int cpu_threads = 1;             // the fewest CPU threads a job runs with (CpuThreadsFor)
   int64_t gpu_overhead_bytes = 0;  // per new runner on a GPU (the CUDA context)
   // The model's own settings (ModelSpec): the devices its runners may use (empty: any) and the
   // most streams one of its runners takes (0: the policy's max_streams_per_runner).
@@ -110,18 +113,16 @@ bool DeviceAllowed(const PlacementRequest& request, const DeviceView& device);
 // fewer jobs than its compute limit.
 bool ComputeRoom(const PlacementRequest& request, const DeviceView& device);
 
-// The CPU's threads a job could be given on `runner` (nullptr: a new runner) of the CPU device
-// `cpu`: the cores free, and the one an idle runner holds (vram_ledger.h, CpuThreadsHeld).
-int CpuThreadsFree(const DeviceView& cpu, const RunnerView* runner);
-// The threads a job starting on the CPU is given, from the `free` ones (CpuThreadsFree),
-// `most` per job (--threads), and the jobs that could start beside it now (`waiting`, itself
-// included): the free threads shared evenly among those that can start (no more than the free
-// threads, nor than the device's compute limit leaves room for: `room`, < 0 for no limit), at
-// least 1, at most `most`. A job alone gets `most`: its lowest latency. Jobs waiting together
-// each get fewer: on 2 cores, two one-thread whisper.cpp streams decode about 15 % more audio
-// per second than one stream of two threads (its single-threaded steps and its threads' waits on
-// each other leave cores idle), and a job that started cannot take more threads later.
-int CpuThreadsFor(int free, int most, int waiting, int room);
+// The threads a job starting on the CPU is given, from the `free` ones (CpuLedger::idle_threads),
+// `least` and `most` per job (--min-threads, --threads), and the jobs that could start beside it
+// now (`waiting`, itself included): the free threads shared evenly among those that can start (no
+// more than the free threads allow `least` each, nor than the device's compute limit leaves room
+// for: `room`, < 0 for no limit), at least `least`, at most `most`. A job alone gets `most`: its
+// lowest latency. Jobs waiting together each get fewer: on 2 cores, two one-thread whisper.cpp
+// streams decode about 15 % more audio per second than one stream of two threads (its
+// single-threaded steps and its threads' waits on each other leave cores idle), and a job that
+// started cannot take more threads later.
+int CpuThreadsFor(int free, int least, int most, int waiting, int room);
 
 enum class PlacementAction { kUseStream, kAddStream, kNewRunner, kEvict, kWait };
 const char* PlacementActionName(PlacementAction action);

@@ -75,8 +75,7 @@ void SchedulerState::Pass() {
       continue;
     }
     if (runner->info.view.device == "cpu") {
-      job.threads =
-          CpuThreadsOn(req, d.action == PlacementAction::kNewRunner ? nullptr : runner, devices);
+      job.threads = CpuThreadsOn(req, devices);
     }
     queue_.Remove(job.info.job.id);  // `c` is invalid from here
     Assign(job, *runner);
@@ -85,7 +84,7 @@ void SchedulerState::Pass() {
   }
 }
 
-int SchedulerState::CpuThreadsOn(const PlacementRequest& req, const RunnerEntry* runner,
+int SchedulerState::CpuThreadsOn(const PlacementRequest& req,
                                  const std::vector<DeviceView>& devices) const {
   auto cpu =
       std::find_if(devices.begin(), devices.end(), [](const DeviceView& d) { return d.cpu; });
@@ -99,8 +98,8 @@ int SchedulerState::CpuThreadsOn(const PlacementRequest& req, const RunnerEntry*
   }
   const int room =
       req.needs_compute && cpu->compute_limit > 0 ? cpu->compute_limit - cpu->running : -1;
-  return CpuThreadsFor(CpuThreadsFree(*cpu, runner ? &runner->info.view : nullptr),
-                       config_.threads_per_stream, waiting, room);
+  return CpuThreadsFor(cpu->cores.idle_threads(), req.cpu_threads, config_.threads_per_stream,
+                       waiting, room);
 }
 
 std::vector<std::string> SchedulerState::PlaceableModels(const std::vector<std::string>& models) {
@@ -284,6 +283,9 @@ PlacementRequest SchedulerState::RequestFor(const std::string& model, const std:
   req.model = model;
   req.device = device == "auto" ? "" : device;
   req.priority = priority;
+  req.cpu_threads =
+      std::clamp(config_.min_threads_per_job, 1,
+                 std::max(1, std::min(config_.threads_per_stream, config_.cpu_cores)));
   req.gpu_overhead_bytes = config_.cuda_context_bytes;
   if (auto spec = model_specs_.find(model); spec != model_specs_.end()) {
     req.allowed_devices = spec->second.allowed_devices;

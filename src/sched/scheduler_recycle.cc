@@ -32,8 +32,7 @@ void SchedulerState::MaybeRecycle(RunnerEntry& old) {
   const PlacementRequest req = RequestFor(model, device, Priority::kNormal);
   for (const DeviceView& d : BuildDevices()) {
     if (d.name != device) continue;
-    const bool fits =
-        d.cpu ? CpuThreadsFree(d, nullptr) >= 1 : d.memory.Fits(NewRunnerBytes(req, d));
+    const bool fits = d.cpu ? d.cores.Fits(1) : d.memory.Fits(NewRunnerBytes(req, d));
     if (!fits) {
       spdlog::info("the replacement for runner {} waits for its memory", id);
       return;

@@ -323,7 +323,7 @@ std::vector<DeviceView> SchedulerState::BuildDevices() const {
     std::vector<CpuCharge> cpu;
     for (const auto& [id, r] : runners_) {
       if (r.info.view.device == "cpu") {
-        cpu.push_back(CpuCharge{r.info.view.busy_threads});
+        cpu.push_back(CpuCharge{r.info.view.streams, r.info.view.busy_threads});
       }
     }
     d.cores = BuildCpuLedger(config_.cpu_cores, cpu);

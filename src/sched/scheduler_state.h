@@ -142,10 +142,9 @@ class SchedulerState {
   MemoryEstimate EstimateOn(const std::string& model, const std::string& device) const;
   std::string DeviceNameOf(const std::string& device) const;  // "cuda:0" → its model name
   void Assign(JobEntry& job, RunnerEntry& runner);
-  // The threads a job placed on the CPU by `req` is given there (placement.h, CpuThreadsFor), on
-  // `runner` (nullptr: one started for it after `devices` were built) while still queued.
-  int CpuThreadsOn(const PlacementRequest& req, const RunnerEntry* runner,
-                   const std::vector<DeviceView>& devices) const;
+  // The threads a job placed on the CPU by `req` is given there (placement.h, CpuThreadsFor),
+  // while it is still queued.
+  int CpuThreadsOn(const PlacementRequest& req, const std::vector<DeviceView>& devices) const;
   void SendJob(JobEntry& job, RunnerEntry& runner);
   // `weights` and `stream` are the model's own; a GPU runner is charged cuda_context_bytes more.
   // The backend's refusal is logged and returned.

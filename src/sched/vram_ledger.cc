@@ -52,7 +52,10 @@ VramLedger Charge(VramLedger l, int64_t bytes) {
 CpuLedger BuildCpuLedger(int cores, const std::vector<CpuCharge>& charges) {
   CpuLedger l;
   l.cores = std::max(0, cores);
-  for (const auto& c : charges) l.used_threads += CpuThreadsHeld(c.busy_threads);
+  for (const auto& c : charges) {
+    l.used_threads += CpuThreadsHeld(c.streams, c.busy_threads);
+    l.busy_threads += c.busy_threads;
+  }
   l.available_threads = std::max(0, l.cores - l.used_threads);
   return l;
 }

@@ -8,11 +8,13 @@
 //   available     = max(0, allocatable − allocated − external)
 //   usage_percent = allocated / allocatable × 100
 //
-// The CPU is a device too, but its scarce resource is cores: CpuLedger counts the threads our CPU
-// runners hold against the cores given to steno (oversubscribing only slows every job down). A
-// runner holds the threads of the jobs it runs (each job is given its own count: placement.h,
-// CpuThreadsFor), and one while it runs none: a loaded runner keeps a core, so that no more
-// runners stay loaded on the CPU than it has cores, and eviction frees them as on a GPU.
+// The CPU is a device too, but its scarce resource is cores: CpuLedger counts against the cores
+// given to steno the threads of the jobs running there (each job is given its own count:
+// placement.h, CpuThreadsFor; oversubscribing only slows every job down), and what our CPU
+// runners hold: a core per stream, or the threads of their jobs where those are more, so that
+// no more streams stay loaded on the CPU than it has cores (each holds memory), and eviction
+// frees them as on a GPU. A job may compute on a core an idle stream holds: holding bounds the
+// streams, not the computing.
 // Pure values built from a sample; the scheduler rebuilds them after every sample or change.
 #pragma once
 
@@ -60,12 +62,14 @@ VramLedger BuildLedger(const gpu::DeviceSample& sample, const std::vector<Runner
 // (what the ledger would be without a runner: eviction's arithmetic).
 VramLedger Charge(VramLedger ledger, int64_t bytes);
 
-// The threads one of our CPU runners holds when its jobs use `busy_threads` together.
-inline int CpuThreadsHeld(int busy_threads) {
-  return busy_threads > 0 ? busy_threads : 1;
+// The threads one of our CPU runners holds with `streams` created and its jobs using
+// `busy_threads` together.
+inline int CpuThreadsHeld(int streams, int busy_threads) {
+  return busy_threads > streams ? busy_threads : streams;
 }
 
 struct CpuCharge {
+  int streams = 1;
   int busy_threads = 0;  // of the jobs it runs now
 };
 
@@ -73,8 +77,12 @@ struct CpuLedger {
   int cores = 0;         // given to steno
   int used_threads = 0;  // Σ CpuThreadsHeld of our CPU runners
   int available_threads = 0;
+  int busy_threads = 0;  // Σ threads of the jobs running
 
+  // Room for `threads` more held (a new stream or runner: one).
   bool Fits(int threads) const { return threads >= 0 && threads <= available_threads; }
+  // The cores no running job uses: what a job starting on a loaded runner may be given.
+  int idle_threads() const { return cores > busy_threads ? cores - busy_threads : 0; }
 };
 
 CpuLedger BuildCpuLedger(int cores, const std::vector<CpuCharge>& charges);

@@ -32,7 +32,7 @@ struct RuntimeOptions {
   std::string data_dir;    // simulated GPUs keep their state here; empty: steno::DataDir()
   sched::SchedulerConfig scheduler;      // the fields derived from `gpu` and decode_defaults
                                          // are filled in by SchedulerConfigFor (runtime_config.h)
-  engine::DecodeParams decode_defaults;  // threads per stream, beam size, ...
+  engine::DecodeParams decode_defaults;  // CPU threads a job uses at most, beam size, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
   // Every whisper runner loads its model to time words by DTW (engine::ModelOptions::dtw_words:
   // flash attention off, for every job of the runner) where the model's dimensions match an

@@ -9,8 +9,8 @@
 namespace steno::server {
 
 // options.scheduler with the fields that follow from other settings filled in: the memory
-// reserve, safety factor and sampling interval from options.gpu, and the CPU threads per stream
-// from options.decode_defaults.n_threads.
+// reserve, safety factor and sampling interval from options.gpu, and the most CPU threads a job
+// uses from options.decode_defaults.n_threads.
 sched::SchedulerConfig SchedulerConfigFor(const RuntimeOptions& options);
 
 }  // namespace steno::server

@@ -15,6 +15,7 @@ Status WatchingBackend::Start(const RunnerStartSpec& spec) {
 }
 
 Status WatchingBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
+  threads_sent_[job.job_id] = job.threads;
   return sim_.SendJob(runner_id, job);
 }
 

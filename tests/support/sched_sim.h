@@ -31,6 +31,8 @@ class WatchingBackend final : public RunnerBackend {
   int starts_of(const std::string& model) const { return Count(starts_by_model_, model); }
   int starts() const { return starts_; }
   int stops() const { return stops_; }
+  // The CPU threads each job was sent with (JobRunSpec::threads), by job id: its last run's.
+  const std::map<std::string, int>& threads_sent() const { return threads_sent_; }
 
  private:
   static int Count(const std::map<std::string, int>& m, const std::string& key);
@@ -45,6 +47,7 @@ class WatchingBackend final : public RunnerBackend {
   std::map<std::string, int> starts_after_;
   std::map<std::string, int> starts_by_model_;
   std::map<std::string, int64_t> max_used_after_;
+  std::map<std::string, int> threads_sent_;
 };
 
 // A SimCluster whose backend is watched: options.wrap_backend set to a WatchingBackend.

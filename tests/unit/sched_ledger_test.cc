@@ -91,13 +91,18 @@ TEST(SchedLedgerTest, AvailableNeverNegativeAndFitsIsExactToTheByte) {
   EXPECT_FALSE(l.Fits(1));
 }
 
-TEST(SchedLedgerTest, CpuLedgerCountsTheThreadsOfRunningJobsAndOneCorePerIdleRunner) {
-  // Runners whose jobs use 4 and 2 threads, and an idle one (loaded: it keeps a core).
-  const CpuLedger l = BuildCpuLedger(8, {{.busy_threads = 4}, {.busy_threads = 2}, {}});
+TEST(SchedLedgerTest, CpuLedgerHoldsACorePerStreamOrTheJobsThreadsWhereMore) {
+  // Runners of one stream whose jobs use 4 threads, of two streams whose jobs use 1 each, and an
+  // idle one (loaded: its stream keeps a core).
+  const CpuLedger l = BuildCpuLedger(
+      8, {{.streams = 1, .busy_threads = 4}, {.streams = 2, .busy_threads = 2}, {.streams = 1}});
   EXPECT_EQ(l.used_threads, 7);
   EXPECT_EQ(l.available_threads, 1);
   EXPECT_TRUE(l.Fits(1));
-  EXPECT_FALSE(l.Fits(2)) << "a 2-thread job more would oversubscribe the cores";
+  EXPECT_FALSE(l.Fits(2));
+  EXPECT_EQ(l.busy_threads, 6);
+  EXPECT_EQ(l.idle_threads(), 2) << "the idle stream's core computes nothing";
+  EXPECT_EQ(BuildCpuLedger(8, {{.streams = 3}}).used_threads, 3) << "a core per idle stream";
   EXPECT_EQ(BuildCpuLedger(4, {{.busy_threads = 3}, {.busy_threads = 3}}).available_threads, 0)
       << "over-committed: clamps at 0";
 }

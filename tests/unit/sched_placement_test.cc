@@ -157,18 +157,18 @@ TEST(SchedPlacementTest, EvictsAsManyAsNeededButNeverBusyOrYoungRunners) {
   EXPECT_EQ(d.evict.front(), 3);
 }
 
-TEST(SchedPlacementTest, EachCpuJobNeedsAFreeCore) {
+TEST(SchedPlacementTest, EachCpuJobNeedsACoreNoRunningJobUses) {
   DeviceView cpu;
   cpu.name = "cpu";
   cpu.cpu = true;
-  cpu.cores = BuildCpuLedger(8, {{.busy_threads = 6}});  // 2 threads left
+  cpu.cores = BuildCpuLedger(8, {{.streams = 3, .busy_threads = 6}});  // 2 threads left
   RunnerView r = Runner(1, "base", "cpu", 3, 3);
   r.busy_threads = 6;
   auto d = Place(Req("base"), {cpu}, {r}, {}, kNow);
   EXPECT_EQ(d.action, PlacementAction::kAddStream);
-  EXPECT_EQ(CpuThreadsFree(cpu, &r), 2);
+  EXPECT_EQ(cpu.cores.idle_threads(), 2);
 
-  cpu.cores = BuildCpuLedger(8, {{.busy_threads = 8}});  // every core computing
+  cpu.cores = BuildCpuLedger(8, {{.streams = 3, .busy_threads = 8}});  // every core computing
   r.busy_threads = 8;
   d = Place(Req("base"), {cpu}, {r}, {}, kNow);
   EXPECT_EQ(d.action, PlacementAction::kWait);
@@ -176,24 +176,49 @@ TEST(SchedPlacementTest, EachCpuJobNeedsAFreeCore) {
   d = Place(Req("base"), {cpu}, {r}, {}, kNow);
   EXPECT_EQ(d.action, PlacementAction::kWait);
 
-  // An idle runner holds one core, which its next job may use.
-  RunnerView idle = Runner(2, "base", "cpu", 1, 0);
-  cpu.cores = BuildCpuLedger(2, {{}});
-  d = Place(Req("base"), {cpu}, {idle}, {}, kNow);
+  // Streams hold a core each, idle or not: no more streams than cores, though cores are idle.
+  cpu.cores = BuildCpuLedger(4, {{.streams = 3}, {.streams = 1, .busy_threads = 1}});
+  RunnerView idle = Runner(1, "a", "cpu", 3, 0, 2 * kG, 0, /*last_used=*/kNow);  // not evictable
+  RunnerView busy = Runner(2, "b", "cpu", 1, 1);
+  busy.busy_threads = 1;
+  EXPECT_EQ(cpu.cores.idle_threads(), 3);
+  d = Place(Req("b"), {cpu}, {idle, busy}, {}, kNow);
+  EXPECT_EQ(d.action, PlacementAction::kWait) << "a fifth stream on four cores";
+  d = Place(Req("a"), {cpu}, {idle, busy}, {}, kNow);
+  EXPECT_EQ(d.action, PlacementAction::kUseStream) << "an idle stream needs no more";
+}
+
+TEST(SchedPlacementTest, IdleCpuRunnersHoldACoreEachButAJobMayComputeOnIt) {
+  DeviceView cpu;
+  cpu.name = "cpu";
+  cpu.cpu = true;
+  // Two idle runners on two cores: both cores held, none computing.
+  cpu.cores = BuildCpuLedger(2, {{}, {}});
+  const RunnerView a = Runner(1, "a", "cpu", 1, 0, 2 * kG, 0, /*last_used=*/900'000);
+  const RunnerView b = Runner(2, "b", "cpu", 1, 0, 2 * kG, 0, /*last_used=*/100'000);
+  auto d = Place(Req("a"), {cpu}, {a, b}, {}, kNow);
   EXPECT_EQ(d.action, PlacementAction::kUseStream);
-  EXPECT_EQ(CpuThreadsFree(cpu, &idle), 2);
-  EXPECT_EQ(CpuThreadsFree(cpu, nullptr), 1) << "a new runner has no core held for it";
+  EXPECT_EQ(cpu.cores.idle_threads(), 2) << "a job of a may use both cores";
+  // A third model needs a runner the cores cannot hold: the least recently used is evicted.
+  d = Place(Req("c"), {cpu}, {a, b}, {}, kNow);
+  EXPECT_EQ(d.action, PlacementAction::kEvict);
+  EXPECT_EQ(d.evict, std::vector<int64_t>{2});
 }
 
 TEST(SchedPlacementTest, CpuJobsShareTheFreeCoresOnlyWhenOthersWait) {
-  EXPECT_EQ(CpuThreadsFor(/*free=*/8, /*most=*/4, /*waiting=*/1, /*room=*/-1), 4) << "alone";
-  EXPECT_EQ(CpuThreadsFor(2, 2, 1, -1), 2);
-  EXPECT_EQ(CpuThreadsFor(2, 2, 4, -1), 1) << "four waiting share two cores";
-  EXPECT_EQ(CpuThreadsFor(8, 8, 3, -1), 2);
-  EXPECT_EQ(CpuThreadsFor(2, 2, 4, 1), 2) << "only one can start: it takes both";
-  EXPECT_EQ(CpuThreadsFor(1, 4, 1, -1), 1);
-  EXPECT_EQ(CpuThreadsFor(0, 4, 1, -1), 1) << "at least one";
-  EXPECT_EQ(CpuThreadsFor(16, 4, 2, 8), 4) << "never more than --threads";
+  EXPECT_EQ(CpuThreadsFor(/*free=*/8, /*least=*/1, /*most=*/4, /*waiting=*/1, /*room=*/-1), 4)
+      << "alone";
+  EXPECT_EQ(CpuThreadsFor(2, 1, 2, 1, -1), 2);
+  EXPECT_EQ(CpuThreadsFor(2, 1, 2, 4, -1), 1) << "four waiting share two cores";
+  EXPECT_EQ(CpuThreadsFor(8, 1, 8, 3, -1), 2);
+  EXPECT_EQ(CpuThreadsFor(2, 1, 2, 4, 1), 2) << "only one can start: it takes both";
+  EXPECT_EQ(CpuThreadsFor(1, 1, 4, 1, -1), 1);
+  EXPECT_EQ(CpuThreadsFor(0, 1, 4, 1, -1), 1) << "at least one";
+  EXPECT_EQ(CpuThreadsFor(16, 1, 4, 2, 8), 4) << "never more than --threads";
+  // --min-threads: fewer share the cores, each with at least that many.
+  EXPECT_EQ(CpuThreadsFor(8, 2, 4, 8, -1), 2) << "four of eight waiting start, two threads each";
+  EXPECT_EQ(CpuThreadsFor(2, 2, 2, 4, -1), 2) << "least = most: every job the same count";
+  EXPECT_EQ(CpuThreadsFor(6, 4, 4, 2, -1), 4);
 }
 
 TEST(SchedPlacementTest, HysteresisSparesRecentlyUsedAndWantedRunners) {
