@@ -179,8 +179,8 @@ ojson LedgerJson(const sched::DeviceLedger& device);
 // "throughput_audio_s_per_s", "real_time_factor", "mean_running", "windows"} (the last four
 // from the latest measured window; 0 before one).
 ojson ComputeJson(const sched::ConcurrencyView& compute);
-// The CPU's ledger (device, cores, used_threads, available_threads, compute); null without a CPU
-// device.
+// The CPU's ledger (device, cores, used_threads, available_threads, computing_threads, compute;
+// vram_ledger.h's CpuLedger); null without a CPU device.
 ojson CpuJson(const sched::SchedulerSnapshot& snap);
 // A device sample as GET /v1/gpus shows it (gpu::SampleJson with the server's reserve); GET
 // /v1/gpus adds each device's "compute" (ComputeJson).

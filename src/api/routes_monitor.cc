@@ -129,6 +129,7 @@ ojson CpuJson(const sched::SchedulerSnapshot& snap) {
             {"cores", d.cores.cores},
             {"used_threads", d.cores.used_threads},
             {"available_threads", d.cores.available_threads},
+            {"computing_threads", d.cores.busy_threads},
             {"compute", ComputeJson(d.compute)}};
   }
   return nullptr;

@@ -88,7 +88,7 @@ int SchedulerState::CpuThreadsOn(const PlacementRequest& req,
                                  const std::vector<DeviceView>& devices) const {
   auto cpu =
       std::find_if(devices.begin(), devices.end(), [](const DeviceView& d) { return d.cpu; });
-  if (cpu == devices.end()) return config_.threads_per_stream;
+  if (cpu == devices.end()) return config_.max_threads_per_job;
   // The jobs that could start on the CPU now, this one included (it is still queued).
   int waiting = 0;
   for (const QueuedJob* head : queue_.GroupHeads()) {
@@ -98,7 +98,7 @@ int SchedulerState::CpuThreadsOn(const PlacementRequest& req,
   }
   const int room =
       req.needs_compute && cpu->compute_limit > 0 ? cpu->compute_limit - cpu->running : -1;
-  return CpuThreadsFor(cpu->cores.idle_threads(), req.cpu_threads, config_.threads_per_stream,
+  return CpuThreadsFor(cpu->cores.idle_threads(), req.cpu_threads, config_.max_threads_per_job,
                        waiting, room);
 }
 
@@ -285,7 +285,7 @@ PlacementRequest SchedulerState::RequestFor(const std::string& model, const std:
   req.priority = priority;
   req.cpu_threads =
       std::clamp(config_.min_threads_per_job, 1,
-                 std::max(1, std::min(config_.threads_per_stream, config_.cpu_cores)));
+                 std::max(1, std::min(config_.max_threads_per_job, config_.cpu_cores)));
   req.gpu_overhead_bytes = config_.cuda_context_bytes;
   if (auto spec = model_specs_.find(model); spec != model_specs_.end()) {
     req.allowed_devices = spec->second.allowed_devices;

@@ -69,8 +69,8 @@ struct SchedulerConfig {
   double oom_raise = 1.5;              // an `oom` multiplies the model's stream estimate by this
   bool allow_cpu = false;              // the CPU is a device even when GPUs exist
   int cpu_cores = 0;                   // given to steno (0: hardware concurrency)
-  int threads_per_stream = 1;          // the most threads one CPU job uses (CpuThreadsFor)
-  int min_threads_per_job = 1;         // the fewest (up to threads_per_stream and the cores)
+  int max_threads_per_job = 1;         // the most threads one CPU job uses (CpuThreadsFor)
+  int min_threads_per_job = 1;         // the fewest (up to max_threads_per_job and the cores)
   int64_t sample_interval_ms = 1000;   // device samples (0: only when our runners change)
   size_t finished_jobs_kept = 10'000;  // final jobs kept for FindJob/Jobs, oldest dropped first
   // (model, device name) → measured footprint, e.g. loaded from the store. The device name is the

@@ -7,7 +7,7 @@ sched::SchedulerConfig SchedulerConfigFor(const RuntimeOptions& options) {
   config.reserve = options.gpu.reserve;
   config.safety_factor = options.gpu.safety_factor;
   config.sample_interval_ms = options.gpu.sample_interval.count();
-  config.threads_per_stream = options.decode_defaults.n_threads;
+  config.max_threads_per_job = options.decode_defaults.n_threads;
   return config;
 }
 

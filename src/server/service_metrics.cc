@@ -272,8 +272,11 @@ std::string ServiceMetrics::RenderPrometheus(const sched::SchedulerSnapshot& sna
     w.Family("steno_cpu_threads", "gauge", "CPU threads given to steno's runners.");
     w.Sample("steno_cpu_threads", "", l.cores.cores);
     w.Family("steno_cpu_threads_used", "gauge",
-             "CPU threads held by runner streams (streams x threads per stream).");
+             "CPU threads held by runners: a core per stream, or their jobs' threads where more.");
     w.Sample("steno_cpu_threads_used", "", l.cores.used_threads);
+    w.Family("steno_cpu_threads_computing", "gauge",
+             "CPU threads the jobs running were given (each job's count is set at its start).");
+    w.Sample("steno_cpu_threads_computing", "", l.cores.busy_threads);
   }
 
   // --- Runners, per (model, device, word timing), labelled with the model's runner kind too.

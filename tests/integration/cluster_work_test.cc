@@ -177,9 +177,15 @@ std::vector<Job> HeldBy(store::PgJobStore& jobs, const std::string& owner) {
   return page.ok() ? page->jobs : std::vector<Job>{};
 }
 
+// The clip of the tests that stop a node mid-job: 30 s of speech_60s.wav, which the tiny random
+// model decodes into many tokens (8.8 s of speech.wav take a fifth of the time: its jobs could end
+// between MidJob's look and the signal).
+constexpr int kMidJobClipSeconds = 30;
+
 // Waits (2 min at most) until `finished` jobs are final and `node` is surely mid-job: it began
-// transcribing one less than half a second ago (a job takes seconds), so what follows (a kill, a
-// SIGTERM) cannot race that job's end.
+// transcribing one less than 200 ms ago (a job of kMidJobClipSeconds takes about a second of CPU,
+// more while others share the cores), so what follows (a kill, a SIGTERM) cannot race that job's
+// end.
 bool MidJob(store::PgJobStore& jobs, const std::string& node, int64_t finished) {
   return PollUntil(
       [&] {
@@ -187,7 +193,7 @@ bool MidJob(store::PgJobStore& jobs, const std::string& node, int64_t finished) 
         const int64_t now = jobs.Now();
         const auto held = HeldBy(jobs, node);
         return std::any_of(held.begin(), held.end(), [&](const Job& j) {
-          return j.state == JobState::kProcessing && now - j.started_ms < 500;
+          return j.state == JobState::kProcessing && now - j.started_ms < 200;
         });
       },
       std::chrono::seconds(120));
@@ -360,7 +366,7 @@ TEST(ClusterWorkTest, KilledNodesJobsFinishOnTheOthersExactlyOnce) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
   ScopedTempDir dir("steno-cluster-work");
-  const std::string clip = Clip(dir, "speech.wav");
+  const std::string clip = Clip(dir, "speech_60s.wav", kMidJobClipSeconds);
   const std::vector<std::string> lease = {"--lease", "3s"};
   auto a = StartNode(url, "node-a", lease);
   auto b = StartNode(url, "node-b", lease);
@@ -450,7 +456,7 @@ TEST(ClusterWorkTest, GracefulLeaveHandsJobsBack) {
   const std::string url = FreshPgDatabase();
   ASSERT_FALSE(url.empty());
   ScopedTempDir dir("steno-cluster-work");
-  const std::string clip = Clip(dir, "speech.wav");
+  const std::string clip = Clip(dir, "speech_60s.wav", kMidJobClipSeconds);
   // A's running jobs are cut at once on SIGTERM (no grace).
   auto a = StartNode(url, "node-a", {"--shutdown-grace", "0s"});
   auto b = StartNode(url, "node-b");

@@ -60,7 +60,7 @@ TEST(SchedProcessTest, JobsOverTwoModelsOnRealRunnersMatchSequentialRuns) {
   SchedulerConfig config;
   config.allow_cpu = true;
   config.cpu_cores = 4;  // four streams of one thread each
-  config.threads_per_stream = 1;
+  config.max_threads_per_job = 1;
   config.sample_interval_ms = 0;
   config.placement.max_streams_per_runner = 4;
 

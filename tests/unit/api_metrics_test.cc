@@ -151,6 +151,7 @@ sched::SchedulerSnapshot Snapshot() {
   cpu.cpu = true;
   cpu.cores.cores = 8;
   cpu.cores.used_threads = 2;
+  cpu.cores.busy_threads = 1;
   s.devices = {gpu, cpu};
   s.queued_by_priority = {3, 5, 7};
   s.queued = 15;
@@ -225,6 +226,8 @@ TEST(ApiMetricsTest, GaugesComeFromSnapshotSamplesAndCounts) {
   EXPECT_EQ(Value(samples, "steno_jobs", {{"state", "completed"}}), 42);
   EXPECT_EQ(Value(samples, "steno_jobs", {{"state", "pending"}}), 0);
   EXPECT_EQ(Value(samples, "steno_cpu_threads"), 8);
+  EXPECT_EQ(Value(samples, "steno_cpu_threads_used"), 2);
+  EXPECT_EQ(Value(samples, "steno_cpu_threads_computing"), 1);
 }
 
 TEST(ApiMetricsTest, JobAndRunnerHooksFillCountersAndHistograms) {

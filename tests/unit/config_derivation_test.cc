@@ -21,7 +21,7 @@ TEST(ConfigDerivationTest, SchedulerConfigTakesReserveSafetyFactorSamplingAndThr
   o.scheduler.reserve.default_bytes = 1;
   o.scheduler.safety_factor = 1.0;
   o.scheduler.sample_interval_ms = 5;
-  o.scheduler.threads_per_stream = 99;
+  o.scheduler.max_threads_per_job = 99;
   // What it keeps as given.
   o.scheduler.queue.max_running = 2;
   o.scheduler.queue.max_length = 17;
@@ -33,7 +33,7 @@ TEST(ConfigDerivationTest, SchedulerConfigTakesReserveSafetyFactorSamplingAndThr
   EXPECT_EQ(c.reserve.For(1), 7 * gpu::kMiB);
   EXPECT_DOUBLE_EQ(c.safety_factor, 0.42);
   EXPECT_EQ(c.sample_interval_ms, 1234);
-  EXPECT_EQ(c.threads_per_stream, 3);
+  EXPECT_EQ(c.max_threads_per_job, 3);
   EXPECT_EQ(c.queue.max_running, 2);
   EXPECT_EQ(c.queue.max_length, 17u);
   EXPECT_EQ(c.default_keep_alive_s, 42);

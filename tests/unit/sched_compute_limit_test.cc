@@ -264,7 +264,7 @@ TEST(SchedComputeLimit, TheCpusLearnedLimitNeverExceedsItsCores) {
   learned.mode = ConcurrencyConfig::Mode::kAuto;
   SimClusterOptions o = OneCard(learned, running);
   o.config.cpu_cores = 2;
-  o.config.threads_per_stream = 1;
+  o.config.max_threads_per_job = 1;
   SimCluster sim(o);
   sim.specs["small"].allowed_devices = {"cpu"};
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(sim.Submit("small/" + std::to_string(i), "small").ok());

@@ -67,7 +67,7 @@ SimClusterOptions CpuOnly(int cores, int most, InUse& in_use) {
   o.config.sample_interval_ms = 0;
   o.config.placement.min_residency_ms = 0;
   o.config.cpu_cores = cores;
-  o.config.threads_per_stream = most;
+  o.config.max_threads_per_job = most;
   o.config.concurrency.mode = ConcurrencyConfig::Mode::kAuto;
   o.hooks = in_use.Hooks();
   return sim::Watched(o);

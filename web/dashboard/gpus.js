@@ -115,7 +115,8 @@ function createCpuCard() {
       h('span', { class: 'seg steno' }), h('span', { class: 'seg available' })),
     h('dl', { class: 'ledger' },
       ledgerItem('cores', 'Cores', null),
-      ledgerItem('used_threads', 'Threads in use', 'steno'),
+      ledgerItem('used_threads', 'Threads held', 'steno'),
+      ledgerItem('computing_threads', 'Threads computing', null),
       ledgerItem('available_threads', 'Threads free', 'available'),
       ledgerItem('compute', 'Compute', null)));
 }
@@ -123,11 +124,11 @@ function createCpuCard() {
 function updateCpuCard(card, cpu) {
   const cores = Math.max(1, cpu.cores || 0);
   const used = cpu.used_threads || 0;
-  setText(card.querySelector('.badge.usage'), `${used} of ${cpu.cores} threads busy`);
+  setText(card.querySelector('.badge.usage'), `${cpu.computing_threads ?? 0} of ${cpu.cores} threads computing`);
   card.querySelector('.seg.steno').style.width = `${Math.min(100, (used / cores) * 100).toFixed(1)}%`;
   card.querySelector('.seg.available').style.width = `${Math.max(0, 100 - (used / cores) * 100).toFixed(1)}%`;
   setAttr(card.querySelector('.usage-bar'), 'aria-label', `CPU: ${used} threads in use of ${cpu.cores} cores`);
-  for (const f of ['cores', 'used_threads', 'available_threads']) {
+  for (const f of ['cores', 'used_threads', 'computing_threads', 'available_threads']) {
     setText(card.querySelector(`dd[data-field="${f}"]`), cpu[f] ?? '—');
   }
   updateCompute(card.querySelector('dd[data-field="compute"]'), cpu.compute);
