@@ -24,10 +24,9 @@
 // many jobs as its compute limit allows (ComputeRoom), so such a job waits in the queue, where
 // priorities decide who goes next once a job there ends.
 // On the CPU, cores take memory's place: a job needs cores no running job uses (cpu_threads), and
-// a new stream
-// (of a new runner or one more) a core its ledger can hold (vram_ledger.h); the job is then given
-// as many threads as CpuThreadsFor says, so a job alone has every core it may use and jobs
-// waiting side by side share them.
+// a new stream (a new runner's or one more) a core the ledger can hold (vram_ledger.h); the job
+// is then given as many threads as CpuThreadsFor says, so a job alone has every core it may use
+// and jobs waiting side by side share them.
 #pragma once
 
 #include <cstdint>

@@ -74,9 +74,8 @@ void SchedulerState::Pass() {
       skipped.insert(group);
       continue;
     }
-    if (runner->info.view.device == "cpu") {
-      job.threads = CpuThreadsOn(req, devices);
-    }
+    // Set on every placement: a retried job may have run on the CPU before.
+    job.threads = runner->info.view.device == "cpu" ? CpuThreadsOn(req, devices) : 0;
     queue_.Remove(job.info.job.id);  // `c` is invalid from here
     Assign(job, *runner);
     devices = BuildDevices();
