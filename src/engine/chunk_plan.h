@@ -19,8 +19,8 @@ struct SpeechChunk {
   double start = 0;                  // its first region's start, in the original audio (seconds)
   double end = 0;                    // its last region's end
   std::vector<SpeechRegion> speech;  // sorted, disjoint, inside [start, end]
-  double decoded_s =
-      0;  // the audio it decodes: its regions back to back with SpeechTimeline's gaps
+  // The audio it decodes: its regions back to back with SpeechTimeline's gaps (seconds).
+  double decoded_s = 0;
 };
 
 // Groups `speech` (sorted and disjoint, seconds of `pcm`; VAD's regions) into chunks, in order:

@@ -11,12 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -260,6 +262,30 @@ inline nlohmann::json WaitForJob(httplib::Client& c, const std::string& id) {
   }
   ADD_FAILURE() << "job " << id << " did not finish: " << job.dump();
   return job;
+}
+
+// Waits for each of `ids` (WaitForJob), expecting it completed in one attempt; returns the most
+// of their runs that overlapped, from their attempt records (at the same ms an end comes before
+// a start). `finished` (if given) receives each final job, in the order of `ids`.
+inline int MostRunsAtOnce(httplib::Client& c, const std::vector<std::string>& ids,
+                          std::vector<nlohmann::json>* finished = nullptr) {
+  std::vector<std::pair<int64_t, int>> edges;  // (time, +1 start / -1 end)
+  for (const std::string& id : ids) {
+    const nlohmann::json job = WaitForJob(c, id);
+    if (finished) finished->push_back(job);
+    EXPECT_EQ(job.value("state", ""), "completed") << job.dump();
+    if (!job.contains("attempts") || job["attempts"].size() != 1) {
+      ADD_FAILURE() << job.dump();
+      continue;
+    }
+    edges.emplace_back(job["attempts"][0]["started_ms"].get<int64_t>(), +1);
+    edges.emplace_back(job["attempts"][0]["ended_ms"].get<int64_t>(), -1);
+  }
+  std::sort(edges.begin(), edges.end());
+  int now = 0;
+  int most = 0;
+  for (const auto& [t, d] : edges) most = std::max(most, now += d);
+  return most;
 }
 
 }  // namespace steno::test

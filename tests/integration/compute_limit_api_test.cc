@@ -7,11 +7,9 @@
 // the first ended, from the jobs' own attempt records) or the card showing more than one job
 // running; under auto a burst's runs overlapping as memory alone lets them (dozens), or never
 // more than one; the limit missing from /v1/gpus or /metrics; a bad value accepted.
-#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "api_test_server.h"
@@ -168,21 +166,8 @@ Burst RunBurst(const std::string& limit, const std::string& data) {
     ids.push_back(test::PostJob(c, "speech_short.wav"));
     if (ids.back().empty()) return {};
   }
-  std::vector<std::pair<int64_t, int>> edges;  // (time, +1 start / -1 end)
-  for (const std::string& id : ids) {
-    const nlohmann::json job = test::WaitForJob(c, id);
-    EXPECT_EQ(job.value("state", ""), "completed") << job.dump();
-    if (!job.contains("attempts") || job["attempts"].size() != 1) {
-      ADD_FAILURE() << job.dump();
-      continue;
-    }
-    edges.emplace_back(job["attempts"][0]["started_ms"].get<int64_t>(), +1);
-    edges.emplace_back(job["attempts"][0]["ended_ms"].get<int64_t>(), -1);
-  }
-  std::sort(edges.begin(), edges.end());  // at the same ms, an end before a start
   Burst b;
-  int now = 0;
-  for (const auto& [t, d] : edges) b.peak = std::max(b.peak, now += d);
+  b.peak = test::MostRunsAtOnce(c, ids);
   b.compute = Card(c)["compute"];
   return b;
 }

@@ -10,7 +10,6 @@
 // What a bug would break: the burst never overlapping (the cores held by one job of two threads,
 // as before the jobs shared them), more than two runs overlapping (threads beyond the cores), a
 // transcript that no thread count gives, --min-threads not honoured.
-#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,7 +46,7 @@ nlohmann::json LoneTranscript(std::vector<std::string> flags) {
 }
 
 struct Burst {
-  int peak = 0;  // runs overlapping at most, from the jobs' attempt records
+  int peak = 0;  // runs overlapping at most (MostRunsAtOnce)
   std::vector<nlohmann::json> transcripts;
 };
 
@@ -60,21 +59,12 @@ Burst RunBurst(ApiTestServer& s, int jobs) {
     if (ids.back().empty()) return {};
   }
   Burst b;
-  std::vector<std::pair<int64_t, int>> edges;  // (time, +1 start / -1 end)
-  for (const std::string& id : ids) {
-    const nlohmann::json job = test::WaitForJob(c, id);
-    EXPECT_EQ(job.value("state", ""), "completed") << job.dump();
-    if (job.value("attempts", nlohmann::json::array()).size() != 1) {
-      ADD_FAILURE() << job.dump();
-      continue;
-    }
-    edges.emplace_back(job["attempts"][0]["started_ms"].get<int64_t>(), +1);
-    edges.emplace_back(job["attempts"][0]["ended_ms"].get<int64_t>(), -1);
-    b.transcripts.push_back(Transcript(c, id));
+  std::vector<nlohmann::json> finished;
+  b.peak = test::MostRunsAtOnce(c, ids, &finished);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (finished[i].value("state", "") == "completed")
+      b.transcripts.push_back(Transcript(c, ids[i]));
   }
-  std::sort(edges.begin(), edges.end());  // at the same ms, an end before a start
-  int now = 0;
-  for (const auto& [t, d] : edges) b.peak = std::max(b.peak, now += d);
   return b;
 }
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "sched/scheduler.h"
 #include "sim/sim_cluster.h"
@@ -73,66 +74,70 @@ SimClusterOptions CpuOnly(int cores, int most, InUse& in_use) {
   return sim::Watched(o);
 }
 
-// Runs the virtual clock in small steps, observing the threads in use after each.
-void Step(SimCluster& sim, InUse& in_use, int64_t ms) {
-  for (int64_t t = 0; t < ms; t += 50) {
-    sim.Advance(50);
-    in_use.Observe();
+// A machine without GPUs (CpuOnly) and what its jobs have in use.
+struct CpuCluster {
+  CpuCluster(int cores, int most) : sim(CpuOnly(cores, most, in_use)) { in_use.sim = &sim; }
+
+  // Submits `ids` ("small/..." jobs) at once, runs the virtual clock `ms` in small steps
+  // (observing the threads in use after each), and asserts that each completed.
+  void Run(const std::vector<std::string>& ids, int64_t ms) {
+    for (const std::string& id : ids) ASSERT_TRUE(sim.Submit(id, "small").ok()) << id;
+    for (int64_t t = 0; t < ms; t += 50) {
+      sim.Advance(50);
+      in_use.Observe();
+    }
+    for (const std::string& id : ids) ASSERT_EQ(sim.State(id), JobState::kCompleted) << id;
   }
+  // The threads job `id` was sent with.
+  int Sent(const std::string& id) { return WatcherOf(sim).threads_sent().at(id); }
+
+  InUse in_use;  // before `sim`: its hooks point here
+  SimCluster sim;
+};
+
+// "small/0" ... "small/<n-1>".
+std::vector<std::string> Small(int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) ids.push_back("small/" + std::to_string(i));
+  return ids;
 }
 
 TEST(SchedCpuThreads, AJobAloneGetsEveryThreadAndJobsWaitingTogetherShareTheCores) {
-  InUse in_use;
-  SimCluster sim(CpuOnly(2, 2, in_use));
-  in_use.sim = &sim;
-  const auto& sent = WatcherOf(sim).threads_sent();
-
+  CpuCluster c(2, 2);
   // A burst: the first finds the CPU to itself; the four behind it wait together for it.
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(sim.Submit("small/" + std::to_string(i), "small").ok());
-  Step(sim, in_use, 8000);
-  for (int i = 0; i < 5; ++i) {
-    ASSERT_EQ(sim.State("small/" + std::to_string(i)), JobState::kCompleted) << i;
-  }
-  EXPECT_EQ(sent.at("small/0"), 2) << "a job alone uses every thread it may";
+  ASSERT_NO_FATAL_FAILURE(c.Run(Small(5), 8000));
+  EXPECT_EQ(c.Sent("small/0"), 2) << "a job alone uses every thread it may";
   for (int i = 1; i < 5; ++i) {
-    EXPECT_EQ(sent.at("small/" + std::to_string(i)), 1) << i << ": four waiting share two cores";
+    EXPECT_EQ(c.Sent("small/" + std::to_string(i)), 1) << i << ": four waiting share two cores";
   }
-  EXPECT_EQ(in_use.peak_jobs, 2) << "two one-thread jobs side by side";
-  EXPECT_EQ(in_use.peak_threads, 2) << "never more threads than cores";
+  EXPECT_EQ(c.in_use.peak_jobs, 2) << "two one-thread jobs side by side";
+  EXPECT_EQ(c.in_use.peak_threads, 2) << "never more threads than cores";
 
-  ASSERT_TRUE(sim.Submit("small/later", "small").ok());
-  Step(sim, in_use, 3000);
-  ASSERT_EQ(sim.State("small/later"), JobState::kCompleted);
-  EXPECT_EQ(sent.at("small/later"), 2) << "once alone again, a job has both cores";
-  EXPECT_EQ(in_use.threads, 0) << "every job gave its threads back";
+  ASSERT_NO_FATAL_FAILURE(c.Run({"small/later"}, 3000));
+  EXPECT_EQ(c.Sent("small/later"), 2) << "once alone again, a job has both cores";
+  EXPECT_EQ(c.in_use.threads, 0) << "every job gave its threads back";
 }
 
 TEST(SchedCpuThreads, ThreadsInUseStayWithinTheCoresAndNoneAboveTheMostAJobMayUse) {
-  InUse in_use;
-  SimCluster sim(CpuOnly(8, 4, in_use));
-  in_use.sim = &sim;
-  const auto& sent = WatcherOf(sim).threads_sent();
+  CpuCluster c(8, 4);
   // The first two take 4 threads each (each found no other waiting); the four behind them share
   // the cores as those free up: at most two threads each, every core in use, never more.
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(sim.Submit("small/" + std::to_string(i), "small").ok());
-  Step(sim, in_use, 6000);
+  ASSERT_NO_FATAL_FAILURE(c.Run(Small(6), 6000));
   for (int i = 0; i < 6; ++i) {
     const std::string id = "small/" + std::to_string(i);
-    ASSERT_EQ(sim.State(id), JobState::kCompleted) << id;
     if (i < 2) {
-      EXPECT_EQ(sent.at(id), 4) << id;
+      EXPECT_EQ(c.Sent(id), 4) << id;
     } else {
-      EXPECT_GE(sent.at(id), 1) << id;
-      EXPECT_LE(sent.at(id), 2) << id << ": eight cores among four waiting";
+      EXPECT_GE(c.Sent(id), 1) << id;
+      EXPECT_LE(c.Sent(id), 2) << id << ": eight cores among four waiting";
     }
   }
-  EXPECT_GE(in_use.peak_jobs, 4);
-  EXPECT_EQ(in_use.peak_threads, 8) << "the free cores are shared out, never exceeded";
+  EXPECT_GE(c.in_use.peak_jobs, 4);
+  EXPECT_EQ(c.in_use.peak_threads, 8) << "the free cores are shared out, never exceeded";
 
-  ASSERT_TRUE(sim.Submit("small/alone", "small").ok());
-  Step(sim, in_use, 3000);
-  EXPECT_EQ(sent.at("small/alone"), 4) << "at most --threads, though eight cores are idle";
-  EXPECT_EQ(in_use.threads, 0);
+  ASSERT_NO_FATAL_FAILURE(c.Run({"small/alone"}, 3000));
+  EXPECT_EQ(c.Sent("small/alone"), 4) << "at most --threads, though eight cores are idle";
+  EXPECT_EQ(c.in_use.threads, 0);
 }
 
 }  // namespace

@@ -156,9 +156,9 @@ Status ProcessBackend::Start(const RunnerStartSpec& spec) {
 Status ProcessBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
   auto* h = Find(runner_id);
   if (!h) return Error(ErrorKind::kNotFound, "runner_not_found", "no such runner");
+  engine::DecodeParams p = DecodeParamsForJob(options_.decode_defaults, job.params);
+  if (job.threads > 0) p.n_threads = job.threads;  // on the CPU: what the scheduler gave it
   if (job.params.is_object() && job.params.contains("live") && !job.params.at("live").is_null()) {
-    engine::DecodeParams p = DecodeParamsForJob(options_.decode_defaults, job.params);
-    if (job.threads > 0) p.n_threads = job.threads;
     p.vad.reset();
     return h->Send({{"type", "transcribe"},
                     {"job_id", job.job_id},
@@ -171,8 +171,6 @@ Status ProcessBackend::SendJob(int64_t runner_id, const JobRunSpec& job) {
         ErrorKind::kBadInput, "no_local_input",
         "the whisper runner reads its input from a local file; job " + job.job_id + " names none");
   }
-  engine::DecodeParams p = DecodeParamsForJob(options_.decode_defaults, job.params);
-  if (job.threads > 0) p.n_threads = job.threads;
   json m = {{"type", "transcribe"},
             {"job_id", job.job_id},
             {"audio_path", job.input.path},
