@@ -3,7 +3,6 @@
 // `steno gpus --json`), GET /metrics (Prometheus, with the data dir's free disk space and the
 // upload margin), GET /healthz and GET /readyz. The health probes need no API key
 // (orchestrators call them without one).
-#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -14,10 +13,6 @@
 
 namespace steno::api {
 namespace {
-
-bool IsOurs(int pid) {
-  return pid == getpid() || gpu::RunsSameExecutable(pid);
-}
 
 void MemoryStatus(Context& ctx, Call& call) {
   const auto snap = ctx.service.runners().Snapshot();
@@ -95,7 +90,7 @@ void Ready(Context& ctx, Call& call) {
 }  // namespace
 
 ojson DeviceJson(const gpu::DeviceSample& sample, const HttpOptions& options) {
-  return gpu::SampleJson(sample, IsOurs, options.reserve, options.safety_factor);
+  return gpu::SampleJson(sample, gpu::IsStenoProcess, options.reserve, options.safety_factor);
 }
 
 ojson LedgerJson(const sched::DeviceLedger& d) {

@@ -1,6 +1,7 @@
 #include "audio/probe.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -35,7 +36,7 @@ Error NotMedia(const MediaFile& file) {
 
 // Before FFmpeg sees the path: the cases FFmpeg would report vaguely ("No such file", "Is a
 // directory", an empty file probed as "Invalid data").
-Result<uint64_t> CheckFile(const MediaFile& file) {
+Result<uint64_t> CheckedFileSize(const MediaFile& file) {
   struct stat st {};
   if (::stat(file.path.c_str(), &st) != 0) {
     const int err = errno;
@@ -53,6 +54,7 @@ Result<uint64_t> CheckFile(const MediaFile& file) {
     return BadInput("not_media",
                     fmt::format("{} is empty (0 bytes), not an audio or video file", file.Shown()));
   }
+  if (::access(file.path.c_str(), R_OK) != 0) return ReadError(file, std::strerror(errno));
   return static_cast<uint64_t>(S_ISREG(st.st_mode) ? st.st_size : 0);
 }
 
@@ -204,7 +206,7 @@ bool IsTruncated(double declared_s, double actual_s) {
 }
 
 Result<OpenedInput> OpenInput(const MediaFile& file, const Limits& limits, bool scan_when_unknown) {
-  auto file_size = CheckFile(file);
+  auto file_size = CheckedFileSize(file);
   if (!file_size) return file_size.error();
   if (auto loaded = ffmpeg::Load(); !loaded) return loaded.error();
 
@@ -350,6 +352,11 @@ Result<MediaInfo> Probe(const MediaFile& file, const Limits& limits) {
   auto in = internal::OpenInput(file, limits, /*scan_when_unknown=*/true);
   if (!in) return in.error();
   return std::move(in.value().info);
+}
+
+Status CheckFile(const MediaFile& file) {
+  if (auto size = internal::CheckedFileSize(file); !size) return size.error();
+  return {};
 }
 
 }  // namespace steno::audio

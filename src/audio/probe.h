@@ -73,6 +73,12 @@ struct MediaInfo {
 // Thread-safe: any number of calls may run at once.
 Result<MediaInfo> Probe(const MediaFile& file, const Limits& limits = {});
 
+// Probe()'s first checks, alone: the file exists (file_not_found), is neither a directory nor
+// empty (not_media) and may be read (read_error), with Probe()'s messages. Loads no FFmpeg (tens
+// of milliseconds of a process's start), for a caller that leaves the rest to a Decode() that
+// runs elsewhere (`steno transcribe` with one input: its runner's decode probes it).
+Status CheckFile(const MediaFile& file);
+
 namespace internal {
 
 // An opened and validated input, shared with decoder.cc so a file is opened once per Decode().

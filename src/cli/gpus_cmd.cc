@@ -2,7 +2,6 @@
 // plan with) and telemetry; `--json` for scripts; `--watch` redraws in place on a terminal
 // (`--count N` bounds it). `steno gpus simulate-external` and `simulate-telemetry` script the
 // simulated GPUs other steno processes on the same data dir are using.
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -48,10 +47,6 @@ int Fail(const Error& e) {
 
 std::string DataDirOf(const GpusOptions& o) {
   return o.data_dir.empty() ? steno::DataDir() : o.data_dir;
-}
-
-bool IsOurs(int pid) {
-  return pid == getpid() || gpu::RunsSameExecutable(pid);
 }
 
 std::string Percent(int v) {
@@ -116,7 +111,7 @@ int RunList(const GpusOptions& o) {
 
     json list = json::array();
     for (const auto& s : *selected) {
-      list.push_back(gpu::SampleJson(s, IsOurs, config->reserve, config->safety_factor));
+      list.push_back(gpu::SampleJson(s, gpu::IsStenoProcess, config->reserve, config->safety_factor));
     }
     if (o.json) {
       json out = {{"backend", backend},

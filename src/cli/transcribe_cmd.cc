@@ -1,8 +1,13 @@
 // `steno transcribe FILE...`: every file becomes a job for the same scheduler and runner processes
-// `steno serve` uses; one output is written per input, in input order. Every input is probed before
-// anything runs, so a bad file (or flag) exits 2 having written nothing. What a one-shot run does
+// `steno serve` uses; one output is written per input, in input order. Flags, and that each input
+// is a readable file, are checked before anything starts; every input is probed before any output
+// is written, so a bad file (or flag) exits 2 having written nothing. What a one-shot run does
 // not need is skipped: no store, no warm-up pass (the first job is the warm-up), no device
-// sampling, no lower priority for the runner (a server keeps its API responsive that way); and the
+// sampling, no lower priority for the runner (a server keeps its API responsive that way), and
+// with one input and no --max-duration no probe here either (its job's decode probes it first,
+// with the same checks and messages, and nothing is written unless it succeeds): loading FFmpeg
+// costs this process tens of milliseconds of CPU. What it needs overlaps: the jobs are submitted
+// before the inputs are probed, so the runner starts and loads its model meanwhile, and the
 // first inputs are decoded by the runner while its model loads (RuntimeOptions::prefetch_inputs),
 // not after.
 #include <unistd.h>
@@ -54,10 +59,9 @@ struct TranscribeOptions {
 };
 
 constexpr int kExitInterrupted = 130;  // 128 + SIGINT, what shells expect after Ctrl+C
-// Inputs decoded while the runner loads its model: the first ones, as many as a runner starts
-// at once, while their audio (4 bytes a sample at 16 kHz) stays under an hour in all.
+// Inputs the runner may decode while it loads its model: the first ones (it takes one per stream
+// it starts with: runner_main.h).
 constexpr size_t kPrefetchFiles = 4;
-constexpr double kPrefetchSeconds = 3600;
 
 int Fail(int code, const std::string& message) {
   std::fprintf(stderr, "steno transcribe: %s\n", message.c_str());
@@ -113,16 +117,8 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   }
   auto output_names = OutputNames(o.files, engine::FormatExtension(*format));
   if (!output_names) return UsageError(output_names.error());
-  const audio::Limits limits{o.max_duration_s};
-  std::vector<std::pair<std::string, std::string>> prefetch;
-  double prefetch_seconds = 0;
   for (const auto& file : o.files) {
-    auto info = audio::Probe(file, limits);
-    if (!info) return UsageError(info.error());
-    prefetch_seconds += info->duration_s;
-    if (prefetch.size() < kPrefetchFiles && prefetch_seconds <= kPrefetchSeconds) {
-      prefetch.emplace_back(file, "");  // as the job names it (SubmitRequest::input below)
-    }
+    if (auto st = audio::CheckFile(file); !st) return UsageError(st.error());
   }
   const std::string models_dir = global.models_dir.empty() ? ModelsDir() : global.models_dir;
   auto model_path = models::ResolveModel(o.model, models_dir);
@@ -149,7 +145,9 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   ro.decode_defaults = decode;
   ro.warmup = false;                      // one-shot: the first job is the warm-up
   ro.dtw_words = decode.word_timestamps;  // every file of this run wants words
-  ro.prefetch_inputs = std::move(prefetch);
+  for (size_t i = 0; i < o.files.size() && i < kPrefetchFiles; ++i) {
+    ro.prefetch_inputs.emplace_back(o.files[i], "");  // as the job names it (r.input.path below)
+  }
   ro.runners_lower_priority = false;  // nothing here to keep responsive: whisper-cli's priority
   // Runners are stopped when every file is done (idle: they exit at once) or on Ctrl+C, when a
   // runner still in a decode window is not worth waiting for: killed after a second.
@@ -225,6 +223,16 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
     if (auto st = (*runtime)->scheduler().Submit(std::move(r)); !st) {
       return Fail(kExitFailed, st.error().message);
     }
+  }
+  // Probed while the runner starts (several inputs, or a duration limit, which a job's decode
+  // does not apply); a bad input cancels every job (the runtime's stop ends the runner) before
+  // anything is written.
+  const audio::Limits limits{o.max_duration_s};
+  for (size_t i = 0; i < o.files.size() && (o.files.size() > 1 || o.max_duration_s > 0); ++i) {
+    auto info = audio::Probe(o.files[i], limits);
+    if (info) continue;
+    for (const auto& [id, label] : label_of) (void)(*runtime)->scheduler().Cancel(id);
+    return UsageError(info.error());
   }
 
   // 3. Outputs in input order, each as soon as it and every input before it are done.

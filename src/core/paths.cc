@@ -1,6 +1,7 @@
 #include "core/paths.h"
 
 #include <cstdlib>
+#include <filesystem>
 
 namespace steno {
 namespace {
@@ -22,6 +23,14 @@ std::string DataDir() {
 std::string ModelsDir() {
   if (auto m = Env("STENO_MODELS"); !m.empty()) return m;
   return DataDir() + "/models";
+}
+
+std::string RunnerProgram() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return std::string();
+  const auto runner = self.parent_path() / "steno-runner";
+  return std::filesystem::exists(runner, ec) ? runner.string() : self.string();
 }
 
 }  // namespace steno

@@ -12,7 +12,15 @@ namespace {
 thread_local Footprint* t_capture = nullptr;
 // 0: no AbortedRunLogs scope; 1: in one, no abort yet; 2: in one, aborted.
 thread_local int t_abort_scope = 0;
-thread_local std::string t_pending;  // a line arriving in pieces (GGML_LOG_LEVEL_CONT)
+// A line arriving in pieces (GGML_LOG_LEVEL_CONT). Trivially destructible on purpose: a
+// thread_local with a destructor registers it on the thread's first use, under the dynamic
+// loader's lock, so a runner's model load (which logs from its first step) would wait out the
+// FFmpeg dlopen that its prefetch thread runs meanwhile (tens of milliseconds, measured).
+struct PendingLine {
+  char text[2048];
+  size_t size = 0;
+};
+thread_local PendingLine t_pending;
 thread_local ggml_log_level t_pending_level = GGML_LOG_LEVEL_INFO;
 
 void EmitLine(ggml_log_level level, const std::string& line) {
@@ -33,13 +41,18 @@ void EmitLine(ggml_log_level level, const std::string& line) {
 
 void OnLog(ggml_log_level level, const char* text, void* /*user_data*/) {
   if (level != GGML_LOG_LEVEL_CONT) t_pending_level = level;
-  t_pending += text ? text : "";
-  // Emit every complete line; keep a trailing fragment for the next call.
-  size_t start = 0;
-  for (size_t nl; (nl = t_pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-    EmitLine(t_pending_level, t_pending.substr(start, nl - start));
+  // Emit every complete line; keep a trailing fragment for the next call (a fragment longer
+  // than the buffer goes out as a line of its own).
+  PendingLine& p = t_pending;
+  for (const char* c = text ? text : ""; *c; ++c) {
+    if (*c != '\n' && p.size < sizeof p.text) {
+      p.text[p.size++] = *c;
+      continue;
+    }
+    EmitLine(t_pending_level, std::string(p.text, p.size));
+    p.size = 0;
+    if (*c != '\n') p.text[p.size++] = *c;
   }
-  t_pending.erase(0, start);
 }
 
 }  // namespace

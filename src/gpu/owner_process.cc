@@ -1,10 +1,13 @@
 #include "gpu/owner_process.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 #include <string>
+
+#include "core/paths.h"
 
 namespace steno::gpu {
 namespace {
@@ -57,12 +60,18 @@ std::optional<int> ParentPid(int pid) {
   return stat->ppid;
 }
 
-bool RunsSameExecutable(int pid) {
-  struct stat mine {};
+bool IsStenoProcess(int pid) {
+  if (pid == getpid()) return true;
   struct stat theirs {};
-  if (stat("/proc/self/exe", &mine) != 0) return false;
   if (stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &theirs) != 0) return false;
-  return mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+  for (const std::string& program : {std::string("/proc/self/exe"), RunnerProgram()}) {
+    struct stat ours {};
+    if (stat(program.c_str(), &ours) == 0 && ours.st_dev == theirs.st_dev &&
+        ours.st_ino == theirs.st_ino) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace steno::gpu

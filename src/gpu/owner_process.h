@@ -27,9 +27,10 @@ bool IsAlive(const ProcessIdentity& process);
 // The parent of a running process, or nullopt if there is none (or it is a zombie).
 std::optional<int> ParentPid(int pid);
 
-// Whether `pid` runs the same executable file as the calling process (same device and inode
-// of /proc/PID/exe). This is how a separate `steno gpus` tells steno's runners apart from
-// other tenants; a process it may not inspect is not ours.
-bool RunsSameExecutable(int pid);
+// Whether `pid` is steno's: the calling process, or one that runs the same executable file or
+// the runner program beside it (core/paths.h RunnerProgram; same device and inode as
+// /proc/PID/exe). This is how steno, and a separate `steno gpus`, tell steno's runners apart
+// from other tenants; a process it may not inspect is not ours.
+bool IsStenoProcess(int pid);
 
 }  // namespace steno::gpu

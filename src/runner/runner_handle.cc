@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/paths.h"
 #include "runner/messages.h"
 
 extern char** environ;
@@ -45,10 +46,7 @@ std::vector<std::string> ChildEnvironment(const RunnerOptions& options) {
 
 Result<std::unique_ptr<RunnerHandle>> RunnerHandle::Start(const RunnerOptions& options,
                                                           EventFn on_event) {
-  std::error_code ec;
-  const std::string exe = options.exe.empty()
-                              ? std::filesystem::read_symlink("/proc/self/exe", ec).string()
-                              : options.exe;
+  const std::string exe = options.exe.empty() ? RunnerProgram() : options.exe;
   if (exe.empty() || access(exe.c_str(), X_OK) != 0) {
     return Error(ErrorKind::kInternal, "runner_exe", "cannot execute the runner binary " + exe);
   }
@@ -61,7 +59,7 @@ Result<std::unique_ptr<RunnerHandle>> RunnerHandle::Start(const RunnerOptions& o
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::string arg0 = "steno", arg1 = "runner", arg2 = "--fd", arg3 = "3";
+  std::string arg0 = "steno-runner", arg1 = "runner", arg2 = "--fd", arg3 = "3";
   char* argv[] = {arg0.data(), arg1.data(), arg2.data(), arg3.data(), nullptr};
   const pid_t parent = getpid();
   const bool lower_priority = options.lower_priority;

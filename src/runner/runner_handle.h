@@ -1,6 +1,7 @@
 // The supervisor's side of one runner process: start it, talk to it, learn how it ended.
 //
-// Start() forks and execs `steno runner --fd 3` with a socketpair, in its own process group, with
+// Start() forks and execs `steno-runner runner --fd 3` (or `steno runner --fd 3`: the same
+// subcommand in the full program) with a socketpair, in its own process group, with
 // PR_SET_PDEATHSIG(SIGKILL) (so it dies with the thread that started it: call Start from a
 // long-lived thread, such as the scheduler's), with the given environment additions (e.g.
 // CUDA_VISIBLE_DEVICES narrowed to its one card), then sends the `load` frame.
@@ -35,7 +36,7 @@
 namespace steno::runner {
 
 struct RunnerOptions {
-  std::string exe;  // the steno binary; empty: this process's own executable
+  std::string exe;  // steno-runner or steno; empty: core/paths.h RunnerProgram()
   std::string model_path;
   std::string device = "cpu";  // as the runner sees it: "cpu" or "cuda:0" once narrowed
   int streams = 1;

@@ -103,8 +103,10 @@ class Runner {
   json Outcome(Slot* slot, Job& job, const audio::MediaFile& input,
                const engine::DecodeParams& params, const std::optional<ChunkWork>& chunk,
                std::future<Result<std::vector<float>>> decoded);
-  // Starts decoding the load frame's "prefetch" inputs, each on its own thread.
-  void Prefetch(const json& m);
+  // Starts decoding the load frame's "prefetch" inputs, at most one per stream the load asks
+  // for (`streams`): the inputs of the jobs it can run first, whose samples those jobs would
+  // hold anyway once they run. One thread decodes them in the order given, the first first.
+  void Prefetch(const json& m, int streams);
   void Send(const json& m) {
     if (auto st = writer_.Write(m); !st) spdlog::debug("runner: {}", st.error().message);
   }
@@ -131,6 +133,7 @@ class Runner {
   int64_t jobs_done_ = 0;
   bool stopping_ = false;
   std::thread heartbeat_;
+  std::thread prefetch_;  // decodes the prefetched inputs (Prefetch); joined by Shutdown
 };
 
 bool Runner::Load(const json& m) {
@@ -159,7 +162,8 @@ bool Runner::Load(const json& m) {
     sim_ = std::move(opened).value();
     sim_device_ = sim->value("device", 0);
   }
-  Prefetch(m);  // decodes while the model loads
+  const int streams = std::max(1, m.value("streams", 1));
+  Prefetch(m, streams);  // decodes while the model loads
   const int64_t free_before_load = options.use_gpu ? GpuFreeBytes() : -1;
   auto model = engine::WhisperModel::Load(path, options);
   if (!model) {
@@ -168,7 +172,6 @@ bool Runner::Load(const json& m) {
   }
   model_ = std::move(model).value();
   const int64_t free_after_load = free_before_load >= 0 ? GpuFreeBytes() : -1;
-  const int streams = std::max(1, m.value("streams", 1));
   if (auto st = AddStreams(streams); !st) {
     Send(ErrorMessage("", ErrorKindForProtocol(st.error().kind), st.error().message));
     return false;
@@ -190,19 +193,26 @@ bool Runner::Load(const json& m) {
   return true;
 }
 
-void Runner::Prefetch(const json& m) {
+void Runner::Prefetch(const json& m, int streams) {
   auto list = m.find("prefetch");
   if (list == m.end() || !list->is_array()) return;
+  std::vector<std::pair<audio::MediaFile, std::promise<Result<std::vector<float>>>>> work;
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& item : *list) {
+    if (static_cast<int>(work.size()) == streams) break;
     if (!item.is_object()) continue;
     audio::MediaFile file(item.value("path", ""), item.value("name", ""));
     if (file.path.empty()) continue;
     auto key = std::make_pair(file.path, file.name);
     if (prefetched_.count(key)) continue;
-    prefetched_.emplace(std::move(key),
-                        std::async(std::launch::async, [file] { return audio::Decode(file); }));
+    std::promise<Result<std::vector<float>>> decoded;
+    prefetched_.emplace(std::move(key), decoded.get_future());
+    work.emplace_back(std::move(file), std::move(decoded));
   }
+  if (work.empty()) return;
+  prefetch_ = std::thread([work = std::move(work)]() mutable {
+    for (auto& [file, decoded] : work) decoded.set_value(audio::Decode(file));
+  });
 }
 
 // Creates n streams and warms each up with one second of silence, so its compute buffers are
@@ -488,6 +498,7 @@ int Runner::Shutdown(int code) {
   cv_.wait(lock, [this] { return active_ == 0; });
   lock.unlock();
   if (heartbeat_.joinable()) heartbeat_.join();
+  if (prefetch_.joinable()) prefetch_.join();
   return code;
 }
 

@@ -2,9 +2,9 @@
 // each on its own stream (whisper_state) and thread. Started by RunnerHandle (runner_handle.h) as
 // `steno runner --fd 3`; it speaks the protocol in protocol.h on that descriptor.
 //
-// Lifecycle: wait for `load` -> load the model (while the inputs the load names in "prefetch",
-// [{"path", "name"}], are decoded on threads of their own: a job of such an input uses that
-// decode) -> create and warm up the streams (a short silent
+// Lifecycle: wait for `load` -> load the model (while the first inputs the load names in
+// "prefetch", [{"path", "name"}], one per stream it asks for, are decoded in that order on a
+// thread of their own: a job of such an input uses that decode) -> create and warm up the streams (a short silent
 // pass each, so compute buffers exist before the footprint is reported and the first real job
 // costs no surprise memory) -> `ready` -> serve `transcribe` / `cancel` / `set_streams` until
 // `exit`, end of input (the supervisor is gone) or a protocol violation. A heartbeat goes out

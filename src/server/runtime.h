@@ -48,7 +48,7 @@ struct RuntimeOptions {
   bool runners_lower_priority = true;
   // How long an unloading runner may take to exit before it is killed (SIGKILL).
   std::chrono::milliseconds runner_grace{5000};
-  std::string runner_exe;            // empty: this executable
+  std::string runner_exe;            // empty: core/paths.h RunnerProgram()
   std::vector<std::string> preload;  // models loaded at start and kept loaded
   // Whether a model may be named by a path (the CLI: yes; a server's clients: only names of
   // models in models_dir, so a request cannot make a runner open an arbitrary file).

@@ -2,7 +2,6 @@
 #include "core/strings.h"
 #include "core/wall_clock.h"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -99,7 +98,7 @@ ServiceMetrics::ServiceMetrics(std::function<bool(int pid)> is_ours)
       load_s_({0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120}),
       release_s_({0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30}) {
   if (!is_ours_) {
-    is_ours_ = [](int pid) { return pid == getpid() || gpu::RunsSameExecutable(pid); };
+    is_ours_ = gpu::IsStenoProcess;
   }
 }
 

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -12,6 +14,8 @@
 
 #include "gpu/nvml_api.h"
 #include "gpu/simulated_devices.h"
+#include "integration/api_test_server.h"
+#include "support/child_process.h"
 #include "support/process.h"
 #include "support/test_env.h"
 
@@ -19,6 +23,7 @@ namespace steno::test {
 namespace {
 
 using nlohmann::json;
+using namespace std::chrono_literals;
 constexpr int64_t kGiB64 = int64_t{1} << 30;
 
 ProcessResult Steno(std::vector<std::string> args, ProcessOptions options = {}) {
@@ -273,6 +278,45 @@ TEST(GpusCliTest, BadValuesAreRefusedWithExitCode2) {
   r = Steno({"gpus", "simulate-external", "cuda:3", "1GiB", "--data-dir", empty.path});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("cuda:3"), std::string::npos) << r.err;
+}
+
+// A server's runner is the steno-runner program beside steno, which loads none of the server's
+// libraries; a separate `steno gpus` still counts what that runner holds on the card as steno's.
+TEST(GpusCliTest, AServersRunnerRunsStenoRunnerAndItsMemoryIsOurs) {
+  ApiTestServer s({"--device", "auto", "--simulate-gpus", "1x24GiB"});
+  auto c = s.Client();
+  auto loaded = c.Post("/v1/models/tiny/load", "{}", "application/json");
+  ASSERT_TRUE(loaded);
+  ASSERT_EQ(loaded->status, 200) << loaded->body;
+  ASSERT_TRUE(WaitUntil(  // the load answers once the runner is placed: it may not have exec'd
+      [&] {
+        auto r = JsonOf(c.Get("/v1/runners"));
+        return !r.is_null() && r["data"].size() == 1 && r["data"][0]["state"] == "ready";
+      },
+      120s));
+  const auto runners = ChildrenOf(s.pid());
+  ASSERT_EQ(runners.size(), 1u);
+  const std::string proc = "/proc/" + std::to_string(runners[0]);
+  EXPECT_EQ(std::filesystem::read_symlink(proc + "/exe").filename(), "steno-runner");
+  std::ifstream maps(proc + "/maps");
+  std::string line;
+  int own_lines = 0;
+  while (std::getline(maps, line)) {
+    for (const char* lib : {"libcurl", "libpq", "libsqlite3", "libcpp-httplib", "libssl"}) {
+      EXPECT_EQ(line.find(lib), std::string::npos) << "the runner loaded " << line;
+    }
+    own_lines += line.find("steno-runner") != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GT(own_lines, 0) << "no mapping of the runner's own program was read";
+
+  json devices = Devices(s.data, {"--simulate-gpus", "1x24GiB"});
+  ASSERT_EQ(devices.size(), 1u);
+  const auto& d = devices[0];
+  ASSERT_EQ(d["processes"].size(), 1u) << d.dump();
+  EXPECT_EQ(d["processes"][0]["pid"].get<int>(), runners[0]);
+  EXPECT_TRUE(d["processes"][0]["ours"].get<bool>()) << d.dump();
+  EXPECT_GT(d["ours_bytes"].get<int64_t>(), 0) << d.dump();
+  EXPECT_EQ(d["external_bytes"].get<int64_t>(), 0) << d.dump();
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ TEST(GpuOwnerProcessTest, AZombieIsDeadBeforeItIsReaped) {
 }
 
 TEST(GpuOwnerProcessTest, SameExecutableTellsStenoFromOthers) {
-  EXPECT_TRUE(RunsSameExecutable(getpid()));
+  EXPECT_TRUE(IsStenoProcess(getpid()));
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -74,13 +74,13 @@ TEST(GpuOwnerProcessTest, SameExecutableTellsStenoFromOthers) {
   // Until exec replaces it, the child still runs this binary; then it runs sleep.
   bool other = false;
   for (int i = 0; i < 200 && !other; ++i) {
-    other = !RunsSameExecutable(child);
+    other = !IsStenoProcess(child);
     if (!other) usleep(10000);
   }
   EXPECT_TRUE(other);
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
-  EXPECT_FALSE(RunsSameExecutable(0x3fffffff));
+  EXPECT_FALSE(IsStenoProcess(0x3fffffff));
 }
 
 TEST(GpuOwnerProcessTest, MemorySplitsIntoOursAndExternal) {

@@ -35,7 +35,7 @@ using sched::JobRunSpec;
 using sched::RunnerStartSpec;
 
 struct ProcessBackendOptions {
-  std::string exe;                       // the steno binary; empty: this process's executable
+  std::string exe;                       // the runner program; empty: RunnerProgram()
   engine::DecodeParams decode_defaults;  // beam size, threads, thresholds, ...
   std::chrono::milliseconds grace{5000};
   int heartbeat_ms = 1000;

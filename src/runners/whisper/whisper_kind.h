@@ -15,7 +15,7 @@ namespace steno::runners {
 inline constexpr const char* kWhisperKind = "whisper";
 
 struct WhisperKindOptions {
-  std::string exe;                       // the steno binary; empty: this process's executable
+  std::string exe;                       // the runner program; empty: RunnerProgram()
   engine::DecodeParams decode_defaults;  // beam size, threads, thresholds, ...
   bool warmup = true;                    // runners run one encoder pass before `ready`
   // Inputs (path, name) runners decode while their model loads (ProcessBackendOptions::prefetch).
