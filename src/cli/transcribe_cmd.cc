@@ -227,8 +227,9 @@ int Run(const TranscribeOptions& o, const GlobalOptions& global) {
   // Probed while the runner starts (several inputs, or a duration limit, which a job's decode
   // does not apply); a bad input cancels every job (the runtime's stop ends the runner) before
   // anything is written.
+  const bool probe_here = o.files.size() > 1 || o.max_duration_s > 0;
   const audio::Limits limits{o.max_duration_s};
-  for (size_t i = 0; i < o.files.size() && (o.files.size() > 1 || o.max_duration_s > 0); ++i) {
+  for (size_t i = 0; probe_here && i < o.files.size(); ++i) {
     auto info = audio::Probe(o.files[i], limits);
     if (info) continue;
     for (const auto& [id, label] : label_of) (void)(*runtime)->scheduler().Cancel(id);
