@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Wall time of `steno transcribe` against upstream `whisper-cli` on the same 60 s input, model and
-# threads. Prints both means and their ratio (target: steno / whisper-cli <= 1.03).
+# threads, run alternately. Prints both means and medians and their ratio (target: steno /
+# whisper-cli <= 1.03, of the means).
 #   bench/transcribe_vs_whisper_cli.sh [PRESET] [RUNS]   (PRESET of make_test_model, default base)
 set -euo pipefail
 BUILD="${BUILD:-build}"
@@ -30,7 +31,35 @@ echo "same segments from both: $same ($(jq '.segments|length' "$work/steno.json"
 [ "$same" = "true" ] || { echo "outputs differ: the timing would compare different work" >&2; exit 1; }
 
 echo "input: $input ($(soxi -D "$input") s), model: $preset (random weights), threads: $threads, runs: $runs"
-hyperfine --warmup 1 --runs "$runs" --export-json "$work/result.json" \
-  -n steno "$BUILD/steno transcribe $common_steno $input" \
-  -n whisper-cli "$cli $common_cli -f $input"
-jq -r '.results as $r | "steno mean \($r[0].mean|tostring) s, whisper-cli mean \($r[1].mean|tostring) s, ratio steno/whisper-cli = \(($r[0].mean / $r[1].mean * 1000 | round) / 1000)"' "$work/result.json"
+# The two alternate run by run (steno first in odd rounds, whisper-cli first in even ones) after a
+# warm-up of each: a machine whose speed drifts during the benchmark (a shared host) slows both
+# alike, where timing all of one and then all of the other would charge the drift to one side.
+steno_cmd=("$BUILD/steno" transcribe $common_steno "$input")
+cli_cmd=($cli $common_cli -f "$input")
+wall_ms() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+  t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000000 ))
+}
+wall_ms "${steno_cmd[@]}" >/dev/null
+wall_ms "${cli_cmd[@]}" >/dev/null
+: > "$work/steno.ms"
+: > "$work/whisper-cli.ms"
+for ((i = 1; i <= runs; i++)); do
+  if ((i % 2)); then
+    wall_ms "${steno_cmd[@]}" >> "$work/steno.ms"
+    wall_ms "${cli_cmd[@]}" >> "$work/whisper-cli.ms"
+  else
+    wall_ms "${cli_cmd[@]}" >> "$work/whisper-cli.ms"
+    wall_ms "${steno_cmd[@]}" >> "$work/steno.ms"
+  fi
+done
+# mean and median (ms) of a file of one figure per line
+stats() { sort -n "$1" | awk '{ v[NR] = $1; s += $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print s / NR, m }'; }
+read -r steno_mean steno_median < <(stats "$work/steno.ms")
+read -r cli_mean cli_median < <(stats "$work/whisper-cli.ms")
+awk -v sm="$steno_mean" -v cm="$cli_mean" -v sd="$steno_median" -v cd="$cli_median" 'BEGIN {
+  printf "steno mean %.3f s (median %.3f), whisper-cli mean %.3f s (median %.3f), ratio steno/whisper-cli = %.3f (of medians %.3f)\n",
+    sm / 1000, sd / 1000, cm / 1000, cd / 1000, sm / cm, sd / cd }'
