@@ -111,7 +111,8 @@ int RunList(const GpusOptions& o) {
 
     json list = json::array();
     for (const auto& s : *selected) {
-      list.push_back(gpu::SampleJson(s, gpu::IsStenoProcess, config->reserve, config->safety_factor));
+      list.push_back(
+          gpu::SampleJson(s, gpu::IsStenoProcess, config->reserve, config->safety_factor));
     }
     if (o.json) {
       json out = {{"backend", backend},

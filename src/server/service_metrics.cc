@@ -2,7 +2,6 @@
 #include "core/strings.h"
 #include "core/wall_clock.h"
 
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
