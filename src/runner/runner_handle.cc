@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <map>
 
 #include <spdlog/spdlog.h>
