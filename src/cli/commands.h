@@ -26,6 +26,13 @@ using Action = std::function<int()>;
 // The options every subcommand shares (--log-level, --models-dir), on the root app.
 void AddGlobalOptions(CLI::App& app, GlobalOptions& global);
 
+// main()'s last steps, the same for every program of steno's (steno, steno-runner): parses argv
+// into `app`, whose subcommands set `action`; applies --log-level; runs the action and returns
+// its exit code. --help and --version return 0; a parse error, or no command chosen, kExitUsage
+// (with CLI11's message, or one naming the program).
+int ParseAndRun(CLI::App& app, const GlobalOptions& global, const Action& action, int argc,
+                char** argv);
+
 void AddTranscribe(CLI::App& app, const GlobalOptions& global, Action& action);
 void AddModels(CLI::App& app, const GlobalOptions& global, Action& action);
 void AddGpus(CLI::App& app, const GlobalOptions& global, Action& action);

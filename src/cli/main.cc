@@ -1,5 +1,5 @@
 // steno's single binary: parses the command line and runs one subcommand.
-#include <cstdio>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/log.h"
@@ -22,19 +22,5 @@ int main(int argc, char** argv) {
   AddRunner(app, global, action);
   AddServe(app, global, action);
   AddPs(app, global, action);
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {
-    return app.exit(e);  // --help, --version
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
-  steno::log::SetLevel(global.log_level);
-  if (!action) {
-    std::fprintf(stderr, "steno: no command given (see steno --help)\n");
-    return kExitUsage;
-  }
-  return action();
+  return ParseAndRun(app, global, action, argc, argv);
 }

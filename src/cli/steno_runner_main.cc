@@ -3,8 +3,6 @@
 // SQLite, cpp-httplib, OpenSSL and what they pull in: some forty shared objects that take ~15 ms
 // to load and initialise on every start). The supervisor (runner/runner_handle.h) starts it as
 // `steno-runner runner --fd 3`, the same arguments `steno runner` takes.
-#include <cstdio>
-
 #include "cli/commands.h"
 #include "core/log.h"
 
@@ -17,14 +15,5 @@ int main(int argc, char** argv) {
   AddGlobalOptions(app, global);
   Action action;
   AddRunner(app, global, action);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
-  steno::log::SetLevel(global.log_level);
-  return action();
+  return ParseAndRun(app, global, action, argc, argv);
 }

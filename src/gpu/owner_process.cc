@@ -64,7 +64,8 @@ bool IsStenoProcess(int pid) {
   if (pid == getpid()) return true;
   struct stat theirs {};
   if (stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &theirs) != 0) return false;
-  for (const std::string& program : {std::string("/proc/self/exe"), RunnerProgram()}) {
+  static const std::string runner = RunnerProgram();  // fixed for the life of the process
+  for (const std::string& program : {std::string("/proc/self/exe"), runner}) {
     struct stat ours {};
     if (stat(program.c_str(), &ours) == 0 && ours.st_dev == theirs.st_dev &&
         ours.st_ino == theirs.st_ino) {
